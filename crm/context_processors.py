@@ -1,0 +1,14 @@
+from crm.roles import Role, role_of
+
+
+def role(request) -> dict:
+    """The user's role for navigation; asked lazily so anonymous pages pay nothing."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    current = role_of(user)
+    return {
+        "user_role": current,
+        "is_admin_role": current == Role.ADMIN,
+        "is_manager_role": current in (Role.MANAGER, Role.ADMIN),
+    }

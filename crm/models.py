@@ -1,0 +1,82 @@
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    managers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="managed_teams", blank=True
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        through="TeamMembership",
+        related_name="teams",
+        blank=True,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships"
+    )
+    is_senior = models.BooleanField(default=False, help_text="Senior reps receive hot leads first.")
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # A user belongs to at most one team.
+            models.UniqueConstraint(fields=["user"], name="teammembership_one_team_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team}"
+
+
+class AuditEvent(models.Model):
+    class Verb(models.TextChoices):
+        CREATE = "create", "Created"
+        UPDATE = "update", "Updated"
+        DELETE = "delete", "Deleted"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    verb = models.CharField(max_length=10, choices=Verb.choices)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    # A string so that a deleted object's history still names it.
+    object_id = models.CharField(max_length=64)
+    object = GenericForeignKey("content_type", "object_id")
+    object_repr = models.CharField(max_length=200)
+    changes = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["content_type", "object_id", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.verb} {self.object_repr}"
+
+
+class SchedulerHeartbeat(models.Model):
+    """Written by a beat-scheduled task so /healthz can tell the scheduler and a worker run."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_seen_at:%Y-%m-%d %H:%M:%S}"

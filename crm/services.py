@@ -1,0 +1,84 @@
+"""Shared writes: the audit trail that every other app's services append to."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from crm.models import AuditEvent, SchedulerHeartbeat
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal | date | datetime):
+        return str(value)
+    if isinstance(value, models.Model):
+        return value.pk
+    return value
+
+
+def model_snapshot(instance: models.Model, fields: list[str]) -> dict[str, Any]:
+    """Field values of `instance` (foreign keys as ids), ready for an audit diff."""
+    snapshot = {}
+    for name in fields:
+        field = instance._meta.get_field(name)
+        attname = field.attname if field.is_relation else name
+        snapshot[name] = _jsonable(getattr(instance, attname))
+    return snapshot
+
+
+def diff_snapshots(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """{field: [old, new]} for every field whose value changed."""
+    return {
+        name: [before.get(name), value]
+        for name, value in after.items()
+        if before.get(name) != value
+    }
+
+
+def audit_record(
+    *,
+    actor,
+    verb: str,
+    instance: models.Model,
+    changes: dict[str, Any] | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        verb=verb,
+        content_type_id=_content_type_id(instance),
+        object_id=str(instance.pk),
+        object_repr=str(instance)[:200],
+        changes={key: _jsonable(value) for key, value in (changes or {}).items()},
+    )
+
+
+def audit_record_many(*, actor, verb: str, entries: list[tuple[models.Model, dict]]) -> None:
+    """One audit row per (instance, changes) pair, in one INSERT, for bulk actions."""
+    if not entries:
+        return
+    content_type_id = _content_type_id(entries[0][0])
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            actor=actor if getattr(actor, "pk", None) else None,
+            verb=verb,
+            content_type_id=content_type_id,
+            object_id=str(instance.pk),
+            object_repr=str(instance)[:200],
+            changes={key: _jsonable(value) for key, value in changes.items()},
+        )
+        for instance, changes in entries
+    )
+
+
+def _content_type_id(instance: models.Model) -> int:
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(instance).pk
+
+
+def scheduler_heartbeat_record(*, name: str = "beat") -> None:
+    SchedulerHeartbeat.objects.update_or_create(
+        name=name, defaults={"last_seen_at": timezone.now()}
+    )

@@ -1,0 +1,15 @@
+"""Settings for the test suite: real PostgreSQL and Redis on 127.0.0.1 unless overridden."""
+
+import os
+
+os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from crm.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from crm import views
+from sales.views import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", views.RateLimitedLoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("customers/", include("customers.urls")),
+    path("sales/", include("sales.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from customers.models import Customer, CustomerImport, CustomerNote, Tag
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "color", "created_at"]
+    search_fields = ["name"]
+
+
+class CustomerNoteInline(admin.TabularInline):
+    model = CustomerNote
+    extra = 0
+    fields = ["text", "author", "created_at"]
+    readonly_fields = ["created_at"]
+    autocomplete_fields = ["author"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "email",
+        "company",
+        "lifecycle_stage",
+        "engagement_level",
+        "region",
+        "industry",
+        "owner",
+        "last_contact_date",
+        "created_at",
+    ]
+    list_filter = ["lifecycle_stage", "engagement_level", "region", "industry", "source", "tags"]
+    search_fields = ["name", "email", "company", "phone"]
+    list_select_related = ["owner"]
+    autocomplete_fields = ["owner", "shared_with"]
+    filter_horizontal = ["tags"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [CustomerNoteInline]
+    show_full_result_count = False
+
+
+@admin.register(CustomerNote)
+class CustomerNoteAdmin(admin.ModelAdmin):
+    list_display = ["customer", "author", "created_at"]
+    search_fields = ["text", "customer__name"]
+    list_select_related = ["customer", "author"]
+    autocomplete_fields = ["customer", "author"]
+
+
+@admin.register(CustomerImport)
+class CustomerImportAdmin(admin.ModelAdmin):
+    list_display = [
+        "filename",
+        "uploaded_by",
+        "status",
+        "row_count",
+        "created_count",
+        "updated_count",
+        "skipped_count",
+        "error_count",
+        "created_at",
+    ]
+    list_filter = ["status", "duplicate_mode"]
+    search_fields = ["filename", "uploaded_by__username"]
+    list_select_related = ["uploaded_by"]
+    readonly_fields = ["created_at", "finished_at"]

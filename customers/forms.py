@@ -1,0 +1,174 @@
+from django import forms
+from django.contrib.auth import get_user_model
+
+from crm.permissions import assignable_users
+from customers.csv_import import IMPORTABLE_FIELDS
+from customers.models import Customer, CustomerImport, Industry, Region, Tag
+from customers.selectors import CUSTOMER_SORTS
+
+SORT_CHOICES = [(key, key) for key in CUSTOMER_SORTS] + [(f"-{key}", key) for key in CUSTOMER_SORTS]
+
+
+class CustomerFilterForm(forms.Form):
+    """The list's query string; invalid values are dropped, never a 500."""
+
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+    lifecycle_stage = forms.ChoiceField(
+        choices=[("", "Any stage"), *Customer.LifecycleStage.choices], required=False
+    )
+    engagement_level = forms.ChoiceField(
+        choices=[("", "Any engagement"), *Customer.EngagementLevel.choices], required=False
+    )
+    region = forms.ChoiceField(choices=[("", "Any region"), *Region.choices], required=False)
+    industry = forms.ChoiceField(choices=[("", "Any industry"), *Industry.choices], required=False)
+    tag = forms.ModelChoiceField(queryset=Tag.objects.all(), required=False, empty_label="Any tag")
+    sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = assignable_users(user)
+        self.fields["owner"].empty_label = "Any owner"
+
+    def filters(self) -> dict:
+        """Cleaned values of the fields that validated."""
+        self.is_valid()
+        return {key: value for key, value in self.cleaned_data.items() if value not in ("", None)}
+
+
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = [
+            "name",
+            "email",
+            "phone",
+            "company",
+            "website",
+            "industry",
+            "company_size",
+            "annual_revenue",
+            "region",
+            "address",
+            "source",
+            "lifecycle_stage",
+            "engagement_level",
+            "owner",
+            "tags",
+            "shared_with",
+            "last_contact_date",
+            "notes",
+        ]
+        widgets = {
+            "address": forms.Textarea(attrs={"rows": 2}),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+            "last_contact_date": forms.DateInput(attrs={"type": "date"}),
+            "tags": forms.CheckboxSelectMultiple,
+        }
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = assignable_users(user)
+        self.fields["owner"].required = True
+        if not self.instance.pk:
+            self.initial.setdefault("owner", user.pk)
+        self.fields["shared_with"].queryset = (
+            get_user_model().objects.filter(is_active=True).exclude(pk=user.pk)
+        )
+        self.fields["shared_with"].help_text = "These users can see this customer."
+
+    def clean_email(self):
+        return self.cleaned_data["email"].strip().lower()
+
+    def validate_unique(self):
+        # The service checks email uniqueness (case-insensitively) and reports it on the field.
+        pass
+
+    def service_kwargs(self) -> dict:
+        data = {
+            key: value
+            for key, value in self.cleaned_data.items()
+            if key not in ("tags", "shared_with")
+        }
+        return {
+            "data": data,
+            "tags": list(self.cleaned_data["tags"]),
+            "shared_with": list(self.cleaned_data["shared_with"]),
+        }
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
+
+
+class IdListField(forms.Field):
+    """A list of record ids from repeated form values (checkboxes)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        try:
+            return [int(item) for item in value or []]
+        except (TypeError, ValueError) as exc:
+            raise forms.ValidationError("The selection is not valid.") from exc
+
+    def validate(self, value):
+        if not value:
+            raise forms.ValidationError("Select at least one customer.")
+
+
+class BulkAssignForm(forms.Form):
+    customer_ids = IdListField()
+    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none())
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = assignable_users(user)
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="Comma-, semicolon- or tab-separated, with a header row.",
+    )
+    duplicate_mode = forms.ChoiceField(
+        choices=CustomerImport.DuplicateMode.choices,
+        initial=CustomerImport.DuplicateMode.SKIP,
+        widget=forms.RadioSelect,
+        label="When a customer with the same email exists",
+    )
+
+
+class ImportMappingForm(forms.Form):
+    duplicate_mode = forms.ChoiceField(
+        choices=CustomerImport.DuplicateMode.choices,
+        widget=forms.RadioSelect,
+        label="When a customer with the same email exists",
+    )
+
+    def __init__(self, *args, customer_import: CustomerImport, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.customer_import = customer_import
+        column_choices = [("", "— do not import —")] + [
+            (str(i), header or f"Column {i + 1}")
+            for i, header in enumerate(customer_import.headers)
+        ]
+        for field, label in IMPORTABLE_FIELDS.items():
+            current = customer_import.column_mapping.get(field)
+            self.fields[f"map_{field}"] = forms.ChoiceField(
+                choices=column_choices,
+                required=False,
+                label=label,
+                initial="" if current is None else str(current),
+            )
+        self.initial.setdefault("duplicate_mode", customer_import.duplicate_mode)
+
+    def mapping_fields(self):
+        return [self[f"map_{field}"] for field in IMPORTABLE_FIELDS]
+
+    def mapping(self) -> dict[str, int]:
+        return {
+            field: int(self.cleaned_data[f"map_{field}"])
+            for field in IMPORTABLE_FIELDS
+            if self.cleaned_data.get(f"map_{field}") not in ("", None)
+        }

@@ -1,0 +1,203 @@
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from customers.managers import CustomerQuerySet
+
+
+class Industry(models.TextChoices):
+    SOFTWARE = "software", "Software"
+    FINANCE = "finance", "Financial services"
+    HEALTHCARE = "healthcare", "Healthcare"
+    MANUFACTURING = "manufacturing", "Manufacturing"
+    RETAIL = "retail", "Retail"
+    EDUCATION = "education", "Education"
+    GOVERNMENT = "government", "Government"
+    MEDIA = "media", "Media"
+    LOGISTICS = "logistics", "Logistics"
+    ENERGY = "energy", "Energy"
+    REAL_ESTATE = "real_estate", "Real estate"
+    OTHER = "other", "Other"
+
+
+class Region(models.TextChoices):
+    NORTH_AMERICA = "north_america", "North America"
+    LATAM = "latam", "Latin America"
+    EMEA = "emea", "Europe, Middle East & Africa"
+    APAC = "apac", "Asia-Pacific"
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=50)
+    color = models.CharField(max_length=7, default="#64748b", help_text="Hex colour, e.g. #2563eb")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="tag_name_ci_unique",
+                violation_error_message="A tag with this name already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(models.Model):
+    class Source(models.TextChoices):
+        WEB = "web", "Website"
+        REFERRAL = "referral", "Referral"
+        EVENT = "event", "Event"
+        ADS = "ads", "Advertising"
+        OUTBOUND = "outbound", "Outbound"
+        PARTNER = "partner", "Partner"
+        OTHER = "other", "Other"
+
+    class LifecycleStage(models.TextChoices):
+        LEAD = "lead", "Lead"
+        PROSPECT = "prospect", "Prospect"
+        CUSTOMER = "customer", "Customer"
+        CHURNED = "churned", "Churned"
+
+    class EngagementLevel(models.TextChoices):
+        LOW = "LOW", "Low"
+        MEDIUM = "MEDIUM", "Medium"
+        HIGH = "HIGH", "High"
+        VIP = "VIP", "VIP"
+
+    name = models.CharField(max_length=200)
+    email = models.EmailField(max_length=254)
+    phone = models.CharField(max_length=40, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    industry = models.CharField(max_length=30, choices=Industry.choices, blank=True)
+    company_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Number of employees"
+    )
+    annual_revenue = models.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+    )
+    region = models.CharField(max_length=30, choices=Region.choices, blank=True)
+    address = models.TextField(blank=True)
+    website = models.URLField(blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.OTHER)
+    lifecycle_stage = models.CharField(
+        max_length=20, choices=LifecycleStage.choices, default=LifecycleStage.LEAD
+    )
+    engagement_level = models.CharField(
+        max_length=10, choices=EngagementLevel.choices, default=EngagementLevel.MEDIUM
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_customers",
+    )
+    shared_with = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="shared_customers", blank=True
+    )
+    tags = models.ManyToManyField(Tag, related_name="customers", blank=True)
+    notes = models.TextField(blank=True, help_text="Background that does not fit a field")
+    last_contact_date = models.DateField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="customer_email_ci_unique",
+                violation_error_message="A customer with this email already exists.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(annual_revenue__isnull=True) | models.Q(annual_revenue__gte=0),
+                name="customer_annual_revenue_not_negative",
+            ),
+        ]
+        indexes = [
+            # One index per list filter, each ending in the default sort for index-only paging.
+            models.Index(fields=["owner", "name"], name="customer_owner_name_idx"),
+            models.Index(fields=["lifecycle_stage", "name"], name="customer_stage_name_idx"),
+            models.Index(fields=["engagement_level", "name"], name="customer_engage_name_idx"),
+            models.Index(fields=["region", "name"], name="customer_region_name_idx"),
+            models.Index(fields=["industry", "name"], name="customer_industry_name_idx"),
+            models.Index(fields=["name", "id"], name="customer_name_id_idx"),
+            models.Index(fields=["company"], name="customer_company_idx"),
+            models.Index(fields=["-created_at"], name="customer_created_idx"),
+            models.Index(fields=["last_contact_date"], name="customer_last_contact_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        # Emails compare case-insensitively; store them lower-case so lookups can use "=".
+        self.email = (self.email or "").strip().lower()
+        super().save(*args, **kwargs)
+
+
+class CustomerNote(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="note_entries")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Note on {self.customer_id} by {self.author_id}"
+
+
+class CustomerImport(models.Model):
+    """One CSV upload: kept so the column mapping step and the error report survive reloads."""
+
+    class Status(models.TextChoices):
+        MAPPING = "mapping", "Waiting for column mapping"
+        DONE = "done", "Imported"
+
+    class DuplicateMode(models.TextChoices):
+        UPDATE = "update", "Update the existing customer"
+        SKIP = "skip", "Skip the row"
+
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_imports"
+    )
+    filename = models.CharField(max_length=255)
+    content = models.TextField(help_text="The decoded CSV text")
+    headers = models.JSONField(default=list)
+    row_count = models.PositiveIntegerField(default=0)
+    column_mapping = models.JSONField(default=dict, blank=True)
+    duplicate_mode = models.CharField(
+        max_length=10, choices=DuplicateMode.choices, default=DuplicateMode.SKIP
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.MAPPING)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    row_errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"

@@ -1,0 +1,99 @@
+"""Reads for customers, always filtered through crm.permissions."""
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+
+from crm.permissions import visible_customers
+from customers.models import Customer, CustomerImport
+
+# Sort keys the list accepts, mapped to ORDER BY; anything else falls back to the default.
+CUSTOMER_SORTS = {
+    "name": ("name", "id"),
+    "company": ("company", "id"),
+    "email": ("email",),
+    "owner": ("owner__username", "id"),
+    "stage": ("lifecycle_stage", "name", "id"),
+    "engagement": ("engagement_level", "name", "id"),
+    "region": ("region", "name", "id"),
+    "last_contact": ("last_contact_date", "id"),
+    "created": ("created_at", "id"),
+}
+DEFAULT_CUSTOMER_SORT = "name"
+
+
+def _order_by(sort: str) -> list[str]:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    columns = CUSTOMER_SORTS.get(key) or CUSTOMER_SORTS[DEFAULT_CUSTOMER_SORT]
+    if not descending:
+        return list(columns)
+    return [f"-{column}" for column in columns]
+
+
+def customer_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Customer]:
+    """Visible customers matching the list filters (already validated by CustomerFilterForm)."""
+    filters = filters or {}
+    customers = visible_customers(user).search(filters.get("q", ""))
+    for field in ("lifecycle_stage", "engagement_level", "region", "industry", "source"):
+        if filters.get(field):
+            customers = customers.filter(**{field: filters[field]})
+    if filters.get("owner"):
+        customers = customers.filter(owner=filters["owner"])
+    if filters.get("tag"):
+        customers = customers.filter(tags=filters["tag"])
+    return customers.order_by(*_order_by(filters.get("sort") or DEFAULT_CUSTOMER_SORT))
+
+
+def customer_notes(*, customer: Customer, limit: int = 100) -> QuerySet:
+    return customer.note_entries.select_related("author")[:limit]
+
+
+EXPORT_COLUMNS = [
+    "name",
+    "email",
+    "phone",
+    "company",
+    "industry",
+    "company_size",
+    "annual_revenue",
+    "region",
+    "website",
+    "source",
+    "lifecycle_stage",
+    "engagement_level",
+    "owner",
+    "tags",
+    "last_contact_date",
+    "created_at",
+]
+
+
+def customer_export_rows(*, user, filters: dict[str, Any]) -> Iterator[list[Any]]:
+    """Header then one row per customer of the filtered list, streamed in chunks."""
+    yield EXPORT_COLUMNS
+    customers = customer_list(user=user, filters=filters).with_related()
+    for customer in customers.iterator(chunk_size=2000):
+        yield [
+            customer.name,
+            customer.email,
+            customer.phone,
+            customer.company,
+            customer.industry,
+            customer.company_size if customer.company_size is not None else "",
+            customer.annual_revenue if customer.annual_revenue is not None else "",
+            customer.region,
+            customer.website,
+            customer.source,
+            customer.lifecycle_stage,
+            customer.engagement_level,
+            customer.owner.username if customer.owner else "",
+            ", ".join(tag.name for tag in customer.tags.all()),
+            customer.last_contact_date.isoformat() if customer.last_contact_date else "",
+            customer.created_at.isoformat(),
+        ]
+
+
+def customer_imports_for(*, user) -> QuerySet[CustomerImport]:
+    return CustomerImport.objects.filter(uploaded_by=user).defer("content")

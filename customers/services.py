@@ -1,0 +1,178 @@
+"""Writes for customers: every change goes through here, in a transaction, with an audit row."""
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+
+from crm.errors import PermissionDenied, ValidationFailed
+from crm.permissions import assignable_users, editable_customers
+from crm.services import audit_record, audit_record_many, diff_snapshots, model_snapshot
+from customers.models import Customer, CustomerNote, Tag
+
+AUDITED_FIELDS = [
+    "name",
+    "email",
+    "phone",
+    "company",
+    "industry",
+    "company_size",
+    "annual_revenue",
+    "region",
+    "address",
+    "website",
+    "source",
+    "lifecycle_stage",
+    "engagement_level",
+    "owner",
+    "notes",
+    "last_contact_date",
+]
+
+
+def _check_owner(actor, owner) -> None:
+    if owner is not None and not assignable_users(actor).filter(pk=owner.pk).exists():
+        raise ValidationFailed("You cannot assign customers to this user.", field="owner")
+
+
+def _email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
+    others = Customer.objects.annotate(email_lower=Lower("email")).filter(
+        email_lower=email.strip().lower()
+    )
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
+    return others.exists()
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    actor,
+    data: dict[str, Any],
+    tags: list[Tag] | None = None,
+    shared_with: list | None = None,
+) -> Customer:
+    data = dict(data)
+    data.setdefault("owner", actor)
+    _check_owner(actor, data["owner"])
+    if _email_taken(data["email"]):
+        raise ValidationFailed("A customer with this email already exists.", field="email")
+    customer = Customer(**data)
+    try:
+        with transaction.atomic():
+            customer.save()
+    except IntegrityError as exc:  # a concurrent insert of the same email
+        raise ValidationFailed("A customer with this email already exists.", field="email") from exc
+    if tags:
+        customer.tags.set(tags)
+    if shared_with:
+        customer.shared_with.set(shared_with)
+    audit_record(
+        actor=actor,
+        verb="create",
+        instance=customer,
+        changes=model_snapshot(customer, AUDITED_FIELDS),
+    )
+    return customer
+
+
+@transaction.atomic
+def customer_update(
+    *,
+    actor,
+    customer: Customer,
+    data: dict[str, Any],
+    tags: list[Tag] | None = None,
+    shared_with: list | None = None,
+) -> Customer:
+    customer = editable_customers(actor).select_for_update().filter(pk=customer.pk).first()
+    if customer is None:
+        raise PermissionDenied("You cannot change this customer.")
+    before = model_snapshot(customer, AUDITED_FIELDS)
+    if "owner" in data and data["owner"] != customer.owner:
+        _check_owner(actor, data["owner"])
+    if "email" in data and _email_taken(data["email"], exclude_pk=customer.pk):
+        raise ValidationFailed("A customer with this email already exists.", field="email")
+    for name, value in data.items():
+        setattr(customer, name, value)
+    changes = diff_snapshots(before, model_snapshot(customer, AUDITED_FIELDS))
+    if changes:
+        customer.save(update_fields=[*data.keys(), "updated_at"])
+    if tags is not None:
+        old = set(customer.tags.values_list("name", flat=True))
+        customer.tags.set(tags)
+        new = {tag.name for tag in tags}
+        if old != new:
+            changes["tags"] = [sorted(old), sorted(new)]
+    if shared_with is not None:
+        old_ids = set(customer.shared_with.values_list("pk", flat=True))
+        customer.shared_with.set(shared_with)
+        new_ids = {user.pk for user in shared_with}
+        if old_ids != new_ids:
+            changes["shared_with"] = [sorted(old_ids), sorted(new_ids)]
+    if changes:
+        audit_record(actor=actor, verb="update", instance=customer, changes=changes)
+    return customer
+
+
+@transaction.atomic
+def customer_delete(*, actor, customer: Customer) -> None:
+    if not editable_customers(actor).filter(pk=customer.pk).exists():
+        raise PermissionDenied("You cannot delete this customer.")
+    audit_record(
+        actor=actor,
+        verb="delete",
+        instance=customer,
+        changes=model_snapshot(customer, AUDITED_FIELDS),
+    )
+    customer.delete()
+
+
+@transaction.atomic
+def customer_bulk_assign_owner(*, actor, customer_ids: list[int], owner) -> int:
+    """Give every listed customer that the actor may change to `owner`; returns how many."""
+    _check_owner(actor, owner)
+    customers = list(
+        editable_customers(actor)
+        .filter(pk__in=customer_ids)
+        .exclude(owner=owner)
+        .select_for_update()
+        .only("pk", "name", "owner_id")
+    )
+    if not customers:
+        return 0
+    Customer.objects.filter(pk__in=[c.pk for c in customers]).update(owner=owner)
+    audit_record_many(
+        actor=actor,
+        verb="update",
+        entries=[(c, {"owner": [c.owner_id, owner.pk]}) for c in customers],
+    )
+    return len(customers)
+
+
+@transaction.atomic
+def customer_note_add(*, actor, customer: Customer, text: str) -> CustomerNote:
+    text = (text or "").strip()
+    if not text:
+        raise ValidationFailed("Write something before saving the note.", field="text")
+    note = CustomerNote.objects.create(customer=customer, author=actor, text=text)
+    return note
+
+
+def tags_get_or_create(names: list[str]) -> list[Tag]:
+    """Tags by name, case-insensitively, creating the missing ones."""
+    wanted = {name.strip().lower(): name.strip() for name in names if name and name.strip()}
+    if not wanted:
+        return []
+    found = {
+        tag.name.lower(): tag
+        for tag in Tag.objects.annotate(lower=Lower("name")).filter(lower__in=wanted)
+    }
+    missing = [Tag(name=wanted[key]) for key in wanted if key not in found]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        found = {
+            tag.name.lower(): tag
+            for tag in Tag.objects.annotate(lower=Lower("name")).filter(lower__in=wanted)
+        }
+    return [found[key] for key in wanted]

@@ -1,0 +1,233 @@
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
+from django.db import router
+from django.db.models.deletion import Collector
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from crm.errors import ValidationFailed
+from crm.http import add_service_error, is_htmx, querystring_without
+from crm.permissions import access_customer_by_id, editable_customers
+from crm.roles import is_manager_or_admin
+from crm.selectors import audit_events_for
+from customers import csv_import, selectors, services
+from customers.forms import (
+    BulkAssignForm,
+    CustomerFilterForm,
+    CustomerForm,
+    ImportMappingForm,
+    ImportUploadForm,
+    NoteForm,
+)
+from customers.models import CustomerImport
+
+PAGE_SIZE = 25
+
+
+def customer_list(request):
+    filter_form = CustomerFilterForm(request.GET, user=request.user)
+    filters = filter_form.filters()
+    customers = selectors.customer_list(user=request.user, filters=filters).with_related()
+    page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "filter_form": filter_form,
+        "page": page,
+        "sort": filters.get("sort", "name"),
+        "querystring": querystring_without(request, "page"),
+        "sort_querystring": querystring_without(request, "page", "sort"),
+        "can_bulk_assign": is_manager_or_admin(request.user),
+        "owners": filter_form.fields["owner"].queryset,
+    }
+    template = "customers/partials/_customer_table.html" if is_htmx(request) else None
+    return render(request, template or "customers/customer_list.html", context)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def customer_export(request):
+    filters = CustomerFilterForm(request.GET, user=request.user).filters()
+    writer = csv.writer(_Echo())
+    rows = selectors.customer_export_rows(user=request.user, filters=filters)
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in rows), content_type="text/csv"
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="customers-{stamp}.csv"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def customer_create(request):
+    form = CustomerForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            customer = services.customer_create(actor=request.user, **form.service_kwargs())
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"Customer “{customer}” created.")
+            return redirect("customers:detail", customer.pk)
+    return render(request, "customers/customer_form.html", {"form": form})
+
+
+def customer_detail(request, pk: int):
+    customer = access_customer_by_id(request.user, pk)
+    context = {
+        "customer": customer,
+        "tags": customer.tags.all(),
+        "notes": selectors.customer_notes(customer=customer),
+        "note_form": NoteForm(),
+        "history": audit_events_for(customer, limit=20),
+        "can_edit": editable_customers(request.user).filter(pk=customer.pk).exists(),
+    }
+    return render(request, "customers/customer_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def customer_edit(request, pk: int):
+    customer = access_customer_by_id(request.user, pk, for_change=True)
+    form = CustomerForm(request.POST or None, instance=customer, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.customer_update(actor=request.user, customer=customer, **form.service_kwargs())
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, "Changes saved.")
+            return redirect("customers:detail", customer.pk)
+    return render(request, "customers/customer_form.html", {"form": form, "customer": customer})
+
+
+@require_http_methods(["GET", "POST"])
+def customer_delete(request, pk: int):
+    customer = access_customer_by_id(request.user, pk, for_change=True)
+    if request.method == "POST":
+        name = str(customer)
+        services.customer_delete(actor=request.user, customer=customer)
+        messages.success(request, f"Customer “{name}” deleted.")
+        return redirect("customers:list")
+    collector = Collector(using=router.db_for_write(customer.__class__))
+    collector.collect([customer])
+    also_deleted = [
+        (model._meta.verbose_name_plural, len(objects))
+        for model, objects in collector.data.items()
+        if model is not customer.__class__ and objects
+    ]
+    return render(
+        request,
+        "customers/customer_confirm_delete.html",
+        {"customer": customer, "also_deleted": also_deleted},
+    )
+
+
+@require_POST
+def customer_note_add(request, pk: int):
+    customer = access_customer_by_id(request.user, pk)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.customer_note_add(
+                actor=request.user, customer=customer, text=form.cleaned_data["text"]
+            )
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            form = NoteForm()
+    context = {
+        "customer": customer,
+        "notes": selectors.customer_notes(customer=customer),
+        "note_form": form,
+    }
+    status = 200 if not form.errors else 422
+    if is_htmx(request):
+        return render(request, "customers/partials/_notes.html", context, status=status)
+    if form.errors:
+        messages.error(request, "The note was not saved: " + " ".join(form.errors.get("text", [])))
+    return redirect("customers:detail", customer.pk)
+
+
+@require_POST
+def customer_bulk_assign(request):
+    if not is_manager_or_admin(request.user):
+        raise DjangoPermissionDenied("Only managers and admins can assign owners in bulk.")
+    form = BulkAssignForm(request.POST, user=request.user)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+    else:
+        try:
+            changed = services.customer_bulk_assign_owner(
+                actor=request.user,
+                customer_ids=form.cleaned_data["customer_ids"],
+                owner=form.cleaned_data["owner"],
+            )
+        except ValidationFailed as error:
+            messages.error(request, error.message)
+        else:
+            owner = form.cleaned_data["owner"]
+            messages.success(request, f"{changed} customer(s) assigned to {owner}.")
+    next_url = request.POST.get("next", "")
+    return redirect(next_url if next_url.startswith("/customers/") else "customers:list")
+
+
+@require_http_methods(["GET", "POST"])
+def import_upload(request):
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            customer_import = csv_import.customer_import_upload(
+                actor=request.user,
+                uploaded_file=form.cleaned_data["file"],
+                duplicate_mode=form.cleaned_data["duplicate_mode"],
+            )
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            return redirect("customers:import_mapping", customer_import.pk)
+    recent = selectors.customer_imports_for(user=request.user)[:10]
+    return render(request, "customers/import_upload.html", {"form": form, "recent": recent})
+
+
+def _access_import(request, pk: int) -> CustomerImport:
+    return get_object_or_404(CustomerImport, pk=pk, uploaded_by=request.user)
+
+
+@require_http_methods(["GET", "POST"])
+def import_mapping(request, pk: int):
+    customer_import = _access_import(request, pk)
+    if customer_import.status == CustomerImport.Status.DONE:
+        return redirect("customers:import_report", customer_import.pk)
+    form = ImportMappingForm(request.POST or None, customer_import=customer_import)
+    if request.method == "POST" and form.is_valid():
+        try:
+            csv_import.customer_import_run(
+                actor=request.user,
+                customer_import=customer_import,
+                mapping=form.mapping(),
+                duplicate_mode=form.cleaned_data["duplicate_mode"],
+            )
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            return redirect("customers:import_report", customer_import.pk)
+    context = {
+        "customer_import": customer_import,
+        "form": form,
+        "preview_rows": csv_import.customer_import_preview(customer_import=customer_import),
+    }
+    return render(request, "customers/import_mapping.html", context)
+
+
+def import_report(request, pk: int):
+    customer_import = _access_import(request, pk)
+    if customer_import.status != CustomerImport.Status.DONE:
+        return redirect("customers:import_mapping", customer_import.pk)
+    return render(request, "customers/import_report.html", {"customer_import": customer_import})

@@ -1,0 +1,146 @@
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from crm.permissions import assignable_users, visible_customers
+from customers.models import Customer
+from sales.models import Sale, SaleActivity, Task
+from sales.selectors import SALE_SORTS
+
+SORT_CHOICES = [(k, k) for k in SALE_SORTS] + [(f"-{k}", k) for k in SALE_SORTS]
+
+
+class SaleFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    status = forms.ChoiceField(
+        choices=[("", "Any stage"), ("open", "Open deals"), *Sale.Status.choices], required=False
+    )
+    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+    close_from = forms.DateField(
+        required=False, label="Closing from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    close_to = forms.DateField(
+        required=False, label="Closing to", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    amount_min = forms.DecimalField(required=False, min_value=0, label="Min amount")
+    amount_max = forms.DecimalField(required=False, min_value=0, label="Max amount")
+    sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = assignable_users(user)
+        self.fields["owner"].empty_label = "Any owner"
+
+    def filters(self) -> dict:
+        self.is_valid()
+        return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}
+
+
+class SaleForm(forms.ModelForm):
+    class Meta:
+        model = Sale
+        fields = [
+            "title",
+            "customer",
+            "assigned_to",
+            "amount",
+            "currency",
+            "status",
+            "expected_close_date",
+            "probability",
+        ]
+        widgets = {"expected_close_date": forms.DateInput(attrs={"type": "date"})}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].queryset = visible_customers(user).order_by("name")
+        self.fields["assigned_to"].queryset = assignable_users(user)
+        self.fields["assigned_to"].required = True
+        self.fields["amount"].required = True
+        self.fields["currency"].initial = settings.DEFAULT_CURRENCY
+        if self.instance.pk:
+            # The stage changes only through "Change stage", which records the history.
+            del self.fields["status"]
+        else:
+            self.fields["status"].choices = [
+                (value, label)
+                for value, label in Sale.Status.choices
+                if value in Sale.OPEN_STATUSES
+            ]
+            self.initial.setdefault("assigned_to", user.pk)
+
+    def clean_currency(self):
+        currency = self.cleaned_data["currency"].strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise forms.ValidationError("Use a three-letter currency code such as USD or EUR.")
+        return currency
+
+
+class CustomerChoiceForm(forms.Form):
+    """Pre-selects the customer when a deal is created from a customer page."""
+
+    customer = forms.ModelChoiceField(queryset=Customer.objects.none(), required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].queryset = visible_customers(user)
+
+
+class StageChangeForm(forms.Form):
+    to_status = forms.ChoiceField(choices=Sale.Status.choices, label="New stage")
+    closed_on = forms.DateField(
+        required=False,
+        label="Close date",
+        help_text="Required for won and lost deals.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    lost_reason = forms.CharField(required=False, max_length=255, label="Why was it lost?")
+    reason = forms.CharField(required=False, max_length=255, label="Note")
+
+    def __init__(self, *args, sale: Sale, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_status"].choices = [
+            (value, label) for value, label in Sale.Status.choices if value != sale.status
+        ]
+        self.initial.setdefault("closed_on", timezone.localdate())
+
+    def clean(self):
+        cleaned = super().clean()
+        status = cleaned.get("to_status")
+        if status in Sale.CLOSED_STATUSES and not cleaned.get("closed_on"):
+            self.add_error("closed_on", "Give the date the deal closed.")
+        if status == Sale.Status.LOST and not (cleaned.get("lost_reason") or "").strip():
+            self.add_error("lost_reason", "Say why the deal was lost.")
+        return cleaned
+
+
+class ActivityForm(forms.ModelForm):
+    class Meta:
+        model = SaleActivity
+        fields = ["kind", "text", "occurred_at"]
+        widgets = {
+            "text": forms.Textarea(attrs={"rows": 2}),
+            "occurred_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        }
+        labels = {"kind": "Type", "occurred_at": "When"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["occurred_at"].required = False
+
+
+class TaskForm(forms.ModelForm):
+    class Meta:
+        model = Task
+        fields = ["title", "description", "assigned_to", "priority", "due_at"]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "due_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        }
+        labels = {"due_at": "Due"}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assigned_to"].queryset = assignable_users(user)
+        self.initial.setdefault("assigned_to", user.pk)

@@ -1,0 +1,402 @@
+"""A realistic, deterministic demo data set: users in every role, two teams, customers, deals.
+
+The same arguments give the same names, amounts and stages every run (a seeded RNG); dates
+are laid out relative to today so the demo always looks current. Everything is written with
+bulk inserts so `--customers 100000 --deals 100000` stays fast.
+"""
+
+import random
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import Team, TeamMembership
+from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
+from customers.models import Customer, Industry, Region, Tag
+from sales.models import Sale, SaleActivity, StageChange, Task
+
+DEMO_PASSWORD = "demo-pass-2026"
+ADMIN_PASSWORD = "admin-pass-2026"
+TEAMS = {
+    "Team North": {
+        "manager": ("nora", "Nora", "Lindqvist"),
+        "reps": [("alex", "Alex", "Moreno"), ("bea", "Bea", "Okafor"), ("chen", "Chen", "Wu")],
+    },
+    "Team South": {
+        "manager": ("sam", "Sam", "Delgado"),
+        "reps": [("dina", "Dina", "Haddad"), ("eli", "Eli", "Novak"), ("fay", "Fay", "Brennan")],
+    },
+}
+FIRST_NAMES = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Hugo",
+    "Isla",
+    "Jack",
+    "Kai",
+    "Lena",
+    "Milo",
+    "Nina",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Will",
+    "Xena",
+    "Yusuf",
+    "Zoe",
+    "Aiko",
+    "Bruno",
+    "Carmen",
+    "Dev",
+]
+LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Garcia",
+    "Müller",
+    "Rossi",
+    "Tanaka",
+    "Kowalski",
+    "Silva",
+    "Dubois",
+    "Novak",
+    "Jensen",
+    "Patel",
+    "Kim",
+    "Nguyen",
+    "Cohen",
+    "Larsen",
+    "Fischer",
+    "Moreau",
+    "Costa",
+    "Haddad",
+    "Walsh",
+    "Murphy",
+    "Schmidt",
+    "Ivanova",
+]
+COMPANY_WORDS = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Stark",
+    "Wayne",
+    "Wonka",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Vandelay",
+    "Aperture",
+    "Oscorp",
+    "Pied",
+    "Piper",
+    "Massive",
+    "Dynamic",
+    "Nakatomi",
+    "Gringotts",
+    "Monarch",
+    "Blue",
+    "Sun",
+]
+COMPANY_SUFFIXES = ["Ltd", "Inc", "GmbH", "Group", "Labs", "Systems", "Partners", "Co"]
+TAGS = [
+    ("enterprise", "#1d4ed8"),
+    ("smb", "#0f766e"),
+    ("renewal", "#7c3aed"),
+    ("newsletter", "#b45309"),
+    ("partner", "#be185d"),
+    ("priority", "#b91c1c"),
+    ("trial", "#4d7c0f"),
+    ("conference-2026", "#334155"),
+]
+DEAL_PRODUCTS = ["Platform licence", "Onboarding", "Support plan", "Analytics add-on", "Seats"]
+STAGE_PATH = ["NEW", "CONTACTED", "PROPOSAL", "NEGOTIATION"]
+STATUS_WEIGHTS = {
+    "NEW": 18,
+    "CONTACTED": 16,
+    "PROPOSAL": 14,
+    "NEGOTIATION": 10,
+    "WON": 24,
+    "LOST": 18,
+}
+ACTIVITY_TEXT = {
+    "call": "Discovery call: discussed current tooling and timeline.",
+    "email": "Sent follow-up with pricing overview.",
+    "meeting": "Demo meeting with the buying committee.",
+    "note": "Champion is keen; procurement needs a security review.",
+}
+BATCH = 5000
+
+
+class Command(BaseCommand):
+    help = "Load deterministic demo data (users, teams, customers, deals, activities, tasks)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customers", type=int, default=2000)
+        parser.add_argument("--deals", type=int, default=1500)
+        parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Do nothing when customers already exist (used by `make run`).",
+        )
+        parser.add_argument(
+            "--reset", action="store_true", help="Delete existing customers and deals first."
+        )
+
+    def handle(
+        self, *args, customers: int, deals: int, seed: int, if_empty: bool, reset: bool, **_
+    ):
+        if if_empty and Customer.objects.exists():
+            self.stdout.write("Demo data already present; nothing to do.")
+            self._print_logins()
+            return
+        started = time.monotonic()
+        rng = random.Random(seed)
+        with transaction.atomic():
+            if reset:
+                Sale.objects.all().delete()
+                Customer.objects.all().delete()
+            users = self._users()
+            reps = [u for u in users if u.username in self._rep_usernames()]
+            tags = self._tags()
+            customer_ids = self._customers(rng, customers, reps, tags)
+            self._deals(rng, deals, customer_ids, reps)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Seeded {customers} customers and {deals} deals in "
+                f"{time.monotonic() - started:.1f} s."
+            )
+        )
+        self._print_logins()
+
+    # Users and teams ---------------------------------------------------------------
+
+    @staticmethod
+    def _rep_usernames() -> set[str]:
+        return {rep[0] for team in TEAMS.values() for rep in team["reps"]}
+
+    def _users(self):
+        User = get_user_model()
+        groups = {
+            name: Group.objects.get_or_create(name=name)[0]
+            for name in (REP_GROUP, MANAGER_GROUP, ADMIN_GROUP)
+        }
+        demo_hash = make_password(DEMO_PASSWORD)
+        admin, _ = User.objects.update_or_create(
+            username="admin",
+            defaults={
+                "email": "admin@example.com",
+                "first_name": "Ada",
+                "last_name": "Admin",
+                "is_staff": True,
+                "is_superuser": True,
+                "password": make_password(ADMIN_PASSWORD),
+            },
+        )
+        admin.groups.set([groups[ADMIN_GROUP]])
+        users = [admin]
+        for team_name, spec in TEAMS.items():
+            team, _ = Team.objects.get_or_create(name=team_name)
+            username, first, last = spec["manager"]
+            manager, _ = User.objects.update_or_create(
+                username=username,
+                defaults={
+                    "email": f"{username}@example.com",
+                    "first_name": first,
+                    "last_name": last,
+                    "password": demo_hash,
+                },
+            )
+            manager.groups.set([groups[MANAGER_GROUP]])
+            team.managers.set([manager])
+            users.append(manager)
+            for index, (username, first, last) in enumerate(spec["reps"]):
+                rep, _ = User.objects.update_or_create(
+                    username=username,
+                    defaults={
+                        "email": f"{username}@example.com",
+                        "first_name": first,
+                        "last_name": last,
+                        "password": demo_hash,
+                    },
+                )
+                rep.groups.set([groups[REP_GROUP]])
+                TeamMembership.objects.update_or_create(
+                    user=rep, defaults={"team": team, "is_senior": index == 0}
+                )
+                users.append(rep)
+        return users
+
+    def _tags(self) -> list[Tag]:
+        for name, color in TAGS:
+            Tag.objects.get_or_create(name=name, defaults={"color": color})
+        return list(Tag.objects.filter(name__in=[name for name, _ in TAGS]).order_by("name"))
+
+    # Customers -----------------------------------------------------------------------
+
+    def _customers(self, rng: random.Random, count: int, reps, tags) -> list[int]:
+        now = timezone.now()
+        industries = [choice.value for choice in Industry]
+        regions = [choice.value for choice in Region]
+        sources = [choice.value for choice in Customer.Source]
+        stages = ["lead"] * 4 + ["prospect"] * 3 + ["customer"] * 3 + ["churned"]
+        engagement = ["LOW"] * 3 + ["MEDIUM"] * 4 + ["HIGH"] * 2 + ["VIP"]
+        start = Customer.objects.count()
+        rows = []
+        for i in range(start, start + count):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            company = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_SUFFIXES)}"
+            size = rng.choice([5, 12, 25, 60, 150, 400, 1200, 5000, 20000])
+            created = now - timedelta(days=rng.randint(0, 900), minutes=rng.randint(0, 1440))
+            last_contact = (now - timedelta(days=rng.randint(0, 200))).date()
+            rows.append(
+                Customer(
+                    name=f"{first} {last}",
+                    email=f"{first}.{last}.{i}@{company.split()[0].lower()}-demo.example".lower(),
+                    phone=f"+1-555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
+                    company=company,
+                    industry=rng.choice(industries),
+                    company_size=size,
+                    annual_revenue=Decimal(size * rng.randint(40, 250) * 1000),
+                    region=rng.choice(regions),
+                    website=f"https://{company.split()[0].lower()}.example",
+                    source=rng.choice(sources),
+                    lifecycle_stage=rng.choice(stages),
+                    engagement_level=rng.choice(engagement),
+                    owner=rng.choice(reps),
+                    last_contact_date=last_contact if rng.random() < 0.85 else None,
+                    created_at=created,
+                )
+            )
+        Customer.objects.bulk_create(rows, batch_size=BATCH)
+        through = Customer.tags.through
+        links = []
+        for customer in rows:
+            if rng.random() < 0.35:
+                for tag in rng.sample(tags, rng.randint(1, 2)):
+                    links.append(through(customer_id=customer.pk, tag_id=tag.pk))
+        through.objects.bulk_create(links, batch_size=BATCH, ignore_conflicts=True)
+        return [customer.pk for customer in rows]
+
+    # Deals, history, activities, tasks ---------------------------------------------
+
+    def _deals(self, rng: random.Random, count: int, customer_ids: list[int], reps) -> None:
+        if not customer_ids or not count:
+            return
+        now = timezone.now()
+        statuses = list(STATUS_WEIGHTS)
+        weights = list(STATUS_WEIGHTS.values())
+        sales, histories = [], []
+        for _ in range(count):
+            status = rng.choices(statuses, weights)[0]
+            created = now - timedelta(days=rng.randint(1, 540), hours=rng.randint(0, 23))
+            # The stages this deal went through, ending at its current status.
+            if status in STAGE_PATH:
+                path = STAGE_PATH[: STAGE_PATH.index(status) + 1]
+            else:
+                reached = rng.randint(1, len(STAGE_PATH)) if status == "LOST" else len(STAGE_PATH)
+                path = [*STAGE_PATH[:reached], status]
+            span = max((now - created).total_seconds(), 3600)
+            moments = sorted(rng.uniform(0, span) for _ in range(len(path) - 1))
+            changed = [created] + [created + timedelta(seconds=s) for s in moments]
+            closed_at = changed[-1] if status in ("WON", "LOST") else None
+            amount = Decimal(rng.choice([1, 2, 3, 5, 8, 13, 21, 34]) * rng.randint(1, 9) * 500)
+            sales.append(
+                Sale(
+                    title=f"{rng.choice(DEAL_PRODUCTS)} – {rng.randint(10, 500)} seats",
+                    customer_id=rng.choice(customer_ids),
+                    assigned_to=rng.choice(reps),
+                    amount=amount,
+                    currency="USD",
+                    status=status,
+                    expected_close_date=(created + timedelta(days=rng.randint(20, 150))).date(),
+                    closed_at=closed_at,
+                    lost_reason=rng.choice(["Price", "Went with a competitor", "No budget"])
+                    if status == "LOST"
+                    else "",
+                    stage_entered_at=changed[-1],
+                    created_at=created,
+                )
+            )
+            histories.append(list(zip(path, changed, strict=True)))
+        Sale.objects.bulk_create(sales, batch_size=BATCH)
+
+        changes, activities, tasks = [], [], []
+        kinds = list(ACTIVITY_TEXT)
+        priorities = [p.value for p in Task.Priority]
+        for sale, history in zip(sales, histories, strict=True):
+            previous = ""
+            for status, at in history:
+                changes.append(
+                    StageChange(
+                        sale_id=sale.pk,
+                        from_status=previous,
+                        to_status=status,
+                        changed_by=sale.assigned_to,
+                        changed_at=at,
+                    )
+                )
+                previous = status
+            for _ in range(rng.randint(0, 3)):
+                kind = rng.choice(kinds)
+                activities.append(
+                    SaleActivity(
+                        sale_id=sale.pk,
+                        kind=kind,
+                        user=sale.assigned_to,
+                        text=ACTIVITY_TEXT[kind],
+                        occurred_at=sale.created_at
+                        + timedelta(
+                            seconds=rng.uniform(0, (now - sale.created_at).total_seconds())
+                        ),
+                    )
+                )
+            if sale.status not in ("WON", "LOST") and rng.random() < 0.6:
+                due = now + timedelta(hours=rng.randint(-96, 240))
+                tasks.append(
+                    Task(
+                        title=rng.choice(
+                            ["Follow-up call", "Send proposal", "Book demo", "Check references"]
+                        ),
+                        sale_id=sale.pk,
+                        customer_id=sale.customer_id,
+                        assigned_to=sale.assigned_to,
+                        created_by=sale.assigned_to,
+                        priority=rng.choice(priorities),
+                        due_at=due,
+                        completed_at=now - timedelta(hours=1) if rng.random() < 0.2 else None,
+                    )
+                )
+        StageChange.objects.bulk_create(changes, batch_size=BATCH)
+        SaleActivity.objects.bulk_create(activities, batch_size=BATCH)
+        Task.objects.bulk_create(tasks, batch_size=BATCH)
+
+    def _print_logins(self) -> None:
+        self.stdout.write("\nDemo logins (http://127.0.0.1:8000/accounts/login/):")
+        self.stdout.write(f"  admin  / {ADMIN_PASSWORD}   (Admin, also Django admin)")
+        for team_name, spec in TEAMS.items():
+            self.stdout.write(
+                f"  {spec['manager'][0]:<6} / {DEMO_PASSWORD}   (Sales manager, {team_name})"
+            )
+            for rep in spec["reps"]:
+                self.stdout.write(f"  {rep[0]:<6} / {DEMO_PASSWORD}   (Sales rep, {team_name})")

@@ -1,0 +1,192 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.models import Customer
+from sales.managers import SaleQuerySet, TaskQuerySet
+
+
+class Sale(models.Model):
+    """A deal with a customer, moving through the pipeline stages."""
+
+    class Status(models.TextChoices):
+        NEW = "NEW", "New"
+        CONTACTED = "CONTACTED", "Contacted"
+        PROPOSAL = "PROPOSAL", "Proposal"
+        NEGOTIATION = "NEGOTIATION", "Negotiation"
+        WON = "WON", "Won"
+        LOST = "LOST", "Lost"
+
+    OPEN_STATUSES = (Status.NEW, Status.CONTACTED, Status.PROPOSAL, Status.NEGOTIATION)
+    CLOSED_STATUSES = (Status.WON, Status.LOST)
+
+    title = models.CharField(max_length=200)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="sales")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_sales",
+    )
+    amount = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)
+    expected_close_date = models.DateField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    lost_reason = models.CharField(max_length=255, blank=True)
+    probability = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(100)],
+        help_text="Win probability in percent; leave empty to use the stage's rate.",
+    )
+    stage_entered_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SaleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__isnull=True) | Q(amount__gte=0),
+                name="sale_amount_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(probability__isnull=True) | Q(probability__lte=100),
+                name="sale_probability_percent",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["WON", "LOST"]) | Q(closed_at__isnull=False),
+                name="sale_closed_has_closed_at",
+                violation_error_message="A won or lost deal needs a close date.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["WON", "LOST"]) | Q(closed_at__isnull=True),
+                name="sale_open_has_no_closed_at",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="sale_status_created_idx"),
+            models.Index(fields=["assigned_to", "status"], name="sale_assignee_status_idx"),
+            models.Index(fields=["customer", "status"], name="sale_customer_status_idx"),
+            models.Index(fields=["expected_close_date"], name="sale_expected_close_idx"),
+            models.Index(fields=["closed_at"], name="sale_closed_at_idx"),
+            models.Index(fields=["-created_at", "-id"], name="sale_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in self.CLOSED_STATUSES
+
+
+class SaleActivity(models.Model):
+    class Kind(models.TextChoices):
+        CALL = "call", "Call"
+        EMAIL = "email", "Email"
+        MEETING = "meeting", "Meeting"
+        NOTE = "note", "Note"
+        PROPOSAL_SENT = "proposal_sent", "Proposal sent"
+
+    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="activities")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.NOTE)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    occurred_at = models.DateTimeField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name_plural = "sale activities"
+        indexes = [models.Index(fields=["sale", "-occurred_at"], name="saleactivity_sale_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.sale_id}"
+
+
+class Task(models.Model):
+    class Priority(models.TextChoices):
+        LOW = "LOW", "Low"
+        MEDIUM = "MEDIUM", "Medium"
+        HIGH = "HIGH", "High"
+        URGENT = "URGENT", "Urgent"
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    sale = models.ForeignKey(
+        Sale, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks"
+    )
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    due_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="created_tasks",
+    )
+    is_auto_created = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [
+            models.Index(fields=["assigned_to", "completed_at", "due_at"], name="task_todo_idx"),
+            models.Index(fields=["sale", "due_at"], name="task_sale_idx"),
+            models.Index(fields=["customer", "due_at"], name="task_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_done(self) -> bool:
+        return self.completed_at is not None
+
+
+class StageChange(models.Model):
+    """Every status change of a deal, manual or automatic, in order."""
+
+    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="stage_changes")
+    from_status = models.CharField(max_length=12, choices=Sale.Status.choices, blank=True)
+    to_status = models.CharField(max_length=12, choices=Sale.Status.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    is_automatic = models.BooleanField(default=False)
+    reason = models.CharField(max_length=255, blank=True)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["changed_at", "id"]
+        indexes = [
+            models.Index(fields=["sale", "changed_at"], name="stagechange_sale_idx"),
+            models.Index(fields=["to_status", "changed_at"], name="stagechange_to_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sale_id}: {self.from_status or '—'} → {self.to_status}"

@@ -1,0 +1,144 @@
+"""Reads for deals and tasks, always filtered through crm.permissions."""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models.functions import Lead
+from django.utils import timezone
+
+from crm.permissions import visible_sales, visible_tasks
+from sales.models import Sale, SaleActivity, StageChange, Task
+
+SALE_SORTS = {
+    "title": ("title", "id"),
+    "customer": ("customer__name", "id"),
+    "owner": ("assigned_to__username", "id"),
+    "amount": ("amount", "id"),
+    "status": ("status", "id"),
+    "close": ("expected_close_date", "id"),
+    "created": ("created_at", "id"),
+}
+DEFAULT_SALE_SORT = "-created"
+
+
+def _order_by(sort: str) -> list[str]:
+    descending = sort.startswith("-")
+    columns = SALE_SORTS.get(sort.lstrip("-")) or SALE_SORTS["created"]
+    if not SALE_SORTS.get(sort.lstrip("-")):
+        descending = True
+    return [f"-{c}" for c in columns] if descending else list(columns)
+
+
+def sale_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Sale]:
+    filters = filters or {}
+    sales = visible_sales(user)
+    if filters.get("q"):
+        text = filters["q"].strip()
+        sales = sales.filter(Q(title__icontains=text) | Q(customer__name__icontains=text))
+    if filters.get("status") == "open":
+        sales = sales.open()
+    elif filters.get("status"):
+        sales = sales.filter(status=filters["status"])
+    if filters.get("owner"):
+        sales = sales.filter(assigned_to=filters["owner"])
+    if filters.get("customer"):
+        sales = sales.filter(customer=filters["customer"])
+    if filters.get("close_from"):
+        sales = sales.filter(expected_close_date__gte=filters["close_from"])
+    if filters.get("close_to"):
+        sales = sales.filter(expected_close_date__lte=filters["close_to"])
+    if filters.get("amount_min") is not None:
+        sales = sales.filter(amount__gte=filters["amount_min"])
+    if filters.get("amount_max") is not None:
+        sales = sales.filter(amount__lte=filters["amount_max"])
+    return sales.order_by(*_order_by(filters.get("sort") or DEFAULT_SALE_SORT))
+
+
+def sale_totals(sales: QuerySet[Sale]) -> dict[str, Any]:
+    """Count and value of a (filtered) deal list, and its open / won parts, in one query."""
+    open_q = ~Q(status__in=Sale.CLOSED_STATUSES)
+    totals = sales.order_by().aggregate(
+        count=Count("id"),
+        amount=Sum("amount"),
+        open_count=Count("id", filter=open_q),
+        open_amount=Sum("amount", filter=open_q),
+        won_count=Count("id", filter=Q(status=Sale.Status.WON)),
+        won_amount=Sum("amount", filter=Q(status=Sale.Status.WON)),
+    )
+    for key in ("amount", "open_amount", "won_amount"):
+        totals[key] = totals[key] or Decimal("0")
+    return totals
+
+
+def sale_activities(*, sale: Sale) -> QuerySet[SaleActivity]:
+    return sale.activities.select_related("user")
+
+
+def sale_tasks(*, sale: Sale) -> QuerySet[Task]:
+    return sale.tasks.select_related("assigned_to").order_by("completed_at", "due_at")
+
+
+def sale_stage_history(*, sale: Sale) -> QuerySet[StageChange]:
+    """Stage changes, each annotated with when the next one happened (to show durations)."""
+    return (
+        sale.stage_changes.select_related("changed_by")
+        .annotate(
+            left_at=Window(Lead("changed_at"), order_by=[F("changed_at").asc(), F("id").asc()])
+        )
+        .order_by("changed_at", "id")
+    )
+
+
+def customer_sales(*, user, customer) -> QuerySet[Sale]:
+    return visible_sales(user).filter(customer=customer).select_related("assigned_to")
+
+
+def customer_tasks(*, user, customer) -> QuerySet[Task]:
+    return (
+        visible_tasks(user)
+        .filter(customer=customer)
+        .select_related("assigned_to", "sale")
+        .order_by("completed_at", "due_at")
+    )
+
+
+def customer_activities(*, user, customer, limit: int = 50) -> QuerySet[SaleActivity]:
+    return (
+        SaleActivity.objects.filter(sale__in=customer_sales(user=user, customer=customer))
+        .select_related("user", "sale")
+        .order_by("-occurred_at", "-id")[:limit]
+    )
+
+
+def my_tasks(*, user, now=None) -> dict[str, QuerySet[Task]]:
+    """The user's open tasks: overdue, due today, upcoming; and the recently completed."""
+    now = now or timezone.now()
+    start_of_tomorrow = timezone.localtime(now).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    ) + timedelta(days=1)
+    mine = Task.objects.filter(assigned_to=user).with_related()
+    return {
+        "overdue": mine.overdue(now=now).order_by("due_at", "id"),
+        "today": mine.due_between(now, start_of_tomorrow).order_by("due_at", "id"),
+        "upcoming": mine.pending().filter(due_at__gte=start_of_tomorrow).order_by("due_at", "id"),
+        "done": mine.filter(completed_at__isnull=False).order_by("-completed_at")[:10],
+    }
+
+
+def home_summary(*, user) -> dict[str, Any]:
+    """Numbers for the home page, in two queries."""
+    now = timezone.now()
+    mine = Sale.objects.filter(assigned_to=user)
+    month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    deals = mine.aggregate(
+        open_count=Count("id", filter=~Q(status__in=Sale.CLOSED_STATUSES)),
+        open_amount=Sum("amount", filter=~Q(status__in=Sale.CLOSED_STATUSES)),
+        won_this_month=Sum("amount", filter=Q(status=Sale.Status.WON, closed_at__gte=month_start)),
+    )
+    tasks = Task.objects.filter(assigned_to=user, completed_at__isnull=True).aggregate(
+        overdue=Count("id", filter=Q(due_at__lt=now)),
+        due_today=Count("id", filter=Q(due_at__gte=now, due_at__lt=now + timedelta(days=1))),
+    )
+    return {**deals, **tasks}

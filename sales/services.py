@@ -1,0 +1,248 @@
+"""Writes for deals, activities and tasks. Each is one transaction with an audit row."""
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm.errors import PermissionDenied, ValidationFailed
+from crm.permissions import assignable_users, editable_sales, visible_customers, visible_tasks
+from crm.services import audit_record, diff_snapshots, model_snapshot
+from sales.models import Sale, SaleActivity, StageChange, Task
+
+SALE_AUDITED_FIELDS = [
+    "title",
+    "customer",
+    "assigned_to",
+    "amount",
+    "currency",
+    "status",
+    "expected_close_date",
+    "closed_at",
+    "lost_reason",
+    "probability",
+]
+
+
+def _check_assignee(actor, user, *, field: str = "assigned_to") -> None:
+    if user is not None and not assignable_users(actor).filter(pk=user.pk).exists():
+        raise ValidationFailed("You cannot assign work to this user.", field=field)
+
+
+def _check_customer(actor, customer) -> None:
+    if not visible_customers(actor).filter(pk=customer.pk).exists():
+        raise ValidationFailed("Choose one of your customers.", field="customer")
+
+
+def _closing_datetime(closed_on: date | datetime | None) -> datetime:
+    if closed_on is None:
+        return timezone.now()
+    if isinstance(closed_on, datetime):
+        return closed_on
+    if closed_on == timezone.localdate():
+        return timezone.now()
+    return timezone.make_aware(datetime.combine(closed_on, time(12, 0)))
+
+
+@transaction.atomic
+def sale_create(*, actor, data: dict[str, Any]) -> Sale:
+    data = dict(data)
+    data.setdefault("assigned_to", actor)
+    _check_assignee(actor, data["assigned_to"])
+    _check_customer(actor, data["customer"])
+    status = data.get("status") or Sale.Status.NEW
+    if status in Sale.CLOSED_STATUSES:
+        raise ValidationFailed(
+            "Create the deal in an open stage, then close it as won or lost.", field="status"
+        )
+    sale = Sale.objects.create(**data)
+    now = timezone.now()
+    StageChange.objects.create(
+        sale=sale, from_status="", to_status=sale.status, changed_by=actor, changed_at=now
+    )
+    audit_record(
+        actor=actor,
+        verb="create",
+        instance=sale,
+        changes=model_snapshot(sale, SALE_AUDITED_FIELDS),
+    )
+    return sale
+
+
+def _lock_editable_sale(actor, sale: Sale) -> Sale:
+    locked = editable_sales(actor).select_for_update().filter(pk=sale.pk).first()
+    if locked is None:
+        raise PermissionDenied("You cannot change this deal.")
+    return locked
+
+
+@transaction.atomic
+def sale_update(*, actor, sale: Sale, data: dict[str, Any]) -> Sale:
+    """Edit a deal's details; the stage only changes through sale_change_stage."""
+    if "status" in data:
+        raise ValidationFailed("Use “Change stage” to move a deal.", field="status")
+    sale = _lock_editable_sale(actor, sale)
+    if "assigned_to" in data and data["assigned_to"] != sale.assigned_to:
+        _check_assignee(actor, data["assigned_to"])
+    if "customer" in data and data["customer"] != sale.customer:
+        _check_customer(actor, data["customer"])
+    before = model_snapshot(sale, SALE_AUDITED_FIELDS)
+    for name, value in data.items():
+        setattr(sale, name, value)
+    changes = diff_snapshots(before, model_snapshot(sale, SALE_AUDITED_FIELDS))
+    if changes:
+        sale.save(update_fields=[*data.keys(), "updated_at"])
+        audit_record(actor=actor, verb="update", instance=sale, changes=changes)
+    return sale
+
+
+@transaction.atomic
+def sale_change_stage(
+    *,
+    actor,
+    sale: Sale,
+    to_status: str,
+    closed_on: date | datetime | None = None,
+    lost_reason: str = "",
+    reason: str = "",
+    is_automatic: bool = False,
+) -> StageChange:
+    """Move a deal to another stage and record it; WON/LOST need a close date, LOST a reason."""
+    if to_status not in Sale.Status.values:
+        raise ValidationFailed("Unknown stage.", field="to_status")
+    sale = (
+        _lock_editable_sale(actor, sale)
+        if actor
+        else Sale.objects.select_for_update().get(pk=sale.pk)
+    )
+    if sale.status == to_status:
+        raise ValidationFailed(
+            f"The deal is already in {sale.get_status_display()}.", field="to_status"
+        )
+    lost_reason = (lost_reason or "").strip()
+    if to_status in Sale.CLOSED_STATUSES and closed_on is None:
+        raise ValidationFailed("Give the date the deal closed.", field="closed_on")
+    if to_status == Sale.Status.LOST and not lost_reason:
+        raise ValidationFailed("Say why the deal was lost.", field="lost_reason")
+    closes_in_future = (
+        isinstance(closed_on, date)
+        and not isinstance(closed_on, datetime)
+        and closed_on > timezone.localdate()
+    )
+    if closes_in_future:
+        raise ValidationFailed("The close date cannot be in the future.", field="closed_on")
+
+    before = model_snapshot(sale, SALE_AUDITED_FIELDS)
+    now = timezone.now()
+    from_status = sale.status
+    sale.status = to_status
+    sale.stage_entered_at = now
+    if to_status in Sale.CLOSED_STATUSES:
+        sale.closed_at = _closing_datetime(closed_on)
+        sale.lost_reason = lost_reason if to_status == Sale.Status.LOST else ""
+    else:
+        sale.closed_at = None
+        sale.lost_reason = ""
+    sale.save(
+        update_fields=["status", "stage_entered_at", "closed_at", "lost_reason", "updated_at"]
+    )
+    change = StageChange.objects.create(
+        sale=sale,
+        from_status=from_status,
+        to_status=to_status,
+        changed_by=actor,
+        is_automatic=is_automatic,
+        reason=(reason or lost_reason)[:255],
+        changed_at=now,
+    )
+    audit_record(
+        actor=actor,
+        verb="update",
+        instance=sale,
+        changes=diff_snapshots(before, model_snapshot(sale, SALE_AUDITED_FIELDS)),
+    )
+    return change
+
+
+@transaction.atomic
+def sale_delete(*, actor, sale: Sale) -> None:
+    sale = _lock_editable_sale(actor, sale)
+    audit_record(
+        actor=actor, verb="delete", instance=sale, changes=model_snapshot(sale, SALE_AUDITED_FIELDS)
+    )
+    sale.delete()
+
+
+@transaction.atomic
+def sale_activity_add(
+    *, actor, sale: Sale, kind: str, text: str, occurred_at: datetime | None = None
+) -> SaleActivity:
+    text = (text or "").strip()
+    if not text:
+        raise ValidationFailed("Describe the activity.", field="text")
+    if kind not in SaleActivity.Kind.values:
+        raise ValidationFailed("Unknown activity type.", field="kind")
+    occurred_at = occurred_at or timezone.now()
+    if occurred_at > timezone.now() + timedelta(minutes=5):
+        raise ValidationFailed("An activity cannot happen in the future.", field="occurred_at")
+    activity = SaleActivity.objects.create(
+        sale=sale, kind=kind, text=text, user=actor, occurred_at=occurred_at
+    )
+    # Logging an activity is contact with the customer.
+    contact_date = timezone.localdate(occurred_at)
+    customer = sale.customer
+    if customer.last_contact_date is None or customer.last_contact_date < contact_date:
+        type(customer).objects.filter(pk=customer.pk).update(last_contact_date=contact_date)
+    return activity
+
+
+@transaction.atomic
+def task_create(*, actor, data: dict[str, Any], is_auto_created: bool = False) -> Task:
+    data = dict(data)
+    data.setdefault("assigned_to", actor)
+    _check_assignee(actor, data["assigned_to"])
+    if data.get("customer") is not None:
+        _check_customer(actor, data["customer"])
+    if data.get("sale") is not None and data.get("customer") is None:
+        data["customer"] = data["sale"].customer
+    task = Task.objects.create(**data, created_by=actor, is_auto_created=is_auto_created)
+    audit_record(
+        actor=actor,
+        verb="create",
+        instance=task,
+        changes={"title": task.title, "assigned_to": task.assigned_to_id},
+    )
+    return task
+
+
+def _lock_task(actor, task: Task) -> Task:
+    locked = visible_tasks(actor).select_for_update().filter(pk=task.pk).first()
+    if locked is None:
+        raise PermissionDenied("You cannot change this task.")
+    return locked
+
+
+@transaction.atomic
+def task_complete(*, actor, task: Task) -> Task:
+    """Mark done; completing a done task again changes nothing (a double click is harmless)."""
+    task = _lock_task(actor, task)
+    if task.completed_at is None:
+        task.completed_at = timezone.now()
+        task.save(update_fields=["completed_at"])
+        audit_record(
+            actor=actor, verb="update", instance=task, changes={"completed": [False, True]}
+        )
+    return task
+
+
+@transaction.atomic
+def task_reopen(*, actor, task: Task) -> Task:
+    task = _lock_task(actor, task)
+    if task.completed_at is not None:
+        task.completed_at = None
+        task.save(update_fields=["completed_at"])
+        audit_record(
+            actor=actor, verb="update", instance=task, changes={"completed": [True, False]}
+        )
+    return task

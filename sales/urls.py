@@ -1,0 +1,19 @@
+from django.urls import path
+
+from sales import views
+
+app_name = "sales"
+
+urlpatterns = [
+    path("deals/", views.sale_list, name="list"),
+    path("deals/new/", views.sale_create, name="create"),
+    path("deals/<int:pk>/", views.sale_detail, name="detail"),
+    path("deals/<int:pk>/edit/", views.sale_edit, name="edit"),
+    path("deals/<int:pk>/delete/", views.sale_delete, name="delete"),
+    path("deals/<int:pk>/stage/", views.sale_change_stage, name="change_stage"),
+    path("deals/<int:pk>/activities/", views.sale_activity_add, name="activity_add"),
+    path("deals/<int:pk>/tasks/", views.sale_task_add, name="task_add"),
+    path("tasks/", views.my_tasks, name="my_tasks"),
+    path("tasks/<int:pk>/toggle/", views.task_toggle, name="task_toggle"),
+    path("customers/<int:customer_pk>/panel/", views.customer_panel, name="customer_panel"),
+]

@@ -1,0 +1,68 @@
+import pytest
+
+from tests.factories import AdminFactory, ManagerFactory, RepFactory, TeamFactory
+
+
+@pytest.fixture
+def rep(db):
+    return RepFactory(username="rep")
+
+
+@pytest.fixture
+def other_rep(db):
+    """A rep of another team: must never see `rep`'s records."""
+    return RepFactory(username="other_rep")
+
+
+@pytest.fixture
+def teammate(db):
+    return RepFactory(username="teammate")
+
+
+@pytest.fixture
+def manager(db):
+    return ManagerFactory(username="manager")
+
+
+@pytest.fixture
+def other_manager(db):
+    return ManagerFactory(username="other_manager")
+
+
+@pytest.fixture
+def admin_user(db):
+    return AdminFactory(username="boss")
+
+
+@pytest.fixture
+def teams(rep, teammate, other_rep, manager, other_manager):
+    """`manager` runs the team of `rep` and `teammate`; `other_manager` that of `other_rep`."""
+    return {
+        "mine": TeamFactory(name="North", managers=[manager], members=[rep, teammate]),
+        "other": TeamFactory(name="South", managers=[other_manager], members=[other_rep]),
+    }
+
+
+def _logged_in(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def rep_client(client, rep, teams):
+    return _logged_in(client, rep)
+
+
+@pytest.fixture
+def other_rep_client(client, other_rep, teams):
+    return _logged_in(client, other_rep)
+
+
+@pytest.fixture
+def manager_client(client, manager, teams):
+    return _logged_in(client, manager)
+
+
+@pytest.fixture
+def admin_client_(client, admin_user, teams):
+    return _logged_in(client, admin_user)

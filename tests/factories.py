@@ -1,0 +1,150 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from crm.models import Team, TeamMembership
+from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
+from customers.models import Customer, Tag
+from sales.models import Sale, SaleActivity, StageChange, Task
+
+PASSWORD = "test-pass-123"
+
+
+def _role(group_name: str):
+    """Put the user in a role's group; `role="Sales manager"` picks another."""
+
+    def add(user, create, extracted, **kwargs):
+        if create:
+            user.groups.add(Group.objects.get(name=extracted or group_name))
+
+    return factory.PostGeneration(add)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    password = factory.django.Password(PASSWORD)
+
+    role = _role(REP_GROUP)
+
+
+class RepFactory(UserFactory):
+    role = _role(REP_GROUP)
+
+
+class ManagerFactory(UserFactory):
+    role = _role(MANAGER_GROUP)
+
+
+class AdminFactory(UserFactory):
+    role = _role(ADMIN_GROUP)
+    is_staff = True
+    is_superuser = True
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+
+    @factory.post_generation
+    def managers(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.managers.set(extracted)
+
+    @factory.post_generation
+    def members(self, create, extracted, **kwargs):
+        if create and extracted:
+            for user in extracted:
+                TeamMembership.objects.create(team=self, user=user)
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tag
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"tag-{n}")
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+        skip_postgeneration_save = True
+
+    name = factory.Faker("name")
+    email = factory.Sequence(lambda n: f"customer{n}@client.example")
+    company = factory.Faker("company")
+    industry = "software"
+    region = "emea"
+    company_size = 50
+    owner = factory.SubFactory(RepFactory)
+
+    @factory.post_generation
+    def tags(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.tags.set(extracted)
+
+    @factory.post_generation
+    def shared_with(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.shared_with.set(extracted)
+
+
+class SaleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Sale
+
+    title = factory.Sequence(lambda n: f"Deal {n}")
+    customer = factory.SubFactory(CustomerFactory)
+    assigned_to = factory.SelfAttribute("customer.owner")
+    amount = Decimal("1000.00")
+    status = Sale.Status.NEW
+    expected_close_date = factory.LazyFunction(lambda: (timezone.now() + timedelta(days=30)).date())
+    closed_at = factory.LazyAttribute(
+        lambda s: timezone.now() if s.status in ("WON", "LOST") else None
+    )
+
+
+class SaleActivityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SaleActivity
+
+    sale = factory.SubFactory(SaleFactory)
+    kind = SaleActivity.Kind.CALL
+    user = factory.SelfAttribute("sale.assigned_to")
+    text = "Called the customer."
+    occurred_at = factory.LazyFunction(timezone.now)
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Task
+
+    title = factory.Sequence(lambda n: f"Task {n}")
+    assigned_to = factory.SubFactory(RepFactory)
+    created_by = factory.SelfAttribute("assigned_to")
+    due_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=1))
+
+
+class StageChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StageChange
+
+    sale = factory.SubFactory(SaleFactory)
+    from_status = ""
+    to_status = Sale.Status.NEW
+    changed_at = factory.LazyFunction(timezone.now)
