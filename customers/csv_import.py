@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -91,9 +92,11 @@ class ImportRowForm(forms.ModelForm):
             "last_contact_date",
         ]
 
-    def validate_unique(self):
-        # Duplicates are the import's own business (update or skip), not a row error.
-        pass
+    def _post_clean(self):
+        super()._post_clean()
+        # The only whole-row error is the duplicate-email constraint, and duplicates are the
+        # import's own business (update or skip), not a row error.
+        self._errors.pop(NON_FIELD_ERRORS, None)
 
 
 def _normalise_header(header: str) -> str:

@@ -1,11 +1,13 @@
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import NON_FIELD_ERRORS
 
 from crm.permissions import assignable_users
 from customers.csv_import import IMPORTABLE_FIELDS
 from customers.models import Customer, CustomerImport, Industry, Region, Tag
 from customers.selectors import CUSTOMER_SORTS
 
+DUPLICATE_EMAIL = "A customer with this email already exists."
 SORT_CHOICES = [(key, key) for key in CUSTOMER_SORTS] + [(f"-{key}", key) for key in CUSTOMER_SORTS]
 
 
@@ -13,7 +15,7 @@ class CustomerFilterForm(forms.Form):
     """The list's query string; invalid values are dropped, never a 500."""
 
     q = forms.CharField(required=False, max_length=100, label="Search")
-    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+    owner = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     lifecycle_stage = forms.ChoiceField(
         choices=[("", "Any stage"), *Customer.LifecycleStage.choices], required=False
     )
@@ -27,8 +29,11 @@ class CustomerFilterForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = assignable_users(user)
-        self.fields["owner"].empty_label = "Any owner"
+        # Read once: the owner filter and the bulk-assign menu both offer these users.
+        self.owners = list(assignable_users(user))
+        self.fields["owner"].choices = [("", "Any owner")] + [
+            (owner.pk, owner.get_full_name() or owner.username) for owner in self.owners
+        ]
 
     def filters(self) -> dict:
         """Cleaned values of the fields that validated."""
@@ -80,9 +85,19 @@ class CustomerForm(forms.ModelForm):
     def clean_email(self):
         return self.cleaned_data["email"].strip().lower()
 
-    def validate_unique(self):
-        # The service checks email uniqueness (case-insensitively) and reports it on the field.
-        pass
+    def _post_clean(self):
+        super()._post_clean()
+        # The case-insensitive email constraint is an expression, so Django files its error
+        # under the whole form; show it next to the email field where the user looks.
+        non_field = self._errors.get(NON_FIELD_ERRORS) if self._errors else None
+        if non_field and DUPLICATE_EMAIL in non_field:
+            others = [e for e in non_field.as_data() if DUPLICATE_EMAIL not in e.messages]
+            if others:
+                self._errors[NON_FIELD_ERRORS] = self.error_class(others, error_class="nonfield")
+            else:
+                del self._errors[NON_FIELD_ERRORS]
+            if "email" not in self._errors:
+                self.add_error("email", DUPLICATE_EMAIL)
 
     def service_kwargs(self) -> dict:
         data = {

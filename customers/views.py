@@ -41,7 +41,7 @@ def customer_list(request):
         "querystring": querystring_without(request, "page"),
         "sort_querystring": querystring_without(request, "page", "sort"),
         "can_bulk_assign": is_manager_or_admin(request.user),
-        "owners": filter_form.fields["owner"].queryset,
+        "owners": filter_form.owners,
     }
     template = "customers/partials/_customer_table.html" if is_htmx(request) else None
     return render(request, template or "customers/customer_list.html", context)

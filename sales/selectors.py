@@ -61,13 +61,13 @@ def sale_totals(sales: QuerySet[Sale]) -> dict[str, Any]:
     open_q = ~Q(status__in=Sale.CLOSED_STATUSES)
     totals = sales.order_by().aggregate(
         count=Count("id"),
-        amount=Sum("amount"),
+        total_amount=Sum("amount"),
         open_count=Count("id", filter=open_q),
         open_amount=Sum("amount", filter=open_q),
         won_count=Count("id", filter=Q(status=Sale.Status.WON)),
         won_amount=Sum("amount", filter=Q(status=Sale.Status.WON)),
     )
-    for key in ("amount", "open_amount", "won_amount"):
+    for key in ("total_amount", "open_amount", "won_amount"):
         totals[key] = totals[key] or Decimal("0")
     return totals
 

@@ -1,0 +1,203 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from crm.errors import ValidationFailed
+from customers import csv_import
+from customers.models import Customer, CustomerImport
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+GOOD = (
+    "Full Name,E-mail,Company,Region,Stage,Employees,Tags\n"
+    'Ann Archer,ann@a.example,Archer Ltd,EMEA,prospect,120,"vip, renewal"\n'
+    "Bob Baker,bob@b.example,Baker Inc,Asia-Pacific,lead,15,\n"
+)
+
+
+def _upload(actor, text, name="people.csv", mode="skip"):
+    return csv_import.customer_import_upload(
+        actor=actor,
+        uploaded_file=SimpleUploadedFile(name, text.encode() if isinstance(text, str) else text),
+        duplicate_mode=mode,
+    )
+
+
+def _run(actor, customer_import, mode=None):
+    return csv_import.customer_import_run(
+        actor=actor,
+        customer_import=customer_import,
+        mapping=customer_import.column_mapping,
+        duplicate_mode=mode or customer_import.duplicate_mode,
+    )
+
+
+def test_upload_guesses_the_mapping_from_headers(rep, teams):
+    customer_import = _upload(rep, GOOD)
+    assert customer_import.row_count == 2
+    assert customer_import.column_mapping == {
+        "name": 0,
+        "email": 1,
+        "company": 2,
+        "region": 3,
+        "lifecycle_stage": 4,
+        "company_size": 5,
+        "tags": 6,
+    }
+
+
+def test_good_file_imports_every_row(rep, teams):
+    result = _run(rep, _upload(rep, GOOD))
+    assert (result.created_count, result.error_count) == (2, 0)
+    ann = Customer.objects.get(email="ann@a.example")
+    assert ann.owner == rep
+    assert ann.region == "emea"  # label "EMEA" matched case-insensitively
+    assert ann.lifecycle_stage == "prospect"
+    assert ann.company_size == 120
+    assert sorted(ann.tags.values_list("name", flat=True)) == ["renewal", "vip"]
+    assert Customer.objects.get(email="bob@b.example").region == "apac"
+
+
+def test_bad_rows_are_reported_and_good_rows_kept(rep, teams):
+    text = (
+        "name,email,company_size,last_contact_date\n"
+        "Good One,good@x.example,10,2026-01-05\n"
+        ",noname@x.example,10,\n"
+        "Bad Email,not-an-email,10,\n"
+        "Bad Size,size@x.example,-4,\n"
+        "Bad Date,date@x.example,3,31/31/2026\n"
+        "Good Two,good2@x.example,,\n"
+    )
+    result = _run(rep, _upload(rep, text))
+    assert result.created_count == 2
+    assert result.error_count == 4
+    assert [error["row"] for error in result.row_errors] == [3, 4, 5, 6]
+    assert "email" in result.row_errors[1]["errors"]
+    assert set(Customer.objects.values_list("email", flat=True)) == {
+        "good@x.example",
+        "good2@x.example",
+    }
+
+
+def test_duplicates_skip_mode(rep, teams):
+    existing = CustomerFactory(owner=rep, email="ann@a.example", company="Old")
+    result = _run(rep, _upload(rep, GOOD, mode="skip"))
+    assert (result.created_count, result.updated_count, result.skipped_count) == (1, 0, 1)
+    existing.refresh_from_db()
+    assert existing.company == "Old"
+
+
+def test_duplicates_update_mode(rep, teams):
+    existing = CustomerFactory(owner=rep, email="ANN@a.example", company="Old")
+    result = _run(rep, _upload(rep, GOOD, mode="update"))
+    assert (result.created_count, result.updated_count) == (1, 1)
+    existing.refresh_from_db()
+    assert existing.company == "Archer Ltd"
+    assert existing.company_size == 120
+
+
+def test_update_mode_does_not_touch_someone_elses_customer(rep, other_rep, teams):
+    theirs = CustomerFactory(owner=other_rep, email="ann@a.example", company="Theirs")
+    result = _run(rep, _upload(rep, GOOD, mode="update"))
+    assert result.updated_count == 0
+    assert result.error_count == 1
+    theirs.refresh_from_db()
+    assert theirs.company == "Theirs"
+
+
+def test_duplicate_email_within_the_file_is_a_row_error(rep, teams):
+    text = "name,email\nA,same@x.example\nB,SAME@x.example\n"
+    result = _run(rep, _upload(rep, text))
+    assert result.created_count == 1
+    assert result.row_errors[0]["row"] == 3
+
+
+def test_owner_column_must_name_an_assignable_user(rep, other_rep, teams):
+    text = f"name,email,owner\nA,a@x.example,{rep.username}\nB,b@x.example,{other_rep.username}\n"
+    result = _run(rep, _upload(rep, text))
+    assert result.created_count == 1
+    assert "owner" in result.row_errors[0]["errors"]
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR", "not a CSV file"),
+        (b"", "empty"),
+        (b"name,email\n", "at least one customer row"),
+        (b"\xff\xfe\x00n\x00a", "not a CSV file"),
+    ],
+)
+def test_files_that_are_not_usable_csv_are_refused(rep, teams, content, message):
+    with pytest.raises(ValidationFailed) as error:
+        _upload(rep, content, name="people.csv")
+    assert message in error.value.message
+    assert not CustomerImport.objects.exists()
+
+
+def test_mapping_must_include_name_and_email(rep, teams):
+    customer_import = _upload(rep, "who,where\nA,B\n")
+    with pytest.raises(ValidationFailed) as error:
+        _run(rep, customer_import)
+    assert "Name" in error.value.message
+
+
+def test_an_import_runs_once(rep, teams):
+    customer_import = _upload(rep, GOOD)
+    _run(rep, customer_import)
+    with pytest.raises(ValidationFailed):
+        _run(rep, customer_import)
+    assert Customer.objects.count() == 2
+
+
+def test_semicolon_separated_files_work(rep, teams):
+    result = _run(rep, _upload(rep, "name;email\nSemi Colon;semi@x.example\n"))
+    assert result.created_count == 1
+
+
+# Through the pages ---------------------------------------------------------------------------
+
+
+def test_import_flow_through_the_pages(rep_client):
+    upload = rep_client.post(
+        reverse("customers:import_upload"),
+        {"file": SimpleUploadedFile("c.csv", GOOD.encode()), "duplicate_mode": "skip"},
+    )
+    customer_import = CustomerImport.objects.get()
+    assert upload["Location"] == reverse("customers:import_mapping", args=[customer_import.pk])
+    mapping_page = rep_client.get(upload["Location"])
+    assert b"Ann Archer" in mapping_page.content  # preview
+    post = {f"map_{field}": "" for field in csv_import.IMPORTABLE_FIELDS}
+    post.update({"map_name": "0", "map_email": "1", "map_company": "2", "duplicate_mode": "skip"})
+    done = rep_client.post(upload["Location"], post)
+    assert done["Location"] == reverse("customers:import_report", args=[customer_import.pk])
+    report = rep_client.get(done["Location"])
+    assert b"Every row was imported" in report.content
+    assert Customer.objects.count() == 2
+
+
+def test_non_csv_upload_shows_a_clear_error(rep_client):
+    response = rep_client.post(
+        reverse("customers:import_upload"),
+        {"file": SimpleUploadedFile("x.csv", b"\x00\x01binary"), "duplicate_mode": "skip"},
+    )
+    assert response.status_code == 200
+    assert "not a CSV file" in response.content.decode()
+
+
+def test_mapping_the_same_column_twice_is_an_error(rep_client, rep):
+    customer_import = _upload(rep, GOOD)
+    post = {f"map_{field}": "" for field in csv_import.IMPORTABLE_FIELDS}
+    post.update({"map_name": "0", "map_email": "0", "duplicate_mode": "skip"})
+    response = rep_client.post(reverse("customers:import_mapping", args=[customer_import.pk]), post)
+    assert response.status_code == 200
+    assert "one field only" in response.content.decode()
+    assert not Customer.objects.exists()
+
+
+def test_another_users_import_is_404(other_rep_client, rep):
+    customer_import = _upload(rep, GOOD)
+    for name in ("import_mapping", "import_report"):
+        url = reverse(f"customers:{name}", args=[customer_import.pk])
+        assert other_rep_client.get(url).status_code == 404

@@ -1,0 +1,268 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from sales.models import Sale, SaleActivity, StageChange, Task
+from tests.factories import CustomerFactory, SaleFactory, TaskFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def my_sale(rep, teams):
+    return SaleFactory(customer=CustomerFactory(owner=rep), title="My deal", assigned_to=rep)
+
+
+@pytest.fixture
+def my_task(rep, my_sale):
+    return TaskFactory(assigned_to=rep, sale=my_sale, customer=my_sale.customer, title="Call back")
+
+
+# Refusals for every URL that takes an id ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,method",
+    [
+        ("detail", "get"),
+        ("edit", "get"),
+        ("edit", "post"),
+        ("delete", "get"),
+        ("delete", "post"),
+        ("change_stage", "get"),
+        ("change_stage", "post"),
+        ("activity_add", "post"),
+        ("task_add", "post"),
+    ],
+)
+def test_other_rep_is_refused_on_deal_urls(other_rep_client, my_sale, name, method):
+    url = reverse(f"sales:{name}", args=[my_sale.pk])
+    data = {"to_status": "WON", "closed_on": "2026-01-01", "kind": "call", "text": "x"}
+    response = getattr(other_rep_client, method)(url, data if method == "post" else None)
+    assert response.status_code == 404
+    my_sale.refresh_from_db()
+    assert my_sale.status == "NEW"
+    assert not SaleActivity.objects.exists()
+
+
+def test_other_rep_cannot_toggle_my_task(other_rep_client, my_task):
+    response = other_rep_client.post(reverse("sales:task_toggle", args=[my_task.pk]))
+    assert response.status_code == 404
+    my_task.refresh_from_db()
+    assert my_task.completed_at is None
+
+
+def test_other_rep_does_not_see_my_deals_or_tasks_in_lists(other_rep_client, my_task):
+    assert b"My deal" not in other_rep_client.get(reverse("sales:list")).content
+    assert b"Call back" not in other_rep_client.get(reverse("sales:my_tasks")).content
+
+
+def test_manager_sees_team_deal(manager_client, my_sale):
+    assert manager_client.get(reverse("sales:detail", args=[my_sale.pk])).status_code == 200
+
+
+def test_unknown_deal_is_404(rep_client):
+    assert rep_client.get("/sales/deals/999999/").status_code == 404
+
+
+# List -------------------------------------------------------------------------------------------
+
+
+def test_list_filters_and_totals(rep_client, rep):
+    customer = CustomerFactory(owner=rep, name="Zed Corp")
+    SaleFactory(customer=customer, title="Small", amount=Decimal("100"))
+    SaleFactory(customer=customer, title="Big", amount=Decimal("9000"), status="WON")
+    SaleFactory(customer=customer, title="Mid", amount=Decimal("500"), status="PROPOSAL")
+    url = reverse("sales:list")
+
+    response = rep_client.get(url, {"status": "open"})
+    assert {s.title for s in response.context["page"].object_list} == {"Small", "Mid"}
+    assert response.context["totals"]["total_amount"] == Decimal("600")
+    response = rep_client.get(url, {"amount_min": "400", "sort": "amount"})
+    assert [s.title for s in response.context["page"].object_list] == ["Mid", "Big"]
+    response = rep_client.get(url, {"q": "zed"})
+    assert response.context["totals"]["count"] == 3
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"page": "x"},
+        {"sort": "customer__owner__password"},
+        {"amount_min": "abc"},
+        {"close_from": "2026-13-45"},
+        {"status": "'; DELETE FROM sales_sale; --"},
+        {"owner": "-1"},
+    ],
+)
+def test_hostile_query_strings_never_break_the_deal_list(rep_client, my_sale, params):
+    assert rep_client.get(reverse("sales:list"), params).status_code == 200
+    assert Sale.objects.filter(pk=my_sale.pk).exists()
+
+
+@pytest.mark.parametrize("role_client", ["rep_client", "manager_client", "admin_client_"])
+def test_deal_list_query_count_is_fixed(request, role_client, rep, django_assert_max_num_queries):
+    client = request.getfixturevalue(role_client)
+    customer = CustomerFactory(owner=rep)
+    SaleFactory.create_batch(30, customer=customer)
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("sales:list"), {"status": "open", "sort": "-amount"})
+    assert response.status_code == 200
+
+
+def test_my_tasks_query_count_is_fixed(rep_client, rep, my_sale, django_assert_max_num_queries):
+    now = timezone.now()
+    for hours in range(-20, 20):
+        TaskFactory(assigned_to=rep, sale=my_sale, due_at=now + timedelta(hours=hours * 7))
+    with django_assert_max_num_queries(8):
+        response = rep_client.get(reverse("sales:my_tasks"))
+    assert response.status_code == 200
+
+
+def test_home_query_count_is_fixed(rep_client, rep, my_task, django_assert_max_num_queries):
+    with django_assert_max_num_queries(10):
+        assert rep_client.get(reverse("home")).status_code == 200
+
+
+# Create, edit, stage --------------------------------------------------------------------------
+
+
+def test_create_deal_from_customer_page(rep_client, rep, teams):
+    customer = CustomerFactory(owner=rep)
+    form_page = rep_client.get(reverse("sales:create"), {"customer": customer.pk})
+    assert form_page.context["form"].initial["customer"] == customer.pk
+    response = rep_client.post(
+        reverse("sales:create"),
+        {
+            "title": "Pilot",
+            "customer": customer.pk,
+            "assigned_to": rep.pk,
+            "amount": "12000.50",
+            "currency": "eur",
+            "status": "NEW",
+        },
+    )
+    sale = Sale.objects.get(title="Pilot")
+    assert response["Location"] == reverse("sales:detail", args=[sale.pk])
+    assert sale.amount == Decimal("12000.50")
+    assert sale.currency == "EUR"
+
+
+def test_create_deal_with_bad_input(rep_client, rep, other_rep):
+    foreign = CustomerFactory(owner=other_rep)
+    response = rep_client.post(
+        reverse("sales:create"),
+        {
+            "title": "",
+            "customer": foreign.pk,
+            "assigned_to": rep.pk,
+            "amount": "-5",
+            "currency": "euro",
+            "status": "WON",
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert {"title", "customer", "amount", "currency", "status"} <= set(errors)
+    assert not Sale.objects.exists()
+
+
+def test_edit_deal(rep_client, rep, my_sale):
+    response = rep_client.post(
+        reverse("sales:edit", args=[my_sale.pk]),
+        {
+            "title": "Renamed",
+            "customer": my_sale.customer_id,
+            "assigned_to": rep.pk,
+            "amount": "10",
+            "currency": "USD",
+        },
+    )
+    assert response.status_code == 302
+    my_sale.refresh_from_db()
+    assert my_sale.title == "Renamed"
+
+
+def test_change_stage_page_flow(rep_client, my_sale):
+    url = reverse("sales:change_stage", args=[my_sale.pk])
+    assert rep_client.get(url).status_code == 200
+    response = rep_client.post(url, {"to_status": "PROPOSAL", "reason": "Deck sent"})
+    assert response.status_code == 302
+    detail = rep_client.get(reverse("sales:detail", args=[my_sale.pk])).content.decode()
+    assert 'data-stage-change="PROPOSAL"' in detail
+
+
+def test_lost_without_reason_shows_field_error(rep_client, my_sale):
+    url = reverse("sales:change_stage", args=[my_sale.pk])
+    response = rep_client.post(url, {"to_status": "LOST", "closed_on": "2026-01-02"})
+    assert response.status_code == 200
+    assert "lost_reason" in response.context["form"].errors
+    my_sale.refresh_from_db()
+    assert my_sale.status == "NEW"
+
+
+def test_won_without_date_shows_field_error(rep_client, my_sale):
+    url = reverse("sales:change_stage", args=[my_sale.pk])
+    response = rep_client.post(url, {"to_status": "WON", "closed_on": ""})
+    assert "closed_on" in response.context["form"].errors
+    assert not StageChange.objects.filter(sale=my_sale).exists()
+
+
+def test_delete_deal_with_confirmation(rep_client, my_sale):
+    assert rep_client.get(reverse("sales:delete", args=[my_sale.pk])).status_code == 200
+    assert Sale.objects.filter(pk=my_sale.pk).exists()
+    rep_client.post(reverse("sales:delete", args=[my_sale.pk]))
+    assert not Sale.objects.filter(pk=my_sale.pk).exists()
+
+
+def test_log_activity_with_htmx(rep_client, my_sale):
+    url = reverse("sales:activity_add", args=[my_sale.pk])
+    response = rep_client.post(
+        url, {"kind": "meeting", "text": "Demo done"}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    assert b"Demo done" in response.content
+    bad = rep_client.post(url, {"kind": "telepathy", "text": ""}, headers={"HX-Request": "true"})
+    assert bad.status_code == 422
+    assert SaleActivity.objects.count() == 1
+
+
+def test_add_task_to_deal(rep_client, rep, my_sale):
+    response = rep_client.post(
+        reverse("sales:task_add", args=[my_sale.pk]),
+        {
+            "title": "Send contract",
+            "assigned_to": rep.pk,
+            "priority": "HIGH",
+            "due_at": "2026-12-01T10:00",
+        },
+    )
+    assert response.status_code == 302
+    task = Task.objects.get(title="Send contract")
+    assert (task.sale, task.customer, task.created_by) == (my_sale, my_sale.customer, rep)
+
+
+def test_complete_task_with_one_click(rep_client, my_task):
+    response = rep_client.post(
+        reverse("sales:task_toggle", args=[my_task.pk]),
+        {"done": "1"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert b"task-done" in response.content
+    my_task.refresh_from_db()
+    assert my_task.completed_at is not None
+
+
+def test_admin_pages_for_every_model(admin_client_, my_task):
+    for model in ("sale", "saleactivity", "task", "stagechange"):
+        assert admin_client_.get(reverse(f"admin:sales_{model}_changelist")).status_code == 200
+    for model in ("customer", "tag", "customernote", "customerimport"):
+        assert admin_client_.get(reverse(f"admin:customers_{model}_changelist")).status_code == 200
+    for model in ("team", "auditevent", "teammembership"):
+        assert admin_client_.get(reverse(f"admin:crm_{model}_changelist")).status_code == 200
+    url = reverse("admin:sales_sale_change", args=[my_task.sale_id])
+    assert admin_client_.get(url).status_code == 200
