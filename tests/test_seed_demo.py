@@ -1,0 +1,56 @@
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db.models import Count
+
+from crm.models import Team
+from crm.roles import Role, role_of
+from customers.models import Customer
+from sales.models import Sale, SaleActivity, StageChange, Task
+
+pytestmark = pytest.mark.django_db
+
+
+def _seed(**options):
+    out = StringIO()
+    call_command("seed_demo", stdout=out, **options)
+    return out.getvalue()
+
+
+def test_seed_demo_builds_a_complete_data_set():
+    output = _seed(customers=200, deals=150)
+    assert Customer.objects.count() == 200
+    assert Sale.objects.count() == 150
+    assert set(Sale.objects.values_list("status", flat=True)) == set(Sale.Status.values)
+    assert SaleActivity.objects.exists()
+    assert Task.objects.exists()
+    assert Team.objects.count() == 2
+    # Every deal's history starts with NEW and ends at its current status.
+    first_and_last = StageChange.objects.values("sale").annotate(n=Count("id"))
+    assert first_and_last.count() == 150
+    for sale in Sale.objects.filter(status__in=["WON", "LOST"])[:20]:
+        assert sale.closed_at is not None
+        assert sale.stage_changes.last().to_status == sale.status
+    User = get_user_model()
+    roles = {role_of(user) for user in User.objects.all()}
+    assert roles == {Role.REP, Role.MANAGER, Role.ADMIN}
+    assert "demo-pass-2026" in output and "admin-pass-2026" in output
+    assert User.objects.get(username="alex").check_password("demo-pass-2026")
+
+
+def test_seed_demo_is_deterministic():
+    _seed(customers=50, deals=40)
+    first = list(Customer.objects.order_by("id").values_list("name", "email", "region"))
+    amounts = list(Sale.objects.order_by("id").values_list("title", "amount", "status"))
+    _seed(customers=50, deals=40, reset=True)
+    assert list(Customer.objects.order_by("id").values_list("name", "email", "region")) == first
+    assert list(Sale.objects.order_by("id").values_list("title", "amount", "status")) == amounts
+
+
+def test_if_empty_does_nothing_when_data_exists():
+    _seed(customers=10, deals=5)
+    output = _seed(customers=10, deals=5, if_empty=True)
+    assert "already present" in output
+    assert Customer.objects.count() == 10

@@ -1,0 +1,83 @@
+"""A real Celery worker process against Redis and the test database (not eager mode)."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from crm.celery import app
+from crm.models import SchedulerHeartbeat
+from crm.tasks import scheduler_heartbeat
+
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+@pytest.fixture
+def real_worker(transactional_db):
+    """Start `celery worker` on a queue of its own; yield (queue, worker name)."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    name = f"{queue}@localhost"
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "crm.test_settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    process = subprocess.Popen(
+        [CELERY, "-A", "crm", "worker", "--pool=solo", "-Q", queue, "-n", name,
+         "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 40
+        while not app.control.ping(destination=[name], timeout=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.poll() is not None else ""
+                pytest.fail(f"Celery worker did not start: {output}")
+        yield queue, name
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.mark.worker
+def test_real_worker_runs_a_task_and_health_sees_it(real_worker, client):
+    queue, name = real_worker
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        scheduler_heartbeat.apply_async(queue=queue)
+    finally:
+        app.conf.task_always_eager = eager
+    deadline = time.monotonic() + 20
+    while not SchedulerHeartbeat.objects.filter(name="beat").exists():
+        assert time.monotonic() < deadline, "the worker never ran the task"
+        time.sleep(0.2)
+
+    health = client.get("/healthz").json()
+    assert health["checks"]["worker"]["ok"] is True
+    assert name in health["checks"]["worker"]["workers"]
+    assert health["checks"]["scheduler"]["ok"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_schedule_is_stored_for_the_database_scheduler():
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    DatabaseScheduler(app=app, lazy=True).setup_schedule()
+    task = PeriodicTask.objects.get(name="crm-scheduler-heartbeat")
+    assert task.task == "crm.scheduler_heartbeat"
+    assert task.enabled
