@@ -127,6 +127,27 @@ def my_tasks(*, user, now=None) -> dict[str, QuerySet[Task]]:
     }
 
 
+def pipeline_by_stage(*, user) -> list[dict[str, Any]]:
+    """Open deals of the user per stage: count and value, in pipeline order (one query)."""
+    rows = {
+        row["status"]: row
+        for row in Sale.objects.filter(assigned_to=user)
+        .open()
+        .values("status")
+        .annotate(count=Count("id"), value=Sum("amount"))
+        .order_by()
+    }
+    return [
+        {
+            "status": status.label,
+            "count": rows.get(status.value, {}).get("count", 0),
+            "value": float(rows.get(status.value, {}).get("value") or 0),
+        }
+        for status in Sale.Status
+        if status.value in Sale.OPEN_STATUSES
+    ]
+
+
 def home_summary(*, user) -> dict[str, Any]:
     """Numbers for the home page, in two queries."""
     now = timezone.now()

@@ -27,6 +27,7 @@ PAGE_SIZE = 25
 def home(request):
     context = {
         "summary": selectors.home_summary(user=request.user),
+        "pipeline": selectors.pipeline_by_stage(user=request.user),
         "tasks": selectors.my_tasks(user=request.user),
     }
     return render(request, "sales/home.html", context)

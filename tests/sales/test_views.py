@@ -266,3 +266,16 @@ def test_admin_pages_for_every_model(admin_client_, my_task):
         assert admin_client_.get(reverse(f"admin:crm_{model}_changelist")).status_code == 200
     url = reverse("admin:sales_sale_change", args=[my_task.sale_id])
     assert admin_client_.get(url).status_code == 200
+
+
+def test_home_pipeline_chart_data(rep_client, rep):
+    customer = CustomerFactory(owner=rep)
+    SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("100"), status="PROPOSAL")
+    SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("50"), status="PROPOSAL")
+    SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("70"), status="WON")
+    response = rep_client.get(reverse("home"))
+    pipeline = {row["status"]: row for row in response.context["pipeline"]}
+    assert pipeline["Proposal"] == {"status": "Proposal", "count": 2, "value": 150.0}
+    assert pipeline["New"]["count"] == 0
+    assert "Won" not in pipeline
+    assert b"chart-4.6.1.umd.min.js" in response.content

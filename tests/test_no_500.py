@@ -1,0 +1,67 @@
+"""No page answers 500, whatever the query string."""
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import CustomerFactory, SaleFactory, TaskFactory
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE_QUERIES = [
+    "page=abc&sort=zzz",
+    "page=0&sort=-",
+    "q=%27%20OR%201%3D1%20--&owner=1%20OR%201=1",
+    "customer=abc&status=%00&amount_min=1e999",
+    "close_from=9999-99-99&close_to=yesterday&tag=-5",
+    "q=" + "x" * 3000,
+    "region[]=emea&region=emea&region=apac",
+]
+
+
+@pytest.fixture
+def urls(rep, teams):
+    customer = CustomerFactory(owner=rep)
+    sale = SaleFactory(customer=customer)
+    TaskFactory(assigned_to=rep, sale=sale)
+    return [
+        reverse("home"),
+        reverse("customers:list"),
+        reverse("customers:export"),
+        reverse("customers:create"),
+        reverse("customers:import_upload"),
+        reverse("customers:detail", args=[customer.pk]),
+        reverse("customers:edit", args=[customer.pk]),
+        reverse("customers:delete", args=[customer.pk]),
+        reverse("sales:list"),
+        reverse("sales:create"),
+        reverse("sales:my_tasks"),
+        reverse("sales:detail", args=[sale.pk]),
+        reverse("sales:edit", args=[sale.pk]),
+        reverse("sales:change_stage", args=[sale.pk]),
+        reverse("sales:customer_panel", args=[customer.pk]),
+        reverse("password_change"),
+    ]
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES)
+def test_no_page_breaks_on_hostile_query_strings(rep_client, urls, query):
+    for url in urls:
+        response = rep_client.get(f"{url}?{query}")
+        if hasattr(response, "streaming_content"):
+            b"".join(response.streaming_content)
+        assert response.status_code < 500, url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/customers/0/",
+        "/customers/99999999999999999999/",
+        "/sales/deals/0/stage/",
+        "/customers/import/424242/",
+        "/sales/tasks/424242/toggle/",
+    ],
+)
+def test_unknown_ids_are_404(rep_client, url):
+    method = rep_client.post if url.endswith("toggle/") else rep_client.get
+    assert method(url).status_code == 404
