@@ -77,7 +77,9 @@ def sale_activities(*, sale: Sale) -> QuerySet[SaleActivity]:
 
 
 def sale_tasks(*, sale: Sale) -> QuerySet[Task]:
-    return sale.tasks.select_related("assigned_to").order_by("completed_at", "due_at")
+    return sale.tasks.select_related("assigned_to", "sale", "customer").order_by(
+        "completed_at", "due_at"
+    )
 
 
 def sale_stage_history(*, sale: Sale) -> QuerySet[StageChange]:
@@ -99,7 +101,7 @@ def customer_tasks(*, user, customer) -> QuerySet[Task]:
     return (
         visible_tasks(user)
         .filter(customer=customer)
-        .select_related("assigned_to", "sale")
+        .select_related("assigned_to", "sale", "customer")
         .order_by("completed_at", "due_at")
     )
 

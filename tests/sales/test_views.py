@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sales.models import Sale, SaleActivity, StageChange, Task
-from tests.factories import CustomerFactory, SaleFactory, TaskFactory
+from tests.factories import CustomerFactory, SaleActivityFactory, SaleFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +279,21 @@ def test_home_pipeline_chart_data(rep_client, rep):
     assert pipeline["New"]["count"] == 0
     assert "Won" not in pipeline
     assert b"chart-4.6.1.umd.min.js" in response.content
+
+
+def test_detail_pages_query_counts_do_not_grow(
+    rep_client, rep, my_sale, django_assert_max_num_queries
+):
+    for index in range(15):
+        TaskFactory(assigned_to=rep, sale=my_sale, customer=my_sale.customer)
+        TaskFactory(assigned_to=rep, customer=my_sale.customer)
+        SaleActivityFactory(sale=my_sale, user=rep, text=f"Call {index}")
+        SaleFactory(customer=my_sale.customer)
+    with django_assert_max_num_queries(14):
+        assert rep_client.get(reverse("sales:detail", args=[my_sale.pk])).status_code == 200
+    with django_assert_max_num_queries(8):
+        url = reverse("sales:customer_panel", args=[my_sale.customer_id])
+        assert rep_client.get(url).status_code == 200
+    with django_assert_max_num_queries(10):
+        url = reverse("customers:detail", args=[my_sale.customer_id])
+        assert rep_client.get(url).status_code == 200
