@@ -1,6 +1,7 @@
 """Small helpers shared by the views of every app."""
 
 from django import forms
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from crm.errors import ValidationFailed
 
@@ -13,6 +14,16 @@ def add_service_error(form: forms.Form, error: ValidationFailed) -> None:
     """Show a service's domain error on the form field it names (or the whole form)."""
     field = error.field if error.field in form.fields else None
     form.add_error(field, error.message)
+
+
+def safe_next_url(request, default: str) -> str:
+    """The posted `next` when it points into this site, else `default` (no open redirects)."""
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return default
 
 
 def querystring_without(request, *keys: str) -> str:

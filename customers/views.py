@@ -6,12 +6,12 @@ from django.core.paginator import Paginator
 from django.db import router
 from django.db.models.deletion import Collector
 from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import ValidationFailed
-from crm.http import add_service_error, is_htmx, querystring_without
+from crm.http import add_service_error, is_htmx, querystring_without, safe_next_url
 from crm.permissions import access_customer_by_id, editable_customers
 from crm.roles import is_manager_or_admin
 from crm.selectors import audit_events_for
@@ -174,8 +174,7 @@ def customer_bulk_assign(request):
         else:
             owner = form.cleaned_data["owner"]
             messages.success(request, f"{changed} customer(s) assigned to {owner}.")
-    next_url = request.POST.get("next", "")
-    return redirect(next_url if next_url.startswith("/customers/") else "customers:list")
+    return redirect(safe_next_url(request, resolve_url("customers:list")))
 
 
 @require_http_methods(["GET", "POST"])

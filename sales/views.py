@@ -1,10 +1,10 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import ValidationFailed
-from crm.http import add_service_error, is_htmx, querystring_without
+from crm.http import add_service_error, is_htmx, querystring_without, safe_next_url
 from crm.permissions import (
     access_customer_by_id,
     access_sale_by_id,
@@ -188,7 +188,7 @@ def task_toggle(request, pk: int):
         task = services.task_complete(actor=request.user, task=task)
     if is_htmx(request):
         return render(request, "sales/partials/_task_row.html", {"task": task})
-    return redirect(request.POST.get("next") or "sales:my_tasks")
+    return redirect(safe_next_url(request, resolve_url("sales:my_tasks")))
 
 
 def customer_panel(request, customer_pk: int):

@@ -1,6 +1,24 @@
 import pytest
+from django.contrib.auth.models import Group
 
+from crm.roles import ALL_GROUPS
 from tests.factories import AdminFactory, ManagerFactory, RepFactory, TeamFactory
+
+
+@pytest.fixture(autouse=True)
+def _role_groups(request, django_db_blocker):
+    """The role groups come from a data migration, and a transactional test ends by flushing
+    the database; make sure they exist before every test that uses the database."""
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+        "live_server",
+    } & set(request.fixturenames)
+    if uses_db:
+        with django_db_blocker.unblock():
+            if Group.objects.filter(name__in=ALL_GROUPS).count() != len(ALL_GROUPS):
+                for name in ALL_GROUPS:
+                    Group.objects.get_or_create(name=name)
 
 
 @pytest.fixture

@@ -297,3 +297,19 @@ def test_detail_pages_query_counts_do_not_grow(
     with django_assert_max_num_queries(10):
         url = reverse("customers:detail", args=[my_sale.customer_id])
         assert rep_client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x"])
+def test_task_toggle_never_redirects_off_site(rep_client, my_task, target):
+    response = rep_client.post(
+        reverse("sales:task_toggle", args=[my_task.pk]), {"done": "1", "next": target}
+    )
+    assert response["Location"] == reverse("sales:my_tasks")
+
+
+def test_task_toggle_returns_to_a_local_next(rep_client, my_task):
+    target = reverse("sales:detail", args=[my_task.sale_id])
+    response = rep_client.post(
+        reverse("sales:task_toggle", args=[my_task.pk]), {"done": "1", "next": target}
+    )
+    assert response["Location"] == target

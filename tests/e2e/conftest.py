@@ -1,0 +1,93 @@
+"""Fixtures for the browser tests: one Chromium per module, a fresh context and page per test.
+
+The app runs in pytest-django's `live_server` (a thread of this process, against the test
+database). Playwright's sync API runs an event loop in the main thread, so Django's
+"no ORM calls from async context" guard must be turned off for the data the tests create.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 10_000
+EXPECT_TIMEOUT_MS = 5_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"Chromium is required for the browser tests but {CHROMIUM} is missing or not "
+            "executable. Install Debian's `chromium` package (`playwright install` is not "
+            "available here).",
+            pytrace=False,
+        )
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db):
+    """A page in a fresh context; the test fails on a JavaScript error or a 5xx response."""
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"JavaScript error: {error}"))
+    page.on(
+        "response",
+        lambda response: (
+            problems.append(f"HTTP {response.status} from {response.request.method} {response.url}")
+            if response.status >= 500
+            else None
+        ),
+    )
+    yield page
+    context.close()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def login(page, live_server):
+    """Sign a user in without the login form: put a real session cookie into the context."""
+
+    def _login(user):
+        client = Client()
+        client.force_login(user)
+        session_cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+        page.context.add_cookies(
+            [
+                {
+                    "name": settings.SESSION_COOKIE_NAME,
+                    "value": session_cookie.value,
+                    "url": live_server.url,
+                    "httpOnly": True,
+                }
+            ]
+        )
+        return page
+
+    return _login
