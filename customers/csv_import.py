@@ -20,7 +20,7 @@ from crm.errors import ValidationFailed
 from crm.permissions import assignable_users, editable_customers
 from crm.services import audit_record_many
 from customers.models import Customer, CustomerImport
-from customers.services import tags_get_or_create
+from customers.services import AUDITED_FIELDS, tags_get_or_create
 
 IMPORTABLE_FIELDS = {
     "name": "Name",
@@ -74,23 +74,7 @@ class ImportRowForm(forms.ModelForm):
 
     class Meta:
         model = Customer
-        fields = [
-            "name",
-            "email",
-            "phone",
-            "company",
-            "industry",
-            "company_size",
-            "annual_revenue",
-            "region",
-            "address",
-            "website",
-            "source",
-            "lifecycle_stage",
-            "engagement_level",
-            "notes",
-            "last_contact_date",
-        ]
+        fields = [name for name in AUDITED_FIELDS if name != "owner"]
 
     def _post_clean(self):
         super()._post_clean()

@@ -10,6 +10,7 @@ from crm.permissions import assignable_users, editable_customers
 from crm.services import audit_record, audit_record_many, diff_snapshots, model_snapshot
 from customers.models import Customer, CustomerNote, Tag
 
+# The customer's own data fields: what the audit trail records and a CSV import may set.
 AUDITED_FIELDS = [
     "name",
     "email",

@@ -202,45 +202,38 @@ class Command(BaseCommand):
             for name in (REP_GROUP, MANAGER_GROUP, ADMIN_GROUP)
         }
         demo_hash = make_password(DEMO_PASSWORD)
-        admin, _ = User.objects.update_or_create(
-            username="admin",
-            defaults={
-                "email": "admin@example.com",
-                "first_name": "Ada",
-                "last_name": "Admin",
-                "is_staff": True,
-                "is_superuser": True,
-                "password": make_password(ADMIN_PASSWORD),
-            },
-        )
-        admin.groups.set([groups[ADMIN_GROUP]])
-        users = [admin]
-        for team_name, spec in TEAMS.items():
-            team, _ = Team.objects.get_or_create(name=team_name)
-            username, first, last = spec["manager"]
-            manager, _ = User.objects.update_or_create(
+
+        def upsert(username, first, last, group, **extra):
+            user, _ = User.objects.update_or_create(
                 username=username,
                 defaults={
                     "email": f"{username}@example.com",
                     "first_name": first,
                     "last_name": last,
                     "password": demo_hash,
+                    **extra,
                 },
             )
-            manager.groups.set([groups[MANAGER_GROUP]])
+            user.groups.set([groups[group]])
+            return user
+
+        admin = upsert(
+            "admin",
+            "Ada",
+            "Admin",
+            ADMIN_GROUP,
+            is_staff=True,
+            is_superuser=True,
+            password=make_password(ADMIN_PASSWORD),
+        )
+        users = [admin]
+        for team_name, spec in TEAMS.items():
+            team, _ = Team.objects.get_or_create(name=team_name)
+            manager = upsert(*spec["manager"], MANAGER_GROUP)
             team.managers.set([manager])
             users.append(manager)
-            for index, (username, first, last) in enumerate(spec["reps"]):
-                rep, _ = User.objects.update_or_create(
-                    username=username,
-                    defaults={
-                        "email": f"{username}@example.com",
-                        "first_name": first,
-                        "last_name": last,
-                        "password": demo_hash,
-                    },
-                )
-                rep.groups.set([groups[REP_GROUP]])
+            for index, rep_spec in enumerate(spec["reps"]):
+                rep = upsert(*rep_spec, REP_GROUP)
                 TeamMembership.objects.update_or_create(
                     user=rep, defaults={"team": team, "is_senior": index == 0}
                 )
