@@ -13,7 +13,9 @@ CUSTOMER_SORTS = {
     "name": ("name", "id"),
     "company": ("company", "id"),
     "email": ("email",),
-    "owner": ("owner__username", "id"),
+    # Groups by owner through the (owner, name) index; sorting by the owner's name would
+    # need a join and a full sort of every visible customer.
+    "owner": ("owner_id", "name", "id"),
     "stage": ("lifecycle_stage", "name", "id"),
     "engagement": ("engagement_level", "name", "id"),
     "region": ("region", "name", "id"),

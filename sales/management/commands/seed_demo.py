@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
 from customers.models import Customer, Industry, Region, Tag
@@ -144,7 +145,8 @@ ACTIVITY_TEXT = {
     "meeting": "Demo meeting with the buying committee.",
     "note": "Champion is keen; procurement needs a security review.",
 }
-BATCH = 5000
+LOST_REASONS = ["Price", "Went with a competitor", "No budget"]
+TASK_TITLES = ["Follow-up call", "Send proposal", "Book demo", "Check references"]
 
 
 class Command(BaseCommand):
@@ -254,42 +256,45 @@ class Command(BaseCommand):
         sources = [choice.value for choice in Customer.Source]
         stages = ["lead"] * 4 + ["prospect"] * 3 + ["customer"] * 3 + ["churned"]
         engagement = ["LOW"] * 3 + ["MEDIUM"] * 4 + ["HIGH"] * 2 + ["VIP"]
+        rep_ids = [rep.pk for rep in reps]
         start = Customer.objects.count()
         rows = []
         for i in range(start, start + count):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-            company = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_SUFFIXES)}"
+            word = rng.choice(COMPANY_WORDS)
+            company = f"{word} {rng.choice(COMPANY_SUFFIXES)}"
             size = rng.choice([5, 12, 25, 60, 150, 400, 1200, 5000, 20000])
             created = now - timedelta(days=rng.randint(0, 900), minutes=rng.randint(0, 1440))
             last_contact = (now - timedelta(days=rng.randint(0, 200))).date()
             rows.append(
-                Customer(
-                    name=f"{first} {last}",
-                    email=f"{first}.{last}.{i}@{company.split()[0].lower()}-demo.example".lower(),
-                    phone=f"+1-555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
-                    company=company,
-                    industry=rng.choice(industries),
-                    company_size=size,
-                    annual_revenue=Decimal(size * rng.randint(40, 250) * 1000),
-                    region=rng.choice(regions),
-                    website=f"https://{company.split()[0].lower()}.example",
-                    source=rng.choice(sources),
-                    lifecycle_stage=rng.choice(stages),
-                    engagement_level=rng.choice(engagement),
-                    owner=rng.choice(reps),
-                    last_contact_date=last_contact if rng.random() < 0.85 else None,
-                    created_at=created,
-                )
+                {
+                    "name": f"{first} {last}",
+                    "email": f"{first}.{last}.{i}@{word}-demo.example".lower(),
+                    "phone": f"+1-555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
+                    "company": company,
+                    "industry": rng.choice(industries),
+                    "company_size": size,
+                    "annual_revenue": Decimal(size * rng.randint(40, 250) * 1000),
+                    "region": rng.choice(regions),
+                    "website": f"https://{word.lower()}.example",
+                    "source": rng.choice(sources),
+                    "lifecycle_stage": rng.choice(stages),
+                    "engagement_level": rng.choice(engagement),
+                    "owner_id": rng.choice(rep_ids),
+                    "last_contact_date": last_contact if rng.random() < 0.85 else None,
+                    "created_at": created,
+                    "updated_at": created,
+                }
             )
-        Customer.objects.bulk_create(rows, batch_size=BATCH)
-        through = Customer.tags.through
-        links = []
-        for customer in rows:
-            if rng.random() < 0.35:
-                for tag in rng.sample(tags, rng.randint(1, 2)):
-                    links.append(through(customer_id=customer.pk, tag_id=tag.pk))
-        through.objects.bulk_create(links, batch_size=BATCH, ignore_conflicts=True)
-        return [customer.pk for customer in rows]
+        customer_ids = bulk_insert(Customer, rows)
+        links = [
+            {"customer_id": customer_id, "tag_id": tag.pk}
+            for customer_id in customer_ids
+            if rng.random() < 0.35
+            for tag in rng.sample(tags, rng.randint(1, 2))
+        ]
+        bulk_insert(Customer.tags.through, links)
+        return customer_ids
 
     # Deals, history, activities, tasks ---------------------------------------------
 
@@ -299,6 +304,7 @@ class Command(BaseCommand):
         now = timezone.now()
         statuses = list(STATUS_WEIGHTS)
         weights = list(STATUS_WEIGHTS.values())
+        rep_ids = [rep.pk for rep in reps]
         sales, histories = [], []
         for _ in range(count):
             status = rng.choices(statuses, weights)[0]
@@ -312,77 +318,74 @@ class Command(BaseCommand):
             span = max((now - created).total_seconds(), 3600)
             moments = sorted(rng.uniform(0, span) for _ in range(len(path) - 1))
             changed = [created] + [created + timedelta(seconds=s) for s in moments]
-            closed_at = changed[-1] if status in ("WON", "LOST") else None
             amount = Decimal(rng.choice([1, 2, 3, 5, 8, 13, 21, 34]) * rng.randint(1, 9) * 500)
+            lost = status == "LOST"
             sales.append(
-                Sale(
-                    title=f"{rng.choice(DEAL_PRODUCTS)} – {rng.randint(10, 500)} seats",
-                    customer_id=rng.choice(customer_ids),
-                    assigned_to=rng.choice(reps),
-                    amount=amount,
-                    currency="USD",
-                    status=status,
-                    expected_close_date=(created + timedelta(days=rng.randint(20, 150))).date(),
-                    closed_at=closed_at,
-                    lost_reason=rng.choice(["Price", "Went with a competitor", "No budget"])
-                    if status == "LOST"
-                    else "",
-                    stage_entered_at=changed[-1],
-                    created_at=created,
-                )
+                {
+                    "title": f"{rng.choice(DEAL_PRODUCTS)} – {rng.randint(10, 500)} seats",
+                    "customer_id": rng.choice(customer_ids),
+                    "assigned_to_id": rng.choice(rep_ids),
+                    "amount": amount,
+                    "currency": "USD",
+                    "status": status,
+                    "expected_close_date": (created + timedelta(days=rng.randint(20, 150))).date(),
+                    "closed_at": changed[-1] if status in ("WON", "LOST") else None,
+                    "lost_reason": rng.choice(LOST_REASONS) if lost else "",
+                    "stage_entered_at": changed[-1],
+                    "created_at": created,
+                    "updated_at": changed[-1],
+                }
             )
             histories.append(list(zip(path, changed, strict=True)))
-        Sale.objects.bulk_create(sales, batch_size=BATCH)
+        sale_ids = bulk_insert(Sale, sales)
 
         changes, activities, tasks = [], [], []
         kinds = list(ACTIVITY_TEXT)
         priorities = [p.value for p in Task.Priority]
-        for sale, history in zip(sales, histories, strict=True):
+        for sale_id, sale, history in zip(sale_ids, sales, histories, strict=True):
+            owner_id = sale["assigned_to_id"]
             previous = ""
             for status, at in history:
                 changes.append(
-                    StageChange(
-                        sale_id=sale.pk,
-                        from_status=previous,
-                        to_status=status,
-                        changed_by=sale.assigned_to,
-                        changed_at=at,
-                    )
+                    {
+                        "sale_id": sale_id,
+                        "from_status": previous,
+                        "to_status": status,
+                        "changed_by_id": owner_id,
+                        "changed_at": at,
+                    }
                 )
                 previous = status
+            age = (now - sale["created_at"]).total_seconds()
             for _ in range(rng.randint(0, 3)):
                 kind = rng.choice(kinds)
+                at = sale["created_at"] + timedelta(seconds=rng.uniform(0, age))
                 activities.append(
-                    SaleActivity(
-                        sale_id=sale.pk,
-                        kind=kind,
-                        user=sale.assigned_to,
-                        text=ACTIVITY_TEXT[kind],
-                        occurred_at=sale.created_at
-                        + timedelta(
-                            seconds=rng.uniform(0, (now - sale.created_at).total_seconds())
-                        ),
-                    )
+                    {
+                        "sale_id": sale_id,
+                        "kind": kind,
+                        "user_id": owner_id,
+                        "text": ACTIVITY_TEXT[kind],
+                        "occurred_at": at,
+                        "created_at": at,
+                    }
                 )
-            if sale.status not in ("WON", "LOST") and rng.random() < 0.6:
-                due = now + timedelta(hours=rng.randint(-96, 240))
+            if sale["status"] not in ("WON", "LOST") and rng.random() < 0.6:
                 tasks.append(
-                    Task(
-                        title=rng.choice(
-                            ["Follow-up call", "Send proposal", "Book demo", "Check references"]
-                        ),
-                        sale_id=sale.pk,
-                        customer_id=sale.customer_id,
-                        assigned_to=sale.assigned_to,
-                        created_by=sale.assigned_to,
-                        priority=rng.choice(priorities),
-                        due_at=due,
-                        completed_at=now - timedelta(hours=1) if rng.random() < 0.2 else None,
-                    )
+                    {
+                        "title": rng.choice(TASK_TITLES),
+                        "sale_id": sale_id,
+                        "customer_id": sale["customer_id"],
+                        "assigned_to_id": owner_id,
+                        "created_by_id": owner_id,
+                        "priority": rng.choice(priorities),
+                        "due_at": now + timedelta(hours=rng.randint(-96, 240)),
+                        "completed_at": now - timedelta(hours=1) if rng.random() < 0.2 else None,
+                    }
                 )
-        StageChange.objects.bulk_create(changes, batch_size=BATCH)
-        SaleActivity.objects.bulk_create(activities, batch_size=BATCH)
-        Task.objects.bulk_create(tasks, batch_size=BATCH)
+        bulk_insert(StageChange, changes)
+        bulk_insert(SaleActivity, activities)
+        bulk_insert(Task, tasks)
 
     def _print_logins(self) -> None:
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/accounts/login/):")
