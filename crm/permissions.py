@@ -8,45 +8,75 @@ that `crm` does not import the apps that sit on top of it.
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from crm.roles import Role, role_of
 
+# Above this many shared records the filter uses a subquery instead of a literal id list.
+SHARED_IDS_INLINE_LIMIT = 1000
 
-def team_user_ids(user) -> QuerySet:
-    """Ids of the user and of every member of the teams the user manages (a subquery)."""
-    User = get_user_model()
-    return (
-        User.objects.filter(Q(pk=user.pk) | Q(team_memberships__team__managers=user))
-        .values("pk")
-        .distinct()
-    )
+# The sets below are read at most once per request and kept on the user object (like
+# role_of): literal id lists let PostgreSQL use the owner indexes, where an OR with a
+# correlated subquery forces a scan of the whole table.
+
+
+def team_users(user) -> list:
+    """The user and, for a manager, every member of the teams they manage (active or not)."""
+    cached = getattr(user, "_crm_team_users", None)
+    if cached is None:
+        if role_of(user) == Role.MANAGER:
+            User = get_user_model()
+            cached = list(
+                User.objects.filter(Q(pk=user.pk) | Q(team_memberships__team__managers=user))
+                .distinct()
+                .order_by("first_name", "last_name", "username")
+            )
+        else:
+            cached = [user]
+        user._crm_team_users = cached
+    return cached
+
+
+def team_user_ids(user) -> list[int]:
+    return [member.pk for member in team_users(user)]
 
 
 def assignable_users(user) -> QuerySet:
     """Who this user may make owner of a record: self (rep), their teams (manager), all (admin)."""
     User = get_user_model()
     active = User.objects.filter(is_active=True).order_by("first_name", "last_name", "username")
-    role = role_of(user)
-    if role == Role.ADMIN:
+    if role_of(user) == Role.ADMIN:
         return active
-    if role == Role.MANAGER:
-        return active.filter(pk__in=team_user_ids(user))
-    return active.filter(pk=user.pk)
+    return active.filter(pk__in=team_user_ids(user))
+
+
+def assignable_user_list(user) -> list:
+    """assignable_users as a list, without a query for reps and managers."""
+    if role_of(user) == Role.ADMIN:
+        return list(assignable_users(user))
+    return [member for member in team_users(user) if member.is_active]
 
 
 def _owned_by(user, field: str) -> Q:
-    """Records whose `field` user is within this user's reach (self, or the managed teams).
-
-    For a manager this also covers what is shared with their team members.
-    """
-    if role_of(user) == Role.MANAGER:
-        return Q(**{f"{field}__in": team_user_ids(user)})
-    return Q(**{field: user})
+    """Records whose `field` user is the user or, for a manager, one of their team."""
+    return Q(**{f"{field}__in": team_user_ids(user)})
 
 
 # Customers -----------------------------------------------------------------------------
+
+
+def _shared_customers(user) -> Q:
+    """Customers shared with the user (a manager: with anyone in their teams)."""
+    Customer = apps.get_model("customers", "Customer")
+    shared = Customer.shared_with.through.objects.filter(user_id__in=team_user_ids(user))
+    cached = getattr(user, "_crm_shared_customer_ids", None)
+    if cached is None:
+        cached = list(shared.values_list("customer_id", flat=True)[: SHARED_IDS_INLINE_LIMIT + 1])
+        user._crm_shared_customer_ids = cached
+    if len(cached) > SHARED_IDS_INLINE_LIMIT:
+        return Q(pk__in=shared.values("customer_id"))
+    return Q(pk__in=cached) if cached else Q(pk__in=[])
 
 
 def visible_customers(user, queryset: QuerySet | None = None) -> QuerySet:
@@ -54,12 +84,7 @@ def visible_customers(user, queryset: QuerySet | None = None) -> QuerySet:
     queryset = Customer.objects.all() if queryset is None else queryset
     if role_of(user) == Role.ADMIN:
         return queryset
-    shared = Exists(
-        Customer.shared_with.through.objects.filter(
-            _owned_by(user, "user"), customer_id=OuterRef("pk")
-        )
-    )
-    return queryset.filter(_owned_by(user, "owner") | shared)
+    return queryset.filter(_owned_by(user, "owner") | _shared_customers(user))
 
 
 def editable_customers(user, queryset: QuerySet | None = None) -> QuerySet:

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS
 
-from crm.permissions import assignable_users
+from crm.permissions import assignable_user_list, assignable_users
 from customers.csv_import import IMPORTABLE_FIELDS
 from customers.models import Customer, CustomerImport, Industry, Region, Tag
 from customers.selectors import CUSTOMER_SORTS
@@ -30,7 +30,7 @@ class CustomerFilterForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         # Read once: the owner filter and the bulk-assign menu both offer these users.
-        self.owners = list(assignable_users(user))
+        self.owners = assignable_user_list(user)
         self.fields["owner"].choices = [("", "Any owner")] + [
             (owner.pk, owner.get_full_name() or owner.username) for owner in self.owners
         ]

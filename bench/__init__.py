@@ -1,0 +1,1 @@
+"""Benchmarks for the CRM: `make bench` (all scenarios) or `make bench SCENARIO=name`."""

@@ -1,0 +1,98 @@
+"""The bench database: created, dropped and seeded here, never the development one.
+
+The runner points DATABASE_URL at a dedicated PostgreSQL database (crm_bench by default)
+before Django starts; these helpers refuse to drop anything whose name lacks "bench".
+"""
+
+import io
+import time
+
+import psycopg
+from django.conf import settings
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection, connections
+from psycopg import sql
+
+# The 100k data set: what seed_100k times and what the 100k page scenarios read.
+SEED_100K = {"customers": 100_000, "deals": 100_000, "reset": False}
+
+
+def _database_name() -> str:
+    name = settings.DATABASES["default"]["NAME"]
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise RuntimeError("The benchmarks run on PostgreSQL; set BENCH_DATABASE_URL to one.")
+    if "bench" not in name:
+        raise RuntimeError(f"Refusing to drop or create {name!r}: its name must contain 'bench'.")
+    return name
+
+
+def _maintenance_connection() -> psycopg.Connection:
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        dbname="postgres",
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=db.get("PORT") or None,
+        autocommit=True,
+    )
+
+
+def _exists(name: str) -> bool:
+    with _maintenance_connection() as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+
+
+def _migrate() -> None:
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def recreate_database() -> None:
+    """Drop and create the bench database, migrate it and empty the bench cache."""
+    name = _database_name()
+    connections.close_all()
+    ident = sql.Identifier(name)
+    with _maintenance_connection() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    _migrate()
+    cache.clear()
+
+
+def ensure_database() -> None:
+    """Create the bench database when missing and apply any new migrations."""
+    name = _database_name()
+    if not _exists(name):
+        recreate_database()
+    else:
+        _migrate()
+
+
+def seed_demo(**options) -> str:
+    """Run seed_demo quietly; its output, for the log."""
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out, **options)
+    return out.getvalue()
+
+
+def analyze() -> None:
+    """VACUUM ANALYZE, as autovacuum would have done soon after a bulk load in production."""
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
+def ensure_seeded_100k() -> None:
+    """The 100k data set, seeded (untimed) on a fresh database when it is not there yet."""
+    from customers.models import Customer
+
+    if _exists(_database_name()):
+        _migrate()
+        if Customer.objects.count() >= SEED_100K["customers"]:
+            return
+    print("  bench database has fewer than 100k customers: seeding it (untimed)…", flush=True)
+    started = time.perf_counter()
+    recreate_database()
+    seed_demo(**SEED_100K)
+    analyze()
+    print(f"  seeded in {time.perf_counter() - started:.1f} s", flush=True)

@@ -1,0 +1,1 @@
+"""One module per scenario (or per family of scenarios); see bench/README.md."""
