@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS
 
+from crm.forms import label_users_by_name, person_name
 from crm.permissions import assignable_user_list, assignable_users
 from customers.csv_import import IMPORTABLE_FIELDS
 from customers.models import Customer, CustomerImport, Industry, Region, Tag
@@ -32,7 +33,7 @@ class CustomerFilterForm(forms.Form):
         # Read once: the owner filter and the bulk-assign menu both offer these users.
         self.owners = assignable_user_list(user)
         self.fields["owner"].choices = [("", "Any owner")] + [
-            (owner.pk, owner.get_full_name() or owner.username) for owner in self.owners
+            (owner.pk, person_name(owner)) for owner in self.owners
         ]
         # Choices instead of a ModelChoiceField: validating a tag then costs no query.
         self.fields["tag"].choices = [("", "Any tag")] + list(
@@ -85,6 +86,8 @@ class CustomerForm(forms.ModelForm):
             get_user_model().objects.filter(is_active=True).exclude(pk=user.pk)
         )
         self.fields["shared_with"].help_text = "These users can see this customer."
+        self.fields["owner"].empty_label = None
+        label_users_by_name(self, "owner", "shared_with")
 
     def clean_email(self):
         return self.cleaned_data["email"].strip().lower()
@@ -143,6 +146,7 @@ class BulkAssignForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = assignable_users(user)
+        label_users_by_name(self, "owner")
 
 
 class ImportUploadForm(forms.Form):

@@ -1,10 +1,10 @@
 import csv
 
 from django.contrib import messages
+from django.contrib.admin.utils import NestedObjects
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.db import router
-from django.db.models.deletion import Collector
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils import timezone
@@ -114,12 +114,15 @@ def customer_delete(request, pk: int):
         services.customer_delete(actor=request.user, customer=customer)
         messages.success(request, f"Customer “{name}” deleted.")
         return redirect("customers:list")
-    collector = Collector(using=router.db_for_write(customer.__class__))
+    # Admin's collector lists every row the cascade takes (plain Collector fast-deletes
+    # some of them without counting).
+    collector = NestedObjects(using=router.db_for_write(customer.__class__))
     collector.collect([customer])
     also_deleted = [
-        (model._meta.verbose_name_plural, len(objects))
-        for model, objects in collector.data.items()
-        if model is not customer.__class__ and objects
+        (len(objects), (opts.verbose_name if len(objects) == 1 else opts.verbose_name_plural))
+        for model, objects in collector.model_objs.items()
+        if model is not customer.__class__ and model._meta.auto_created is False and objects
+        for opts in [model._meta]
     ]
     return render(
         request,

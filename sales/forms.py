@@ -3,6 +3,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from crm.forms import label_users_by_name
 from crm.permissions import assignable_users, visible_customers
 from customers.models import Customer
 from sales.models import Sale, SaleActivity, Task
@@ -31,6 +32,7 @@ class SaleFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = assignable_users(user)
         self.fields["owner"].empty_label = "Any owner"
+        label_users_by_name(self, "owner")
 
     def filters(self) -> dict:
         self.is_valid()
@@ -57,6 +59,8 @@ class SaleForm(forms.ModelForm):
         self.fields["customer"].queryset = visible_customers(user).order_by("name")
         self.fields["assigned_to"].queryset = assignable_users(user)
         self.fields["assigned_to"].required = True
+        self.fields["assigned_to"].empty_label = None
+        label_users_by_name(self, "assigned_to")
         self.fields["amount"].required = True
         self.fields["currency"].initial = settings.DEFAULT_CURRENCY
         if self.instance.pk:
@@ -143,4 +147,6 @@ class TaskForm(forms.ModelForm):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["assigned_to"].queryset = assignable_users(user)
+        self.fields["assigned_to"].empty_label = None
+        label_users_by_name(self, "assigned_to")
         self.initial.setdefault("assigned_to", user.pk)

@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
-from django.db.models.functions import Lead
+from django.db.models.functions import Coalesce, Lead
 from django.utils import timezone
 
 from crm.permissions import visible_sales, visible_tasks
@@ -57,19 +57,32 @@ def sale_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Sale]:
 
 
 def sale_totals(sales: QuerySet[Sale]) -> dict[str, Any]:
-    """Count and value of a (filtered) deal list, and its open / won parts, in one query."""
+    """Counts of a (filtered) deal list and its values per currency, in one query.
+
+    Amounts in different currencies are never added together.
+    """
     open_q = ~Q(status__in=Sale.CLOSED_STATUSES)
-    totals = sales.order_by().aggregate(
-        count=Count("id"),
-        total_amount=Sum("amount"),
-        open_count=Count("id", filter=open_q),
-        open_amount=Sum("amount", filter=open_q),
-        won_count=Count("id", filter=Q(status=Sale.Status.WON)),
-        won_amount=Sum("amount", filter=Q(status=Sale.Status.WON)),
+    won_q = Q(status=Sale.Status.WON)
+    by_currency = list(
+        sales.order_by()
+        .values("currency")
+        .annotate(
+            count=Count("id"),
+            open_count=Count("id", filter=open_q),
+            won_count=Count("id", filter=won_q),
+            total_amount=Coalesce(Sum("amount"), Decimal("0")),
+            open_amount=Coalesce(Sum("amount", filter=open_q), Decimal("0")),
+            won_amount=Coalesce(Sum("amount", filter=won_q), Decimal("0")),
+        )
+        .order_by("-count", "currency")
     )
-    for key in ("total_amount", "open_amount", "won_amount"):
-        totals[key] = totals[key] or Decimal("0")
-    return totals
+    # A handful of rows, one per currency: the counts add up across currencies.
+    return {
+        "count": sum(row["count"] for row in by_currency),
+        "open_count": sum(row["open_count"] for row in by_currency),
+        "won_count": sum(row["won_count"] for row in by_currency),
+        "by_currency": by_currency,
+    }
 
 
 def sale_activities(*, sale: Sale) -> QuerySet[SaleActivity]:
@@ -129,11 +142,11 @@ def my_tasks(*, user, now=None) -> dict[str, QuerySet[Task]]:
     }
 
 
-def pipeline_by_stage(*, user) -> list[dict[str, Any]]:
-    """Open deals of the user per stage: count and value, in pipeline order (one query)."""
+def pipeline_by_stage(*, user, currency: str) -> list[dict[str, Any]]:
+    """The user's open deals in one currency per stage: count and value, in pipeline order."""
     rows = {
         row["status"]: row
-        for row in Sale.objects.filter(assigned_to=user)
+        for row in Sale.objects.filter(assigned_to=user, currency=currency)
         .open()
         .values("status")
         .annotate(count=Count("id"), value=Sum("amount"))
@@ -151,17 +164,18 @@ def pipeline_by_stage(*, user) -> list[dict[str, Any]]:
 
 
 def home_summary(*, user) -> dict[str, Any]:
-    """Numbers for the home page, in two queries."""
+    """Numbers for the home page, in two queries; money per currency."""
     now = timezone.now()
-    mine = Sale.objects.filter(assigned_to=user)
     month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    deals = mine.aggregate(
-        open_count=Count("id", filter=~Q(status__in=Sale.CLOSED_STATUSES)),
-        open_amount=Sum("amount", filter=~Q(status__in=Sale.CLOSED_STATUSES)),
-        won_this_month=Sum("amount", filter=Q(status=Sale.Status.WON, closed_at__gte=month_start)),
+    deals = sale_totals(Sale.objects.filter(assigned_to=user))
+    won_this_month = list(
+        Sale.objects.filter(assigned_to=user, status=Sale.Status.WON, closed_at__gte=month_start)
+        .values("currency")
+        .annotate(amount=Sum("amount"))
+        .order_by("currency")
     )
     tasks = Task.objects.filter(assigned_to=user, completed_at__isnull=True).aggregate(
         overdue=Count("id", filter=Q(due_at__lt=now)),
         due_today=Count("id", filter=Q(due_at__gte=now, due_at__lt=now + timedelta(days=1))),
     )
-    return {**deals, **tasks}
+    return {"deals": deals, "won_this_month": won_this_month, **tasks}

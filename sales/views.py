@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render, resolve_url
@@ -27,7 +28,11 @@ PAGE_SIZE = 25
 def home(request):
     context = {
         "summary": selectors.home_summary(user=request.user),
-        "pipeline": selectors.pipeline_by_stage(user=request.user),
+        "pipeline": selectors.pipeline_by_stage(
+            user=request.user, currency=settings.DEFAULT_CURRENCY
+        ),
+        "pipeline_currency": settings.DEFAULT_CURRENCY,
+        "task_slice": ":10",
         "tasks": selectors.my_tasks(user=request.user),
     }
     return render(request, "sales/home.html", context)
@@ -68,20 +73,23 @@ def sale_create(request):
     return render(request, "sales/sale_form.html", {"form": form})
 
 
-def sale_detail(request, pk: int):
-    sale = access_sale_by_id(request.user, pk)
-    can_edit = editable_sales(request.user).filter(pk=sale.pk).exists()
-    context = {
+def _sale_detail_context(request, sale, **overrides) -> dict:
+    return {
         "sale": sale,
-        "can_edit": can_edit,
+        "can_edit": editable_sales(request.user).filter(pk=sale.pk).exists(),
         "activities": selectors.sale_activities(sale=sale),
         "tasks": selectors.sale_tasks(sale=sale),
         "history": selectors.sale_stage_history(sale=sale),
         "activity_form": ActivityForm(),
         "task_form": TaskForm(user=request.user),
         "stage_form": StageChangeForm(sale=sale),
+        **overrides,
     }
-    return render(request, "sales/sale_detail.html", context)
+
+
+def sale_detail(request, pk: int):
+    sale = access_sale_by_id(request.user, pk)
+    return render(request, "sales/sale_detail.html", _sale_detail_context(request, sale))
 
 
 @require_http_methods(["GET", "POST"])
@@ -170,13 +178,14 @@ def sale_task_add(request, pk: int):
         else:
             messages.success(request, "Task added.")
             return redirect("sales:detail", sale.pk)
-    for field, errors in form.errors.items():
-        messages.error(request, f"{field}: {' '.join(errors)}")
-    return redirect("sales:detail", sale.pk)
+    # Show the page again with the task form open, its values and errors kept.
+    context = _sale_detail_context(request, sale, task_form=form, task_form_open=True)
+    return render(request, "sales/sale_detail.html", context, status=422)
 
 
 def my_tasks(request):
-    return render(request, "sales/my_tasks.html", {"tasks": selectors.my_tasks(user=request.user)})
+    context = {"tasks": selectors.my_tasks(user=request.user), "task_slice": ":200"}
+    return render(request, "sales/my_tasks.html", context)
 
 
 @require_POST

@@ -1,6 +1,8 @@
 from django import template
 from django.utils.html import format_html
 
+from crm.forms import person_name
+
 register = template.Library()
 
 
@@ -27,6 +29,11 @@ def sort_th(context, key: str, label: str, css_class: str = ""):
             arrow,
         )
     return format_html('<th class="{}"><a href="{}">{}</a></th>', css_class, href, label)
+
+
+@register.filter
+def person(user) -> str:
+    return person_name(user)
 
 
 @register.filter

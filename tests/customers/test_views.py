@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from crm.models import AuditEvent
 from customers.models import Customer, CustomerNote
-from tests.factories import CustomerFactory, SaleFactory, TagFactory
+from tests.factories import CustomerFactory, SaleFactory, TagFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -231,10 +231,15 @@ def test_edit_customer_writes_audit(rep_client, rep, my_customer):
 
 
 def test_delete_asks_for_confirmation_and_lists_what_goes_with_it(rep_client, my_customer):
-    SaleFactory(customer=my_customer)
+    sale = SaleFactory(customer=my_customer)
+    TaskFactory.create_batch(2, sale=sale, customer=my_customer, assigned_to=sale.assigned_to)
+    CustomerNote.objects.create(customer=my_customer, text="hello")
     confirm = rep_client.get(reverse("customers:delete", args=[my_customer.pk]))
     assert confirm.status_code == 200
-    assert b"1 sales" in confirm.content
+    page = confirm.content.decode()
+    assert "1 sale<" in page
+    assert "2 tasks" in page
+    assert "1 customer note" in page
     assert Customer.objects.filter(pk=my_customer.pk).exists()
     response = rep_client.post(reverse("customers:delete", args=[my_customer.pk]))
     assert response.status_code == 302

@@ -181,9 +181,21 @@ def test_sale_totals_in_one_query(rep, django_assert_num_queries):
     with django_assert_num_queries(1):
         totals = selectors.sale_totals(Sale.objects.all())
     assert totals["count"] == 3
-    assert totals["total_amount"] == Decimal("350.50")
     assert totals["open_count"] == 2
-    assert totals["won_amount"] == Decimal("250.50")
+    (usd,) = totals["by_currency"]
+    assert usd["total_amount"] == Decimal("350.50")
+    assert usd["won_amount"] == Decimal("250.50")
+
+
+def test_sale_totals_never_add_currencies(rep):
+    customer = CustomerFactory(owner=rep)
+    SaleFactory(customer=customer, amount=Decimal("100"), currency="USD")
+    SaleFactory(customer=customer, amount=Decimal("12345.67"), currency="EUR")
+    SaleFactory(customer=customer, amount=Decimal("5"), currency="EUR")
+    totals = selectors.sale_totals(Sale.objects.all())
+    assert totals["count"] == 3
+    amounts = {row["currency"]: row["total_amount"] for row in totals["by_currency"]}
+    assert amounts == {"EUR": Decimal("12350.67"), "USD": Decimal("100")}
 
 
 def test_stage_history_durations(rep):

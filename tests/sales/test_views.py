@@ -80,7 +80,7 @@ def test_list_filters_and_totals(rep_client, rep):
 
     response = rep_client.get(url, {"status": "open"})
     assert {s.title for s in response.context["page"].object_list} == {"Small", "Mid"}
-    assert response.context["totals"]["total_amount"] == Decimal("600")
+    assert response.context["totals"]["by_currency"][0]["total_amount"] == Decimal("600")
     response = rep_client.get(url, {"amount_min": "400", "sort": "amount"})
     assert [s.title for s in response.context["page"].object_list] == ["Mid", "Big"]
     response = rep_client.get(url, {"q": "zed"})
@@ -273,6 +273,7 @@ def test_home_pipeline_chart_data(rep_client, rep):
     SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("100"), status="PROPOSAL")
     SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("50"), status="PROPOSAL")
     SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("70"), status="WON")
+    SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("9"), currency="EUR")
     response = rep_client.get(reverse("home"))
     pipeline = {row["status"]: row for row in response.context["pipeline"]}
     assert pipeline["Proposal"] == {"status": "Proposal", "count": 2, "value": 150.0}
@@ -313,3 +314,16 @@ def test_task_toggle_returns_to_a_local_next(rep_client, my_task):
         reverse("sales:task_toggle", args=[my_task.pk]), {"done": "1", "next": target}
     )
     assert response["Location"] == target
+
+
+def test_invalid_task_keeps_the_form_open_with_errors(rep_client, rep, my_sale):
+    response = rep_client.post(
+        reverse("sales:task_add", args=[my_sale.pk]),
+        {"title": "Half-typed title", "assigned_to": rep.pk, "priority": "HIGH", "due_at": ""},
+    )
+    assert response.status_code == 422
+    assert "due_at" in response.context["task_form"].errors
+    body = response.content.decode()
+    assert 'id="add-task" open' in body
+    assert 'value="Half-typed title"' in body
+    assert not Task.objects.filter(title="Half-typed title").exists()
