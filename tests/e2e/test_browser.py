@@ -201,6 +201,20 @@ def test_logging_an_activity_shows_it_without_reload(page: Page, login, rep, my_
     assert activity.user == rep
 
 
+def test_an_empty_activity_shows_its_error_in_place(page: Page, login, rep, my_deal):
+    login(rep)
+    page.goto(f"/sales/deals/{my_deal.pk}/")
+    _wait_for_htmx(page)
+    activities = page.locator("#activities")
+    _mark_document(page)
+
+    activities.get_by_role("button", name="Log activity").click()
+
+    expect(activities.locator(".field.has-error .error")).to_have_text("This field is required.")
+    _assert_same_document(page)
+    assert not SaleActivity.objects.exists()
+
+
 def test_moving_a_deal_to_lost_without_reason_is_refused(page: Page, login, rep, my_deal):
     login(rep)
     page.goto(f"/sales/deals/{my_deal.pk}/stage/")
