@@ -157,6 +157,7 @@ def customer_note_add(*, actor, customer: Customer, text: str) -> CustomerNote:
     if not text:
         raise ValidationFailed("Write something before saving the note.", field="text")
     note = CustomerNote.objects.create(customer=customer, author=actor, text=text)
+    audit_record(actor=actor, verb="create", instance=note, changes={"customer": customer.pk})
     return note
 
 

@@ -92,6 +92,7 @@ def test_note_needs_text(rep, teams):
         services.customer_note_add(actor=rep, customer=customer, text="   ")
     note = services.customer_note_add(actor=rep, customer=customer, text="Met at the fair")
     assert note.author == rep
+    assert AuditEvent.objects.filter(verb="create", object_id=str(note.pk), actor=rep).exists()
 
 
 def test_tags_get_or_create_is_case_insensitive():
