@@ -34,7 +34,18 @@ class SaleFilterForm(forms.Form):
         self.fields["owner"].empty_label = "Any owner"
         label_users_by_name(self, "owner")
 
+    def clean(self):
+        cleaned = super().clean()
+        low, high = cleaned.get("amount_min"), cleaned.get("amount_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("amount_max", "The maximum is below the minimum; it was ignored.")
+        start, end = cleaned.get("close_from"), cleaned.get("close_to")
+        if start and end and start > end:
+            self.add_error("close_to", "This date is before “Closing from”; it was ignored.")
+        return cleaned
+
     def filters(self) -> dict:
+        """Cleaned values of the fields that validated; the others are shown as errors."""
         self.is_valid()
         return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, When, Window
 from django.db.models.functions import Coalesce, Lead
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ SALE_SORTS = {
     "customer": ("customer__name", "id"),
     "owner": ("assigned_to__username", "id"),
     "amount": ("amount", "id"),
-    "status": ("status", "id"),
+    "status": ("stage_order", "id"),
     "close": ("expected_close_date", "id"),
     "created": ("created_at", "id"),
 }
@@ -53,7 +53,16 @@ def sale_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Sale]:
         sales = sales.filter(amount__gte=filters["amount_min"])
     if filters.get("amount_max") is not None:
         sales = sales.filter(amount__lte=filters["amount_max"])
-    return sales.order_by(*_order_by(filters.get("sort") or DEFAULT_SALE_SORT))
+    ordering = _order_by(filters.get("sort") or DEFAULT_SALE_SORT)
+    if any(column.lstrip("-") == "stage_order" for column in ordering):
+        # Stages sort in pipeline order (New ... Won, Lost), not alphabetically.
+        sales = sales.annotate(
+            stage_order=Case(
+                *(When(status=value, then=index) for index, value in enumerate(Sale.Status.values)),
+                output_field=IntegerField(),
+            )
+        )
+    return sales.order_by(*ordering)
 
 
 def sale_totals(sales: QuerySet[Sale]) -> dict[str, Any]:

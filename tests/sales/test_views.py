@@ -327,3 +327,22 @@ def test_invalid_task_keeps_the_form_open_with_errors(rep_client, rep, my_sale):
     assert 'id="add-task" open' in body
     assert 'value="Half-typed title"' in body
     assert not Task.objects.filter(title="Half-typed title").exists()
+
+
+def test_sorting_by_stage_follows_the_pipeline(rep_client, rep):
+    customer = CustomerFactory(owner=rep)
+    for status in ("WON", "CONTACTED", "NEW", "NEGOTIATION"):
+        SaleFactory(customer=customer, status=status, title=status)
+    response = rep_client.get(reverse("sales:list"), {"sort": "status"})
+    titles = [sale.title for sale in response.context["page"].object_list]
+    assert titles == ["NEW", "CONTACTED", "NEGOTIATION", "WON"]
+
+
+def test_contradictory_filters_are_explained(rep_client, my_sale):
+    response = rep_client.get(
+        reverse("sales:list"), {"amount_min": "500", "amount_max": "10", "close_from": "2026-05-01",
+                                "close_to": "2026-01-01"},
+    )  # fmt: skip
+    body = response.content.decode()
+    assert "The maximum is below the minimum" in body
+    assert "before “Closing from”" in body
