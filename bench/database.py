@@ -72,7 +72,7 @@ def ensure_database() -> None:
 def seed_demo(**options) -> str:
     """Run seed_demo quietly; its output, for the log."""
     out = io.StringIO()
-    call_command("seed_demo", stdout=out, **options)
+    call_command("seed_demo", stdout=out, allow_without_debug=True, **options)
     return out.getvalue()
 
 

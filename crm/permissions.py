@@ -117,13 +117,25 @@ def visible_sales(user, queryset: QuerySet | None = None) -> QuerySet:
 
 
 def editable_sales(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Deals assigned within the user's reach (an unassigned deal: the customer's owner).
+
+    Owning the customer is not enough to change another rep's deal on it.
+    """
     Sale = apps.get_model("sales", "Sale")
     queryset = Sale.objects.all() if queryset is None else queryset
     if role_of(user) == Role.ADMIN:
         return queryset
-    return queryset.filter(
-        _owned_by(user, "assigned_to") | Q(customer__in=editable_customers(user).values("pk"))
+    unassigned_on_mine = Q(
+        assigned_to__isnull=True, customer__in=editable_customers(user).values("pk")
     )
+    return queryset.filter(_owned_by(user, "assigned_to") | unassigned_on_mine)
+
+
+def customer_has_deals_beyond_reach(user, customer) -> bool:
+    """True when deleting the customer would also delete deals this user may not change."""
+    Sale = apps.get_model("sales", "Sale")
+    on_customer = Sale.objects.filter(customer=customer)
+    return on_customer.exclude(pk__in=editable_sales(user, on_customer).values("pk")).exists()
 
 
 def access_sale_by_id(user, sale_id, *, for_change: bool = False):
@@ -135,12 +147,17 @@ def access_sale_by_id(user, sale_id, *, for_change: bool = False):
 
 
 def visible_tasks(user, queryset: QuerySet | None = None) -> QuerySet:
-    """Tasks assigned to or created by the user (managers: their teams')."""
+    """Tasks assigned to or created by the user (managers: their teams'), and the tasks on
+    deals the user may change."""
     Task = apps.get_model("sales", "Task")
     queryset = Task.objects.all() if queryset is None else queryset
     if role_of(user) == Role.ADMIN:
         return queryset
-    return queryset.filter(_owned_by(user, "assigned_to") | Q(created_by=user))
+    return queryset.filter(
+        _owned_by(user, "assigned_to")
+        | Q(created_by=user)
+        | Q(sale__in=editable_sales(user).values("pk"))
+    )
 
 
 def access_task_by_id(user, task_id):

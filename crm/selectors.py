@@ -28,7 +28,7 @@ def health_check() -> dict:
             cursor.execute("SELECT 1")
         checks["database"] = {"ok": True, "vendor": connection.vendor}
     except Exception as exc:  # noqa: BLE001 - the health check reports any failure
-        checks["database"] = {"ok": False, "error": str(exc)}
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
 
     if settings.REDIS_URL:
         try:
@@ -37,7 +37,7 @@ def health_check() -> dict:
             redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1).ping()
             checks["redis"] = {"ok": True}
         except Exception as exc:  # noqa: BLE001
-            checks["redis"] = {"ok": False, "error": str(exc)}
+            checks["redis"] = {"ok": False, "error": type(exc).__name__}
     else:
         checks["redis"] = {"ok": True, "mode": "embedded (not configured)"}
 
@@ -57,7 +57,7 @@ def _worker_check() -> dict:
     try:
         replies = app.control.ping(timeout=1.0) or []
     except Exception as exc:  # noqa: BLE001
-        return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": type(exc).__name__}
     return {"ok": bool(replies), "workers": sorted(name for reply in replies for name in reply)}
 
 

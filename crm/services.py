@@ -11,7 +11,10 @@ from crm.models import AuditEvent, SchedulerHeartbeat
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal | date | datetime):
+    if isinstance(value, Decimal):
+        # By value: 1000 and 1000.00 are the same amount.
+        return format(value.normalize(), "f")
+    if isinstance(value, date | datetime):
         return str(value)
     if isinstance(value, models.Model):
         return value.pk

@@ -11,9 +11,10 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.functions import Lower
+from django.forms.models import construct_instance
 from django.utils import timezone
 
 from crm.errors import ValidationFailed
@@ -77,10 +78,17 @@ class ImportRowForm(forms.ModelForm):
         fields = [name for name in AUDITED_FIELDS if name != "owner"]
 
     def _post_clean(self):
-        super()._post_clean()
-        # The only whole-row error is the duplicate-email constraint, and duplicates are the
-        # import's own business (update or skip), not a row error.
-        self._errors.pop(NON_FIELD_ERRORS, None)
+        # Model field validation without the constraints: those would cost two queries per
+        # row, and duplicates are the import's own business (update or skip).
+        self.instance = construct_instance(self, self.instance, self._meta.fields)
+        try:
+            self.instance.full_clean(
+                exclude=self._get_validation_exclusions(),
+                validate_unique=False,
+                validate_constraints=False,
+            )
+        except ValidationError as error:
+            self._update_errors(error)
 
 
 def _normalise_header(header: str) -> str:

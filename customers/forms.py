@@ -78,12 +78,18 @@ class CustomerForm(forms.ModelForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = assignable_users(user)
+        owners = assignable_users(user)
+        if self.instance.pk and self.instance.owner_id:
+            # The current owner stays selectable; the service checks any change.
+            owners = owners | get_user_model().objects.filter(pk=self.instance.owner_id)
+        self.fields["owner"].queryset = owners
         self.fields["owner"].required = True
         if not self.instance.pk:
             self.initial.setdefault("owner", user.pk)
         self.fields["shared_with"].queryset = (
-            get_user_model().objects.filter(is_active=True).exclude(pk=user.pk)
+            get_user_model()
+            .objects.filter(is_active=True)
+            .order_by("first_name", "last_name", "username")
         )
         self.fields["shared_with"].help_text = "These users can see this customer."
         self.fields["owner"].empty_label = None

@@ -72,29 +72,43 @@ EXPORT_COLUMNS = [
 ]
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula is prefixed with a quote (CSV injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def customer_export_rows(*, user, filters: dict[str, Any]) -> Iterator[list[Any]]:
     """Header then one row per customer of the filtered list, streamed in chunks."""
     yield EXPORT_COLUMNS
     customers = customer_list(user=user, filters=filters).with_related()
     for customer in customers.iterator(chunk_size=2000):
-        yield [
-            customer.name,
-            customer.email,
-            customer.phone,
-            customer.company,
-            customer.industry,
-            customer.company_size if customer.company_size is not None else "",
-            customer.annual_revenue if customer.annual_revenue is not None else "",
-            customer.region,
-            customer.website,
-            customer.source,
-            customer.lifecycle_stage,
-            customer.engagement_level,
-            customer.owner.username if customer.owner else "",
-            ", ".join(tag.name for tag in customer.tags.all()),
-            customer.last_contact_date.isoformat() if customer.last_contact_date else "",
-            customer.created_at.isoformat(),
-        ]
+        yield [_spreadsheet_safe(value) for value in _export_row(customer)]
+
+
+def _export_row(customer: Customer) -> list[Any]:
+    return [
+        customer.name,
+        customer.email,
+        customer.phone,
+        customer.company,
+        customer.industry,
+        customer.company_size if customer.company_size is not None else "",
+        customer.annual_revenue if customer.annual_revenue is not None else "",
+        customer.region,
+        customer.website,
+        customer.source,
+        customer.lifecycle_stage,
+        customer.engagement_level,
+        customer.owner.username if customer.owner else "",
+        ", ".join(tag.name for tag in customer.tags.all()),
+        customer.last_contact_date.isoformat() if customer.last_contact_date else "",
+        customer.created_at.isoformat(),
+    ]
 
 
 def customer_imports_for(*, user) -> QuerySet[CustomerImport]:

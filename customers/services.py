@@ -3,10 +3,16 @@
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from crm.errors import PermissionDenied, ValidationFailed
-from crm.permissions import assignable_users, editable_customers
+from crm.permissions import (
+    assignable_users,
+    customer_has_deals_beyond_reach,
+    editable_customers,
+)
 from crm.services import audit_record, audit_record_many, diff_snapshots, model_snapshot
 from customers.models import Customer, CustomerNote, Tag
 
@@ -120,6 +126,11 @@ def customer_update(
 def customer_delete(*, actor, customer: Customer) -> None:
     if not editable_customers(actor).filter(pk=customer.pk).exists():
         raise PermissionDenied("You cannot delete this customer.")
+    if customer_has_deals_beyond_reach(actor, customer):
+        raise PermissionDenied(
+            "This customer has deals owned by other people; ask them or an admin to "
+            "reassign or delete those deals first."
+        )
     audit_record(
         actor=actor,
         verb="delete",
@@ -142,7 +153,9 @@ def customer_bulk_assign_owner(*, actor, customer_ids: list[int], owner) -> int:
     )
     if not customers:
         return 0
-    Customer.objects.filter(pk__in=[c.pk for c in customers]).update(owner=owner)
+    Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
+        owner=owner, updated_at=timezone.now()
+    )
     audit_record_many(
         actor=actor,
         verb="update",
@@ -153,12 +166,21 @@ def customer_bulk_assign_owner(*, actor, customer_ids: list[int], owner) -> int:
 
 @transaction.atomic
 def customer_note_add(*, actor, customer: Customer, text: str) -> CustomerNote:
+    if not editable_customers(actor).filter(pk=customer.pk).exists():
+        raise PermissionDenied("The customer is shared with you to read; you cannot add notes.")
     text = (text or "").strip()
     if not text:
         raise ValidationFailed("Write something before saving the note.", field="text")
     note = CustomerNote.objects.create(customer=customer, author=actor, text=text)
     audit_record(actor=actor, verb="create", instance=note, changes={"customer": customer.pk})
     return note
+
+
+def customer_record_contact(*, customer_id: int, contact_date) -> None:
+    """Move last_contact_date forward to `contact_date`; never backwards, also under races."""
+    Customer.objects.filter(
+        Q(last_contact_date__isnull=True) | Q(last_contact_date__lt=contact_date), pk=customer_id
+    ).update(last_contact_date=contact_date)
 
 
 def tags_get_or_create(names: list[str]) -> list[Tag]:

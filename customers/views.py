@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from crm.errors import ValidationFailed
+from crm.errors import PermissionDenied, ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without, safe_next_url
 from crm.permissions import access_customer_by_id, editable_customers
 from crm.roles import is_manager_or_admin
@@ -111,7 +111,11 @@ def customer_delete(request, pk: int):
     customer = access_customer_by_id(request.user, pk, for_change=True)
     if request.method == "POST":
         name = str(customer)
-        services.customer_delete(actor=request.user, customer=customer)
+        try:
+            services.customer_delete(actor=request.user, customer=customer)
+        except PermissionDenied as error:
+            messages.error(request, str(error))
+            return redirect("customers:detail", customer.pk)
         messages.success(request, f"Customer “{name}” deleted.")
         return redirect("customers:list")
     # Admin's collector lists every row the cascade takes (plain Collector fast-deletes
@@ -133,7 +137,7 @@ def customer_delete(request, pk: int):
 
 @require_POST
 def customer_note_add(request, pk: int):
-    customer = access_customer_by_id(request.user, pk)
+    customer = access_customer_by_id(request.user, pk, for_change=True)
     form = NoteForm(request.POST)
     if form.is_valid():
         try:
@@ -148,6 +152,7 @@ def customer_note_add(request, pk: int):
         "customer": customer,
         "notes": selectors.customer_notes(customer=customer),
         "note_form": form,
+        "can_edit": True,
     }
     status = 200 if not form.errors else 422
     if is_htmx(request):

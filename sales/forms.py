@@ -67,8 +67,18 @@ class SaleForm(forms.ModelForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["customer"].queryset = visible_customers(user).order_by("name")
-        self.fields["assigned_to"].queryset = assignable_users(user)
+        customers = visible_customers(user)
+        assignees = assignable_users(user)
+        if self.instance.pk:
+            # Keep the deal's current customer and assignee selectable even when they are
+            # outside the editor's own choices; the service checks any change.
+            customers = customers | Customer.objects.filter(pk=self.instance.customer_id)
+            if self.instance.assigned_to_id:
+                assignees = assignees | get_user_model().objects.filter(
+                    pk=self.instance.assigned_to_id
+                )
+        self.fields["customer"].queryset = customers.order_by("name")
+        self.fields["assigned_to"].queryset = assignees
         self.fields["assigned_to"].required = True
         self.fields["assigned_to"].empty_label = None
         label_users_by_name(self, "assigned_to")

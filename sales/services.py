@@ -9,6 +9,7 @@ from django.utils import timezone
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.permissions import assignable_users, editable_sales, visible_customers, visible_tasks
 from crm.services import audit_record, diff_snapshots, model_snapshot
+from customers.services import customer_record_contact
 from sales.models import Sale, SaleActivity, StageChange, Task
 
 SALE_AUDITED_FIELDS = [
@@ -93,6 +94,9 @@ def sale_update(*, actor, sale: Sale, data: dict[str, Any]) -> Sale:
     changes = diff_snapshots(before, model_snapshot(sale, SALE_AUDITED_FIELDS))
     if changes:
         sale.save(update_fields=[*data.keys(), "updated_at"])
+        if "customer" in changes:
+            # The deal's tasks follow it to its new customer.
+            Task.objects.filter(sale=sale).update(customer=sale.customer)
         audit_record(actor=actor, verb="update", instance=sale, changes=changes)
     return sale
 
@@ -178,6 +182,8 @@ def sale_delete(*, actor, sale: Sale) -> None:
 def sale_activity_add(
     *, actor, sale: Sale, kind: str, text: str, occurred_at: datetime | None = None
 ) -> SaleActivity:
+    if not editable_sales(actor).filter(pk=sale.pk).exists():
+        raise PermissionDenied("You can read this deal but not log activities on it.")
     text = (text or "").strip()
     if not text:
         raise ValidationFailed("Describe the activity.", field="text")
@@ -190,10 +196,15 @@ def sale_activity_add(
         sale=sale, kind=kind, text=text, user=actor, occurred_at=occurred_at
     )
     # Logging an activity is contact with the customer.
-    contact_date = timezone.localdate(occurred_at)
-    customer = sale.customer
-    if customer.last_contact_date is None or customer.last_contact_date < contact_date:
-        type(customer).objects.filter(pk=customer.pk).update(last_contact_date=contact_date)
+    customer_record_contact(
+        customer_id=sale.customer_id, contact_date=timezone.localdate(occurred_at)
+    )
+    audit_record(
+        actor=actor,
+        verb="create",
+        instance=activity,
+        changes={"sale": sale.pk, "kind": kind, "occurred_at": occurred_at},
+    )
     return activity
 
 
@@ -202,6 +213,11 @@ def task_create(*, actor, data: dict[str, Any], is_auto_created: bool = False) -
     data = dict(data)
     data.setdefault("assigned_to", actor)
     _check_assignee(actor, data["assigned_to"])
+    if (
+        data.get("sale") is not None
+        and not editable_sales(actor).filter(pk=data["sale"].pk).exists()
+    ):
+        raise PermissionDenied("You can read this deal but not add tasks to it.")
     if data.get("customer") is not None:
         _check_customer(actor, data["customer"])
     if data.get("sale") is not None and data.get("customer") is None:

@@ -142,7 +142,7 @@ def sale_change_stage(request, pk: int):
 
 @require_POST
 def sale_activity_add(request, pk: int):
-    sale = access_sale_by_id(request.user, pk)
+    sale = access_sale_by_id(request.user, pk, for_change=True)
     form = ActivityForm(request.POST)
     if form.is_valid():
         try:
@@ -157,7 +157,12 @@ def sale_activity_add(request, pk: int):
             add_service_error(form, error)
         else:
             form = ActivityForm()
-    context = {"sale": sale, "activities": selectors.sale_activities(sale=sale), "form": form}
+    context = {
+        "sale": sale,
+        "activities": selectors.sale_activities(sale=sale),
+        "form": form,
+        "can_edit": True,
+    }
     status = 422 if form.errors else 200
     if is_htmx(request):
         return render(request, "sales/partials/_activities.html", context, status=status)
@@ -168,7 +173,7 @@ def sale_activity_add(request, pk: int):
 
 @require_POST
 def sale_task_add(request, pk: int):
-    sale = access_sale_by_id(request.user, pk)
+    sale = access_sale_by_id(request.user, pk, for_change=True)
     form = TaskForm(request.POST, user=request.user)
     if form.is_valid():
         try:

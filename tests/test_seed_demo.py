@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def _seed(**options):
     out = StringIO()
-    call_command("seed_demo", stdout=out, **options)
+    call_command("seed_demo", stdout=out, allow_without_debug=True, **options)
     return out.getvalue()
 
 
@@ -54,3 +54,12 @@ def test_if_empty_does_nothing_when_data_exists():
     output = _seed(customers=10, deals=5, if_empty=True)
     assert "already present" in output
     assert Customer.objects.count() == 10
+
+
+def test_seed_demo_refuses_to_run_without_debug(settings):
+    from django.core.management.base import CommandError
+
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="publicly known password"):
+        call_command("seed_demo", customers=1, deals=0, stdout=StringIO())
+    assert not Customer.objects.exists()

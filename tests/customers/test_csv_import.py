@@ -201,3 +201,10 @@ def test_another_users_import_is_404(other_rep_client, rep):
     for name in ("import_mapping", "import_report"):
         url = reverse(f"customers:{name}", args=[customer_import.pk])
         assert other_rep_client.get(url).status_code == 404
+
+
+def test_negative_revenue_is_a_row_error_not_a_failed_import(rep, teams):
+    text = "name,email,annual_revenue\nGood,g@x.example,10\nBad,b@x.example,-5\n"
+    result = _run(rep, _upload(rep, text))
+    assert (result.created_count, result.error_count) == (1, 1)
+    assert "annual_revenue" in result.row_errors[0]["errors"]

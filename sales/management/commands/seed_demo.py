@@ -10,10 +10,11 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -164,10 +165,27 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reset", action="store_true", help="Delete existing customers and deals first."
         )
+        parser.add_argument(
+            "--allow-without-debug",
+            action="store_true",
+            help="Seed even with DEBUG off (creates users with publicly known passwords).",
+        )
 
     def handle(
-        self, *args, customers: int, deals: int, seed: int, if_empty: bool, reset: bool, **_
+        self,
+        *args,
+        customers: int,
+        deals: int,
+        seed: int,
+        if_empty: bool,
+        reset: bool,
+        **options,
     ):
+        if not settings.DEBUG and not options.get("allow_without_debug"):
+            raise CommandError(
+                "seed_demo creates an admin with a publicly known password; it runs only "
+                "with DEBUG on (or pass --allow-without-debug on a throwaway server)."
+            )
         if if_empty and Customer.objects.exists():
             self.stdout.write("Demo data already present; nothing to do.")
             self._print_logins()
