@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.customer_list, name="list"),
     path("export.csv", views.customer_export, name="export"),
     path("new/", views.customer_create, name="create"),
+    path("options/", views.customer_options, name="options"),
     path("bulk-assign/", views.customer_bulk_assign, name="bulk_assign"),
     path("import/", views.import_upload, name="import_upload"),
     path("import/<int:pk>/", views.import_mapping, name="import_mapping"),

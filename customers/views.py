@@ -27,6 +27,7 @@ from customers.forms import (
 from customers.models import CustomerImport
 
 PAGE_SIZE = 25
+OPTIONS_LIMIT = 20
 
 
 def customer_list(request):
@@ -62,6 +63,14 @@ def customer_export(request):
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="customers-{stamp}.csv"'
     return response
+
+
+def customer_options(request):
+    """<option>s of the visible customers matching ?customer_q=, for searchable selects."""
+    q = request.GET.get("customer_q", "")[:100]
+    customers = selectors.customer_list(user=request.user, filters={"q": q})[:OPTIONS_LIMIT]
+    context = {"customers": customers, "q": q}
+    return render(request, "customers/partials/_customer_options.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -6,6 +6,7 @@ from django.utils import timezone
 from crm.forms import label_users_by_name
 from crm.permissions import assignable_users, visible_customers
 from customers.models import Customer
+from customers.widgets import CustomerSearchSelect
 from sales.models import Sale, SaleActivity, Task
 from sales.selectors import SALE_SORTS
 
@@ -63,7 +64,10 @@ class SaleForm(forms.ModelForm):
             "expected_close_date",
             "probability",
         ]
-        widgets = {"expected_close_date": forms.DateInput(attrs={"type": "date"})}
+        widgets = {
+            "expected_close_date": forms.DateInput(attrs={"type": "date"}),
+            "customer": CustomerSearchSelect,
+        }
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -29,6 +29,7 @@ def urls(rep, teams):
         reverse("customers:export"),
         reverse("customers:create"),
         reverse("customers:import_upload"),
+        reverse("customers:options"),
         reverse("customers:detail", args=[customer.pk]),
         reverse("customers:edit", args=[customer.pk]),
         reverse("customers:delete", args=[customer.pk]),

@@ -236,3 +236,22 @@ def test_moving_a_deal_to_lost_without_reason_is_refused(page: Page, login, rep,
     page.goto(f"/sales/deals/{my_deal.pk}/")
     expect(page.locator("[data-stage]")).to_have_text("New")
     expect(page.locator('[data-stage-history] li[data-stage-change="LOST"]')).to_have_count(0)
+
+
+def test_new_deal_finds_its_customer_by_search(page: Page, login, rep):
+    CustomerFactory(owner=rep, name="Quasar Optics", company="Quasar")
+    CustomerFactory(owner=rep, name="Other Person", company="Elsewhere")
+    login(rep)
+    page.goto("/sales/deals/new/")
+    _wait_for_htmx(page)
+    expect(page.locator("#id_customer option")).to_have_count(1)  # only the placeholder
+
+    page.locator("[data-customer-search]").fill("quasar")
+    expect(page.locator("#id_customer option")).to_have_count(1)
+    expect(page.locator("#id_customer option")).to_contain_text("Quasar Optics")
+    page.fill("#id_title", "Telescope lenses")
+    page.fill("#id_amount", "2500")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.locator("h1")).to_have_text("Telescope lenses")
+    assert Sale.objects.get(title="Telescope lenses").customer.name == "Quasar Optics"

@@ -346,3 +346,22 @@ def test_contradictory_filters_are_explained(rep_client, my_sale):
     body = response.content.decode()
     assert "The maximum is below the minimum" in body
     assert "before “Closing from”" in body
+
+
+def test_deal_form_does_not_list_every_customer(rep_client, rep):
+    customers = CustomerFactory.create_batch(5, owner=rep)
+    page = rep_client.get(reverse("sales:create")).content.decode()
+    assert all(f'value="{c.pk}"' not in page for c in customers)
+    chosen = rep_client.get(reverse("sales:create"), {"customer": customers[2].pk}).content
+    assert f'value="{customers[2].pk}" selected'.encode() in chosen
+
+
+def test_customer_options_search_only_visible_customers(rep_client, rep, other_rep):
+    mine = CustomerFactory(owner=rep, name="Zephyr Mine")
+    CustomerFactory(owner=other_rep, name="Zephyr Theirs")
+    response = rep_client.get(reverse("customers:options"), {"customer_q": "zephyr"})
+    body = response.content.decode()
+    assert f'value="{mine.pk}"' in body
+    assert "Theirs" not in body
+    empty = rep_client.get(reverse("customers:options"), {"customer_q": "nothing-like-this"})
+    assert "No customer matches" in empty.content.decode()
