@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models.functions import Lower
 from django.forms.models import construct_instance
 from django.utils import timezone
@@ -209,6 +209,63 @@ def _row_data(row: list[str], mapping: dict[str, int], choices: dict) -> dict[st
     return data
 
 
+def customer_import_start(
+    *, actor, customer_import: CustomerImport, mapping: dict[str, int], duplicate_mode: str
+) -> CustomerImport:
+    """Check the mapping now and import in the background (a Celery task after commit)."""
+    from customers.tasks import run_customer_import
+
+    with transaction.atomic():
+        locked = CustomerImport.objects.select_for_update().get(pk=customer_import.pk)
+        if locked.status != CustomerImport.Status.MAPPING:
+            raise ValidationFailed("This file is already being imported or was imported.")
+        _validate_mapping(mapping, len(locked.headers))
+        locked.column_mapping = mapping
+        locked.duplicate_mode = duplicate_mode
+        locked.status = CustomerImport.Status.QUEUED
+        locked.processed_rows = 0
+        locked.save(update_fields=["column_mapping", "duplicate_mode", "status", "processed_rows"])
+        transaction.on_commit(lambda: run_customer_import.delay(locked.pk))
+    return locked
+
+
+def customer_import_execute(*, import_id: int) -> CustomerImport | None:
+    """Body of the background task: run a queued import once; record why it failed."""
+    customer_import = (
+        CustomerImport.objects.filter(pk=import_id, status=CustomerImport.Status.QUEUED)
+        .select_related("uploaded_by")
+        .first()
+    )
+    if customer_import is None:  # gone, or already done by an earlier delivery
+        return None
+    try:
+        return customer_import_run(
+            actor=customer_import.uploaded_by,
+            customer_import=customer_import,
+            mapping=customer_import.column_mapping,
+            duplicate_mode=customer_import.duplicate_mode,
+        )
+    except ValidationFailed as error:
+        _mark_failed(import_id, error.message)
+    except OperationalError:
+        raise  # transient (database unreachable): the task retries; nothing was written
+    except Exception as error:
+        _mark_failed(import_id, f"Unexpected error: {type(error).__name__}: {error}")
+        raise
+    return None
+
+
+def _mark_failed(import_id: int, reason: str) -> None:
+    CustomerImport.objects.filter(pk=import_id).exclude(status=CustomerImport.Status.DONE).update(
+        status=CustomerImport.Status.FAILED,
+        failure_reason=reason[:2000],
+        finished_at=timezone.now(),
+    )
+
+
+PROGRESS_EVERY_ROWS = 1000
+
+
 def customer_import_run(
     *, actor, customer_import: CustomerImport, mapping: dict[str, int], duplicate_mode: str
 ) -> CustomerImport:
@@ -229,6 +286,10 @@ def customer_import_run(
     valid: list[tuple[int, dict[str, Any], Any, list[str]]] = []
     first_row_for_email: dict[str, int] = {}
     for line_number, row in enumerate(rows, start=2):
+        if line_number % PROGRESS_EVERY_ROWS == 0:
+            CustomerImport.objects.filter(pk=customer_import.pk).update(
+                processed_rows=line_number - 1
+            )
         data = _row_data(row, mapping, choices)
         row_errors: dict[str, list[str]] = {}
         owner = actor
@@ -270,6 +331,7 @@ def customer_import_run(
         locked.updated_count = updated
         locked.skipped_count = skipped
         locked.error_count = len(errors)
+        locked.processed_rows = len(rows)
         locked.row_errors = sorted(errors, key=lambda e: e["row"])
         locked.finished_at = timezone.now()
         locked.save()

@@ -170,7 +170,9 @@ class CustomerImport(models.Model):
 
     class Status(models.TextChoices):
         MAPPING = "mapping", "Waiting for column mapping"
+        QUEUED = "queued", "Importing"
         DONE = "done", "Imported"
+        FAILED = "failed", "Failed"
 
     class DuplicateMode(models.TextChoices):
         UPDATE = "update", "Update the existing customer"
@@ -193,6 +195,8 @@ class CustomerImport(models.Model):
     skipped_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     row_errors = models.JSONField(default=list, blank=True)
+    processed_rows = models.PositiveIntegerField(default=0)
+    failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

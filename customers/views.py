@@ -5,7 +5,7 @@ from django.contrib.admin.utils import NestedObjects
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.db import router
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -219,12 +219,12 @@ def _access_import(request, pk: int) -> CustomerImport:
 @require_http_methods(["GET", "POST"])
 def import_mapping(request, pk: int):
     customer_import = _access_import(request, pk)
-    if customer_import.status == CustomerImport.Status.DONE:
+    if customer_import.status != CustomerImport.Status.MAPPING:
         return redirect("customers:import_report", customer_import.pk)
     form = ImportMappingForm(request.POST or None, customer_import=customer_import)
     if request.method == "POST" and form.is_valid():
         try:
-            csv_import.customer_import_run(
+            csv_import.customer_import_start(
                 actor=request.user,
                 customer_import=customer_import,
                 mapping=form.mapping(),
@@ -243,7 +243,18 @@ def import_mapping(request, pk: int):
 
 
 def import_report(request, pk: int):
+    """Progress while the import runs (polled by htmx), then the report."""
     customer_import = _access_import(request, pk)
-    if customer_import.status != CustomerImport.Status.DONE:
+    if customer_import.status == CustomerImport.Status.MAPPING:
         return redirect("customers:import_mapping", customer_import.pk)
+    if is_htmx(request):
+        if customer_import.status != CustomerImport.Status.QUEUED:
+            response = HttpResponse(status=204)
+            response["HX-Refresh"] = "true"  # finished: load the full report
+            return response
+        return render(
+            request,
+            "customers/partials/_import_progress.html",
+            {"customer_import": customer_import},
+        )
     return render(request, "customers/import_report.html", {"customer_import": customer_import})

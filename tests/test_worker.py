@@ -72,6 +72,37 @@ def test_real_worker_runs_a_task_and_health_sees_it(real_worker, client):
     assert health["checks"]["scheduler"]["ok"] is True
 
 
+@pytest.mark.worker
+def test_real_worker_imports_a_csv_file(real_worker, django_user_model):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from customers import csv_import
+    from customers.models import Customer, CustomerImport
+    from customers.tasks import run_customer_import
+    from tests.factories import RepFactory
+
+    queue, _ = real_worker
+    rep = RepFactory(username="importer")
+    text = "name,email\n" + "".join(f"Person {i},p{i}@worker.example\n" for i in range(1500))
+    customer_import = csv_import.customer_import_upload(
+        actor=rep, uploaded_file=SimpleUploadedFile("w.csv", text.encode()), duplicate_mode="skip"
+    )
+    CustomerImport.objects.filter(pk=customer_import.pk).update(status=CustomerImport.Status.QUEUED)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        run_customer_import.apply_async(args=[customer_import.pk], queue=queue)
+    finally:
+        app.conf.task_always_eager = eager
+    deadline = time.monotonic() + 60
+    while CustomerImport.objects.get(pk=customer_import.pk).status == CustomerImport.Status.QUEUED:
+        assert time.monotonic() < deadline, "the worker never finished the import"
+        time.sleep(0.3)
+    done = CustomerImport.objects.get(pk=customer_import.pk)
+    assert (done.status, done.created_count, done.processed_rows) == ("done", 1500, 1500)
+    assert Customer.objects.filter(email__endswith="@worker.example").count() == 1500
+
+
 @pytest.mark.django_db(transaction=True)
 def test_beat_schedule_is_stored_for_the_database_scheduler():
     from django_celery_beat.models import PeriodicTask

@@ -159,7 +159,7 @@ def test_semicolon_separated_files_work(rep, teams):
 # Through the pages ---------------------------------------------------------------------------
 
 
-def test_import_flow_through_the_pages(rep_client):
+def test_import_flow_through_the_pages(rep_client, django_capture_on_commit_callbacks):
     upload = rep_client.post(
         reverse("customers:import_upload"),
         {"file": SimpleUploadedFile("c.csv", GOOD.encode()), "duplicate_mode": "skip"},
@@ -170,7 +170,9 @@ def test_import_flow_through_the_pages(rep_client):
     assert b"Ann Archer" in mapping_page.content  # preview
     post = {f"map_{field}": "" for field in csv_import.IMPORTABLE_FIELDS}
     post.update({"map_name": "0", "map_email": "1", "map_company": "2", "duplicate_mode": "skip"})
-    done = rep_client.post(upload["Location"], post)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        done = rep_client.post(upload["Location"], post)
+    assert len(callbacks) == 1  # the background import, queued after commit
     assert done["Location"] == reverse("customers:import_report", args=[customer_import.pk])
     report = rep_client.get(done["Location"])
     assert b"Every row was imported" in report.content
@@ -208,3 +210,57 @@ def test_negative_revenue_is_a_row_error_not_a_failed_import(rep, teams):
     result = _run(rep, _upload(rep, text))
     assert (result.created_count, result.error_count) == (1, 1)
     assert "annual_revenue" in result.row_errors[0]["errors"]
+
+
+def test_import_runs_in_the_background_with_progress(rep_client, rep):
+    customer_import = _upload(rep, GOOD)
+    mapping_url = reverse("customers:import_mapping", args=[customer_import.pk])
+    report_url = reverse("customers:import_report", args=[customer_import.pk])
+    post = {f"map_{field}": "" for field in csv_import.IMPORTABLE_FIELDS}
+    post.update({"map_name": "0", "map_email": "1", "duplicate_mode": "skip"})
+    rep_client.post(mapping_url, post)  # on_commit never fires here: the task stays queued
+    customer_import.refresh_from_db()
+    assert customer_import.status == CustomerImport.Status.QUEUED
+    progress = rep_client.get(report_url, headers={"HX-Request": "true"})
+    assert b"<progress" in progress.content
+    assert rep_client.get(mapping_url)["Location"] == report_url  # no second start
+
+    csv_import.customer_import_execute(import_id=customer_import.pk)
+    finished = rep_client.get(report_url, headers={"HX-Request": "true"})
+    assert finished.status_code == 204
+    assert finished["HX-Refresh"] == "true"
+    assert b"Every row was imported" in rep_client.get(report_url).content
+
+
+def test_execute_runs_a_queued_import_once(rep, teams):
+    customer_import = _upload(rep, GOOD)
+    csv_import.customer_import_start(
+        actor=rep,
+        customer_import=customer_import,
+        mapping=customer_import.column_mapping,
+        duplicate_mode="skip",
+    )
+    assert csv_import.customer_import_execute(import_id=customer_import.pk).created_count == 2
+    assert csv_import.customer_import_execute(import_id=customer_import.pk) is None
+    assert Customer.objects.count() == 2
+
+
+def test_a_failing_import_records_why_and_writes_nothing(rep, teams, monkeypatch):
+    customer_import = _upload(rep, GOOD)
+    csv_import.customer_import_start(
+        actor=rep,
+        customer_import=customer_import,
+        mapping=customer_import.column_mapping,
+        duplicate_mode="skip",
+    )
+
+    def broken(**kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(csv_import, "_write_rows", broken)
+    with pytest.raises(RuntimeError):
+        csv_import.customer_import_execute(import_id=customer_import.pk)
+    customer_import.refresh_from_db()
+    assert customer_import.status == CustomerImport.Status.FAILED
+    assert "disk on fire" in customer_import.failure_reason
+    assert not Customer.objects.exists()
