@@ -7,6 +7,7 @@ filesystem broker, so `make run` needs nothing installed. Production sets both.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "crm",
     "customers",
     "sales",
+    "leads",
 ]
 
 MIDDLEWARE = [
@@ -154,6 +156,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "crm-scheduler-heartbeat": {"task": "crm.scheduler_heartbeat", "schedule": 60.0},
+    "leads-nightly-rescore": {
+        "task": "leads.rescore_all",
+        "schedule": crontab(hour=2, minute=15),
+    },
 }
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL

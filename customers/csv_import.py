@@ -37,6 +37,10 @@ IMPORTABLE_FIELDS = {
     "source": "Source",
     "lifecycle_stage": "Lifecycle stage",
     "engagement_level": "Engagement level",
+    "job_title": "Job title",
+    "decision_authority": "Decision authority",
+    "budget_range": "Budget range",
+    "purchase_timeline": "Purchase timeline",
     "owner": "Owner (username or email)",
     "tags": "Tags (comma-separated)",
     "notes": "Notes",
@@ -66,6 +70,11 @@ HEADER_ALIASES = {
     "owner_username": "owner",
     "tag": "tags",
     "last_contact": "last_contact_date",
+    "title": "job_title",
+    "role": "job_title",
+    "authority": "decision_authority",
+    "budget": "budget_range",
+    "timeline": "purchase_timeline",
 }
 PREVIEW_ROWS = 5
 
@@ -196,7 +205,16 @@ def _choice_lookup(field_name: str) -> dict[str, str]:
     return lookup
 
 
-CHOICE_FIELDS = ("industry", "region", "source", "lifecycle_stage", "engagement_level")
+CHOICE_FIELDS = (
+    "industry",
+    "region",
+    "source",
+    "lifecycle_stage",
+    "engagement_level",
+    "decision_authority",
+    "budget_range",
+    "purchase_timeline",
+)
 
 
 def _row_data(row: list[str], mapping: dict[str, int], choices: dict) -> dict[str, str]:

@@ -29,6 +29,29 @@ class Region(models.TextChoices):
     APAC = "apac", "Asia-Pacific"
 
 
+class BudgetRange(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    UNDER_10K = "under_10k", "Under 10k"
+    FROM_10K = "10k_50k", "10k–50k"
+    FROM_50K = "50k_250k", "50k–250k"
+    OVER_250K = "over_250k", "Over 250k"
+
+
+class PurchaseTimeline(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    IMMEDIATE = "immediate", "Within a month"
+    QUARTER = "quarter", "This quarter"
+    HALF_YEAR = "half_year", "Within 6 months"
+    LATER = "later", "Later than 6 months"
+
+
+class DecisionAuthority(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    DECISION_MAKER = "decision_maker", "Decision maker"
+    INFLUENCER = "influencer", "Influencer"
+    USER = "user", "End user"
+
+
 class Tag(models.Model):
     name = models.CharField(max_length=50)
     color = models.CharField(max_length=7, default="#64748b", help_text="Hex colour, e.g. #2563eb")
@@ -94,6 +117,14 @@ class Customer(models.Model):
     )
     engagement_level = models.CharField(
         max_length=10, choices=EngagementLevel.choices, default=EngagementLevel.MEDIUM
+    )
+    job_title = models.CharField(max_length=120, blank=True)
+    decision_authority = models.CharField(
+        max_length=20, choices=DecisionAuthority.choices, blank=True
+    )
+    budget_range = models.CharField(max_length=20, choices=BudgetRange.choices, blank=True)
+    purchase_timeline = models.CharField(
+        max_length=20, choices=PurchaseTimeline.choices, blank=True
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,

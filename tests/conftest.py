@@ -2,13 +2,16 @@ import pytest
 from django.contrib.auth.models import Group
 
 from crm.roles import ALL_GROUPS
+from leads.models import ScoringRule
+from leads.services import scoring_rules_reset_defaults
 from tests.factories import AdminFactory, ManagerFactory, RepFactory, TeamFactory
 
 
 @pytest.fixture(autouse=True)
-def _role_groups(request, django_db_blocker):
-    """The role groups come from a data migration, and a transactional test ends by flushing
-    the database; make sure they exist before every test that uses the database."""
+def _migration_data(request, django_db_blocker):
+    """The role groups and default scoring rules come from data migrations, and a
+    transactional test ends by flushing the database; make sure they exist before every
+    test that uses the database."""
     uses_db = request.node.get_closest_marker("django_db") or {
         "db",
         "transactional_db",
@@ -19,6 +22,8 @@ def _role_groups(request, django_db_blocker):
             if Group.objects.filter(name__in=ALL_GROUPS).count() != len(ALL_GROUPS):
                 for name in ALL_GROUPS:
                     Group.objects.get_or_create(name=name)
+            if not ScoringRule.objects.exists():
+                scoring_rules_reset_defaults()
 
 
 @pytest.fixture

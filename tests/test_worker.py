@@ -103,6 +103,30 @@ def test_real_worker_imports_a_csv_file(real_worker, django_user_model):
     assert Customer.objects.filter(email__endswith="@worker.example").count() == 1500
 
 
+@pytest.mark.worker
+def test_real_worker_rescores_a_lead(real_worker):
+    from leads.models import LeadActivity, LeadScore
+    from leads.tasks import rescore_lead
+    from tests.factories import CustomerFactory
+
+    queue, _ = real_worker
+    lead = CustomerFactory(lifecycle_stage="lead", company_size=60, source="referral")
+    LeadActivity.objects.create(customer=lead, activity_type="download", score_impact=5)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        rescore_lead.apply_async(args=[lead.pk], queue=queue)
+    finally:
+        app.conf.task_always_eager = eager
+    deadline = time.monotonic() + 30
+    while not LeadScore.objects.filter(customer=lead).exists():
+        assert time.monotonic() < deadline, "the worker never rescored the lead"
+        time.sleep(0.2)
+    score = LeadScore.objects.get(customer=lead)
+    assert (score.company_size_score, score.source_quality_score) == (15, 10)
+    assert score.engagement_score == 5
+
+
 @pytest.mark.django_db(transaction=True)
 def test_beat_schedule_is_stored_for_the_database_scheduler():
     from django_celery_beat.models import PeriodicTask
@@ -112,3 +136,6 @@ def test_beat_schedule_is_stored_for_the_database_scheduler():
     task = PeriodicTask.objects.get(name="crm-scheduler-heartbeat")
     assert task.task == "crm.scheduler_heartbeat"
     assert task.enabled
+    nightly = PeriodicTask.objects.get(name="leads-nightly-rescore")
+    assert nightly.task == "leads.rescore_all"
+    assert (nightly.crontab.hour, nightly.crontab.minute) == ("2", "15")

@@ -1,0 +1,135 @@
+"""Lead scores computed in SQL: one annotated query scores any number of leads.
+
+Each factor is a CASE over the managers' ScoringRules; engagement is a correlated
+subquery summing activity impacts with exponential decay (half-life HALF_LIFE_DAYS).
+Every factor is capped (FACTOR_MAX) so the total stays within 0-100.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db.models import (
+    Case,
+    DateTimeField,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Least, Power, Round
+
+from leads.models import FACTOR_MAX, Factor, LeadActivity, ScoringRule
+
+HALF_LIFE_DAYS = 30
+# Activities older than this weigh under 0.02% of their impact: left out to keep it fast.
+ENGAGEMENT_WINDOW_DAYS = 365
+
+FACTOR_FIELDS = {
+    Factor.BUDGET: "budget_range",
+    Factor.TIMELINE: "purchase_timeline",
+    Factor.AUTHORITY: "decision_authority",
+    Factor.SOURCE_QUALITY: "source",
+}
+SCORE_COLUMNS = [
+    "company_size_score",
+    "budget_score",
+    "timeline_score",
+    "authority_score",
+    "engagement_score",
+    "source_quality_score",
+]
+
+
+class AgeInDays(Func):
+    """Days from a datetime column to `now`, as a float, on PostgreSQL and SQLite."""
+
+    output_field = FloatField()
+
+    def __init__(self, field: str, now: datetime):
+        super().__init__(Value(now, output_field=DateTimeField()), F(field))
+
+    def as_postgresql(self, compiler, conn, **extra):
+        return self.as_sql(
+            compiler,
+            conn,
+            template="(EXTRACT(EPOCH FROM (%(expressions)s)) / 86400.0)",
+            arg_joiner=" - ",
+            **extra,
+        )
+
+    def as_sqlite(self, compiler, conn, **extra):
+        return self.as_sql(
+            compiler,
+            conn,
+            template="(julianday(%(expressions)s))",
+            arg_joiner=") - julianday(",
+            **extra,
+        )
+
+
+def _capped(expression, factor: str):
+    return Least(expression, Value(FACTOR_MAX[factor]), output_field=IntegerField())
+
+
+def _keyed_points(field: str, rules: list[ScoringRule]) -> Case:
+    return Case(
+        *(When(**{field: rule.key}, then=Value(rule.points)) for rule in rules),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def _band_points(field: str, rules: list[ScoringRule]) -> Case:
+    whens = []
+    for rule in rules:
+        bounds = {f"{field}__gte": rule.min_value or 0}
+        if rule.max_value is not None:
+            bounds[f"{field}__lte"] = rule.max_value
+        whens.append(When(**bounds, then=Value(rule.points)))
+    return Case(*whens, default=Value(0), output_field=IntegerField())
+
+
+def engagement_points(*, now: datetime) -> Subquery:
+    """Decayed sum of a customer's activity impacts (correlated on OuterRef("pk"))."""
+    decay = Power(Value(0.5), AgeInDays("timestamp", now) / Value(float(HALF_LIFE_DAYS)))
+    weighted = (
+        LeadActivity.objects.filter(
+            customer=OuterRef("pk"),
+            timestamp__gt=now - timedelta(days=ENGAGEMENT_WINDOW_DAYS),
+            timestamp__lte=now,
+        )
+        .order_by()
+        .values("customer")
+        .annotate(total=Sum(F("score_impact") * decay, output_field=FloatField()))
+        .values("total")
+    )
+    return Subquery(weighted, output_field=FloatField())
+
+
+def annotate_scores(customers: QuerySet, *, now: datetime, rules=None) -> QuerySet:
+    """Annotate each customer with the six factor scores and `score_total`."""
+    rules = list(ScoringRule.objects.all()) if rules is None else rules
+    by_factor: dict[str, list[ScoringRule]] = {factor: [] for factor in Factor.values}
+    for rule in rules:
+        by_factor[rule.factor].append(rule)
+    engagement = Cast(
+        Round(Coalesce(engagement_points(now=now), Value(0.0))), output_field=IntegerField()
+    )
+    annotated = customers.annotate(
+        company_size_score=_capped(
+            _band_points("company_size", by_factor[Factor.COMPANY_SIZE]), Factor.COMPANY_SIZE
+        ),
+        **{
+            f"{factor}_score": _capped(_keyed_points(field, by_factor[factor]), factor)
+            for factor, field in FACTOR_FIELDS.items()
+        },
+        engagement_score=_capped(engagement, Factor.ENGAGEMENT),
+    )
+    return annotated.annotate(
+        score_total=sum((F(column) for column in SCORE_COLUMNS[1:]), F(SCORE_COLUMNS[0]))
+    )

@@ -1,0 +1,28 @@
+from celery import shared_task
+from django.db import OperationalError
+
+from leads.services import leads_rescore
+
+
+@shared_task(
+    name="leads.rescore_lead",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def rescore_lead(customer_id: int) -> None:
+    leads_rescore(customer_ids=[customer_id])
+
+
+@shared_task(
+    name="leads.rescore_all",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    ignore_result=True,
+    time_limit=60 * 60,
+)
+def rescore_all() -> None:
+    """Nightly: engagement decays with time, so every lead is rescored."""
+    leads_rescore()
