@@ -141,6 +141,8 @@ STORAGES = {
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "media/"
 
+# Tracking links and pixels in emails and on the website stay valid this long.
+TRACKING_TOKEN_MAX_AGE_SECONDS = env.int("TRACKING_TOKEN_MAX_AGE_SECONDS", default=180 * 86400)
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="USD")
 CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from crm import views
+from leads import views_tracking
 from sales.views import home
 
 urlpatterns = [
@@ -22,5 +23,7 @@ urlpatterns = [
     ),
     path("customers/", include("customers.urls")),
     path("sales/", include("sales.urls")),
+    path("t/<str:token>/", views_tracking.track, name="track"),
+    path("t/<str:token>/open.gif", views_tracking.track_open_pixel, name="track_pixel"),
     path("admin/", admin.site.urls),
 ]
