@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     path("customers/", include("customers.urls")),
     path("sales/", include("sales.urls")),
+    path("leads/", include("leads.urls")),
     path("t/<str:token>/", views_tracking.track, name="track"),
     path("t/<str:token>/open.gif", views_tracking.track_open_pixel, name="track_pixel"),
     path("admin/", admin.site.urls),

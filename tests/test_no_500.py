@@ -41,6 +41,9 @@ def urls(rep, teams):
         reverse("sales:change_stage", args=[sale.pk]),
         reverse("sales:customer_panel", args=[customer.pk]),
         reverse("password_change"),
+        reverse("leads:list"),
+        reverse("leads:hot"),
+        reverse("leads:detail", args=[customer.pk]),
     ]
 
 

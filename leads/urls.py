@@ -1,0 +1,12 @@
+from django.urls import path
+
+from leads import views
+
+app_name = "leads"
+
+urlpatterns = [
+    path("", views.lead_list, name="list"),
+    path("hot/", views.hot_leads, name="hot"),
+    path("<int:pk>/", views.lead_detail, name="detail"),
+    path("<int:pk>/activities/", views.lead_activity_add, name="activity_add"),
+]

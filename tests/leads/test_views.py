@@ -1,0 +1,94 @@
+import pytest
+from django.urls import reverse
+
+from leads.models import LeadActivity, LeadScore
+from leads.services import leads_rescore
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def my_lead(rep, teams):
+    lead = CustomerFactory(owner=rep, lifecycle_stage="lead", name="Hot Prospect",
+                           company_size=5000, budget_range="over_250k",
+                           purchase_timeline="immediate", decision_authority="decision_maker",
+                           source="referral")  # fmt: skip
+    for _ in range(3):
+        LeadActivity.objects.create(customer=lead, activity_type="download", score_impact=10)
+    leads_rescore(customer_ids=[lead.pk])
+    return lead
+
+
+def test_lead_list_sorted_by_score_with_grades(rep_client, rep, my_lead):
+    cold = CustomerFactory(owner=rep, lifecycle_stage="lead", name="Cold One")
+    leads_rescore(customer_ids=[cold.pk])
+    response = rep_client.get(reverse("leads:list"))
+    assert [lead.name for lead in response.context["page"].object_list] == [
+        "Hot Prospect",
+        "Cold One",
+    ]
+    assert b"grade-hot" in response.content
+
+
+def test_lead_list_filters(rep_client, rep, my_lead):
+    CustomerFactory(owner=rep, lifecycle_stage="lead", name="Unscored")
+    url = reverse("leads:list")
+    assert [c.name for c in rep_client.get(url, {"grade": "hot"}).context["page"]] == [
+        "Hot Prospect"
+    ]
+    assert [c.name for c in rep_client.get(url, {"score_max": "10"}).context["page"]] == []
+    assert rep_client.get(url, {"score_min": "abc", "page": "x"}).status_code == 200
+
+
+def test_hot_leads_are_the_reps_own(rep_client, teammate, my_lead):
+    theirs = CustomerFactory(owner=teammate, lifecycle_stage="lead", company_size=5000,
+                             budget_range="over_250k", purchase_timeline="immediate",
+                             decision_authority="decision_maker", source="referral",
+                             shared_with=[])  # fmt: skip
+    leads_rescore(customer_ids=[theirs.pk])
+    names = [c.name for c in rep_client.get(reverse("leads:hot")).context["page"]]
+    assert names == ["Hot Prospect"]
+
+
+def test_other_rep_sees_no_lead_and_gets_404(other_rep_client, my_lead):
+    assert b"Hot Prospect" not in other_rep_client.get(reverse("leads:list")).content
+    assert other_rep_client.get(reverse("leads:detail", args=[my_lead.pk])).status_code == 404
+    response = other_rep_client.post(
+        reverse("leads:activity_add", args=[my_lead.pk]), {"activity_type": "call_answered"}
+    )
+    assert response.status_code == 404
+    assert LeadActivity.objects.filter(customer=my_lead).count() == 3
+
+
+def test_lead_detail_shows_breakdown_and_history(rep_client, my_lead):
+    response = rep_client.get(reverse("leads:detail", args=[my_lead.pk]))
+    assert response.status_code == 200
+    breakdown = {row["factor"]: row["points"] for row in response.context["breakdown"]}
+    assert breakdown["Company size"] == 20
+    assert breakdown["Engagement"] == 20
+    assert (
+        response.context["history"][-1]["total"]
+        == LeadScore.objects.get(customer=my_lead).total_score
+    )
+
+
+def test_log_activity_with_htmx(rep_client, my_lead, django_capture_on_commit_callbacks):
+    url = reverse("leads:activity_add", args=[my_lead.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = rep_client.post(
+            url, {"activity_type": "call_answered", "note": "Keen"}, headers={"HX-Request": "true"}
+        )
+    assert response.status_code == 200
+    assert b"Call answered" in response.content
+    assert LeadActivity.objects.filter(customer=my_lead, activity_type="call_answered").exists()
+    bad = rep_client.post(url, {"activity_type": "nope"}, headers={"HX-Request": "true"})
+    assert bad.status_code == 422
+
+
+def test_lead_list_query_count(rep_client, rep, django_assert_max_num_queries):
+    for index in range(30):
+        CustomerFactory(owner=rep, lifecycle_stage="lead", company_size=index * 10)
+    leads_rescore()
+    with django_assert_max_num_queries(7):
+        assert rep_client.get(reverse("leads:list"), {"grade": "cold"}).status_code == 200
