@@ -85,3 +85,17 @@ def scheduler_heartbeat_record(*, name: str = "beat") -> None:
     SchedulerHeartbeat.objects.update_or_create(
         name=name, defaults={"last_seen_at": timezone.now()}
     )
+
+
+def send_email(*, to: str, subject: str, text: str, html: str | None = None) -> None:
+    """The one way the CRM sends a single email. Django's email backend for now (console in
+    development, locmem in tests); the campaigns app backs it with SendGrid."""
+    from django.conf import settings
+    from django.core.mail import EmailMultiAlternatives
+
+    message = EmailMultiAlternatives(
+        subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[to]
+    )
+    if html:
+        message.attach_alternative(html, "text/html")
+    message.send()

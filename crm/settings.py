@@ -143,6 +143,8 @@ MEDIA_URL = "media/"
 
 # Tracking links and pixels in emails and on the website stay valid this long.
 TRACKING_TOKEN_MAX_AGE_SECONDS = env.int("TRACKING_TOKEN_MAX_AGE_SECONDS", default=180 * 86400)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CRM <crm@localhost>")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="USD")
 CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
@@ -158,6 +160,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "crm-scheduler-heartbeat": {"task": "crm.scheduler_heartbeat", "schedule": 60.0},
+    "leads-nurture-emails": {"task": "leads.send_nurture_emails", "schedule": 15 * 60.0},
     "leads-nightly-rescore": {
         "task": "leads.rescore_all",
         "schedule": crontab(hour=2, minute=15),

@@ -180,6 +180,23 @@ def customer_note_add(*, actor, customer: Customer, text: str) -> CustomerNote:
     return note
 
 
+@transaction.atomic
+def customer_assign_owner_automatically(*, customer_id: int, owner, reason: str) -> None:
+    """Automation (lead workflows) gives a customer to a rep; audited with no actor."""
+    customer = Customer.objects.select_for_update().get(pk=customer_id)
+    if customer.owner_id == owner.pk:
+        return
+    previous = customer.owner_id
+    customer.owner = owner
+    customer.save(update_fields=["owner", "updated_at"])
+    audit_record(
+        actor=None,
+        verb="update",
+        instance=customer,
+        changes={"owner": [previous, owner.pk], "reason": reason},
+    )
+
+
 def customer_record_contact(*, customer_id: int, contact_date) -> None:
     """Move last_contact_date forward to `contact_date`; never backwards, also under races."""
     Customer.objects.filter(

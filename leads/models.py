@@ -182,3 +182,35 @@ class NurtureEnrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} step {self.step} ({self.status})"
+
+
+class WorkflowRun(models.Model):
+    """One grade transition's workflow: claimed once in the rescoring transaction, carried out
+    by a task that records what it did."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="workflow_runs")
+    previous_grade = models.CharField(max_length=4, blank=True)
+    grade = models.CharField(max_length=4, choices=Grade.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actions = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="workflowrun_customer_idx"),
+            models.Index(fields=["assigned_to", "-created_at"], name="workflowrun_assignee_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.previous_grade or '—'} -> {self.grade} ({self.status})"

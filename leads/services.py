@@ -1,6 +1,6 @@
 """Writes for leads: scores, activities. Scores are computed in SQL (leads.scoring)."""
 
-from dataclasses import dataclass
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,15 +20,10 @@ from leads.models import (
     grade_for,
 )
 from leads.scoring import SCORE_COLUMNS, annotate_scores
+from leads.workflows import GradeTransition, workflows_start
 
 RESCORE_CHUNK = 5000
-
-
-@dataclass(frozen=True)
-class GradeTransition:
-    customer_id: int
-    previous: str | None
-    current: str
+UNGRADED = ""  # a LeadScore row created in this rescoring, before its first grade is claimed
 
 
 def leads_rescore(
@@ -60,7 +55,9 @@ def _rescore_chunk(ids: list[int], *, now, rules) -> list[GradeTransition]:
         .values_list("pk", *SCORE_COLUMNS, "score_total", "lead_score__total_score",
                      "lead_score__grade")
     )  # fmt: skip
-    scores, changes, transitions = [], [], []
+    scores, changes = [], []
+    wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
+    totals: dict[int, tuple[int | None, int]] = {}
     for pk, *factor_scores, total, previous_total, previous_grade in rows:
         total = max(0, min(100, total))
         grade = grade_for(total)
@@ -69,33 +66,51 @@ def _rescore_chunk(ids: list[int], *, now, rules) -> list[GradeTransition]:
                 customer_id=pk,
                 **dict(zip(SCORE_COLUMNS, factor_scores, strict=True)),
                 total_score=total,
-                grade=grade,
+                grade=previous_grade or UNGRADED,  # grades change only through a claim below
                 last_calculated=now,
             )
         )
-        if previous_total != total or previous_grade != grade:
-            changes.append(
-                ScoreChange(
-                    customer_id=pk,
-                    total_score=total,
-                    grade=grade,
-                    previous_total=previous_total,
-                    previous_grade=previous_grade or "",
-                    at=now,
-                )
-            )
+        totals[pk] = (previous_total, total)
         if previous_grade != grade:
-            transitions.append(GradeTransition(pk, previous_grade, grade))
+            wanted[(previous_grade or UNGRADED, grade)].append(pk)
+        elif previous_total != total:
+            changes.append(_score_change(pk, previous_total, total, grade, grade, now))
+    transitions = []
     with transaction.atomic():
         LeadScore.objects.bulk_create(
             scores,
             update_conflicts=True,
             unique_fields=["customer"],
-            update_fields=[*SCORE_COLUMNS, "total_score", "grade", "last_calculated"],
+            update_fields=[*SCORE_COLUMNS, "total_score", "last_calculated"],
             batch_size=RESCORE_CHUNK,
         )
+        for (previous, grade), pks in wanted.items():
+            # Claim the transition: only the rescoring that still finds the old grade (after
+            # any concurrent one has committed) moves it, so each transition happens once.
+            claimed = list(
+                LeadScore.objects.select_for_update()
+                .filter(customer_id__in=pks, grade=previous)
+                .values_list("customer_id", flat=True)
+            )
+            LeadScore.objects.filter(customer_id__in=claimed).update(grade=grade)
+            for pk in claimed:
+                previous_total, total = totals[pk]
+                changes.append(_score_change(pk, previous_total, total, grade, previous, now))
+                transitions.append(GradeTransition(pk, previous or None, grade))
         ScoreChange.objects.bulk_create(changes, batch_size=RESCORE_CHUNK)
+        workflows_start(transitions=transitions, now=now)
     return transitions
+
+
+def _score_change(pk, previous_total, total, grade, previous_grade, now) -> ScoreChange:
+    return ScoreChange(
+        customer_id=pk,
+        total_score=total,
+        grade=grade,
+        previous_total=previous_total,
+        previous_grade=previous_grade if previous_grade != UNGRADED else "",
+        at=now,
+    )
 
 
 @transaction.atomic

@@ -26,3 +26,24 @@ def rescore_lead(customer_id: int) -> None:
 def rescore_all() -> None:
     """Nightly: engagement decays with time, so every lead is rescored."""
     leads_rescore()
+
+
+@shared_task(
+    name="leads.run_workflow",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def run_workflow(run_id: int) -> None:
+    """The hot/warm workflow of one grade transition; a repeated delivery does nothing."""
+    from leads.workflows import workflow_run_execute
+
+    workflow_run_execute(run_id=run_id)
+
+
+@shared_task(name="leads.send_nurture_emails", ignore_result=True)
+def send_nurture_emails() -> None:
+    from leads.workflows import nurture_send_due
+
+    nurture_send_due()

@@ -232,6 +232,29 @@ def task_create(*, actor, data: dict[str, Any], is_auto_created: bool = False) -
     return task
 
 
+def task_create_automatic(
+    *,
+    assigned_to,
+    customer,
+    title: str,
+    priority: str,
+    due_at: datetime,
+    description: str = "",
+) -> Task:
+    """A task created by automation (workflows), not by a person: no actor to check."""
+    task = Task.objects.create(
+        title=title,
+        description=description,
+        customer=customer,
+        assigned_to=assigned_to,
+        priority=priority,
+        due_at=due_at,
+        is_auto_created=True,
+    )
+    audit_record(actor=None, verb="create", instance=task, changes={"automatic": True})
+    return task
+
+
 def _lock_task(actor, task: Task) -> Task:
     locked = visible_tasks(actor).select_for_update().filter(pk=task.pk).first()
     if locked is None:

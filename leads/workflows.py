@@ -1,0 +1,214 @@
+"""What happens when a lead changes grade (DESIGN.md "Leads"):
+
+- hot: the least-loaded senior rep of the owner's team takes the lead (round-robin between
+  equals), gets a call task due in 2 hours and a high-priority task, and the lead gets a
+  personal email;
+- warm: the least-loaded rep of the team takes it, with a follow-up task due in 24 hours and
+  a case-study email;
+- cold: the lead enters the nurture sequence (an email a week, NURTURE_STEPS of them),
+  which stops when the lead warms up or unsubscribes.
+
+A transition is claimed once in the rescoring transaction (leads.services); its hot/warm
+work is a WorkflowRun that a task carries out once.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from crm.models import TeamMembership
+from crm.services import send_email
+from customers.models import Customer
+from customers.services import customer_assign_owner_automatically
+from leads.models import Grade, NurtureEnrollment, WorkflowRun
+from sales.models import Task
+from sales.services import task_create_automatic
+
+NURTURE_STEPS = 4
+NURTURE_INTERVAL = timedelta(days=7)
+NURTURE_SUBJECTS = [
+    "Getting started: three things teams like yours automate first",
+    "How {company} could save a day a week",
+    "A customer story from your industry",
+    "Still curious? Book 15 minutes with us",
+]
+
+
+@dataclass(frozen=True)
+class GradeTransition:
+    customer_id: int
+    previous: str | None
+    current: str
+
+
+def workflows_start(*, transitions: list[GradeTransition], now: datetime) -> None:
+    """Inside the rescoring transaction: nurture changes in bulk, hot/warm runs queued."""
+    warmed = [t.customer_id for t in transitions if t.current in (Grade.HOT, Grade.WARM)]
+    if warmed:
+        NurtureEnrollment.objects.filter(
+            customer_id__in=warmed, status=NurtureEnrollment.Status.ACTIVE
+        ).update(status=NurtureEnrollment.Status.STOPPED, stop_reason="Lead warmed up")
+    cold = [t.customer_id for t in transitions if t.current == Grade.COLD]
+    if cold:
+        NurtureEnrollment.objects.bulk_create(
+            [
+                NurtureEnrollment(customer_id=pk, next_send_at=now, enrolled_at=now)
+                for pk in Customer.objects.filter(
+                    pk__in=cold, unsubscribed_at__isnull=True
+                ).values_list("pk", flat=True)
+            ],
+            ignore_conflicts=True,  # already enrolled (one active enrollment per customer)
+        )
+    runs = WorkflowRun.objects.bulk_create(
+        [
+            WorkflowRun(customer_id=t.customer_id, previous_grade=t.previous or "",
+                        grade=t.current, created_at=now)
+            for t in transitions
+            if t.current in (Grade.HOT, Grade.WARM)
+        ]
+    )  # fmt: skip
+    if runs:
+        from leads.tasks import run_workflow
+
+        run_ids = [run.pk for run in runs]
+        transaction.on_commit(lambda: [run_workflow.delay(run_id) for run_id in run_ids])
+
+
+def _least_loaded_rep(customer: Customer, *, seniors_only: bool):
+    """The team's rep with the fewest hot and warm leads; ties go to whoever was given a lead
+    longest ago (round-robin). None when the owner has no team."""
+    membership = TeamMembership.objects.filter(user_id=customer.owner_id).first()
+    if membership is None:
+        return None
+    members = TeamMembership.objects.filter(team_id=membership.team_id, user__is_active=True)
+    if seniors_only and members.filter(is_senior=True).exists():
+        members = members.filter(is_senior=True)
+    User = get_user_model()
+    return (
+        User.objects.filter(pk__in=members.values("user_id"))
+        .annotate(
+            load=Count(
+                "owned_customers",
+                filter=Q(
+                    owned_customers__lifecycle_stage=Customer.LifecycleStage.LEAD,
+                    owned_customers__lead_score__grade__in=[Grade.HOT, Grade.WARM],
+                ),
+                distinct=True,
+            ),
+            last_given=Subquery(
+                WorkflowRun.objects.filter(assigned_to=OuterRef("pk"))
+                .exclude(finished_at=None)
+                .order_by("-finished_at")
+                .values("finished_at")[:1]
+            ),
+        )
+        .order_by("load", F("last_given").asc(nulls_first=True), "pk")
+        .first()
+    )
+
+
+def workflow_run_execute(*, run_id: int) -> WorkflowRun | None:
+    """Carry out a pending run once (a second delivery of the task finds it done)."""
+    with transaction.atomic():
+        run = (
+            WorkflowRun.objects.select_for_update()
+            .select_related("customer")
+            .filter(pk=run_id, status=WorkflowRun.Status.PENDING)
+            .first()
+        )
+        if run is None:
+            return None
+        customer = run.customer
+        now = timezone.now()
+        hot = run.grade == Grade.HOT
+        rep = _least_loaded_rep(customer, seniors_only=hot) or customer.owner
+        actions = []
+        if rep is not None and rep.pk != customer.owner_id:
+            customer_assign_owner_automatically(
+                customer_id=customer.pk, owner=rep, reason=f"Lead turned {run.grade}"
+            )
+            actions.append(f"Assigned to {rep.get_full_name() or rep.username}")
+        if rep is not None:
+            for title, priority, due in _tasks_for(run.grade, customer, now):
+                task_create_automatic(
+                    assigned_to=rep, customer=customer, title=title, priority=priority, due_at=due
+                )
+                actions.append(f"Task: {title}")
+        if customer.email and customer.unsubscribed_at is None:
+            subject, text = _email_for(run.grade, customer, rep)
+            transaction.on_commit(lambda: send_email(to=customer.email, subject=subject, text=text))
+            actions.append(f"Email: {subject}")
+        run.assigned_to = rep
+        run.actions = actions
+        run.status = WorkflowRun.Status.DONE
+        run.finished_at = now
+        run.save(update_fields=["assigned_to", "actions", "status", "finished_at"])
+    return run
+
+
+def _tasks_for(grade: str, customer: Customer, now: datetime):
+    if grade == Grade.HOT:
+        return [
+            (f"Call {customer.name} – hot lead", Task.Priority.URGENT, now + timedelta(hours=2)),
+            (f"Prepare an offer for {customer.name}", Task.Priority.HIGH, now + timedelta(days=1)),
+        ]
+    return [(f"Follow up with {customer.name}", Task.Priority.MEDIUM, now + timedelta(hours=24))]
+
+
+def _email_for(grade: str, customer: Customer, rep) -> tuple[str, str]:
+    first_name = customer.name.split()[0] if customer.name else "there"
+    signature = (rep.get_full_name() or rep.username) if rep else "The team"
+    if grade == Grade.HOT:
+        return (
+            f"{first_name}, let's find a time to talk",
+            f"Hi {first_name},\n\nThanks for your interest"
+            f"{' on behalf of ' + customer.company if customer.company else ''}. "
+            f"I'd like to show you how we can help; when suits you this week?\n\n{signature}",
+        )
+    return (
+        f"How teams like {customer.company or 'yours'} succeed with us",
+        f"Hi {first_name},\n\nHere is a short case study from a customer like you.\n\n{signature}",
+    )
+
+
+def nurture_send_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Send the nurture emails that are due; each enrollment moves a step a week apart."""
+    now = now or timezone.now()
+    sent = 0
+    with transaction.atomic():
+        due = list(
+            NurtureEnrollment.objects.select_for_update(skip_locked=True)
+            .select_related("customer")
+            .filter(status=NurtureEnrollment.Status.ACTIVE, next_send_at__lte=now)
+            .order_by("next_send_at")[:limit]
+        )
+        for enrollment in due:
+            customer = enrollment.customer
+            if customer.unsubscribed_at is not None:
+                enrollment.status = NurtureEnrollment.Status.STOPPED
+                enrollment.stop_reason = "Unsubscribed"
+            else:
+                subject = NURTURE_SUBJECTS[enrollment.step].format(
+                    company=customer.company or "your team"
+                )
+                email, name = customer.email, customer.name
+                transaction.on_commit(
+                    lambda email=email, subject=subject, name=name: send_email(
+                        to=email, subject=subject, text=f"Hi {name},\n\n{subject}."
+                    )
+                )
+                sent += 1
+                enrollment.step += 1
+                if enrollment.step >= NURTURE_STEPS:
+                    enrollment.status = NurtureEnrollment.Status.COMPLETED
+                    enrollment.next_send_at = None
+                else:
+                    enrollment.next_send_at = now + NURTURE_INTERVAL
+        NurtureEnrollment.objects.bulk_update(
+            due, ["status", "stop_reason", "step", "next_send_at"]
+        )
+    return sent

@@ -1,0 +1,188 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from crm.models import TeamMembership
+from customers.models import Customer
+from leads import services as lead_services
+from leads.models import LeadActivity, NurtureEnrollment, WorkflowRun
+from leads.services import leads_rescore
+from leads.workflows import NURTURE_STEPS, nurture_send_due, workflow_run_execute
+from sales.models import Task
+from tests.factories import CustomerFactory, RepFactory, TeamFactory
+
+HOT = {
+    "company_size": 5000,
+    "budget_range": "over_250k",
+    "purchase_timeline": "immediate",
+    "decision_authority": "decision_maker",
+    "source": "referral",
+}
+WARM = {"company_size": 5000, "budget_range": "over_250k", "purchase_timeline": "immediate"}
+
+
+@pytest.fixture
+def team(db):
+    """A team with a junior owner, two senior reps and one more junior rep."""
+    owner, senior_a, senior_b, junior = (
+        RepFactory(username=name) for name in ("owner", "senior_a", "senior_b", "junior")
+    )
+    team = TeamFactory(name="Leads team")
+    for user, senior in ((owner, False), (senior_a, True), (senior_b, True), (junior, False)):
+        TeamMembership.objects.create(team=team, user=user, is_senior=senior)
+    return {"owner": owner, "senior_a": senior_a, "senior_b": senior_b, "junior": junior}
+
+
+def _lead(owner, **fields):
+    return CustomerFactory(owner=owner, lifecycle_stage="lead", **fields)
+
+
+def _engage(lead, points=10, times=3):
+    for _ in range(times):
+        LeadActivity.objects.create(customer=lead, activity_type="download", score_impact=points)
+
+
+@pytest.mark.django_db
+def test_hot_lead_goes_to_a_senior_rep_with_tasks_and_email(
+    team, django_capture_on_commit_callbacks
+):
+    lead = _lead(team["owner"], **HOT)
+    _engage(lead)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_rescore(customer_ids=[lead.pk])
+    run = WorkflowRun.objects.get(customer=lead)
+    assert (run.previous_grade, run.grade, run.status) == ("", "hot", "done")
+    lead.refresh_from_db()
+    assert lead.owner == team["senior_a"]
+    tasks = {task.title: task for task in Task.objects.filter(customer=lead)}
+    call = tasks[f"Call {lead.name} – hot lead"]
+    assert call.priority == "URGENT"
+    assert call.assigned_to == team["senior_a"]
+    assert timedelta(hours=1, minutes=55) < call.due_at - run.finished_at <= timedelta(hours=2)
+    assert any(task.priority == "HIGH" for task in tasks.values())
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == [lead.email]
+    assert lead.name.split()[0] in mail.outbox[0].body
+    assert any("Assigned to" in action for action in run.actions)
+
+
+@pytest.mark.django_db
+def test_hot_leads_round_robin_between_equally_loaded_seniors(
+    team, django_capture_on_commit_callbacks
+):
+    first, second = _lead(team["owner"], **HOT), _lead(team["owner"], **HOT)
+    for lead in (first, second):
+        _engage(lead)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_rescore(customer_ids=[first.pk])
+    # senior_a now carries one hot lead; the next one goes to senior_b.
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_rescore(customer_ids=[second.pk])
+    assert Customer.objects.get(pk=first.pk).owner == team["senior_a"]
+    assert Customer.objects.get(pk=second.pk).owner == team["senior_b"]
+
+
+@pytest.mark.django_db
+def test_warm_lead_gets_a_follow_up_and_a_case_study(team, django_capture_on_commit_callbacks):
+    lead = _lead(team["owner"], **WARM)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_rescore(customer_ids=[lead.pk])
+    run = WorkflowRun.objects.get(customer=lead)
+    assert run.grade == "warm"
+    (task,) = Task.objects.filter(customer=lead)
+    assert task.title.startswith("Follow up with")
+    assert timedelta(hours=23, minutes=55) < task.due_at - run.finished_at <= timedelta(hours=24)
+    assert "case study" in mail.outbox[0].body
+
+
+@pytest.mark.django_db
+def test_cold_lead_is_nurtured_weekly_until_the_sequence_ends(team):
+    lead = _lead(team["owner"])
+    leads_rescore(customer_ids=[lead.pk])
+    enrollment = NurtureEnrollment.objects.get(customer=lead)
+    assert enrollment.status == "active"
+    now = timezone.now()
+    with _on_commit_now():
+        for week in range(NURTURE_STEPS):
+            assert nurture_send_due(now=now + timedelta(days=7 * week, minutes=1)) == 1
+            assert nurture_send_due(now=now + timedelta(days=7 * week, hours=1)) == 0
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.step) == ("completed", NURTURE_STEPS)
+    assert len(mail.outbox) == NURTURE_STEPS
+    assert not WorkflowRun.objects.exists()  # cold needs no rep work
+
+
+@pytest.mark.django_db
+def test_nurture_stops_when_the_lead_warms_up_or_unsubscribes(team):
+    warming, leaving = _lead(team["owner"]), _lead(team["owner"])
+    leads_rescore(customer_ids=[warming.pk, leaving.pk])
+    Customer.objects.filter(pk=warming.pk).update(**WARM)
+    leads_rescore(customer_ids=[warming.pk])
+    assert NurtureEnrollment.objects.get(customer=warming).status == "stopped"
+    Customer.objects.filter(pk=leaving.pk).update(unsubscribed_at=timezone.now())
+    with _on_commit_now():
+        assert nurture_send_due(now=timezone.now() + timedelta(minutes=1)) == 0
+    assert NurtureEnrollment.objects.get(customer=leaving).stop_reason == "Unsubscribed"
+    assert mail.outbox == []
+
+
+@pytest.mark.django_db
+def test_a_transition_runs_its_workflow_once(team, django_capture_on_commit_callbacks):
+    lead = _lead(team["owner"], **HOT)
+    _engage(lead)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_rescore(customer_ids=[lead.pk])
+        leads_rescore(customer_ids=[lead.pk])
+    run = WorkflowRun.objects.get(customer=lead)
+    assert workflow_run_execute(run_id=run.pk) is None  # a second delivery of the task
+    assert Task.objects.filter(customer=lead).count() == 2
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_racing_rescorings_claim_a_transition_once(team, monkeypatch):
+    lead = _lead(team["owner"], **HOT)
+    _engage(lead)
+    both_have_read = threading.Barrier(2, timeout=20)
+    real_grade_for = lead_services.grade_for
+
+    def grade_after_both_read(total):
+        both_have_read.wait()  # each rescoring has read the old (missing) grade
+        return real_grade_for(total)
+
+    monkeypatch.setattr(lead_services, "grade_for", grade_after_both_read)
+    results, errors = [], []
+
+    def rescore():
+        try:
+            results.append(leads_rescore(customer_ids=[lead.pk]))
+        except Exception as error:  # surfaced below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=rescore) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    assert sorted(len(transitions) for transitions in results) == [0, 1]
+    assert WorkflowRun.objects.filter(customer=lead).count() == 1
+
+
+class _on_commit_now:
+    """Run on_commit callbacks at once (the test transaction never commits)."""
+
+    def __enter__(self):
+        from unittest import mock
+
+        self._patch = mock.patch("django.db.transaction.on_commit", lambda func, *a, **k: func())
+        self._patch.start()
+
+    def __exit__(self, *exc):
+        self._patch.stop()
