@@ -6,7 +6,15 @@ from django.db.models import F, QuerySet
 
 from crm.permissions import visible_customers
 from customers.models import Customer
-from leads.models import FACTOR_MAX, Factor, LeadActivity, LeadScore, ScoreChange
+from leads.models import (
+    FACTOR_MAX,
+    Factor,
+    LeadActivity,
+    LeadScore,
+    NurtureEnrollment,
+    ScoreChange,
+    WorkflowRun,
+)
 
 
 def lead_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Customer]:
@@ -47,6 +55,14 @@ def lead_score_history(*, customer: Customer, limit: int = 200) -> list[dict[str
         {"at": change.at.isoformat(), "total": change.total_score, "grade": change.grade}
         for change in reversed(list(changes))
     ]
+
+
+def lead_workflow_runs(*, customer: Customer, limit: int = 20) -> QuerySet[WorkflowRun]:
+    return customer.workflow_runs.select_related("assigned_to")[:limit]
+
+
+def lead_nurture(*, customer: Customer) -> NurtureEnrollment | None:
+    return customer.nurture_enrollments.order_by("-enrolled_at").first()
 
 
 def lead_activities(*, customer: Customer, limit: int = 100) -> QuerySet[LeadActivity]:

@@ -39,6 +39,8 @@ def lead_detail(request, pk: int):
         "breakdown": selectors.lead_score_breakdown(customer=customer),
         "history": selectors.lead_score_history(customer=customer),
         "activities": selectors.lead_activities(customer=customer),
+        "workflow_runs": selectors.lead_workflow_runs(customer=customer),
+        "nurture": selectors.lead_nurture(customer=customer),
         "form": LeadActivityForm(),
         "can_edit": editable_customers(request.user).filter(pk=customer.pk).exists(),
     }

@@ -73,6 +73,18 @@ def test_lead_detail_shows_breakdown_and_history(rep_client, my_lead):
     )
 
 
+def test_lead_detail_lists_workflow_actions(rep_client, my_lead):
+    from leads.models import WorkflowRun
+
+    WorkflowRun.objects.create(
+        customer=my_lead, previous_grade="warm", grade="hot", status="done",
+        actions=["Task: Call now", "Email: Hello"],
+    )  # fmt: skip
+    page = rep_client.get(reverse("leads:detail", args=[my_lead.pk])).content.decode()
+    assert "warm → hot" in page
+    assert "Task: Call now" in page
+
+
 def test_log_activity_with_htmx(rep_client, my_lead, django_capture_on_commit_callbacks):
     url = reverse("leads:activity_add", args=[my_lead.pk])
     with django_capture_on_commit_callbacks(execute=True):
