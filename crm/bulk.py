@@ -5,6 +5,7 @@ bulk_create's per-object overhead dominates. Rows are dicts keyed by attname
 (`owner_id`, not `owner`); fields left out get their model default.
 """
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +51,18 @@ def bulk_insert(model: type[models.Model], rows: Sequence[dict[str, Any]]) -> li
         )
         ids = [row[0] for row in cursor.fetchall()]
         column_list = ", ".join(quote(c) for c in [pk_column, *columns])
+        json_columns = {
+            field.attname
+            for field in model._meta.concrete_fields
+            if isinstance(field, models.JSONField)
+        }
         with cursor.cursor.copy(f"COPY {quote(table)} ({column_list}) FROM STDIN") as copy:
             for pk, row in zip(ids, rows, strict=True):
-                copy.write_row([pk, *(row[c] if c in row else defaults[c] for c in columns)])
+                values = [row[c] if c in row else defaults[c] for c in columns]
+                if json_columns:
+                    values = [
+                        json.dumps(value) if column in json_columns else value
+                        for column, value in zip(columns, values, strict=True)
+                    ]
+                copy.write_row([pk, *values])
     return ids

@@ -1,7 +1,7 @@
-"""Lead scores computed in SQL: one annotated query scores any number of leads.
+"""Lead scores computed in SQL: two queries score a chunk of leads of any size.
 
-Each factor is a CASE over the managers' ScoringRules; engagement is a correlated
-subquery summing activity impacts with exponential decay (half-life HALF_LIFE_DAYS).
+Each field-based factor is a CASE over the managers' ScoringRules; engagement is one
+GROUP BY summing activity impacts with exponential decay (half-life HALF_LIFE_DAYS).
 Every factor is capped (FACTOR_MAX) so the total stays within 0-100.
 """
 
@@ -14,14 +14,12 @@ from django.db.models import (
     FloatField,
     Func,
     IntegerField,
-    OuterRef,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, Least, Power, Round
+from django.db.models.functions import Least, Power
 
 from leads.models import FACTOR_MAX, Factor, LeadActivity, ScoringRule
 
@@ -35,14 +33,14 @@ FACTOR_FIELDS = {
     Factor.AUTHORITY: "decision_authority",
     Factor.SOURCE_QUALITY: "source",
 }
-SCORE_COLUMNS = [
+FIELD_SCORE_COLUMNS = [
     "company_size_score",
     "budget_score",
     "timeline_score",
     "authority_score",
-    "engagement_score",
     "source_quality_score",
 ]
+SCORE_COLUMNS = [*FIELD_SCORE_COLUMNS, "engagement_score"]
 
 
 class AgeInDays(Func):
@@ -94,33 +92,33 @@ def _band_points(field: str, rules: list[ScoringRule]) -> Case:
     return Case(*whens, default=Value(0), output_field=IntegerField())
 
 
-def engagement_points(*, now: datetime) -> Subquery:
-    """Decayed sum of a customer's activity impacts (correlated on OuterRef("pk"))."""
+def engagement_by_customer(customer_ids: list[int], *, now: datetime) -> dict[int, int]:
+    """{customer id: engagement points} for these customers, from one GROUP BY query: the
+    decayed sum of their activity impacts, rounded and capped."""
     decay = Power(Value(0.5), AgeInDays("timestamp", now) / Value(float(HALF_LIFE_DAYS)))
-    weighted = (
+    sums = (
         LeadActivity.objects.filter(
-            customer=OuterRef("pk"),
+            customer_id__in=customer_ids,
             timestamp__gt=now - timedelta(days=ENGAGEMENT_WINDOW_DAYS),
             timestamp__lte=now,
         )
         .order_by()
-        .values("customer")
+        .values("customer_id")
         .annotate(total=Sum(F("score_impact") * decay, output_field=FloatField()))
-        .values("total")
+        .values_list("customer_id", "total")
     )
-    return Subquery(weighted, output_field=FloatField())
+    cap = FACTOR_MAX[Factor.ENGAGEMENT]
+    return {customer_id: min(round(total or 0), cap) for customer_id, total in sums}
 
 
-def annotate_scores(customers: QuerySet, *, now: datetime, rules=None) -> QuerySet:
-    """Annotate each customer with the six factor scores and `score_total`."""
+def annotate_scores(customers: QuerySet, *, rules=None) -> QuerySet:
+    """Annotate each customer with the five field-based factor scores; engagement comes
+    from engagement_by_customer (one GROUP BY for a whole chunk beats a subquery per lead)."""
     rules = list(ScoringRule.objects.all()) if rules is None else rules
     by_factor: dict[str, list[ScoringRule]] = {factor: [] for factor in Factor.values}
     for rule in rules:
         by_factor[rule.factor].append(rule)
-    engagement = Cast(
-        Round(Coalesce(engagement_points(now=now), Value(0.0))), output_field=IntegerField()
-    )
-    annotated = customers.annotate(
+    return customers.annotate(
         company_size_score=_capped(
             _band_points("company_size", by_factor[Factor.COMPANY_SIZE]), Factor.COMPANY_SIZE
         ),
@@ -128,8 +126,4 @@ def annotate_scores(customers: QuerySet, *, now: datetime, rules=None) -> QueryS
             f"{factor}_score": _capped(_keyed_points(field, by_factor[factor]), factor)
             for factor, field in FACTOR_FIELDS.items()
         },
-        engagement_score=_capped(engagement, Factor.ENGAGEMENT),
-    )
-    return annotated.annotate(
-        score_total=sum((F(column) for column in SCORE_COLUMNS[1:]), F(SCORE_COLUMNS[0]))
     )

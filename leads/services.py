@@ -19,7 +19,12 @@ from leads.models import (
     ScoringRule,
     grade_for,
 )
-from leads.scoring import SCORE_COLUMNS, annotate_scores
+from leads.scoring import (
+    FIELD_SCORE_COLUMNS,
+    SCORE_COLUMNS,
+    annotate_scores,
+    engagement_by_customer,
+)
 from leads.workflows import GradeTransition, workflows_start
 
 RESCORE_CHUNK = 5000
@@ -50,16 +55,16 @@ def leads_rescore(
 
 
 def _rescore_chunk(ids: list[int], *, now, rules) -> list[GradeTransition]:
-    rows = (
-        annotate_scores(Customer.objects.filter(pk__in=ids), now=now, rules=rules)
-        .values_list("pk", *SCORE_COLUMNS, "score_total", "lead_score__total_score",
-                     "lead_score__grade")
-    )  # fmt: skip
+    rows = annotate_scores(Customer.objects.filter(pk__in=ids).order_by(), rules=rules).values_list(
+        "pk", *FIELD_SCORE_COLUMNS, "lead_score__total_score", "lead_score__grade"
+    )
+    engagement = engagement_by_customer(ids, now=now)
     scores, changes = [], []
     wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     totals: dict[int, tuple[int | None, int]] = {}
-    for pk, *factor_scores, total, previous_total, previous_grade in rows:
-        total = max(0, min(100, total))
+    for pk, *field_scores, previous_total, previous_grade in rows:
+        factor_scores = [*field_scores, engagement.get(pk, 0)]
+        total = max(0, min(100, sum(factor_scores)))
         grade = grade_for(total)
         scores.append(
             LeadScore(
