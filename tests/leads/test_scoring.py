@@ -167,3 +167,12 @@ def test_reset_to_default_rules():
     rules = scoring_rules_reset_defaults()
     assert ScoringRule.objects.count() == len(rules) == 4 + 4 + 4 + 3 + 7 + 7
     assert ScoringRule.objects.get(factor="budget", key="over_250k").points == 20
+
+
+def test_an_unchanged_lead_still_records_when_it_was_scored():
+    lead = _lead(company_size=20)
+    leads_rescore(customer_ids=[lead.pk], now=NOW)
+    later = NOW + timedelta(hours=3)
+    leads_rescore(customer_ids=[lead.pk], now=later)
+    score = LeadScore.objects.get(customer=lead)
+    assert (score.company_size_score, score.last_calculated) == (10, later)
