@@ -214,3 +214,29 @@ class WorkflowRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.previous_grade or '—'} -> {self.grade} ({self.status})"
+
+
+class RescoreRun(models.Model):
+    """A background rescoring of every lead (after the rules change), with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Rescore {self.pk}: {self.done}/{self.total} ({self.status})"

@@ -47,3 +47,11 @@ def send_nurture_emails() -> None:
     from leads.workflows import nurture_send_due
 
     nurture_send_due()
+
+
+@shared_task(name="leads.rescore_all_tracked", ignore_result=True, time_limit=60 * 60)
+def rescore_all_tracked(run_id: int) -> None:
+    """Rescore every lead after the rules changed; the rules page shows the progress."""
+    from leads.rules import rescore_run_execute
+
+    rescore_run_execute(run_id=run_id)

@@ -1,12 +1,16 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
-from django.shortcuts import render
-from django.views.decorators.http import require_POST
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without
 from crm.permissions import access_customer_by_id, editable_customers
-from leads import selectors, services
-from leads.forms import LeadActivityForm, LeadFilterForm
+from crm.roles import is_manager_or_admin
+from leads import rules, selectors, services
+from leads.forms import LeadActivityForm, LeadFilterForm, ScoringRulesForm
+from leads.models import RescoreRun, ScoringRule
 
 PAGE_SIZE = 25
 
@@ -73,3 +77,32 @@ def lead_activity_add(request, pk: int):
     return render(
         request, "leads/partials/_lead_activities.html", context, status=422 if form.errors else 200
     )
+
+
+def _managers_only(request) -> None:
+    if not is_manager_or_admin(request.user):
+        raise DjangoPermissionDenied("Only managers and admins edit the scoring rules.")
+
+
+@require_http_methods(["GET", "POST"])
+def scoring_rules(request):
+    _managers_only(request)
+    form = ScoringRulesForm(request.POST or None, rules=list(ScoringRule.objects.all()))
+    if request.method == "POST" and form.is_valid():
+        try:
+            rules.scoring_rules_update(
+                actor=request.user, keyed_points=form.keyed_points(), bands=form.bands
+            )
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, "Rules saved. Every lead is being rescored.")
+            return redirect("leads:rules")
+    context = {"form": form, "run": RescoreRun.objects.first()}
+    return render(request, "leads/scoring_rules.html", context, status=422 if form.errors else 200)
+
+
+def rescore_progress(request, pk: int):
+    _managers_only(request)
+    run = get_object_or_404(RescoreRun, pk=pk)
+    return render(request, "leads/partials/_rescore_progress.html", {"run": run})

@@ -41,3 +41,9 @@ def money(value, currency: str = ""):
     if value is None or value == "":
         return "—"
     return f"{currency + ' ' if currency else ''}{value:,.2f}"
+
+
+@register.filter
+def get_field(form, name: str):
+    """A form's bound field by name, for forms whose fields are built at run time."""
+    return form[name]
