@@ -21,7 +21,7 @@ from crm.errors import ValidationFailed
 from crm.permissions import assignable_users, editable_customers
 from crm.services import audit_record_many
 from customers.models import Customer, CustomerImport
-from customers.services import AUDITED_FIELDS, tags_get_or_create
+from customers.services import AUDITED_FIELDS, customers_changed, tags_get_or_create
 
 IMPORTABLE_FIELDS = {
     "name": "Name",
@@ -424,6 +424,7 @@ def _write_rows(*, actor, valid, errors, duplicate_mode) -> tuple[int, int, int]
             to_update, [*sorted(update_fields), "updated_at"], batch_size=1000
         )
     _attach_tags(tags_for)
+    customers_changed([customer.pk for customer in [*to_create, *to_update]])
     audit_record_many(
         actor=actor,
         verb="create",

@@ -1,5 +1,6 @@
 """Writes for customers: every change goes through here, in a transaction, with an audit row."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -15,6 +16,20 @@ from crm.permissions import (
 )
 from crm.services import audit_record, audit_record_many, diff_snapshots, model_snapshot
 from customers.models import Customer, CustomerNote, Tag
+
+# Apps built on customers (leads) register here what must follow a change to a customer's
+# data, e.g. rescoring a lead. An explicit list, called by the services below, instead of a
+# signal, so a reader of this module sees that something reacts.
+# Listeners take a list of ids so a CSV import of 50k rows is one call, not 50k.
+customer_change_listeners: list[Callable[[list[int]], None]] = []
+
+
+def customers_changed(customer_ids: list[int]) -> None:
+    if not customer_ids:
+        return
+    for listener in customer_change_listeners:
+        listener(customer_ids)
+
 
 # The customer's own data fields: what the audit trail records and a CSV import may set.
 AUDITED_FIELDS = [
@@ -84,6 +99,7 @@ def customer_create(
         instance=customer,
         changes=model_snapshot(customer, AUDITED_FIELDS),
     )
+    customers_changed([customer.pk])
     return customer
 
 
@@ -123,6 +139,7 @@ def customer_update(
             changes["shared_with"] = [sorted(old_ids), sorted(new_ids)]
     if changes:
         audit_record(actor=actor, verb="update", instance=customer, changes=changes)
+        customers_changed([customer.pk])
     return customer
 
 

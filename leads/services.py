@@ -141,11 +141,12 @@ def scoring_rules_reset_defaults(*, actor=None) -> list[ScoringRule]:
     return ScoringRule.objects.bulk_create(rules)
 
 
-def lead_rescore_later(*, customer_id: int) -> None:
-    """Rescore one lead in a Celery task once the current transaction commits."""
-    from leads.tasks import rescore_lead
+def lead_rescore_later(*, customer_ids: list[int]) -> None:
+    """Rescore these leads in one Celery task once the current transaction commits."""
+    from leads.tasks import rescore_leads
 
-    transaction.on_commit(lambda: rescore_lead.delay(customer_id))
+    ids = list(customer_ids)
+    transaction.on_commit(lambda: rescore_leads.delay(ids))
 
 
 def lead_activity_record(
@@ -172,5 +173,5 @@ def lead_activity_record(
             timestamp=timestamp,
             recorded_by=recorded_by,
         )
-        lead_rescore_later(customer_id=customer.pk)
+        lead_rescore_later(customer_ids=[customer.pk])
     return activity

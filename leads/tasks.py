@@ -5,14 +5,14 @@ from leads.services import leads_rescore
 
 
 @shared_task(
-    name="leads.rescore_lead",
+    name="leads.rescore_leads",
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=5,
     ignore_result=True,
 )
-def rescore_lead(customer_id: int) -> None:
-    leads_rescore(customer_ids=[customer_id])
+def rescore_leads(customer_ids: list[int]) -> None:
+    leads_rescore(customer_ids=customer_ids)
 
 
 @shared_task(

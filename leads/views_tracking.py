@@ -22,12 +22,16 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 MAX_DETAILS_BYTES = 4096
 
 
-def _customer_for(token: str) -> Customer | None:
+def _customer_id_for(token: str) -> int | None:
     try:
-        customer_id = customer_id_from_token(token)
+        return customer_id_from_token(token)
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None
-    return Customer.objects.filter(pk=customer_id).first()
+
+
+def _customer_for(token: str) -> Customer | None:
+    customer_id = _customer_id_for(token)
+    return None if customer_id is None else Customer.objects.filter(pk=customer_id).first()
 
 
 def _error(message: str, status: int) -> JsonResponse:
@@ -38,9 +42,12 @@ def _error(message: str, status: int) -> JsonResponse:
 @csrf_exempt  # called from other sites; the signed token is the credential
 @require_POST
 def track(request, token: str):
-    customer = _customer_for(token)
-    if customer is None:
+    customer_id = _customer_id_for(token)
+    if customer_id is None:
         return _error("Invalid or expired tracking token.", 403)
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None:
+        return _error("Unknown customer: it may have been deleted.", 400)
     if request.content_type == "application/json":
         try:
             payload = json.loads(request.body or b"{}")

@@ -106,7 +106,7 @@ def test_real_worker_imports_a_csv_file(real_worker, django_user_model):
 @pytest.mark.worker
 def test_real_worker_rescores_a_lead(real_worker):
     from leads.models import LeadActivity, LeadScore
-    from leads.tasks import rescore_lead
+    from leads.tasks import rescore_leads
     from tests.factories import CustomerFactory
 
     queue, _ = real_worker
@@ -115,7 +115,7 @@ def test_real_worker_rescores_a_lead(real_worker):
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
     try:
-        rescore_lead.apply_async(args=[lead.pk], queue=queue)
+        rescore_leads.apply_async(args=[[lead.pk]], queue=queue)
     finally:
         app.conf.task_always_eager = eager
     deadline = time.monotonic() + 30

@@ -5,6 +5,7 @@ from django.urls import reverse
 from crm.errors import ValidationFailed
 from customers import csv_import
 from customers.models import Customer, CustomerImport
+from leads.models import LeadScore
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -172,7 +173,9 @@ def test_import_flow_through_the_pages(rep_client, django_capture_on_commit_call
     post.update({"map_name": "0", "map_email": "1", "map_company": "2", "duplicate_mode": "skip"})
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         done = rep_client.post(upload["Location"], post)
-    assert len(callbacks) == 1  # the background import, queued after commit
+    # The background import, queued after commit; it queues one rescore for all its rows.
+    assert len(callbacks) == 2
+    assert LeadScore.objects.filter(customer__in=Customer.objects.all()).count() == 2
     assert done["Location"] == reverse("customers:import_report", args=[customer_import.pk])
     report = rep_client.get(done["Location"])
     assert b"Every row was imported" in report.content

@@ -176,3 +176,12 @@ def test_an_unchanged_lead_still_records_when_it_was_scored():
     leads_rescore(customer_ids=[lead.pk], now=later)
     score = LeadScore.objects.get(customer=lead)
     assert (score.company_size_score, score.last_calculated) == (10, later)
+
+
+def test_editing_a_lead_rescores_it_after_commit(rep, teams, django_capture_on_commit_callbacks):
+    from customers.services import customer_update
+
+    lead = _lead(owner=rep, budget_range="")
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_update(actor=rep, customer=lead, data={"budget_range": "over_250k"})
+    assert LeadScore.objects.get(customer=lead).budget_score == 20

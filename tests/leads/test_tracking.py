@@ -55,10 +55,12 @@ def test_expired_token_is_refused(client, lead, settings):
     assert not LeadActivity.objects.exists()
 
 
-def test_token_of_a_deleted_customer_is_refused(client, lead):
+def test_token_of_an_unknown_customer_is_a_400(client, lead):
     token = tracking_token_for(lead.pk)
     lead.delete()
-    assert client.post(reverse("track", args=[token]), {"type": "download"}).status_code == 403
+    response = client.post(reverse("track", args=[token]), {"type": "download"})
+    assert response.status_code == 400
+    assert "Unknown customer" in response.json()["error"]
 
 
 @pytest.mark.parametrize(
