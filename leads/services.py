@@ -32,12 +32,18 @@ UNGRADED = ""  # a LeadScore row created in this rescoring, before its first gra
 
 
 def leads_rescore(
-    *, customer_ids: list[int] | None = None, now: datetime | None = None, progress=None
+    *,
+    customer_ids: list[int] | None = None,
+    now: datetime | None = None,
+    progress=None,
+    start_workflows: bool = True,
 ) -> list[GradeTransition]:
     """Recompute the scores of the given leads (all leads when None), in chunks.
 
     Writes LeadScore with one upsert per chunk and a ScoreChange for each lead whose total
-    or grade changed; returns the grade transitions for the workflows.
+    or grade changed; returns the grade transitions. start_workflows=False grades without
+    the hot/warm/cold workflows: for the first scoring of an existing database (go-live) or
+    demo data, where every lead would otherwise be reassigned, tasked and emailed at once.
     """
     now = now or timezone.now()
     rules = list(ScoringRule.objects.all())
@@ -50,13 +56,17 @@ def leads_rescore(
     transitions: list[GradeTransition] = []
     for start in range(0, len(ids), RESCORE_CHUNK):
         chunk = ids[start : start + RESCORE_CHUNK]
-        transitions += _rescore_chunk(chunk, now=now, rules=rules, engagement=engagement)
+        transitions += _rescore_chunk(
+            chunk, now=now, rules=rules, engagement=engagement, start_workflows=start_workflows
+        )
         if progress:
             progress(min(start + RESCORE_CHUNK, len(ids)), len(ids))
     return transitions
 
 
-def _rescore_chunk(ids: list[int], *, now, rules, engagement=None) -> list[GradeTransition]:
+def _rescore_chunk(
+    ids: list[int], *, now, rules, engagement=None, start_workflows=True
+) -> list[GradeTransition]:
     previous_columns = [f"lead_score__{column}" for column in SCORE_COLUMNS]
     rows = annotate_scores(Customer.objects.filter(pk__in=ids).order_by(), rules=rules).values_list(
         "pk",
@@ -116,7 +126,8 @@ def _rescore_chunk(ids: list[int], *, now, rules, engagement=None) -> list[Grade
                 changes.append(_score_change(pk, previous_total, total, grade, previous, now))
                 transitions.append(GradeTransition(pk, previous or None, grade))
         ScoreChange.objects.bulk_create(changes, batch_size=RESCORE_CHUNK)
-        workflows_start(transitions=transitions, now=now)
+        if start_workflows:
+            workflows_start(transitions=transitions, now=now)
     return transitions
 
 

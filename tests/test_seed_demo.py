@@ -63,3 +63,16 @@ def test_seed_demo_refuses_to_run_without_debug(settings):
     with pytest.raises(CommandError, match="publicly known password"):
         call_command("seed_demo", customers=1, deals=0, stdout=StringIO())
     assert not Customer.objects.exists()
+
+
+def test_seed_demo_scores_its_leads_with_a_history_and_no_workflows():
+    from leads.models import LeadActivity, LeadScore, NurtureEnrollment, ScoreChange, WorkflowRun
+
+    _seed(customers=300, deals=0)
+    leads = Customer.objects.leads()
+    assert LeadScore.objects.count() == leads.count() > 0
+    assert LeadActivity.objects.exists()
+    assert set(LeadScore.objects.values_list("grade", flat=True)) >= {"cold", "warm"}
+    # Scored as of several dates: some leads have more than one point on their chart.
+    assert ScoreChange.objects.values("customer").annotate(n=Count("id")).filter(n__gt=1).exists()
+    assert not WorkflowRun.objects.exists() and not NurtureEnrollment.objects.exists()

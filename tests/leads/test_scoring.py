@@ -1,13 +1,22 @@
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.errors import ValidationFailed
 from customers.models import Customer
-from leads.models import LeadActivity, LeadScore, ScoreChange, ScoringRule
+from leads.models import (
+    LeadActivity,
+    LeadScore,
+    NurtureEnrollment,
+    ScoreChange,
+    ScoringRule,
+    WorkflowRun,
+)
 from leads.services import lead_activity_record, leads_rescore
 from tests.factories import CustomerFactory
 
@@ -185,3 +194,19 @@ def test_editing_a_lead_rescores_it_after_commit(rep, teams, django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         customer_update(actor=rep, customer=lead, data={"budget_range": "over_250k"})
     assert LeadScore.objects.get(customer=lead).budget_score == 20
+
+
+def test_rescore_leads_command_shows_progress_and_starts_workflows(rep, teams):
+    lead = _lead(owner=rep)
+    out = StringIO()
+    call_command("rescore_leads", stdout=out)
+    assert "1/1 leads" in out.getvalue() and "1 grade change(s)" in out.getvalue()
+    assert LeadScore.objects.get(customer=lead).grade == "cold"
+    assert NurtureEnrollment.objects.filter(customer=lead).exists()
+
+
+def test_rescore_leads_without_workflows_grades_but_starts_nothing(rep, teams):
+    lead = _lead(owner=rep)
+    call_command("rescore_leads", "--no-workflows", stdout=StringIO())
+    assert LeadScore.objects.get(customer=lead).grade == "cold"
+    assert not NurtureEnrollment.objects.exists() and not WorkflowRun.objects.exists()

@@ -1,4 +1,5 @@
-"""A realistic, deterministic demo data set: users in every role, two teams, customers, deals.
+"""A realistic, deterministic demo data set: users in every role, two teams, customers with
+lead profiles, activities and scores, deals.
 
 The same arguments give the same names, amounts and stages every run (a seeded RNG); dates
 are laid out relative to today so the demo always looks current. Everything is written with
@@ -21,7 +22,17 @@ from django.utils import timezone
 from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
-from customers.models import Customer, Industry, Region, Tag
+from customers.models import (
+    BudgetRange,
+    Customer,
+    DecisionAuthority,
+    Industry,
+    PurchaseTimeline,
+    Region,
+    Tag,
+)
+from leads.models import ActivityType, LeadActivity, ScoringRule
+from leads.services import leads_rescore
 from sales.models import Sale, SaleActivity, StageChange, Task
 
 DEMO_PASSWORD = "demo-pass-2026"
@@ -148,6 +159,14 @@ ACTIVITY_TEXT = {
 }
 LOST_REASONS = ["Price", "Went with a competitor", "No budget"]
 TASK_TITLES = ["Follow-up call", "Send proposal", "Book demo", "Check references"]
+JOB_TITLES = {
+    "decision_maker": ["CEO", "VP Sales", "Head of Operations", "CFO"],
+    "influencer": ["Sales Manager", "IT Manager", "Procurement Lead"],
+    "user": ["Account Executive", "Analyst", "Office Manager"],
+    "": [""],
+}
+# Days before today at which the demo leads are scored, so the score chart has a history.
+SCORING_HISTORY_DAYS = [60, 30, 0]
 
 
 class Command(BaseCommand):
@@ -201,6 +220,8 @@ class Command(BaseCommand):
             tags = self._tags()
             customer_ids = self._customers(rng, customers, reps, tags)
             self._deals(rng, deals, customer_ids, reps)
+            self._lead_activities(rng, customer_ids)
+        self._lead_scores()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Seeded {customers} customers and {deals} deals in "
@@ -273,6 +294,9 @@ class Command(BaseCommand):
         regions = [choice.value for choice in Region]
         sources = [choice.value for choice in Customer.Source]
         stages = ["lead"] * 4 + ["prospect"] * 3 + ["customer"] * 3 + ["churned"]
+        budgets = [choice.value for choice in BudgetRange]
+        timelines = [choice.value for choice in PurchaseTimeline]
+        authorities = [choice.value for choice in DecisionAuthority]
         engagement = ["LOW"] * 3 + ["MEDIUM"] * 4 + ["HIGH"] * 2 + ["VIP"]
         rep_ids = [rep.pk for rep in reps]
         start = Customer.objects.count()
@@ -284,6 +308,7 @@ class Command(BaseCommand):
             size = rng.choice([5, 12, 25, 60, 150, 400, 1200, 5000, 20000])
             created = now - timedelta(days=rng.randint(0, 900), minutes=rng.randint(0, 1440))
             last_contact = (now - timedelta(days=rng.randint(0, 200))).date()
+            authority = rng.choice(authorities)
             rows.append(
                 {
                     "name": f"{first} {last}",
@@ -300,6 +325,10 @@ class Command(BaseCommand):
                     "engagement_level": rng.choice(engagement),
                     "owner_id": rng.choice(rep_ids),
                     "last_contact_date": last_contact if rng.random() < 0.85 else None,
+                    "job_title": rng.choice(JOB_TITLES[authority]),
+                    "decision_authority": authority,
+                    "budget_range": rng.choice(budgets),
+                    "purchase_timeline": rng.choice(timelines),
                     "created_at": created,
                     "updated_at": created,
                 }
@@ -404,6 +433,38 @@ class Command(BaseCommand):
         bulk_insert(StageChange, changes)
         bulk_insert(SaleActivity, activities)
         bulk_insert(Task, tasks)
+
+    # Leads: what they did and how they scored over time ----------------------------------
+
+    def _lead_activities(self, rng: random.Random, customer_ids: list[int]) -> None:
+        now = timezone.now()
+        impacts = {
+            rule.key: rule.points for rule in ScoringRule.objects.filter(factor="engagement")
+        }
+        types = list(ActivityType.values)
+        lead_ids = Customer.objects.filter(pk__in=customer_ids).leads().values_list("pk", flat=True)
+        rows = []
+        for customer_id in lead_ids:
+            # A few keen leads, many quiet ones: that spread is what gives hot/warm/cold.
+            for _ in range(rng.choice([0, 0, 1, 2, 3, 5, 8, 13])):
+                kind = rng.choice(types)
+                rows.append(
+                    {
+                        "customer_id": customer_id,
+                        "activity_type": kind,
+                        "details": {},
+                        "score_impact": impacts.get(kind, 0),
+                        "timestamp": now - timedelta(days=rng.uniform(0, 90)),
+                    }
+                )
+        bulk_insert(LeadActivity, rows)
+
+    def _lead_scores(self) -> None:
+        """Score the leads as of a few past dates and today, so each lead has a score
+        history. The workflows do not run: seeding is not a wave of grade changes."""
+        today = timezone.now()
+        for days_ago in SCORING_HISTORY_DAYS:
+            leads_rescore(now=today - timedelta(days=days_ago), start_workflows=False)
 
     def _print_logins(self) -> None:
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/accounts/login/):")
