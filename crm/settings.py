@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "customers",
     "sales",
     "leads",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -143,8 +144,25 @@ MEDIA_URL = "media/"
 
 # Tracking links and pixels in emails and on the website stay valid this long.
 TRACKING_TOKEN_MAX_AGE_SECONDS = env.int("TRACKING_TOKEN_MAX_AGE_SECONDS", default=180 * 86400)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CRM <crm@localhost>")
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CRM <crm@example.com>")
+# Single emails (lead workflows, test sends) go through SendGrid when a key is set and to
+# the local outbox (/campaigns/outbox/) otherwise, like campaigns.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="campaigns.mail.CrmEmailBackend")
+
+# Campaigns. No SENDGRID_API_KEY: every email goes to the local outbox in the database.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
+SENDGRID_API_HOST = env.str("SENDGRID_API_HOST", default="https://api.sendgrid.com")
+SENDGRID_TIMEOUT_SECONDS = env.float("SENDGRID_TIMEOUT_SECONDS", default=10.0)
+SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
+SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", default=300)
+CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=1000)  # SendGrid's maximum
+CAMPAIGN_SEND_LEASE_SECONDS = env.int("CAMPAIGN_SEND_LEASE_SECONDS", default=60)
+CAMPAIGN_RETRY_BASE_SECONDS = env.float("CAMPAIGN_RETRY_BASE_SECONDS", default=2.0)
+CAMPAIGN_MAX_RETRIES = env.int("CAMPAIGN_MAX_RETRIES", default=8)
+UNSUBSCRIBE_TOKEN_MAX_AGE_SECONDS = env.int(
+    "UNSUBSCRIBE_TOKEN_MAX_AGE_SECONDS", default=2 * 365 * 86400
+)
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="USD")
 CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
@@ -161,6 +179,14 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "crm-scheduler-heartbeat": {"task": "crm.scheduler_heartbeat", "schedule": 60.0},
     "leads-nurture-emails": {"task": "leads.send_nurture_emails", "schedule": 15 * 60.0},
+    "campaigns-resume-stalled-sends": {
+        "task": "campaigns.resume_stalled_runs",
+        "schedule": 60.0,
+    },
+    "campaigns-refresh-segment-counts": {
+        "task": "campaigns.refresh_segment_counts",
+        "schedule": 30 * 60.0,
+    },
     "leads-nightly-rescore": {
         "task": "leads.rescore_all",
         "schedule": crontab(hour=2, minute=15),

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from campaigns import views_public as campaign_public
 from crm import views
 from leads import views_tracking
 from sales.views import home
@@ -26,5 +27,8 @@ urlpatterns = [
     path("leads/", include("leads.urls")),
     path("t/<str:token>/", views_tracking.track, name="track"),
     path("t/<str:token>/open.gif", views_tracking.track_open_pixel, name="track_pixel"),
+    path("campaigns/", include("campaigns.urls")),
+    path("webhooks/sendgrid/", campaign_public.sendgrid_webhook, name="sendgrid_webhook"),
+    path("u/<str:token>/", campaign_public.unsubscribe, name="unsubscribe"),
     path("admin/", admin.site.urls),
 ]

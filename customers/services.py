@@ -238,3 +238,19 @@ def tags_get_or_create(names: list[str]) -> list[Tag]:
             for tag in Tag.objects.annotate(lower=Lower("name")).filter(lower__in=wanted)
         }
     return [found[key] for key in wanted]
+
+
+def customers_mark_unsubscribed(
+    *, emails: list[str] | None = None, customer_ids: list[int] | None = None, at=None
+) -> int:
+    """Unsubscribe customers from marketing email, by address (case-insensitive) or id.
+    Who is already unsubscribed keeps their first date. Returns how many changed."""
+    at = at or timezone.now()
+    customers = Customer.objects.filter(unsubscribed_at__isnull=True)
+    if emails is not None:
+        customers = customers.alias(email_lower=Lower("email")).filter(
+            email_lower__in=[email.lower() for email in emails]
+        )
+    if customer_ids is not None:
+        customers = customers.filter(pk__in=customer_ids)
+    return customers.update(unsubscribed_at=at, updated_at=at)

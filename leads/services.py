@@ -186,3 +186,28 @@ def lead_activity_record(
         )
         lead_rescore_later(customer_ids=[customer.pk])
     return activity
+
+
+def lead_activities_record_bulk(*, rows: list[tuple[int, str, dict, datetime]]) -> int:
+    """Record many activities at once, (customer id, type, details, timestamp) each, e.g. the
+    opens and clicks of a webhook batch; the leads are rescored in one task after commit."""
+    if not rows:
+        return 0
+    impacts = dict(
+        ScoringRule.objects.filter(factor=Factor.ENGAGEMENT).values_list("key", "points")
+    )
+    activities = [
+        LeadActivity(
+            customer_id=customer_id,
+            activity_type=activity_type,
+            details=details,
+            score_impact=impacts.get(activity_type, 0),
+            timestamp=timestamp,
+        )
+        for customer_id, activity_type, details, timestamp in rows
+        if activity_type in ActivityType.values
+    ]
+    with transaction.atomic():
+        LeadActivity.objects.bulk_create(activities, batch_size=2000)
+        lead_rescore_later(customer_ids=sorted({a.customer_id for a in activities}))
+    return len(activities)

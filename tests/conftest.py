@@ -89,3 +89,22 @@ def manager_client(client, manager, teams):
 @pytest.fixture
 def admin_client_(client, admin_user, teams):
     return _logged_in(client, admin_user)
+
+
+@pytest.fixture(scope="session")
+def _sendgrid_server():
+    from tests.fakes.sendgrid_server import FakeSendGrid
+
+    server = FakeSendGrid().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_sendgrid(_sendgrid_server, settings):
+    """The fake SendGrid, empty, with the real client pointed at it."""
+    _sendgrid_server.reset()
+    settings.SENDGRID_API_KEY = "SG.test-key"
+    settings.SENDGRID_API_HOST = _sendgrid_server.url
+    settings.SENDGRID_TIMEOUT_SECONDS = 5
+    return _sendgrid_server

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
 from crm.models import Team, TeamMembership
 from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
 from customers.models import Customer, Tag
@@ -148,3 +149,32 @@ class StageChangeFactory(factory.django.DjangoModelFactory):
     from_status = ""
     to_status = Sale.Status.NEW
     changed_at = factory.LazyFunction(timezone.now)
+
+
+class EmailTemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EmailTemplate
+
+    name = factory.Sequence(lambda n: f"Template {n}")
+    subject = "News for {{ company }}"
+    html_body = '<p>Hi {{ first_name|default:"there" }},</p><p>{{ company }}</p>'
+    text_body = "Hi {{ first_name }}, news for {{ company }}. Unsubscribe: {{ unsubscribe_url }}"
+    variables = ["company", "first_name", "unsubscribe_url"]
+
+
+class CustomerSegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CustomerSegment
+
+    name = factory.Sequence(lambda n: f"Segment {n}")
+    criteria = factory.LazyFunction(dict)
+
+
+class EmailCampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EmailCampaign
+
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    template = factory.SubFactory(EmailTemplateFactory)
+    segment = factory.SubFactory(CustomerSegmentFactory)
+    created_by = factory.SubFactory(ManagerFactory)

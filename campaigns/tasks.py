@@ -1,0 +1,76 @@
+"""Thin tasks over campaigns.sending / campaigns.webhooks; all safe to run twice."""
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError
+from django.utils import timezone
+
+from campaigns import sending, webhooks
+from campaigns.models import CampaignRun, CustomerSegment
+from campaigns.services import segment_count_refresh
+from campaigns.transport import TransientSendError
+
+
+@shared_task(
+    name="campaigns.start_run",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def start_run(campaign_id: int, run_key: str = "once") -> None:
+    sending.run_start(campaign_id=campaign_id, run_key=run_key)
+
+
+@shared_task(name="campaigns.start_cron_run", ignore_result=True)
+def start_cron_run(campaign_id: int) -> None:
+    """One firing of a recurring campaign. The run is keyed by the minute it fired, so a
+    duplicate delivery of the same firing finds the run and sends nobody twice."""
+    run_key = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+    sending.run_start(campaign_id=campaign_id, run_key=run_key)
+
+
+@shared_task(
+    bind=True,
+    name="campaigns.send_run",
+    ignore_result=True,
+    time_limit=60 * 60,
+    soft_time_limit=55 * 60,
+)
+def send_run(self, run_id: int) -> None:
+    try:
+        sending.run_send(run_id=run_id)
+    except TransientSendError as error:
+        retries = self.request.retries
+        if retries >= settings.CAMPAIGN_MAX_RETRIES:
+            CampaignRun.objects.filter(pk=run_id).update(
+                last_error=f"Gave up after {retries} retries: {error}. Resume to try again."
+            )
+            return
+        # Exponential backoff: 2, 4, 8 … seconds by default.
+        countdown = settings.CAMPAIGN_RETRY_BASE_SECONDS * 2**retries
+        raise self.retry(exc=error, countdown=countdown, max_retries=None) from error
+
+
+@shared_task(name="campaigns.resume_stalled_runs", ignore_result=True)
+def resume_stalled_runs() -> None:
+    """Every minute from beat: a run whose worker died (lease lapsed) gets a new sender."""
+    for run_id in sending.stalled_runs():
+        send_run.delay(run_id)
+
+
+@shared_task(
+    name="campaigns.process_events",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def process_events() -> None:
+    webhooks.events_process()
+
+
+@shared_task(name="campaigns.refresh_segment_counts", ignore_result=True)
+def refresh_segment_counts() -> None:
+    for segment in CustomerSegment.objects.select_related("created_by"):
+        segment_count_refresh(segment=segment)
