@@ -139,7 +139,16 @@ class EmailCampaign(models.Model):
         return bool(self.cron_expression)
 
     def rate(self, count: int) -> float:
+        """A share of the emails sent, in percent."""
         return round(100 * count / self.sent_count, 1) if self.sent_count else 0.0
+
+    @property
+    def open_rate(self) -> float:
+        return self.rate(self.opened_count)
+
+    @property
+    def click_rate(self) -> float:
+        return self.rate(self.clicked_count)
 
 
 class CampaignRun(models.Model):

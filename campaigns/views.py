@@ -1,7 +1,326 @@
 """Campaign pages: thin views over campaigns.services and campaigns.selectors."""
 
-from django.http import HttpResponse
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from campaigns import selectors, services
+from campaigns.forms import CampaignForm, PreviewForm, ScheduleForm, SegmentForm, TemplateForm
+from campaigns.models import CustomerSegment, EmailCampaign, EmailMessage, EmailTemplate
+from campaigns.segments import criteria_clean, segment_customers
+from crm.errors import ValidationFailed
+from crm.http import add_service_error, is_htmx, querystring_without
+from crm.permissions import visible_customers
+from crm.roles import is_manager_or_admin
+
+PAGE_SIZE = 25
+
+
+def _managers_only(request) -> None:
+    if not is_manager_or_admin(request.user):
+        raise DjangoPermissionDenied("Only managers and admins manage campaigns.")
+
+
+def _campaign(request, pk: int, *, for_change: bool = False) -> EmailCampaign:
+    scope = (selectors.campaigns_editable if for_change else selectors.campaigns_visible)(
+        user=request.user
+    )
+    campaign = scope.select_related("template", "segment", "created_by").filter(pk=pk).first()
+    if campaign is None:
+        raise Http404("No such campaign.")
+    return campaign
+
+
+# Campaigns ------------------------------------------------------------------------------
 
 
 def campaign_list(request):
-    return HttpResponse("")
+    status = request.GET.get("status", "")
+    if status not in EmailCampaign.Status.values:
+        status = ""
+    campaigns = selectors.campaign_list(
+        user=request.user,
+        status=status,
+        q=request.GET.get("q", "").strip()[:100],
+        sort=request.GET.get("sort", "-created"),
+    )
+    context = {
+        "page": Paginator(campaigns, PAGE_SIZE).get_page(request.GET.get("page")),
+        "querystring": querystring_without(request, "page"),
+        "statuses": EmailCampaign.Status.choices,
+        "status": status,
+        "q": request.GET.get("q", ""),
+        "sort": request.GET.get("sort", "-created"),
+        "can_manage": is_manager_or_admin(request.user),
+    }
+    template = (
+        "campaigns/partials/_campaign_table.html"
+        if is_htmx(request)
+        else "campaigns/campaign_list.html"
+    )
+    return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+def campaign_edit(request, pk: int | None = None):
+    _managers_only(request)
+    campaign = _campaign(request, pk, for_change=True) if pk else None
+    form = CampaignForm(request.POST or None, instance=campaign)
+    if request.method == "POST" and form.is_valid():
+        try:
+            campaign = services.campaign_save(
+                actor=request.user, data=form.cleaned_data, campaign=campaign
+            )
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"Campaign “{campaign.name}” saved.")
+            return redirect(campaign)
+    status = 422 if form.errors else 200
+    return render(
+        request, "campaigns/campaign_form.html", {"form": form, "campaign": campaign}, status=status
+    )
+
+
+def campaign_detail(request, pk: int):
+    campaign = _campaign(request, pk)
+    status = request.GET.get("status", "")
+    if status not in EmailMessage.Status.values:
+        status = ""
+    recipients = selectors.campaign_recipients(user=request.user, campaign=campaign, status=status)
+    can_manage = selectors.campaigns_editable(user=request.user).filter(pk=pk).exists()
+    context = {
+        "campaign": campaign,
+        "funnel": selectors.campaign_funnel(campaign=campaign),
+        "timeline": selectors.campaign_timeline(campaign=campaign),
+        "progress": selectors.campaign_progress(campaign=campaign),
+        "failed_batches": selectors.campaign_failed_batches(campaign=campaign),
+        "runs": selectors.campaign_runs(campaign=campaign),
+        "page": Paginator(recipients, PAGE_SIZE).get_page(request.GET.get("page")),
+        "querystring": querystring_without(request, "page"),
+        "message_statuses": EmailMessage.Status.choices,
+        "status": status,
+        "can_manage": can_manage,
+        "schedule_form": ScheduleForm() if can_manage else None,
+    }
+    if is_htmx(request) and request.GET.get("part") == "recipients":
+        return render(request, "campaigns/partials/_recipients.html", context)
+    return render(request, "campaigns/campaign_detail.html", context)
+
+
+def campaign_progress(request, pk: int):
+    campaign = _campaign(request, pk)
+    context = {"campaign": campaign, "progress": selectors.campaign_progress(campaign=campaign)}
+    return render(request, "campaigns/partials/_progress.html", context)
+
+
+ACTIONS = {
+    "send": (services.campaign_send_now, "Sending has started."),
+    "pause": (services.campaign_pause, "Campaign paused."),
+    "resume": (services.campaign_resume, "Campaign resumed."),
+    "cancel": (services.campaign_cancel, "Campaign cancelled."),
+}
+
+
+@require_POST
+def campaign_action(request, pk: int, action: str):
+    _managers_only(request)
+    campaign = _campaign(request, pk, for_change=True)
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    service, done = ACTIONS[action]
+    try:
+        service(actor=request.user, campaign=campaign)
+    except ValidationFailed as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, done)
+    return redirect(campaign)
+
+
+@require_POST
+def campaign_schedule(request, pk: int):
+    _managers_only(request)
+    campaign = _campaign(request, pk, for_change=True)
+    form = ScheduleForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["when"] == "at":
+                services.campaign_schedule(
+                    actor=request.user, campaign=campaign, send_at=data["send_at"]
+                )
+            else:
+                services.campaign_schedule(actor=request.user, campaign=campaign, cron=data["cron"])
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, "Campaign scheduled.")
+            return redirect(campaign)
+    for field, errors in form.errors.items():
+        for error in errors:
+            messages.error(
+                request, error if field == "__all__" else f"{form[field].label}: {error}"
+            )
+    return redirect(campaign)
+
+
+@require_http_methods(["GET", "POST"])
+def campaign_delete(request, pk: int):
+    _managers_only(request)
+    campaign = _campaign(request, pk, for_change=True)
+    if request.method == "POST":
+        try:
+            services.campaign_delete(actor=request.user, campaign=campaign)
+        except ValidationFailed as error:
+            messages.error(request, error.message)
+            return redirect(campaign)
+        messages.success(request, f"Campaign “{campaign.name}” deleted.")
+        return redirect("campaigns:campaign_list")
+    context = {"campaign": campaign, "message_count": campaign.messages.count()}
+    return render(request, "campaigns/campaign_confirm_delete.html", context)
+
+
+# Templates ------------------------------------------------------------------------------
+
+
+def template_list(request):
+    _managers_only(request)
+    page = Paginator(selectors.templates_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "campaigns/template_list.html", {"page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def template_edit(request, pk: int | None = None):
+    _managers_only(request)
+    template = get_object_or_404(EmailTemplate, pk=pk) if pk else None
+    form = TemplateForm(request.POST or None, instance=template)
+    if request.method == "POST" and form.is_valid():
+        try:
+            template = services.template_save(
+                actor=request.user, data=form.cleaned_data, template=template
+            )
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"Template “{template.name}” saved.")
+            return redirect(template)
+    preview_form = PreviewForm(customers=visible_customers(request.user)) if template else None
+    context = {"form": form, "template": template, "preview_form": preview_form}
+    return render(
+        request, "campaigns/template_form.html", context, status=422 if form.errors else 200
+    )
+
+
+def _preview_customer(request):
+    customer_id = request.GET.get("customer") or request.POST.get("customer")
+    customers = visible_customers(request.user)
+    customer = customers.filter(pk=customer_id).first() if str(customer_id).isdigit() else None
+    return customer or customers.order_by("pk").first()
+
+
+def template_preview(request, pk: int):
+    _managers_only(request)
+    template = get_object_or_404(EmailTemplate, pk=pk)
+    customer = _preview_customer(request)
+    preview = services.template_preview(template=template, customer=customer) if customer else None
+    return render(
+        request,
+        "campaigns/partials/_template_preview.html",
+        {"template": template, "customer": customer, "preview": preview},
+    )
+
+
+@require_POST
+def template_send_test(request, pk: int):
+    _managers_only(request)
+    template = get_object_or_404(EmailTemplate, pk=pk)
+    customer = _preview_customer(request)
+    if customer is None:
+        messages.error(request, "There is no customer to render the test email for.")
+        return redirect(template)
+    try:
+        to = services.template_send_test(actor=request.user, template=template, customer=customer)
+    except ValidationFailed as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Test email sent to {to}.")
+    return redirect(template)
+
+
+# Segments -------------------------------------------------------------------------------
+
+
+def segment_list(request):
+    _managers_only(request)
+    page = Paginator(selectors.segments_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "campaigns/segment_list.html", {"page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def segment_edit(request, pk: int | None = None):
+    _managers_only(request)
+    segment = get_object_or_404(CustomerSegment, pk=pk) if pk else None
+    initial = SegmentForm.initial_from(segment) if segment else None
+    form = SegmentForm(request.POST or None, initial=initial, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            segment = services.segment_save(
+                actor=request.user,
+                data={**form.cleaned_data, "criteria": form.criteria()},
+                segment=segment,
+            )
+        except ValidationFailed as error:
+            add_service_error(form, error)
+        else:
+            messages.success(
+                request, f"Segment “{segment.name}” saved: {segment.customer_count} customers."
+            )
+            return redirect("campaigns:segment_list")
+    context = {"form": form, "segment": segment}
+    return render(
+        request, "campaigns/segment_form.html", context, status=422 if form.errors else 200
+    )
+
+
+@require_POST
+def segment_count(request):
+    """The live count while a segment is edited (htmx)."""
+    _managers_only(request)
+    form = SegmentForm(request.POST, user=request.user)
+    form.is_valid()  # the name may be missing while editing; criteria errors matter
+    errors = [e for key in SegmentForm.CRITERIA_FIELDS for e in form.errors.get(key, [])]
+    count = None
+    if not errors:
+        try:
+            criteria = criteria_clean(form.criteria())
+        except ValidationFailed as error:
+            errors = [error.message]
+        else:
+            count = segment_customers(user=request.user, criteria=criteria).count()
+    return render(
+        request, "campaigns/partials/_segment_count.html", {"count": count, "errors": errors}
+    )
+
+
+# Outbox ---------------------------------------------------------------------------------
+
+
+def outbox(request):
+    _managers_only(request)
+    q = request.GET.get("q", "").strip()[:100]
+    page = Paginator(selectors.outbox_list(q=q), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "campaigns/outbox.html",
+        {"page": page, "q": q, "querystring": querystring_without(request, "page")},
+    )
+
+
+def outbox_message(request, pk: int):
+    _managers_only(request)
+    message = get_object_or_404(selectors.outbox_list(), pk=pk)
+    return render(request, "campaigns/outbox_message.html", {"message": message})
