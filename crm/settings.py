@@ -227,5 +227,11 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's default config gives "django" its own console handler on top of the
+        # propagation to root, which printed every 403/404 twice; clear it (and its INFO
+        # level) so each record goes once through the root handler, in the structured format.
+        "django": {"handlers": [], "level": "NOTSET", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

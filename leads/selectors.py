@@ -36,9 +36,13 @@ def lead_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Custom
     )
 
 
-def lead_score_breakdown(*, customer: Customer) -> list[dict[str, Any]]:
-    """Each factor's points and its maximum, for the lead page."""
-    score = LeadScore.objects.filter(customer=customer).first()
+def lead_score(*, customer: Customer) -> LeadScore | None:
+    """The lead's current score, or None before its first scoring."""
+    return LeadScore.objects.filter(customer=customer).first()
+
+
+def lead_score_breakdown(*, score: LeadScore | None) -> list[dict[str, Any]]:
+    """Each factor's points (from `lead_score`) and its maximum, for the lead page."""
     return [
         {
             "factor": factor.label,

@@ -10,16 +10,19 @@ from crm.permissions import access_customer_by_id, editable_customers
 from crm.roles import is_manager_or_admin
 from leads import rules, selectors, services
 from leads.forms import LeadActivityForm, LeadFilterForm, ScoringRulesForm
-from leads.models import RescoreRun, ScoringRule
+from leads.models import FACTOR_MAX, Grade, RescoreRun, ScoringRule
 
 PAGE_SIZE = 25
 
 
 def lead_list(request, *, hot_only: bool = False):
     params = request.GET.copy()
+    # Hot leads: a rep's own; a manager's or admin's whole reach (their teams', or everyone's).
+    sees_team = is_manager_or_admin(request.user)
     if hot_only:
-        params.setdefault("grade", "hot")
-        params.setdefault("owner", str(request.user.pk))
+        params.setdefault("grade", Grade.HOT)
+        if not sees_team:
+            params.setdefault("owner", str(request.user.pk))
     filter_form = LeadFilterForm(params, user=request.user)
     leads = selectors.lead_list(user=request.user, filters=filter_form.filters())
     context = {
@@ -27,6 +30,7 @@ def lead_list(request, *, hot_only: bool = False):
         "page": Paginator(leads, PAGE_SIZE).get_page(request.GET.get("page")),
         "querystring": querystring_without(request, "page"),
         "hot_only": hot_only,
+        "hot_title": "Hot leads" if sees_team else "My hot leads",
     }
     template = "leads/partials/_lead_table.html" if is_htmx(request) else "leads/lead_list.html"
     return render(request, template, context)
@@ -36,19 +40,25 @@ def hot_leads(request):
     return lead_list(request, hot_only=True)
 
 
-def lead_detail(request, pk: int):
-    customer = access_customer_by_id(request.user, pk)
-    context = {
+def _lead_detail_context(request, customer, *, form: LeadActivityForm | None = None) -> dict:
+    score = selectors.lead_score(customer=customer)
+    return {
         "customer": customer,
-        "breakdown": selectors.lead_score_breakdown(customer=customer),
+        "score": score,
+        "score_max": sum(FACTOR_MAX.values()),
+        "breakdown": selectors.lead_score_breakdown(score=score),
         "history": selectors.lead_score_history(customer=customer),
         "activities": selectors.lead_activities(customer=customer),
         "workflow_runs": selectors.lead_workflow_runs(customer=customer),
         "nurture": selectors.lead_nurture(customer=customer),
-        "form": LeadActivityForm(),
+        "form": form if form is not None else LeadActivityForm(),
         "can_edit": editable_customers(request.user).filter(pk=customer.pk).exists(),
     }
-    return render(request, "leads/lead_detail.html", context)
+
+
+def lead_detail(request, pk: int):
+    customer = access_customer_by_id(request.user, pk)
+    return render(request, "leads/lead_detail.html", _lead_detail_context(request, customer))
 
 
 @require_POST
@@ -67,16 +77,22 @@ def lead_activity_add(request, pk: int):
         except ValidationFailed as error:
             add_service_error(form, error)
         else:
+            if not is_htmx(request):
+                messages.success(request, "Activity logged.")
+                return redirect("leads:detail", customer.pk)
             form = LeadActivityForm()
-    context = {
-        "customer": customer,
-        "activities": selectors.lead_activities(customer=customer),
-        "form": form,
-        "can_edit": True,
-    }
-    return render(
-        request, "leads/partials/_lead_activities.html", context, status=422 if form.errors else 200
-    )
+    status = 422 if form.errors else 200
+    if is_htmx(request):
+        context = {
+            "customer": customer,
+            "activities": selectors.lead_activities(customer=customer),
+            "form": form,
+            "can_edit": True,
+        }
+        return render(request, "leads/partials/_lead_activities.html", context, status=status)
+    # Without htmx: the whole lead page again, the form keeping its values and errors.
+    context = _lead_detail_context(request, customer, form=form)
+    return render(request, "leads/lead_detail.html", context, status=status)
 
 
 def _managers_only(request) -> None:

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from leads.models import LeadActivity, LeadScore
+from leads.models import LeadActivity, LeadScore, RescoreRun
 from leads.services import leads_rescore
 from tests.factories import CustomerFactory
 
@@ -41,14 +41,41 @@ def test_lead_list_filters(rep_client, rep, my_lead):
     assert rep_client.get(url, {"score_min": "abc", "page": "x"}).status_code == 200
 
 
+def _hot_lead(owner, name):
+    lead = CustomerFactory(owner=owner, lifecycle_stage="lead", name=name, company_size=5000,
+                           budget_range="over_250k", purchase_timeline="immediate",
+                           decision_authority="decision_maker", source="referral")  # fmt: skip
+    leads_rescore(customer_ids=[lead.pk])
+    return lead
+
+
 def test_hot_leads_are_the_reps_own(rep_client, teammate, my_lead):
     theirs = CustomerFactory(owner=teammate, lifecycle_stage="lead", company_size=5000,
                              budget_range="over_250k", purchase_timeline="immediate",
                              decision_authority="decision_maker", source="referral",
                              shared_with=[])  # fmt: skip
     leads_rescore(customer_ids=[theirs.pk])
-    names = [c.name for c in rep_client.get(reverse("leads:hot")).context["page"]]
-    assert names == ["Hot Prospect"]
+    response = rep_client.get(reverse("leads:hot"))
+    assert [c.name for c in response.context["page"]] == ["Hot Prospect"]
+    assert "<h1>My hot leads</h1>" in response.content.decode()
+
+
+def test_managers_hot_leads_are_their_teams(manager_client, teammate, other_rep, my_lead):
+    _hot_lead(teammate, "Teammate Hot")
+    _hot_lead(other_rep, "Other Team Hot")
+    CustomerFactory(owner=teammate, lifecycle_stage="lead", name="Teammate Cold")
+    response = manager_client.get(reverse("leads:hot"))
+    assert sorted(c.name for c in response.context["page"]) == ["Hot Prospect", "Teammate Hot"]
+    page = response.content.decode()
+    assert "<h1>Hot leads</h1>" in page
+    assert "My hot leads" not in page
+    assert "Other Team Hot" not in page
+
+
+def test_admins_hot_leads_are_everyones(admin_client_, other_rep, my_lead):
+    _hot_lead(other_rep, "Other Team Hot")
+    response = admin_client_.get(reverse("leads:hot"))
+    assert sorted(c.name for c in response.context["page"]) == ["Hot Prospect", "Other Team Hot"]
 
 
 def test_other_rep_sees_no_lead_and_gets_404(other_rep_client, my_lead):
@@ -71,6 +98,31 @@ def test_lead_detail_shows_breakdown_and_history(rep_client, my_lead):
         response.context["history"][-1]["total"]
         == LeadScore.objects.get(customer=my_lead).total_score
     )
+
+
+def test_lead_detail_shows_total_score_and_grade(rep_client, my_lead):
+    score = LeadScore.objects.get(customer=my_lead)
+    score.total_score, score.grade = 73, "warm"  # as if the rules had changed
+    score.save(update_fields=["total_score", "grade"])
+    page = rep_client.get(reverse("leads:detail", args=[my_lead.pk])).content.decode()
+    assert '<span class="badge grade-warm">Warm</span>' in page
+    assert "Score 73 / 100" in page
+    assert "<strong>73 / 100</strong>" in page  # the breakdown's total row
+
+
+def test_unscored_lead_detail_says_so(rep_client, rep):
+    lead = CustomerFactory(owner=rep, lifecycle_stage="lead")
+    page = rep_client.get(reverse("leads:detail", args=[lead.pk])).content.decode()
+    assert "Not scored yet" in page
+    assert "<strong>0 / 100</strong>" in page
+
+
+def test_activity_points_are_pluralised(rep_client, my_lead):
+    LeadActivity.objects.create(customer=my_lead, activity_type="email_open", score_impact=1)
+    page = rep_client.get(reverse("leads:detail", args=[my_lead.pk])).content.decode()
+    assert "+1 point</div>" in page
+    assert "+1 points" not in page
+    assert "+10 points" in page
 
 
 def test_lead_detail_lists_workflow_actions(rep_client, my_lead):
@@ -96,6 +148,43 @@ def test_log_activity_with_htmx(rep_client, my_lead, django_capture_on_commit_ca
     assert LeadActivity.objects.filter(customer=my_lead, activity_type="call_answered").exists()
     bad = rep_client.post(url, {"activity_type": "nope"}, headers={"HX-Request": "true"})
     assert bad.status_code == 422
+
+
+def test_log_activity_without_htmx_redirects_to_the_lead(
+    rep_client, my_lead, django_capture_on_commit_callbacks
+):
+    url = reverse("leads:activity_add", args=[my_lead.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = rep_client.post(url, {"activity_type": "call_answered", "note": "Keen"})
+    assert response.status_code == 302
+    assert response.url == reverse("leads:detail", args=[my_lead.pk])
+    assert LeadActivity.objects.filter(customer=my_lead, activity_type="call_answered").exists()
+    page = rep_client.get(response.url).content.decode()
+    assert "Activity logged." in page
+    assert "Call answered: Keen" in page
+
+
+def test_log_activity_without_htmx_shows_the_page_with_errors(rep_client, my_lead):
+    url = reverse("leads:activity_add", args=[my_lead.pk])
+    response = rep_client.post(url, {"activity_type": "nope", "note": "Kept"})
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "<h1>Hot Prospect</h1>" in page  # the whole lead page, not the bare partial
+    assert "Score breakdown" in page
+    assert "Select a valid choice" in page
+    assert 'value="Kept"' in page
+    assert LeadActivity.objects.filter(customer=my_lead).count() == 3
+
+
+def test_rescore_progress_says_starting_before_the_count_is_known(manager_client, manager):
+    run = RescoreRun.objects.create(started_by=manager)
+    body = manager_client.get(reverse("leads:rescore_progress", args=[run.pk])).content.decode()
+    assert "Starting…" in body
+    assert "0 of 0 leads" not in body
+    run.status, run.finished_at = "done", run.created_at
+    run.save(update_fields=["status", "finished_at"])
+    body = manager_client.get(reverse("leads:rescore_progress", args=[run.pk])).content.decode()
+    assert "0 of 0 leads, finished" in body
 
 
 def test_lead_list_query_count(rep_client, rep, django_assert_max_num_queries):
