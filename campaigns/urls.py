@@ -22,6 +22,7 @@ urlpatterns = [
     path("segments/new/", views.segment_edit, name="segment_new"),
     path("segments/<int:pk>/", views.segment_edit, name="segment_edit"),
     path("segments/count/", views.segment_count, name="segment_count"),
+    path("customer/<int:pk>/emails/", views.customer_emails, name="customer_emails"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:pk>/", views.outbox_message, name="outbox_message"),
 ]

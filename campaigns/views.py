@@ -13,7 +13,7 @@ from campaigns.models import CustomerSegment, EmailCampaign, EmailMessage, Email
 from campaigns.segments import criteria_clean, segment_customers
 from crm.errors import ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without
-from crm.permissions import visible_customers
+from crm.permissions import access_customer_by_id, visible_customers
 from crm.roles import is_manager_or_admin
 
 PAGE_SIZE = 25
@@ -182,6 +182,17 @@ def campaign_delete(request, pk: int):
         return redirect("campaigns:campaign_list")
     context = {"campaign": campaign, "message_count": campaign.messages.count()}
     return render(request, "campaigns/campaign_confirm_delete.html", context)
+
+
+def customer_emails(request, pk: int):
+    """The campaign emails one customer received, for its page (htmx panel)."""
+    customer = access_customer_by_id(request.user, pk)
+    emails = selectors.customer_campaign_messages(customer=customer)
+    return render(
+        request,
+        "campaigns/partials/_customer_emails.html",
+        {"customer": customer, "emails": emails},
+    )
 
 
 # Templates ------------------------------------------------------------------------------

@@ -241,3 +241,16 @@ def test_a_co_manager_of_the_team_sees_the_campaign(client, sent_campaign, teams
     assert (
         client.get(reverse("campaigns:campaign_detail", args=[sent_campaign.pk])).status_code == 200
     )
+
+
+def test_customer_page_panel_lists_the_campaign_emails_received(
+    rep_client, sent_campaign, audience
+):
+    ann = audience["mine"][0]
+    panel = rep_client.get(reverse("campaigns:customer_emails", args=[ann.pk]))
+    assert sent_campaign.name in panel.content.decode()
+
+
+def test_another_rep_cannot_read_a_customers_campaign_emails(other_rep_client, audience):
+    url = reverse("campaigns:customer_emails", args=[audience["mine"][0].pk])
+    assert other_rep_client.get(url).status_code == 404
