@@ -69,3 +69,20 @@ def test_no_page_breaks_on_hostile_query_strings(rep_client, urls, query):
 def test_unknown_ids_are_404(rep_client, url):
     method = rep_client.post if url.endswith("toggle/") else rep_client.get
     assert method(url).status_code == 404
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES)
+def test_campaign_pages_survive_hostile_query_strings(manager_client, manager, query):
+    from tests.factories import EmailCampaignFactory
+
+    campaign = EmailCampaignFactory(created_by=manager)
+    for url in [
+        reverse("campaigns:campaign_list"),
+        reverse("campaigns:campaign_detail", args=[campaign.pk]),
+        reverse("campaigns:template_list"),
+        reverse("campaigns:template_preview", args=[campaign.template.pk]),
+        reverse("campaigns:segment_list"),
+        reverse("campaigns:segment_new"),
+        reverse("campaigns:outbox"),
+    ]:
+        assert manager_client.get(f"{url}?{query}").status_code < 500, url

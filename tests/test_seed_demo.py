@@ -76,3 +76,14 @@ def test_seed_demo_scores_its_leads_with_a_history_and_no_workflows():
     # Scored as of several dates: some leads have more than one point on their chart.
     assert ScoreChange.objects.values("customer").annotate(n=Count("id")).filter(n__gt=1).exists()
     assert not WorkflowRun.objects.exists() and not NurtureEnrollment.objects.exists()
+
+
+def test_seed_demo_leaves_a_draft_campaign_ready_to_send():
+    from campaigns.models import EmailCampaign
+
+    _seed(customers=300, deals=0)
+    campaign = EmailCampaign.objects.get()
+    assert campaign.status == "draft" and campaign.created_by.username == "nora"
+    assert campaign.segment.customer_count > 0
+    _seed(customers=10, deals=0, reset=True)
+    assert EmailCampaign.objects.count() == 1

@@ -1,5 +1,8 @@
 """A realistic, deterministic demo data set: users in every role, two teams, customers with
-lead profiles, activities and scores, deals.
+lead profiles, activities and scores, deals, and a draft email campaign ready to send.
+
+It lives in campaigns, the app furthest right of those it fills (an app imports only from
+apps to its left; see DESIGN.md).
 
 The same arguments give the same names, amounts and stages every run (a seeded RNG); dates
 are laid out relative to today so the demo always looks current. Everything is written with
@@ -19,6 +22,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
+from campaigns.services import segment_save, template_save
 from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
@@ -213,6 +218,7 @@ class Command(BaseCommand):
         rng = random.Random(seed)
         with transaction.atomic():
             if reset:
+                EmailCampaign.objects.all().delete()
                 Sale.objects.all().delete()
                 Customer.objects.all().delete()
             users = self._users()
@@ -222,6 +228,7 @@ class Command(BaseCommand):
             self._deals(rng, deals, customer_ids, reps)
             self._lead_activities(rng, customer_ids)
         self._lead_scores()
+        self._campaign(manager=next(u for u in users if u.username == "nora"))
         self.stdout.write(
             self.style.SUCCESS(
                 f"Seeded {customers} customers and {deals} deals in "
@@ -465,6 +472,52 @@ class Command(BaseCommand):
         today = timezone.now()
         for days_ago in SCORING_HISTORY_DAYS:
             leads_rescore(now=today - timedelta(days=days_ago), start_workflows=False)
+
+    # Campaigns ---------------------------------------------------------------------------
+
+    def _campaign(self, *, manager) -> None:
+        """A template, a segment and a draft campaign: “Send now” on its page shows the whole
+        pipeline, into the local outbox when no SendGrid key is set."""
+        template = EmailTemplate.objects.filter(name="Monthly newsletter").first()
+        if template is None:
+            template = template_save(
+                actor=manager,
+                data={
+                    "name": "Monthly newsletter",
+                    "category": EmailTemplate.Category.NEWSLETTER,
+                    "subject": "What's new for {{ company }} this month",
+                    "html_body": (
+                        '<p>Hi {{ first_name|default:"there" }},</p>'
+                        "<p>Here is what teams like {{ company }} shipped with us this month."
+                        "</p><p>Questions? {{ owner_name }} is one reply away.</p>"
+                        '<p><small><a href="{{ unsubscribe_url }}">Unsubscribe</a></small></p>'
+                    ),
+                    "text_body": (
+                        'Hi {{ first_name|default:"there" }},\n\nHere is what teams like '
+                        "{{ company }} shipped with us this month.\n\nQuestions? "
+                        "{{ owner_name }} is one reply away.\n\nUnsubscribe: {{ unsubscribe_url }}"
+                    ),
+                },
+            )
+        segment = CustomerSegment.objects.filter(name="Warm and hot leads").first()
+        if segment is None:
+            segment = segment_save(
+                actor=manager,
+                data={
+                    "name": "Warm and hot leads",
+                    "description": "Leads of Team North graded warm or hot.",
+                    "criteria": {"lifecycle_stage": ["lead"], "grade": ["hot", "warm"]},
+                },
+            )
+        EmailCampaign.objects.get_or_create(
+            name="Monthly newsletter: warm leads",
+            defaults={
+                "campaign_type": EmailCampaign.Type.NEWSLETTER,
+                "template": template,
+                "segment": segment,
+                "created_by": manager,
+            },
+        )
 
     def _print_logins(self) -> None:
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/accounts/login/):")
