@@ -84,7 +84,7 @@ def _integer(value: Any, label: str, key: str) -> int:
         raise ValidationFailed(f"{label} must be a whole number.", field=key)
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
         raise ValidationFailed(f"{label} must be a whole number.", field=key) from None
     if isinstance(value, float) and value != number:
         raise ValidationFailed(f"{label} must be a whole number.", field=key)
@@ -105,8 +105,9 @@ def _check_ids_exist(cleaned: dict[str, Any]) -> None:
 
 
 def criteria_filter(criteria: dict[str, Any], *, now=None) -> Q:
-    """One Q over Customer for checked criteria (criteria_clean first)."""
-    now = now or timezone.now()
+    """One Q over Customer for checked criteria (criteria_clean first). Days count back
+    from today's local date: "within 1 day" is today and yesterday."""
+    today = timezone.localdate(now or timezone.now())
     q = Q()
     for key in CHOICE_KEYS:
         if key in criteria and key != "grade":
@@ -122,10 +123,10 @@ def criteria_filter(criteria: dict[str, Any], *, now=None) -> Q:
     if "company_size_max" in criteria:
         q &= Q(company_size__lte=criteria["company_size_max"])
     if "last_contact_within_days" in criteria:
-        since = (now - timedelta(days=criteria["last_contact_within_days"])).date()
+        since = today - timedelta(days=criteria["last_contact_within_days"])
         q &= Q(last_contact_date__gte=since)
     if "last_contact_not_within_days" in criteria:
-        since = (now - timedelta(days=criteria["last_contact_not_within_days"])).date()
+        since = today - timedelta(days=criteria["last_contact_not_within_days"])
         q &= Q(last_contact_date__lt=since) | Q(last_contact_date__isnull=True)
     if "owner" in criteria:
         q &= Q(owner_id__in=criteria["owner"])

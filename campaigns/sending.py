@@ -17,6 +17,7 @@ from email.utils import parseaddr
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
+    Case,
     CharField,
     Count,
     DateTimeField,
@@ -25,6 +26,8 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
+    Value,
+    When,
 )
 from django.db.models import Value as V
 from django.db.models.functions import Lower
@@ -286,8 +289,12 @@ def _batch_send(run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan) -> N
 @transaction.atomic
 def _batch_mark_sent(batch: SendBatch, *, message_id: str, note: str = "") -> None:
     now = timezone.now()
-    sent = EmailMessage.objects.filter(batch=batch, status=Message.SENDING).update(
-        status=Message.SENT, sent_at=now, provider_message_id=message_id
+    # By sent_at, not status: a webhook event for this batch may already have moved a
+    # message on (delivered, opened) before this commit; keep that status, add sent_at.
+    sent = EmailMessage.objects.filter(batch=batch, sent_at__isnull=True).update(
+        status=Case(When(status=Message.SENDING, then=Value(Message.SENT)), default=F("status")),
+        sent_at=now,
+        provider_message_id=message_id,
     )
     SendBatch.objects.filter(pk=batch.pk).update(
         status=SendBatch.Status.SENT, provider_message_id=message_id, finished_at=now, error=note

@@ -48,7 +48,7 @@ def template_save(
     for field in ("subject", "html_body", "text_body"):
         errors += [
             f"{field.replace('_', ' ').capitalize()}: {e}"
-            for e in template_errors(data.get(field, ""))
+            for e in template_errors(data.get(field) or "")
         ]
     if errors:
         raise ValidationFailed(" ".join(errors))

@@ -55,6 +55,8 @@ def template_errors(text: str) -> list[str]:
             errors.append(f"Unknown variable “{parsed.group(1)}”.")
     if "{{" in PLACEHOLDER.sub("", text):
         errors.append("A “{{” is not closed with “}}”.")
+    if "{%" in TAG.sub("", text):
+        errors.append("A “{%” is not closed with “%}”.")
     return list(dict.fromkeys(errors))
 
 
@@ -99,8 +101,11 @@ class SubstitutionPlan:
 
     def __init__(self, *, subject: str, html: str, text: str):
         self._keys: dict[tuple[Placeholder | None, bool], str] = {}
-        # A random marker per plan so that text in a template can never collide with a key.
+        # A random marker per plan, absent from the template, so that no text in a template
+        # can ever collide with a key.
         self._marker = secrets.token_hex(4)
+        while any(f"[[{self._marker}-" in t for t in (subject, html, text)):
+            self._marker = secrets.token_hex(4)
         self.subject = self._keyed(subject, html=False)
         self.html = self._keyed(html, html=True)
         self.text = self._keyed(text, html=False)
@@ -125,8 +130,10 @@ class SubstitutionPlan:
 
 
 def apply_substitutions(text: str, substitutions: dict[str, str]) -> str:
-    """What the provider does with `substitutions`; the local outbox does it itself."""
+    """What the provider does with `substitutions`; the local outbox does it itself. One
+    pass, longest key first: a value is never searched for keys."""
     if not substitutions:
         return text
-    pattern = re.compile("|".join(re.escape(key) for key in substitutions))
+    keys = sorted(substitutions, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(key) for key in keys))
     return pattern.sub(lambda match: substitutions[match.group(0)], text)

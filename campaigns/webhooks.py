@@ -5,15 +5,20 @@ inserts nothing); events_process, in a task, applies what was stored with a few 
 statements per chunk of events.
 """
 
-import binascii
+import base64
 import json
+import math
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Min, OuterRef, Subquery, Value, When
+from django.db.models.functions import Least
 from django.utils import timezone
 from sendgrid.helpers.eventwebhook import EventWebhook
 
@@ -26,8 +31,12 @@ from leads.services import lead_activities_record_bulk
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 MAX_EVENTS_PER_REQUEST = 10_000
+MAX_NESTING = 32  # SendGrid's events are flat; anything deeper is not from SendGrid
+# Event times that both datetime and PostgreSQL hold: the epoch to the end of year 9999.
+MAX_EVENT_TIMESTAMP = 253_402_300_799
+MAX_MESSAGE_ID = 2**63 - 1
 
-# Which EmailMessage timestamp each event sets (the first such event wins).
+# Which EmailMessage timestamp each event sets (the earliest such event wins).
 TIMESTAMP_FIELDS = {
     "processed": "sent_at",
     "delivered": "delivered_at",
@@ -54,32 +63,44 @@ class SignatureRejected(CrmError):
 
 
 def webhook_verify(*, body: bytes, signature: str | None, timestamp: str | None) -> None:
+    """ECDSA (P-256, SHA-256) over the timestamp header followed by the raw body, checked
+    with the verification key SendGrid shows (base64 DER, no PEM armour)."""
     public_key = settings.SENDGRID_WEBHOOK_PUBLIC_KEY
     if not public_key:
         raise SignatureRejected("Webhook verification key (SENDGRID_WEBHOOK_PUBLIC_KEY) not set.")
     if not signature or not timestamp:
         raise SignatureRejected("Missing signature headers.")
+    # Seconds since the epoch, digits only, compared as integers (no float overflow).
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        raise SignatureRejected("Bad timestamp header.")
     try:
-        age = abs(time.time() - int(timestamp))
-    except ValueError:
+        age = abs(int(time.time()) - int(timestamp))
+    except ValueError:  # more digits than int() accepts
         raise SignatureRejected("Bad timestamp header.") from None
     if age > settings.SENDGRID_WEBHOOK_MAX_AGE_SECONDS:
         raise SignatureRejected("Stale or future timestamp.")
     try:
-        valid = EventWebhook(public_key).verify_signature(
-            body.decode("utf-8"), signature, timestamp
+        key = EventWebhook().convert_public_key_to_ecdsa(public_key)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise SignatureRejected("SENDGRID_WEBHOOK_PUBLIC_KEY is not a public key.") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise SignatureRejected("SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA key.")
+    try:
+        # The raw bytes, not a decoded string: what was signed is exactly what arrived.
+        key.verify(
+            base64.b64decode(signature), timestamp.encode() + body, ec.ECDSA(hashes.SHA256())
         )
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        valid = False
-    if not valid:
-        raise SignatureRejected("Signature does not match.")
+    except (InvalidSignature, ValueError):  # ValueError: not base64
+        raise SignatureRejected("Signature does not match.") from None
 
 
 def events_parse(body: bytes) -> list[dict]:
-    """The events of a webhook body, or ValidationFailed: all of a batch or none of it."""
+    """The events of a webhook body, or ValidationFailed: all of a batch or none of it.
+    What passes can be stored: PostgreSQL refuses NUL characters, unpaired surrogates and
+    non-finite numbers, and datetime refuses times out of its range."""
     try:
         events = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationFailed("Body is not valid JSON.") from None
     if not isinstance(events, list):
         raise ValidationFailed("Body must be a JSON array of events.")
@@ -92,45 +113,93 @@ def events_parse(body: bytes) -> list[dict]:
             raise ValidationFailed(f"Event {index} has no sg_event_id.")
         if not isinstance(event.get("event"), str):
             raise ValidationFailed(f"Event {index} has no event type.")
-        if not isinstance(event.get("timestamp"), int | float) or isinstance(
-            event.get("timestamp"), bool
-        ):
+        timestamp = event.get("timestamp")
+        if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
             raise ValidationFailed(f"Event {index} has no numeric timestamp.")
+        if not (math.isfinite(timestamp) and 0 <= timestamp <= MAX_EVENT_TIMESTAMP):
+            raise ValidationFailed(f"Event {index} has a timestamp out of range.")
+        problem = _unstorable(event)
+        if problem:
+            raise ValidationFailed(f"Event {index} {problem}.")
     return events
 
 
+def _unstorable(value) -> str | None:
+    """Why a parsed JSON value cannot be stored in a jsonb column, or None. Iterative, so
+    deep input cannot exhaust the stack."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return "is nested too deeply"
+        if isinstance(item, dict):
+            stack.extend((key, depth) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "contains a NUL character"
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return "contains an unpaired surrogate"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "contains a number out of range"
+    return None
+
+
 def _message_id(event: dict) -> int | None:
+    """The EmailMessage id sent as a custom arg (SendGrid returns it as a string)."""
     value = event.get("email_message_id")
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_MESSAGE_ID:
+        return value
+    return None
+
+
+def _email(event: dict) -> str:
+    value = event.get("email")
+    return value[:254] if isinstance(value, str) else ""
 
 
 def events_store(events: list[dict]) -> int:
     """Insert the events not seen before (by sg_event_id); queue processing after commit.
     Returns how many were new."""
-    ids = [_message_id(event) for event in events]
+    by_event_id: dict[str, dict] = {}
+    for event in events:  # the same event twice in one batch: the first
+        by_event_id.setdefault(event["sg_event_id"][:100], event)
+    message_ids = {event_id: _message_id(event) for event_id, event in by_event_id.items()}
     known = set(
-        EmailMessage.objects.filter(pk__in={i for i in ids if i}).values_list("pk", flat=True)
-    )
-    rows = [
-        EmailEvent(
-            sg_event_id=event["sg_event_id"][:100],
-            event=event["event"][:30],
-            email=str(event.get("email", ""))[:254],
-            message_id=message_id if message_id in known else None,
-            occurred_at=datetime.fromtimestamp(event["timestamp"], tz=UTC),
-            payload=event,
+        EmailMessage.objects.filter(pk__in={i for i in message_ids.values() if i}).values_list(
+            "pk", flat=True
         )
-        for event, message_id in zip(events, ids, strict=True)
-    ]
+    )
     with transaction.atomic():
-        before = EmailEvent.objects.count() if not rows else None
-        created = EmailEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-        del before
-        transaction.on_commit(_process_later)
-    return len(created)
+        seen = set(
+            EmailEvent.objects.filter(sg_event_id__in=list(by_event_id)).values_list(
+                "sg_event_id", flat=True
+            )
+        )
+        rows = [
+            EmailEvent(
+                sg_event_id=event_id,
+                event=event["event"][:30],
+                email=_email(event),
+                message_id=message_ids[event_id] if message_ids[event_id] in known else None,
+                occurred_at=datetime.fromtimestamp(event["timestamp"], tz=UTC),
+                payload=event,
+            )
+            for event_id, event in by_event_id.items()
+            if event_id not in seen
+        ]
+        # ignore_conflicts: a concurrent delivery of the same events may have got in first.
+        EmailEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+        if events:
+            # Even for a replay: SendGrid retrying is a chance to finish what a lost task left.
+            transaction.on_commit(_process_later)
+    return len(rows)
 
 
 def _process_later() -> None:
@@ -175,8 +244,10 @@ def _apply(events: list[dict]) -> None:
             .annotate(first=Min("occurred_at"))
             .values("first")
         )
-        EmailMessage.objects.filter(pk__in=message_ids, **{f"{field}__isnull": True}).update(
-            **{field: Subquery(first)}
+        # The earliest such event stored so far, whichever batch brought it: an early event
+        # reported late still wins (PostgreSQL's LEAST ignores NULL).
+        EmailMessage.objects.filter(pk__in=message_ids).update(
+            **{field: Least(F(field), Subquery(first))}
         )
         touched |= message_ids
     if touched:

@@ -247,3 +247,20 @@ def test_a_rep_cannot_send_campaigns(campaign, rep):
 
     with pytest.raises(PermissionDenied):
         campaign_send_now(actor=rep, campaign=campaign)
+
+
+def test_an_event_processed_before_the_batch_is_marked_sent_keeps_its_status(
+    campaign, manager, audience, fake_sendgrid
+):
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    sending._lease(run.pk, "me", take=True)
+    batch = sending._batch_claim(run, "me")
+    EmailMessage.objects.filter(batch=batch, email="ann@a.example").update(
+        delivered_at=timezone.now(), status="delivered"
+    )
+    sending._batch_mark_sent(batch, message_id="m1")
+    ann = EmailMessage.objects.get(email="ann@a.example")
+    assert ann.status == "delivered" and ann.sent_at is not None
+    assert EmailCampaign.objects.get(pk=campaign.pk).sent_count == 5
