@@ -53,7 +53,7 @@ class EmailMessageAdmin(admin.ModelAdmin):
     list_display = ["email", "campaign", "status", "sent_at", "opened_at"]
     list_filter = ["status"]
     search_fields = ["email"]
-    raw_id_fields = ["campaign", "run", "customer", "batch"]
+    raw_id_fields = ["campaign", "run", "customer"]
 
 
 @admin.register(EmailEvent)

@@ -4,10 +4,11 @@ Exactly once per recipient, even when a worker is killed mid-send:
 - recipients are EmailMessage rows, unique per (run, customer), inserted in one statement;
 - one sender at a time holds a run (a lease in the row, renewed every batch); another takes
   over only when the lease has lapsed, i.e. its holder died;
-- a batch is claimed (its messages marked `sending`) and committed before the request, and
-  marked sent after it. A batch still `sending` when a new sender takes over was in flight
-  when its worker died: the provider is asked whether it accepted it (the batch key is a
-  custom arg) and the batch is marked sent or re-queued accordingly.
+- a batch is claimed (a SendBatch row naming an id range of queued messages) and committed
+  before the request, and its messages are marked sent after it. A batch still `sending`
+  when a new sender takes over was in flight when its worker died: the provider is asked
+  whether it accepted it (the batch key is a custom arg), and its messages are marked sent
+  or left queued for the next claim.
 """
 
 import uuid
@@ -42,16 +43,27 @@ from campaigns.models import (
 )
 from campaigns.segments import segment_customers
 from campaigns.templating import SubstitutionPlan
-from campaigns.tokens import unsubscribe_url
+from campaigns.tokens import unsubscribe_url, unsubscribe_url_maker
 from campaigns.transport import (
     PermanentSendError,
     TransientSendError,
     batch_was_accepted,
     mail_send,
 )
+from customers.models import Region
 
 EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 Message = EmailMessage.Status
+# Statuses only webhook events set; a message can reach them before its batch is marked sent.
+LATER_STATUSES = [
+    Message.DELIVERED,
+    Message.OPENED,
+    Message.CLICKED,
+    Message.BOUNCED,
+    Message.DROPPED,
+    Message.UNSUBSCRIBED,
+]
+REGION_LABELS = dict(Region.choices)
 
 
 # Resolving recipients -------------------------------------------------------------------
@@ -136,6 +148,13 @@ def send_run_later(run_id: int) -> None:
     transaction.on_commit(lambda: send_run.delay(run_id))
 
 
+def lease_seconds() -> float:
+    """How long a silent sender keeps its run. Never shorter than a few provider timeouts:
+    a sender waiting on a slow request must not be presumed dead, or its batch would be
+    judged unsent and sent again by the next one."""
+    return max(settings.CAMPAIGN_SEND_LEASE_SECONDS, 3 * settings.SENDGRID_TIMEOUT_SECONDS)
+
+
 def _lease(run_id: int, sender: str, *, take: bool) -> bool:
     now = timezone.now()
     runs = CampaignRun.objects.filter(pk=run_id, status=CampaignRun.Status.SENDING)
@@ -145,7 +164,7 @@ def _lease(run_id: int, sender: str, *, take: bool) -> bool:
         )
     else:
         runs = runs.filter(lease_owner=sender)
-    lease_until = now + timedelta(seconds=settings.CAMPAIGN_SEND_LEASE_SECONDS)
+    lease_until = now + timedelta(seconds=lease_seconds())
     return runs.update(lease_owner=sender, lease_until=lease_until) == 1
 
 
@@ -216,46 +235,106 @@ def _batch_claim(run: CampaignRun, sender: str) -> SendBatch | None:
         )
         if not ids:
             return None
-        batch = SendBatch.objects.create(run=run, size=len(ids))
-        EmailMessage.objects.filter(pk__in=ids).update(status=Message.SENDING, batch=batch)
-    return batch
+        return SendBatch.objects.create(
+            run=run, size=len(ids), first_message_id=ids[0], last_message_id=ids[-1]
+        )
+
+
+def _batch_messages(batch: SendBatch, *statuses: str):
+    return EmailMessage.objects.filter(
+        run_id=batch.run_id,
+        id__gte=batch.first_message_id,
+        id__lte=batch.last_message_id,
+        status__in=statuses or [Message.QUEUED],
+    )
 
 
 def recipient_values(customer, *, message_id: int | None = None) -> dict[str, str]:
+    """The template variables for one customer (preview and test sends)."""
     if customer is None:
         return {}
-    first, _, last = (customer.name or "").partition(" ")
     owner = customer.owner
+    return _values(
+        name=customer.name,
+        email=customer.email,
+        company=customer.company,
+        job_title=customer.job_title,
+        region=customer.region,
+        owner_name=(owner.get_full_name() or owner.username) if owner else "",
+        owner_email=owner.email if owner else "",
+        unsubscribe_url=unsubscribe_url(customer.pk, message_id),
+    )
+
+
+def _values(*, name, email, company, job_title, region, owner_name, owner_email, unsubscribe_url):
+    first, _, last = (name or "").partition(" ")
     return {
         "first_name": first,
         "last_name": last,
-        "full_name": customer.name,
-        "email": customer.email,
-        "company": customer.company,
-        "job_title": customer.job_title,
-        "region": customer.get_region_display() if customer.region else "",
-        "owner_name": owner.get_full_name() or owner.username if owner else "",
-        "owner_email": owner.email if owner else "",
-        "unsubscribe_url": unsubscribe_url(customer.pk, message_id),
+        "full_name": name or "",
+        "email": email or "",
+        "company": company or "",
+        "job_title": job_title or "",
+        "region": REGION_LABELS.get(region, ""),
+        "owner_name": owner_name,
+        "owner_email": owner_email or "",
+        "unsubscribe_url": unsubscribe_url,
     }
 
 
+RECIPIENT_COLUMNS = [
+    "id",
+    "email",
+    "customer_id",
+    "customer__name",
+    "customer__company",
+    "customer__job_title",
+    "customer__region",
+    "customer__owner__first_name",
+    "customer__owner__last_name",
+    "customer__owner__username",
+    "customer__owner__email",
+]
+
+
 def build_payload(run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan) -> dict:
-    messages = EmailMessage.objects.filter(batch=batch).select_related("customer__owner")
+    """One mail/send request: a personalization per recipient. Plain columns, not model
+    objects: this runs 100,000 times for a large campaign."""
+    rows = _batch_messages(batch).order_by("id").values_list(*RECIPIENT_COLUMNS)
+    make_unsubscribe_url = unsubscribe_url_maker()
     personalizations = []
-    for message in messages.order_by("id"):
-        values = recipient_values(message.customer, message_id=message.pk)
-        recipient = {"email": message.email}
-        if message.customer and message.customer.name:
-            recipient["name"] = message.customer.name
+    for (
+        message_id,
+        email,
+        customer_id,
+        name,
+        company,
+        job_title,
+        region,
+        owner_first,
+        owner_last,
+        owner_username,
+        owner_email,
+    ) in rows:
+        link = make_unsubscribe_url(customer_id, message_id) if customer_id else ""
+        values = _values(
+            name=name,
+            email=email,
+            company=company,
+            job_title=job_title,
+            region=region,
+            owner_name=f"{owner_first} {owner_last}".strip() or owner_username or "",
+            owner_email=owner_email,
+            unsubscribe_url=link,
+        )
         personalization = {
-            "to": [recipient],
+            "to": [{"email": email, "name": name} if name else {"email": email}],
             "substitutions": plan.substitutions(values),
-            "custom_args": {"email_message_id": str(message.pk)},
+            "custom_args": {"email_message_id": str(message_id)},
         }
-        if values.get("unsubscribe_url"):
+        if link:
             personalization["headers"] = {
-                "List-Unsubscribe": f"<{values['unsubscribe_url']}>",
+                "List-Unsubscribe": f"<{link}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
         personalizations.append(personalization)
@@ -289,14 +368,23 @@ def _batch_send(run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan) -> N
 @transaction.atomic
 def _batch_mark_sent(batch: SendBatch, *, message_id: str, note: str = "") -> None:
     now = timezone.now()
-    # By sent_at, not status: a webhook event for this batch may already have moved a
-    # message on (delivered, opened) before this commit; keep that status, add sent_at.
-    sent = EmailMessage.objects.filter(batch=batch, sent_at__isnull=True).update(
-        status=Case(When(status=Message.SENDING, then=Value(Message.SENT)), default=F("status")),
-        sent_at=now,
-        provider_message_id=message_id,
+    # Queued or cancelled (a cancel can land while the request is in flight): it went out.
+    # A webhook event may have moved a message on (delivered, opened) before this commit:
+    # that status stays, sent_at is added.
+    sent = (
+        _batch_messages(batch, Message.QUEUED, Message.CANCELLED, *LATER_STATUSES)
+        .filter(sent_at__isnull=True)
+        .update(
+            status=Case(
+                When(status__in=[Message.QUEUED, Message.CANCELLED], then=Value(Message.SENT)),
+                default=F("status"),
+            ),
+            sent_at=now,
+            provider_message_id=message_id,
+        )
     )
-    SendBatch.objects.filter(pk=batch.pk).update(
+    # Only a batch still in flight: one a takeover sender already judged is left as judged.
+    SendBatch.objects.filter(pk=batch.pk, status=SendBatch.Status.SENDING).update(
         status=SendBatch.Status.SENT, provider_message_id=message_id, finished_at=now, error=note
     )
     campaign_id = CampaignRun.objects.values_list("campaign_id", flat=True).get(pk=batch.run_id)
@@ -305,9 +393,7 @@ def _batch_mark_sent(batch: SendBatch, *, message_id: str, note: str = "") -> No
 
 @transaction.atomic
 def _batch_requeue(batch: SendBatch, reason: str) -> None:
-    EmailMessage.objects.filter(batch=batch, status=Message.SENDING).update(
-        status=Message.QUEUED, batch=None
-    )
+    """The provider did not take the batch: its messages stay queued for the next claim."""
     SendBatch.objects.filter(pk=batch.pk).update(
         status=SendBatch.Status.REQUEUED, error=reason, finished_at=timezone.now()
     )
@@ -316,9 +402,7 @@ def _batch_requeue(batch: SendBatch, reason: str) -> None:
 
 @transaction.atomic
 def _batch_fail(batch: SendBatch, reason: str) -> None:
-    EmailMessage.objects.filter(batch=batch, status=Message.SENDING).update(
-        status=Message.FAILED, error=reason
-    )
+    _batch_messages(batch).update(status=Message.FAILED, error=reason)
     SendBatch.objects.filter(pk=batch.pk).update(
         status=SendBatch.Status.FAILED, error=reason, finished_at=timezone.now()
     )
@@ -360,6 +444,30 @@ def campaign_counters_refresh(*, campaign_ids: list[int]) -> None:
             failed_count=Count("id", filter=Q(status=Message.FAILED)),
         )
         EmailCampaign.objects.filter(pk=campaign_id).update(**totals)
+
+
+def cron_run_key(expression: str, now) -> str:
+    """The minute of the latest firing of `expression` at or before `now` (local time): the
+    same for every delivery of one firing, however late a redelivered task runs."""
+    from celery.schedules import crontab
+
+    minute, hour, day_of_month, month, day_of_week = expression.split()
+    schedule = crontab(minute, hour, day_of_week, day_of_month, month)
+    moment = timezone.localtime(now).replace(second=0, microsecond=0)
+    for _ in range(3 * 366 + 24 * 60):  # whole days, then hours, then minutes are skipped
+        if not (
+            moment.day in schedule.day_of_month
+            and moment.month in schedule.month_of_year
+            and moment.isoweekday() % 7 in schedule.day_of_week
+        ):
+            moment = moment.replace(hour=23, minute=59) - timedelta(days=1)
+        elif moment.hour not in schedule.hour:
+            moment = moment.replace(minute=59) - timedelta(hours=1)
+        elif moment.minute not in schedule.minute:
+            moment -= timedelta(minutes=1)
+        else:
+            return moment.strftime("%Y-%m-%dT%H:%M")
+    return timezone.localtime(now).strftime("%Y-%m-%dT%H:%M")
 
 
 def stalled_runs() -> list[int]:

@@ -6,7 +6,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from campaigns import sending, webhooks
-from campaigns.models import CampaignRun, CustomerSegment
+from campaigns.models import CampaignRun, CustomerSegment, EmailCampaign
 from campaigns.services import segment_count_refresh
 from campaigns.transport import TransientSendError
 
@@ -24,9 +24,12 @@ def start_run(campaign_id: int, run_key: str = "once") -> None:
 
 @shared_task(name="campaigns.start_cron_run", ignore_result=True)
 def start_cron_run(campaign_id: int) -> None:
-    """One firing of a recurring campaign. The run is keyed by the minute it fired, so a
-    duplicate delivery of the same firing finds the run and sends nobody twice."""
-    run_key = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+    """One firing of a recurring campaign. The run is keyed by the minute of the firing, so a
+    duplicate or late redelivery of the same firing finds the run and sends nobody twice."""
+    campaign = EmailCampaign.objects.filter(pk=campaign_id).only("cron_expression").first()
+    if campaign is None or not campaign.cron_expression:
+        return
+    run_key = sending.cron_run_key(campaign.cron_expression, timezone.now())
     sending.run_start(campaign_id=campaign_id, run_key=run_key)
 
 

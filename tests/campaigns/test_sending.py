@@ -257,10 +257,38 @@ def test_an_event_processed_before_the_batch_is_marked_sent_keeps_its_status(
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
     sending._lease(run.pk, "me", take=True)
     batch = sending._batch_claim(run, "me")
-    EmailMessage.objects.filter(batch=batch, email="ann@a.example").update(
+    EmailMessage.objects.filter(run=run, email="ann@a.example").update(
         delivered_at=timezone.now(), status="delivered"
     )
     sending._batch_mark_sent(batch, message_id="m1")
     ann = EmailMessage.objects.get(email="ann@a.example")
     assert ann.status == "delivered" and ann.sent_at is not None
     assert EmailCampaign.objects.get(pk=campaign.pk).sent_count == 5
+
+
+@pytest.mark.parametrize(
+    "expression,expected",
+    [
+        ("* * * * *", "2026-11-24T10:07"),
+        ("0 9 * * 1", "2026-11-23T09:00"),  # the Monday before
+        ("30 */2 * * *", "2026-11-24T08:30"),
+        ("0 0 1 1 *", "2026-01-01T00:00"),
+        ("15 10 29 2 *", "2024-02-29T10:15"),
+    ],
+)
+def test_a_cron_run_is_keyed_by_its_latest_firing_not_by_when_the_task_runs(
+    expression, expected, settings
+):
+    from datetime import datetime
+
+    moment = datetime(2026, 11, 24, 10, 7, 42, tzinfo=timezone.get_current_timezone())
+    assert sending.cron_run_key(expression, moment) == expected
+    late = moment + timedelta(seconds=50)  # a redelivery in the next minute
+    if expression != "* * * * *":
+        assert sending.cron_run_key(expression, late) == expected
+
+
+def test_the_lease_outlasts_a_slow_provider_request(settings):
+    settings.CAMPAIGN_SEND_LEASE_SECONDS = 5
+    settings.SENDGRID_TIMEOUT_SECONDS = 10
+    assert sending.lease_seconds() == 30
