@@ -18,11 +18,13 @@ from email.utils import parseaddr
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
     DateTimeField,
     Exists,
+    ExpressionWrapper,
     F,
     IntegerField,
     OuterRef,
@@ -33,6 +35,7 @@ from django.db.models import (
 from django.db.models import Value as V
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
 from campaigns.models import (
     CampaignRun,
@@ -41,11 +44,12 @@ from campaigns.models import (
     SendBatch,
     Suppression,
 )
-from campaigns.segments import segment_customers
+from campaigns.segments import criteria_clean, segment_customers
 from campaigns.templating import SubstitutionPlan
 from campaigns.tokens import unsubscribe_url, unsubscribe_url_maker
 from campaigns.transport import (
     PermanentSendError,
+    ProviderCannotTell,
     TransientSendError,
     batch_was_accepted,
     mail_send,
@@ -79,13 +83,14 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
             .filter(pk=campaign_id)
             .first()
         )
-        if campaign is None or campaign.status in (
-            EmailCampaign.Status.CANCELLED,
-            EmailCampaign.Status.PAUSED,
-            EmailCampaign.Status.DRAFT,
+        if campaign is None or campaign.status not in (
+            EmailCampaign.Status.SCHEDULED,
+            EmailCampaign.Status.SENDING,
         ):
             return None
         run, created = CampaignRun.objects.get_or_create(campaign=campaign, run_key=run_key)
+        if created and not campaign.is_recurring:
+            _one_off_schedule_remove(campaign)
         if created or run.status == CampaignRun.Status.RESOLVING:
             run.total = _insert_recipients(campaign, run)
             run.status = CampaignRun.Status.SENDING
@@ -99,12 +104,26 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
     return run
 
 
+def _one_off_schedule_remove(campaign: EmailCampaign) -> None:
+    """A fired one-off schedule has done its job; left linked, a resume would re-enable it."""
+    if campaign.periodic_task_id:
+        task = PeriodicTask.objects.filter(pk=campaign.periodic_task_id).first()
+        campaign.periodic_task = None
+        campaign.save(update_fields=["periodic_task"])
+        if task:
+            clocked_id = task.clocked_id
+            task.delete()
+            ClockedSchedule.objects.filter(pk=clocked_id).delete()
+
+
 def recipients_for(campaign: EmailCampaign):
     """Who the campaign goes to now: the segment, within what its author may see, minus the
-    unsubscribed, the suppressed and addresses that cannot be emailed."""
+    unsubscribed, the suppressed and addresses that cannot be emailed. The criteria are
+    checked again: a segment edited in Django admin must not widen an audience by a typo."""
     suppressed = Suppression.objects.filter(email=Lower(OuterRef("email")))
+    criteria = criteria_clean(campaign.segment.criteria)
     return (
-        segment_customers(user=campaign.created_by, criteria=campaign.segment.criteria)
+        segment_customers(user=campaign.created_by, criteria=criteria)
         .filter(unsubscribed_at__isnull=True, email__regex=EMAIL_SHAPE)
         .exclude(Exists(suppressed))
     )
@@ -168,55 +187,110 @@ def _lease(run_id: int, sender: str, *, take: bool) -> bool:
     return runs.update(lease_owner=sender, lease_until=lease_until) == 1
 
 
-def run_send(*, run_id: int, sender: str | None = None) -> str:
+def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0) -> str:
     """Send what is queued in the run, batch after batch, until done, paused or cancelled.
-    Raises TransientSendError (the task retries with backoff) after re-queuing the batch."""
+
+    On a 429/5xx it raises TransientSendError and keeps the run leased for `hold_seconds`
+    (the task's backoff) more, so that no other sender starts during the wait: the retry
+    comes back with the same `sender` (the task id) and carries on."""
     sender = sender or uuid.uuid4().hex
     if not _lease(run_id, sender, take=True):
         return "busy or finished"
+    release = True
     try:
         run = CampaignRun.objects.select_related("campaign__template").get(pk=run_id)
-        _reconcile_in_flight(run)
+        unresolved = _reconcile_in_flight(run)
         plan = SubstitutionPlan(
             subject=run.campaign.effective_subject,
             html=run.campaign.template.html_body,
             text=run.campaign.template.text_body,
         )
         while True:
-            stopped = _stop_if_asked(run)
+            stopped = _stop_if_asked(run, skip=unresolved)
             if stopped:
                 return stopped
-            batch = _batch_claim(run, sender)
+            batch = _batch_claim(run, sender, skip=unresolved)
             if batch is None:
                 if not _lease(run_id, sender, take=False):
                     return "lease lost"
+                if unresolved:
+                    return "waiting for the provider"  # judged on a later resume
                 _run_finish(run)
                 return "sent"
-            _batch_send(run, batch, plan)
+            try:
+                _batch_send(run, batch, plan)
+            except TransientSendError:
+                CampaignRun.objects.filter(pk=run_id, lease_owner=sender).update(
+                    lease_until=timezone.now() + timedelta(seconds=hold_seconds + lease_seconds())
+                )
+                release = False
+                raise
     finally:
-        CampaignRun.objects.filter(pk=run_id, lease_owner=sender).update(
-            lease_owner="", lease_until=None
-        )
+        if release:
+            CampaignRun.objects.filter(pk=run_id, lease_owner=sender).update(
+                lease_owner="", lease_until=None
+            )
 
 
-def _reconcile_in_flight(run: CampaignRun) -> None:
+def run_give_up(*, run_id: int, reason: str) -> None:
+    """Retries ran out: pause the run and its campaign with the reason; Resume retries."""
+    with transaction.atomic():
+        run = CampaignRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != CampaignRun.Status.SENDING:
+            return
+        run.status = CampaignRun.Status.PAUSED
+        run.last_error = reason
+        run.lease_owner, run.lease_until = "", None
+        run.save(update_fields=["status", "last_error", "lease_owner", "lease_until"])
+        EmailCampaign.objects.filter(
+            pk=run.campaign_id, status=EmailCampaign.Status.SENDING
+        ).update(status=EmailCampaign.Status.PAUSED)
+
+
+def _reconcile_in_flight(run: CampaignRun) -> list[SendBatch]:
+    """Judge the batches whose sender died mid-request; returns those that cannot be judged
+    yet (the provider's activity feed lags, so a recent batch may not show there yet)."""
+    unresolved = []
+    settled_before = timezone.now() - timedelta(seconds=settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS)
     for batch in SendBatch.objects.filter(run=run, status=SendBatch.Status.SENDING):
-        if batch_was_accepted(batch.key):
+        try:
+            accepted = batch_was_accepted(batch.key)
+        except ProviderCannotTell:
+            accepted = None
+        if accepted:
             _batch_mark_sent(batch, message_id="", note="Accepted before its worker stopped.")
+        elif batch.started_at > settled_before:
+            unresolved.append(batch)
+        elif accepted is None:
+            # Nobody can tell; a second email is worse than a missing one.
+            _batch_mark_sent(
+                batch,
+                message_id="",
+                note="Its worker stopped mid-request and the provider could not say whether "
+                "it was accepted; counted as sent so that nobody gets it twice.",
+            )
         else:
             _batch_requeue(batch, "Its worker stopped before the provider accepted it.")
+    return unresolved
 
 
-def _stop_if_asked(run: CampaignRun) -> str | None:
+def _outside(messages, batches: list[SendBatch]):
+    for batch in batches:
+        messages = messages.exclude(id__gte=batch.first_message_id, id__lte=batch.last_message_id)
+    return messages
+
+
+def _stop_if_asked(run: CampaignRun, *, skip: list[SendBatch] = ()) -> str | None:
     status = EmailCampaign.objects.values_list("status", flat=True).get(pk=run.campaign_id)
     if status == EmailCampaign.Status.PAUSED:
-        CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.PAUSED)
+        CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.SENDING).update(
+            status=CampaignRun.Status.PAUSED
+        )
         return "paused"
     if status == EmailCampaign.Status.CANCELLED:
         with transaction.atomic():
-            EmailMessage.objects.filter(run=run, status=Message.QUEUED).update(
-                status=Message.CANCELLED
-            )
+            queued = EmailMessage.objects.filter(run=run, status=Message.QUEUED)
+            _outside(queued, list(skip)).update(status=Message.CANCELLED)
             CampaignRun.objects.filter(pk=run.pk).update(
                 status=CampaignRun.Status.CANCELLED, finished_at=timezone.now()
             )
@@ -224,20 +298,39 @@ def _stop_if_asked(run: CampaignRun) -> str | None:
     return None
 
 
-def _batch_claim(run: CampaignRun, sender: str) -> SendBatch | None:
+def _batch_claim(run: CampaignRun, sender: str, *, skip: list[SendBatch] = ()) -> SendBatch | None:
+    """The next batch of queued messages, in id order. Who unsubscribed or got suppressed
+    since the run started is dropped here, not sent."""
+    suppressed = Suppression.objects.filter(email=Lower(OuterRef("email")))
     with transaction.atomic():
         if not _lease(run.pk, sender, take=False):
             return None  # another sender took over: this one was presumed dead
-        ids = list(
-            EmailMessage.objects.filter(run=run, status=Message.QUEUED)
-            .order_by("id")
-            .values_list("id", flat=True)[: settings.CAMPAIGN_BATCH_SIZE]
-        )
-        if not ids:
-            return None
-        return SendBatch.objects.create(
-            run=run, size=len(ids), first_message_id=ids[0], last_message_id=ids[-1]
-        )
+        while True:
+            queued = EmailMessage.objects.filter(run=run, status=Message.QUEUED)
+            rows = list(
+                _outside(queued, list(skip))
+                .annotate(
+                    blocked=ExpressionWrapper(
+                        Q(customer__unsubscribed_at__isnull=False) | Q(Exists(suppressed)),
+                        output_field=BooleanField(),
+                    )
+                )
+                .order_by("id")
+                .values_list("id", "blocked")[: settings.CAMPAIGN_BATCH_SIZE]
+            )
+            if not rows:
+                return None
+            blocked = [pk for pk, is_blocked in rows if is_blocked]
+            if blocked:
+                EmailMessage.objects.filter(pk__in=blocked).update(
+                    status=Message.CANCELLED,
+                    error="Unsubscribed or suppressed after the campaign started.",
+                )
+            ids = [pk for pk, is_blocked in rows if not is_blocked]
+            if ids:
+                return SendBatch.objects.create(
+                    run=run, size=len(ids), first_message_id=ids[0], last_message_id=ids[-1]
+                )
 
 
 def _batch_messages(batch: SendBatch, *statuses: str):
@@ -368,15 +461,14 @@ def _batch_send(run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan) -> N
 @transaction.atomic
 def _batch_mark_sent(batch: SendBatch, *, message_id: str, note: str = "") -> None:
     now = timezone.now()
-    # Queued or cancelled (a cancel can land while the request is in flight): it went out.
     # A webhook event may have moved a message on (delivered, opened) before this commit:
     # that status stays, sent_at is added.
     sent = (
-        _batch_messages(batch, Message.QUEUED, Message.CANCELLED, *LATER_STATUSES)
+        _batch_messages(batch, Message.QUEUED, *LATER_STATUSES)
         .filter(sent_at__isnull=True)
         .update(
             status=Case(
-                When(status__in=[Message.QUEUED, Message.CANCELLED], then=Value(Message.SENT)),
+                When(status=Message.QUEUED, then=Value(Message.SENT)),
                 default=F("status"),
             ),
             sent_at=now,
@@ -415,12 +507,28 @@ def _run_finish(run: CampaignRun) -> None:
         CampaignRun.objects.filter(pk=run.pk).update(
             status=CampaignRun.Status.SENT, finished_at=timezone.now()
         )
-        if campaign.status == EmailCampaign.Status.SENDING:
+        unfinished = campaign.runs.exclude(pk=run.pk).filter(
+            status__in=[
+                CampaignRun.Status.RESOLVING,
+                CampaignRun.Status.SENDING,
+                CampaignRun.Status.PAUSED,
+            ]
+        )
+        # A pause that lands after the last batch has nothing left to pause: a one-off
+        # campaign is sent. A recurring one waits for its next firing.
+        if campaign.status == EmailCampaign.Status.SENDING and not unfinished.exists():
             campaign.status = (
                 EmailCampaign.Status.SCHEDULED
                 if campaign.is_recurring
                 else EmailCampaign.Status.SENT
             )
+            campaign.save(update_fields=["status"])
+        elif (
+            campaign.status == EmailCampaign.Status.PAUSED
+            and not campaign.is_recurring
+            and not unfinished.exists()
+        ):
+            campaign.status = EmailCampaign.Status.SENT
             campaign.save(update_fields=["status"])
         campaign_counters_refresh(campaign_ids=[campaign.pk])
 
@@ -473,10 +581,8 @@ def cron_run_key(expression: str, now) -> str:
 def stalled_runs() -> list[int]:
     """Runs still sending whose sender's lease lapsed: their worker died."""
     return list(
-        CampaignRun.objects.filter(
-            status=CampaignRun.Status.SENDING,
-            campaign__status=EmailCampaign.Status.SENDING,
-        )
+        CampaignRun.objects.filter(status=CampaignRun.Status.SENDING)
+        .exclude(campaign__status__in=[EmailCampaign.Status.PAUSED, EmailCampaign.Status.CANCELLED])
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=timezone.now()))
         .values_list("pk", flat=True)
     )

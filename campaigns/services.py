@@ -16,6 +16,7 @@ from campaigns.models import (
     EmailCampaign,
     EmailMessage,
     EmailTemplate,
+    SendBatch,
     Suppression,
 )
 from campaigns.segments import criteria_clean, segment_customers
@@ -134,8 +135,16 @@ def campaign_save(
     *, actor, data: dict[str, Any], campaign: EmailCampaign | None = None
 ) -> EmailCampaign:
     _managers_only(actor)
-    if campaign and campaign.status not in (Status.DRAFT, Status.SCHEDULED, Status.PAUSED):
-        raise ValidationFailed("A campaign can be edited only before it sends.")
+    if campaign and (
+        campaign.status not in (Status.DRAFT, Status.SCHEDULED, Status.PAUSED)
+        or campaign.runs.filter(
+            status__in=[CampaignRun.Status.PAUSED, CampaignRun.Status.SENDING]
+        ).exists()
+    ):
+        # Half a run with one template and half with another would be worse than either.
+        raise ValidationFailed(
+            "A campaign can be edited only between sends, not while a send is under way."
+        )
     if data.get("cron_expression"):
         _crontab_fields(data["cron_expression"])  # refuse a bad expression before saving
     campaign = campaign or EmailCampaign(created_by=actor)
@@ -317,16 +326,22 @@ def campaign_resume(*, actor, campaign: EmailCampaign) -> EmailCampaign:
     campaign = _lock(campaign)
     if campaign.status != Status.PAUSED:
         raise ValidationFailed("Only a paused campaign can be resumed.")
-    unfinished = campaign.runs.filter(
-        status__in=[CampaignRun.Status.PAUSED, CampaignRun.Status.SENDING]
-    ).first()
+    unfinished = list(
+        campaign.runs.filter(status__in=[CampaignRun.Status.PAUSED, CampaignRun.Status.SENDING])
+    )
     if unfinished:
         campaign.status = Status.SENDING
-        unfinished.status = CampaignRun.Status.SENDING
-        unfinished.save(update_fields=["status"])
-        send_run_later(unfinished.pk)
+        CampaignRun.objects.filter(pk__in=[run.pk for run in unfinished]).update(
+            status=CampaignRun.Status.SENDING, last_error=""
+        )
+        for run in unfinished:
+            send_run_later(run.pk)
+    elif campaign.periodic_task_id:
+        campaign.status = Status.SCHEDULED  # waiting for its (next) firing
+    elif campaign.runs.exists():
+        campaign.status = Status.SENT  # paused after its one run had finished
     else:
-        campaign.status = Status.SCHEDULED if campaign.periodic_task_id else Status.DRAFT
+        campaign.status = Status.DRAFT
     campaign.save(update_fields=["status"])
     _periodic_task_enable(campaign, True)
     audit_record(actor=actor, verb="update", instance=campaign, changes={"status": campaign.status})
@@ -347,10 +362,18 @@ def campaign_cancel(*, actor, campaign: EmailCampaign) -> EmailCampaign:
     unfinished = campaign.runs.exclude(
         status__in=[CampaignRun.Status.SENT, CampaignRun.Status.CANCELLED]
     )
-    EmailMessage.objects.filter(run__in=unfinished, status=EmailMessage.Status.QUEUED).update(
-        status=EmailMessage.Status.CANCELLED
-    )
+    # Not the recipients of a batch in flight: its sender marks them sent when it returns.
+    in_flight = SendBatch.objects.filter(run__in=unfinished, status=SendBatch.Status.SENDING)
+    queued = EmailMessage.objects.filter(run__in=unfinished, status=EmailMessage.Status.QUEUED)
+    for batch in in_flight:
+        queued = queued.exclude(
+            run_id=batch.run_id,
+            id__gte=batch.first_message_id,
+            id__lte=batch.last_message_id,
+        )
+    queued.update(status=EmailMessage.Status.CANCELLED)
     unfinished.update(status=CampaignRun.Status.CANCELLED, finished_at=timezone.now())
+    campaign_counters_refresh(campaign_ids=[campaign.pk])
     audit_record(actor=actor, verb="update", instance=campaign, changes={"status": "cancelled"})
     return campaign
 

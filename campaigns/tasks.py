@@ -6,7 +6,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from campaigns import sending, webhooks
-from campaigns.models import CampaignRun, CustomerSegment, EmailCampaign
+from campaigns.models import CustomerSegment, EmailCampaign
 from campaigns.services import segment_count_refresh
 from campaigns.transport import TransientSendError
 
@@ -22,14 +22,33 @@ def start_run(campaign_id: int, run_key: str = "once") -> None:
     sending.run_start(campaign_id=campaign_id, run_key=run_key)
 
 
-@shared_task(name="campaigns.start_cron_run", ignore_result=True)
+@shared_task(
+    name="campaigns.start_cron_run",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    ignore_result=True,
+    time_limit=30 * 60,
+)
 def start_cron_run(campaign_id: int) -> None:
-    """One firing of a recurring campaign. The run is keyed by the minute of the firing, so a
-    duplicate or late redelivery of the same firing finds the run and sends nobody twice."""
-    campaign = EmailCampaign.objects.filter(pk=campaign_id).only("cron_expression").first()
+    """One firing of a recurring campaign. The run is keyed by the minute of the firing (of
+    the beat schedule itself, which may have been edited in Django admin), so a duplicate or
+    late redelivery of the same firing finds the run and sends nobody twice."""
+    campaign = (
+        EmailCampaign.objects.select_related("periodic_task__crontab")
+        .filter(pk=campaign_id)
+        .first()
+    )
     if campaign is None or not campaign.cron_expression:
         return
-    run_key = sending.cron_run_key(campaign.cron_expression, timezone.now())
+    expression = campaign.cron_expression
+    crontab = campaign.periodic_task.crontab if campaign.periodic_task else None
+    if crontab is not None:
+        expression = " ".join(
+            [crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year,
+             crontab.day_of_week]
+        )  # fmt: skip
+    run_key = sending.cron_run_key(expression, timezone.now())
     sending.run_start(campaign_id=campaign_id, run_key=run_key)
 
 
@@ -41,17 +60,18 @@ def start_cron_run(campaign_id: int) -> None:
     soft_time_limit=55 * 60,
 )
 def send_run(self, run_id: int) -> None:
+    retries = self.request.retries
+    # Exponential backoff: 2, 4, 8 … seconds by default.
+    countdown = settings.CAMPAIGN_RETRY_BASE_SECONDS * 2**retries
     try:
-        sending.run_send(run_id=run_id)
+        sending.run_send(run_id=run_id, sender=self.request.id, hold_seconds=countdown)
     except TransientSendError as error:
-        retries = self.request.retries
         if retries >= settings.CAMPAIGN_MAX_RETRIES:
-            CampaignRun.objects.filter(pk=run_id).update(
-                last_error=f"Gave up after {retries} retries: {error}. Resume to try again."
+            sending.run_give_up(
+                run_id=run_id,
+                reason=f"Paused after {retries} retries: {error}. Resume to try again.",
             )
             return
-        # Exponential backoff: 2, 4, 8 … seconds by default.
-        countdown = settings.CAMPAIGN_RETRY_BASE_SECONDS * 2**retries
         raise self.retry(exc=error, countdown=countdown, max_retries=None) from error
 
 

@@ -27,6 +27,10 @@ class PermanentSendError(Exception):
         self.status = status
 
 
+class ProviderCannotTell(Exception):
+    """The provider will not say whether it accepted a request (e.g. no activity feed)."""
+
+
 @dataclass(frozen=True)
 class Accepted:
     message_id: str
@@ -74,7 +78,10 @@ def batch_was_accepted(batch_key: str) -> bool:
     try:
         response = _client().client.messages.get(query_params={"query": query, "limit": 1})
     except http_errors.HTTPError as error:
-        raise TransientSendError(f"SendGrid activity lookup: {error.status_code}") from error
+        if error.status_code == 429 or error.status_code >= 500:
+            raise TransientSendError(f"SendGrid activity lookup: {error.status_code}") from error
+        # 401/403/404: the account has no Email Activity feed (a paid add-on).
+        raise ProviderCannotTell(f"SendGrid activity lookup: {error.status_code}") from error
     except (URLError, TimeoutError, OSError) as error:
         raise TransientSendError(f"SendGrid unreachable: {error}") from error
     return bool(json.loads(response.body or b"{}").get("messages"))

@@ -160,6 +160,9 @@ CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=1000)  # SendGrid's
 CAMPAIGN_SEND_LEASE_SECONDS = env.int("CAMPAIGN_SEND_LEASE_SECONDS", default=60)
 CAMPAIGN_RETRY_BASE_SECONDS = env.float("CAMPAIGN_RETRY_BASE_SECONDS", default=2.0)
 CAMPAIGN_MAX_RETRIES = env.int("CAMPAIGN_MAX_RETRIES", default=8)
+# A batch whose worker died mid-request is judged (was it accepted?) only after this long:
+# SendGrid's activity feed shows a message some minutes after it was accepted.
+CAMPAIGN_INFLIGHT_SETTLE_SECONDS = env.int("CAMPAIGN_INFLIGHT_SETTLE_SECONDS", default=600)
 UNSUBSCRIBE_TOKEN_MAX_AGE_SECONDS = env.int(
     "UNSUBSCRIBE_TOKEN_MAX_AGE_SECONDS", default=2 * 365 * 86400
 )

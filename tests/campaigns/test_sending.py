@@ -91,11 +91,14 @@ def test_429_and_500_requeue_the_batch_and_a_retry_sends_nobody_twice(
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
     fake_sendgrid.fail_next(429)
     with pytest.raises(TransientSendError, match="429"):
-        sending.run_send(run_id=run.pk)  # the task retries this with backoff
+        sending.run_send(run_id=run.pk, sender="task-1")  # the task retries with backoff
+    # During the backoff the run stays leased: no other sender (e.g. a resume) starts.
+    assert sending.run_send(run_id=run.pk) == "busy or finished"
+    assert sending.stalled_runs() == []
     fake_sendgrid.fail_next(500)
     with pytest.raises(TransientSendError, match="500"):
-        sending.run_send(run_id=run.pk)
-    assert sending.run_send(run_id=run.pk) == "sent"
+        sending.run_send(run_id=run.pk, sender="task-1")
+    assert sending.run_send(run_id=run.pk, sender="task-1") == "sent"
     recipients = fake_sendgrid.recipients()
     assert sorted(recipients) == sorted(c.email for c in audience["mine"])
     assert len(recipients) == len(set(recipients))
@@ -179,6 +182,7 @@ def test_a_batch_in_flight_that_never_arrived_is_sent_on_resume(
     campaign, manager, audience, fake_sendgrid, settings
 ):
     settings.CAMPAIGN_BATCH_SIZE = 2
+    settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS = 0
     run, batch = _claimed_batch(campaign, manager)
     assert sending.run_send(run_id=run.pk) == "sent"
     assert sorted(fake_sendgrid.recipients()) == sorted(c.email for c in audience["mine"])
@@ -292,3 +296,102 @@ def test_the_lease_outlasts_a_slow_provider_request(settings):
     settings.CAMPAIGN_SEND_LEASE_SECONDS = 5
     settings.SENDGRID_TIMEOUT_SECONDS = 10
     assert sending.lease_seconds() == 30
+
+
+def test_a_recent_unconfirmed_batch_waits_and_its_recipients_are_not_claimed_again(
+    campaign, manager, audience, fake_sendgrid, settings
+):
+    settings.CAMPAIGN_BATCH_SIZE = 2
+    run, batch = _claimed_batch(campaign, manager)  # the activity feed does not show it yet
+    assert sending.run_send(run_id=run.pk) == "waiting for the provider"
+    in_flight = {"ann@a.example", "bob@b.example"}
+    assert in_flight.isdisjoint(fake_sendgrid.recipients()) and len(fake_sendgrid.recipients()) == 3
+    assert CampaignRun.objects.get().status == "sending"
+    settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS = 0  # later: the feed still does not show it
+    CampaignRun.objects.filter(pk=run.pk).update(lease_until=None)
+    assert sending.run_send(run_id=run.pk) == "sent"
+    assert sorted(fake_sendgrid.recipients()) == sorted(c.email for c in audience["mine"])
+
+
+def test_when_the_provider_cannot_tell_the_batch_counts_as_sent(
+    campaign, manager, audience, fake_sendgrid, settings, monkeypatch
+):
+    from campaigns import transport
+
+    def cannot_tell(key):
+        raise transport.ProviderCannotTell("no activity feed")
+
+    monkeypatch.setattr(sending, "batch_was_accepted", cannot_tell)
+    settings.CAMPAIGN_BATCH_SIZE = 2
+    settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS = 0
+    run, batch = _claimed_batch(campaign, manager)
+    assert sending.run_send(run_id=run.pk) == "sent"
+    assert len(fake_sendgrid.recipients()) == 3  # nobody twice, at the risk of two unsent
+    assert "could not say" in SendBatch.objects.get(pk=batch.pk).error
+
+
+def test_someone_who_unsubscribes_mid_run_is_not_sent_to(
+    campaign, manager, audience, fake_sendgrid, settings
+):
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    ann, bob = audience["mine"][:2]
+    type(ann).objects.filter(pk=ann.pk).update(unsubscribed_at=timezone.now())
+    Suppression.objects.create(email="bob@b.example", reason="bounce")
+    assert sending.run_send(run_id=run.pk) == "sent"
+    assert sorted(fake_sendgrid.recipients()) == ["cy@c.example", "di@d.example", "ed@e.example"]
+    assert EmailMessage.objects.filter(status="cancelled").count() == 2
+
+
+def test_retries_run_out_the_campaign_pauses_with_the_reason_and_resume_sends(
+    campaign, manager, audience, fake_sendgrid, settings, django_capture_on_commit_callbacks
+):
+    from campaigns.tasks import send_run
+
+    settings.CAMPAIGN_MAX_RETRIES = 2
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    fake_sendgrid.fail_next(503)
+    send_run.apply(args=[run.pk], retries=2)  # the last allowed attempt
+    campaign.refresh_from_db()
+    run.refresh_from_db()
+    assert campaign.status == "paused" and run.status == "paused"
+    assert "503" in run.last_error and "Resume" in run.last_error
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign_resume(actor=manager, campaign=campaign)
+    campaign.refresh_from_db()
+    assert campaign.status == "sent" and len(fake_sendgrid.recipients()) == 5
+
+
+def test_a_pause_after_the_last_batch_leaves_a_sent_campaign(
+    campaign, manager, audience, fake_sendgrid
+):
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    original = sending._batch_send
+
+    def send_then_pause(run_, batch, plan):
+        original(run_, batch, plan)
+        EmailCampaign.objects.filter(pk=campaign.pk).update(status="paused")
+
+    sending._batch_send = send_then_pause
+    try:
+        outcome = sending.run_send(run_id=run.pk)
+    finally:
+        sending._batch_send = original
+    campaign.refresh_from_db()
+    assert outcome == "paused" or campaign.status == "sent"
+    if outcome == "paused":  # paused before noticing it was done: resume finishes it
+        campaign_resume(actor=manager, campaign=campaign)
+        sending.run_send(run_id=run.pk)
+        campaign.refresh_from_db()
+    assert campaign.status == "sent"
+
+
+def test_a_sent_campaign_never_starts_another_run(campaign, manager, audience, fake_sendgrid):
+    campaign.status = EmailCampaign.Status.SENT
+    campaign.save()
+    assert sending.run_start(campaign_id=campaign.pk, run_key="again") is None
