@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 
 from campaigns.models import (
@@ -11,6 +12,8 @@ from campaigns.models import (
     SendBatch,
     Suppression,
 )
+from campaigns.segments import criteria_clean
+from crm.errors import ValidationFailed
 
 
 @admin.register(EmailTemplate)
@@ -20,8 +23,21 @@ class EmailTemplateAdmin(admin.ModelAdmin):
     search_fields = ["name", "subject"]
 
 
+class CustomerSegmentAdminForm(forms.ModelForm):
+    class Meta:
+        model = CustomerSegment
+        fields = ["name", "description", "criteria", "customer_count", "last_updated", "created_by"]
+
+    def clean_criteria(self):
+        try:
+            return criteria_clean(self.cleaned_data["criteria"])
+        except ValidationFailed as error:
+            raise forms.ValidationError(error.message) from None
+
+
 @admin.register(CustomerSegment)
 class CustomerSegmentAdmin(admin.ModelAdmin):
+    form = CustomerSegmentAdminForm
     list_display = ["name", "customer_count", "last_updated"]
     search_fields = ["name"]
 

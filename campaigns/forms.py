@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 
 from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
 from campaigns.segments import CHOICE_KEYS
@@ -107,10 +108,12 @@ class CampaignForm(forms.ModelForm):
         model = EmailCampaign
         fields = ["name", "campaign_type", "template", "segment", "subject"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
+        from campaigns.selectors import segments_visible, templates_visible
+
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = EmailTemplate.objects.filter(is_active=True)
-        self.fields["segment"].queryset = CustomerSegment.objects.order_by("name")
+        self.fields["template"].queryset = templates_visible(user=user).filter(is_active=True)
+        self.fields["segment"].queryset = segments_visible(user=user).order_by("name")
 
 
 class ScheduleForm(forms.Form):
@@ -121,7 +124,7 @@ class ScheduleForm(forms.Form):
         label="Send at",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        help_text="In the server's time zone.",
+        help_text=f"In the server's time zone ({settings.TIME_ZONE}).",
     )
     cron = forms.CharField(
         label="Cron expression",

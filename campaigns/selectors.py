@@ -31,6 +31,17 @@ def _co_manager_ids(user) -> list[int]:
     )
 
 
+def _authored_in_scope(queryset: QuerySet, user) -> QuerySet:
+    """Templates, segments and campaigns belong to their author's management circle: an
+    admin sees all; a manager what they or a co-manager of one of their teams made."""
+    role = role_of(user)
+    if role == Role.ADMIN:
+        return queryset
+    if role == Role.MANAGER:
+        return queryset.filter(created_by_id__in=_co_manager_ids(user))
+    return queryset.none()
+
+
 def campaigns_visible(*, user) -> QuerySet[EmailCampaign]:
     campaigns = EmailCampaign.objects.all()
     role = role_of(user)
@@ -71,8 +82,10 @@ def campaign_list(*, user, status: str = "", q: str = "", sort: str = "-created"
 
 
 def campaign_recipients(*, user, campaign: EmailCampaign, status: str = "") -> QuerySet:
+    """The campaign's messages to customers this user may see (a co-manager of the author
+    may share only some of the author's teams)."""
     messages = campaign.messages.select_related("customer").order_by("id")
-    if role_of(user) == Role.REP:
+    if role_of(user) != Role.ADMIN:
         messages = messages.filter(customer__in=visible_customers(user).values("pk"))
     if status:
         messages = messages.filter(status=status)
@@ -154,16 +167,35 @@ def customer_campaign_messages(*, customer, limit: int = 20) -> QuerySet[EmailMe
     return customer.email_messages.select_related("campaign").order_by("-queued_at")[:limit]
 
 
-def templates_list() -> QuerySet[EmailTemplate]:
-    return EmailTemplate.objects.select_related("created_by").order_by("name")
+def templates_visible(*, user) -> QuerySet[EmailTemplate]:
+    return _authored_in_scope(EmailTemplate.objects.all(), user)
 
 
-def segments_list() -> QuerySet[CustomerSegment]:
-    return CustomerSegment.objects.select_related("created_by").order_by("name")
+def segments_visible(*, user) -> QuerySet[CustomerSegment]:
+    return _authored_in_scope(CustomerSegment.objects.all(), user)
 
 
-def outbox_list(*, q: str = "") -> QuerySet[OutboxMessage]:
+def templates_list(*, user) -> QuerySet[EmailTemplate]:
+    return templates_visible(user=user).select_related("created_by").order_by("name")
+
+
+def segments_list(*, user) -> QuerySet[CustomerSegment]:
+    return segments_visible(user=user).select_related("created_by").order_by("name")
+
+
+def preview_customers(*, user, limit: int = 200):
+    """Whom a template can be previewed for: recently updated customers the user sees."""
+    return visible_customers(user).order_by("-updated_at", "-pk")[:limit]
+
+
+def outbox_list(*, user, q: str = "") -> QuerySet[OutboxMessage]:
+    """The local outbox as this user may read it: an admin everything; a manager the emails
+    to customers they see and to themselves."""
     messages = OutboxMessage.objects.order_by("-created_at", "-id")
+    if role_of(user) != Role.ADMIN:
+        messages = messages.filter(
+            Q(to_email__in=visible_customers(user).values("email")) | Q(to_email=user.email or "-")
+        )
     if q:
         messages = messages.filter(Q(to_email__icontains=q) | Q(subject__icontains=q))
     return messages

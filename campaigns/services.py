@@ -69,8 +69,13 @@ def template_save(
     return template
 
 
+PREVIEW_UNSUBSCRIBE_URL = settings.SITE_URL + "/u/preview-only/"
+
+
 def template_preview(*, template: EmailTemplate, customer: Customer) -> dict[str, str]:
-    values = recipient_values(customer)
+    # A dead unsubscribe link: a manager clicking it in a test email must not unsubscribe
+    # the customer the preview was rendered for.
+    values = {**recipient_values(customer), "unsubscribe_url": PREVIEW_UNSUBSCRIBE_URL}
     return {
         "subject": render(template.subject, values, html=False),
         "html": render(template.html_body, values, html=True),

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from campaigns import selectors, services
 from campaigns.forms import CampaignForm, PreviewForm, ScheduleForm, SegmentForm, TemplateForm
-from campaigns.models import CustomerSegment, EmailCampaign, EmailMessage, EmailTemplate
+from campaigns.models import EmailCampaign, EmailMessage, EmailTemplate
 from campaigns.segments import criteria_clean, segment_customers
 from crm.errors import ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without
@@ -68,7 +68,7 @@ def campaign_list(request):
 def campaign_edit(request, pk: int | None = None):
     _managers_only(request)
     campaign = _campaign(request, pk, for_change=True) if pk else None
-    form = CampaignForm(request.POST or None, instance=campaign)
+    form = CampaignForm(request.POST or None, instance=campaign, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             campaign = services.campaign_save(
@@ -195,19 +195,24 @@ def customer_emails(request, pk: int):
     )
 
 
+def _template(request, pk: int) -> EmailTemplate:
+    return get_object_or_404(selectors.templates_visible(user=request.user), pk=pk)
+
+
 # Templates ------------------------------------------------------------------------------
 
 
 def template_list(request):
     _managers_only(request)
-    page = Paginator(selectors.templates_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    templates = selectors.templates_list(user=request.user)
+    page = Paginator(templates, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "campaigns/template_list.html", {"page": page})
 
 
 @require_http_methods(["GET", "POST"])
 def template_edit(request, pk: int | None = None):
     _managers_only(request)
-    template = get_object_or_404(EmailTemplate, pk=pk) if pk else None
+    template = _template(request, pk) if pk else None
     form = TemplateForm(request.POST or None, instance=template)
     if request.method == "POST" and form.is_valid():
         try:
@@ -219,7 +224,9 @@ def template_edit(request, pk: int | None = None):
         else:
             messages.success(request, f"Template “{template.name}” saved.")
             return redirect(template)
-    preview_form = PreviewForm(customers=visible_customers(request.user)) if template else None
+    preview_form = (
+        PreviewForm(customers=selectors.preview_customers(user=request.user)) if template else None
+    )
     context = {"form": form, "template": template, "preview_form": preview_form}
     return render(
         request, "campaigns/template_form.html", context, status=422 if form.errors else 200
@@ -235,7 +242,7 @@ def _preview_customer(request):
 
 def template_preview(request, pk: int):
     _managers_only(request)
-    template = get_object_or_404(EmailTemplate, pk=pk)
+    template = _template(request, pk)
     customer = _preview_customer(request)
     preview = services.template_preview(template=template, customer=customer) if customer else None
     return render(
@@ -248,7 +255,7 @@ def template_preview(request, pk: int):
 @require_POST
 def template_send_test(request, pk: int):
     _managers_only(request)
-    template = get_object_or_404(EmailTemplate, pk=pk)
+    template = _template(request, pk)
     customer = _preview_customer(request)
     if customer is None:
         messages.error(request, "There is no customer to render the test email for.")
@@ -267,14 +274,17 @@ def template_send_test(request, pk: int):
 
 def segment_list(request):
     _managers_only(request)
-    page = Paginator(selectors.segments_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    segments = selectors.segments_list(user=request.user)
+    page = Paginator(segments, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "campaigns/segment_list.html", {"page": page})
 
 
 @require_http_methods(["GET", "POST"])
 def segment_edit(request, pk: int | None = None):
     _managers_only(request)
-    segment = get_object_or_404(CustomerSegment, pk=pk) if pk else None
+    segment = (
+        get_object_or_404(selectors.segments_visible(user=request.user), pk=pk) if pk else None
+    )
     initial = SegmentForm.initial_from(segment) if segment else None
     form = SegmentForm(request.POST or None, initial=initial, user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -323,7 +333,8 @@ def segment_count(request):
 def outbox(request):
     _managers_only(request)
     q = request.GET.get("q", "").strip()[:100]
-    page = Paginator(selectors.outbox_list(q=q), PAGE_SIZE).get_page(request.GET.get("page"))
+    messages_ = selectors.outbox_list(user=request.user, q=q)
+    page = Paginator(messages_, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "campaigns/outbox.html",
@@ -333,5 +344,5 @@ def outbox(request):
 
 def outbox_message(request, pk: int):
     _managers_only(request)
-    message = get_object_or_404(selectors.outbox_list(), pk=pk)
+    message = get_object_or_404(selectors.outbox_list(user=request.user), pk=pk)
     return render(request, "campaigns/outbox_message.html", {"message": message})

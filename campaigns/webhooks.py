@@ -7,6 +7,7 @@ statements per chunk of events.
 
 import base64
 import json
+import logging
 import math
 import time
 from collections import defaultdict
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Min, OuterRef, Subquery, Value, When
-from django.db.models.functions import Least
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from sendgrid.helpers.eventwebhook import EventWebhook
 
@@ -27,6 +28,8 @@ from campaigns.sending import campaign_counters_refresh
 from crm.errors import CrmError, ValidationFailed
 from customers.services import customers_mark_unsubscribed
 from leads.services import lead_activities_record_bulk
+
+logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -67,7 +70,9 @@ def webhook_verify(*, body: bytes, signature: str | None, timestamp: str | None)
     with the verification key SendGrid shows (base64 DER, no PEM armour)."""
     public_key = settings.SENDGRID_WEBHOOK_PUBLIC_KEY
     if not public_key:
-        raise SignatureRejected("Webhook verification key (SENDGRID_WEBHOOK_PUBLIC_KEY) not set.")
+        # Not said to the caller: whether a key is configured is nobody else's business.
+        logger.warning("SendGrid webhook refused: SENDGRID_WEBHOOK_PUBLIC_KEY is not set.")
+        raise SignatureRejected("Signature does not match.")
     if not signature or not timestamp:
         raise SignatureRejected("Missing signature headers.")
     # Seconds since the epoch, digits only, compared as integers (no float overflow).
@@ -245,9 +250,10 @@ def _apply(events: list[dict]) -> None:
             .values("first")
         )
         # The earliest such event stored so far, whichever batch brought it: an early event
-        # reported late still wins (PostgreSQL's LEAST ignores NULL).
+        # reported late still wins. Coalesce first: SQLite's MIN(a, b) is NULL when a is.
+        earliest = Subquery(first)
         EmailMessage.objects.filter(pk__in=message_ids).update(
-            **{field: Least(F(field), Subquery(first))}
+            **{field: Least(Coalesce(F(field), earliest), earliest)}
         )
         touched |= message_ids
     if touched:

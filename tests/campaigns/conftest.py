@@ -30,7 +30,7 @@ def campaign(manager, audience):
     """A draft campaign to everyone the manager may see."""
     return EmailCampaignFactory(
         created_by=manager,
-        template=EmailTemplateFactory(),
+        template=EmailTemplateFactory(created_by=manager),
         segment=CustomerSegmentFactory(created_by=manager, criteria={}),
         status=EmailCampaign.Status.DRAFT,
     )

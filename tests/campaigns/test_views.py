@@ -123,7 +123,7 @@ def test_template_save_reports_unknown_variables(manager_client):
 
 
 def test_template_preview_and_test_send(manager_client, manager, audience):
-    template = EmailTemplateFactory()
+    template = EmailTemplateFactory(created_by=manager)
     ann = audience["mine"][0]
     preview = manager_client.get(
         reverse("campaigns:template_preview", args=[template.pk]), {"customer": ann.pk}
@@ -139,8 +139,8 @@ def test_template_preview_and_test_send(manager_client, manager, audience):
     assert sent.to == ["manager@example.com"] and sent.subject.startswith("[Test] News for")
 
 
-def test_preview_never_renders_a_customer_the_manager_cannot_see(manager_client, audience):
-    template = EmailTemplateFactory()
+def test_preview_never_renders_a_customer_the_manager_cannot_see(manager_client, manager, audience):
+    template = EmailTemplateFactory(created_by=manager)
     zed = audience["theirs"]
     preview = manager_client.get(
         reverse("campaigns:template_preview", args=[template.pk]), {"customer": zed.pk}
@@ -171,7 +171,7 @@ def test_segment_count_reports_bad_ranges(manager_client):
 
 def test_campaign_create_send_and_outbox(manager_client, manager, audience, settings):
     settings.SENDGRID_API_KEY = ""
-    template = EmailTemplateFactory()
+    template = EmailTemplateFactory(created_by=manager)
     segment = CustomerSegmentFactory(created_by=manager)
     response = manager_client.post(
         reverse("campaigns:campaign_new"),
