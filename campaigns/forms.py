@@ -30,6 +30,8 @@ class PreviewForm(forms.Form):
     def __init__(self, *args, customers, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["customer"].queryset = customers
+        self.fields["customer"].empty_label = None  # the first one is what the preview shows
+        self.fields["customer"].label_from_instance = lambda c: f"{c.name} <{c.email}>"
 
 
 class SegmentForm(forms.Form):

@@ -84,7 +84,7 @@ def campaign_list(*, user, status: str = "", q: str = "", sort: str = "-created"
 def campaign_recipients(*, user, campaign: EmailCampaign, status: str = "") -> QuerySet:
     """The campaign's messages to customers this user may see (a co-manager of the author
     may share only some of the author's teams)."""
-    messages = campaign.messages.select_related("customer").order_by("id")
+    messages = campaign.messages.select_related("customer", "run").order_by("-run_id", "id")
     if role_of(user) != Role.ADMIN:
         messages = messages.filter(customer__in=visible_customers(user).values("pk"))
     if status:
@@ -186,6 +186,10 @@ def segments_list(*, user) -> QuerySet[CustomerSegment]:
 def preview_customers(*, user, limit: int = 200):
     """Whom a template can be previewed for: recently updated customers the user sees."""
     return visible_customers(user).order_by("-updated_at", "-pk")[:limit]
+
+
+def preview_customer_first(*, user):
+    return visible_customers(user).order_by("-updated_at", "-pk").first()
 
 
 def outbox_list(*, user, q: str = "") -> QuerySet[OutboxMessage]:

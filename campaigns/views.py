@@ -234,10 +234,11 @@ def template_edit(request, pk: int | None = None):
 
 
 def _preview_customer(request):
+    """The chosen customer if the user may see them, else the first one the form offers."""
     customer_id = request.GET.get("customer") or request.POST.get("customer")
     customers = visible_customers(request.user)
     customer = customers.filter(pk=customer_id).first() if str(customer_id).isdigit() else None
-    return customer or customers.order_by("pk").first()
+    return customer or selectors.preview_customer_first(user=request.user)
 
 
 def template_preview(request, pk: int):
