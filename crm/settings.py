@@ -190,6 +190,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.refresh_segment_counts",
         "schedule": 30 * 60.0,
     },
+    "sales-pipeline-nightly": {
+        "task": "sales.pipeline_nightly",
+        "schedule": crontab(hour=2, minute=45),
+    },
     "leads-nightly-rescore": {
         "task": "leads.rescore_all",
         "schedule": crontab(hour=2, minute=15),

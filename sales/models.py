@@ -50,6 +50,9 @@ class Sale(models.Model):
         help_text="Win probability in percent; leave empty to use the stage's rate.",
     )
     stage_entered_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The latest logged activity, kept here so the board and the automation rules read one
+    # column instead of aggregating the activities of 100,000 deals.
+    last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,6 +86,9 @@ class Sale(models.Model):
             models.Index(fields=["expected_close_date"], name="sale_expected_close_idx"),
             models.Index(fields=["closed_at"], name="sale_closed_at_idx"),
             models.Index(fields=["-created_at", "-id"], name="sale_created_idx"),
+            models.Index(
+                fields=["status", "-stage_entered_at", "-id"], name="sale_board_column_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -148,12 +154,22 @@ class Task(models.Model):
         related_name="created_tasks",
     )
     is_auto_created = models.BooleanField(default=False)
+    # Which automation made it ("stage:PROPOSAL", "stale:CONTACTED"): with the title, unique
+    # per deal, so a stage's tasks are made once however often or concurrently it is entered.
+    automation_key = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TaskQuerySet.as_manager()
 
     class Meta:
         ordering = ["due_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sale", "automation_key", "title"],
+                condition=~Q(automation_key=""),
+                name="task_automation_once",
+            ),
+        ]
         indexes = [
             models.Index(fields=["assigned_to", "completed_at", "due_at"], name="task_todo_idx"),
             models.Index(fields=["sale", "due_at"], name="task_sale_idx"),
@@ -190,3 +206,102 @@ class StageChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sale_id}: {self.from_status or '—'} → {self.to_status}"
+
+
+class StageSetting(models.Model):
+    """What managers set per open stage: the base win probability, how long a deal may sit
+    in it before it is stale, and the tasks entering it creates."""
+
+    status = models.CharField(max_length=12, choices=Sale.Status.choices, unique=True)
+    base_probability = models.PositiveSmallIntegerField(validators=[MaxValueValidator(100)])
+    max_days_in_stage = models.PositiveSmallIntegerField(default=30)
+    task_titles = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(base_probability__lte=100), name="stagesetting_probability_percent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.get_status_display()
+
+
+class AutomationRule(models.Model):
+    """A manager's rule for the later stages: when a deal in `from_status` meets the
+    condition, it moves to `to_status` (or, with no target, is only flagged stale)."""
+
+    class Condition(models.TextChoices):
+        CUSTOMER_REPLIED = "customer_replied", "Customer replied (email or meeting logged)"
+        NO_ACTIVITY = "no_activity", "No activity for N days"
+
+    from_status = models.CharField(
+        max_length=12,
+        choices=[(s, s.label) for s in (Sale.Status.PROPOSAL, Sale.Status.NEGOTIATION)],
+    )
+    condition = models.CharField(max_length=20, choices=Condition.choices)
+    days = models.PositiveSmallIntegerField(default=30, help_text="For “No activity for N days”.")
+    to_status = models.CharField(
+        max_length=12,
+        choices=Sale.Status.choices,
+        blank=True,
+        help_text="Blank: flag the deal as stale, do not move it.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["from_status", "id"]
+
+    def __str__(self) -> str:
+        target = self.to_status or "stale"
+        return f"{self.from_status} → {target} when {self.get_condition_display()}"
+
+
+class ForecastSnapshot(models.Model):
+    """The forecast as it stood on a day, for a rep, a team or everyone: what forecast vs
+    actual compares against later."""
+
+    class Scope(models.TextChoices):
+        REP = "rep", "Rep"
+        TEAM = "team", "Team"
+        ALL = "all", "Everyone"
+
+    scope = models.CharField(max_length=4, choices=Scope.choices)
+    scope_key = models.CharField(max_length=30)  # "rep:12", "team:3", "all": one per scope
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    team = models.ForeignKey(
+        "crm.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    taken_on = models.DateField()
+    period_start = models.DateField()
+    period_end = models.DateField()
+    currency = models.CharField(max_length=3, default="USD")
+    deal_count = models.PositiveIntegerField(default=0)
+    pipeline_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    weighted_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    commit_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    best_case_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+
+    class Meta:
+        ordering = ["-taken_on", "scope", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope_key", "taken_on", "period_start", "currency"],
+                name="forecastsnapshot_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} forecast {self.period_start}–{self.period_end} ({self.taken_on})"

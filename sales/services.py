@@ -4,13 +4,20 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.permissions import assignable_users, editable_sales, visible_customers, visible_tasks
 from crm.services import audit_record, diff_snapshots, model_snapshot
 from customers.services import customer_record_contact
+from sales import automation
 from sales.models import Sale, SaleActivity, StageChange, Task
+
+
+class StageConflict(ValidationFailed):
+    """The deal moved since the mover last saw it."""
+
 
 SALE_AUDITED_FIELDS = [
     "title",
@@ -62,6 +69,8 @@ def sale_create(*, actor, data: dict[str, Any]) -> Sale:
     StageChange.objects.create(
         sale=sale, from_status="", to_status=sale.status, changed_by=actor, changed_at=now
     )
+    automation.stage_tasks_create(sale=sale, status=sale.status, now=now)
+    automation.deals_advance_later(sale_ids=[sale.pk])
     audit_record(
         actor=actor,
         verb="create",
@@ -111,8 +120,12 @@ def sale_change_stage(
     lost_reason: str = "",
     reason: str = "",
     is_automatic: bool = False,
+    expected_status: str | None = None,
 ) -> StageChange:
-    """Move a deal to another stage and record it; WON/LOST need a close date, LOST a reason."""
+    """Move a deal to another stage and record it; WON/LOST need a close date, LOST a reason.
+
+    `expected_status` is the stage the mover saw (the board's column): if the deal has moved
+    since, the move is refused with who moved it, not applied over their change."""
     if to_status not in Sale.Status.values:
         raise ValidationFailed("Unknown stage.", field="to_status")
     sale = (
@@ -120,6 +133,19 @@ def sale_change_stage(
         if actor
         else Sale.objects.select_for_update().get(pk=sale.pk)
     )
+    if expected_status and sale.status != expected_status:
+        last = sale.stage_changes.select_related("changed_by").order_by("-changed_at").first()
+        who = (
+            "the automation"
+            if last and last.is_automatic
+            else (last.changed_by.get_full_name() or last.changed_by.username)
+            if last and last.changed_by
+            else "someone"
+        )
+        raise StageConflict(
+            f"This deal was moved to {sale.get_status_display()} by {who} meanwhile; "
+            "the board has been refreshed. Move it again if you still want to."
+        )
     if sale.status == to_status:
         raise ValidationFailed(
             f"The deal is already in {sale.get_status_display()}.", field="to_status"
@@ -166,6 +192,9 @@ def sale_change_stage(
         instance=sale,
         changes=diff_snapshots(before, model_snapshot(sale, SALE_AUDITED_FIELDS)),
     )
+    if to_status in Sale.OPEN_STATUSES:
+        automation.stage_tasks_create(sale=sale, status=to_status, now=now)
+        automation.deals_advance_later(sale_ids=[sale.pk])
     return change
 
 
@@ -195,6 +224,10 @@ def sale_activity_add(
     activity = SaleActivity.objects.create(
         sale=sale, kind=kind, text=text, user=actor, occurred_at=occurred_at
     )
+    Sale.objects.filter(pk=sale.pk).filter(
+        Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=occurred_at)
+    ).update(last_activity_at=occurred_at)
+    automation.deals_advance_later(sale_ids=[sale.pk])
     # Logging an activity is contact with the customer.
     customer_record_contact(
         customer_id=sale.customer_id, contact_date=timezone.localdate(occurred_at)
