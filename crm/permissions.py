@@ -162,3 +162,14 @@ def visible_tasks(user, queryset: QuerySet | None = None) -> QuerySet:
 
 def access_task_by_id(user, task_id):
     return get_object_or_404(visible_tasks(user), pk=task_id)
+
+
+def visible_teams(user) -> QuerySet:
+    """Teams a user may filter by: all (admin), those they manage (manager), their own (rep)."""
+    Team = apps.get_model("crm", "Team")
+    role = role_of(user)
+    if role == Role.ADMIN:
+        return Team.objects.order_by("name")
+    if role == Role.MANAGER:
+        return Team.objects.filter(managers=user).order_by("name")
+    return Team.objects.filter(memberships__user=user).order_by("name")

@@ -142,7 +142,12 @@ def stage_tasks_create(*, sale: Sale, status: str, now: datetime | None = None) 
     if not titles:
         return 0
     now = now or timezone.now()
-    created = Task.objects.bulk_create(
+    key = f"stage:{status}"
+    existing = set(
+        Task.objects.filter(sale=sale, automation_key=key).values_list("title", flat=True)
+    )
+    # ignore_conflicts still guards the race in which two evaluations both see none.
+    Task.objects.bulk_create(
         [
             Task(
                 title=title[:200],
@@ -152,13 +157,14 @@ def stage_tasks_create(*, sale: Sale, status: str, now: datetime | None = None) 
                 priority=Task.Priority.MEDIUM,
                 due_at=now + TASK_DUE_IN,
                 is_auto_created=True,
-                automation_key=f"stage:{status}",
+                automation_key=key,
             )
             for title in titles
+            if title[:200] not in existing
         ],
         ignore_conflicts=True,
     )
-    return len(created)
+    return len([title for title in titles if title[:200] not in existing])
 
 
 def stale_condition(*, now: datetime | None = None) -> Q:
@@ -182,10 +188,14 @@ def with_quiet_since(deals: QuerySet) -> QuerySet:
 def stale_reminders_create(*, now: datetime | None = None) -> int:
     """One reminder task per stale deal and stage, for its owner (nightly)."""
     now = now or timezone.now()
-    stale = (
-        with_quiet_since(Sale.objects.open())
-        .filter(stale_condition(now=now), assigned_to__isnull=False)
-        .values_list("pk", "title", "status", "customer_id", "assigned_to_id")
+    stale_deals = with_quiet_since(Sale.objects.open()).filter(
+        stale_condition(now=now), assigned_to__isnull=False
+    )
+    stale = stale_deals.values_list("pk", "title", "status", "customer_id", "assigned_to_id")
+    reminded = set(
+        Task.objects.filter(
+            automation_key__startswith="stale:", sale__in=stale_deals.values("pk")
+        ).values_list("sale_id", "automation_key")
     )
     tasks = [
         Task(
@@ -201,9 +211,10 @@ def stale_reminders_create(*, now: datetime | None = None) -> int:
             automation_key=f"stale:{status}",
         )
         for pk, title, status, customer_id, owner_id in stale.iterator(chunk_size=2000)
+        if (pk, f"stale:{status}") not in reminded
     ]
-    created = Task.objects.bulk_create(tasks, ignore_conflicts=True, batch_size=1000)
-    return len(created)
+    Task.objects.bulk_create(tasks, ignore_conflicts=True, batch_size=1000)
+    return len(tasks)
 
 
 def deals_advance_later(*, sale_ids: list[int]) -> None:

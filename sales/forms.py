@@ -4,10 +4,11 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from crm.forms import label_users_by_name
-from crm.permissions import assignable_users, visible_customers
+from crm.models import Team
+from crm.permissions import assignable_users, visible_customers, visible_teams
 from customers.models import Customer
 from customers.widgets import CustomerSearchSelect
-from sales.models import Sale, SaleActivity, Task
+from sales.models import AutomationRule, Sale, SaleActivity, StageSetting, Task
 from sales.selectors import SALE_SORTS
 
 SORT_CHOICES = [(k, k) for k in SALE_SORTS] + [(f"-{k}", k) for k in SALE_SORTS]
@@ -175,3 +176,85 @@ class TaskForm(forms.ModelForm):
         self.fields["assigned_to"].empty_label = None
         label_users_by_name(self, "assigned_to")
         self.initial.setdefault("assigned_to", user.pk)
+
+
+class BoardFilterForm(forms.Form):
+    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False)
+    close_from = forms.DateField(
+        required=False, label="Closing from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    close_to = forms.DateField(
+        required=False, label="Closing to", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    amount_min = forms.DecimalField(required=False, min_value=0, label="Min amount")
+    amount_max = forms.DecimalField(required=False, min_value=0, label="Max amount")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = assignable_users(user)
+        self.fields["owner"].empty_label = "Any owner"
+        label_users_by_name(self, "owner")
+        self.fields["team"].queryset = visible_teams(user)
+        self.fields["team"].empty_label = "Any team"
+
+    def filters(self) -> dict:
+        self.is_valid()
+        return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}
+
+
+class BoardMoveForm(forms.Form):
+    sale = forms.IntegerField(min_value=1)
+    from_status = forms.ChoiceField(choices=Sale.Status.choices)
+    to_status = forms.ChoiceField(choices=Sale.Status.choices)
+    closed_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    lost_reason = forms.CharField(required=False, max_length=255)
+
+
+class StageSettingForm(forms.ModelForm):
+    task_titles_text = forms.CharField(
+        label="Tasks on entering",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One task title per line; each is created once per deal, due in 2 days.",
+    )
+
+    class Meta:
+        model = StageSetting
+        fields = ["base_probability", "max_days_in_stage"]
+        labels = {
+            "base_probability": "Base win probability (%)",
+            "max_days_in_stage": "Stale after (days in stage)",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["task_titles_text"].initial = "\n".join(self.instance.task_titles or [])
+
+    def clean_task_titles_text(self) -> list[str]:
+        titles = [line.strip() for line in self.cleaned_data["task_titles_text"].splitlines()]
+        titles = [title for title in titles if title]
+        if len(set(titles)) != len(titles):
+            raise forms.ValidationError("Each task title may appear once.")
+        if any(len(title) > 200 for title in titles):
+            raise forms.ValidationError("Keep each task title under 200 characters.")
+        return titles
+
+
+class AutomationRuleForm(forms.ModelForm):
+    class Meta:
+        model = AutomationRule
+        fields = ["from_status", "condition", "days", "to_status", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        from_status, to_status = cleaned.get("from_status"), cleaned.get("to_status")
+        if to_status and to_status == from_status:
+            self.add_error("to_status", "A rule must move the deal to another stage.")
+        if cleaned.get("condition") == AutomationRule.Condition.NO_ACTIVITY and not cleaned.get(
+            "days"
+        ):
+            self.add_error("days", "Give the number of quiet days (at least 1).")
+        if cleaned.get("condition") == AutomationRule.Condition.CUSTOMER_REPLIED and not to_status:
+            self.add_error("to_status", "Say where a deal goes when the customer replies.")
+        return cleaned

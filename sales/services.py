@@ -318,3 +318,53 @@ def task_reopen(*, actor, task: Task) -> Task:
             actor=actor, verb="update", instance=task, changes={"completed": [True, False]}
         )
     return task
+
+
+@transaction.atomic
+def pipeline_settings_save(*, actor, stages: list[tuple[Any, dict]], rules) -> None:
+    """Stage settings and automation rules, saved together with an audit row each."""
+    from crm.roles import is_manager_or_admin
+
+    if not is_manager_or_admin(actor):
+        raise PermissionDenied("Only managers and admins change the pipeline settings.")
+    for stage, data in stages:
+        before = model_snapshot(stage, ["base_probability", "max_days_in_stage", "task_titles"])
+        stage.base_probability = data["base_probability"]
+        stage.max_days_in_stage = data["max_days_in_stage"]
+        stage.task_titles = data["task_titles_text"]
+        stage.updated_by = actor
+        changes = diff_snapshots(
+            before, model_snapshot(stage, ["base_probability", "max_days_in_stage", "task_titles"])
+        )
+        if changes:
+            stage.save()
+            audit_record(actor=actor, verb="update", instance=stage, changes=changes)
+    for rule in rules.save(commit=False):
+        if rule.pk is None:
+            rule.created_by = actor
+        rule.save()
+        audit_record(actor=actor, verb="update", instance=rule, changes={"rule": str(rule)})
+    for rule in rules.deleted_objects:
+        audit_record(actor=actor, verb="delete", instance=rule, changes={"rule": str(rule)})
+        rule.delete()
+
+
+def pipeline_settings_reset_defaults() -> None:
+    """The stage settings and rules a new installation starts with (the data migration's)."""
+    from sales.defaults import RULE_DEFAULTS, STAGE_DEFAULTS
+    from sales.models import AutomationRule, StageSetting
+
+    for status, (probability, max_days, titles) in STAGE_DEFAULTS.items():
+        StageSetting.objects.update_or_create(
+            status=status,
+            defaults={
+                "base_probability": probability,
+                "max_days_in_stage": max_days,
+                "task_titles": titles,
+            },
+        )
+    AutomationRule.objects.all().delete()
+    AutomationRule.objects.bulk_create(
+        AutomationRule(from_status=f, condition=c, days=d, to_status=t)
+        for f, c, d, t in RULE_DEFAULTS
+    )

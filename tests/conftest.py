@@ -4,6 +4,8 @@ from django.contrib.auth.models import Group
 from crm.roles import ALL_GROUPS
 from leads.models import ScoringRule
 from leads.services import scoring_rules_reset_defaults
+from sales.models import StageSetting
+from sales.services import pipeline_settings_reset_defaults
 from tests.factories import AdminFactory, ManagerFactory, RepFactory, TeamFactory
 
 
@@ -24,6 +26,8 @@ def _migration_data(request, django_db_blocker):
                     Group.objects.get_or_create(name=name)
             if not ScoringRule.objects.exists():
                 scoring_rules_reset_defaults()
+            if not StageSetting.objects.exists():
+                pipeline_settings_reset_defaults()
 
 
 @pytest.fixture

@@ -1,0 +1,142 @@
+"""Reads for the pipeline board: a few queries whatever the size of the pipeline.
+
+Cards of every column come from one query (ROW_NUMBER per stage, first 50 of each), the
+column totals from one GROUP BY; "load more" pages one column.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
+
+from crm.models import TeamMembership
+from crm.permissions import visible_sales
+from sales.automation import stale_condition, with_quiet_since
+from sales.models import Sale, StageSetting
+
+COLUMN_SIZE = 50
+BOARD_STAGES = list(Sale.OPEN_STATUSES)
+
+
+def probability_expression(settings_by_status: dict[str, int]):
+    """The stage rate unless the deal has its own probability (the board's weighted sums;
+    the forecast page adds the age and engagement adjustments)."""
+    base = Case(
+        *(When(status=status, then=Value(rate)) for status, rate in settings_by_status.items()),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    return Coalesce(F("probability"), base)
+
+
+def board_deals(*, user, filters: dict[str, Any]) -> QuerySet[Sale]:
+    deals = with_quiet_since(visible_sales(user).open())
+    if filters.get("owner"):
+        deals = deals.filter(assigned_to=filters["owner"])
+    if filters.get("team"):
+        members = TeamMembership.objects.filter(team=filters["team"]).values("user_id")
+        deals = deals.filter(assigned_to__in=members)
+    if filters.get("close_from"):
+        deals = deals.filter(expected_close_date__gte=filters["close_from"])
+    if filters.get("close_to"):
+        deals = deals.filter(expected_close_date__lte=filters["close_to"])
+    if filters.get("amount_min") is not None:
+        deals = deals.filter(amount__gte=filters["amount_min"])
+    if filters.get("amount_max") is not None:
+        deals = deals.filter(amount__lte=filters["amount_max"])
+    return deals
+
+
+def _cards(deals: QuerySet[Sale], now) -> QuerySet[Sale]:
+    return (
+        deals.select_related("customer", "assigned_to")
+        .annotate(
+            is_stale=ExpressionWrapper(stale_condition(now=now), output_field=BooleanField())
+        )
+        .only(
+            "id", "title", "status", "amount", "currency", "stage_entered_at", "probability",
+            "customer__name", "assigned_to__first_name", "assigned_to__last_name",
+            "assigned_to__username",
+        )
+    )  # fmt: skip
+
+
+def board(*, user, filters: dict[str, Any], now=None) -> dict[str, Any]:
+    """The columns with their first cards and their totals (count, value, weighted value per
+    currency)."""
+    now = now or timezone.now()
+    rates = dict(StageSetting.objects.values_list("status", "base_probability"))
+    deals = board_deals(user=user, filters=filters)
+    totals: dict[str, list[dict]] = {status: [] for status in BOARD_STAGES}
+    rows = (
+        deals.order_by()
+        .values("status", "currency")
+        .annotate(
+            count=Count("id"),
+            value=Coalesce(Sum("amount"), Decimal("0")),
+            weighted=Coalesce(
+                Sum(
+                    F("amount") * probability_expression(rates) / Value(Decimal(100)),
+                    output_field=DecimalField(max_digits=18, decimal_places=2),
+                ),
+                Decimal("0"),
+            ),
+        )
+        .order_by("status", "-count")
+    )
+    for row in rows:
+        totals[row["status"]].append(row)
+    ranked = _cards(deals, now).annotate(
+        position=Window(
+            RowNumber(),
+            partition_by=[F("status")],
+            order_by=[F("stage_entered_at").asc(), F("id").asc()],
+        )
+    )
+    cards: dict[str, list[Sale]] = {status: [] for status in BOARD_STAGES}
+    for sale in ranked.filter(position__lte=COLUMN_SIZE).order_by("status", "position"):
+        sale.days_in_stage = (now - sale.stage_entered_at).days
+        cards[sale.status].append(sale)
+    return {
+        "columns": [
+            {
+                "status": status,
+                "label": Sale.Status(status).label,
+                "cards": cards[status],
+                "totals": totals[status],
+                "count": sum(row["count"] for row in totals[status]),
+                "more": sum(row["count"] for row in totals[status]) > len(cards[status]),
+            }
+            for status in BOARD_STAGES
+        ],
+        "rates": rates,
+    }
+
+
+def board_column_page(
+    *, user, filters: dict[str, Any], status: str, offset: int, now=None
+) -> list[Sale]:
+    """The next cards of one column ("load more" on scroll)."""
+    now = now or timezone.now()
+    deals = board_deals(user=user, filters=filters).filter(status=status)
+    page = list(
+        _cards(deals, now).order_by("stage_entered_at", "id")[offset : offset + COLUMN_SIZE]
+    )
+    for sale in page:
+        sale.days_in_stage = (now - sale.stage_entered_at).days
+    return page

@@ -1,0 +1,130 @@
+"""The pipeline board and the pipeline settings: thin views over sales.board and services."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.forms import modelformset_factory
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from crm.errors import PermissionDenied, ValidationFailed
+from crm.http import querystring_without
+from crm.permissions import access_sale_by_id
+from crm.roles import is_manager_or_admin
+from sales import board, services
+from sales.forms import AutomationRuleForm, BoardFilterForm, BoardMoveForm, StageSettingForm
+from sales.models import AutomationRule, Sale, StageSetting
+
+
+def _board_context(request, filter_form: BoardFilterForm) -> dict:
+    return {
+        **board.board(user=request.user, filters=filter_form.filters()),
+        "filter_form": filter_form,
+        "querystring": querystring_without(request, "offset"),
+        "stage_choices": Sale.Status.choices,
+    }
+
+
+def pipeline(request):
+    filter_form = BoardFilterForm(request.GET, user=request.user)
+    context = _board_context(request, filter_form)
+    template = (
+        "sales/partials/_board.html"
+        if request.headers.get("HX-Request") == "true"
+        else "sales/pipeline.html"
+    )
+    return render(request, template, context)
+
+
+def pipeline_column(request, status: str):
+    """More cards of one column, appended when the last card scrolls into view."""
+    if status not in Sale.OPEN_STATUSES:
+        raise Http404("No such column.")
+    try:
+        offset = max(0, int(request.GET.get("offset", board.COLUMN_SIZE)))
+    except ValueError:
+        offset = board.COLUMN_SIZE
+    filter_form = BoardFilterForm(request.GET, user=request.user)
+    cards = board.board_column_page(
+        user=request.user, filters=filter_form.filters(), status=status, offset=offset
+    )
+    context = {
+        "cards": cards,
+        "status": status,
+        "next_offset": offset + board.COLUMN_SIZE if len(cards) == board.COLUMN_SIZE else None,
+        "querystring": querystring_without(request, "offset"),
+        "stage_choices": Sale.Status.choices,
+    }
+    return render(request, "sales/partials/_board_cards.html", context)
+
+
+@require_POST
+def pipeline_move(request):
+    """A card dropped on another column (or moved with the keyboard form). Answers with the
+    whole board, so every column's totals are right after the move."""
+    form = BoardMoveForm(request.POST)
+    filter_form = BoardFilterForm(request.GET, user=request.user)
+    if not form.is_valid():
+        return _board_with_message(request, filter_form, "That move was not understood.", 400)
+    data = form.cleaned_data
+    sale = access_sale_by_id(request.user, data["sale"])  # 404 for a deal you cannot see
+    status = 200
+    try:
+        change = services.sale_change_stage(
+            actor=request.user,
+            sale=sale,
+            to_status=data["to_status"],
+            closed_on=data["closed_on"],
+            lost_reason=data["lost_reason"],
+            expected_status=data["from_status"],
+        )
+    except services.StageConflict as error:
+        message, status = error.message, 409
+    except PermissionDenied:
+        message, status = "You can see this deal but not move it.", 403
+    except ValidationFailed as error:
+        message, status = error.message, 422
+    else:
+        message = f"“{sale.title}” moved to {change.get_to_status_display()}."
+    return _board_with_message(request, filter_form, message, status)
+
+
+def _board_with_message(request, filter_form, message: str, status: int):
+    context = {**_board_context(request, filter_form), "board_message": message,
+               "board_message_is_error": status >= 400}  # fmt: skip
+    return render(request, "sales/partials/_board.html", context, status=status)
+
+
+def _managers_only(request) -> None:
+    if not is_manager_or_admin(request.user):
+        raise DjangoPermissionDenied("Only managers and admins change the pipeline settings.")
+
+
+@require_http_methods(["GET", "POST"])
+def pipeline_settings(request):
+    """Per-stage base probability, stale limit and tasks; the automation rules."""
+    _managers_only(request)
+    stages = StageSetting.objects.filter(status__in=Sale.OPEN_STATUSES).order_by("id")
+    forms = [
+        StageSettingForm(request.POST or None, instance=stage, prefix=stage.status)
+        for stage in stages
+    ]
+    RuleFormSet = modelformset_factory(
+        AutomationRule, form=AutomationRuleForm, extra=1, can_delete=True
+    )
+    rules = RuleFormSet(request.POST or None, queryset=AutomationRule.objects.all(), prefix="rule")
+    if request.method == "POST" and all(f.is_valid() for f in forms) and rules.is_valid():
+        services.pipeline_settings_save(
+            actor=request.user,
+            stages=[(f.instance, {**f.cleaned_data}) for f in forms],
+            rules=rules,
+        )
+        messages.success(request, "Pipeline settings saved.")
+        return redirect("sales:pipeline_settings")
+    invalid = request.method == "POST"
+    return render(
+        request,
+        "sales/pipeline_settings.html",
+        {"stage_forms": forms, "rules": rules},
+        status=422 if invalid else 200,
+    )

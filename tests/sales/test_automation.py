@@ -1,0 +1,214 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from sales import automation
+from sales.models import AutomationRule, Sale, SaleActivity, StageChange, StageSetting, Task
+from sales.services import sale_activity_add, sale_change_stage, sale_create
+from tests.factories import CustomerFactory, SaleFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+
+
+def _deal(rep, status="NEW", entered_days_ago=20, **fields):
+    sale = SaleFactory(
+        customer=CustomerFactory(owner=rep), assigned_to=rep, status=status, **fields
+    )
+    Sale.objects.filter(pk=sale.pk).update(stage_entered_at=NOW - timedelta(days=entered_days_ago))
+    sale.refresh_from_db()
+    return sale
+
+
+def _activity(sale, days_ago, kind="call"):
+    at = NOW - timedelta(days=days_ago)
+    SaleActivity.objects.create(sale=sale, kind=kind, text="x", occurred_at=at)
+    Sale.objects.filter(pk=sale.pk).update(last_activity_at=at)
+
+
+@pytest.mark.parametrize("days_ago,moves", [(6, True), (7.01, False), (8, False)])
+def test_new_moves_to_contacted_after_an_activity_within_7_days(rep, teams, days_ago, moves):
+    sale = _deal(rep)
+    _activity(sale, days_ago)
+    automation.deals_advance(now=NOW)
+    sale.refresh_from_db()
+    assert (sale.status == "CONTACTED") is moves
+    if moves:
+        change = sale.stage_changes.get(to_status="CONTACTED")
+        assert change.is_automatic and "7 days" in change.reason and change.changed_by is None
+
+
+def test_an_activity_from_before_the_stage_was_entered_does_not_count(rep, teams):
+    sale = _deal(rep, entered_days_ago=2)
+    _activity(sale, 5)  # logged before a person moved the deal (back) to NEW
+    automation.deals_advance(now=NOW)
+    sale.refresh_from_db()
+    assert sale.status == "NEW"
+
+
+def test_contacted_moves_to_proposal_when_a_proposal_is_attached(rep, teams):
+    sale = _deal(rep, status="CONTACTED")
+    automation.deals_advance(now=NOW)
+    assert Sale.objects.get(pk=sale.pk).status == "CONTACTED"
+    _activity(sale, 1, kind="proposal_sent")
+    automation.deals_advance(now=NOW)
+    assert Sale.objects.get(pk=sale.pk).status == "PROPOSAL"
+
+
+def test_a_registered_proposal_check_is_used(rep, teams, monkeypatch):
+    from django.db.models import Q
+
+    sale = _deal(rep, status="CONTACTED")
+    monkeypatch.setattr(automation, "proposal_checks", [lambda: Q(pk=sale.pk)])
+    automation.deals_advance(now=NOW)
+    assert Sale.objects.get(pk=sale.pk).status == "PROPOSAL"
+
+
+def test_proposal_moves_to_negotiation_when_the_customer_replied(rep, teams):
+    sale = _deal(rep, status="PROPOSAL")
+    _activity(sale, 1, kind="note")
+    automation.deals_advance(now=NOW)
+    assert Sale.objects.get(pk=sale.pk).status == "PROPOSAL"  # a note is not a reply
+    _activity(sale, 1, kind="email")
+    automation.deals_advance(now=NOW)
+    assert Sale.objects.get(pk=sale.pk).status == "NEGOTIATION"
+
+
+@pytest.mark.parametrize("quiet_days,closes", [(59, False), (61, True)])
+def test_a_managers_rule_closes_quiet_negotiations_as_lost(rep, teams, quiet_days, closes):
+    AutomationRule.objects.create(
+        from_status="NEGOTIATION", condition="no_activity", days=60, to_status="LOST"
+    )
+    sale = _deal(rep, status="NEGOTIATION", entered_days_ago=90)
+    _activity(sale, quiet_days)
+    automation.deals_advance(now=NOW)
+    sale.refresh_from_db()
+    assert (sale.status == "LOST") is closes
+    if closes:
+        assert sale.closed_at is not None and "Rule" in sale.lost_reason
+
+
+def test_a_manual_move_during_an_evaluation_wins(rep, teams, monkeypatch):
+    sale = _deal(rep)
+    _activity(sale, 1)
+    real_filter = Sale.objects.select_for_update
+
+    def person_moves_first():
+        sale_change_stage(actor=rep, sale=sale, to_status="PROPOSAL")
+        return real_filter()
+
+    monkeypatch.setattr(Sale.objects, "select_for_update", person_moves_first)
+    automation.deals_advance(now=NOW)
+    monkeypatch.undo()
+    sale.refresh_from_db()
+    assert sale.status == "PROPOSAL"
+    assert not StageChange.objects.filter(sale=sale, is_automatic=True).exists()
+
+
+def test_entering_a_stage_creates_its_tasks_once_for_the_owner(rep, teams):
+    sale = _deal(rep, status="NEW")
+    sale_change_stage(actor=rep, sale=sale, to_status="CONTACTED")
+    titles = StageSetting.objects.get(status="CONTACTED").task_titles
+    tasks = Task.objects.filter(sale=sale, automation_key="stage:CONTACTED")
+    assert sorted(t.title for t in tasks) == sorted(titles)
+    assert all(t.assigned_to == rep and t.is_auto_created for t in tasks)
+    due = tasks.first().due_at - timezone.now()
+    assert timedelta(days=1, hours=23) < due <= timedelta(days=2)
+    sale_change_stage(actor=rep, sale=sale, to_status="NEW")
+    sale_change_stage(actor=rep, sale=sale, to_status="CONTACTED")  # re-entered
+    assert Task.objects.filter(sale=sale, automation_key="stage:CONTACTED").count() == len(titles)
+
+
+def test_a_new_deal_gets_the_new_stage_tasks(rep, teams):
+    sale = sale_create(actor=rep, data={"title": "T", "customer": CustomerFactory(owner=rep)})
+    assert Task.objects.filter(sale=sale, automation_key="stage:NEW").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_evaluations_create_the_tasks_once(rep, teams):
+    sale = _deal(rep, status="PROPOSAL")
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def evaluate():
+        try:
+            barrier.wait()
+            automation.stage_tasks_create(sale=sale, status="PROPOSAL")
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=evaluate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    titles = StageSetting.objects.get(status="PROPOSAL").task_titles
+    assert Task.objects.filter(sale=sale, automation_key="stage:PROPOSAL").count() == len(titles)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_advances_move_the_deal_once(rep, teams):
+    sale = _deal(rep)
+    _activity(sale, 1)
+    barrier = threading.Barrier(2)
+
+    def evaluate():
+        try:
+            barrier.wait()
+            automation.deals_advance(sale_ids=[sale.pk], now=NOW)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=evaluate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert StageChange.objects.filter(sale=sale, to_status="CONTACTED").count() == 1
+
+
+@pytest.mark.parametrize("days_in_stage,stale", [(13, False), (15, True)])
+def test_stale_after_the_stages_maximum_days(rep, teams, days_in_stage, stale):
+    sale = _deal(rep, status="NEW", entered_days_ago=days_in_stage)  # NEW: 14 days
+    found = automation.with_quiet_since(Sale.objects.filter(pk=sale.pk)).filter(
+        automation.stale_condition(now=NOW)
+    )
+    assert found.exists() is stale
+
+
+def test_a_flag_rule_marks_quiet_negotiations_stale_without_moving_them(rep, teams):
+    sale = _deal(rep, status="NEGOTIATION", entered_days_ago=40)  # limit 45 days
+    _activity(sale, 31)  # default rule: NEGOTIATION quiet for 30 days -> stale
+    stale = automation.with_quiet_since(Sale.objects.all()).filter(
+        automation.stale_condition(now=NOW)
+    )
+    assert list(stale) == [sale]
+    automation.deals_advance(now=NOW)
+    assert Sale.objects.get(pk=sale.pk).status == "NEGOTIATION"
+
+
+def test_one_stale_reminder_per_deal_and_stage(rep, teams):
+    sale = _deal(rep, status="CONTACTED", entered_days_ago=40)
+    fresh = _deal(rep, status="CONTACTED", entered_days_ago=1)
+    assert automation.stale_reminders_create(now=NOW) == 1
+    assert automation.stale_reminders_create(now=NOW) == 0
+    reminder = Task.objects.get(automation_key="stale:CONTACTED")
+    assert reminder.sale == sale and reminder.assigned_to == rep and reminder.priority == "HIGH"
+    assert not Task.objects.filter(sale=fresh, automation_key__startswith="stale").exists()
+
+
+def test_logging_an_activity_advances_the_deal_after_commit(
+    rep, teams, django_capture_on_commit_callbacks
+):
+    sale = _deal(rep)
+    with django_capture_on_commit_callbacks(execute=True):
+        sale_activity_add(actor=rep, sale=sale, kind="call", text="Called")
+    sale.refresh_from_db()
+    assert sale.status == "CONTACTED" and sale.last_activity_at is not None
