@@ -1,0 +1,7 @@
+"""The forecast page (being written)."""
+
+from django.http import HttpResponse
+
+
+def forecast(request):
+    return HttpResponse("Forecast coming soon.")
