@@ -20,6 +20,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
 from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
@@ -440,6 +441,16 @@ class Command(BaseCommand):
         bulk_insert(StageChange, changes)
         bulk_insert(SaleActivity, activities)
         bulk_insert(Task, tasks)
+        latest = (
+            SaleActivity.objects.filter(sale=OuterRef("pk"))
+            .values("sale")
+            .annotate(latest=Max("occurred_at"))
+            .values("latest")
+        )
+        # An id range, not a 100,000-element IN list: the new deals are one contiguous block.
+        Sale.objects.filter(pk__gte=min(sale_ids), pk__lte=max(sale_ids)).update(
+            last_activity_at=Subquery(latest)
+        )
 
     # Leads: what they did and how they scored over time ----------------------------------
 
