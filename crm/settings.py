@@ -198,6 +198,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "leads.rescore_all",
         "schedule": crontab(hour=2, minute=15),
     },
+    "sales-forecast-snapshots": {
+        "task": "sales.forecast_snapshots",
+        "schedule": crontab(hour=3, minute=0, day_of_week=1),
+    },
 }
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL

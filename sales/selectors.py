@@ -188,3 +188,11 @@ def home_summary(*, user) -> dict[str, Any]:
         due_today=Count("id", filter=Q(due_at__gte=now, due_at__lt=now + timedelta(days=1))),
     )
     return {"deals": deals, "won_this_month": won_this_month, **tasks}
+
+
+def sale_is_stale(*, sale: Sale) -> bool:
+    from sales.automation import stale_condition, with_quiet_since
+
+    if sale.is_closed:
+        return False
+    return with_quiet_since(Sale.objects.filter(pk=sale.pk)).filter(stale_condition()).exists()

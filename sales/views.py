@@ -12,7 +12,7 @@ from crm.permissions import (
     access_task_by_id,
     editable_sales,
 )
-from sales import selectors, services
+from sales import forecasting, selectors, services
 from sales.forms import (
     ActivityForm,
     CustomerChoiceForm,
@@ -74,8 +74,12 @@ def sale_create(request):
 
 
 def _sale_detail_context(request, sale, **overrides) -> dict:
+    probability, reasons = forecasting.deal_probability(sale)
     return {
         "sale": sale,
+        "probability": probability,
+        "probability_reasons": reasons,
+        "is_stale": selectors.sale_is_stale(sale=sale),
         "can_edit": editable_sales(request.user).filter(pk=sale.pk).exists(),
         "activities": selectors.sale_activities(sale=sale),
         "tasks": selectors.sale_tasks(sale=sale),

@@ -1,7 +1,46 @@
-"""The forecast page (being written)."""
+"""The forecast page: a thin view over sales.forecasting."""
 
-from django.http import HttpResponse
+from django import forms
+from django.http import Http404
+from django.shortcuts import render
+
+from crm.errors import PermissionDenied
+from crm.http import is_htmx
+from sales import forecasting
+
+
+class ForecastFilterForm(forms.Form):
+    period = forms.ChoiceField(choices=forecasting.PERIOD_CHOICES, required=False)
+    scope = forms.ChoiceField(choices=(), required=False, label="Whose deals")
+
+    def __init__(self, data, *, scopes: list[forecasting.ForecastScope]):
+        data = data.copy()  # the defaults, so that the selects show what the page shows
+        for name, default in (("period", forecasting.DEFAULT_PERIOD), ("scope", "me")):
+            if not data.get(name):
+                data[name] = default
+        super().__init__(data)
+        self.fields["scope"].choices = [(scope.key, scope.label) for scope in scopes]
+
+    def values(self) -> tuple[str, str]:
+        """Period and scope; an invalid period falls back to the default (and its error is
+        shown), an invalid scope is left for the view to refuse."""
+        self.is_valid()
+        period = self.cleaned_data.get("period") or forecasting.DEFAULT_PERIOD
+        scope = self.cleaned_data.get("scope") or self.data["scope"]
+        return period, scope
 
 
 def forecast(request):
-    return HttpResponse("Forecast coming soon.")
+    scopes = forecasting.forecast_scopes(request.user)
+    form = ForecastFilterForm(request.GET, scopes=scopes)
+    period, scope = form.values()
+    try:
+        page = forecasting.forecast_page(
+            user=request.user, scope=scope, period=period, scopes=scopes
+        )
+    except PermissionDenied as error:
+        # A team the user does not manage, or a rep asking for more than their own deals.
+        raise Http404("No such forecast.") from error
+    context = {**page, "form": form}
+    template = "sales/partials/_forecast_body.html" if is_htmx(request) else "sales/forecast.html"
+    return render(request, template, context)

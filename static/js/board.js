@@ -8,6 +8,15 @@
   if (!boardHost) return;
   let dragged = null;
 
+  // The board answers a refused move (400 bad input, 403 may not move, 409 moved meanwhile,
+  // 422 missing date or reason) with the refreshed board and the reason: show it.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.target === boardHost && [400, 403, 409, 422].includes(event.detail.xhr.status)) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   function move(sale, fromStatus, toStatus, extra) {
     const values = Object.assign({ sale: sale, from_status: fromStatus, to_status: toStatus }, extra || {});
     htmx.ajax("POST", boardHost.dataset.moveUrl, { target: "#board", values: values });

@@ -225,3 +225,15 @@ def test_a_rule_that_moves_nowhere_useful_is_refused(manager_client):
     response = manager_client.post(url, data)
     assert response.status_code == 422 and "another stage" in response.content.decode()
     assert AutomationRule.objects.count() == before
+
+
+def test_the_deal_page_shows_probability_with_reasons_and_the_stale_flag(rep_client, rep):
+    sale = _deal(rep, "PROPOSAL")
+    Sale.objects.filter(pk=sale.pk).update(
+        stage_entered_at=timezone.now() - timedelta(days=40),
+        created_at=timezone.now() - timedelta(days=100),
+    )
+    body = rep_client.get(reverse("sales:detail", args=[sale.pk])).content.decode()
+    assert "40%" in body  # 50 % stage rate x 0.8 for a deal older than 90 days
+    assert "Stage base rate" in body or "stage" in body.lower()
+    assert "Stale" in body
