@@ -127,6 +127,36 @@ def test_real_worker_rescores_a_lead(real_worker):
     assert score.engagement_score == 5
 
 
+@pytest.mark.worker
+def test_real_worker_advances_a_deal_and_creates_its_stage_tasks(real_worker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sales.models import Sale, SaleActivity, Task
+    from sales.tasks import advance_deals
+    from tests.factories import CustomerFactory, RepFactory, SaleFactory
+
+    queue, _ = real_worker
+    rep = RepFactory(username="worker_rep")
+    sale = SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep)
+    Sale.objects.filter(pk=sale.pk).update(stage_entered_at=timezone.now() - timedelta(days=3))
+    at = timezone.now() - timedelta(days=1)
+    SaleActivity.objects.create(sale=sale, kind="call", text="Called", occurred_at=at)
+    Sale.objects.filter(pk=sale.pk).update(last_activity_at=at)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        advance_deals.apply_async(args=[[sale.pk]], queue=queue)
+    finally:
+        app.conf.task_always_eager = eager
+    deadline = time.monotonic() + 30
+    while Sale.objects.get(pk=sale.pk).status != "CONTACTED":
+        assert time.monotonic() < deadline, "the worker never advanced the deal"
+        time.sleep(0.2)
+    assert Task.objects.filter(sale=sale, automation_key="stage:CONTACTED").count() == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_beat_schedule_is_stored_for_the_database_scheduler():
     from django_celery_beat.models import PeriodicTask
