@@ -167,13 +167,15 @@ def stage_tasks_create(*, sale: Sale, status: str, now: datetime | None = None) 
     return len([title for title in titles if title[:200] not in existing])
 
 
-def stale_condition(*, now: datetime | None = None) -> Q:
+def stale_condition(*, now: datetime | None = None, max_days: dict | None = None) -> Q:
     """Q over Sale (with the `quiet_since` alias) for open deals that are stale: longer in
     their stage than its maximum, or matching a manager's "no activity" flag rule."""
     now = now or timezone.now()
     q = Q()
-    for status, max_days in StageSetting.objects.values_list("status", "max_days_in_stage"):
-        q |= Q(status=status, stage_entered_at__lt=now - timedelta(days=max_days))
+    if max_days is None:
+        max_days = dict(StageSetting.objects.values_list("status", "max_days_in_stage"))
+    for status, days in max_days.items():
+        q |= Q(status=status, stage_entered_at__lt=now - timedelta(days=days))
     for rule in AutomationRule.objects.filter(
         is_active=True, to_status="", condition=AutomationRule.Condition.NO_ACTIVITY
     ):

@@ -11,7 +11,6 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
-    DecimalField,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -19,9 +18,8 @@ from django.db.models import (
     Sum,
     Value,
     When,
-    Window,
 )
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.models import TeamMembership
@@ -62,12 +60,11 @@ def board_deals(*, user, filters: dict[str, Any]) -> QuerySet[Sale]:
     return deals
 
 
-def _cards(deals: QuerySet[Sale], now) -> QuerySet[Sale]:
+def _cards(deals: QuerySet[Sale], now, max_days=None, stale=None) -> QuerySet[Sale]:
+    stale = stale if stale is not None else stale_condition(now=now, max_days=max_days)
     return (
         deals.select_related("customer", "assigned_to")
-        .annotate(
-            is_stale=ExpressionWrapper(stale_condition(now=now), output_field=BooleanField())
-        )
+        .annotate(is_stale=ExpressionWrapper(stale, output_field=BooleanField()))
         .only(
             "id", "title", "status", "amount", "currency", "stage_entered_at", "probability",
             "customer__name", "assigned_to__first_name", "assigned_to__last_name",
@@ -80,36 +77,45 @@ def board(*, user, filters: dict[str, Any], now=None) -> dict[str, Any]:
     """The columns with their first cards and their totals (count, value, weighted value per
     currency)."""
     now = now or timezone.now()
-    rates = dict(StageSetting.objects.values_list("status", "base_probability"))
+    settings = list(
+        StageSetting.objects.values_list("status", "base_probability", "max_days_in_stage")
+    )
+    rates = {status: rate for status, rate, _ in settings}
+    max_days = {status: days for status, _, days in settings}
     deals = board_deals(user=user, filters=filters)
     totals: dict[str, list[dict]] = {status: [] for status in BOARD_STAGES}
-    rows = (
+    # Per probability too (a handful of values): the weighted sums are done here, not with
+    # numeric arithmetic on every row.
+    groups: dict[tuple[str, str], dict] = {}
+    for row in (
         deals.order_by()
-        .values("status", "currency")
-        .annotate(
-            count=Count("id"),
-            value=Coalesce(Sum("amount"), Decimal("0")),
-            weighted=Coalesce(
-                Sum(
-                    F("amount") * probability_expression(rates) / Value(Decimal(100)),
-                    output_field=DecimalField(max_digits=18, decimal_places=2),
-                ),
-                Decimal("0"),
-            ),
-        )
-        .order_by("status", "-count")
-    )
-    for row in rows:
-        totals[row["status"]].append(row)
-    ranked = _cards(deals, now).annotate(
-        position=Window(
-            RowNumber(),
-            partition_by=[F("status")],
-            order_by=[F("stage_entered_at").asc(), F("id").asc()],
-        )
-    )
+        .values("status", "currency", "probability")
+        .annotate(count=Count("id"), value=Coalesce(Sum("amount"), Decimal("0")))
+    ):
+        key = (row["status"], row["currency"])
+        group = groups.setdefault(
+            key,
+            {"status": key[0], "currency": key[1], "count": 0, "value": Decimal(0),
+             "weighted": Decimal(0)},
+        )  # fmt: skip
+        rate = row["probability"] if row["probability"] is not None else rates.get(key[0], 0)
+        group["count"] += row["count"]
+        group["value"] += row["value"]
+        group["weighted"] += row["value"] * rate / 100
+    for group in sorted(groups.values(), key=lambda g: (g["status"], -g["count"])):
+        group["weighted"] = group["weighted"].quantize(Decimal("0.01"))
+        totals[group["status"]].append(group)
+    stale = stale_condition(now=now, max_days=max_days)
+    # One LIMIT per column, UNION ALL: each walks sale_board_column_idx and stops at 50.
+    parts = [
+        _cards(deals.filter(status=status), now, stale=stale).order_by("stage_entered_at", "id")[
+            :COLUMN_SIZE
+        ]
+        for status in BOARD_STAGES
+    ]
     cards: dict[str, list[Sale]] = {status: [] for status in BOARD_STAGES}
-    for sale in ranked.filter(position__lte=COLUMN_SIZE).order_by("status", "position"):
+    ranked = sorted(parts[0].union(*parts[1:], all=True), key=lambda s: (s.stage_entered_at, s.pk))
+    for sale in ranked:
         sale.days_in_stage = (now - sale.stage_entered_at).days
         cards[sale.status].append(sale)
     return {

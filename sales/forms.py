@@ -3,9 +3,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from crm.forms import label_users_by_name
-from crm.models import Team
-from crm.permissions import assignable_users, visible_customers, visible_teams
+from crm.forms import label_users_by_name, person_name
+from crm.permissions import (
+    assignable_user_list,
+    assignable_users,
+    visible_customers,
+    visible_teams,
+)
 from customers.models import Customer
 from customers.widgets import CustomerSearchSelect
 from sales.models import AutomationRule, Sale, SaleActivity, StageSetting, Task
@@ -179,8 +183,8 @@ class TaskForm(forms.ModelForm):
 
 
 class BoardFilterForm(forms.Form):
-    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
-    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False)
+    owner = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    team = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     close_from = forms.DateField(
         required=False, label="Closing from", widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -192,11 +196,13 @@ class BoardFilterForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = assignable_users(user)
-        self.fields["owner"].empty_label = "Any owner"
-        label_users_by_name(self, "owner")
-        self.fields["team"].queryset = visible_teams(user)
-        self.fields["team"].empty_label = "Any team"
+        # Choices from lists read once (the owners without a query for managers and reps).
+        self.fields["owner"].choices = [("", "Any owner")] + [
+            (owner.pk, person_name(owner)) for owner in assignable_user_list(user)
+        ]
+        self.fields["team"].choices = [("", "Any team")] + [
+            (team.pk, team.name) for team in visible_teams(user)
+        ]
 
     def filters(self) -> dict:
         self.is_valid()

@@ -27,7 +27,9 @@
     form.reset();
     dialog.querySelector("[data-close-deal]").textContent =
       (toStatus === "WON" ? "Close as won: " : "Close as lost: ") + card.dataset.title;
-    dialog.querySelector("#close-on").value = new Date().toISOString().slice(0, 10);
+    // The server's date (its time zone decides what "today" is), not the browser's UTC date.
+    dialog.querySelector("#close-on").value = boardHost.dataset.today;
+    dialog.querySelector("#close-on").max = boardHost.dataset.today;
     dialog.querySelector("[data-lost-only]").hidden = toStatus !== "LOST";
     dialog.querySelector("#lost-reason").required = toStatus === "LOST";
     const error = dialog.querySelector("[data-close-error]");
