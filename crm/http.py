@@ -31,3 +31,21 @@ def querystring_without(request, *keys: str) -> str:
     for key in keys:
         params.pop(key, None)
     return params.urlencode()
+
+
+def client_ip(request) -> str | None:
+    """The client's address. Behind our own TLS proxy (BEHIND_TLS_PROXY) the first hop of
+    X-Forwarded-For is the client; otherwise the header is the client's to forge."""
+    from django.conf import settings
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_ipv46_address
+
+    candidate = request.META.get("REMOTE_ADDR")
+    if getattr(settings, "BEHIND_TLS_PROXY", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
+        candidate = forwarded or candidate
+    try:
+        validate_ipv46_address(candidate or "")
+    except ValidationError:
+        return None
+    return candidate

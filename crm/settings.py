@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "sales",
     "leads",
     "campaigns",
+    "documents",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +168,11 @@ UNSUBSCRIBE_TOKEN_MAX_AGE_SECONDS = env.int(
     "UNSUBSCRIBE_TOKEN_MAX_AGE_SECONDS", default=2 * 365 * 86400
 )
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="USD")
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=25 * 1024 * 1024)
+DOCUMENT_SHARE_MAX_AGE_SECONDS = env.int("DOCUMENT_SHARE_MAX_AGE_SECONDS", default=14 * 86400)
+# Uploads above this go to a temporary file instead of memory (a 25 MB PDF is not held in RAM).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
 
@@ -222,7 +228,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
-    if env.bool("BEHIND_TLS_PROXY", default=False):
+    if BEHIND_TLS_PROXY:
         # Only behind a proxy that sets this header itself; otherwise clients could forge it.
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True

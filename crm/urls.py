@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from campaigns import views_public as campaign_public
 from crm import views
+from documents import views as document_views
 from leads import views_tracking
 from sales.views import home
 
@@ -28,6 +29,8 @@ urlpatterns = [
     path("t/<str:token>/", views_tracking.track, name="track"),
     path("t/<str:token>/open.gif", views_tracking.track_open_pixel, name="track_pixel"),
     path("campaigns/", include("campaigns.urls")),
+    path("documents/", include("documents.urls")),
+    path("d/<str:token>/", document_views.document_share_open, name="document_share_open"),
     path("webhooks/sendgrid/", campaign_public.sendgrid_webhook, name="sendgrid_webhook"),
     path("u/<str:token>/", campaign_public.unsubscribe, name="unsubscribe"),
     path("admin/", admin.site.urls),

@@ -1,0 +1,29 @@
+from django.contrib import admin
+
+from documents.models import Document, DocumentAccess, DocumentCategory
+
+
+@admin.register(DocumentCategory)
+class DocumentCategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "parent"]
+    search_fields = ["name"]
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ["title", "version", "document_type", "mime_type", "uploaded_by", "uploaded_at"]
+    list_filter = ["document_type", "is_active", "processing_status"]
+    search_fields = ["title", "original_name"]
+    raw_id_fields = ["customer", "sale", "uploaded_by", "parent_document", "category"]
+    filter_horizontal = ["allowed_users"]
+    exclude = ["extracted_text"]
+
+
+@admin.register(DocumentAccess)
+class DocumentAccessAdmin(admin.ModelAdmin):
+    list_display = ["timestamp", "document", "user", "action", "ip_address"]
+    list_filter = ["action"]
+    raw_id_fields = ["document", "user"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # an access log is not edited

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class DocumentsConfig(AppConfig):
+    name = "documents"
+
+    def ready(self) -> None:
+        from documents.selectors import proposal_attached
+        from sales.automation import proposal_checks
+
+        # The pipeline's CONTACTED -> PROPOSAL rule asks whether a proposal is attached.
+        proposal_checks.append(proposal_attached)

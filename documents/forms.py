@@ -1,0 +1,90 @@
+from django import forms
+from django.contrib.auth import get_user_model
+
+from crm.forms import label_users_by_name
+from documents.models import Document, DocumentAccess, DocumentCategory
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class UploadForm(forms.Form):
+    files = forms.FileField(
+        widget=MultipleFileInput(attrs={"multiple": True}),
+        label="Files",
+        help_text="PDF, Word, Excel, PowerPoint, PNG, JPEG, text or CSV; up to 25 MB each.",
+    )
+    title = forms.CharField(required=False, max_length=200, help_text="Blank: the file name.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    document_type = forms.ChoiceField(choices=Document.Type.choices, initial=Document.Type.OTHER)
+    category = forms.ModelChoiceField(queryset=DocumentCategory.objects.none(), required=False)
+    customer = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    sale = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    is_public = forms.BooleanField(required=False, label="Visible to everyone in the company")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["category"].queryset = DocumentCategory.objects.order_by("name")
+
+    def clean_files(self):
+        files = self.files.getlist("files")
+        if not files:
+            raise forms.ValidationError("Choose at least one file.")
+        return files
+
+
+class VersionForm(forms.Form):
+    file = forms.FileField(label="New version")
+
+
+class ShareForm(forms.Form):
+    allowed_users = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(), required=False, label="Also visible to"
+    )
+    is_public = forms.BooleanField(required=False, label="Visible to everyone in the company")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["allowed_users"].queryset = (
+            get_user_model()
+            .objects.filter(is_active=True)
+            .order_by("first_name", "last_name", "username")
+        )
+        label_users_by_name(self, "allowed_users")
+
+
+class DocumentFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Search (title and text)")
+    document_type = forms.ChoiceField(
+        choices=[("", "Any type"), *Document.Type.choices], required=False, label="Type"
+    )
+    category = forms.ModelChoiceField(queryset=DocumentCategory.objects.none(), required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["category"].queryset = DocumentCategory.objects.order_by("name")
+        self.fields["category"].empty_label = "Any category"
+
+    def filters(self) -> dict:
+        self.is_valid()
+        return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}
+
+
+class AccessLogFilterForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[("", "Any action"), *DocumentAccess.Action.choices], required=False
+    )
+    user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    ip = forms.GenericIPAddressField(required=False, label="IP address")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = get_user_model().objects.order_by("username")
+        self.fields["user"].empty_label = "Anyone"
+
+    def filters(self) -> dict:
+        self.is_valid()
+        return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}

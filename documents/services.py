@@ -1,0 +1,262 @@
+"""Writes for documents: upload (checked from content), versions, restore, sharing, and the
+access log. Files go through Django's storage API under generated names."""
+
+import hashlib
+import os
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files.base import File
+from django.db import transaction
+from django.utils import timezone
+
+from crm.errors import PermissionDenied, ValidationFailed
+from crm.permissions import visible_customers, visible_sales
+from crm.services import audit_record
+from documents import filetypes
+from documents.models import Document, DocumentAccess, DocumentCategory
+
+
+def _check_size(upload) -> None:
+    limit = settings.DOCUMENT_MAX_BYTES
+    if upload.size > limit:
+        raise ValidationFailed(
+            f"“{_display_name(upload.name)}” is {upload.size / 1_048_576:.1f} MB; the limit is "
+            f"{limit / 1_048_576:.0f} MB.",
+            field="file",
+        )
+    if upload.size == 0:
+        raise ValidationFailed("The file is empty.", field="file")
+
+
+def _display_name(name: str) -> str:
+    """The uploader's file name reduced to a harmless label (no directories)."""
+    base = os.path.basename((name or "").replace("\\", "/")).strip().lstrip(".")
+    return (base or "document")[:255]
+
+
+def _sha256(upload) -> str:
+    digest = hashlib.sha256()
+    upload.seek(0)
+    for chunk in iter(lambda: upload.read(1024 * 1024), b""):
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def _check_links(actor, customer, sale) -> None:
+    if customer is not None and not visible_customers(actor).filter(pk=customer.pk).exists():
+        raise ValidationFailed("Choose one of your customers.", field="customer")
+    if sale is not None and not visible_sales(actor).filter(pk=sale.pk).exists():
+        raise ValidationFailed("Choose one of your deals.", field="sale")
+
+
+def _process_later(document_id: int) -> None:
+    from documents.tasks import process_document
+
+    transaction.on_commit(lambda: process_document.delay(document_id))
+
+
+def document_upload(
+    *,
+    actor,
+    upload,
+    title: str = "",
+    description: str = "",
+    document_type: str = Document.Type.OTHER,
+    category: DocumentCategory | None = None,
+    customer=None,
+    sale=None,
+    is_public: bool = False,
+    ip: str | None = None,
+) -> Document:
+    """Store one uploaded file as a new document (version 1). Nothing is stored when the
+    file is refused."""
+    _check_size(upload)
+    detected = filetypes.detect(upload)
+    _check_links(actor, customer, sale)
+    if sale is not None and customer is None:
+        customer = sale.customer
+    name = _display_name(upload.name)
+    document = Document(
+        title=(title or os.path.splitext(name)[0] or "Document")[:200],
+        description=description,
+        document_type=document_type,
+        category=category,
+        original_name=name,
+        file_size=upload.size,
+        mime_type=detected.mime_type,
+        sha256=_sha256(upload),
+        customer=customer,
+        sale=sale,
+        uploaded_by=actor,
+        is_public=is_public,
+        page_count=detected.page_count,
+    )
+    with transaction.atomic():
+        document.file.save("upload", File(upload), save=False)
+        try:
+            document.save()
+            _access(document, actor, DocumentAccess.Action.EDIT, ip, "uploaded")
+            audit_record(actor=actor, verb="create", instance=document,
+                         changes={"title": document.title, "version": 1})  # fmt: skip
+        except Exception:
+            document.file.delete(save=False)  # no file without its row
+            raise
+        _process_later(document.pk)
+        if sale is not None and document_type == Document.Type.PROPOSAL:
+            from sales.automation import deals_advance_later
+
+            deals_advance_later(sale_ids=[sale.pk])
+    return document
+
+
+def document_upload_version(
+    *, actor, document: Document, upload, ip: str | None = None
+) -> Document:
+    """Version n+1 of the document's chain (its parent is the first version); the newest
+    becomes the active one."""
+    _check_size(upload)
+    detected = filetypes.detect(upload)
+    with transaction.atomic():
+        first = Document.objects.select_for_update().get(pk=document.chain_id)
+        chain = Document.objects.filter(pk=first.pk) | Document.objects.filter(
+            parent_document=first
+        )
+        latest = chain.order_by("-version").first()
+        _check_editable(actor, latest)
+        chain.filter(is_active=True).update(is_active=False)
+        new = Document(
+            title=latest.title,
+            description=latest.description,
+            document_type=latest.document_type,
+            category=latest.category,
+            original_name=_display_name(upload.name),
+            file_size=upload.size,
+            mime_type=detected.mime_type,
+            sha256=_sha256(upload),
+            customer=latest.customer,
+            sale=latest.sale,
+            uploaded_by=actor,
+            is_public=latest.is_public,
+            version=latest.version + 1,
+            parent_document=first,
+            page_count=detected.page_count,
+        )
+        new.file.save("upload", File(upload), save=False)
+        try:
+            new.save()
+            new.allowed_users.set(latest.allowed_users.all())
+            _access(new, actor, DocumentAccess.Action.EDIT, ip, f"uploaded version {new.version}")
+            audit_record(actor=actor, verb="update", instance=new,
+                         changes={"version": [latest.version, new.version]})  # fmt: skip
+        except Exception:
+            new.file.delete(save=False)
+            raise
+        _process_later(new.pk)
+    return new
+
+
+def document_restore(*, actor, version: Document, ip: str | None = None) -> Document:
+    """Make an older version the newest again: a new version with the old one's file."""
+    with transaction.atomic():
+        first = Document.objects.select_for_update().get(pk=version.chain_id)
+        chain = Document.objects.filter(pk=first.pk) | Document.objects.filter(
+            parent_document=first
+        )
+        latest = chain.order_by("-version").first()
+        _check_editable(actor, latest)
+        if version.pk == latest.pk:
+            raise ValidationFailed("This is already the newest version.")
+        chain.filter(is_active=True).update(is_active=False)
+        new = Document.objects.get(pk=version.pk)
+        new.pk = None
+        new.id = None
+        new._state.adding = True
+        new.version = latest.version + 1
+        new.parent_document = first
+        new.is_active = True
+        new.uploaded_by = actor
+        new.uploaded_at = timezone.now()
+        new.is_public = latest.is_public
+        new.save()  # shares the stored file with the version it restores
+        new.allowed_users.set(latest.allowed_users.all())
+        _access(new, actor, DocumentAccess.Action.EDIT, ip, f"restored version {version.version}")
+        changes = {"restored_version": version.version, "version": new.version}
+        audit_record(actor=actor, verb="update", instance=new, changes=changes)
+    return new
+
+
+def _check_editable(actor, document: Document) -> None:
+    from documents.selectors import editable_documents
+
+    if not editable_documents(actor).filter(pk=document.pk).exists():
+        raise PermissionDenied("Only the uploader, their manager or an admin can change this.")
+
+
+@transaction.atomic
+def document_share(*, actor, document: Document, user_ids: list[int], is_public: bool,
+                   ip: str | None = None) -> Document:  # fmt: skip
+    """Set who besides the general rule may see the document (all its versions)."""
+    _check_editable(actor, document)
+    users = list(get_user_model().objects.filter(pk__in=user_ids, is_active=True))
+    if len(users) != len(set(user_ids)):
+        raise ValidationFailed("Some of those users do not exist.", field="allowed_users")
+    chain = document.chain_id
+    for version in Document.objects.filter(pk=chain) | Document.objects.filter(
+        parent_document_id=chain
+    ):
+        version.allowed_users.set(users)
+    (Document.objects.filter(pk=chain) | Document.objects.filter(parent_document_id=chain)).update(
+        is_public=is_public
+    )
+    _access(document, actor, DocumentAccess.Action.EDIT, ip, "sharing changed")
+    changes = {"allowed_users": sorted(u.pk for u in users), "is_public": is_public}
+    audit_record(actor=actor, verb="update", instance=document, changes=changes)
+    document.refresh_from_db()
+    return document
+
+
+def _access(document, user, action, ip, detail: str = "") -> DocumentAccess:
+    return DocumentAccess.objects.create(
+        document=document,
+        user=user if getattr(user, "pk", None) else None,
+        action=action,
+        ip_address=ip,
+        detail=detail[:255],
+    )
+
+
+def document_access_record(*, document: Document, user, action: str, ip: str | None,
+                           detail: str = "") -> DocumentAccess:  # fmt: skip
+    return _access(document, user, action, ip, detail)
+
+
+def category_save(*, actor, name: str, parent: DocumentCategory | None,
+                  category: DocumentCategory | None = None) -> DocumentCategory:  # fmt: skip
+    """A category under `parent`; refuses a cycle (a category under its own descendant)."""
+    category = category or DocumentCategory()
+    ancestor = parent
+    while ancestor is not None:
+        if category.pk and ancestor.pk == category.pk:
+            raise ValidationFailed("A category cannot sit inside itself.", field="parent")
+        ancestor = ancestor.parent
+    category.name = name.strip()
+    category.parent = parent
+    category.save()
+    audit_record(actor=actor, verb="update", instance=category, changes={"name": category.name})
+    return category
+
+
+def document_share_opened(*, document: Document, ip: str | None) -> None:
+    """A customer opened a share link: an access, and a lead activity for that customer."""
+    with transaction.atomic():
+        _access(document, None, DocumentAccess.Action.SHARE_OPEN, ip, "share link")
+        if document.customer_id:
+            from leads.services import lead_activity_record
+
+            lead_activity_record(
+                customer=document.customer,
+                activity_type="download",
+                details={"document_id": document.pk, "title": document.title[:200]},
+            )
