@@ -7,6 +7,7 @@ column totals from one GROUP BY; "load more" pages one column.
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -114,7 +115,11 @@ def board(*, user, filters: dict[str, Any], now=None) -> dict[str, Any]:
         for status in BOARD_STAGES
     ]
     cards: dict[str, list[Sale]] = {status: [] for status in BOARD_STAGES}
-    ranked = sorted(parts[0].union(*parts[1:], all=True), key=lambda s: (s.stage_entered_at, s.pk))
+    if connection.features.supports_slicing_ordering_in_compound:
+        rows = parts[0].union(*parts[1:], all=True)
+    else:  # SQLite (the embedded default) cannot LIMIT inside a UNION: one query per column
+        rows = [sale for part in parts for sale in part]
+    ranked = sorted(rows, key=lambda s: (s.stage_entered_at, s.pk))
     for sale in ranked:
         sale.days_in_stage = (now - sale.stage_entered_at).days
         cards[sale.status].append(sale)

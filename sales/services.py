@@ -328,7 +328,9 @@ def pipeline_settings_save(*, actor, stages: list[tuple[Any, dict]], rules) -> N
     if not is_manager_or_admin(actor):
         raise PermissionDenied("Only managers and admins change the pipeline settings.")
     for stage, data in stages:
-        before = model_snapshot(stage, ["base_probability", "max_days_in_stage", "task_titles"])
+        # From the database: the form's validation has already put the new values on `stage`.
+        saved = type(stage).objects.get(pk=stage.pk)
+        before = model_snapshot(saved, ["base_probability", "max_days_in_stage", "task_titles"])
         stage.base_probability = data["base_probability"]
         stage.max_days_in_stage = data["max_days_in_stage"]
         stage.task_titles = data["task_titles_text"]

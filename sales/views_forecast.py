@@ -15,7 +15,8 @@ class ForecastFilterForm(forms.Form):
 
     def __init__(self, data, *, scopes: list[forecasting.ForecastScope]):
         data = data.copy()  # the defaults, so that the selects show what the page shows
-        for name, default in (("period", forecasting.DEFAULT_PERIOD), ("scope", "me")):
+        # A manager or admin starts from the widest view they have (their teams, everyone).
+        for name, default in (("period", forecasting.DEFAULT_PERIOD), ("scope", scopes[-1].key)):
             if not data.get(name):
                 data[name] = default
         super().__init__(data)

@@ -19,7 +19,9 @@
 
   function move(sale, fromStatus, toStatus, extra) {
     const values = Object.assign({ sale: sale, from_status: fromStatus, to_status: toStatus }, extra || {});
-    htmx.ajax("POST", boardHost.dataset.moveUrl, { target: "#board", values: values });
+    // The filters as they are now (htmx keeps them in the address bar), so the board that
+    // comes back is the one on screen.
+    htmx.ajax("POST", boardHost.dataset.moveUrl + window.location.search, { target: "#board", values: values });
   }
 
   function askClosing(card, toStatus, done) {

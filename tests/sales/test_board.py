@@ -237,3 +237,21 @@ def test_the_deal_page_shows_probability_with_reasons_and_the_stale_flag(rep_cli
     assert "40%" in body  # 50 % stage rate x 0.8 for a deal older than 90 days
     assert "Stage base rate" in body or "stage" in body.lower()
     assert "Stale" in body
+
+
+def test_stage_setting_changes_are_saved_even_without_a_task_change(manager_client):
+    from sales.models import StageSetting
+
+    url = reverse("sales:pipeline_settings")
+    page = manager_client.get(url)
+    data = {"rule-TOTAL_FORMS": 0, "rule-INITIAL_FORMS": 0, "rule-MIN_NUM_FORMS": 0,
+            "rule-MAX_NUM_FORMS": 1000}  # fmt: skip
+    for form in page.context["stage_forms"]:
+        data[f"{form.prefix}-base_probability"] = form.instance.base_probability
+        data[f"{form.prefix}-max_days_in_stage"] = form.instance.max_days_in_stage
+        data[f"{form.prefix}-task_titles_text"] = "\n".join(form.instance.task_titles)
+    data["NEW-max_days_in_stage"] = 10
+    data["NEGOTIATION-base_probability"] = 80
+    assert manager_client.post(url, data).status_code == 302
+    assert StageSetting.objects.get(status="NEW").max_days_in_stage == 10
+    assert StageSetting.objects.get(status="NEGOTIATION").base_probability == 80
