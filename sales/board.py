@@ -109,7 +109,7 @@ def board(*, user, filters: dict[str, Any], now=None) -> dict[str, Any]:
     stale = stale_condition(now=now, max_days=max_days)
     # One LIMIT per column, UNION ALL: each walks sale_board_column_idx and stops at 50.
     parts = [
-        _cards(deals.filter(status=status), now, stale=stale).order_by("stage_entered_at", "id")[
+        _cards(deals.filter(status=status), now, stale=stale).order_by("-stage_entered_at", "-id")[
             :COLUMN_SIZE
         ]
         for status in BOARD_STAGES
@@ -119,7 +119,8 @@ def board(*, user, filters: dict[str, Any], now=None) -> dict[str, Any]:
         rows = parts[0].union(*parts[1:], all=True)
     else:  # SQLite (the embedded default) cannot LIMIT inside a UNION: one query per column
         rows = [sale for part in parts for sale in part]
-    ranked = sorted(rows, key=lambda s: (s.stage_entered_at, s.pk))
+    # Newest in the stage first: a card just moved shows at the top of its new column.
+    ranked = sorted(rows, key=lambda s: (s.stage_entered_at, s.pk), reverse=True)
     for sale in ranked:
         sale.days_in_stage = (now - sale.stage_entered_at).days
         cards[sale.status].append(sale)
@@ -146,7 +147,7 @@ def board_column_page(
     now = now or timezone.now()
     deals = board_deals(user=user, filters=filters).filter(status=status)
     page = list(
-        _cards(deals, now).order_by("stage_entered_at", "id")[offset : offset + COLUMN_SIZE]
+        _cards(deals, now).order_by("-stage_entered_at", "-id")[offset : offset + COLUMN_SIZE]
     )
     for sale in page:
         sale.days_in_stage = (now - sale.stage_entered_at).days
