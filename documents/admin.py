@@ -1,10 +1,28 @@
+from django import forms
 from django.contrib import admin
 
+from crm.errors import ValidationFailed
+from documents import services
 from documents.models import Document, DocumentAccess, DocumentCategory
+
+
+class DocumentCategoryForm(forms.ModelForm):
+    class Meta:
+        model = DocumentCategory
+        fields = ["name", "parent"]
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            services.category_parent_check(category=self.instance, parent=cleaned.get("parent"))
+        except ValidationFailed as error:
+            raise forms.ValidationError({"parent": error.message}) from None
+        return cleaned
 
 
 @admin.register(DocumentCategory)
 class DocumentCategoryAdmin(admin.ModelAdmin):
+    form = DocumentCategoryForm
     list_display = ["name", "parent"]
     search_fields = ["name"]
 

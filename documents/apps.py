@@ -9,4 +9,5 @@ class DocumentsConfig(AppConfig):
         from sales.automation import proposal_checks
 
         # The pipeline's CONTACTED -> PROPOSAL rule asks whether a proposal is attached.
-        proposal_checks.append(proposal_attached)
+        if proposal_attached not in proposal_checks:  # ready() may run more than once
+            proposal_checks.append(proposal_attached)

@@ -43,7 +43,7 @@ def detect(stream) -> Detected:
     """The file's type from its content; ValidationFailed with a reason otherwise. `stream`
     is a seekable binary file (Django's UploadedFile); it is left at position 0."""
     stream.seek(0)
-    head = stream.read(8)
+    head = stream.read(64)
     stream.seek(0)
     try:
         if head.startswith(b"%PDF-"):
@@ -54,7 +54,11 @@ def detect(stream) -> Detected:
             return _image(stream, JPEG, "JPEG")
         if head.startswith(b"PK\x03\x04"):
             return _office(stream)
-        if head.startswith((b"MZ", b"\x7fELF", b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe")):
+        # Windows (MZ with the NUL bytes of its header: a text starting "MZ" is still text),
+        # Linux and macOS programs.
+        if (head.startswith(b"MZ") and b"\x00" in head) or head.startswith(
+            (b"\x7fELF", b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe")
+        ):
             raise refuse("This is a program, not a document; it was not stored.")
         return _text(stream)
     finally:
@@ -63,14 +67,14 @@ def detect(stream) -> Detected:
 
 def _pdf(stream) -> Detected:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(stream, strict=False)
         pages = len(reader.pages)
         if pages:
             reader.pages[0].mediabox  # noqa: B018 - touching the first page proves it parses
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+    except Exception as error:  # noqa: BLE001 - pypdf raises many types on hostile input
+        # (PdfReadError, LimitReachedError, RecursionError, IndexError...): all mean "damaged".
         raise refuse(
             f"This PDF is damaged and cannot be read ({error.__class__.__name__})."
         ) from None
@@ -97,7 +101,7 @@ def _image(stream, mime_type: str, label: str) -> Detected:
 def _office(stream) -> Detected:
     try:
         archive = zipfile.ZipFile(stream)
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         raise refuse("This file looks like an Office document but is damaged.") from None
     with archive:
         entries = archive.infolist()

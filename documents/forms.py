@@ -1,19 +1,34 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from crm.forms import label_users_by_name
 from documents.models import Document, DocumentAccess, DocumentCategory
 
 
-class MultipleFileInput(forms.ClearableFileInput):
+class MultipleFileInput(forms.FileInput):
     allow_multiple_selected = True
 
 
+class MultipleFileField(forms.FileField):
+    """Several files under one name. A plain FileField gets the widget's list and refuses it
+    as "no file was submitted"; this cleans each file and returns the list."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data, initial=None):
+        uploads = data if isinstance(data, list | tuple) else [data] if data else []
+        if not uploads:
+            raise forms.ValidationError("Choose at least one file.", code="required")
+        clean_one = super().clean
+        return [clean_one(upload, initial) for upload in uploads]
+
+
 class UploadForm(forms.Form):
-    files = forms.FileField(
+    files = MultipleFileField(
         widget=MultipleFileInput(attrs={"multiple": True}),
         label="Files",
-        help_text="PDF, Word, Excel, PowerPoint, PNG, JPEG, text or CSV; up to 25 MB each.",
+        help_text="PDF, Word, Excel, PowerPoint, PNG, JPEG, text or CSV.",
     )
     title = forms.CharField(required=False, max_length=200, help_text="Blank: the file name.")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -26,12 +41,9 @@ class UploadForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["category"].queryset = DocumentCategory.objects.order_by("name")
-
-    def clean_files(self):
-        files = self.files.getlist("files")
-        if not files:
-            raise forms.ValidationError("Choose at least one file.")
-        return files
+        # Read when the form is made, not at import: tests and deployments change the limit.
+        self.max_megabytes = f"{settings.DOCUMENT_MAX_BYTES / 1_048_576:g}"
+        self.fields["files"].help_text += f" Up to {self.max_megabytes} MB each."
 
 
 class VersionForm(forms.Form):

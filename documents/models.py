@@ -55,6 +55,15 @@ class DocumentCategory(models.Model):
         return self.name
 
 
+class DocumentQuerySet(models.QuerySet):
+    def active(self) -> "DocumentQuerySet":
+        """The newest version of each chain (what lists show)."""
+        return self.filter(is_active=True)
+
+    def with_related(self) -> "DocumentQuerySet":
+        return self.select_related("uploaded_by", "customer", "sale", "category")
+
+
 class Document(models.Model):
     class Type(models.TextChoices):
         CONTRACT = "contract", "Contract"
@@ -111,6 +120,8 @@ class Document(models.Model):
     preview_image = models.ImageField(upload_to="document_previews/%Y/%m/", blank=True)
     preview_text = models.TextField(blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = DocumentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]

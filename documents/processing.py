@@ -33,15 +33,22 @@ def document_process(*, document_id: int) -> str:
         )
         return "failed"
     with transaction.atomic():
-        document = Document.objects.select_for_update().get(pk=document_id)
+        document = Document.objects.select_for_update().filter(pk=document_id).first()
+        if document is None:  # deleted while we read it
+            return "gone"
+        if document.processing_status == Document.Processing.DONE:  # a duplicate delivery won
+            return "already done"
         document.extracted_text = result["text"][:MAX_TEXT_CHARS].replace("\x00", "")
         document.preview_text = result["text"][:PREVIEW_TEXT_CHARS].replace("\x00", "")
         document.page_count = result.get("pages", document.page_count)
+        fields = ["extracted_text", "preview_text", "page_count", "processing_status",
+                  "processing_error"]  # fmt: skip
         if result.get("thumbnail"):
             document.preview_image.save("preview.png", ContentFile(result["thumbnail"]), save=False)
+            fields.append("preview_image")
         document.processing_status = Document.Processing.DONE
         document.processing_error = ""
-        document.save()
+        document.save(update_fields=fields)
     return "done"
 
 

@@ -20,7 +20,7 @@ def visible_documents(user, queryset: QuerySet | None = None) -> QuerySet[Docume
         document_id=OuterRef("pk"), user_id=user.pk
     )
     return documents.filter(
-        Q(uploaded_by_id__in=team_user_ids(user))
+        _owned_by_team(user)
         | Q(is_public=True)
         | Q(Exists(shared))
         | Q(customer__in=visible_customers(user).values("pk"))
@@ -28,16 +28,23 @@ def visible_documents(user, queryset: QuerySet | None = None) -> QuerySet[Docume
     )
 
 
+def _owned_by_team(user) -> Q:
+    """Uploaded by the user (a manager: by their team), this version or the chain's first:
+    the owner of a document keeps it when their manager or an admin adds a version."""
+    ids = team_user_ids(user)
+    return Q(uploaded_by_id__in=ids) | Q(parent_document__uploaded_by_id__in=ids)
+
+
 def editable_documents(user) -> QuerySet[Document]:
     """Changing a document (new version, sharing, restore) needs more than reading it: its
     uploader, the uploader's manager, or an admin."""
     if role_of(user) == Role.ADMIN:
         return Document.objects.all()
-    return Document.objects.filter(uploaded_by_id__in=team_user_ids(user))
+    return Document.objects.filter(_owned_by_team(user))
 
 
 def document_list(*, user, filters: dict) -> QuerySet[Document]:
-    documents = visible_documents(user, Document.objects.filter(is_active=True))
+    documents = visible_documents(user, Document.objects.active())
     if filters.get("q"):
         text = filters["q"]
         documents = documents.filter(
@@ -48,9 +55,7 @@ def document_list(*, user, filters: dict) -> QuerySet[Document]:
     for key in ("document_type", "category", "customer", "sale"):
         if filters.get(key):
             documents = documents.filter(**{key: filters[key]})
-    return documents.select_related("uploaded_by", "customer", "sale", "category").defer(
-        "extracted_text"
-    )
+    return documents.with_related().defer("extracted_text")
 
 
 def document_versions(*, document: Document) -> QuerySet[Document]:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import File
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.errors import PermissionDenied, ValidationFailed
@@ -45,6 +46,8 @@ def _sha256(upload) -> str:
 
 
 def _check_links(actor, customer, sale) -> None:
+    if customer is not None and sale is not None and sale.customer_id != customer.pk:
+        raise ValidationFailed("That deal belongs to another customer.", field="sale")
     if customer is not None and not visible_customers(actor).filter(pk=customer.pk).exists():
         raise ValidationFailed("Choose one of your customers.", field="customer")
     if sale is not None and not visible_sales(actor).filter(pk=sale.pk).exists():
@@ -55,6 +58,15 @@ def _process_later(document_id: int) -> None:
     from documents.tasks import process_document
 
     transaction.on_commit(lambda: process_document.delay(document_id))
+
+
+def _proposal_attached(document: Document) -> None:
+    """A proposal on a deal is what the pipeline's CONTACTED -> PROPOSAL rule waits for:
+    re-evaluate the deal after commit."""
+    if document.sale_id is not None and document.document_type == Document.Type.PROPOSAL:
+        from sales.automation import deals_advance_later
+
+        deals_advance_later(sale_ids=[document.sale_id])
 
 
 def document_upload(
@@ -104,10 +116,7 @@ def document_upload(
             document.file.delete(save=False)  # no file without its row
             raise
         _process_later(document.pk)
-        if sale is not None and document_type == Document.Type.PROPOSAL:
-            from sales.automation import deals_advance_later
-
-            deals_advance_later(sale_ids=[sale.pk])
+        _proposal_attached(document)
     return document
 
 
@@ -154,6 +163,7 @@ def document_upload_version(
             new.file.delete(save=False)
             raise
         _process_later(new.pk)
+        _proposal_attached(new)
     return new
 
 
@@ -184,6 +194,10 @@ def document_restore(*, actor, version: Document, ip: str | None = None) -> Docu
         _access(new, actor, DocumentAccess.Action.EDIT, ip, f"restored version {version.version}")
         changes = {"restored_version": version.version, "version": new.version}
         audit_record(actor=actor, verb="update", instance=new, changes=changes)
+        if new.processing_status != Document.Processing.DONE:
+            # The copy of a version that was never processed (or failed) gets its own try.
+            _process_later(new.pk)
+        _proposal_attached(new)
     return new
 
 
@@ -203,13 +217,15 @@ def document_share(*, actor, document: Document, user_ids: list[int], is_public:
     if len(users) != len(set(user_ids)):
         raise ValidationFailed("Some of those users do not exist.", field="allowed_users")
     chain = document.chain_id
-    for version in Document.objects.filter(pk=chain) | Document.objects.filter(
-        parent_document_id=chain
-    ):
-        version.allowed_users.set(users)
-    (Document.objects.filter(pk=chain) | Document.objects.filter(parent_document_id=chain)).update(
-        is_public=is_public
-    )
+    versions = Document.objects.filter(Q(pk=chain) | Q(parent_document_id=chain))
+    version_ids = list(versions.values_list("pk", flat=True))
+    through = Document.allowed_users.through
+    through.objects.filter(document_id__in=version_ids).delete()
+    through.objects.bulk_create(
+        [through(document_id=version_id, user_id=user.pk)
+         for version_id in version_ids for user in users]
+    )  # fmt: skip
+    versions.update(is_public=is_public)
     _access(document, actor, DocumentAccess.Action.EDIT, ip, "sharing changed")
     changes = {"allowed_users": sorted(u.pk for u in users), "is_public": is_public}
     audit_record(actor=actor, verb="update", instance=document, changes=changes)
@@ -232,19 +248,45 @@ def document_access_record(*, document: Document, user, action: str, ip: str | N
     return _access(document, user, action, ip, detail)
 
 
+def category_parent_check(*, category: DocumentCategory, parent: DocumentCategory | None) -> None:
+    """Refuse `parent` for `category` when it would close a loop (A under B under A). Walks
+    up from the new parent in the database, not through possibly stale cached instances."""
+    ancestor_id, seen = (parent.pk if parent else None), set()
+    while ancestor_id is not None:
+        if category.pk and ancestor_id == category.pk:
+            raise ValidationFailed("A category cannot sit inside itself.", field="parent")
+        if ancestor_id in seen:  # a loop already there: never walk it forever
+            raise ValidationFailed("The category tree is damaged here.", field="parent")
+        seen.add(ancestor_id)
+        ancestor_id = (
+            DocumentCategory.objects.filter(pk=ancestor_id)
+            .values_list("parent_id", flat=True)
+            .first()
+        )
+
+
 def category_save(*, actor, name: str, parent: DocumentCategory | None,
                   category: DocumentCategory | None = None) -> DocumentCategory:  # fmt: skip
-    """A category under `parent`; refuses a cycle (a category under its own descendant)."""
+    """A category under `parent`; refuses a cycle (a category under its own descendant) and
+    a second category of the same name under the same parent."""
     category = category or DocumentCategory()
-    ancestor = parent
-    while ancestor is not None:
-        if category.pk and ancestor.pk == category.pk:
-            raise ValidationFailed("A category cannot sit inside itself.", field="parent")
-        ancestor = ancestor.parent
-    category.name = name.strip()
-    category.parent = parent
-    category.save()
-    audit_record(actor=actor, verb="update", instance=category, changes={"name": category.name})
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("Give the category a name.", field="name")
+    with transaction.atomic():
+        category_parent_check(category=category, parent=parent)
+        siblings = DocumentCategory.objects.filter(parent=parent, name__iexact=name)
+        if siblings.exclude(pk=category.pk).exists():
+            raise ValidationFailed(f"There is already a category “{name}” here.", field="name")
+        creating = category.pk is None
+        category.name = name
+        category.parent = parent
+        if creating:
+            category.save()
+        else:
+            category.save(update_fields=["name", "parent"])
+        audit_record(actor=actor, verb="create" if creating else "update", instance=category,
+                     changes={"name": name, "parent": parent.pk if parent else None})  # fmt: skip
     return category
 
 

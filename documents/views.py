@@ -8,10 +8,11 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import PermissionDenied, ValidationFailed
-from crm.http import client_ip, querystring_without
+from crm.http import client_ip, querystring_without, safe_next_url
 from crm.permissions import access_customer_by_id, access_sale_by_id
 from crm.roles import is_admin
 from documents import selectors, services
@@ -29,7 +30,8 @@ PAGE_SIZE = 25
 
 
 def _document(request, pk: int) -> Document:
-    return get_object_or_404(selectors.visible_documents(request.user), pk=pk)
+    """The document if the user may see it, else 404 (whether or not it exists)."""
+    return get_object_or_404(selectors.visible_documents(request.user).with_related(), pk=pk)
 
 
 def document_list(request):
@@ -55,7 +57,7 @@ def document_upload(request):
         if wants_json:
             return JsonResponse({"error": errors}, status=400)
         messages.error(request, errors)
-        return redirect(request.POST.get("next") or "documents:list")
+        return redirect(safe_next_url(request, reverse("documents:list")))
     data = form.cleaned_data
     customer = (
         access_customer_by_id(request.user, data["customer"]) if data.get("customer") else None
@@ -91,7 +93,7 @@ def document_upload(request):
             messages.error(request, f"{result['name']}: {result['error']}")
         else:
             messages.success(request, f"{result['name']} uploaded.")
-    return redirect(request.POST.get("next") or "documents:list")
+    return redirect(safe_next_url(request, reverse("documents:list")))
 
 
 def document_detail(request, pk: int):

@@ -1,0 +1,220 @@
+"""Small, real files of every type the documents app accepts (and some it must refuse),
+built in memory for the tests."""
+
+import io
+import zipfile
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="{part}" ContentType="{content_type}"/>'
+    "</Types>"
+)
+ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/officeDocument" Target="{target}"/>'
+    "</Relationships>"
+)
+
+
+def pdf_with_text(*pages: str) -> bytes:
+    """A valid PDF, one page per argument, each showing its text in Helvetica (extractable)."""
+    pages = pages or ("Hello",)
+    count = len(pages)
+    font_id = 3 + 2 * count
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids ["
+        + b" ".join(f"{3 + 2 * i} 0 R".encode() for i in range(count))
+        + f"] /Count {count} >>".encode(),
+    ]
+    for index, text in enumerate(pages):
+        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        stream = f"BT /F1 18 Tf 72 720 Td ({escaped}) Tj ET".encode("latin-1")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * index} 0 R "
+            f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
+        )
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return bytes(out)
+
+
+def pdf_blank(pages: int = 1) -> bytes:
+    """A PDF written by pypdf: `pages` blank pages, no text."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=612, height=792)
+    output = io.BytesIO()
+    writer.write(output)
+    return output.getvalue()
+
+
+def docx(*paragraphs: str) -> bytes:
+    import docx as python_docx
+
+    document = python_docx.Document()
+    for paragraph in paragraphs or ("Hello from Word",):
+        document.add_paragraph(paragraph)
+    output = io.BytesIO()
+    document.save(output)
+    return output.getvalue()
+
+
+def _office_zip(parts: dict[str, str]) -> bytes:
+    output = io.BytesIO()
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return output.getvalue()
+
+
+def xlsx() -> bytes:
+    """A minimal workbook: one sheet, one cell."""
+    main = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
+    return _office_zip(
+        {
+            "[Content_Types].xml": CONTENT_TYPES.format(part="/xl/workbook.xml", content_type=main),
+            "_rels/.rels": ROOT_RELS.format(target="xl/workbook.xml"),
+            "xl/workbook.xml": (
+                '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+                'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+                '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
+            ),
+            "xl/_rels/workbook.xml.rels": (
+                '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/'
+                '2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+            ),
+            "xl/worksheets/sheet1.xml": (
+                '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Price</t></is></c></row>'
+                "</sheetData></worksheet>"
+            ),
+        }
+    )
+
+
+def pptx() -> bytes:
+    """A minimal presentation package."""
+    main = "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml"
+    return _office_zip(
+        {
+            "[Content_Types].xml": CONTENT_TYPES.format(
+                part="/ppt/presentation.xml", content_type=main
+            ),
+            "_rels/.rels": ROOT_RELS.format(target="ppt/presentation.xml"),
+            "ppt/presentation.xml": (
+                '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                '<p:presentation xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/'
+                'main"><p:sldSz cx="9144000" cy="6858000"/><p:notesSz cx="6858000" cy="9144000"/>'
+                "</p:presentation>"
+            ),
+        }
+    )
+
+
+def image(fmt: str = "PNG", size: tuple[int, int] = (1200, 800), color=(200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    output = io.BytesIO()
+    Image.new("RGB", size, color).save(output, format=fmt)
+    return output.getvalue()
+
+
+def png(**kwargs) -> bytes:
+    return image("PNG", **kwargs)
+
+
+def jpeg(**kwargs) -> bytes:
+    return image("JPEG", **kwargs)
+
+
+TXT = b"Meeting notes\nThe customer wants a discount.\n"
+CSV = b"name,email,amount\nAda,ada@example.com,100\nGrace,grace@example.com,200\n"
+
+# Refused ---------------------------------------------------------------------------------
+
+BINARY = bytes(range(256)) * 8  # NUL bytes and no known magic
+EXECUTABLE = (
+    b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"
+    + b"\x00" * 48
+    + (b"This program cannot be run in DOS mode.\r\r\n$" + b"\x00" * 200)
+)
+CORRUPT_PDF = b"%PDF-1.7\n" + bytes((i * 37 + 11) % 251 for i in range(4000))
+
+
+def zip_bomb(megabytes: int = 300) -> bytes:
+    """A DOCX-looking zip whose word/document.xml is `megabytes` MB of zeros (deflated to a
+    few hundred KB)."""
+    output = io.BytesIO()
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "[Content_Types].xml", CONTENT_TYPES.format(part="/word/document.xml", content_type="x")
+        )
+        chunk = b"0" * (1024 * 1024)
+        with archive.open("word/document.xml", "w", force_zip64=True) as entry:
+            for _ in range(megabytes):
+                entry.write(chunk)
+    return output.getvalue()
+
+
+def zip_declaring_huge_size() -> bytes:
+    """A tiny zip whose central directory claims word/document.xml expands to 4 GB."""
+    data = bytearray(_office_zip({"[Content_Types].xml": "<Types/>", "word/document.xml": "<w/>"}))
+    name = b"word/document.xml"
+    position = data.find(b"PK\x01\x02")
+    while data[position + 46 : position + 46 + len(name)] != name:
+        position = data.find(b"PK\x01\x02", position + 4)
+    # The central directory record's uncompressed size sits at offset 24.
+    data[position + 24 : position + 28] = (0xFFFFFFF0).to_bytes(4, "little")
+    return bytes(data)
+
+
+def upload(name: str, content: bytes, content_type: str = "application/octet-stream"):
+    """What Django hands a view: the browser's name and claimed type are the uploader's."""
+    return SimpleUploadedFile(name, content, content_type=content_type)
+
+
+ALLOWED = {
+    # name: (builder, expected mime type)
+    "proposal.pdf": (lambda: pdf_with_text("Proposal for ACME"), "application/pdf"),
+    "blank.pdf": (pdf_blank, "application/pdf"),
+    "contract.docx": (
+        docx,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    "prices.xlsx": (xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "deck.pptx": (
+        pptx,
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ),
+    "logo.png": (png, "image/png"),
+    "photo.jpg": (jpeg, "image/jpeg"),
+    "notes.txt": (lambda: TXT, "text/plain"),
+    "contacts.csv": (lambda: CSV, "text/csv"),
+}

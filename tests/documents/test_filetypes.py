@@ -1,0 +1,184 @@
+"""documents.filetypes: the type comes from the bytes, never from the name or the browser."""
+
+import io
+import zipfile
+
+import pytest
+
+from crm.errors import ValidationFailed
+from documents import filetypes
+from tests.documents import samples
+
+
+def _detect(content: bytes) -> filetypes.Detected:
+    return filetypes.detect(io.BytesIO(content))
+
+
+@pytest.mark.parametrize("name", sorted(samples.ALLOWED))
+def test_every_allowed_type_is_recognised_from_its_content(name):
+    build, mime_type = samples.ALLOWED[name]
+    assert _detect(build()).mime_type == mime_type
+
+
+@pytest.mark.parametrize("name", sorted(samples.ALLOWED))
+def test_the_name_and_the_claimed_type_do_not_matter(name):
+    build, mime_type = samples.ALLOWED[name]
+    upload = samples.upload("whatever.exe", build(), content_type="application/x-msdownload")
+    assert filetypes.detect(upload).mime_type == mime_type
+
+
+def test_pdf_page_count_is_read():
+    assert _detect(samples.pdf_with_text("one", "two", "three")).page_count == 3
+    assert _detect(samples.pdf_blank(pages=2)).page_count == 2
+
+
+def test_the_stream_is_left_at_the_start():
+    stream = io.BytesIO(samples.pdf_with_text("Hello"))
+    stream.seek(17)
+    filetypes.detect(stream)
+    assert stream.tell() == 0
+    stream = io.BytesIO(samples.BINARY)
+    with pytest.raises(ValidationFailed):
+        filetypes.detect(stream)
+    assert stream.tell() == 0
+
+
+def test_text_and_csv_are_told_apart():
+    assert _detect(b"a,b,c\n1,2,3\n4,5,6\n").mime_type == filetypes.CSV
+    assert _detect(b"a;b\n1;2\n").mime_type == filetypes.CSV
+    assert _detect(b"Just one line, with a comma.\n").mime_type == filetypes.TXT
+    assert _detect("Grüße aus Köln\n".encode()).mime_type == filetypes.TXT
+
+
+def test_utf8_cut_at_the_end_of_the_sniffed_sample_is_still_text():
+    text = ("é" * (filetypes.TEXT_SNIFF_BYTES // 2 + 10)).encode()
+    # 64 KiB sample ends in the middle of a two-byte character.
+    assert _detect(b"x" + text).mime_type == filetypes.TXT
+
+
+def test_a_text_that_starts_with_mz_is_text_not_a_program():
+    assert _detect(b"MZ Holdings quarterly notes\nAll fine.\n").mime_type == filetypes.TXT
+
+
+def _refusal(content: bytes) -> str:
+    with pytest.raises(ValidationFailed) as caught:
+        _detect(content)
+    assert caught.value.field == "file"
+    return caught.value.message
+
+
+def test_random_binary_is_refused():
+    assert "not allowed" in _refusal(samples.BINARY)
+
+
+def test_a_windows_program_is_refused():
+    assert "program" in _refusal(samples.EXECUTABLE)
+
+
+@pytest.mark.parametrize(
+    "head", [b"\x7fELF\x02\x01\x01\x00", b"\xcf\xfa\xed\xfe\x07\x00\x00\x01"], ids=["elf", "macho"]
+)
+def test_other_programs_are_refused(head):
+    assert "program" in _refusal(head + b"\x00" * 200)
+
+
+def test_latin1_text_is_refused_with_a_reason():
+    assert "UTF-8" in _refusal("Prix: 10 € — très cher, déjà payé, à bientôt\n".encode("cp1252"))
+
+
+def test_an_empty_file_is_refused():
+    assert "empty" in _refusal(b"")
+
+
+def test_a_corrupt_pdf_is_refused():
+    assert "damaged" in _refusal(samples.CORRUPT_PDF)
+
+
+@pytest.mark.parametrize("cut", [20, 200, 400])
+def test_a_truncated_pdf_is_refused(cut):
+    assert "damaged" in _refusal(samples.pdf_with_text("Hello")[:cut])
+
+
+def test_a_pdf_without_pages_is_refused():
+    from pypdf import PdfWriter
+
+    output = io.BytesIO()
+    PdfWriter().write(output)
+    assert "no pages" in _refusal(output.getvalue())
+
+
+def test_any_parser_error_is_a_refusal(monkeypatch):
+    """Whatever pypdf raises on hostile input (LimitReachedError, RecursionError...) is a
+    refusal with a reason, never an exception escaping to the view."""
+    from pypdf.errors import LimitReachedError
+
+    def explode(*args, **kwargs):
+        raise LimitReachedError("Declared size exceeds allowed limit")
+
+    monkeypatch.setattr("pypdf.PdfReader", explode)
+    assert "(LimitReachedError)" in _refusal(samples.pdf_with_text("Hello"))
+    monkeypatch.setattr("pypdf.PdfReader", lambda *a, **k: (_ for _ in ()).throw(RecursionError))
+    assert "(RecursionError)" in _refusal(samples.pdf_with_text("Hello"))
+
+
+def test_a_damaged_png_is_refused():
+    data = bytearray(samples.png(size=(40, 40)))
+    data[40:60] = b"\x00" * 20
+    assert "damaged" in _refusal(bytes(data))
+
+
+def test_a_jpeg_header_on_garbage_is_refused():
+    assert "damaged" in _refusal(b"\xff\xd8\xff\xe0" + b"garbage" * 50)
+
+
+def test_an_image_with_too_many_pixels_is_refused(monkeypatch):
+    monkeypatch.setattr(filetypes, "IMAGE_MAX_PIXELS", 100)
+    assert "too large" in _refusal(samples.png(size=(20, 20)))
+
+
+def test_a_docx_zip_bomb_is_refused():
+    bomb = samples.zip_bomb(megabytes=300)
+    assert len(bomb) < 2 * 1024 * 1024  # 300 MB of zeros, deflated
+    assert "zip bomb" in _refusal(bomb)
+
+
+def test_a_small_zip_expanding_past_the_ratio_is_refused():
+    assert "zip bomb" in _refusal(samples.zip_bomb(megabytes=5))
+
+
+def test_a_zip_declaring_a_huge_size_is_refused():
+    assert "zip bomb" in _refusal(samples.zip_declaring_huge_size())
+
+
+def test_a_zip_with_too_many_entries_is_refused(monkeypatch):
+    monkeypatch.setattr(filetypes, "ZIP_MAX_ENTRIES", 3)
+    assert "too many parts" in _refusal(samples.docx("x"))
+
+
+def _zip(names: dict[str, str]) -> bytes:
+    output = io.BytesIO()
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in names.items():
+            archive.writestr(name, text)
+    return output.getvalue()
+
+
+def test_a_plain_zip_is_not_an_office_document():
+    assert "not an Office document" in _refusal(_zip({"readme.txt": "hi", "word/x.xml": "<x/>"}))
+
+
+def test_an_office_package_of_an_unknown_kind_is_refused():
+    assert "not a Word, Excel or PowerPoint" in _refusal(
+        _zip({"[Content_Types].xml": "<Types/>", "visio/document.xml": "<x/>"})
+    )
+
+
+def test_an_office_package_with_traversal_paths_is_refused():
+    data = _zip(
+        {"[Content_Types].xml": "<Types/>", "word/document.xml": "<w/>", "../../evil.sh": "rm"}
+    )
+    assert "unsafe file paths" in _refusal(data)
+
+
+def test_a_truncated_zip_is_refused():
+    assert "damaged" in _refusal(samples.docx("hello")[:100])
