@@ -170,6 +170,7 @@ UNSUBSCRIBE_TOKEN_MAX_AGE_SECONDS = env.int(
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="USD")
 BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=25 * 1024 * 1024)
+DOCUMENT_MAX_PDF_PAGES = env.int("DOCUMENT_MAX_PDF_PAGES", default=20_000)
 DOCUMENT_SHARE_MAX_AGE_SECONDS = env.int("DOCUMENT_SHARE_MAX_AGE_SECONDS", default=14 * 86400)
 # Uploads above this go to a temporary file instead of memory (a 25 MB PDF is not held in RAM).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -66,13 +66,21 @@ def detect(stream) -> Detected:
 
 
 def _pdf(stream) -> Detected:
-    from pypdf import PdfReader
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError
 
     try:
-        reader = PdfReader(stream, strict=False)
-        pages = len(reader.pages)
-        if pages:
-            reader.pages[0].mediabox  # noqa: B018 - touching the first page proves it parses
+        # Counting pages loads every page object: cap them, or a 16 MB file of 99,000 tiny
+        # pages takes half a gigabyte.
+        with apply_configuration(page_tree_maximum_entries=max_pdf_pages()):
+            reader = PdfReader(stream, strict=False)
+            pages = len(reader.pages)
+            if pages:
+                reader.pages[0].mediabox  # noqa: B018 - touching the first page proves it parses
+    except LimitReachedError as error:
+        if "page tree" in str(error):
+            raise refuse(f"This PDF has more than {max_pdf_pages():,} pages.") from None
+        raise refuse("This PDF is too large to read safely (LimitReachedError).") from None
     except Exception as error:  # noqa: BLE001 - pypdf raises many types on hostile input
         # (PdfReadError, LimitReachedError, RecursionError, IndexError...): all mean "damaged".
         raise refuse(
@@ -81,6 +89,12 @@ def _pdf(stream) -> Detected:
     if pages == 0:
         raise refuse("This PDF has no pages.")
     return Detected(PDF, page_count=pages)
+
+
+def max_pdf_pages() -> int:
+    from django.conf import settings
+
+    return settings.DOCUMENT_MAX_PDF_PAGES
 
 
 def _image(stream, mime_type: str, label: str) -> Detected:

@@ -182,3 +182,15 @@ def test_an_office_package_with_traversal_paths_is_refused():
 
 def test_a_truncated_zip_is_refused():
     assert "damaged" in _refusal(samples.docx("hello")[:100])
+
+
+def test_a_pdf_with_more_pages_than_allowed_is_refused_before_it_eats_memory(settings):
+    from pypdf import PdfWriter
+
+    settings.DOCUMENT_MAX_PDF_PAGES = 5
+    writer = PdfWriter()
+    for _ in range(8):
+        writer.add_blank_page(width=72, height=72)
+    output = io.BytesIO()
+    writer.write(output)
+    assert "more than 5 pages" in _refusal(output.getvalue())
