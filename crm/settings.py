@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "leads",
     "campaigns",
     "documents",
+    "analytics",
 ]
 
 MIDDLEWARE = [
