@@ -1,6 +1,6 @@
 """Date arithmetic in SQL that works on PostgreSQL and SQLite (the embedded default)."""
 
-from django.db.models import F, FloatField, Func
+from django.db.models import Aggregate, F, FloatField, Func
 
 
 class DaysBetween(Func):
@@ -27,3 +27,18 @@ class DaysBetween(Func):
             compiler, conn, template="(julianday(%(expressions)s))",
             arg_joiner=") - julianday(", **extra,
         )  # fmt: skip
+
+
+class Median(Aggregate):
+    """The median (PostgreSQL's percentile_cont). SQLite has no percentile function: there
+    it is the average, so the embedded demo shows a number close to it."""
+
+    function = "PERCENTILE_CONT"
+    name = "Median"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler, conn, **extra):
+        average = self.copy()
+        average.function, average.template = "AVG", "%(function)s(%(distinct)s%(expressions)s)"
+        return average.as_sql(compiler, conn, **extra)

@@ -1,16 +1,17 @@
 """Each metric against numbers worked out by hand."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from analytics import selectors
 from analytics.selectors import Scope
 from customers.models import Customer
 from sales.models import Sale, StageChange
-from tests.factories import CustomerFactory, SaleFactory
+from tests.factories import CustomerFactory, SaleActivityFactory, SaleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -216,3 +217,207 @@ def test_each_metric_is_a_fixed_number_of_queries(rep, teams, django_assert_max_
         selectors.sales_velocity(user=rep, now=NOW)
     with django_assert_max_num_queries(2):
         selectors.revenue(user=rep, now=NOW)
+
+
+# Calendar months, the funnel, stage durations, velocity trend -------------------------------
+
+MID_MARCH = datetime(2025, 3, 15, 15, 0, tzinfo=UTC)
+
+
+def test_revenue_by_month_starts_at_midnight_on_the_first(rep, teams, settings):
+    settings.TIME_ZONE = "UTC"
+    customer = CustomerFactory(owner=rep)
+    for closed in (datetime(2024, 12, 31, 23, 0, tzinfo=UTC),  # before the 3 months
+                   datetime(2025, 1, 1, 0, 30, tzinfo=UTC),
+                   datetime(2025, 3, 15, 9, 0, tzinfo=UTC)):  # fmt: skip
+        SaleFactory(customer=customer, status="WON", amount=Decimal("10"), closed_at=closed)
+    rows = selectors.revenue_by_month(user=rep, months=3, now=MID_MARCH)
+    assert [(row["month"].month, row["amount"]) for row in rows] == [
+        (1, Decimal("10")), (3, Decimal("10"))]  # fmt: skip
+
+
+def test_month_start_goes_back_over_years(settings):
+    settings.TIME_ZONE = "UTC"
+    assert selectors.month_start(MID_MARCH, 3) == datetime(2024, 12, 1, tzinfo=UTC)
+    assert selectors.month_start(MID_MARCH, 14) == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _deal_created(customer, days_ago, status="NEW", **fields):
+    closed = NOW if status in ("WON", "LOST") else None
+    sale = SaleFactory(customer=customer, status=status, closed_at=closed, **fields)
+    Sale.objects.filter(pk=sale.pk).update(created_at=NOW - timedelta(days=days_ago))
+    return sale
+
+
+def _moves(sale, *statuses):
+    for offset, status in enumerate(statuses):
+        StageChange.objects.create(sale=sale, to_status=status,
+                                   changed_at=NOW - timedelta(days=20 - offset))  # fmt: skip
+
+
+def test_funnel_counts_deals_that_got_at_least_that_far(rep, teams):
+    customer = CustomerFactory(owner=rep)
+    _moves(_deal_created(customer, 10, "PROPOSAL"), "NEW", "PROPOSAL")  # skipped Contacted
+    _deal_created(customer, 10, "NEGOTIATION")  # no stage history at all
+    _moves(_deal_created(customer, 10, "WON"), "NEW", "CONTACTED", "WON")
+    _moves(_deal_created(customer, 10, "LOST", lost_reason="x"), "NEW", "CONTACTED", "LOST")
+    _deal_created(customer, 10)  # still new
+    _deal_created(customer, 400, "NEGOTIATION")  # created before the period
+    funnel = {row["status"]: row["deals"]
+              for row in selectors.win_loss_funnel(user=rep, days=365, now=NOW)}  # fmt: skip
+    assert funnel == {"NEW": 5, "CONTACTED": 4, "PROPOSAL": 3, "NEGOTIATION": 2,
+                      "WON": 1, "LOST": 1}  # fmt: skip
+    reached = selectors.metric_deals(user=rep, metric="reached", status="PROPOSAL", days=365,
+                                     now=NOW)  # fmt: skip
+    assert reached.count() == 3
+
+
+def test_funnel_with_no_deals_is_all_zero(rep, teams):
+    assert {row["deals"] for row in selectors.win_loss_funnel(user=rep, now=NOW)} == {0}
+
+
+def test_stage_durations_median_and_average(rep, teams):
+    customer = CustomerFactory(owner=rep)
+    for days in (2, 4, 12):
+        sale = SaleFactory(customer=customer, status="CONTACTED")
+        StageChange.objects.create(sale=sale, to_status="NEW",
+                                   changed_at=NOW - timedelta(days=30))  # fmt: skip
+        StageChange.objects.create(sale=sale, from_status="NEW", to_status="CONTACTED",
+                                   changed_at=NOW - timedelta(days=30 - days))  # fmt: skip
+    rows = {row["status"]: row for row in selectors.stage_durations(user=rep, now=NOW)}
+    assert rows["NEW"]["average_days"] == pytest.approx(6)
+    # SQLite has no percentile function: there the "median" is the average.
+    assert rows["NEW"]["median_days"] == pytest.approx(
+        4 if connection.vendor == "postgresql" else 6)  # fmt: skip
+    assert rows["NEW"]["changes"] == 3
+    assert rows["CONTACTED"]["median_days"] is None and rows["CONTACTED"]["changes"] == 0
+
+
+def test_stage_durations_is_one_query(rep, teams, django_assert_num_queries):
+    rep._crm_role = "rep"
+    rep._crm_team_users, rep._crm_shared_customer_ids = [rep], []
+    with django_assert_num_queries(1):
+        selectors.stage_durations(user=rep, now=NOW)
+
+
+def test_velocity_trend_by_month(rep, teams, settings):
+    settings.TIME_ZONE = "UTC"
+    customer = CustomerFactory(owner=rep)
+
+    def deal(created, closed=None, status="NEW", amount="100"):
+        reason = "x" if status == "LOST" else ""
+        sale = SaleFactory(customer=customer, status=status, amount=Decimal(amount),
+                           closed_at=closed, lost_reason=reason)  # fmt: skip
+        Sale.objects.filter(pk=sale.pk).update(created_at=created)
+
+    feb = datetime(2025, 2, 10, tzinfo=UTC)
+    deal(feb)
+    deal(feb - timedelta(days=5), closed=feb + timedelta(days=5), status="WON", amount="1000")
+    deal(feb - timedelta(days=30), closed=feb, status="LOST")
+    deal(datetime(2024, 9, 1, tzinfo=UTC))  # before the six months
+    trend = selectors.velocity_trend(user=rep, months=6, now=MID_MARCH)
+    assert [row["month"].isoformat()[:7] for row in trend] == [
+        "2024-10", "2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]  # fmt: skip
+    february = trend[4]
+    assert (february["opportunities"], february["closed"], february["won"]) == (2, 2, 1)
+    assert february["win_rate"] == pytest.approx(0.5)
+    assert february["cycle_days"] == pytest.approx(10)
+    # 2 opportunities x 0.5 x 1000 / 10 days = 100 a day
+    assert february["velocity_per_day"] == pytest.approx(100)
+    assert trend[5]["velocity_per_day"] == 0 and trend[5]["opportunities"] == 0
+
+
+def test_velocity_trend_is_two_queries(rep, teams, django_assert_num_queries):
+    rep._crm_role = "rep"
+    rep._crm_team_users, rep._crm_shared_customer_ids = [rep], []
+    with django_assert_num_queries(2):
+        selectors.velocity_trend(user=rep, now=NOW)
+
+
+def test_churn_and_clv_follow_the_team_and_rep_scope(manager, rep, teammate, teams):
+    mine, theirs = CustomerFactory(owner=rep), CustomerFactory(owner=teammate)
+    _won(mine, "100", days_ago=400)
+    _won(theirs, "100", days_ago=400)
+    scoped = selectors.high_clv_customers(user=manager, scope=Scope(rep_id=rep.pk), now=NOW)
+    assert [c.pk for c in scoped] == [mine.pk]
+    risky = selectors.churn_risk_customers(user=manager, scope=Scope(rep_id=teammate.pk),
+                                           threshold=0, now=NOW)  # fmt: skip
+    assert [c.pk for c in risky] == [theirs.pk]
+    team = Scope(team_id=teams["mine"].pk)
+    assert len(selectors.churn_risk_customers(user=manager, scope=team, threshold=0)) == 2
+
+
+# The records behind a number ----------------------------------------------------------------
+
+
+def test_metric_deals_are_the_deals_a_number_counts(rep, teams):
+    customer = CustomerFactory(owner=rep)
+    _won(customer, "100", days_ago=10)
+    _won(customer, None, days_ago=10)  # won, no amount: not revenue
+    _won(customer, "100", days_ago=60)
+    _won(customer, "100", days_ago=10, currency="EUR")
+    (usd, eur) = (row for row in selectors.revenue(user=rep, now=NOW))
+    revenue_30 = selectors.metric_deals(user=rep, metric="revenue", days=30, currency="USD",
+                                        now=NOW)  # fmt: skip
+    assert revenue_30.count() == 1
+    assert sum(sale.amount for sale in revenue_30) == (usd if usd["currency"] == "USD" else eur)[
+        "last_30"]  # fmt: skip
+    velocity = selectors.sales_velocity(user=rep, days=30, now=NOW)
+    assert selectors.metric_deals(user=rep, metric="won", days=30, now=NOW).count() == (
+        velocity["won"])  # fmt: skip
+    with pytest.raises(ValueError):
+        selectors.metric_deals(user=rep, metric="nonsense")
+
+
+def test_metric_deals_for_a_calendar_month(rep, teams, settings):
+    settings.TIME_ZONE = "UTC"
+    customer = CustomerFactory(owner=rep)
+    for closed in (datetime(2025, 1, 31, 23, 0, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC),
+                   datetime(2025, 2, 28, 23, 59, tzinfo=UTC),
+                   datetime(2025, 3, 1, tzinfo=UTC)):  # fmt: skip
+        SaleFactory(customer=customer, status="WON", amount=Decimal("10"), closed_at=closed)
+    february = selectors.metric_deals(user=rep, metric="revenue", now=MID_MARCH,
+                                      month=datetime(2025, 2, 1, tzinfo=UTC))  # fmt: skip
+    assert february.count() == 2
+
+
+# A rep's own numbers ------------------------------------------------------------------------
+
+
+def test_rep_month_numbers_by_hand(rep, teammate, teams, settings):
+    settings.TIME_ZONE = "UTC"
+    customer = CustomerFactory(owner=rep)
+    for closed, amount in ((datetime(2025, 3, 2, tzinfo=UTC), "100"),
+                           (datetime(2025, 2, 27, tzinfo=UTC), "40"),
+                           (datetime(2025, 2, 3, tzinfo=UTC), None),
+                           (datetime(2025, 1, 31, tzinfo=UTC), "999")):  # fmt: skip
+        SaleFactory(customer=customer, status="WON", closed_at=closed,
+                    amount=Decimal(amount) if amount else None)  # fmt: skip
+    # Someone else's win on my customer is not mine.
+    SaleFactory(customer=customer, assigned_to=teammate, status="WON", amount=Decimal("5"),
+                closed_at=datetime(2025, 3, 3, tzinfo=UTC))  # fmt: skip
+    sale = SaleFactory(customer=customer)
+    for when in (datetime(2025, 3, 1, 8, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC),
+                 datetime(2025, 1, 31, tzinfo=UTC)):  # fmt: skip
+        SaleActivityFactory(sale=sale, user=rep, occurred_at=when)
+    SaleActivityFactory(sale=sale, user=teammate, occurred_at=datetime(2025, 3, 2, tzinfo=UTC))
+    numbers = selectors.rep_month_numbers(user=rep, now=MID_MARCH)
+    (usd,) = numbers["revenue"]
+    assert (usd["this_month"], usd["last_month"]) == (Decimal("100"), Decimal("40"))
+    assert numbers["deals_won"] == {"this_month": 1, "last_month": 2}
+    assert numbers["activities"] == {"this_month": 1, "last_month": 1}
+
+
+def test_velocity_never_averages_money_across_currencies(rep, teams):
+    customer = CustomerFactory(owner=rep)
+    _won(customer, "1000", days_ago=10, created_days_ago=20)  # cycle 10
+    _won(customer, "10", days_ago=10, created_days_ago=40, currency="JPY")  # cycle 30
+    result = selectors.sales_velocity(user=rep, days=90, now=NOW)
+    assert (result["opportunities"], result["won"], result["closed"]) == (2, 2, 2)
+    assert result["cycle_days"] == pytest.approx(20)
+    assert result["average_size"] is None and result["velocity_per_day"] is None
+    rows = {row["currency"]: row for row in result["by_currency"]}
+    assert float(rows["USD"]["average_size"]) == pytest.approx(1000)
+    # USD: 1 opportunity x 1/1 won x 1000 / 10 days
+    assert rows["USD"]["velocity_per_day"] == pytest.approx(100)
+    assert rows["JPY"]["velocity_per_day"] == pytest.approx(10 / 30)
