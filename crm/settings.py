@@ -177,6 +177,8 @@ DOCUMENT_SHARE_MAX_AGE_SECONDS = env.int("DOCUMENT_SHARE_MAX_AGE_SECONDS", defau
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
+# Dashboard blocks are cached this long (and dropped at once when a deal changes).
+ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=120)
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which is
 # enough for a one-machine demo (it polls and loses in-flight tasks on kill -9).

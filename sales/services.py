@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from crm import cache as crm_cache
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.permissions import assignable_users, editable_sales, visible_customers, visible_tasks
 from crm.services import audit_record, diff_snapshots, model_snapshot
@@ -77,6 +78,7 @@ def sale_create(*, actor, data: dict[str, Any]) -> Sale:
         instance=sale,
         changes=model_snapshot(sale, SALE_AUDITED_FIELDS),
     )
+    crm_cache.bump_on_commit(crm_cache.DEALS)
     return sale
 
 
@@ -107,6 +109,7 @@ def sale_update(*, actor, sale: Sale, data: dict[str, Any]) -> Sale:
             # The deal's tasks follow it to its new customer.
             Task.objects.filter(sale=sale).update(customer=sale.customer)
         audit_record(actor=actor, verb="update", instance=sale, changes=changes)
+        crm_cache.bump_on_commit(crm_cache.DEALS)
     return sale
 
 
@@ -195,6 +198,7 @@ def sale_change_stage(
     if to_status in Sale.OPEN_STATUSES:
         automation.stage_tasks_create(sale=sale, status=to_status, now=now)
         automation.deals_advance_later(sale_ids=[sale.pk])
+    crm_cache.bump_on_commit(crm_cache.DEALS)
     return change
 
 
@@ -205,6 +209,7 @@ def sale_delete(*, actor, sale: Sale) -> None:
         actor=actor, verb="delete", instance=sale, changes=model_snapshot(sale, SALE_AUDITED_FIELDS)
     )
     sale.delete()
+    crm_cache.bump_on_commit(crm_cache.DEALS)
 
 
 @transaction.atomic
