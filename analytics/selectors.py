@@ -6,7 +6,7 @@ Money is per currency: totals group by currency and are never added across curre
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -593,7 +593,7 @@ def metric_deals(
     metric: str,
     scope: Scope = Scope(),
     days: int | None = None,
-    month: datetime | None = None,
+    month: date | None = None,
     currency: str = "",
     status: str = "",
     owner_id: int | None = None,
@@ -605,7 +605,7 @@ def metric_deals(
         raise ValueError(f"Unknown metric {metric!r}")
     now = now or timezone.now()
     if month is not None:
-        start = month_start(month)
+        start = timezone.make_aware(datetime(month.year, month.month, 1))
         end = min(month_start(start + timedelta(days=32)) - timedelta(microseconds=1), now)
     else:
         start, end = now - timedelta(days=days or 30), now

@@ -2,14 +2,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from analytics import views as analytics_views
 from campaigns import views_public as campaign_public
 from crm import views
 from documents import views as document_views
 from leads import views_tracking
-from sales.views import home
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", analytics_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", views.RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -30,6 +30,7 @@ urlpatterns = [
     path("t/<str:token>/open.gif", views_tracking.track_open_pixel, name="track_pixel"),
     path("campaigns/", include("campaigns.urls")),
     path("documents/", include("documents.urls")),
+    path("analytics/", include("analytics.urls")),
     path("d/<str:token>/", document_views.document_share_open, name="document_share_open"),
     path("webhooks/sendgrid/", campaign_public.sendgrid_webhook, name="sendgrid_webhook"),
     path("u/<str:token>/", campaign_public.unsubscribe, name="unsubscribe"),

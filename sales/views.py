@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render, resolve_url
@@ -23,19 +22,6 @@ from sales.forms import (
 )
 
 PAGE_SIZE = 25
-
-
-def home(request):
-    context = {
-        "summary": selectors.home_summary(user=request.user),
-        "pipeline": selectors.pipeline_by_stage(
-            user=request.user, currency=settings.DEFAULT_CURRENCY
-        ),
-        "pipeline_currency": settings.DEFAULT_CURRENCY,
-        "task_slice": ":10",
-        "tasks": selectors.my_tasks(user=request.user),
-    }
-    return render(request, "sales/home.html", context)
 
 
 def sale_list(request):

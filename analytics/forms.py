@@ -1,0 +1,92 @@
+"""Filters of the dashboards. The team and rep choices are what crm.permissions lets the
+user see, so another team's id is refused as an invalid choice."""
+
+from datetime import date
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from analytics.dashboard import DEFAULT_PERIOD, PERIODS, DashboardFilters
+from analytics.selectors import DRILLDOWN_METRICS
+from crm.forms import person_name
+from crm.permissions import team_users, visible_teams
+from crm.roles import Role, role_of
+from sales.models import Sale
+
+PERIOD_LABELS = {30: "Last 30 days", 90: "Last 90 days", 365: "Last 365 days"}
+
+
+def rep_choices(user) -> list:
+    """People whose deals the user may look at one by one: everyone for an admin, the
+    members of a manager's teams (and the manager)."""
+    if role_of(user) == Role.ADMIN:
+        people = get_user_model().objects.order_by("first_name", "last_name", "username")
+    else:
+        people = team_users(user)  # kept on the user: no query when the dashboard runs too
+    return [(person.pk, person_name(person)) for person in people]
+
+
+class DashboardFilterForm(forms.Form):
+    period = forms.TypedChoiceField(
+        choices=[(days, PERIOD_LABELS[days]) for days in PERIODS],
+        coerce=int,
+        required=False,
+        empty_value=DEFAULT_PERIOD,
+    )
+    team = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    rep = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+
+    def __init__(self, data, *, user):
+        data = data.copy()  # the default period, so that the select shows what the page shows
+        if not data.get("period"):
+            data["period"] = str(DEFAULT_PERIOD)
+        super().__init__(data)
+        everyone = "Everyone" if role_of(user) == Role.ADMIN else "All my teams"
+        self.fields["team"].choices = [("", everyone)] + [
+            (team.pk, team.name) for team in visible_teams(user).only("pk", "name")
+        ]
+        self.fields["rep"].choices = [("", "All reps")] + rep_choices(user)
+
+    def filters(self) -> DashboardFilters:
+        """The valid filters; an invalid one is left out (and its error shown)."""
+        self.is_valid()
+        cleaned = self.cleaned_data
+        return DashboardFilters(
+            period=cleaned.get("period") or DEFAULT_PERIOD,
+            team_id=cleaned.get("team"),
+            rep_id=cleaned.get("rep"),
+        )
+
+    def describe(self, filters: DashboardFilters) -> str:
+        """The filters in words ("Last 90 days · Team North · All reps"), for print."""
+        teams, reps = dict(self.fields["team"].choices), dict(self.fields["rep"].choices)
+        return " · ".join([PERIOD_LABELS[filters.period],
+                           str(teams.get(filters.team_id or "", "")),
+                           str(reps.get(filters.rep_id or "", ""))])  # fmt: skip
+
+    def ignored(self) -> list[str]:
+        """What was asked for and left out, in words."""
+        return [
+            f"{self.fields[name].label or name.title()}: {' '.join(errors)}"
+            for name, errors in self.errors.items()
+        ]
+
+
+class DrilldownForm(DashboardFilterForm):
+    """Which deals a dashboard number counts (analytics.selectors.metric_deals)."""
+
+    metric = forms.ChoiceField(choices=list(DRILLDOWN_METRICS.items()))
+    days = forms.TypedChoiceField(
+        choices=[(days, days) for days in PERIODS], coerce=int, required=False, empty_value=None
+    )
+    month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False)
+    currency = forms.RegexField(regex=r"^[A-Z]{3}$", required=False)
+    status = forms.ChoiceField(choices=[("", "Any"), *Sale.Status.choices], required=False)
+    owner = forms.IntegerField(required=False, min_value=1)
+
+    def month_date(self) -> date | None:
+        value = self.cleaned_data.get("month")
+        if not value:
+            return None
+        year, month = (int(part) for part in value.split("-"))
+        return date(year, month, 1)

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from analytics import views
+
+app_name = "analytics"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("deals/", views.deals, name="deals"),
+    path("export/<slug:table>/", views.export, name="export"),
+]
