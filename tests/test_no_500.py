@@ -86,3 +86,13 @@ def test_campaign_pages_survive_hostile_query_strings(manager_client, manager, q
         reverse("campaigns:outbox"),
     ]:
         assert manager_client.get(f"{url}?{query}").status_code < 500, url
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES + ["period=abc&team=x&rep=-1", "metric=zzz"])
+def test_analytics_pages_survive_hostile_query_strings(manager_client, query):
+    for url in [
+        reverse("home"),
+        reverse("analytics:dashboard"),
+        reverse("analytics:deals"),
+    ]:
+        assert manager_client.get(f"{url}?{query}").status_code < 500, url
