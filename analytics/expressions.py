@@ -17,7 +17,9 @@ class DaysBetween(Func):
         return self.as_sql(
             compiler,
             conn,
-            template="(EXTRACT(EPOCH FROM (%(expressions)s))::double precision / 86400.0)",
+            # date_part, not EXTRACT: EXTRACT returns numeric since PostgreSQL 14, which is
+            # far slower over millions of rows than double precision.
+            template="(date_part('epoch', %(expressions)s) / 86400.0)",
             arg_joiner=" - ",
             **extra,
         )

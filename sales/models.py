@@ -89,6 +89,12 @@ class Sale(models.Model):
             models.Index(
                 fields=["status", "-stage_entered_at", "-id"], name="sale_board_column_idx"
             ),
+            # Won deals per customer, for lifetime value (analytics).
+            models.Index(
+                fields=["customer", "closed_at", "amount"],
+                condition=Q(status="WON", amount__isnull=False),
+                name="sale_won_customer_idx",
+            ),
         ]
 
     def __str__(self) -> str:
