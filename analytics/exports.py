@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analytics.dashboard import DashboardFilters, dashboard_blocks
-from customers.selectors import _spreadsheet_safe as spreadsheet_safe
+from crm.http import spreadsheet_safe
 
 
 @dataclass(frozen=True)

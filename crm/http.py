@@ -49,3 +49,14 @@ def client_ip(request) -> str | None:
     except ValidationError:
         return None
     return candidate
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """Text that a spreadsheet would run as a formula is prefixed with a quote (CSV injection);
+    every CSV export writes its cells through this."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value

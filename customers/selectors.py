@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from crm.http import spreadsheet_safe
 from crm.permissions import visible_customers
 from customers.models import Customer, CustomerImport
 
@@ -72,22 +73,12 @@ EXPORT_COLUMNS = [
 ]
 
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _spreadsheet_safe(value: Any) -> Any:
-    """Text that a spreadsheet would run as a formula is prefixed with a quote (CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def customer_export_rows(*, user, filters: dict[str, Any]) -> Iterator[list[Any]]:
     """Header then one row per customer of the filtered list, streamed in chunks."""
     yield EXPORT_COLUMNS
     customers = customer_list(user=user, filters=filters).with_related()
     for customer in customers.iterator(chunk_size=2000):
-        yield [_spreadsheet_safe(value) for value in _export_row(customer)]
+        yield [spreadsheet_safe(value) for value in _export_row(customer)]
 
 
 def _export_row(customer: Customer) -> list[Any]:
