@@ -4,10 +4,14 @@ neutralised as in the customer export."""
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from analytics.dashboard import DashboardFilters, dashboard_blocks
 from crm.http import spreadsheet_safe
+
+
+CENTS = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -142,4 +146,9 @@ def dashboard_table_rows(*, user, filters: DashboardFilters, table: str) -> Iter
 def _safe_rows(spec: Table, block: dict[str, Any]) -> Iterator[list]:
     yield spec.header
     for row in spec.rows(block):
-        yield [spreadsheet_safe(value) for value in row]
+        yield [spreadsheet_safe(_money(value)) for value in row]
+
+
+def _money(value):
+    """Amounts with their two decimals whatever the database returned (SQLite drops them)."""
+    return value.quantize(CENTS) if isinstance(value, Decimal) else value
