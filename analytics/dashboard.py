@@ -149,14 +149,13 @@ def _money(value) -> float:
 
 def _revenue_block(*, user, filters: DashboardFilters, now: datetime) -> dict[str, Any]:
     """Won revenue over the last 30/90/365 days per currency (with the average deal size),
-    and by month this year against last year. Two queries."""
+    and by month this year against last year. One query."""
     scope = filters.scope
     local = timezone.localtime(now)
     this_year, last_year = local.year, local.year - 1
-    by_month = selectors.revenue_by_month(user=user, scope=scope, months=12 + local.month,
-                                          now=now)  # fmt: skip
+    revenue = selectors.won_revenue(user=user, scope=scope, months=12 + local.month, now=now)
     amounts = {}
-    for row in by_month:  # at most 24 months x currencies, already summed in SQL
+    for row in revenue["by_month"]:  # at most 24 months x currencies, already summed in SQL
         month = (
             timezone.localtime(row["month"]) if timezone.is_aware(row["month"]) else row["month"]
         )
@@ -192,7 +191,7 @@ def _revenue_block(*, user, filters: DashboardFilters, now: datetime) -> dict[st
     }  # fmt: skip
     return {
         "computed_at": now,
-        "windows": selectors.revenue(user=user, scope=scope, now=now),
+        "windows": revenue["windows"],
         "this_year": this_year,
         "last_year": last_year,
         "by_month": per_currency,
@@ -202,11 +201,11 @@ def _revenue_block(*, user, filters: DashboardFilters, now: datetime) -> dict[st
 
 def _pipeline_block(*, user, filters: DashboardFilters, now: datetime) -> dict[str, Any]:
     """Open pipeline by stage, deals closing within the period, the win/loss funnel of
-    deals created in the period, velocity and its trend, days in each stage. Seven queries."""
+    deals created in the period, velocity and its trend, days in each stage. Four queries."""
     scope, days = filters.scope, filters.period
     open_stages = [status for status in Sale.Status if status.value in Sale.OPEN_STATUSES]
-    found = {(row["status"], row["currency"]): row
-             for row in selectors.pipeline_by_stage(user=user, scope=scope)}  # fmt: skip
+    pipeline = selectors.open_pipeline(user=user, scope=scope, closing_days=days, now=now)
+    found = {(row["status"], row["currency"]): row for row in pipeline["by_stage"]}
     currencies = sorted({currency for _, currency in found})
     none = {"deals": 0, "value": Decimal(0)}
     by_stage = [
@@ -217,9 +216,8 @@ def _pipeline_block(*, user, filters: DashboardFilters, now: datetime) -> dict[s
                    for currency in currencies]}
         for status in open_stages
     ]  # fmt: skip
-    funnel = selectors.win_loss_funnel(user=user, scope=scope, days=days, now=now)
-    velocity = selectors.sales_velocity(user=user, scope=scope, days=days, now=now)
-    trend = selectors.velocity_trend(user=user, scope=scope, months=TREND_MONTHS, now=now)
+    flow = selectors.deal_flow(user=user, scope=scope, days=days, months=TREND_MONTHS, now=now)
+    funnel, velocity, trend = flow["funnel"], flow["velocity"], flow["trend"]
     trend_currencies = sorted({row["currency"] for month in trend for row in month["by_currency"]})
     chart_stages = {
         "labels": [status.label for status in open_stages],
@@ -247,7 +245,7 @@ def _pipeline_block(*, user, filters: DashboardFilters, now: datetime) -> dict[s
         "closing_days": days,
         "currencies": currencies,
         "by_stage": by_stage,
-        "summary": selectors.pipeline_summary(user=user, scope=scope, closing_days=days, now=now),
+        "summary": pipeline["summary"],
         "funnel": funnel,
         "velocity": velocity,
         "velocity_trend": trend,

@@ -10,7 +10,6 @@ from typing import Any
 from analytics.dashboard import DashboardFilters, dashboard_blocks
 from crm.http import spreadsheet_safe
 
-
 CENTS = Decimal("0.01")
 
 

@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -21,6 +23,8 @@ class Sale(models.Model):
 
     OPEN_STATUSES = (Status.NEW, Status.CONTACTED, Status.PROPOSAL, Status.NEGOTIATION)
     CLOSED_STATUSES = (Status.WON, Status.LOST)
+    # The funnel's stages in order: a won deal has passed them all; losing advances nothing.
+    FUNNEL_STATUSES = (*OPEN_STATUSES, Status.WON)
 
     title = models.CharField(max_length=200)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="sales")
@@ -53,6 +57,9 @@ class Sale(models.Model):
     # The latest logged activity, kept here so the board and the automation rules read one
     # column instead of aggregating the activities of 100,000 deals.
     last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The furthest FUNNEL_STATUSES index the deal ever reached, kept by the stage services so
+    # the win/loss funnel reads one column instead of every deal's stage changes.
+    furthest_stage_rank = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -82,12 +89,37 @@ class Sale(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="sale_status_created_idx"),
             models.Index(fields=["assigned_to", "status"], name="sale_assignee_status_idx"),
-            models.Index(fields=["customer", "status"], name="sale_customer_status_idx"),
+            # Covering: a customer's deal dates without the table (analytics' lifespan).
+            models.Index(
+                fields=["customer", "status"],
+                include=["created_at", "closed_at"],
+                name="sale_customer_dates_idx",
+            ),
             models.Index(fields=["expected_close_date"], name="sale_expected_close_idx"),
             models.Index(fields=["closed_at"], name="sale_closed_at_idx"),
             models.Index(fields=["-created_at", "-id"], name="sale_created_idx"),
             models.Index(
                 fields=["status", "-stage_entered_at", "-id"], name="sale_board_column_idx"
+            ),
+            # Covering indexes for analytics over closed and over recently created deals,
+            # read without the (wide) table: revenue, velocity, top reps, the funnel.
+            models.Index(
+                fields=["closed_at"],
+                include=["status", "currency", "amount", "created_at", "assigned_to"],
+                condition=Q(closed_at__isnull=False),
+                name="sale_closed_cover_idx",
+            ),
+            models.Index(
+                fields=["created_at"],
+                include=["status", "currency", "furthest_stage_rank"],
+                name="sale_created_cover_idx",
+            ),
+            # The open pipeline's value per stage and currency, from the index alone.
+            models.Index(
+                fields=["status", "currency"],
+                include=["amount", "expected_close_date"],
+                condition=~Q(status__in=["WON", "LOST"]),
+                name="sale_open_value_idx",
             ),
             # Won deals per customer, for lifetime value (analytics).
             models.Index(
@@ -103,6 +135,12 @@ class Sale(models.Model):
     @property
     def is_closed(self) -> bool:
         return self.status in self.CLOSED_STATUSES
+
+    @classmethod
+    def funnel_rank(cls, statuses: Iterable[str]) -> int:
+        """The furthest of `statuses` along FUNNEL_STATUSES (0, New, when none is on it)."""
+        ranks = [cls.FUNNEL_STATUSES.index(s) for s in statuses if s in cls.FUNNEL_STATUSES]
+        return max(ranks, default=0)
 
 
 class SaleActivity(models.Model):
@@ -202,12 +240,22 @@ class StageChange(models.Model):
     is_automatic = models.BooleanField(default=False)
     reason = models.CharField(max_length=255, blank=True)
     changed_at = models.DateTimeField()
+    # When the deal moved on from `to_status` (the next change's changed_at); empty while it
+    # is still there. Kept by sale_change_stage so time in stage needs no window function.
+    left_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["changed_at", "id"]
         indexes = [
             models.Index(fields=["sale", "changed_at"], name="stagechange_sale_idx"),
             models.Index(fields=["to_status", "changed_at"], name="stagechange_to_idx"),
+            # Days in stage over a period, read from the index alone (analytics).
+            models.Index(
+                fields=["changed_at"],
+                include=["to_status", "left_at", "sale"],
+                condition=Q(left_at__isnull=False),
+                name="stagechange_left_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -4,8 +4,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, When, Window
-from django.db.models.functions import Coalesce, Lead
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.permissions import visible_sales, visible_tasks
@@ -105,14 +105,8 @@ def sale_tasks(*, sale: Sale) -> QuerySet[Task]:
 
 
 def sale_stage_history(*, sale: Sale) -> QuerySet[StageChange]:
-    """Stage changes, each annotated with when the next one happened (to show durations)."""
-    return (
-        sale.stage_changes.select_related("changed_by")
-        .annotate(
-            left_at=Window(Lead("changed_at"), order_by=[F("changed_at").asc(), F("id").asc()])
-        )
-        .order_by("changed_at", "id")
-    )
+    """Stage changes in order; each one's left_at gives its duration."""
+    return sale.stage_changes.select_related("changed_by").order_by("changed_at", "id")
 
 
 def customer_sales(*, user, customer) -> QuerySet[Sale]:

@@ -65,7 +65,7 @@ def sale_create(*, actor, data: dict[str, Any]) -> Sale:
         raise ValidationFailed(
             "Create the deal in an open stage, then close it as won or lost.", field="status"
         )
-    sale = Sale.objects.create(**data)
+    sale = Sale.objects.create(**data, furthest_stage_rank=Sale.funnel_rank([status]))
     now = timezone.now()
     StageChange.objects.create(
         sale=sale, from_status="", to_status=sale.status, changed_by=actor, changed_at=now
@@ -171,6 +171,7 @@ def sale_change_stage(
     from_status = sale.status
     sale.status = to_status
     sale.stage_entered_at = now
+    sale.furthest_stage_rank = max(sale.furthest_stage_rank, Sale.funnel_rank([to_status]))
     if to_status in Sale.CLOSED_STATUSES:
         sale.closed_at = _closing_datetime(closed_on)
         sale.lost_reason = lost_reason if to_status == Sale.Status.LOST else ""
@@ -178,8 +179,12 @@ def sale_change_stage(
         sale.closed_at = None
         sale.lost_reason = ""
     sale.save(
-        update_fields=["status", "stage_entered_at", "closed_at", "lost_reason", "updated_at"]
-    )
+        update_fields=[
+            "status", "stage_entered_at", "furthest_stage_rank", "closed_at", "lost_reason",
+            "updated_at",
+        ]
+    )  # fmt: skip
+    StageChange.objects.filter(sale=sale, left_at__isnull=True).update(left_at=now)
     change = StageChange.objects.create(
         sale=sale,
         from_status=from_status,

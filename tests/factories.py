@@ -10,6 +10,7 @@ from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
 from crm.models import Team, TeamMembership
 from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
 from customers.models import Customer, Tag
+from sales.history import stage_change_rows
 from sales.models import Sale, SaleActivity, StageChange, Task
 
 PASSWORD = "test-pass-123"
@@ -118,6 +119,7 @@ class SaleFactory(factory.django.DjangoModelFactory):
     closed_at = factory.LazyAttribute(
         lambda s: timezone.now() if s.status in ("WON", "LOST") else None
     )
+    furthest_stage_rank = factory.LazyAttribute(lambda s: Sale.funnel_rank([s.status]))
 
 
 class SaleActivityFactory(factory.django.DjangoModelFactory):
@@ -149,6 +151,17 @@ class StageChangeFactory(factory.django.DjangoModelFactory):
     from_status = ""
     to_status = Sale.Status.NEW
     changed_at = factory.LazyFunction(timezone.now)
+
+
+def stage_history(sale: Sale, *steps) -> None:
+    """Record `steps` ((status, when), oldest first) as the deal's stage changes with the
+    bookkeeping sale_change_stage does: each change's left_at, the deal's furthest stage."""
+    rows = stage_change_rows(sale_id=sale.pk, history=steps, changed_by_id=sale.assigned_to_id)
+    StageChange.objects.bulk_create(StageChange(**row) for row in rows)
+    sale.furthest_stage_rank = max(
+        sale.furthest_stage_rank, Sale.funnel_rank(status for status, _ in steps)
+    )
+    Sale.objects.filter(pk=sale.pk).update(furthest_stage_rank=sale.furthest_stage_rank)
 
 
 class EmailTemplateFactory(factory.django.DjangoModelFactory):

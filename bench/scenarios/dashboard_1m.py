@@ -31,6 +31,7 @@ from bench.measure import stopwatch
 from bench.registry import scenario
 from crm.bulk import bulk_insert
 from customers.models import BudgetRange, Customer, Industry, Region
+from sales.history import stage_change_rows
 from sales.models import Sale, StageChange
 
 DATABASE_1M = os.environ.get("BENCH_1M_DATABASE", "crm_bench_1m")
@@ -157,18 +158,9 @@ def _generate() -> None:
         sale_ids = bulk_insert(Sale, sales)
         changes = []
         for sale_id, sale, history in zip(sale_ids, sales, histories, strict=True):
-            previous = ""
-            for status, at in history:
-                changes.append(
-                    {
-                        "sale_id": sale_id,
-                        "from_status": previous,
-                        "to_status": status,
-                        "changed_by_id": sale["assigned_to_id"],
-                        "changed_at": at,
-                    }
-                )
-                previous = status
+            changes += stage_change_rows(
+                sale_id=sale_id, history=history, changed_by_id=sale["assigned_to_id"]
+            )
         for offset in range(0, len(changes), BATCH):
             bulk_insert(StageChange, changes[offset : offset + BATCH])
         print(f"    deals {start + BATCH:,} (+{len(changes):,} stage changes)", flush=True)
@@ -235,6 +227,7 @@ def _deal_row(rng: random.Random, now, customer_id: int, assignee: int | None):
         "closed_at": closed_at,
         "lost_reason": rng.choice(LOST_REASONS) if status == "LOST" else "",
         "stage_entered_at": changed[-1],
+        "furthest_stage_rank": Sale.funnel_rank(path),
         "created_at": created,
         "updated_at": changed[-1],
     }

@@ -14,6 +14,7 @@ from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from customers.models import Customer
 from sales.board import board_deals
+from sales.history import stage_change_rows
 from sales.models import Sale, StageChange
 
 OPEN_DEALS = 100_000
@@ -63,6 +64,7 @@ def _top_up(manager, team: Team) -> int:
                 "expected_close_date": (now + timedelta(days=rng.randint(-30, 180))).date(),
                 "probability": rng.choice(range(5, 100, 5)) if rng.random() < 0.05 else None,
                 "stage_entered_at": entered,
+                "furthest_stage_rank": Sale.funnel_rank(path),
                 "created_at": created,
                 "updated_at": entered,
             }
@@ -71,18 +73,9 @@ def _top_up(manager, team: Team) -> int:
     sale_ids = bulk_insert(Sale, rows)
     changes = []
     for sale_id, row, history in zip(sale_ids, rows, histories, strict=True):
-        previous = ""
-        for status, at in history:
-            changes.append(
-                {
-                    "sale_id": sale_id,
-                    "from_status": previous,
-                    "to_status": status,
-                    "changed_by_id": row["assigned_to_id"],
-                    "changed_at": at,
-                }
-            )
-            previous = status
+        changes += stage_change_rows(
+            sale_id=sale_id, history=history, changed_by_id=row["assigned_to_id"]
+        )
     bulk_insert(StageChange, changes)
     database.analyze()
     return missing

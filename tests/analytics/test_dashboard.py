@@ -13,8 +13,14 @@ from analytics.dashboard import DashboardFilters, dashboard_blocks, executive_da
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied
 from sales import services as sale_services
-from sales.models import Sale, StageChange
-from tests.factories import CustomerFactory, RepFactory, SaleFactory, TeamFactory
+from sales.models import Sale
+from tests.factories import (
+    CustomerFactory,
+    RepFactory,
+    SaleFactory,
+    TeamFactory,
+    stage_history,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -160,9 +166,7 @@ def _busy_company(manager, reps: int, deals_each: int):
                                currency="EUR" if number % 5 == 0 else "USD")  # fmt: skip
             created = NOW - timedelta(days=number * 9 + 20)
             Sale.objects.filter(pk=sale.pk).update(created_at=created)
-            StageChange.objects.create(sale=sale, to_status="NEW", changed_at=created)
-            StageChange.objects.create(sale=sale, from_status="NEW", to_status=status,
-                                       changed_at=NOW - timedelta(days=number * 6))  # fmt: skip
+            stage_history(sale, ("NEW", created), (status, NOW - timedelta(days=number * 6)))
     return team
 
 

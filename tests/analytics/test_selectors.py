@@ -10,8 +10,8 @@ from django.utils import timezone
 from analytics import selectors
 from analytics.selectors import Scope
 from customers.models import Customer
-from sales.models import Sale, StageChange
-from tests.factories import CustomerFactory, SaleActivityFactory, SaleFactory
+from sales.models import Sale
+from tests.factories import CustomerFactory, SaleActivityFactory, SaleFactory, stage_history
 
 pytestmark = pytest.mark.django_db
 
@@ -133,9 +133,7 @@ def test_velocity_with_nothing_closed_is_zero(rep, teams):
 
 def test_stage_durations_from_stage_changes(rep, teams):
     sale = SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep, status="CONTACTED")
-    StageChange.objects.create(sale=sale, to_status="NEW", changed_at=NOW - timedelta(days=10))
-    StageChange.objects.create(sale=sale, from_status="NEW", to_status="CONTACTED",
-                               changed_at=NOW - timedelta(days=4))  # fmt: skip
+    stage_history(sale, ("NEW", NOW - timedelta(days=10)), ("CONTACTED", NOW - timedelta(days=4)))
     durations = {
         row["status"]: row["average_days"] for row in selectors.stage_durations(user=rep, now=NOW)
     }
@@ -167,9 +165,14 @@ def test_pipeline_summary_and_closing_soon(rep, teams):
     SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("200"),
                 expected_close_date=today + timedelta(days=60))  # fmt: skip
     SaleFactory(customer=customer, assigned_to=rep, amount=None, expected_close_date=None)
-    (row,) = selectors.pipeline_summary(user=rep, closing_days=30, now=NOW)
+    SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("50"), status="PROPOSAL",
+                expected_close_date=today + timedelta(days=1))  # fmt: skip
+    pipeline = selectors.open_pipeline(user=rep, closing_days=30, now=NOW)
+    (row,) = pipeline["summary"]
     assert (row["deals"], row["value"], row["closing_soon"], row["closing_soon_value"]) == (
-        3, Decimal("300"), 1, Decimal("100"))  # fmt: skip
+        4, Decimal("350"), 2, Decimal("150"))  # fmt: skip
+    assert [(row["status"], row["deals"], row["value"]) for row in pipeline["by_stage"]] == [
+        ("NEW", 3, Decimal("300")), ("PROPOSAL", 1, Decimal("50"))]  # fmt: skip
 
 
 def test_top_reps_by_won_revenue(manager, rep, teammate, teams):
@@ -250,9 +253,8 @@ def _deal_created(customer, days_ago, status="NEW", **fields):
 
 
 def _moves(sale, *statuses):
-    for offset, status in enumerate(statuses):
-        StageChange.objects.create(sale=sale, to_status=status,
-                                   changed_at=NOW - timedelta(days=20 - offset))  # fmt: skip
+    stage_history(sale, *((status, NOW - timedelta(days=20 - offset))
+                          for offset, status in enumerate(statuses)))  # fmt: skip
 
 
 def test_funnel_counts_deals_that_got_at_least_that_far(rep, teams):
@@ -280,10 +282,8 @@ def test_stage_durations_median_and_average(rep, teams):
     customer = CustomerFactory(owner=rep)
     for days in (2, 4, 12):
         sale = SaleFactory(customer=customer, status="CONTACTED")
-        StageChange.objects.create(sale=sale, to_status="NEW",
-                                   changed_at=NOW - timedelta(days=30))  # fmt: skip
-        StageChange.objects.create(sale=sale, from_status="NEW", to_status="CONTACTED",
-                                   changed_at=NOW - timedelta(days=30 - days))  # fmt: skip
+        stage_history(sale, ("NEW", NOW - timedelta(days=30)),
+                      ("CONTACTED", NOW - timedelta(days=30 - days)))  # fmt: skip
     rows = {row["status"]: row for row in selectors.stage_durations(user=rep, now=NOW)}
     assert rows["NEW"]["average_days"] == pytest.approx(6)
     # SQLite has no percentile function: there the "median" is the average.

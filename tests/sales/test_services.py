@@ -198,13 +198,22 @@ def test_sale_totals_never_add_currencies(rep):
     assert amounts == {"EUR": Decimal("12350.67"), "USD": Decimal("100")}
 
 
-def test_stage_history_durations(rep):
-    sale = SaleFactory(customer=CustomerFactory(owner=rep))
-    start = timezone.now() - timedelta(days=5)
-    StageChange.objects.create(sale=sale, from_status="", to_status="NEW", changed_at=start)
-    StageChange.objects.create(
-        sale=sale, from_status="NEW", to_status="CONTACTED", changed_at=start + timedelta(days=2)
-    )
+def test_changing_stage_closes_the_stage_left_and_keeps_the_furthest_reached(rep):
+    sale = SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep)
+    services.sale_change_stage(actor=rep, sale=sale, to_status="PROPOSAL")
+    services.sale_change_stage(actor=rep, sale=sale, to_status="CONTACTED")
     history = list(selectors.sale_stage_history(sale=sale))
-    assert history[0].left_at - history[0].changed_at == timedelta(days=2)
-    assert history[1].left_at is None
+    assert [change.to_status for change in history] == ["PROPOSAL", "CONTACTED"]
+    assert history[0].left_at == history[1].changed_at and history[1].left_at is None
+    sale.refresh_from_db()
+    assert sale.furthest_stage_rank == Sale.FUNNEL_STATUSES.index("PROPOSAL")
+
+
+def test_a_new_deal_starts_at_the_rank_of_its_stage(rep):
+    sale = services.sale_create(
+        actor=rep,
+        data={"title": "X", "customer": CustomerFactory(owner=rep), "status": "NEGOTIATION"},
+    )
+    assert sale.furthest_stage_rank == Sale.FUNNEL_STATUSES.index("NEGOTIATION")
+    (change,) = sale.stage_changes.all()
+    assert change.left_at is None

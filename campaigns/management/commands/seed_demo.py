@@ -39,6 +39,7 @@ from customers.models import (
 )
 from leads.models import ActivityType, LeadActivity, ScoringRule
 from leads.services import leads_rescore
+from sales.history import stage_change_rows
 from sales.models import Sale, SaleActivity, StageChange, Task
 
 DEMO_PASSWORD = "demo-pass-2026"
@@ -387,6 +388,7 @@ class Command(BaseCommand):
                     "closed_at": changed[-1] if status in ("WON", "LOST") else None,
                     "lost_reason": rng.choice(LOST_REASONS) if lost else "",
                     "stage_entered_at": changed[-1],
+                    "furthest_stage_rank": Sale.funnel_rank(path),
                     "created_at": created,
                     "updated_at": changed[-1],
                 }
@@ -399,18 +401,7 @@ class Command(BaseCommand):
         priorities = [p.value for p in Task.Priority]
         for sale_id, sale, history in zip(sale_ids, sales, histories, strict=True):
             owner_id = sale["assigned_to_id"]
-            previous = ""
-            for status, at in history:
-                changes.append(
-                    {
-                        "sale_id": sale_id,
-                        "from_status": previous,
-                        "to_status": status,
-                        "changed_by_id": owner_id,
-                        "changed_at": at,
-                    }
-                )
-                previous = status
+            changes += stage_change_rows(sale_id=sale_id, history=history, changed_by_id=owner_id)
             age = (now - sale["created_at"]).total_seconds()
             for _ in range(rng.randint(0, 3)):
                 kind = rng.choice(kinds)
