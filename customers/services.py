@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from crm import cache as crm_cache
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.permissions import (
     assignable_users,
@@ -159,6 +160,7 @@ def customer_delete(*, actor, customer: Customer) -> None:
         changes=model_snapshot(customer, AUDITED_FIELDS),
     )
     customer.delete()
+    crm_cache.bump_on_commit(crm_cache.DEALS)  # its deals went with it
 
 
 @transaction.atomic
@@ -182,6 +184,7 @@ def customer_bulk_assign_owner(*, actor, customer_ids: list[int], owner) -> int:
         verb="update",
         entries=[(c, {"owner": [c.owner_id, owner.pk]}) for c in customers],
     )
+    crm_cache.bump_on_commit(crm_cache.DEALS)  # whose book, and who sees, their deals
     return len(customers)
 
 

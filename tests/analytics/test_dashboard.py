@@ -12,6 +12,7 @@ from django.utils import timezone
 from analytics.dashboard import DashboardFilters, dashboard_blocks, executive_dashboard
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied
+from customers import services as customer_services
 from sales import services as sale_services
 from sales.models import Sale
 from tests.factories import (
@@ -234,8 +235,10 @@ def test_a_deal_change_invalidates_the_cache(
     assert after["revenue"]["windows"][0]["last_30"] == Decimal("100")
 
 
-@pytest.mark.parametrize("change", ["create", "update", "delete"])
-def test_every_deal_write_bumps_the_generation(rep, teams, change,
+@pytest.mark.parametrize(
+    "change", ["create", "update", "delete", "customer_delete", "customer_reassign"]
+)
+def test_every_deal_write_bumps_the_generation(rep, teammate, manager, teams, change,
                                                django_capture_on_commit_callbacks):  # fmt: skip
     deal = SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep)
     generation = crm_cache.generation(crm_cache.DEALS)
@@ -244,8 +247,14 @@ def test_every_deal_write_bumps_the_generation(rep, teams, change,
             sale_services.sale_create(actor=rep, data={"title": "New", "customer": deal.customer})
         elif change == "update":
             sale_services.sale_update(actor=rep, sale=deal, data={"amount": Decimal("5")})
-        else:
+        elif change == "delete":
             sale_services.sale_delete(actor=rep, sale=deal)
+        elif change == "customer_delete":  # the deals go with the customer
+            customer_services.customer_delete(actor=rep, customer=deal.customer)
+        else:  # the deals move to another rep's book
+            customer_services.customer_bulk_assign_owner(
+                actor=manager, customer_ids=[deal.customer_id], owner=teammate
+            )
     assert crm_cache.generation(crm_cache.DEALS) > generation
 
 
