@@ -80,7 +80,53 @@ def test_high_clv_customers_are_ordered(rep, teams):
     assert [c.pk for c in selectors.high_clv_customers(user=rep, now=NOW)] == [big.pk, small.pk]
 
 
+def test_high_clv_and_the_book_agree_with_the_per_customer_clv(rep, teams):
+    """buyers_with_clv groups the won deals alone; its CLV must be customers_with_clv's."""
+    customers = [CustomerFactory(owner=rep) for _ in range(4)]
+    _won(customers[0], "1000", days_ago=730)
+    _won(customers[0], "3000", days_ago=10)
+    _won(customers[1], "500", days_ago=5)
+    _won(customers[2], "8000", days_ago=200)
+    _won(customers[2], None, days_ago=20)  # no amount: not a purchase
+    # customers[3] never bought
+    expected = {c.pk: c.clv for c in selectors.customers_with_clv(user=rep, lifespan_years=3.0,
+                                                                  now=NOW)}  # fmt: skip
+    top = selectors.high_clv_customers(user=rep, limit=2, lifespan_years=3.0, now=NOW)
+    assert [c.pk for c in top] == [customers[2].pk, customers[0].pk]
+    assert [c.clv for c in top] == pytest.approx([expected[c.pk] for c in top])
+    book = selectors.segment_clv(user=rep, lifespan=(3.0, "given"), now=NOW)
+    assert (book["customers"], book["buyers"]) == (4, 3)
+    assert book["total"] == pytest.approx(sum(expected.values()))
+    assert book["average"] == pytest.approx(sum(expected.values()) / 4)
+    subset = Customer.objects.filter(pk__in=[customers[1].pk, customers[3].pk])
+    part = selectors.segment_clv(user=rep, customers=subset, lifespan=(3.0, "given"), now=NOW)
+    assert (part["customers"], part["buyers"]) == (2, 1)
+    assert part["average"] == pytest.approx(expected[customers[1].pk] / 2)
+
+
+def test_a_segment_of_customers_without_wins_has_a_clv_of_zero(rep, teams):
+    CustomerFactory(owner=rep)
+    book = selectors.segment_clv(user=rep, lifespan=(3.0, "given"), now=NOW)
+    assert (book["customers"], book["buyers"], book["total"], book["average"]) == (1, 0, 0, 0)
+
+
 # Churn ------------------------------------------------------------------------------------
+
+
+def test_churn_risk_ranks_customers_with_and_without_open_deals_together(rep, teams):
+    """The list is built from two halves (without and with open deals); one ranking."""
+    today = NOW.date()
+    recent_no_deals = CustomerFactory(owner=rep, engagement_level="LOW", last_contact_date=today)
+    never_with_deal = CustomerFactory(owner=rep, engagement_level="LOW", last_contact_date=None)
+    SaleFactory(customer=never_with_deal, assigned_to=rep, status="NEW")
+    never_no_deals = CustomerFactory(owner=rep, engagement_level="LOW", last_contact_date=None)
+    rows = selectors.churn_risk_customers(user=rep, threshold=0.6, now=NOW)
+    # 0.4 + 0.3 + 0.3 = 1.0; 0.4 + 0 + 0.3 = 0.7; 0 + 0.3 + 0.3 = 0.6
+    assert [c.pk for c in rows] == [never_no_deals.pk, never_with_deal.pk, recent_no_deals.pk]
+    assert [c.churn_probability for c in rows] == pytest.approx([1.0, 0.7, 0.6], abs=0.01)
+    assert rows[1].has_open_deals and "No open deals" not in rows[1].churn_reasons
+    top = selectors.churn_risk_customers(user=rep, threshold=0.6, limit=2, now=NOW)
+    assert [c.pk for c in top] == [never_no_deals.pk, never_with_deal.pk]
 
 
 def test_churn_factors_and_reasons_by_hand(rep, teams):
@@ -124,6 +170,15 @@ def test_sales_velocity_by_hand(rep, teams):
     assert result["cycle_days"] == pytest.approx(20, abs=0.01)
     # 4 x 2/3 x 2000 / 20 = 266.67 per day
     assert result["velocity_per_day"] == pytest.approx(266.67, abs=0.1)
+
+
+def test_velocity_average_size_leaves_out_won_deals_without_an_amount(rep, teams):
+    customer = CustomerFactory(owner=rep)
+    _won(customer, "1000", days_ago=10, created_days_ago=20)
+    _won(customer, None, days_ago=10, created_days_ago=30)
+    result = selectors.sales_velocity(user=rep, days=90, now=NOW)
+    assert result["won"] == 2 and float(result["average_size"]) == pytest.approx(1000)
+    assert result["cycle_days"] == pytest.approx(15, abs=0.01)  # both count for the cycle
 
 
 def test_velocity_with_nothing_closed_is_zero(rep, teams):
