@@ -1,5 +1,7 @@
+from django import forms
 from django.contrib import admin
 
+from sales import services
 from sales.models import Sale, SaleActivity, StageChange, Task
 
 
@@ -13,8 +15,21 @@ class StageChangeInline(admin.TabularInline):
         "is_automatic",
         "reason",
         "changed_at",
+        "left_at",
     ]
     can_delete = False
+
+
+class SaleAdminForm(forms.ModelForm):
+    """SaleAdmin's form (the admin supplies the model and fields)."""
+
+    def clean_status(self):
+        status = self.cleaned_data["status"]
+        if self.instance.pk is None and status in Sale.CLOSED_STATUSES:
+            raise forms.ValidationError(
+                "Create the deal in an open stage, then close it as won or lost on its page."
+            )
+        return status
 
 
 @admin.register(Sale)
@@ -38,6 +53,25 @@ class SaleAdmin(admin.ModelAdmin):
     readonly_fields = ["stage_entered_at", "created_at", "updated_at"]
     inlines = [StageChangeInline]
     show_full_result_count = False
+    form = SaleAdminForm
+    # Stage moves and new deals go through the sales services, which keep the stage
+    # history, stage tasks, automation, audit and the analytics columns; a status edited
+    # here would skip all of them.
+    STAGE_FIELDS = ["status", "closed_at", "lost_reason"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, *(self.STAGE_FIELDS if obj else [])]
+
+    def get_exclude(self, request, obj=None):
+        return None if obj else ["closed_at", "lost_reason"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        data = {name: value for name, value in form.cleaned_data.items() if value is not None}
+        created = services.sale_create(actor=request.user, data=data)
+        obj.pk = created.pk
+        obj.refresh_from_db()
 
 
 @admin.register(SaleActivity)
