@@ -280,7 +280,7 @@ def _customers_block(*, user, filters: DashboardFilters, now: datetime) -> dict[
     """Churn-risk customers with their reasons, high-CLV customers, and the CLV of the
     whole book. Four queries."""
     scope = filters.scope
-    lifespan, lifespan_source = selectors.expected_lifespan_years(user=user, now=now)
+    lifespan, lifespan_source = selectors.expected_lifespan_years()
     churn = [
         {"id": customer.pk, "name": customer.name, "company": customer.company,
          "owner": person_name(customer.owner) if customer.owner else "",

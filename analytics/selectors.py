@@ -89,20 +89,27 @@ def month_start(moment: datetime, months_back: int = 0) -> datetime:
 # Customer lifetime value --------------------------------------------------------------------
 
 
-def expected_lifespan_years(*, user, now: datetime | None = None) -> tuple[float, str]:
+MIN_LIFESPAN_YEARS = 1.0  # as purchases per year: a buyer's CLV is at least one purchase
+
+
+def expected_lifespan_years() -> tuple[float, str]:
     """The average active span of churned customers (first deal to last close), when at
-    least MIN_CHURNED_FOR_LIFESPAN of them have one; the spec's 3 years otherwise."""
-    now = now or timezone.now()
+    least MIN_CHURNED_FOR_LIFESPAN of them have one; the spec's 3 years otherwise. Measured
+    over every customer, whoever asks: it is a fact about the business (no customer's data
+    shows through it), and a customer's CLV must not depend on who looks at it."""
     spans = (
-        visible_customers(user)
-        .filter(lifecycle_stage=Customer.LifecycleStage.CHURNED)
+        Customer.objects.filter(lifecycle_stage=Customer.LifecycleStage.CHURNED)
         .annotate(first=Min("sales__created_at"), last=Max("sales__closed_at"))
         .filter(first__isnull=False, last__isnull=False, last__gt=F("first"))
         .annotate(days=DaysBetween("first", "last"))
         .aggregate(n=Count("id"), average=Avg("days"))
     )
     if spans["n"] >= MIN_CHURNED_FOR_LIFESPAN and spans["average"]:
-        return spans["average"] / 365.25, f"measured from {spans['n']} churned customers"
+        years = spans["average"] / 365.25
+        source = f"measured from {spans['n']} churned customers"
+        if years < MIN_LIFESPAN_YEARS:
+            return MIN_LIFESPAN_YEARS, f"{source} ({years:.1f}), counted as at least a year"
+        return years, source
     return DEFAULT_LIFESPAN_YEARS, "the default 3 years (not enough churned customers yet)"
 
 
@@ -191,7 +198,7 @@ def segment_clv(
     """Average and total CLV of a set of customers (all visible, or `scope`'s, when None):
     the buyers' CLV summed in one query, the customers counted in another (a third when the
     lifespan is not given). Customers without a win count with a CLV of 0."""
-    lifespan_years, source = lifespan or expected_lifespan_years(user=user, now=now)
+    lifespan_years, source = lifespan or expected_lifespan_years()
     buyers = buyers_with_clv(user=user, lifespan_years=lifespan_years, scope=scope, now=now)
     members = scoped_customers(user=user, scope=scope)
     if customers is not None:
@@ -222,7 +229,7 @@ def high_clv_customers(
     the top buyers are picked from the won deals alone (buyers_with_clv), and only they are
     joined to their deals again for the details."""
     if lifespan_years is None:
-        lifespan_years, _ = expected_lifespan_years(user=user, now=now)
+        lifespan_years, _ = expected_lifespan_years()
     top = buyers_with_clv(user=user, lifespan_years=lifespan_years, scope=scope, now=now)
     return list(
         customers_with_clv(user=user, lifespan_years=lifespan_years, scope=scope, now=now)

@@ -25,7 +25,7 @@ class QueryCounter:
 
 
 def _clv_and_churn(admin) -> tuple[list, list, float]:
-    lifespan, _ = expected_lifespan_years(user=admin)
+    lifespan, _ = expected_lifespan_years()
     clv = list(customers_with_clv(user=admin, lifespan_years=lifespan).values_list("pk", "clv"))
     churn = list(customers_with_churn(user=admin).values_list("pk", "churn_probability"))
     return clv, churn, lifespan
@@ -49,7 +49,7 @@ def clv_churn_200k() -> dict:
             counter = QueryCounter()
             with stopwatch() as clock, connection.execute_wrapper(counter):
                 with stopwatch() as clv_clock:
-                    lifespan, _ = expected_lifespan_years(user=admin)
+                    lifespan, _ = expected_lifespan_years()
                     clv = list(
                         customers_with_clv(user=admin, lifespan_years=lifespan).values_list(
                             "pk", "clv"

@@ -69,8 +69,23 @@ def test_lifespan_is_measured_from_enough_churned_customers(rep, teams, monkeypa
     for _ in range(2):
         customer = CustomerFactory(owner=rep, lifecycle_stage=Customer.LifecycleStage.CHURNED)
         _won(customer, "100", days_ago=0, created_days_ago=730)  # active 2 years
-    years, source = selectors.expected_lifespan_years(user=rep, now=NOW)
+    years, source = selectors.expected_lifespan_years()
     assert years == pytest.approx(730 / 365.25, rel=1e-3) and "2 churned" in source
+
+
+def test_lifespan_is_everyones_and_at_least_a_year(rep, other_rep, teams, monkeypatch):
+    """Measured over all churned customers, so a customer's CLV is the same for every viewer;
+    a short one counts as a year, so a buyer's CLV is never below one purchase."""
+    monkeypatch.setattr(selectors, "MIN_CHURNED_FOR_LIFESPAN", 2)
+    for owner in (rep, other_rep):  # the rep sees only one of them
+        customer = CustomerFactory(owner=owner, lifecycle_stage=Customer.LifecycleStage.CHURNED)
+        _won(customer, "100", days_ago=0, created_days_ago=73)  # active a fifth of a year
+    years, source = selectors.expected_lifespan_years()
+    assert years == 1.0 and "2 churned" in source and "at least a year" in source
+    buyer = CustomerFactory(owner=rep)
+    _won(buyer, "500", days_ago=5)
+    rows = {c.pk: c for c in selectors.high_clv_customers(user=rep, now=NOW)}
+    assert rows[buyer.pk].clv == pytest.approx(500)
 
 
 def test_high_clv_customers_are_ordered(rep, teams):
