@@ -17,9 +17,11 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
 from analytics import selectors
+from analytics.expressions import Median
 from analytics.selectors import Scope
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied
@@ -250,6 +252,7 @@ def _pipeline_block(*, user, filters: DashboardFilters, now: datetime) -> dict[s
         "velocity": velocity,
         "velocity_trend": trend,
         "stage_durations": selectors.stage_durations(user=user, scope=scope, days=days, now=now),
+        "has_medians": Median.available(connection),
         "charts": {"stages": chart_stages, "funnel": chart_funnel, "trend": chart_trend},
     }
 
