@@ -51,6 +51,10 @@ class DashboardFilterForm(forms.Form):
         """The valid filters; an invalid one is left out (and its error shown)."""
         self.is_valid()
         cleaned = self.cleaned_data
+        if self.errors:  # the selects show what the page shows instead of the refused value
+            self.data = self.data.copy()
+            for name in self.errors:
+                self.data[name] = str(DEFAULT_PERIOD) if name == "period" else ""
         return DashboardFilters(
             period=cleaned.get("period") or DEFAULT_PERIOD,
             team_id=cleaned.get("team"),

@@ -113,6 +113,8 @@ def test_unknown_table_metric_or_period(manager_client):
     response = manager_client.get(DASHBOARD, {"period": "7"})
     assert response.status_code == 200 and b"data-ignored" in response.content
     assert response.context["dashboard"]["filters"].period == 90
+    # The select shows the period the page shows, not its first choice.
+    assert b'<option value="90" selected>' in response.content
 
 
 # What the page shows ------------------------------------------------------------------------
