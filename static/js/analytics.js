@@ -62,7 +62,15 @@
           label: set.label, data: set.data, backgroundColor: color(index),
         })),
       },
-      options: { ...base, indexAxis: horizontal ? "y" : "x", scales: { x: { beginAtZero: true }, y: { beginAtZero: true } } },
+      options: {
+        ...base,
+        indexAxis: horizontal ? "y" : "x",
+        scales: {
+          // Deal counts are whole numbers: no 0.5 ticks on the funnel's axis.
+          x: { beginAtZero: true, ticks: name === "funnel" ? { precision: 0 } : {} },
+          y: { beginAtZero: true },
+        },
+      },
     };
   }
 
@@ -77,6 +85,17 @@
     document.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
       const name = canvas.dataset.chart;
       if (!series[name]) return;
+      const empty = !series[name].datasets.some((set) => set.data.some((value) => value));
+      canvas.hidden = empty;
+      let note = canvas.parentElement.querySelector(".chart-empty");
+      if (empty && !note) {
+        note = document.createElement("p");
+        note.className = "chart-empty empty muted";
+        note.textContent = "Nothing to chart for these filters yet.";
+        canvas.after(note);
+      }
+      if (note) note.hidden = !empty;
+      if (empty) return;
       const chart = config(name, series[name]);
       chart.plugins = [whiteBackground];
       charts[name] = new Chart(canvas, chart);

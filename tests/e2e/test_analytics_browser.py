@@ -1,0 +1,57 @@
+"""The executive dashboard in Chromium: Chart.js draws every chart, a filter redraws them in
+place (htmx), a chart downloads as PNG, and filters with no data show notes, not blank
+axes."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from tests.factories import CustomerFactory, SaleFactory
+
+pytestmark = pytest.mark.browser
+
+CHARTS = ["revenue", "stages", "funnel", "trend", "reps"]
+
+
+def _deals(rep):
+    customer = CustomerFactory(owner=rep)
+    now = timezone.now()
+    for days_ago, amount in ((5, "1200"), (40, "800"), (200, "500")):
+        SaleFactory(customer=customer, assigned_to=rep, status="WON", amount=Decimal(amount),
+                    closed_at=now - timedelta(days=days_ago))  # fmt: skip
+    SaleFactory(customer=customer, assigned_to=rep, status="PROPOSAL", amount=Decimal("3000"))
+
+
+def test_charts_draw_and_a_filter_redraws_them_in_place(page, login, manager, rep, teams):
+    _deals(rep)
+    login(manager)
+    page.goto("/analytics/")
+    for name in CHARTS:
+        canvas = page.locator(f"canvas[data-chart={name}]")
+        expect(canvas).to_be_visible()
+        assert canvas.bounding_box()["width"] > 100, name
+    page.evaluate("window.__e2eSamePage = true")
+    page.select_option("select[name=period]", "365")
+    expect(page.get_by_text("deals created in the last 365 days")).to_be_visible()
+    assert page.evaluate("window.__e2eSamePage === true"), "the page was reloaded (not htmx)"
+    assert "period=365" in page.url
+    expect(page.locator("canvas[data-chart=funnel]")).to_be_visible()
+    with page.expect_download() as download:
+        page.locator("[data-png=revenue]").click()
+    assert download.value.suggested_filename == "revenue.png"
+
+
+def test_filters_without_data_show_notes_instead_of_empty_charts(
+    page, login, manager, rep, teammate, teams
+):
+    _deals(rep)
+    login(manager)
+    page.goto(f"/analytics/?rep={teammate.pk}")  # a rep of the team with no deals
+    expect(page.locator("canvas[data-chart=stages]")).to_be_hidden()
+    expect(page.locator(".chart-empty").first).to_be_visible()
+    expect(page.get_by_text("No open deals.").first).to_be_visible()
+    page.select_option("select[name=rep]", "")  # back to everyone: the charts return
+    expect(page.locator("canvas[data-chart=stages]")).to_be_visible()
