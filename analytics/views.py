@@ -102,6 +102,7 @@ def deals(request):
     context = {
         "page": page,
         "metric_label": selectors.DRILLDOWN_METRICS[cleaned["metric"]],
+        "totals": sale_selectors.sale_totals(sales),
         "cleaned": cleaned,
         "days": cleaned.get("days") or filters.period,
         "filter_query": filters.querystring(),

@@ -152,6 +152,10 @@ def test_numbers_link_to_the_records_behind_them(manager_client, rep):
     # ... and the list behind the revenue number has exactly its deals.
     listed = manager_client.get(DEALS, {"metric": "revenue", "days": 30, "currency": "USD"})
     assert [sale.pk for sale in listed.context["page"].object_list] == [deal.pk]
+    # ... with their count and total, so the number itself can be checked there.
+    assert listed.context["totals"]["count"] == 1
+    totals = listed.content.decode().split("data-totals>")[1].split("</p>")[0]
+    assert "1 deal<" in totals and "100.00" in totals
 
 
 def test_charts_and_their_data(manager_client, rep):
