@@ -249,7 +249,14 @@ LOGGING = {
             "format": "time=%(asctime)s level=%(levelname)s logger=%(name)s message=%(message)s"
         }
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+    "filters": {"client_errors": {"()": "crm.logfilters.ClientErrorsWithoutTraceback"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "structured",
+            "filters": ["client_errors"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's default config gives "django" its own console handler on top of the
