@@ -280,8 +280,8 @@ def _rep_name(row: dict) -> str:
 
 
 def _customers_block(*, user, filters: DashboardFilters, now: datetime) -> dict[str, Any]:
-    """Churn-risk customers with their reasons, high-CLV customers, and the CLV of the
-    whole book. Four queries."""
+    """Churn-risk customers with their reasons, the highest-CLV customers of each currency,
+    and the CLV of the whole book per currency. Six queries."""
     scope = filters.scope
     lifespan, lifespan_source = selectors.expected_lifespan_years()
     churn = [
@@ -294,21 +294,24 @@ def _customers_block(*, user, filters: DashboardFilters, now: datetime) -> dict[
         for customer in selectors.churn_risk_customers(user=user, scope=scope, limit=CHURN_ROWS,
                                                        now=now)
     ]  # fmt: skip
+    ranking = selectors.clv_by_currency(user=user, lifespan_years=lifespan, scope=scope,
+                                        limit=CLV_ROWS, now=now)  # fmt: skip
     high = [
         {"id": customer.pk, "name": customer.name, "company": customer.company,
          "owner": person_name(customer.owner) if customer.owner else "",
-         "won_count": customer.won_count, "won_average": customer.won_average,
+         "currency": customer.currency, "won_count": customer.won_count,
+         "won_average": customer.won_average,
          "purchases_per_year": customer.purchases_per_year, "clv": customer.clv}
-        for customer in selectors.high_clv_customers(user=user, scope=scope, limit=CLV_ROWS,
-                                                     lifespan_years=lifespan, now=now)
+        for customer in selectors.high_clv_customers(user=user, scope=scope, ranking=ranking,
+                                                     now=now)
     ]  # fmt: skip
+    clv = selectors.segment_clv(user=user, scope=scope, lifespan=(lifespan, lifespan_source),
+                                ranking=ranking, now=now)  # fmt: skip
     return {
         "computed_at": now,
         "churn_risk": churn,
         "high_clv": high,
-        "clv": selectors.segment_clv(
-            user=user, scope=scope, lifespan=(lifespan, lifespan_source), now=now
-        ),  # fmt: skip
+        "clv": clv,
         "churn_threshold": selectors.CHURN_RISK_THRESHOLD,
     }
 

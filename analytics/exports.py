@@ -95,9 +95,9 @@ def _churn_rows(block):
 
 def _clv_rows(block):
     for row in block["high_clv"]:
-        yield [row["id"], row["name"], row["company"], row["owner"], row["won_count"],
-               _rounded(row["won_average"]), _rounded(row["purchases_per_year"], 2),
-               _rounded(row["clv"])]  # fmt: skip
+        yield [row["id"], row["name"], row["company"], row["owner"], row["currency"],
+               row["won_count"], _rounded(row["won_average"]),
+               _rounded(row["purchases_per_year"], 2), _rounded(row["clv"])]  # fmt: skip
 
 
 VELOCITY_HEADER = ["opportunities", "closed", "won", "win_rate", "average_size",
@@ -129,7 +129,7 @@ TABLES = {
                          "engagement", "last_contact", "churn_probability", "reasons"],
                         _churn_rows),
     "high_clv": Table("customers", "High lifetime value",
-                      ["customer_id", "name", "company", "owner", "won_deals",
+                      ["customer_id", "name", "company", "owner", "currency", "won_deals",
                        "average_won", "purchases_per_year", "clv"], _clv_rows),
 }  # fmt: skip
 

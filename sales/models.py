@@ -121,11 +121,12 @@ class Sale(models.Model):
                 condition=~Q(status__in=["WON", "LOST"]),
                 name="sale_open_value_idx",
             ),
-            # Won deals per customer, for lifetime value (analytics).
+            # Won deals per customer and currency, for lifetime value (analytics).
             models.Index(
-                fields=["customer", "closed_at", "amount"],
+                fields=["customer", "currency", "closed_at"],
+                include=["amount"],
                 condition=Q(status="WON", amount__isnull=False),
-                name="sale_won_customer_idx",
+                name="sale_won_currency_idx",
             ),
         ]
 

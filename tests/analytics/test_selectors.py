@@ -35,7 +35,7 @@ def _won(customer, amount, days_ago, created_days_ago=None, **fields):
 
 def test_clv_with_no_data_is_empty(rep, teams):
     result = selectors.segment_clv(user=rep, now=NOW)
-    assert result["customers"] == 0 and result["average"] is None
+    assert (result["customers"], result["by_currency"]) == (0, [])
     assert result["lifespan_years"] == 3.0
 
 
@@ -109,20 +109,44 @@ def test_high_clv_and_the_book_agree_with_the_per_customer_clv(rep, teams):
     top = selectors.high_clv_customers(user=rep, limit=2, lifespan_years=3.0, now=NOW)
     assert [c.pk for c in top] == [customers[2].pk, customers[0].pk]
     assert [c.clv for c in top] == pytest.approx([expected[c.pk] for c in top])
+    assert top[1].won_count == 2 and top[1].won_average == Decimal("2000")
     book = selectors.segment_clv(user=rep, lifespan=(3.0, "given"), now=NOW)
-    assert (book["customers"], book["buyers"]) == (4, 3)
-    assert book["total"] == pytest.approx(sum(expected.values()))
-    assert book["average"] == pytest.approx(sum(expected.values()) / 4)
+    assert book["customers"] == 4
+    (usd,) = book["by_currency"]
+    assert usd["currency"] == "USD" and usd["buyers"] == 3
+    assert usd["total"] == pytest.approx(sum(expected.values()))
+    assert usd["average"] == pytest.approx(sum(expected.values()) / 4)
     subset = Customer.objects.filter(pk__in=[customers[1].pk, customers[3].pk])
     part = selectors.segment_clv(user=rep, customers=subset, lifespan=(3.0, "given"), now=NOW)
-    assert (part["customers"], part["buyers"]) == (2, 1)
-    assert part["average"] == pytest.approx(expected[customers[1].pk] / 2)
+    assert part["customers"] == 2 and part["by_currency"][0]["buyers"] == 1
+    assert part["by_currency"][0]["average"] == pytest.approx(expected[customers[1].pk] / 2)
 
 
-def test_a_segment_of_customers_without_wins_has_a_clv_of_zero(rep, teams):
+def test_clv_never_adds_currencies(rep, teams):
+    """A customer buying in USD and EUR has a CLV in each; the book has one per currency."""
+    both, euro_only = CustomerFactory(owner=rep), CustomerFactory(owner=rep)
+    _won(both, "1000", days_ago=400)
+    _won(both, "900", days_ago=400, currency="EUR")
+    _won(euro_only, "5000", days_ago=400, currency="EUR")
+    top = selectors.high_clv_customers(user=rep, lifespan_years=3.0, now=NOW)
+    # per currency: 3 years x (amount / 1.1 years since the first win)
+    assert [(c.pk, c.currency) for c in top] == [
+        (euro_only.pk, "EUR"), (both.pk, "EUR"), (both.pk, "USD")]  # fmt: skip
+    years = 400 / 365.25
+    assert [c.clv for c in top] == pytest.approx([5000 / years * 3, 900 / years * 3,
+                                                   1000 / years * 3])  # fmt: skip
+    (usd,) = selectors.customers_with_clv(user=rep, lifespan_years=3.0, now=NOW).filter(pk=both.pk)
+    assert usd.won_count == 1 and usd.clv == pytest.approx(1000 / years * 3)
+    book = selectors.segment_clv(user=rep, lifespan=(3.0, "given"), now=NOW)
+    assert [(row["currency"], row["buyers"]) for row in book["by_currency"]] == [
+        ("EUR", 2), ("USD", 1)]  # fmt: skip
+    assert book["by_currency"][0]["total"] == pytest.approx(5900 / years * 3)
+
+
+def test_a_segment_of_customers_without_wins_has_no_clv(rep, teams):
     CustomerFactory(owner=rep)
     book = selectors.segment_clv(user=rep, lifespan=(3.0, "given"), now=NOW)
-    assert (book["customers"], book["buyers"], book["total"], book["average"]) == (1, 0, 0, 0)
+    assert (book["customers"], book["by_currency"]) == (1, [])
 
 
 # Churn ------------------------------------------------------------------------------------
