@@ -232,7 +232,8 @@ def clv_by_currency(
     ranked = buyers.annotate(
         rank=Window(RowNumber(), partition_by=[F("currency")],
                     order_by=[F("clv").desc(), F("customer_id").asc()]),
-        currency_buyers=Window(OverPartition(Value(1), function="COUNT"),
+        currency_buyers=Window(OverPartition(Value(1), function="COUNT",
+                                             output_field=IntegerField()),
                                partition_by=[F("currency")]),
         currency_total=Window(OverPartition(F("clv"), function="SUM"),
                               partition_by=[F("currency")]),
@@ -305,6 +306,8 @@ def high_clv_customers(
     )
     rows = []
     for row in top:  # at most `limit` per currency, already computed in SQL
+        if row["customer_id"] not in customers:
+            continue  # deleted between the two queries
         customer = copy.copy(customers[row["customer_id"]])  # once per currency it bought in
         customer.currency, customer.clv = row["currency"], row["clv"]
         customer.won_count = row["won_count"]

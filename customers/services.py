@@ -141,6 +141,8 @@ def customer_update(
     if changes:
         audit_record(actor=actor, verb="update", instance=customer, changes=changes)
         customers_changed([customer.pk])
+    if "owner" in changes or "shared_with" in changes:
+        crm_cache.bump_on_commit(crm_cache.DEALS)  # whose book, and who sees, its deals
     return customer
 
 
@@ -209,6 +211,7 @@ def customer_assign_owner_automatically(*, customer_id: int, owner, reason: str)
     previous = customer.owner_id
     customer.owner = owner
     customer.save(update_fields=["owner", "updated_at"])
+    crm_cache.bump_on_commit(crm_cache.DEALS)  # its deals change books
     audit_record(
         actor=None,
         verb="update",

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from crm.errors import ValidationFailed
 from sales import services
 from sales.models import Sale, SaleActivity, StageChange, Task
 
@@ -19,17 +20,27 @@ class StageChangeInline(admin.TabularInline):
     ]
     can_delete = False
 
+    def has_add_permission(self, request, obj=None):
+        return False  # stage changes come from sale_change_stage only
+
 
 class SaleAdminForm(forms.ModelForm):
-    """SaleAdmin's form (the admin supplies the model and fields)."""
+    """SaleAdmin's form (the admin supplies the model and fields, and `actor`): the sales
+    services' own checks, shown as form errors before anything is saved."""
 
-    def clean_status(self):
-        status = self.cleaned_data["status"]
-        if self.instance.pk is None and status in Sale.CLOSED_STATUSES:
-            raise forms.ValidationError(
-                "Create the deal in an open stage, then close it as won or lost on its page."
-            )
-        return status
+    actor = None
+
+    def clean(self):
+        cleaned = super().clean()
+        adding = self.instance.pk is None
+        data = cleaned if adding else {name: cleaned[name] for name in self.changed_data
+                                       if name in cleaned}  # fmt: skip
+        try:
+            services.sale_input_check(actor=self.actor, data=data,
+                                      sale=None if adding else self.instance)  # fmt: skip
+        except ValidationFailed as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned
 
 
 @admin.register(Sale)
@@ -65,12 +76,18 @@ class SaleAdmin(admin.ModelAdmin):
     def get_exclude(self, request, obj=None):
         return None if obj else ["closed_at", "lost_reason"]
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.actor = request.user
+        return form
+
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
-        data = {name: value for name, value in form.cleaned_data.items() if value is not None}
-        created = services.sale_create(actor=request.user, data=data)
-        obj.pk = created.pk
+            changed = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.sale_update(actor=request.user, sale=obj, data=changed)
+        else:
+            created = services.sale_create(actor=request.user, data=form.cleaned_data)
+            obj.pk = created.pk
         obj.refresh_from_db()
 
 
@@ -94,7 +111,19 @@ class TaskAdmin(admin.ModelAdmin):
 
 @admin.register(StageChange)
 class StageChangeAdmin(admin.ModelAdmin):
+    """Read-only: the history is written by sale_change_stage (which also keeps each
+    change's left_at and the deal's furthest stage), never by hand."""
+
     list_display = ["sale", "from_status", "to_status", "changed_by", "is_automatic", "changed_at"]
     list_filter = ["to_status", "is_automatic"]
     search_fields = ["sale__title", "reason"]
     list_select_related = ["sale", "changed_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -96,7 +96,6 @@ class Sale(models.Model):
                 name="sale_customer_dates_idx",
             ),
             models.Index(fields=["expected_close_date"], name="sale_expected_close_idx"),
-            models.Index(fields=["closed_at"], name="sale_closed_at_idx"),
             models.Index(fields=["-created_at", "-id"], name="sale_created_idx"),
             models.Index(
                 fields=["status", "-stage_entered_at", "-id"], name="sale_board_column_idx"

@@ -54,17 +54,31 @@ def _closing_datetime(closed_on: date | datetime | None) -> datetime:
     return timezone.make_aware(datetime.combine(closed_on, time(12, 0)))
 
 
+def sale_input_check(*, actor, data: dict[str, Any], sale: Sale | None = None) -> None:
+    """What sale_create (no `sale`) and sale_update check of their input before writing;
+    raises ValidationFailed. Forms that show errors before saving (Django admin) call it."""
+    if sale is None:
+        _check_assignee(actor, data.get("assigned_to", actor))
+        _check_customer(actor, data["customer"])
+        if (data.get("status") or Sale.Status.NEW) in Sale.CLOSED_STATUSES:
+            raise ValidationFailed(
+                "Create the deal in an open stage, then close it as won or lost.", field="status"
+            )
+        return
+    if "status" in data:
+        raise ValidationFailed("Use “Change stage” to move a deal.", field="status")
+    if "assigned_to" in data and data["assigned_to"] != sale.assigned_to:
+        _check_assignee(actor, data["assigned_to"])
+    if "customer" in data and data["customer"] != sale.customer:
+        _check_customer(actor, data["customer"])
+
+
 @transaction.atomic
 def sale_create(*, actor, data: dict[str, Any]) -> Sale:
     data = dict(data)
     data.setdefault("assigned_to", actor)
-    _check_assignee(actor, data["assigned_to"])
-    _check_customer(actor, data["customer"])
+    sale_input_check(actor=actor, data=data)
     status = data.get("status") or Sale.Status.NEW
-    if status in Sale.CLOSED_STATUSES:
-        raise ValidationFailed(
-            "Create the deal in an open stage, then close it as won or lost.", field="status"
-        )
     sale = Sale.objects.create(**data, furthest_stage_rank=Sale.funnel_rank([status]))
     now = timezone.now()
     StageChange.objects.create(
@@ -95,10 +109,7 @@ def sale_update(*, actor, sale: Sale, data: dict[str, Any]) -> Sale:
     if "status" in data:
         raise ValidationFailed("Use “Change stage” to move a deal.", field="status")
     sale = _lock_editable_sale(actor, sale)
-    if "assigned_to" in data and data["assigned_to"] != sale.assigned_to:
-        _check_assignee(actor, data["assigned_to"])
-    if "customer" in data and data["customer"] != sale.customer:
-        _check_customer(actor, data["customer"])
+    sale_input_check(actor=actor, data=data, sale=sale)
     before = model_snapshot(sale, SALE_AUDITED_FIELDS)
     for name, value in data.items():
         setattr(sale, name, value)

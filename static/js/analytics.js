@@ -85,8 +85,13 @@
     document.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
       const name = canvas.dataset.chart;
       if (!series[name]) return;
-      const empty = !series[name].datasets.some((set) => set.data.some((value) => value));
+      // Empty: no value and no deal count (deals without amounts still make a bar chart).
+      const empty = !series[name].datasets.some(
+        (set) => set.data.some((value) => value) || (set.deals || []).some((count) => count),
+      );
       canvas.hidden = empty;
+      const png = document.querySelector(`[data-png="${name}"]`);
+      if (png) png.hidden = empty;
       let note = canvas.parentElement.querySelector(".chart-empty");
       if (empty && !note) {
         note = document.createElement("p");

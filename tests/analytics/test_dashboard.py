@@ -236,8 +236,10 @@ def test_a_deal_change_invalidates_the_cache(
 
 
 @pytest.mark.parametrize(
-    "change", ["create", "update", "delete", "customer_delete", "customer_reassign"]
-)
+    "change",
+    ["create", "update", "delete", "customer_delete", "customer_reassign", "customer_owner",
+     "customer_shared", "customer_auto_assign"],
+)  # fmt: skip
 def test_every_deal_write_bumps_the_generation(rep, teammate, manager, teams, change,
                                                django_capture_on_commit_callbacks):  # fmt: skip
     deal = SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep)
@@ -251,9 +253,21 @@ def test_every_deal_write_bumps_the_generation(rep, teammate, manager, teams, ch
             sale_services.sale_delete(actor=rep, sale=deal)
         elif change == "customer_delete":  # the deals go with the customer
             customer_services.customer_delete(actor=rep, customer=deal.customer)
-        else:  # the deals move to another rep's book
+        elif change == "customer_reassign":  # the deals move to another rep's book
             customer_services.customer_bulk_assign_owner(
                 actor=manager, customer_ids=[deal.customer_id], owner=teammate
+            )
+        elif change == "customer_owner":
+            customer_services.customer_update(
+                actor=manager, customer=deal.customer, data={"owner": teammate}
+            )
+        elif change == "customer_shared":  # the teammate now sees its deals
+            customer_services.customer_update(
+                actor=rep, customer=deal.customer, data={}, shared_with=[teammate]
+            )
+        else:
+            customer_services.customer_assign_owner_automatically(
+                customer_id=deal.customer_id, owner=teammate, reason="hot lead"
             )
     assert crm_cache.generation(crm_cache.DEALS) > generation
 

@@ -51,6 +51,7 @@ def test_filters_without_data_show_notes_instead_of_empty_charts(
     login(manager)
     page.goto(f"/analytics/?rep={teammate.pk}")  # a rep of the team with no deals
     expect(page.locator("canvas[data-chart=stages]")).to_be_hidden()
+    expect(page.locator("[data-png=stages]")).to_be_hidden()  # nothing to download
     expect(page.locator(".chart-empty").first).to_be_visible()
     expect(page.get_by_text("No open deals.").first).to_be_visible()
     page.select_option("select[name=rep]", "")  # back to everyone: the charts return

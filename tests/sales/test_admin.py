@@ -1,10 +1,14 @@
 """Django admin goes through the sales services for what they keep: a new deal gets its
 first stage change, and a deal's stage is not edited around sale_change_stage."""
 
+from decimal import Decimal
+
 import pytest
 
+from crm import cache as crm_cache
+from crm.models import AuditEvent
 from sales.models import Sale
-from tests.factories import CustomerFactory, SaleFactory
+from tests.factories import CustomerFactory, RepFactory, SaleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -56,3 +60,40 @@ def test_a_rep_cannot_reach_the_sales_admin(client, rep):
     client.force_login(rep)
     response = client.get(ADD_URL)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_a_deal_added_unassigned_stays_unassigned(admin_client_, rep):
+    form = _deal_form(CustomerFactory(owner=rep), assigned_to="")
+    assert admin_client_.post(ADD_URL, form).status_code == 302
+    assert Sale.objects.get(title="Admin deal").assigned_to is None
+
+
+def test_the_services_refusal_is_a_form_error_not_a_crash(admin_client_, rep):
+    inactive = RepFactory(is_active=False)  # nobody may be given work any more
+    form = _deal_form(CustomerFactory(owner=rep), assigned_to=inactive.pk)
+    response = admin_client_.post(ADD_URL, form)
+    assert response.status_code == 200
+    assert "You cannot assign work to this user." in response.content.decode()
+    assert not Sale.objects.filter(title="Admin deal").exists()
+
+
+def test_an_admin_edit_goes_through_sale_update(
+    admin_client_, admin_user, rep, django_capture_on_commit_callbacks
+):
+    sale = SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep, amount=Decimal(10))
+    generation = crm_cache.generation(crm_cache.DEALS)
+    form = _deal_form(sale.customer, title=sale.title, amount="25")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_.post(f"/admin/sales/sale/{sale.pk}/change/", form)
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(object_id=str(sale.pk), verb="update")
+    assert event.actor == admin_user and event.changes["amount"] == ["10", "25"]
+    assert crm_cache.generation(crm_cache.DEALS) > generation
+
+
+def test_stage_changes_are_read_only_in_admin(admin_client_, rep):
+    sale = SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep)
+    assert admin_client_.get("/admin/sales/stagechange/add/").status_code == 403
+    sale_page = admin_client_.get(f"/admin/sales/sale/{sale.pk}/change/").content.decode()
+    # No form to add one: the inline allows none.
+    assert 'name="stage_changes-MAX_NUM_FORMS" value="0"' in sale_page
