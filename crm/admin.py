@@ -25,15 +25,10 @@ class TeamMembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "team"]
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["at", "actor", "verb", "content_type", "object_repr"]
-    list_filter = ["verb", "content_type"]
-    search_fields = ["object_repr", "actor__username"]
-    date_hierarchy = "at"
-    list_select_related = ["actor", "content_type"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the app writes through its services only: shown in admin, never edited,
+    added or deleted there, also by admins."""
 
-    # The audit trail is append-only, also for admins.
     def has_add_permission(self, request):
         return False
 
@@ -42,6 +37,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """The audit trail is append-only."""
+
+    list_display = ["at", "actor", "verb", "content_type", "object_repr"]
+    list_filter = ["verb", "content_type"]
+    search_fields = ["object_repr", "actor__username"]
+    date_hierarchy = "at"
+    list_select_related = ["actor", "content_type"]
 
 
 @admin.register(SchedulerHeartbeat)

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from crm.admin import ReadOnlyAdmin
 from crm.errors import ValidationFailed
 from sales import services
 from sales.models import Sale, SaleActivity, StageChange, Task
@@ -110,7 +111,7 @@ class TaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(StageChange)
-class StageChangeAdmin(admin.ModelAdmin):
+class StageChangeAdmin(ReadOnlyAdmin):
     """Read-only: the history is written by sale_change_stage (which also keeps each
     change's left_at and the deal's furthest stage), never by hand."""
 
@@ -118,12 +119,3 @@ class StageChangeAdmin(admin.ModelAdmin):
     list_filter = ["to_status", "is_automatic"]
     search_fields = ["sale__title", "reason"]
     list_select_related = ["sale", "changed_by"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
