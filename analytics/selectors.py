@@ -93,7 +93,7 @@ def month_start(moment: datetime, months_back: int = 0) -> datetime:
 # Customer lifetime value --------------------------------------------------------------------
 
 
-MIN_LIFESPAN_YEARS = 1.0  # as purchases per year: a buyer's CLV is at least one purchase
+MIN_LIFESPAN_YEARS = 1.0  # as purchases per year count at least a year
 
 
 def expected_lifespan_years() -> tuple[float, str]:
@@ -112,9 +112,23 @@ def expected_lifespan_years() -> tuple[float, str]:
         years = spans["average"] / 365.25
         source = f"measured from {spans['n']} churned customers"
         if years < MIN_LIFESPAN_YEARS:
-            return MIN_LIFESPAN_YEARS, f"{source} ({years:.1f}), counted as at least a year"
+            return MIN_LIFESPAN_YEARS, f"{source} ({years:.1f} years), counted as a year"
         return years, source
     return DEFAULT_LIFESPAN_YEARS, "the default 3 years (not enough churned customers yet)"
+
+
+def _customer_lifespan(first_won, now: datetime, lifespan_years: float) -> Greatest:
+    """A customer's expected lifespan: the expected one, or longer for a customer who has
+    bought for longer already; so CLV is never below what they have paid (a customer
+    whose one purchase is older than the lifespan keeps its value instead of decaying)."""
+    return Greatest(
+        Value(lifespan_years),
+        Coalesce(
+            ExpressionWrapper(DaysBetween(first_won, Value(now)) / 365.25,
+                              output_field=FloatField()),
+            Value(0.0),
+        ),
+    )  # fmt: skip
 
 
 def _purchase_years(first_won, now: datetime) -> Greatest:
@@ -140,7 +154,8 @@ def customers_with_clv(
 ) -> QuerySet:
     """Customers annotated with their won deals in one currency (the default one unless
     given; amounts in different currencies never add up) and CLV = average won amount x
-    purchases per year x expected lifespan. Purchases per year count from the first win."""
+    purchases per year x expected lifespan. Purchases per year count from the first win
+    (at least a year); the lifespan is at least the customer's own so far."""
     now = now or timezone.now()
     currency = currency or settings.DEFAULT_CURRENCY
     money = DecimalField(max_digits=18, decimal_places=2)
@@ -163,7 +178,7 @@ def customers_with_clv(
         clv=ExpressionWrapper(
             Coalesce(F("won_average"), Value(Decimal(0)), output_field=money)
             * F("purchases_per_year")
-            * Value(lifespan_years),
+            * _customer_lifespan(F("first_won"), now, lifespan_years),
             output_field=FloatField(),
         ),
     )
@@ -200,7 +215,7 @@ def buyers_with_clv(
             clv=ExpressionWrapper(
                 Sum(Cast("amount", FloatField()))
                 / _purchase_years(Min("closed_at"), now)
-                * lifespan_years,
+                * _customer_lifespan(Min("closed_at"), now, lifespan_years),
                 output_field=FloatField(),
             ),
         )
@@ -262,8 +277,8 @@ def segment_clv(
     now=None,
 ) -> dict[str, Any]:
     """The CLV of a set of customers (all visible, or `scope`'s, when None): how many they
-    are and, per currency (`by_currency`), how many bought in it and their total and average
-    CLV (customers who did not buy in it count as 0). Pass `ranking` when clv_by_currency
+    are and, per currency (`by_currency`), how many bought in it and their total CLV and
+    average CLV per buyer. Pass `ranking` when clv_by_currency
     ran already for the same customers. Two or three queries (four without the lifespan)."""
     lifespan_years, source = lifespan or expected_lifespan_years()
     if ranking is None:
@@ -276,7 +291,7 @@ def segment_clv(
     return {
         "customers": count,
         "by_currency": [
-            {**row, "average": row["total"] / count if count else None}
+            {**row, "average": row["total"] / row["buyers"] if row["buyers"] else None}
             for row in ranking["by_currency"]
         ],
         "lifespan_years": lifespan_years,

@@ -1,6 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from analytics import views as analytics_views
 from campaigns import views_public as campaign_public
@@ -9,6 +12,14 @@ from documents import views as document_views
 from leads import views_tracking
 
 urlpatterns = [
+    # Pages that do not link the icon (Django admin): browsers ask here.
+    path(
+        "favicon.ico",
+        # The plain name, not static(): that needs the collected manifest at import time.
+        login_not_required(
+            RedirectView.as_view(url=f"{settings.STATIC_URL}favicon.svg", permanent=True)
+        ),
+    ),
     path("", analytics_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", views.RateLimitedLoginView.as_view(), name="login"),

@@ -391,8 +391,10 @@ class SpecAdvancedAnalytics:
             return 0.0
         average = sum(s.amount for s in won) / len(won)
         first = min(s.closed_at for s in won)
-        years = max((self.now - first).total_seconds() / 86400 / 365.25, 1.0)
-        return float(average) * (len(won) / years) * lifespan_years
+        tenure = (self.now - first).total_seconds() / 86400 / 365.25
+        # As the selectors: purchases a year over at least a year, and a lifespan at least
+        # as long as the customer's own so far.
+        return float(average) * (len(won) / max(tenure, 1.0)) * max(lifespan_years, tenure)
 
     def churn_probability(self, customer) -> float:
         if customer.last_contact_date is None:

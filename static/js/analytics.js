@@ -90,6 +90,7 @@
         (set) => set.data.some((value) => value) || (set.deals || []).some((count) => count),
       );
       canvas.hidden = empty;
+      canvas.closest("figure").classList.toggle("is-empty", empty);
       const png = document.querySelector(`[data-png="${name}"]`);
       if (png) png.hidden = empty;
       let note = canvas.parentElement.querySelector(".chart-empty");
