@@ -38,8 +38,8 @@ from django.db.models.functions import Cast, Coalesce, Greatest, Least, RowNumbe
 from django.utils import timezone
 
 from analytics.expressions import DaysBetween, Median
-from crm.models import TeamMembership
 from crm.permissions import visible_customers, visible_sales
+from crm.selectors import team_member_ids
 from customers.models import Customer
 from sales.models import Sale, SaleActivity, StageChange
 
@@ -63,8 +63,7 @@ class Scope:
 def scoped_sales(*, user, scope: Scope = Scope()) -> QuerySet[Sale]:
     sales = visible_sales(user)
     if scope.team_id:
-        members = TeamMembership.objects.filter(team_id=scope.team_id).values("user_id")
-        sales = sales.filter(assigned_to__in=members)
+        sales = sales.filter(assigned_to__in=team_member_ids(scope.team_id))
     if scope.rep_id:
         sales = sales.filter(assigned_to_id=scope.rep_id)
     return sales
@@ -74,8 +73,7 @@ def scoped_customers(*, user, scope: Scope = Scope()) -> QuerySet[Customer]:
     """Visible customers, of one team's or one rep's book (by owner) when scoped."""
     customers = visible_customers(user)
     if scope.team_id:
-        members = TeamMembership.objects.filter(team_id=scope.team_id).values("user_id")
-        customers = customers.filter(owner__in=members)
+        customers = customers.filter(owner__in=team_member_ids(scope.team_id))
     if scope.rep_id:
         customers = customers.filter(owner_id=scope.rep_id)
     return customers

@@ -1,4 +1,4 @@
-"""Reads of the shared core: system health and audit history."""
+"""Reads of the shared core: teams, system health and audit history."""
 
 from datetime import timedelta
 
@@ -8,9 +8,14 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from crm.models import AuditEvent, SchedulerHeartbeat
+from crm.models import AuditEvent, SchedulerHeartbeat, TeamMembership
 
 HEARTBEAT_FRESH_FOR = timedelta(minutes=3)
+
+
+def team_member_ids(team_id: int) -> QuerySet:
+    """The ids of a team's members, as a subquery (`assigned_to__in=...`)."""
+    return TeamMembership.objects.filter(team_id=team_id).values("user_id")
 
 
 def audit_events_for(instance, *, limit: int = 50) -> QuerySet:

@@ -23,10 +23,11 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from crm.models import TeamMembership
 from crm.permissions import visible_sales
+from crm.selectors import team_member_ids
 from sales.automation import stale_condition, with_quiet_since
 from sales.models import Sale, StageSetting
+from sales.selectors import with_close_and_amount_filters
 
 COLUMN_SIZE = 50
 BOARD_STAGES = list(Sale.OPEN_STATUSES)
@@ -48,17 +49,8 @@ def board_deals(*, user, filters: dict[str, Any]) -> QuerySet[Sale]:
     if filters.get("owner"):
         deals = deals.filter(assigned_to=filters["owner"])
     if filters.get("team"):
-        members = TeamMembership.objects.filter(team=filters["team"]).values("user_id")
-        deals = deals.filter(assigned_to__in=members)
-    if filters.get("close_from"):
-        deals = deals.filter(expected_close_date__gte=filters["close_from"])
-    if filters.get("close_to"):
-        deals = deals.filter(expected_close_date__lte=filters["close_to"])
-    if filters.get("amount_min") is not None:
-        deals = deals.filter(amount__gte=filters["amount_min"])
-    if filters.get("amount_max") is not None:
-        deals = deals.filter(amount__lte=filters["amount_max"])
-    return deals
+        deals = deals.filter(assigned_to__in=team_member_ids(filters["team"]))
+    return with_close_and_amount_filters(deals, filters)
 
 
 def _cards(deals: QuerySet[Sale], now, max_days=None, stale=None) -> QuerySet[Sale]:

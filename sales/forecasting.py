@@ -47,9 +47,10 @@ from django.db.models.functions import Cast, Coalesce, Floor, Least, Round, Trun
 from django.utils import timezone
 
 from crm.errors import PermissionDenied, ValidationFailed
-from crm.models import Team, TeamMembership
+from crm.models import Team
 from crm.permissions import team_user_ids, visible_teams
 from crm.roles import REP_GROUP, Role, role_of
+from crm.selectors import team_member_ids
 from customers.models import Customer
 from sales.defaults import STAGE_DEFAULTS
 from sales.models import ForecastSnapshot, Sale, StageChange, StageSetting
@@ -271,8 +272,7 @@ class ForecastScope:
         if self.kind == ForecastSnapshot.Scope.REP:
             return Q(**{f"{prefix}assigned_to": self.user_id})
         if self.kind == ForecastSnapshot.Scope.TEAM:
-            members = TeamMembership.objects.filter(team_id=self.team_id).values("user_id")
-            return Q(**{f"{prefix}assigned_to__in": members})
+            return Q(**{f"{prefix}assigned_to__in": team_member_ids(self.team_id)})
         if self.user_ids is not None:
             return Q(**{f"{prefix}assigned_to__in": self.user_ids})
         return Q()

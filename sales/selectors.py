@@ -31,6 +31,19 @@ def _order_by(sort: str) -> list[str]:
     return [f"-{c}" for c in columns] if descending else list(columns)
 
 
+def with_close_and_amount_filters(sales: QuerySet[Sale], filters: dict) -> QuerySet[Sale]:
+    """The deal list's and the board's expected-close and amount ranges (bounds included)."""
+    if filters.get("close_from"):
+        sales = sales.filter(expected_close_date__gte=filters["close_from"])
+    if filters.get("close_to"):
+        sales = sales.filter(expected_close_date__lte=filters["close_to"])
+    if filters.get("amount_min") is not None:
+        sales = sales.filter(amount__gte=filters["amount_min"])
+    if filters.get("amount_max") is not None:
+        sales = sales.filter(amount__lte=filters["amount_max"])
+    return sales
+
+
 def sale_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Sale]:
     filters = filters or {}
     sales = visible_sales(user)
@@ -45,14 +58,7 @@ def sale_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Sale]:
         sales = sales.filter(assigned_to=filters["owner"])
     if filters.get("customer"):
         sales = sales.filter(customer=filters["customer"])
-    if filters.get("close_from"):
-        sales = sales.filter(expected_close_date__gte=filters["close_from"])
-    if filters.get("close_to"):
-        sales = sales.filter(expected_close_date__lte=filters["close_to"])
-    if filters.get("amount_min") is not None:
-        sales = sales.filter(amount__gte=filters["amount_min"])
-    if filters.get("amount_max") is not None:
-        sales = sales.filter(amount__lte=filters["amount_max"])
+    sales = with_close_and_amount_filters(sales, filters)
     ordering = _order_by(filters.get("sort") or DEFAULT_SALE_SORT)
     if any(column.lstrip("-") == "stage_order" for column in ordering):
         # Stages sort in pipeline order (New ... Won, Lost), not alphabetically.
