@@ -63,6 +63,10 @@ class DocumentQuerySet(models.QuerySet):
     def with_related(self) -> "DocumentQuerySet":
         return self.select_related("uploaded_by", "customer", "sale", "category")
 
+    def of_chain(self, chain_id: int) -> "DocumentQuerySet":
+        """Every version of one document: the first (`chain_id`) and those made from it."""
+        return self.filter(models.Q(pk=chain_id) | models.Q(parent_document_id=chain_id))
+
 
 class Document(models.Model):
     class Type(models.TextChoices):

@@ -59,9 +59,8 @@ def document_list(*, user, filters: dict) -> QuerySet[Document]:
 
 
 def document_versions(*, document: Document) -> QuerySet[Document]:
-    chain = document.chain_id
     return (
-        Document.objects.filter(Q(pk=chain) | Q(parent_document_id=chain))
+        Document.objects.of_chain(document.chain_id)
         .select_related("uploaded_by")
         .defer("extracted_text")
         .order_by("-version")

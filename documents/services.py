@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import File
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from crm.errors import PermissionDenied, ValidationFailed
@@ -128,12 +128,7 @@ def document_upload_version(
     _check_size(upload)
     detected = filetypes.detect(upload)
     with transaction.atomic():
-        first = Document.objects.select_for_update().get(pk=document.chain_id)
-        chain = Document.objects.filter(pk=first.pk) | Document.objects.filter(
-            parent_document=first
-        )
-        latest = chain.order_by("-version").first()
-        _check_editable(actor, latest)
+        first, chain, latest = _lock_chain(actor, document)
         chain.filter(is_active=True).update(is_active=False)
         new = Document(
             title=latest.title,
@@ -170,12 +165,7 @@ def document_upload_version(
 def document_restore(*, actor, version: Document, ip: str | None = None) -> Document:
     """Make an older version the newest again: a new version with the old one's file."""
     with transaction.atomic():
-        first = Document.objects.select_for_update().get(pk=version.chain_id)
-        chain = Document.objects.filter(pk=first.pk) | Document.objects.filter(
-            parent_document=first
-        )
-        latest = chain.order_by("-version").first()
-        _check_editable(actor, latest)
+        first, chain, latest = _lock_chain(actor, version)
         if version.pk == latest.pk:
             raise ValidationFailed("This is already the newest version.")
         chain.filter(is_active=True).update(is_active=False)
@@ -201,6 +191,16 @@ def document_restore(*, actor, version: Document, ip: str | None = None) -> Docu
     return new
 
 
+def _lock_chain(actor, document: Document) -> tuple[Document, QuerySet, Document]:
+    """A document's first version locked (so two new versions cannot race), all its
+    versions, and the newest, which the actor must be allowed to change."""
+    first = Document.objects.select_for_update().get(pk=document.chain_id)
+    chain = Document.objects.of_chain(first.pk)
+    latest = chain.order_by("-version").first()
+    _check_editable(actor, latest)
+    return first, chain, latest
+
+
 def _check_editable(actor, document: Document) -> None:
     from documents.selectors import editable_documents
 
@@ -216,8 +216,7 @@ def document_share(*, actor, document: Document, user_ids: list[int], is_public:
     users = list(get_user_model().objects.filter(pk__in=user_ids, is_active=True))
     if len(users) != len(set(user_ids)):
         raise ValidationFailed("Some of those users do not exist.", field="allowed_users")
-    chain = document.chain_id
-    versions = Document.objects.filter(Q(pk=chain) | Q(parent_document_id=chain))
+    versions = Document.objects.of_chain(document.chain_id)
     version_ids = list(versions.values_list("pk", flat=True))
     through = Document.allowed_users.through
     through.objects.filter(document_id__in=version_ids).delete()
