@@ -1,4 +1,5 @@
-"""Timing helpers shared by the scenarios: a stopwatch and the page-request loop."""
+"""Timing helpers shared by the scenarios: a stopwatch, a query counter and the
+page-request loop."""
 
 import statistics
 import time
@@ -10,6 +11,17 @@ from dataclasses import dataclass
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+
+
+class QueryCounter:
+    """Counts the SQL statements run on the default connection, without keeping them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from django.utils import timezone
 from sendgrid import SendGridAPIClient
 
 from bench import database
-from bench.measure import stopwatch
+from bench.measure import QueryCounter, stopwatch
 from bench.registry import scenario
 from campaigns import sending
 from campaigns.models import (
@@ -107,17 +107,6 @@ def delete_bench_campaigns() -> None:
         )
         cursor.execute(f"DELETE FROM {run} WHERE campaign_id = ANY(%s)", [ids])
         cursor.execute(f"DELETE FROM {campaign} WHERE id = ANY(%s)", [ids])
-
-
-class QueryCounter:
-    """Counts the SQL statements run on the default connection, without keeping them."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
 
 
 def _one_call_per_recipient(campaign: EmailCampaign, sample: int) -> int:

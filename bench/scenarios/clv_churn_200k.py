@@ -5,23 +5,12 @@ import statistics
 from django.db import connection
 
 from analytics.selectors import customers_with_churn, customers_with_clv, expected_lifespan_years
-from bench.measure import stopwatch
+from bench.measure import QueryCounter, stopwatch
 from bench.registry import scenario
 from bench.scenarios.dashboard_1m import CUSTOMERS, admin_1m, database_1m, ensure_data_1m
 from customers.models import Customer
 
 RUNS = 3
-
-
-class QueryCounter:
-    """Counts the SQL statements run on the default connection, without keeping them."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
 
 
 def _clv_and_churn(admin) -> tuple[list, list, float]:
