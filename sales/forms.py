@@ -18,12 +18,10 @@ from sales.selectors import SALE_SORTS
 SORT_CHOICES = [(k, k) for k in SALE_SORTS] + [(f"-{k}", k) for k in SALE_SORTS]
 
 
-class SaleFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=100, label="Search")
-    status = forms.ChoiceField(
-        choices=[("", "Any stage"), ("open", "Open deals"), *Sale.Status.choices], required=False
-    )
-    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+class CloseAndAmountFilterFields(forms.Form):
+    """The expected-close and amount ranges of the deal list and the board (read by
+    sales.selectors.with_close_and_amount_filters)."""
+
     close_from = forms.DateField(
         required=False, label="Closing from", widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -32,7 +30,18 @@ class SaleFilterForm(forms.Form):
     )
     amount_min = forms.DecimalField(required=False, min_value=0, label="Min amount")
     amount_max = forms.DecimalField(required=False, min_value=0, label="Max amount")
+
+    RANGE_FIELDS = ["close_from", "close_to", "amount_min", "amount_max"]
+
+
+class SaleFilterForm(CloseAndAmountFilterFields):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    status = forms.ChoiceField(
+        choices=[("", "Any stage"), ("open", "Open deals"), *Sale.Status.choices], required=False
+    )
+    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
     sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
+    field_order = ["q", "status", "owner", *CloseAndAmountFilterFields.RANGE_FIELDS, "sort"]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -182,17 +191,10 @@ class TaskForm(forms.ModelForm):
         self.initial.setdefault("assigned_to", user.pk)
 
 
-class BoardFilterForm(forms.Form):
+class BoardFilterForm(CloseAndAmountFilterFields):
     owner = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     team = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    close_from = forms.DateField(
-        required=False, label="Closing from", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    close_to = forms.DateField(
-        required=False, label="Closing to", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    amount_min = forms.DecimalField(required=False, min_value=0, label="Min amount")
-    amount_max = forms.DecimalField(required=False, min_value=0, label="Max amount")
+    field_order = ["owner", "team", *CloseAndAmountFilterFields.RANGE_FIELDS]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -347,3 +347,12 @@ def test_customer_options_search_only_visible_customers(rep_client, rep, other_r
     assert "Theirs" not in body
     empty = rep_client.get(reverse("customers:options"), {"customer_q": "nothing-like-this"})
     assert "No customer matches" in empty.content.decode()
+
+
+def test_filter_forms_keep_their_field_order(rep):
+    """The close-date and amount fields are shared; each form still lists them in place."""
+    from sales.forms import BoardFilterForm, SaleFilterForm
+
+    ranges = ["close_from", "close_to", "amount_min", "amount_max"]
+    assert list(SaleFilterForm({}, user=rep).fields) == ["q", "status", "owner", *ranges, "sort"]
+    assert list(BoardFilterForm({}, user=rep).fields) == ["owner", "team", *ranges]
