@@ -1,4 +1,10 @@
-"""Domain errors raised by services; views turn them into form errors or 4xx answers."""
+"""Domain errors raised by services; views turn them into form errors or 4xx answers.
+
+Where a view does not catch them, they become responses in one place: PermissionDenied is
+Django's own (so Django answers 403 with the site's 403 page), and
+`crm.middleware.DomainErrorMiddleware` answers 400 for ValidationFailed."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 
 
 class CrmError(Exception):
@@ -14,5 +20,5 @@ class ValidationFailed(CrmError):
         self.field = field
 
 
-class PermissionDenied(CrmError):
-    """The acting user may not do this to this record."""
+class PermissionDenied(CrmError, DjangoPermissionDenied):
+    """The acting user may not do this to this record (a 403 wherever it is not caught)."""

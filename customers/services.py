@@ -1,6 +1,5 @@
 """Writes for customers: every change goes through here, in a transaction, with an audit row."""
 
-from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -15,21 +14,16 @@ from crm.permissions import (
     customer_has_deals_beyond_reach,
     editable_customers,
 )
+from crm.reactions import Event, react
 from crm.services import audit_record, audit_record_many, diff_snapshots, model_snapshot
 from customers.models import Customer, CustomerNote, Tag
 
-# Apps built on customers (leads) register here what must follow a change to a customer's
-# data, e.g. rescoring a lead. An explicit list, called by the services below, instead of a
-# signal, so a reader of this module sees that something reacts.
-# Listeners take a list of ids so a CSV import of 50k rows is one call, not 50k.
-customer_change_listeners: list[Callable[[list[int]], None]] = []
-
 
 def customers_changed(customer_ids: list[int]) -> None:
-    if not customer_ids:
-        return
-    for listener in customer_change_listeners:
-        listener(customer_ids)
+    """What follows a change to customers' data (their lead scores) is in crm.reactions; one
+    call for many ids, so a CSV import of 50k rows is one reaction, not 50k."""
+    if customer_ids:
+        react(Event.CUSTOMERS_CHANGED, customer_ids=list(customer_ids))
 
 
 # The customer's own data fields: what the audit trail records and a CSV import may set.

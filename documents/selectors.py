@@ -76,9 +76,9 @@ def document_accesses(*, document: Document, limit: int = 200) -> QuerySet[Docum
     )
 
 
-def proposal_attached() -> Q:
-    """Q over Sale: a proposal document was attached since the deal entered its stage. The
-    pipeline automation's CONTACTED -> PROPOSAL rule calls this."""
+def sales_with_proposal_attached() -> Q:
+    """Q over Sale: a proposal document was attached since the deal entered its stage (the
+    answer to crm.reactions' DEALS_WITH_PROPOSAL, for the CONTACTED -> PROPOSAL rule)."""
     proposals = Document.objects.filter(
         sale=OuterRef("pk"),
         document_type=Document.Type.PROPOSAL,

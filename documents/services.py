@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.permissions import visible_customers, visible_sales
+from crm.reactions import Event, react
 from crm.services import audit_record
 from documents import filetypes
 from documents.models import Document, DocumentAccess, DocumentCategory
@@ -60,13 +61,11 @@ def _process_later(document_id: int) -> None:
     transaction.on_commit(lambda: process_document.delay(document_id))
 
 
-def _proposal_attached(document: Document) -> None:
-    """A proposal on a deal is what the pipeline's CONTACTED -> PROPOSAL rule waits for:
-    re-evaluate the deal after commit."""
+def _announce_if_proposal(document: Document) -> None:
+    """A proposal on a deal is what the pipeline's CONTACTED -> PROPOSAL rule waits for
+    (crm.reactions)."""
     if document.sale_id is not None and document.document_type == Document.Type.PROPOSAL:
-        from sales.automation import deals_advance_later
-
-        deals_advance_later(sale_ids=[document.sale_id])
+        react(Event.PROPOSAL_ATTACHED, sale_ids=[document.sale_id])
 
 
 def document_upload(
@@ -116,7 +115,7 @@ def document_upload(
             document.file.delete(save=False)  # no file without its row
             raise
         _process_later(document.pk)
-        _proposal_attached(document)
+        _announce_if_proposal(document)
     return document
 
 
@@ -158,7 +157,7 @@ def document_upload_version(
             new.file.delete(save=False)
             raise
         _process_later(new.pk)
-        _proposal_attached(new)
+        _announce_if_proposal(new)
     return new
 
 
@@ -187,7 +186,7 @@ def document_restore(*, actor, version: Document, ip: str | None = None) -> Docu
         if new.processing_status != Document.Processing.DONE:
             # The copy of a version that was never processed (or failed) gets its own try.
             _process_later(new.pk)
-        _proposal_attached(new)
+        _announce_if_proposal(new)
     return new
 
 

@@ -4,8 +4,8 @@ and reminded.
 
 Rules, each evaluated in SQL over any number of deals:
 - NEW -> CONTACTED: an activity was logged in the last 7 days (since the deal entered NEW);
-- CONTACTED -> PROPOSAL: a proposal is attached (proposal_attached below; the documents app
-  adds its check; until then a "proposal sent" activity counts);
+- CONTACTED -> PROPOSAL: a proposal was sent (an activity) or attached (a document: the
+  documents app answers crm.reactions' DEALS_WITH_PROPOSAL);
 - PROPOSAL / NEGOTIATION: the managers' AutomationRules ("customer replied" -> NEGOTIATION,
   "no activity for N days" -> a stage or just the stale flag).
 
@@ -14,7 +14,6 @@ deal is still where it was when evaluated: a person's move, before or during an 
 always wins.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,28 +22,22 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from crm.reactions import Question, ask
 from sales.models import AutomationRule, Sale, SaleActivity, StageSetting, Task
 
 CONTACT_WINDOW = timedelta(days=7)
 TASK_DUE_IN = timedelta(days=2)
 Status = Sale.Status
 
-# Apps that can prove a proposal is attached (documents) register a function returning a Q
-# over Sale here; an explicit list read by this module, not a signal.
-proposal_checks: list[Callable[[], Q]] = []
 
-
-def proposal_attached() -> Q:
-    """Deals with a proposal attached since they entered their stage."""
+def has_proposal() -> Q:
+    """Deals with a proposal sent or attached since they entered their stage."""
     sent = SaleActivity.objects.filter(
         sale=OuterRef("pk"),
         kind=SaleActivity.Kind.PROPOSAL_SENT,
         occurred_at__gte=OuterRef("stage_entered_at"),
     )
-    q = Q(Exists(sent))
-    for check in proposal_checks:
-        q |= check()
-    return q
+    return Q(Exists(sent)) | ask(Question.DEALS_WITH_PROPOSAL, default=Q(pk__in=[]))
 
 
 def _customer_replied() -> Q:
@@ -78,7 +71,7 @@ def _moves(now: datetime) -> dict[str, list[Move]]:
                 & Q(last_activity_at__gte=F("stage_entered_at")),
             )
         ],
-        Status.CONTACTED: [Move(Status.PROPOSAL, "Proposal attached", proposal_attached())],
+        Status.CONTACTED: [Move(Status.PROPOSAL, "Proposal attached", has_proposal())],
     }
     for rule in AutomationRule.objects.filter(is_active=True).exclude(to_status=""):
         condition = (

@@ -16,7 +16,6 @@ from crm.models import AuditEvent
 from documents import selectors, services, tokens
 from documents.models import Document, DocumentAccess, DocumentCategory, DocumentFile
 from leads.models import LeadActivity
-from sales import automation
 from sales.models import Sale
 from tests.documents import samples
 from tests.documents.conftest import stored_files
@@ -459,9 +458,14 @@ def test_a_share_open_without_customer_records_only_the_access(rep, make_documen
 # Pipeline hook ---------------------------------------------------------------------------------
 
 
-def test_the_selector_is_registered_with_the_pipeline():
-    assert selectors.proposal_attached in automation.proposal_checks
-    assert automation.proposal_checks.count(selectors.proposal_attached) == 1
+def test_the_reactions_file_links_proposals_and_the_pipeline():
+    from crm import reactions
+
+    path = "documents.selectors.sales_with_proposal_attached"
+    assert reactions.ANSWERS[reactions.Question.DEALS_WITH_PROPOSAL] == [path]
+    assert reactions.REACTIONS[reactions.Event.PROPOSAL_ATTACHED] == [
+        "sales.automation.deals_advance_later"
+    ]
 
 
 def test_a_proposal_on_a_contacted_deal_moves_it_to_proposal_after_commit(
@@ -494,10 +498,10 @@ def test_other_documents_do_not_move_the_deal(rep, sale, make_document):
 
 def test_proposal_attached_only_counts_since_the_deal_entered_its_stage(rep, sale, make_document):
     make_document(rep, "p.pdf", samples.pdf_with_text("x"), document_type="proposal", sale=sale)
-    assert Sale.objects.filter(selectors.proposal_attached(), pk=sale.pk).exists()
+    assert Sale.objects.filter(selectors.sales_with_proposal_attached(), pk=sale.pk).exists()
     later = Document.objects.get().uploaded_at + timedelta(seconds=1)
     Sale.objects.filter(pk=sale.pk).update(stage_entered_at=later)
-    assert not Sale.objects.filter(selectors.proposal_attached(), pk=sale.pk).exists()
+    assert not Sale.objects.filter(selectors.sales_with_proposal_attached(), pk=sale.pk).exists()
 
 
 def test_a_new_proposal_version_also_moves_the_deal(

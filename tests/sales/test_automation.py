@@ -59,13 +59,29 @@ def test_contacted_moves_to_proposal_when_a_proposal_is_attached(rep, teams):
     assert Sale.objects.get(pk=sale.pk).status == "PROPOSAL"
 
 
-def test_a_registered_proposal_check_is_used(rep, teams, monkeypatch):
+_ANSWERED_SALE_IDS: list[int] = []
+
+
+def only_answered_sales():
     from django.db.models import Q
 
+    return Q(pk__in=_ANSWERED_SALE_IDS)
+
+
+def test_an_answer_listed_in_the_reactions_file_is_used(rep, teams, monkeypatch):
+    from crm import reactions
+
     sale = _deal(rep, status="CONTACTED")
-    monkeypatch.setattr(automation, "proposal_checks", [lambda: Q(pk=sale.pk)])
+    other = _deal(rep, status="CONTACTED")
+    monkeypatch.setitem(
+        reactions.ANSWERS,
+        reactions.Question.DEALS_WITH_PROPOSAL,
+        [f"{__name__}.only_answered_sales"],
+    )
+    monkeypatch.setattr(f"{__name__}._ANSWERED_SALE_IDS", [sale.pk])
     automation.deals_advance(now=NOW)
     assert Sale.objects.get(pk=sale.pk).status == "PROPOSAL"
+    assert Sale.objects.get(pk=other.pk).status == "CONTACTED"
 
 
 def test_proposal_moves_to_negotiation_when_the_customer_replied(rep, teams):

@@ -1,0 +1,71 @@
+"""Deals and tasks: a deal is visible with its customer or its assignee; changing it needs the
+assignment (an unassigned deal: the customer's owner)."""
+
+from django.apps import apps
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from crm.permissions.core import owned_by
+from crm.permissions.customers import editable_customers, shared_customers
+from crm.roles import Role, role_of
+
+
+def visible_sales(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Deals assigned to the user's reach, or on customers the user can see."""
+    Sale = apps.get_model("sales", "Sale")
+    queryset = Sale.objects.all() if queryset is None else queryset
+    if role_of(user) == Role.ADMIN:
+        return queryset
+    # A join on the customer, not `customer IN (subquery)`: the planner can then walk an
+    # index in order and stop (the board's columns), instead of hashing every visible
+    # customer first.
+    return queryset.filter(
+        owned_by(user, "assigned_to")
+        | owned_by(user, "customer__owner")
+        | shared_customers(user, "customer__pk")
+    )
+
+
+def editable_sales(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Deals assigned within the user's reach (an unassigned deal: the customer's owner).
+
+    Owning the customer is not enough to change another rep's deal on it.
+    """
+    Sale = apps.get_model("sales", "Sale")
+    queryset = Sale.objects.all() if queryset is None else queryset
+    if role_of(user) == Role.ADMIN:
+        return queryset
+    unassigned_on_mine = Q(
+        assigned_to__isnull=True, customer__in=editable_customers(user).values("pk")
+    )
+    return queryset.filter(owned_by(user, "assigned_to") | unassigned_on_mine)
+
+
+def customer_has_deals_beyond_reach(user, customer) -> bool:
+    """True when deleting the customer would also delete deals this user may not change."""
+    Sale = apps.get_model("sales", "Sale")
+    on_customer = Sale.objects.filter(customer=customer)
+    return on_customer.exclude(pk__in=editable_sales(user, on_customer).values("pk")).exists()
+
+
+def access_sale_by_id(user, sale_id, *, for_change: bool = False):
+    finder = editable_sales if for_change else visible_sales
+    return get_object_or_404(finder(user), pk=sale_id)
+
+
+def visible_tasks(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Tasks assigned to or created by the user (managers: their teams'), and the tasks on
+    deals the user may change."""
+    Task = apps.get_model("sales", "Task")
+    queryset = Task.objects.all() if queryset is None else queryset
+    if role_of(user) == Role.ADMIN:
+        return queryset
+    return queryset.filter(
+        owned_by(user, "assigned_to")
+        | Q(created_by=user)
+        | Q(sale__in=editable_sales(user).values("pk"))
+    )
+
+
+def access_task_by_id(user, task_id):
+    return get_object_or_404(visible_tasks(user), pk=task_id)

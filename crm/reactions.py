@@ -1,0 +1,58 @@
+"""Every cross-app reaction, in one file: "when X happens in app A, app B does Y".
+
+An app that something else may react to calls `react(Event.X, ...)` (or `ask(...)` for a
+question another app answers) with keyword arguments; what follows is listed here and
+nowhere else, by dotted path, so a reader finds it in one place and no app imports an app
+above it (DESIGN.md section 2). No signals, no lists filled in `AppConfig.ready()`.
+
+Events (raised by -> what follows):
+- CUSTOMERS_CHANGED: customers.services and customers.csv_import (create, update, import)
+  -> leads rescore those customers (one Celery task after commit).
+- PROPOSAL_ATTACHED: documents.services (upload, new version or restore of a proposal on a
+  deal) -> the deal's pipeline rules run again (CONTACTED -> PROPOSAL), a task after commit.
+
+Questions (asked by -> answered by):
+- DEALS_WITH_PROPOSAL: sales.automation's CONTACTED -> PROPOSAL rule -> documents.selectors
+  (a proposal document attached since the deal entered its stage).
+
+Reactions run in the caller's transaction; each listed one defers its work with
+`transaction.on_commit`, so nothing happens for a change that is rolled back.
+"""
+
+from enum import StrEnum
+from functools import reduce
+from operator import or_
+
+from django.utils.module_loading import import_string
+
+
+class Event(StrEnum):
+    CUSTOMERS_CHANGED = "customers_changed"  # customer_ids: list[int]
+    PROPOSAL_ATTACHED = "proposal_attached"  # sale_ids: list[int]
+
+
+class Question(StrEnum):
+    DEALS_WITH_PROPOSAL = "deals_with_proposal"  # -> Q over sales.Sale
+
+
+REACTIONS: dict[Event, list[str]] = {
+    Event.CUSTOMERS_CHANGED: ["leads.services.lead_rescore_later"],
+    Event.PROPOSAL_ATTACHED: ["sales.automation.deals_advance_later"],
+}
+
+# Each answer is a Q over the asking app's model; the answers are OR-ed together.
+ANSWERS: dict[Question, list[str]] = {
+    Question.DEALS_WITH_PROPOSAL: ["documents.selectors.sales_with_proposal_attached"],
+}
+
+
+def react(event: Event, **kwargs) -> None:
+    """Run every reaction listed for `event` with the event's keyword arguments."""
+    for path in REACTIONS[event]:
+        import_string(path)(**kwargs)
+
+
+def ask(question: Question, default):
+    """OR together the answers listed for `question`; `default` when nobody answers."""
+    answers = [import_string(path)() for path in ANSWERS[question]]
+    return reduce(or_, answers) if answers else default
