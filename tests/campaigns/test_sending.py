@@ -13,9 +13,12 @@ from campaigns.models import (
     SendBatch,
     Suppression,
 )
+from campaigns.sending import batches, leases
+from campaigns.sending.counters import campaign_counters_refresh
+from campaigns.sending.provider import ProviderCannotTell, TransientSendError
+from campaigns.sending.sendgrid import SendGrid
 from campaigns.services import campaign_cancel, campaign_pause, campaign_resume, campaign_send_now
 from campaigns.templating import SubstitutionPlan
-from campaigns.transport import TransientSendError
 
 pytestmark = pytest.mark.django_db
 
@@ -157,8 +160,8 @@ def _claimed_batch(campaign, manager):
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    assert sending._lease(run.pk, "dead-sender", take=True)
-    batch = sending._batch_claim(run, "dead-sender")
+    assert leases.lease_take(run.pk, "dead-sender")
+    batch = batches.batch_claim(run, "dead-sender")
     CampaignRun.objects.filter(pk=run.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     return run, batch
 
@@ -169,9 +172,8 @@ def test_a_batch_in_flight_when_its_worker_died_and_accepted_is_not_sent_again(
     settings.CAMPAIGN_BATCH_SIZE = 2
     run, batch = _claimed_batch(campaign, manager)
     plan = SubstitutionPlan(subject="s", html="h", text="t")
-    from campaigns.transport import mail_send
-
-    mail_send(sending.build_payload(run, batch, plan))  # the provider got it; then the crash
+    # The provider got it; then the crash.
+    SendGrid().send_batch(batches.batch_outgoing(run, batch, plan))
     assert sending.run_send(run_id=run.pk) == "sent"
     recipients = fake_sendgrid.recipients()
     assert sorted(recipients) == sorted(c.email for c in audience["mine"])
@@ -193,7 +195,7 @@ def test_a_live_sender_keeps_the_run_to_itself(campaign, manager, audience, fake
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    assert sending._lease(run.pk, "alive", take=True)
+    assert leases.lease_take(run.pk, "alive")
     assert sending.run_send(run_id=run.pk) == "busy or finished"
     assert fake_sendgrid.recipients() == []
 
@@ -205,17 +207,17 @@ def test_pause_stops_between_batches_and_resume_sends_the_rest(
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    original = sending._batch_send
+    original = batches.batch_send
 
-    def send_then_pause(run_, batch, plan):
-        original(run_, batch, plan)
+    def send_then_pause(provider, run_, batch, plan):
+        original(provider, run_, batch, plan)
         EmailCampaign.objects.filter(pk=campaign.pk).update(status="paused")
 
-    sending._batch_send = send_then_pause
+    batches.batch_send = send_then_pause
     try:
         assert sending.run_send(run_id=run.pk) == "paused"
     finally:
-        sending._batch_send = original
+        batches.batch_send = original
     assert len(fake_sendgrid.recipients()) == 2
     assert CampaignRun.objects.get().status == "paused"
     with django_capture_on_commit_callbacks(execute=True):
@@ -259,14 +261,15 @@ def test_an_event_processed_before_the_batch_is_marked_sent_keeps_its_status(
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    sending._lease(run.pk, "me", take=True)
-    batch = sending._batch_claim(run, "me")
+    leases.lease_take(run.pk, "me")
+    batch = batches.batch_claim(run, "me")
     EmailMessage.objects.filter(run=run, email="ann@a.example").update(
         delivered_at=timezone.now(), status="delivered"
     )
-    sending._batch_mark_sent(batch, message_id="m1")
+    batches.batch_mark_sent(batch, message_id="m1")
     ann = EmailMessage.objects.get(email="ann@a.example")
     assert ann.status == "delivered" and ann.sent_at is not None
+    campaign_counters_refresh(campaign_ids=[campaign.pk])  # what the sender does as it goes
     assert EmailCampaign.objects.get(pk=campaign.pk).sent_count == 5
 
 
@@ -316,12 +319,10 @@ def test_a_recent_unconfirmed_batch_waits_and_its_recipients_are_not_claimed_aga
 def test_when_the_provider_cannot_tell_the_batch_counts_as_sent(
     campaign, manager, audience, fake_sendgrid, settings, monkeypatch
 ):
-    from campaigns import transport
+    def cannot_tell(self, key):
+        raise ProviderCannotTell("no activity feed")
 
-    def cannot_tell(key):
-        raise transport.ProviderCannotTell("no activity feed")
-
-    monkeypatch.setattr(sending, "batch_was_accepted", cannot_tell)
+    monkeypatch.setattr(SendGrid, "was_accepted", cannot_tell)
     settings.CAMPAIGN_BATCH_SIZE = 2
     settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS = 0
     run, batch = _claimed_batch(campaign, manager)
@@ -371,17 +372,17 @@ def test_a_pause_after_the_last_batch_leaves_a_sent_campaign(
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    original = sending._batch_send
+    original = batches.batch_send
 
-    def send_then_pause(run_, batch, plan):
-        original(run_, batch, plan)
+    def send_then_pause(provider, run_, batch, plan):
+        original(provider, run_, batch, plan)
         EmailCampaign.objects.filter(pk=campaign.pk).update(status="paused")
 
-    sending._batch_send = send_then_pause
+    batches.batch_send = send_then_pause
     try:
         outcome = sending.run_send(run_id=run.pk)
     finally:
-        sending._batch_send = original
+        batches.batch_send = original
     campaign.refresh_from_db()
     assert outcome == "paused" or campaign.status == "sent"
     if outcome == "paused":  # paused before noticing it was done: resume finishes it
