@@ -20,9 +20,9 @@ from crm.permissions.campaigns import (
     access_segment_by_id,
     access_template_by_id,
     can_change_campaign,
+    can_run_campaigns,
 )
 from crm.permissions.core import require_manager
-from crm.roles import is_manager_or_admin
 
 PAGE_SIZE = 25
 NOT_A_MANAGER = "Only managers and admins manage campaigns."
@@ -48,7 +48,7 @@ def campaign_list(request):
         "status": status,
         "q": request.GET.get("q", ""),
         "sort": request.GET.get("sort", "-created"),
-        "can_manage": is_manager_or_admin(request.user),
+        "can_manage": can_run_campaigns(request.user),
     }
     template = (
         "campaigns/partials/_campaign_table.html"

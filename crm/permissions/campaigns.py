@@ -10,7 +10,12 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from crm.permissions.customers import visible_customers
-from crm.roles import Role, role_of
+from crm.roles import Role, is_manager_or_admin, role_of
+
+
+def can_run_campaigns(user) -> bool:
+    """Managers and admins make templates, segments and campaigns; reps only read."""
+    return is_manager_or_admin(user)
 
 
 def co_manager_ids(user) -> list[int]:
