@@ -35,6 +35,8 @@ class Move(StrEnum):
 
 
 UNFINISHED = frozenset({Status.DRAFT, Status.SCHEDULED, Status.SENDING, Status.PAUSED})
+# A sender that finds its campaign in one of these stops before its next batch.
+STOPS_SENDING = frozenset({Status.PAUSED, Status.CANCELLED})
 
 # Move -> (the statuses it may start from, the statuses it may lead to).
 MOVES: dict[Move, tuple[frozenset[str], frozenset[str]]] = {
@@ -136,7 +138,7 @@ def send_under_way(campaign: EmailCampaign) -> bool:
 def campaign_actions(campaign: EmailCampaign) -> frozenset[Action]:
     """The actions the campaign allows now: the buttons its page shows. Asks the database
     about unfinished runs only when the answer matters."""
-    under_way = bool(allowed_statuses(Action.EDIT) & {campaign.status} and send_under_way(campaign))
+    under_way = campaign.status in allowed_statuses(Action.EDIT) and send_under_way(campaign)
     return actions_allowed(campaign.status, send_under_way=under_way)
 
 

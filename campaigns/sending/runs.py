@@ -12,7 +12,15 @@ from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, SendBatch
 from campaigns.sending.batches import outside_batches
 from campaigns.sending.counters import campaign_counters_refresh
 from campaigns.sending.recipients import recipients_insert
-from campaigns.states import Move, Status, can_move, move_to, sources, status_after_run
+from campaigns.states import (
+    STOPS_SENDING,
+    Move,
+    Status,
+    can_move,
+    move_to,
+    sources,
+    status_after_run,
+)
 
 
 def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
@@ -121,7 +129,7 @@ def stalled_runs() -> list[int]:
     """Runs still sending whose sender's lease lapsed: their worker died."""
     return list(
         CampaignRun.objects.filter(status=CampaignRun.Status.SENDING)
-        .exclude(campaign__status__in=[Status.PAUSED, Status.CANCELLED])
+        .exclude(campaign__status__in=STOPS_SENDING)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=timezone.now()))
         .values_list("pk", flat=True)
     )
