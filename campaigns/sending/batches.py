@@ -171,12 +171,14 @@ def batch_fail(batch: SendBatch, reason: str) -> None:
     CampaignRun.objects.filter(pk=batch.run_id).update(last_error=reason)
 
 
-def batches_reconcile(provider: Provider, run: CampaignRun) -> list[SendBatch]:
-    """Judge the batches whose sender died mid-request; returns those that cannot be judged
-    yet (the provider's activity feed lags, so a recent batch may not show there yet)."""
+def batches_reconcile(provider: Provider, run: CampaignRun) -> tuple[list[SendBatch], int]:
+    """Judge the batches whose sender died mid-request. Returns those that cannot be judged
+    yet (the provider's activity feed lags, so a recent batch may not show there yet) and
+    how many were judged."""
     unresolved = []
+    in_flight = list(SendBatch.objects.filter(run=run, status=SendBatch.Status.SENDING))
     settled_before = timezone.now() - timedelta(seconds=settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS)
-    for batch in SendBatch.objects.filter(run=run, status=SendBatch.Status.SENDING):
+    for batch in in_flight:
         try:
             accepted = provider.was_accepted(batch.key)
         except ProviderCannotTell:
@@ -195,4 +197,4 @@ def batches_reconcile(provider: Provider, run: CampaignRun) -> list[SendBatch]:
             )
         else:
             batch_requeue(batch, "Its worker stopped before the provider accepted it.")
-    return unresolved
+    return unresolved, len(in_flight) - len(unresolved)

@@ -22,12 +22,13 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
     if not lease_take(run_id, sender):
         return "busy or finished"
     release = True
-    run = CampaignRun.objects.select_related("campaign__template").get(pk=run_id)
-    counters = CountersWhileSending(run.campaign_id)
+    counters = None
     try:
+        run = CampaignRun.objects.select_related("campaign__template").get(pk=run_id)
+        counters = CountersWhileSending(run.campaign_id)
         provider = current_provider()
-        counters.changed = True  # in-flight batches judged below may count as sent
-        unresolved = batches.batches_reconcile(provider, run)
+        unresolved, judged = batches.batches_reconcile(provider, run)
+        counters.changed = judged > 0  # a judged batch may count as sent
         plan = SubstitutionPlan(
             subject=run.campaign.effective_subject,
             html=run.campaign.template.html_body,
@@ -54,6 +55,7 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
                 raise
             counters.changed_by_a_batch()
     finally:
-        counters.flush()
+        if counters:
+            counters.flush()
         if release:
             lease_release(run_id, sender)
