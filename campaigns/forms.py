@@ -5,6 +5,7 @@ from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
 from campaigns.segments import CHOICE_KEYS
 from campaigns.templating import VARIABLES
 from crm.permissions import assignable_users
+from crm.permissions.campaigns import visible_segments, visible_templates
 from customers.models import Customer, Industry, Region, Tag
 from leads.models import Grade
 
@@ -111,11 +112,9 @@ class CampaignForm(forms.ModelForm):
         fields = ["name", "campaign_type", "template", "segment", "subject"]
 
     def __init__(self, *args, user, **kwargs):
-        from campaigns.selectors import segments_visible, templates_visible
-
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = templates_visible(user=user).filter(is_active=True)
-        self.fields["segment"].queryset = segments_visible(user=user).order_by("name")
+        self.fields["template"].queryset = visible_templates(user).filter(is_active=True)
+        self.fields["segment"].queryset = visible_segments(user).order_by("name")
 
 
 class ScheduleForm(forms.Form):

@@ -8,6 +8,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.managers import CampaignRunQuerySet
 from customers.models import Customer
 
 
@@ -173,6 +174,8 @@ class CampaignRun(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+
+    objects = CampaignRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -1,12 +1,6 @@
-"""Reads for campaigns, scoped by who is asking.
+"""Reads for campaigns, scoped by who is asking through crm.permissions.campaigns."""
 
-Managers run campaigns: a manager sees the campaigns they or a co-manager of one of their
-teams created; an admin sees all; a rep sees, read-only, the campaigns that emailed one of
-their customers, and within them only their customers' messages.
-"""
-
-from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 
 from campaigns.models import (
@@ -18,48 +12,14 @@ from campaigns.models import (
     OutboxMessage,
     SendBatch,
 )
-from crm.permissions import visible_customers
-from crm.roles import Role, role_of
-
-
-def _co_manager_ids(user) -> list[int]:
-    User = get_user_model()
-    return list(
-        User.objects.filter(Q(pk=user.pk) | Q(managed_teams__managers=user))
-        .distinct()
-        .values_list("pk", flat=True)
-    )
-
-
-def _authored_in_scope(queryset: QuerySet, user) -> QuerySet:
-    """Templates, segments and campaigns belong to their author's management circle: an
-    admin sees all; a manager what they or a co-manager of one of their teams made."""
-    role = role_of(user)
-    if role == Role.ADMIN:
-        return queryset
-    if role == Role.MANAGER:
-        return queryset.filter(created_by_id__in=_co_manager_ids(user))
-    return queryset.none()
-
-
-def campaigns_visible(*, user) -> QuerySet[EmailCampaign]:
-    campaigns = EmailCampaign.objects.all()
-    role = role_of(user)
-    if role == Role.ADMIN:
-        return campaigns
-    if role == Role.MANAGER:
-        return campaigns.filter(created_by_id__in=_co_manager_ids(user))
-    mailed_mine = EmailMessage.objects.filter(
-        campaign=OuterRef("pk"), customer__in=visible_customers(user).values("pk")
-    )
-    return campaigns.filter(Exists(mailed_mine))
-
-
-def campaigns_editable(*, user) -> QuerySet[EmailCampaign]:
-    if role_of(user) == Role.REP:
-        return EmailCampaign.objects.none()
-    return campaigns_visible(user=user)
-
+from crm.permissions.campaigns import (
+    visible_campaign_messages,
+    visible_campaigns,
+    visible_outbox_messages,
+    visible_segments,
+    visible_templates,
+)
+from crm.permissions.customers import visible_customers
 
 SORTS = {
     "name": "name",
@@ -73,7 +33,7 @@ SORTS = {
 
 
 def campaign_list(*, user, status: str = "", q: str = "", sort: str = "-created"):
-    campaigns = campaigns_visible(user=user).select_related("segment", "template", "created_by")
+    campaigns = visible_campaigns(user).select_related("segment", "template", "created_by")
     if status:
         campaigns = campaigns.filter(status=status)
     if q:
@@ -85,8 +45,7 @@ def campaign_recipients(*, user, campaign: EmailCampaign, status: str = "") -> Q
     """The campaign's messages to customers this user may see (a co-manager of the author
     may share only some of the author's teams)."""
     messages = campaign.messages.select_related("customer", "run").order_by("-run_id", "id")
-    if role_of(user) != Role.ADMIN:
-        messages = messages.filter(customer__in=visible_customers(user).values("pk"))
+    messages = visible_campaign_messages(user, messages)
     if status:
         messages = messages.filter(status=status)
     return messages
@@ -167,20 +126,12 @@ def customer_campaign_messages(*, customer, limit: int = 20) -> QuerySet[EmailMe
     return customer.email_messages.select_related("campaign").order_by("-queued_at")[:limit]
 
 
-def templates_visible(*, user) -> QuerySet[EmailTemplate]:
-    return _authored_in_scope(EmailTemplate.objects.all(), user)
-
-
-def segments_visible(*, user) -> QuerySet[CustomerSegment]:
-    return _authored_in_scope(CustomerSegment.objects.all(), user)
-
-
 def templates_list(*, user) -> QuerySet[EmailTemplate]:
-    return templates_visible(user=user).select_related("created_by").order_by("name")
+    return visible_templates(user).select_related("created_by").order_by("name")
 
 
 def segments_list(*, user) -> QuerySet[CustomerSegment]:
-    return segments_visible(user=user).select_related("created_by").order_by("name")
+    return visible_segments(user).select_related("created_by").order_by("name")
 
 
 def preview_customers(*, user, limit: int = 200):
@@ -195,11 +146,7 @@ def preview_customer_first(*, user):
 def outbox_list(*, user, q: str = "") -> QuerySet[OutboxMessage]:
     """The local outbox as this user may read it: an admin everything; a manager the emails
     to customers they see and to themselves."""
-    messages = OutboxMessage.objects.order_by("-created_at", "-id")
-    if role_of(user) != Role.ADMIN:
-        messages = messages.filter(
-            Q(to_email__in=visible_customers(user).values("email")) | Q(to_email=user.email or "-")
-        )
+    messages = visible_outbox_messages(user, OutboxMessage.objects.order_by("-created_at", "-id"))
     if q:
         messages = messages.filter(Q(to_email__icontains=q) | Q(subject__icontains=q))
     return messages

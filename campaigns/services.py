@@ -16,25 +16,32 @@ from campaigns.models import (
     EmailCampaign,
     EmailMessage,
     EmailTemplate,
-    SendBatch,
     Suppression,
 )
 from campaigns.segments import criteria_clean, segment_customers
-from campaigns.sending import campaign_counters_refresh, recipient_values, send_run_later
+from campaigns.sending import (
+    campaign_counters_refresh,
+    recipient_values,
+    runs_cancel,
+    send_run_later,
+)
+from campaigns.states import (
+    Action,
+    Move,
+    Status,
+    action_check,
+    move_to,
+    status_after_resume,
+)
 from campaigns.templating import render, template_errors, variables_used
 from campaigns.tokens import unsubscribe_token_read
-from crm.errors import PermissionDenied, ValidationFailed
-from crm.roles import is_manager_or_admin
+from crm.errors import ValidationFailed
+from crm.permissions.core import require_manager
 from crm.services import audit_record, send_email
 from customers.models import Customer
 from customers.services import customers_mark_unsubscribed
 
-Status = EmailCampaign.Status
-
-
-def _managers_only(actor) -> None:
-    if not is_manager_or_admin(actor):
-        raise PermissionDenied("Only managers and admins run campaigns.")
+NOT_A_MANAGER = "Only managers and admins run campaigns."
 
 
 # Templates --------------------------------------------------------------------------------
@@ -44,7 +51,7 @@ def template_save(
     *, actor, data: dict[str, Any], template: EmailTemplate | None = None
 ) -> EmailTemplate:
     """Create or update a template; every unknown variable or bad placeholder is reported."""
-    _managers_only(actor)
+    require_manager(actor, NOT_A_MANAGER)
     errors = []
     for field in ("subject", "html_body", "text_body"):
         errors += [
@@ -85,7 +92,7 @@ def template_preview(*, template: EmailTemplate, customer: Customer) -> dict[str
 
 def template_send_test(*, actor, template: EmailTemplate, customer: Customer) -> str:
     """Send the template, rendered for `customer`, to the acting user's own address."""
-    _managers_only(actor)
+    require_manager(actor, NOT_A_MANAGER)
     if not actor.email:
         raise ValidationFailed("Your account has no email address to send the test to.")
     preview = template_preview(template=template, customer=customer)
@@ -104,7 +111,7 @@ def template_send_test(*, actor, template: EmailTemplate, customer: Customer) ->
 def segment_save(
     *, actor, data: dict[str, Any], segment: CustomerSegment | None = None
 ) -> CustomerSegment:
-    _managers_only(actor)
+    require_manager(actor, NOT_A_MANAGER)
     criteria = criteria_clean(data.get("criteria", {}))
     segment = segment or CustomerSegment(created_by=actor)
     segment.name = data["name"]
@@ -139,17 +146,9 @@ def segment_count_refresh(*, segment: CustomerSegment, user=None) -> int:
 def campaign_save(
     *, actor, data: dict[str, Any], campaign: EmailCampaign | None = None
 ) -> EmailCampaign:
-    _managers_only(actor)
-    if campaign and (
-        campaign.status not in (Status.DRAFT, Status.SCHEDULED, Status.PAUSED)
-        or campaign.runs.filter(
-            status__in=[CampaignRun.Status.PAUSED, CampaignRun.Status.SENDING]
-        ).exists()
-    ):
-        # Half a run with one template and half with another would be worse than either.
-        raise ValidationFailed(
-            "A campaign can be edited only between sends, not while a send is under way."
-        )
+    require_manager(actor, NOT_A_MANAGER)
+    if campaign:
+        action_check(campaign, Action.EDIT)
     if data.get("cron_expression"):
         _crontab_fields(data["cron_expression"])  # refuse a bad expression before saving
     campaign = campaign or EmailCampaign(created_by=actor)
@@ -172,13 +171,10 @@ def _lock(campaign: EmailCampaign) -> EmailCampaign:
 
 @transaction.atomic
 def campaign_send_now(*, actor, campaign: EmailCampaign) -> EmailCampaign:
-    _managers_only(actor)
+    require_manager(actor, NOT_A_MANAGER)
     campaign = _lock(campaign)
-    if campaign.status != Status.DRAFT:
-        raise ValidationFailed(
-            f"A {campaign.get_status_display().lower()} campaign cannot be sent."
-        )
-    campaign.status = Status.SENDING
+    action_check(campaign, Action.SEND_NOW)
+    move_to(campaign, Move.SEND_NOW, Status.SENDING)
     campaign.cron_expression = ""
     campaign.save(update_fields=["status", "cron_expression"])
     audit_record(actor=actor, verb="update", instance=campaign, changes={"status": "sending"})
@@ -197,10 +193,9 @@ def campaign_schedule(
     *, actor, campaign: EmailCampaign, send_at: datetime | None = None, cron: str = ""
 ) -> EmailCampaign:
     """Schedule one send at `send_at` (aware) or a send on every firing of `cron`."""
-    _managers_only(actor)
+    require_manager(actor, NOT_A_MANAGER)
     campaign = _lock(campaign)
-    if campaign.status not in (Status.DRAFT, Status.SCHEDULED):
-        raise ValidationFailed("Only a draft or scheduled campaign can be (re)scheduled.")
+    action_check(campaign, Action.SCHEDULE)
     if bool(send_at) == bool(cron):
         raise ValidationFailed("Give either a send time or a cron expression.")
     if send_at:
@@ -212,7 +207,7 @@ def campaign_schedule(
         _crontab_fields(cron)
     campaign.scheduled_send_time = send_at
     campaign.cron_expression = cron
-    campaign.status = Status.SCHEDULED
+    move_to(campaign, Move.SCHEDULE, Status.SCHEDULED)
     campaign.save(update_fields=["scheduled_send_time", "cron_expression", "status"])
     if cron:
         _schedule_cron(campaign)
@@ -314,11 +309,10 @@ def _periodic_task_remove(campaign: EmailCampaign) -> None:
 
 @transaction.atomic
 def campaign_pause(*, actor, campaign: EmailCampaign) -> EmailCampaign:
-    _managers_only(actor)
+    require_manager(actor, NOT_A_MANAGER)
     campaign = _lock(campaign)
-    if campaign.status not in (Status.SENDING, Status.SCHEDULED):
-        raise ValidationFailed("Only a sending or scheduled campaign can be paused.")
-    campaign.status = Status.PAUSED
+    action_check(campaign, Action.PAUSE)
+    move_to(campaign, Move.PAUSE, Status.PAUSED)
     campaign.save(update_fields=["status"])
     _periodic_task_enable(campaign, False)
     audit_record(actor=actor, verb="update", instance=campaign, changes={"status": "paused"})
@@ -327,26 +321,23 @@ def campaign_pause(*, actor, campaign: EmailCampaign) -> EmailCampaign:
 
 @transaction.atomic
 def campaign_resume(*, actor, campaign: EmailCampaign) -> EmailCampaign:
-    _managers_only(actor)
+    require_manager(actor, NOT_A_MANAGER)
     campaign = _lock(campaign)
-    if campaign.status != Status.PAUSED:
-        raise ValidationFailed("Only a paused campaign can be resumed.")
-    unfinished = list(
-        campaign.runs.filter(status__in=[CampaignRun.Status.PAUSED, CampaignRun.Status.SENDING])
+    action_check(campaign, Action.RESUME)
+    unfinished = list(campaign.runs.unfinished())
+    status = status_after_resume(
+        campaign,
+        send_under_way=bool(unfinished),
+        has_schedule=bool(campaign.periodic_task_id),
+        has_runs=bool(unfinished) or campaign.runs.exists(),
     )
     if unfinished:
-        campaign.status = Status.SENDING
         CampaignRun.objects.filter(pk__in=[run.pk for run in unfinished]).update(
             status=CampaignRun.Status.SENDING, last_error=""
         )
         for run in unfinished:
             send_run_later(run.pk)
-    elif campaign.periodic_task_id:
-        campaign.status = Status.SCHEDULED  # waiting for its (next) firing
-    elif campaign.runs.exists():
-        campaign.status = Status.SENT  # paused after its one run had finished
-    else:
-        campaign.status = Status.DRAFT
+    move_to(campaign, Move.RESUME, status)
     campaign.save(update_fields=["status"])
     _periodic_task_enable(campaign, True)
     audit_record(actor=actor, verb="update", instance=campaign, changes={"status": campaign.status})
@@ -355,29 +346,15 @@ def campaign_resume(*, actor, campaign: EmailCampaign) -> EmailCampaign:
 
 @transaction.atomic
 def campaign_cancel(*, actor, campaign: EmailCampaign) -> EmailCampaign:
-    _managers_only(actor)
+    require_manager(actor, NOT_A_MANAGER)
     campaign = _lock(campaign)
-    if campaign.status in (Status.SENT, Status.CANCELLED):
-        raise ValidationFailed("This campaign has finished; there is nothing to cancel.")
-    campaign.status = Status.CANCELLED
+    action_check(campaign, Action.CANCEL)
+    move_to(campaign, Move.CANCEL, Status.CANCELLED)
     campaign.save(update_fields=["status"])
     _periodic_task_remove(campaign)
     # Close unfinished runs here: a paused or stalled one has no sender to notice; a live
     # sender finds its lease gone and stops before its next batch.
-    unfinished = campaign.runs.exclude(
-        status__in=[CampaignRun.Status.SENT, CampaignRun.Status.CANCELLED]
-    )
-    # Not the recipients of a batch in flight: its sender marks them sent when it returns.
-    in_flight = SendBatch.objects.filter(run__in=unfinished, status=SendBatch.Status.SENDING)
-    queued = EmailMessage.objects.filter(run__in=unfinished, status=EmailMessage.Status.QUEUED)
-    for batch in in_flight:
-        queued = queued.exclude(
-            run_id=batch.run_id,
-            id__gte=batch.first_message_id,
-            id__lte=batch.last_message_id,
-        )
-    queued.update(status=EmailMessage.Status.CANCELLED)
-    unfinished.update(status=CampaignRun.Status.CANCELLED, finished_at=timezone.now())
+    runs_cancel(runs=campaign.runs.unfinished())
     campaign_counters_refresh(campaign_ids=[campaign.pk])
     audit_record(actor=actor, verb="update", instance=campaign, changes={"status": "cancelled"})
     return campaign
@@ -385,9 +362,8 @@ def campaign_cancel(*, actor, campaign: EmailCampaign) -> EmailCampaign:
 
 @transaction.atomic
 def campaign_delete(*, actor, campaign: EmailCampaign) -> None:
-    _managers_only(actor)
-    if campaign.status == Status.SENDING:
-        raise ValidationFailed("Pause or cancel the campaign before deleting it.")
+    require_manager(actor, NOT_A_MANAGER)
+    action_check(campaign, Action.DELETE)
     _periodic_task_remove(campaign)
     audit_record(actor=actor, verb="delete", instance=campaign, changes={"name": campaign.name})
     campaign.delete()

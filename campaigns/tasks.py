@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from campaigns import sending, webhooks
 from campaigns.models import CustomerSegment, EmailCampaign
+from campaigns.sending.provider import TransientSendError
 from campaigns.services import segment_count_refresh
-from campaigns.transport import TransientSendError
 
 
 @shared_task(

@@ -1,37 +1,31 @@
 """Campaign pages: thin views over campaigns.services and campaigns.selectors."""
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from campaigns import selectors, services
 from campaigns.forms import CampaignForm, PreviewForm, ScheduleForm, SegmentForm, TemplateForm
-from campaigns.models import EmailCampaign, EmailMessage, EmailTemplate
+from campaigns.models import EmailCampaign, EmailMessage
 from campaigns.segments import criteria_clean, segment_customers
+from campaigns.states import Action, campaign_actions
 from crm.errors import ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without
 from crm.permissions import access_customer_by_id, visible_customers
-from crm.roles import is_manager_or_admin
+from crm.permissions.campaigns import (
+    access_campaign_by_id,
+    access_outbox_message_by_id,
+    access_segment_by_id,
+    access_template_by_id,
+    can_change_campaign,
+    can_run_campaigns,
+)
+from crm.permissions.core import require_manager
 
 PAGE_SIZE = 25
-
-
-def _managers_only(request) -> None:
-    if not is_manager_or_admin(request.user):
-        raise DjangoPermissionDenied("Only managers and admins manage campaigns.")
-
-
-def _campaign(request, pk: int, *, for_change: bool = False) -> EmailCampaign:
-    scope = (selectors.campaigns_editable if for_change else selectors.campaigns_visible)(
-        user=request.user
-    )
-    campaign = scope.select_related("template", "segment", "created_by").filter(pk=pk).first()
-    if campaign is None:
-        raise Http404("No such campaign.")
-    return campaign
+NOT_A_MANAGER = "Only managers and admins manage campaigns."
 
 
 # Campaigns ------------------------------------------------------------------------------
@@ -54,7 +48,7 @@ def campaign_list(request):
         "status": status,
         "q": request.GET.get("q", ""),
         "sort": request.GET.get("sort", "-created"),
-        "can_manage": is_manager_or_admin(request.user),
+        "can_manage": can_run_campaigns(request.user),
     }
     template = (
         "campaigns/partials/_campaign_table.html"
@@ -66,8 +60,8 @@ def campaign_list(request):
 
 @require_http_methods(["GET", "POST"])
 def campaign_edit(request, pk: int | None = None):
-    _managers_only(request)
-    campaign = _campaign(request, pk, for_change=True) if pk else None
+    require_manager(request.user, NOT_A_MANAGER)
+    campaign = access_campaign_by_id(request.user, pk, for_change=True) if pk else None
     form = CampaignForm(request.POST or None, instance=campaign, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
@@ -86,12 +80,12 @@ def campaign_edit(request, pk: int | None = None):
 
 
 def campaign_detail(request, pk: int):
-    campaign = _campaign(request, pk)
+    campaign = access_campaign_by_id(request.user, pk)
     status = request.GET.get("status", "")
     if status not in EmailMessage.Status.values:
         status = ""
     recipients = selectors.campaign_recipients(user=request.user, campaign=campaign, status=status)
-    can_manage = selectors.campaigns_editable(user=request.user).filter(pk=pk).exists()
+    can_manage = can_change_campaign(request.user, campaign)
     context = {
         "campaign": campaign,
         "funnel": selectors.campaign_funnel(campaign=campaign),
@@ -104,6 +98,8 @@ def campaign_detail(request, pk: int):
         "message_statuses": EmailMessage.Status.choices,
         "status": status,
         "can_manage": can_manage,
+        # The buttons: exactly the actions the services accept for this campaign now.
+        "actions": campaign_actions(campaign) if can_manage else frozenset(),
         "schedule_form": ScheduleForm() if can_manage else None,
     }
     if is_htmx(request) and request.GET.get("part") == "recipients":
@@ -112,23 +108,23 @@ def campaign_detail(request, pk: int):
 
 
 def campaign_progress(request, pk: int):
-    campaign = _campaign(request, pk)
+    campaign = access_campaign_by_id(request.user, pk)
     context = {"campaign": campaign, "progress": selectors.campaign_progress(campaign=campaign)}
     return render(request, "campaigns/partials/_progress.html", context)
 
 
 ACTIONS = {
-    "send": (services.campaign_send_now, "Sending has started."),
-    "pause": (services.campaign_pause, "Campaign paused."),
-    "resume": (services.campaign_resume, "Campaign resumed."),
-    "cancel": (services.campaign_cancel, "Campaign cancelled."),
+    Action.SEND_NOW: (services.campaign_send_now, "Sending has started."),
+    Action.PAUSE: (services.campaign_pause, "Campaign paused."),
+    Action.RESUME: (services.campaign_resume, "Campaign resumed."),
+    Action.CANCEL: (services.campaign_cancel, "Campaign cancelled."),
 }
 
 
 @require_POST
 def campaign_action(request, pk: int, action: str):
-    _managers_only(request)
-    campaign = _campaign(request, pk, for_change=True)
+    require_manager(request.user, NOT_A_MANAGER)
+    campaign = access_campaign_by_id(request.user, pk, for_change=True)
     if action not in ACTIONS:
         raise Http404("No such action.")
     service, done = ACTIONS[action]
@@ -143,8 +139,8 @@ def campaign_action(request, pk: int, action: str):
 
 @require_POST
 def campaign_schedule(request, pk: int):
-    _managers_only(request)
-    campaign = _campaign(request, pk, for_change=True)
+    require_manager(request.user, NOT_A_MANAGER)
+    campaign = access_campaign_by_id(request.user, pk, for_change=True)
     form = ScheduleForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -170,8 +166,8 @@ def campaign_schedule(request, pk: int):
 
 @require_http_methods(["GET", "POST"])
 def campaign_delete(request, pk: int):
-    _managers_only(request)
-    campaign = _campaign(request, pk, for_change=True)
+    require_manager(request.user, NOT_A_MANAGER)
+    campaign = access_campaign_by_id(request.user, pk, for_change=True)
     if request.method == "POST":
         try:
             services.campaign_delete(actor=request.user, campaign=campaign)
@@ -195,15 +191,11 @@ def customer_emails(request, pk: int):
     )
 
 
-def _template(request, pk: int) -> EmailTemplate:
-    return get_object_or_404(selectors.templates_visible(user=request.user), pk=pk)
-
-
 # Templates ------------------------------------------------------------------------------
 
 
 def template_list(request):
-    _managers_only(request)
+    require_manager(request.user, NOT_A_MANAGER)
     templates = selectors.templates_list(user=request.user)
     page = Paginator(templates, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "campaigns/template_list.html", {"page": page})
@@ -211,8 +203,8 @@ def template_list(request):
 
 @require_http_methods(["GET", "POST"])
 def template_edit(request, pk: int | None = None):
-    _managers_only(request)
-    template = _template(request, pk) if pk else None
+    require_manager(request.user, NOT_A_MANAGER)
+    template = access_template_by_id(request.user, pk) if pk else None
     form = TemplateForm(request.POST or None, instance=template)
     if request.method == "POST" and form.is_valid():
         try:
@@ -242,8 +234,8 @@ def _preview_customer(request):
 
 
 def template_preview(request, pk: int):
-    _managers_only(request)
-    template = _template(request, pk)
+    require_manager(request.user, NOT_A_MANAGER)
+    template = access_template_by_id(request.user, pk)
     customer = _preview_customer(request)
     preview = services.template_preview(template=template, customer=customer) if customer else None
     return render(
@@ -255,8 +247,8 @@ def template_preview(request, pk: int):
 
 @require_POST
 def template_send_test(request, pk: int):
-    _managers_only(request)
-    template = _template(request, pk)
+    require_manager(request.user, NOT_A_MANAGER)
+    template = access_template_by_id(request.user, pk)
     customer = _preview_customer(request)
     if customer is None:
         messages.error(request, "There is no customer to render the test email for.")
@@ -274,7 +266,7 @@ def template_send_test(request, pk: int):
 
 
 def segment_list(request):
-    _managers_only(request)
+    require_manager(request.user, NOT_A_MANAGER)
     segments = selectors.segments_list(user=request.user)
     page = Paginator(segments, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "campaigns/segment_list.html", {"page": page})
@@ -282,10 +274,8 @@ def segment_list(request):
 
 @require_http_methods(["GET", "POST"])
 def segment_edit(request, pk: int | None = None):
-    _managers_only(request)
-    segment = (
-        get_object_or_404(selectors.segments_visible(user=request.user), pk=pk) if pk else None
-    )
+    require_manager(request.user, NOT_A_MANAGER)
+    segment = access_segment_by_id(request.user, pk) if pk else None
     initial = SegmentForm.initial_from(segment) if segment else None
     form = SegmentForm(request.POST or None, initial=initial, user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -311,7 +301,7 @@ def segment_edit(request, pk: int | None = None):
 @require_POST
 def segment_count(request):
     """The live count while a segment is edited (htmx)."""
-    _managers_only(request)
+    require_manager(request.user, NOT_A_MANAGER)
     form = SegmentForm(request.POST, user=request.user)
     form.is_valid()  # the name may be missing while editing; criteria errors matter
     errors = [e for key in SegmentForm.CRITERIA_FIELDS for e in form.errors.get(key, [])]
@@ -332,7 +322,7 @@ def segment_count(request):
 
 
 def outbox(request):
-    _managers_only(request)
+    require_manager(request.user, NOT_A_MANAGER)
     q = request.GET.get("q", "").strip()[:100]
     messages_ = selectors.outbox_list(user=request.user, q=q)
     page = Paginator(messages_, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -344,6 +334,6 @@ def outbox(request):
 
 
 def outbox_message(request, pk: int):
-    _managers_only(request)
-    message = get_object_or_404(selectors.outbox_list(user=request.user), pk=pk)
+    require_manager(request.user, NOT_A_MANAGER)
+    message = access_outbox_message_by_id(request.user, pk)
     return render(request, "campaigns/outbox_message.html", {"message": message})

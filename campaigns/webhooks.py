@@ -24,7 +24,7 @@ from django.utils import timezone
 from sendgrid.helpers.eventwebhook import EventWebhook
 
 from campaigns.models import EmailEvent, EmailMessage, Suppression
-from campaigns.sending import campaign_counters_refresh
+from campaigns.sending.counters import campaign_counters_refresh
 from crm.errors import CrmError, ValidationFailed
 from customers.services import customers_mark_unsubscribed
 from leads.services import lead_activities_record_bulk

@@ -27,7 +27,7 @@ from bench.scenarios.campaign_send_100k import (
 )
 from campaigns import sending, webhooks
 from campaigns.models import EmailCampaign, EmailEvent, EmailMessage, Suppression
-from campaigns.sending import campaign_counters_refresh
+from campaigns.sending.counters import campaign_counters_refresh
 from customers.models import Customer
 from leads.models import LeadActivity
 

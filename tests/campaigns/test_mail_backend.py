@@ -36,7 +36,7 @@ def test_with_a_key_single_emails_go_through_sendgrid(crm_backend, fake_sendgrid
 def test_a_refused_email_raises_unless_told_to_fail_silently(crm_backend, fake_sendgrid):
     from django.core.mail import EmailMessage
 
-    from campaigns.transport import PermanentSendError
+    from campaigns.sending.provider import PermanentSendError
 
     fake_sendgrid.fail_next(400, count=2)
     with pytest.raises(PermanentSendError):

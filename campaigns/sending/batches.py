@@ -1,0 +1,200 @@
+"""Batches: up to CAMPAIGN_BATCH_SIZE queued messages of a run handed to the provider in one
+request, exactly once.
+
+A batch is claimed (a SendBatch row naming an id range of queued messages) and committed
+before the request, and its messages are marked sent after it. A batch still `sending` when
+a new sender takes over was in flight when its worker died: the provider is asked whether it
+accepted it (the batch key goes along with the request), and its messages are marked sent or
+left queued for the next claim.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from campaigns.models import CampaignRun, EmailMessage, SendBatch, Suppression
+from campaigns.sending.leases import lease_renew
+from campaigns.sending.provider import (
+    OutgoingBatch,
+    PermanentSendError,
+    Provider,
+    ProviderCannotTell,
+    TransientSendError,
+)
+from campaigns.sending.recipients import recipients_personalised
+from campaigns.templating import SubstitutionPlan
+
+Message = EmailMessage.Status
+# Statuses only provider events set; a message can reach them before its batch is marked sent.
+LATER_STATUSES = [
+    Message.DELIVERED,
+    Message.OPENED,
+    Message.CLICKED,
+    Message.BOUNCED,
+    Message.DROPPED,
+    Message.UNSUBSCRIBED,
+]
+
+
+def outside_batches(messages: QuerySet, batches) -> QuerySet:
+    """`messages` without those of `batches` (their id ranges within their runs)."""
+    for batch in batches:
+        messages = messages.exclude(
+            run_id=batch.run_id, id__gte=batch.first_message_id, id__lte=batch.last_message_id
+        )
+    return messages
+
+
+def batch_messages(batch: SendBatch, *statuses: str) -> QuerySet:
+    return EmailMessage.objects.filter(
+        run_id=batch.run_id,
+        id__gte=batch.first_message_id,
+        id__lte=batch.last_message_id,
+        status__in=statuses or [Message.QUEUED],
+    )
+
+
+def batch_claim(run: CampaignRun, sender: str, *, skip: list[SendBatch] = ()) -> SendBatch | None:
+    """The next batch of queued messages, in id order, outside the batches in `skip`. Who
+    unsubscribed or got suppressed since the run started is dropped here, not sent."""
+    suppressed = Suppression.objects.filter(email=Lower(OuterRef("email")))
+    with transaction.atomic():
+        if not lease_renew(run.pk, sender):
+            return None  # another sender took over: this one was presumed dead
+        while True:
+            queued = EmailMessage.objects.filter(run=run, status=Message.QUEUED)
+            rows = list(
+                outside_batches(queued, skip)
+                .annotate(
+                    blocked=ExpressionWrapper(
+                        Q(customer__unsubscribed_at__isnull=False) | Q(Exists(suppressed)),
+                        output_field=BooleanField(),
+                    )
+                )
+                .order_by("id")
+                .values_list("id", "blocked")[: settings.CAMPAIGN_BATCH_SIZE]
+            )
+            if not rows:
+                return None
+            blocked = [pk for pk, is_blocked in rows if is_blocked]
+            if blocked:
+                EmailMessage.objects.filter(pk__in=blocked).update(
+                    status=Message.CANCELLED,
+                    error="Unsubscribed or suppressed after the campaign started.",
+                )
+            ids = [pk for pk, is_blocked in rows if not is_blocked]
+            if ids:
+                return SendBatch.objects.create(
+                    run=run, size=len(ids), first_message_id=ids[0], last_message_id=ids[-1]
+                )
+
+
+def batch_outgoing(run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan) -> OutgoingBatch:
+    """The batch as any provider takes it: the bodies once, each recipient's values."""
+    return OutgoingBatch(
+        key=batch.key,
+        campaign_id=run.campaign_id,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        subject=plan.subject,
+        html=plan.html,
+        text=plan.text,
+        recipients=recipients_personalised(batch_messages(batch), plan),
+    )
+
+
+def batch_send(
+    provider: Provider, run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan
+) -> None:
+    """One request. A 429/5xx re-queues the batch and raises TransientSendError (the task
+    retries with backoff); a 4xx fails it with the provider's reason."""
+    outgoing = batch_outgoing(run, batch, plan)
+    try:
+        accepted = provider.send_batch(outgoing)
+    except TransientSendError as error:
+        batch_requeue(batch, str(error))
+        raise
+    except PermanentSendError as error:
+        batch_fail(batch, error.reason)
+        return
+    batch_mark_sent(batch, message_id=accepted.message_id)
+
+
+@transaction.atomic
+def batch_mark_sent(batch: SendBatch, *, message_id: str, note: str = "") -> None:
+    now = timezone.now()
+    # An event may have moved a message on (delivered, opened) before this commit: that
+    # status stays, sent_at is added.
+    batch_messages(batch, Message.QUEUED, *LATER_STATUSES).filter(sent_at__isnull=True).update(
+        status=Case(
+            When(status=Message.QUEUED, then=Value(Message.SENT)),
+            default=F("status"),
+        ),
+        sent_at=now,
+        provider_message_id=message_id,
+    )
+    # Only a batch still in flight: one a takeover sender already judged is left as judged.
+    SendBatch.objects.filter(pk=batch.pk, status=SendBatch.Status.SENDING).update(
+        status=SendBatch.Status.SENT, provider_message_id=message_id, finished_at=now, error=note
+    )
+
+
+@transaction.atomic
+def batch_requeue(batch: SendBatch, reason: str) -> None:
+    """The provider did not take the batch: its messages stay queued for the next claim."""
+    SendBatch.objects.filter(pk=batch.pk).update(
+        status=SendBatch.Status.REQUEUED, error=reason, finished_at=timezone.now()
+    )
+    CampaignRun.objects.filter(pk=batch.run_id).update(last_error=reason)
+
+
+@transaction.atomic
+def batch_fail(batch: SendBatch, reason: str) -> None:
+    batch_messages(batch).update(status=Message.FAILED, error=reason)
+    SendBatch.objects.filter(pk=batch.pk).update(
+        status=SendBatch.Status.FAILED, error=reason, finished_at=timezone.now()
+    )
+    CampaignRun.objects.filter(pk=batch.run_id).update(last_error=reason)
+
+
+def batches_reconcile(provider: Provider, run: CampaignRun) -> tuple[list[SendBatch], int]:
+    """Judge the batches whose sender died mid-request. Returns those that cannot be judged
+    yet (the provider's activity feed lags, so a recent batch may not show there yet) and
+    how many were judged."""
+    unresolved = []
+    in_flight = list(SendBatch.objects.filter(run=run, status=SendBatch.Status.SENDING))
+    settled_before = timezone.now() - timedelta(seconds=settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS)
+    for batch in in_flight:
+        try:
+            accepted = provider.was_accepted(batch.key)
+        except ProviderCannotTell:
+            accepted = None
+        if accepted:
+            batch_mark_sent(batch, message_id="", note="Accepted before its worker stopped.")
+        elif batch.started_at > settled_before:
+            unresolved.append(batch)
+        elif accepted is None:
+            # Nobody can tell; a second email is worse than a missing one.
+            batch_mark_sent(
+                batch,
+                message_id="",
+                note="Its worker stopped mid-request and the provider could not say whether "
+                "it was accepted; counted as sent so that nobody gets it twice.",
+            )
+        else:
+            batch_requeue(batch, "Its worker stopped before the provider accepted it.")
+    return unresolved, len(in_flight) - len(unresolved)

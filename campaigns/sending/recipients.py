@@ -1,0 +1,145 @@
+"""Who a run goes to, and each recipient's template variables: resolved when the run starts
+(one INSERT ... SELECT) and read back, as plain columns, when its batches are built."""
+
+from django.db import connection
+from django.db.models import CharField, DateTimeField, Exists, IntegerField, OuterRef
+from django.db.models import Value as V
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, Suppression
+from campaigns.segments import criteria_clean, segment_customers
+from campaigns.sending.provider import Recipient
+from campaigns.templating import SubstitutionPlan
+from campaigns.tokens import unsubscribe_url, unsubscribe_url_maker
+from customers.models import Region
+
+EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+REGION_LABELS = dict(Region.choices)
+
+
+def recipients_for(campaign: EmailCampaign):
+    """Who the campaign goes to now: the segment, within what its author may see, minus the
+    unsubscribed, the suppressed and addresses that cannot be emailed. The criteria are
+    checked again: a segment edited in Django admin must not widen an audience by a typo."""
+    suppressed = Suppression.objects.filter(email=Lower(OuterRef("email")))
+    criteria = criteria_clean(campaign.segment.criteria)
+    return (
+        segment_customers(user=campaign.created_by, criteria=criteria)
+        .filter(unsubscribed_at__isnull=True, email__regex=EMAIL_SHAPE)
+        .exclude(Exists(suppressed))
+    )
+
+
+def recipients_insert(campaign: EmailCampaign, run: CampaignRun) -> int:
+    """The run's EmailMessage rows, queued. INSERT ... SELECT: 100,000 recipients in one
+    statement instead of 100,000 objects; a repeated call adds nobody twice."""
+    now = timezone.now()
+    select = (
+        recipients_for(campaign)
+        .order_by()
+        .annotate(
+            m_campaign=V(campaign.pk, output_field=IntegerField()),
+            m_run=V(run.pk, output_field=IntegerField()),
+            m_status=V(EmailMessage.Status.QUEUED, output_field=CharField()),
+            m_blank=V("", output_field=CharField()),
+            m_now=V(now, output_field=DateTimeField()),
+        )
+        .values_list(
+            "m_campaign", "m_run", "pk", "email", "m_status", "m_blank", "m_blank", "m_now"
+        )
+    )
+    sql, params = select.query.sql_with_params()
+    table = EmailMessage._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (campaign_id, run_id, customer_id, email, status, "
+            f"provider_message_id, error, queued_at) SELECT * FROM ({sql}) AS recipients "
+            f"WHERE 1=1 ON CONFLICT DO NOTHING",
+            params,
+        )
+    return EmailMessage.objects.filter(run=run).count()
+
+
+def recipient_values(customer, *, message_id: int | None = None) -> dict[str, str]:
+    """The template variables for one customer (preview and test sends)."""
+    if customer is None:
+        return {}
+    owner = customer.owner
+    return _values(
+        name=customer.name,
+        email=customer.email,
+        company=customer.company,
+        job_title=customer.job_title,
+        region=customer.region,
+        owner_name=(owner.get_full_name() or owner.username) if owner else "",
+        owner_email=owner.email if owner else "",
+        unsubscribe_url=unsubscribe_url(customer.pk, message_id),
+    )
+
+
+def _values(*, name, email, company, job_title, region, owner_name, owner_email, unsubscribe_url):
+    first, _, last = (name or "").partition(" ")
+    return {
+        "first_name": first,
+        "last_name": last,
+        "full_name": name or "",
+        "email": email or "",
+        "company": company or "",
+        "job_title": job_title or "",
+        "region": REGION_LABELS.get(region, ""),
+        "owner_name": owner_name,
+        "owner_email": owner_email or "",
+        "unsubscribe_url": unsubscribe_url,
+    }
+
+
+RECIPIENT_COLUMNS = [
+    "id",
+    "email",
+    "customer_id",
+    "customer__name",
+    "customer__company",
+    "customer__job_title",
+    "customer__region",
+    "customer__owner__first_name",
+    "customer__owner__last_name",
+    "customer__owner__username",
+    "customer__owner__email",
+]
+
+
+def recipients_personalised(messages, plan: SubstitutionPlan) -> list[Recipient]:
+    """Each message's recipient with its substitution values. Plain columns, not model
+    objects: this runs 100,000 times for a large campaign."""
+    rows = messages.order_by("id").values_list(*RECIPIENT_COLUMNS)
+    make_unsubscribe_url = unsubscribe_url_maker()
+    recipients = []
+    for (
+        message_id,
+        email,
+        customer_id,
+        name,
+        company,
+        job_title,
+        region,
+        owner_first,
+        owner_last,
+        owner_username,
+        owner_email,
+    ) in rows:
+        link = make_unsubscribe_url(customer_id, message_id) if customer_id else ""
+        values = _values(
+            name=name,
+            email=email,
+            company=company,
+            job_title=job_title,
+            region=region,
+            owner_name=f"{owner_first} {owner_last}".strip() or owner_username or "",
+            owner_email=owner_email,
+            unsubscribe_url=link,
+        )
+        recipients.append(
+            Recipient(message_id, email, name or "", plan.substitutions(values), link)
+        )
+    return recipients

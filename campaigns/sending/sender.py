@@ -1,0 +1,61 @@
+"""The sender: one worker sending a run's queued messages, batch after batch, until the run
+is sent, paused or cancelled."""
+
+import uuid
+
+from campaigns.models import CampaignRun
+from campaigns.sending import batches
+from campaigns.sending.counters import CountersWhileSending
+from campaigns.sending.leases import lease_hold, lease_release, lease_renew, lease_take
+from campaigns.sending.provider import TransientSendError, current_provider
+from campaigns.sending.runs import run_finish, run_stop_if_asked
+from campaigns.templating import SubstitutionPlan
+
+
+def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0) -> str:
+    """Send what is queued in the run, batch after batch, until done, paused or cancelled.
+
+    On a 429/5xx it raises TransientSendError and keeps the run leased for `hold_seconds`
+    (the task's backoff) more, so that no other sender starts during the wait: the retry
+    comes back with the same `sender` (the task id) and carries on."""
+    sender = sender or uuid.uuid4().hex
+    if not lease_take(run_id, sender):
+        return "busy or finished"
+    release = True
+    counters = None
+    try:
+        run = CampaignRun.objects.select_related("campaign__template").get(pk=run_id)
+        counters = CountersWhileSending(run.campaign_id)
+        provider = current_provider()
+        unresolved, judged = batches.batches_reconcile(provider, run)
+        counters.changed = judged > 0  # a judged batch may count as sent
+        plan = SubstitutionPlan(
+            subject=run.campaign.effective_subject,
+            html=run.campaign.template.html_body,
+            text=run.campaign.template.text_body,
+        )
+        while True:
+            stopped = run_stop_if_asked(run)
+            if stopped:
+                return stopped
+            batch = batches.batch_claim(run, sender, skip=unresolved)
+            if batch is None:
+                if not lease_renew(run_id, sender):
+                    return "lease lost"
+                if unresolved:
+                    return "waiting for the provider"  # judged on a later resume
+                run_finish(run)
+                counters.refreshed()
+                return "sent"
+            try:
+                batches.batch_send(provider, run, batch, plan)
+            except TransientSendError:
+                lease_hold(run_id, sender, seconds=hold_seconds)
+                release = False
+                raise
+            counters.changed_by_a_batch()
+    finally:
+        if counters:
+            counters.flush()
+        if release:
+            lease_release(run_id, sender)

@@ -1,0 +1,120 @@
+"""Campaigns: managers run them. A manager sees the templates, segments and campaigns that
+they or a co-manager of one of their teams made; an admin sees all; a rep sees no template or
+segment and, read-only, the campaigns that emailed one of their customers, and within them
+only their customers' messages. The local outbox: an admin all of it, a manager the emails to
+customers they see and to themselves."""
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from crm.permissions.customers import visible_customers
+from crm.roles import Role, is_manager_or_admin, role_of
+
+
+def can_run_campaigns(user) -> bool:
+    """Managers and admins make templates, segments and campaigns; reps only read."""
+    return is_manager_or_admin(user)
+
+
+def co_manager_ids(user) -> list[int]:
+    """The user and everyone who manages one of the teams the user manages."""
+    User = get_user_model()
+    return list(
+        User.objects.filter(Q(pk=user.pk) | Q(managed_teams__managers=user))
+        .distinct()
+        .values_list("pk", flat=True)
+    )
+
+
+def _authored_in_scope(queryset: QuerySet, user) -> QuerySet:
+    """Records of the author's management circle: an admin all; a manager what they or a
+    co-manager made; a rep nothing."""
+    role = role_of(user)
+    if role == Role.ADMIN:
+        return queryset
+    if role == Role.MANAGER:
+        return queryset.filter(created_by_id__in=co_manager_ids(user))
+    return queryset.none()
+
+
+# Templates and segments -------------------------------------------------------------------
+
+
+def visible_templates(user, queryset: QuerySet | None = None) -> QuerySet:
+    EmailTemplate = apps.get_model("campaigns", "EmailTemplate")
+    return _authored_in_scope(EmailTemplate.objects.all() if queryset is None else queryset, user)
+
+
+def access_template_by_id(user, template_id):
+    return get_object_or_404(visible_templates(user), pk=template_id)
+
+
+def visible_segments(user, queryset: QuerySet | None = None) -> QuerySet:
+    CustomerSegment = apps.get_model("campaigns", "CustomerSegment")
+    return _authored_in_scope(CustomerSegment.objects.all() if queryset is None else queryset, user)
+
+
+def access_segment_by_id(user, segment_id):
+    return get_object_or_404(visible_segments(user), pk=segment_id)
+
+
+# Campaigns and their recipients -----------------------------------------------------------
+
+
+def visible_campaigns(user, queryset: QuerySet | None = None) -> QuerySet:
+    EmailCampaign = apps.get_model("campaigns", "EmailCampaign")
+    queryset = EmailCampaign.objects.all() if queryset is None else queryset
+    if role_of(user) in (Role.ADMIN, Role.MANAGER):
+        return _authored_in_scope(queryset, user)
+    EmailMessage = apps.get_model("campaigns", "EmailMessage")
+    mailed_mine = EmailMessage.objects.filter(
+        campaign=OuterRef("pk"), customer__in=visible_customers(user).values("pk")
+    )
+    return queryset.filter(Exists(mailed_mine))
+
+
+def editable_campaigns(user, queryset: QuerySet | None = None) -> QuerySet:
+    """A rep reads the campaigns that emailed their customers but changes none."""
+    EmailCampaign = apps.get_model("campaigns", "EmailCampaign")
+    queryset = EmailCampaign.objects.all() if queryset is None else queryset
+    if role_of(user) == Role.REP:
+        return queryset.none()
+    return visible_campaigns(user, queryset)
+
+
+def access_campaign_by_id(user, campaign_id, *, for_change: bool = False):
+    """The campaign with its template, segment and author, or 404 when out of reach."""
+    finder = editable_campaigns if for_change else visible_campaigns
+    campaigns = finder(user).select_related("template", "segment", "created_by")
+    return get_object_or_404(campaigns, pk=campaign_id)
+
+
+def can_change_campaign(user, campaign) -> bool:
+    return editable_campaigns(user).filter(pk=campaign.pk).exists()
+
+
+def visible_campaign_messages(user, queryset: QuerySet) -> QuerySet:
+    """A campaign's messages to customers this user may see (a co-manager of the author may
+    share only some of the author's teams)."""
+    if role_of(user) == Role.ADMIN:
+        return queryset
+    return queryset.filter(customer__in=visible_customers(user).values("pk"))
+
+
+# The local outbox ---------------------------------------------------------------------------
+
+
+def visible_outbox_messages(user, queryset: QuerySet | None = None) -> QuerySet:
+    OutboxMessage = apps.get_model("campaigns", "OutboxMessage")
+    queryset = OutboxMessage.objects.all() if queryset is None else queryset
+    if role_of(user) == Role.ADMIN:
+        return queryset
+    return queryset.filter(
+        Q(to_email__in=visible_customers(user).values("email")) | Q(to_email=user.email or "-")
+    )
+
+
+def access_outbox_message_by_id(user, message_id):
+    return get_object_or_404(visible_outbox_messages(user), pk=message_id)

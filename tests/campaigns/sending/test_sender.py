@@ -1,0 +1,50 @@
+"""campaigns.sending.sender: one worker sends a run, batch after batch, exactly once."""
+
+import pytest
+
+from campaigns import sending
+from campaigns.models import (
+    EmailCampaign,
+    EmailMessage,
+    SendBatch,
+)
+from campaigns.sending.provider import TransientSendError
+
+pytestmark = pytest.mark.django_db
+
+
+def test_send_now_through_sendgrid_reaches_each_visible_recipient_once(
+    send_now, campaign, audience, fake_sendgrid
+):
+    campaign = send_now(campaign)
+    assert sorted(fake_sendgrid.recipients()) == sorted(c.email for c in audience["mine"])
+    assert campaign.status == EmailCampaign.Status.SENT
+    assert (campaign.total_recipients, campaign.sent_count) == (5, 5)
+    messages = EmailMessage.objects.filter(campaign=campaign)
+    assert set(messages.values_list("status", flat=True)) == {"sent"}
+    (request,) = fake_sendgrid.accepted
+    assert all(m.provider_message_id == request.message_id for m in messages)
+
+
+def test_429_and_500_requeue_the_batch_and_a_retry_sends_nobody_twice(
+    campaign, manager, audience, fake_sendgrid, settings
+):
+    settings.CAMPAIGN_BATCH_SIZE = 2
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    fake_sendgrid.fail_next(429)
+    with pytest.raises(TransientSendError, match="429"):
+        sending.run_send(run_id=run.pk, sender="task-1")  # the task retries with backoff
+    # During the backoff the run stays leased: no other sender (e.g. a resume) starts.
+    assert sending.run_send(run_id=run.pk) == "busy or finished"
+    assert sending.stalled_runs() == []
+    fake_sendgrid.fail_next(500)
+    with pytest.raises(TransientSendError, match="500"):
+        sending.run_send(run_id=run.pk, sender="task-1")
+    assert sending.run_send(run_id=run.pk, sender="task-1") == "sent"
+    recipients = fake_sendgrid.recipients()
+    assert sorted(recipients) == sorted(c.email for c in audience["mine"])
+    assert len(recipients) == len(set(recipients))
+    assert fake_sendgrid.requests_seen == 5
+    assert SendBatch.objects.filter(status="requeued").count() == 2
