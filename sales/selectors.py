@@ -191,8 +191,6 @@ def home_summary(*, user) -> dict[str, Any]:
 
 
 def sale_is_stale(*, sale: Sale) -> bool:
-    from sales.automation import stale_condition, with_quiet_since
-
     if sale.is_closed:
         return False
-    return with_quiet_since(Sale.objects.filter(pk=sale.pk)).filter(stale_condition()).exists()
+    return Sale.objects.filter(pk=sale.pk).stale().exists()

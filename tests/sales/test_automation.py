@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from sales import automation
+from sales import automation, services
 from sales.models import AutomationRule, Sale, SaleActivity, StageChange, StageSetting, Task
 from sales.services import sale_activity_add, sale_change_stage, sale_create
 from tests.factories import CustomerFactory, SaleFactory
@@ -153,7 +153,7 @@ def test_two_concurrent_evaluations_create_the_tasks_once(rep, teams):
     def evaluate():
         try:
             barrier.wait()
-            automation.stage_tasks_create(sale=sale, status="PROPOSAL")
+            services.stage_tasks_create(sale=sale, status="PROPOSAL")
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
         finally:
@@ -190,22 +190,10 @@ def test_two_concurrent_advances_move_the_deal_once(rep, teams):
     assert StageChange.objects.filter(sale=sale, to_status="CONTACTED").count() == 1
 
 
-@pytest.mark.parametrize("days_in_stage,stale", [(13, False), (15, True)])
-def test_stale_after_the_stages_maximum_days(rep, teams, days_in_stage, stale):
-    sale = _deal(rep, status="NEW", entered_days_ago=days_in_stage)  # NEW: 14 days
-    found = automation.with_quiet_since(Sale.objects.filter(pk=sale.pk)).filter(
-        automation.stale_condition(now=NOW)
-    )
-    assert found.exists() is stale
-
-
 def test_a_flag_rule_marks_quiet_negotiations_stale_without_moving_them(rep, teams):
     sale = _deal(rep, status="NEGOTIATION", entered_days_ago=40)  # limit 45 days
     _activity(sale, 31)  # default rule: NEGOTIATION quiet for 30 days -> stale
-    stale = automation.with_quiet_since(Sale.objects.all()).filter(
-        automation.stale_condition(now=NOW)
-    )
-    assert list(stale) == [sale]
+    assert list(Sale.objects.stale(now=NOW)) == [sale]
     automation.deals_advance(now=NOW)
     assert Sale.objects.get(pk=sale.pk).status == "NEGOTIATION"
 
@@ -213,8 +201,8 @@ def test_a_flag_rule_marks_quiet_negotiations_stale_without_moving_them(rep, tea
 def test_one_stale_reminder_per_deal_and_stage(rep, teams):
     sale = _deal(rep, status="CONTACTED", entered_days_ago=40)
     fresh = _deal(rep, status="CONTACTED", entered_days_ago=1)
-    assert automation.stale_reminders_create(now=NOW) == 1
-    assert automation.stale_reminders_create(now=NOW) == 0
+    assert services.stale_reminders_create(now=NOW) == 1
+    assert services.stale_reminders_create(now=NOW) == 0
     reminder = Task.objects.get(automation_key="stale:CONTACTED")
     assert reminder.sale == sale and reminder.assigned_to == rep and reminder.priority == "HIGH"
     assert not Task.objects.filter(sale=fresh, automation_key__startswith="stale").exists()
