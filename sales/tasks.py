@@ -29,6 +29,4 @@ def pipeline_nightly() -> None:
 def forecast_snapshots() -> None:
     """Weekly: the next 90 days' forecast per rep, per team and for everyone, saved for
     forecast vs actual; a second run the same day updates that day's snapshots."""
-    from sales import forecasting
-
-    forecasting.forecast_snapshots_take()
+    services.forecast_snapshots_take()

@@ -21,6 +21,7 @@ from sales.services.deals import (
     sale_input_check,
     sale_update,
 )
+from sales.services.forecast import forecast_snapshots_take
 from sales.services.pipeline import pipeline_settings_reset_defaults, pipeline_settings_save
 from sales.services.tasks import (
     stage_tasks_create,
@@ -35,6 +36,7 @@ __all__ = [
     "SALE_AUDITED_FIELDS",
     "StageConflict",
     "deals_advance_later",
+    "forecast_snapshots_take",
     "pipeline_settings_reset_defaults",
     "pipeline_settings_save",
     "sale_activity_add",

@@ -6,10 +6,17 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.errors import PermissionDenied
+from crm.errors import PermissionDenied, ValidationFailed
 from crm.models import Team
-from sales import forecasting
+from crm.permissions.forecast import forecast_scopes
+from sales.forecasting.probability import (
+    deal_probability,
+    probability_model,
+    win_probability_expression,
+)
+from sales.forecasting.selectors import calibration, forecast, forecast_period, forecast_vs_actual
 from sales.models import ForecastSnapshot, Sale, StageChange, StageSetting
+from sales.services.forecast import forecast_snapshots_take
 from sales.tasks import forecast_snapshots
 from tests.factories import CustomerFactory, SaleFactory, StageChangeFactory
 
@@ -38,7 +45,7 @@ def _deal(
 
 
 def _probabilities(now=NOW) -> dict[str, Decimal]:
-    annotated = Sale.objects.annotate(p=forecasting.win_probability_expression(now))
+    annotated = Sale.objects.annotate(p=win_probability_expression(now))
     return dict(annotated.values_list("title", "p"))
 
 
@@ -110,27 +117,27 @@ def test_probability_reasons_explain_the_number_the_database_computes(rep):
     by_hand = _deal(rep, "NEW", title="by hand", probability=40)
     won = _deal(rep, "WON", title="won")
 
-    assert forecasting.probability_reasons(plain, now=NOW) == ["Stage base rate (Proposal) 50%"]
-    assert forecasting.probability_reasons(old_high, now=NOW) == [
+    assert deal_probability(plain, now=NOW)[1] == ["Stage base rate (Proposal) 50%"]
+    assert deal_probability(old_high, now=NOW)[1] == [
         "Stage base rate (Negotiation) 80%",
         "Older than 90 days: ×0.8",
         "High engagement: ×1.2",
     ]
-    assert forecasting.probability_reasons(capped, now=NOW) == [
+    assert deal_probability(capped, now=NOW)[1] == [
         "Stage base rate (Negotiation) 80%",
         "High engagement (VIP): ×1.2",
         "Capped at 95%",
     ]
-    assert forecasting.probability_reasons(low, now=NOW) == [
+    assert deal_probability(low, now=NOW)[1] == [
         "Stage base rate (Contacted) 25%",
         "Low engagement: ×0.8",
     ]
-    assert forecasting.probability_reasons(by_hand, now=NOW) == ["Set by hand: 40%"]
-    assert forecasting.deal_probability(won, now=NOW) == (None, [])
+    assert deal_probability(by_hand, now=NOW)[1] == ["Set by hand: 40%"]
+    assert deal_probability(won, now=NOW) == (None, [])
 
     in_sql = _probabilities()
     for sale in (plain, old_high, capped, low, by_hand):
-        assert forecasting.deal_probability(sale, now=NOW)[0] == in_sql[sale.title]
+        assert deal_probability(sale, now=NOW)[0] == in_sql[sale.title]
     assert in_sql["old high"] == Decimal("76.8")
 
 
@@ -170,14 +177,14 @@ def test_historical_stage_rates_take_over_at_200_closed_deals(rep, other_rep):
     for status in Sale.OPEN_STATUSES:
         _deal(rep, status, title=status)
     _closed_history(199, other_rep)
-    model = forecasting.probability_model()
+    model = probability_model()
     assert not model.historical and model.closed_deals == 199
     assert _probabilities()["NEW"] == Decimal(10)
     assert _probabilities()["PROPOSAL"] == Decimal(50)
 
     _deal(other_rep, "LOST", title="the 200th")
     StageChangeFactory(sale=Sale.objects.get(title="the 200th"), to_status="NEW")
-    model = forecasting.probability_model()
+    model = probability_model()
     assert model.historical and model.closed_deals == 200
     assert model.rates == {
         "NEW": Decimal("30.00"),  # 60 won of 200 that entered NEW
@@ -189,7 +196,7 @@ def test_historical_stage_rates_take_over_at_200_closed_deals(rep, other_rep):
     assert probabilities["NEW"] == Decimal(30)
     assert probabilities["PROPOSAL"] == Decimal(60)
     assert probabilities["CONTACTED"] == Decimal(25)
-    (reason,) = forecasting.probability_reasons(Sale.objects.get(title="NEW"), now=NOW)
+    (reason,) = deal_probability(Sale.objects.get(title="NEW"), now=NOW)[1]
     assert reason == "Historical stage-to-win rate (New) 30%"
 
 
@@ -219,7 +226,7 @@ def forecast_fixture(rep, other_rep, teams):
 
 
 def test_forecast_sums_match_the_hand_computed_fixture(rep, forecast_fixture):
-    result = forecasting.forecast(user=rep, scope="me", period="30", today=TODAY, now=NOW)
+    result = forecast(user=rep, scope="me", period="30", today=TODAY, now=NOW)
     assert result["period"].start == date(2026, 3, 10)
     assert result["period"].end == date(2026, 4, 8)
     assert result["undated_count"] == 1
@@ -261,7 +268,7 @@ def test_forecast_keeps_each_currency_apart(rep):
     _deal(rep, "PROPOSAL", "1000.00")
     _deal(rep, "NEGOTIATION", "400.00", currency="EUR")
     _deal(rep, "NEW", "100.00", currency="EUR")
-    result = forecasting.forecast(user=rep, scope="me", period="30", today=TODAY, now=NOW)
+    result = forecast(user=rep, scope="me", period="30", today=TODAY, now=NOW)
     rows = {row["currency"]: row for row in result["currencies"]}
     assert set(rows) == {"USD", "EUR"}
     assert (rows["USD"]["deal_count"], rows["USD"]["pipeline_value"]) == (1, Decimal("1000.00"))
@@ -273,20 +280,20 @@ def test_forecast_keeps_each_currency_apart(rep):
 
 
 def test_periods_are_30_60_90_days_from_today_or_the_calendar_quarter():
-    assert forecasting.forecast_period("60", today=TODAY).end == date(2026, 5, 8)
-    assert forecasting.forecast_period(90, today=TODAY).end == date(2026, 6, 7)
-    quarter = forecasting.forecast_period("quarter", today=TODAY)
+    assert forecast_period("60", today=TODAY).end == date(2026, 5, 8)
+    assert forecast_period(90, today=TODAY).end == date(2026, 6, 7)
+    quarter = forecast_period("quarter", today=TODAY)
     assert (quarter.start, quarter.end) == (date(2026, 1, 1), date(2026, 3, 31))
-    december = forecasting.forecast_period("quarter", today=date(2026, 12, 31))
+    december = forecast_period("quarter", today=date(2026, 12, 31))
     assert (december.start, december.end) == (date(2026, 10, 1), date(2026, 12, 31))
-    with pytest.raises(forecasting.ValidationFailed):
-        forecasting.forecast_period("45", today=TODAY)
+    with pytest.raises(ValidationFailed):
+        forecast_period("45", today=TODAY)
 
 
 def test_quarter_forecast_includes_the_past_days_of_the_quarter(rep):
     _deal(rep, "PROPOSAL", "1000.00", expected_close_date=date(2026, 1, 5))
     _deal(rep, "PROPOSAL", "1000.00", expected_close_date=date(2026, 4, 1))
-    result = forecasting.forecast(user=rep, scope="me", period="quarter", today=TODAY, now=NOW)
+    result = forecast(user=rep, scope="me", period="quarter", today=TODAY, now=NOW)
     assert _usd(result)["deal_count"] == 1
 
 
@@ -294,13 +301,13 @@ def test_quarter_forecast_includes_the_past_days_of_the_quarter(rep):
 
 
 def test_a_reps_forecast_never_includes_another_reps_deals(rep, other_rep, forecast_fixture):
-    result = forecasting.forecast(user=rep, scope="me", period="30", today=TODAY, now=NOW)
+    result = forecast(user=rep, scope="me", period="30", today=TODAY, now=NOW)
     assert _usd(result)["pipeline_value"] == Decimal("3833.33")  # no 10,000 deal of other_rep
-    other = forecasting.forecast(user=other_rep, scope="me", period="30", today=TODAY, now=NOW)
+    other = forecast(user=other_rep, scope="me", period="30", today=TODAY, now=NOW)
     assert _usd(other)["deal_count"] == 2
     for scope in ("all", "1", str(Team.objects.get(name="North").pk)):
         with pytest.raises(PermissionDenied):
-            forecasting.forecast(user=rep, scope=scope, period="30", today=TODAY)
+            forecast(user=rep, scope=scope, period="30", today=TODAY)
 
 
 def test_a_managers_forecast_covers_only_their_teams(
@@ -314,7 +321,7 @@ def test_a_managers_forecast_covers_only_their_teams(
                 expected_close_date=TODAY + timedelta(days=3))  # fmt: skip
 
     def pipeline(user, scope):
-        result = forecasting.forecast(user=user, scope=scope, period="30", today=TODAY, now=NOW)
+        result = forecast(user=user, scope=scope, period="30", today=TODAY, now=NOW)
         return _usd(result)["pipeline_value"] if result["currencies"] else Decimal(0)
 
     mine, other = teams["mine"].pk, teams["other"].pk
@@ -325,7 +332,7 @@ def test_a_managers_forecast_covers_only_their_teams(
         pipeline(manager, other)
     assert pipeline(admin_user, other) == Decimal("8000.00")
     assert pipeline(admin_user, "all") == Decimal("31000.00")  # unassigned deals too
-    assert [s.key for s in forecasting.forecast_scopes(manager)] == ["me", str(mine), "all"]
+    assert [s.key for s in forecast_scopes(manager)] == ["me", str(mine), "all"]
 
 
 # Snapshots ---------------------------------------------------------------------------------
@@ -342,7 +349,7 @@ def test_snapshots_per_rep_team_and_everyone_with_their_numbers(rep, teammate, o
     _deal(rep, "PROPOSAL", "9999.00", expected_close_date=TODAY + timedelta(days=90))  # after
     _deal(other_rep, "NEGOTIATION", "400.00", engagement="HIGH", currency="EUR")  # 90: commit
 
-    stored = forecasting.forecast_snapshots_take(today=TODAY, now=NOW)
+    stored = forecast_snapshots_take(today=TODAY, now=NOW)
 
     snapshots = _snapshots()
     mine, other = teams["mine"].pk, teams["other"].pk
@@ -385,14 +392,14 @@ def test_snapshots_per_rep_team_and_everyone_with_their_numbers(rep, teammate, o
 
 def test_snapshots_are_taken_once_a_day_and_a_rerun_updates_them(rep, teams):
     deal = _deal(rep, "PROPOSAL", "1000.00")
-    forecasting.forecast_snapshots_take(today=TODAY, now=NOW)
+    forecast_snapshots_take(today=TODAY, now=NOW)
     count = ForecastSnapshot.objects.count()
     Sale.objects.filter(pk=deal.pk).update(amount=Decimal("3000.00"))
-    forecasting.forecast_snapshots_take(today=TODAY, now=NOW)
+    forecast_snapshots_take(today=TODAY, now=NOW)
     assert ForecastSnapshot.objects.count() == count
     row = ForecastSnapshot.objects.get(scope_key=f"rep:{rep.pk}")
     assert row.weighted_value == Decimal("1500.00")
-    forecasting.forecast_snapshots_take(today=TODAY + timedelta(days=7), now=NOW)
+    forecast_snapshots_take(today=TODAY + timedelta(days=7), now=NOW)
     assert ForecastSnapshot.objects.filter(scope_key=f"rep:{rep.pk}").count() == 2
 
 
@@ -437,7 +444,7 @@ def test_forecast_vs_actual_compares_ended_periods_with_won_deals(rep, other_rep
     _won(other_rep, "10000.00", date(2025, 12, 1))
     _deal(rep, "LOST", "10000.00", closed_at=NOW - timedelta(days=60))
 
-    rows = forecasting.forecast_vs_actual(user=rep, scope="me", today=TODAY)
+    rows = forecast_vs_actual(user=rep, scope="me", today=TODAY)
 
     assert [(r["taken_on"], r["currency"]) for r in rows] == [(start, "EUR"), (start, "USD")]
     eur, usd = rows
@@ -456,9 +463,9 @@ def test_forecast_vs_actual_of_all_my_teams_adds_up_the_reps(manager, rep, teamm
     _snapshot(f"rep:{teammate.pk}", start, weighted="2000.00")
     _snapshot(f"team:{teams['mine'].pk}", start, weighted="3000.00")
     _won(teammate, "2500.00", date(2025, 12, 24))
-    (row,) = forecasting.forecast_vs_actual(user=manager, scope="all", today=TODAY)
+    (row,) = forecast_vs_actual(user=manager, scope="all", today=TODAY)
     assert (row["weighted_value"], row["actual_value"]) == (Decimal("3000.00"), Decimal("2500.00"))
-    (team,) = forecasting.forecast_vs_actual(user=manager, scope=teams["mine"].pk, today=TODAY)
+    (team,) = forecast_vs_actual(user=manager, scope=teams["mine"].pk, today=TODAY)
     assert (team["weighted_value"], team["actual_value"]) == (
         Decimal("3000.00"),
         Decimal("2500.00"),
@@ -468,9 +475,9 @@ def test_forecast_vs_actual_of_all_my_teams_adds_up_the_reps(manager, rep, teamm
 def test_snapshot_then_actuals_end_to_end(rep, teams):
     taken = timezone.make_aware(datetime(2025, 11, 3, 3, 0))
     _deal(rep, "PROPOSAL", "2000.00", now=taken, expected_close_date=date(2025, 12, 1))
-    forecasting.forecast_snapshots_take(now=taken)
+    forecast_snapshots_take(now=taken)
     _won(rep, "1200.00", date(2025, 12, 2))
-    (row,) = forecasting.forecast_vs_actual(user=rep, scope="me", today=TODAY)
+    (row,) = forecast_vs_actual(user=rep, scope="me", today=TODAY)
     assert (row["weighted_value"], row["actual_value"], row["difference"]) == (
         Decimal("1000.00"),
         Decimal("1200.00"),
@@ -497,7 +504,7 @@ def test_calibration_buckets_predictions_at_each_stage_entry(rep, other_rep):
     _history(_deal(rep, "PROPOSAL"), "NEW", "PROPOSAL")  # still open: no outcome yet
     _history(_deal(other_rep, "LOST"), "NEGOTIATION", "LOST")  # not rep's
 
-    rows = forecasting.calibration(user=rep, scope="me")
+    rows = calibration(user=rep, scope="me")
 
     table = [(r["bucket"], r["entries"], r["won"], r["predicted"], r["actual"]) for r in rows]
     assert table == [
@@ -604,7 +611,7 @@ def test_page_query_count_is_fixed(
         for status in Sale.OPEN_STATUSES:
             _deal(owner, status, now=now)
         _history(_deal(owner, "WON", now=now), "NEW", "PROPOSAL", "WON")
-    forecasting.forecast_snapshots_take(today=today - timedelta(days=120))
+    forecast_snapshots_take(today=today - timedelta(days=120))
     # session + user, teams, stage settings, closed count, historical rates, forecast,
     # undated count, forecast vs actual, calibration
     for scope in ("all", str(teams["mine"].pk), "me"):
