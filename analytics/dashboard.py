@@ -35,8 +35,12 @@ from analytics.selectors.revenue import won_revenue
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied
 from crm.forms import person_name
-from crm.permissions.analytics import AnalyticsScope, access_dashboard_scope, require_dashboard
-from crm.roles import Role, role_of
+from crm.permissions.analytics import (
+    AnalyticsScope,
+    access_dashboard_scope,
+    dashboard_view_key,
+    require_dashboard,
+)
 from sales.models import Sale
 
 PERIODS = (30, 90, 365)
@@ -86,11 +90,6 @@ def dashboard_access_check(*, user, filters: DashboardFilters) -> None:
     access_dashboard_scope(user, team_id=filters.team_id, rep_id=filters.rep_id)
 
 
-def scope_cache_key(user) -> str:
-    """Whose view of the data: every admin sees the same; anyone else their own."""
-    return "all" if role_of(user) == Role.ADMIN else f"u{user.pk}"
-
-
 # The dashboard ------------------------------------------------------------------------------
 
 
@@ -127,7 +126,7 @@ def dashboard_blocks(
     keys = {}
     if use_cache:
         generation = crm_cache.generation(crm_cache.DEALS)
-        prefix = f"{CACHE_PREFIX}:{scope_cache_key(user)}:{filters.cache_key}:g{generation}"
+        prefix = f"{CACHE_PREFIX}:{dashboard_view_key(user)}:{filters.cache_key}:g{generation}"
         keys = {name: f"{prefix}:{name}" for name in names}
     found = cache.get_many(list(keys.values())) if keys else {}
     blocks = {name: found[key] for name, key in keys.items() if key in found}

@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.permissions import visible_sales
-from crm.selectors import team_member_ids
+from crm.permissions.scopes import of_owner, of_team
 from sales.managers import stale_condition
 from sales.models import Sale, StageSetting
 from sales.selectors import with_close_and_amount_filters
@@ -24,10 +24,11 @@ BOARD_STAGES = list(Sale.OPEN_STATUSES)
 
 def board_deals(*, user, filters: dict[str, Any]) -> QuerySet[Sale]:
     deals = visible_sales(user).open()
+    # Owner and team among the choices crm.permissions gave the filter form.
     if filters.get("owner"):
-        deals = deals.filter(assigned_to=filters["owner"])
+        deals = of_owner(deals, filters["owner"])
     if filters.get("team"):
-        deals = deals.filter(assigned_to__in=team_member_ids(filters["team"]))
+        deals = of_team(deals, filters["team"])
     return with_close_and_amount_filters(deals, filters)
 
 

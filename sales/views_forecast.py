@@ -1,10 +1,8 @@
 """The forecast page: a thin view over sales.forecasting.page."""
 
 from django import forms
-from django.http import Http404
 from django.shortcuts import render
 
-from crm.errors import PermissionDenied
 from crm.http import is_htmx
 from crm.permissions.forecast import ForecastScope, forecast_scopes
 from sales.forecasting.page import forecast_page
@@ -37,11 +35,9 @@ def forecast(request):
     scopes = forecast_scopes(request.user)
     form = ForecastFilterForm(request.GET, scopes=scopes)
     period, scope = form.values()
-    try:
-        page = forecast_page(user=request.user, scope=scope, period=period, scopes=scopes)
-    except PermissionDenied as error:
-        # A team the user does not manage, or a rep asking for more than their own deals.
-        raise Http404("No such forecast.") from error
+    # A team the user does not manage, or a rep asking for more than their own deals,
+    # answers 404 (crm.permissions.forecast).
+    page = forecast_page(user=request.user, scope=scope, period=period, scopes=scopes)
     context = {**page, "form": form}
     template = "sales/partials/_forecast_body.html" if is_htmx(request) else "sales/forecast.html"
     return render(request, template, context)

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
-from crm.errors import PermissionDenied
 from crm.permissions.core import require_manager, team_user_ids, team_users, visible_teams
 from crm.permissions.customers import visible_customers
 from crm.permissions.sales import visible_sales
-from crm.permissions.scopes import of_owner, of_team
+from crm.permissions.scopes import ScopeOutOfReach, of_owner, of_team
 from crm.roles import Role, role_of
 
 DASHBOARD_ONLY = "The executive dashboard is for managers and admins."
@@ -42,16 +41,23 @@ def require_dashboard(user) -> None:
 def access_dashboard_scope(user, *, team_id: int | None = None, rep_id: int | None = None):
     """The scope (a team and/or a rep) if the user may look at it: managers and admins only;
     a manager only a team they manage and a rep of their teams (or themselves). Raises
-    PermissionDenied otherwise."""
+    PermissionDenied (a 403) for a rep, ScopeOutOfReach (a 404) for a team or rep out of
+    reach."""
     require_dashboard(user)
     scope = AnalyticsScope(team_id=team_id, rep_id=rep_id)
     if role_of(user) == Role.ADMIN:
         return scope
     if rep_id and rep_id not in team_user_ids(user):
-        raise PermissionDenied("You do not manage this rep.")
+        raise ScopeOutOfReach("You do not manage this rep.")
     if team_id and not visible_teams(user).filter(pk=team_id).exists():
-        raise PermissionDenied("You do not manage this team.")
+        raise ScopeOutOfReach("You do not manage this team.")
     return scope
+
+
+def dashboard_view_key(user) -> str:
+    """Whose view of the data the user has (for the dashboard's cache keys): every admin
+    sees the same; anyone else their own."""
+    return "all" if role_of(user) == Role.ADMIN else f"u{user.pk}"
 
 
 def dashboard_reps(user) -> list:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q
 
-from crm.errors import PermissionDenied
 from crm.permissions.core import team_user_ids, visible_teams
+from crm.permissions.scopes import ScopeOutOfReach
 from crm.roles import Role, role_of
 
 # ForecastSnapshot.Scope's values (sales sits above crm: not imported here).
@@ -87,12 +87,12 @@ def access_forecast_scope(
     user, scope, *, scopes: list[ForecastScope] | None = None
 ) -> ForecastScope:
     """The scope `scope` ("me", a team id, "all", or a ForecastScope) if the user may see it
-    (`scopes`: forecast_scopes(user) when read already); PermissionDenied otherwise (a rep
-    asking for a team, a manager for a team they do not manage)."""
+    (`scopes`: forecast_scopes(user) when read already); ScopeOutOfReach otherwise (a rep
+    asking for a team, a manager for a team they do not manage): a 404 in a request."""
     if isinstance(scope, ForecastScope):
         scope = scope.key
     wanted = str(scope)
     for candidate in scopes if scopes is not None else forecast_scopes(user):
         if candidate.key == wanted:
             return candidate
-    raise PermissionDenied("You cannot see the forecast of this scope.")
+    raise ScopeOutOfReach("You cannot see the forecast of this scope.")

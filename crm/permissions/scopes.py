@@ -9,6 +9,15 @@ owner), with team membership as it is now.
 """
 
 from django.db.models import QuerySet
+from django.http import Http404
+
+from crm.errors import PermissionDenied
+
+
+class ScopeOutOfReach(PermissionDenied, Http404):
+    """A team, person or forecast scope the user may not look at. Refused like a record out
+    of reach: a 404 in a request (its existence is not revealed), a PermissionDenied to a
+    caller."""
 
 
 def of_owner(queryset: QuerySet, owner, *, field: str = "assigned_to") -> QuerySet:
