@@ -1,6 +1,5 @@
-"""Pipeline automation (DESIGN.md "Pipeline"): deals move forward when the events of the
-spec's rules are there, entering a stage creates its tasks once, stale deals get flagged
-and reminded.
+"""Pipeline automation (DESIGN.md "Pipeline"): the rule engine that moves deals forward
+when the events of the spec's rules are there.
 
 Rules, each evaluated in SQL over any number of deals:
 - NEW -> CONTACTED: an activity was logged in the last 7 days (since the deal entered NEW);
