@@ -1,5 +1,5 @@
 """The executive dashboard: the spec's four blocks (revenue, pipeline health, team
-performance, customer insights) assembled from analytics.selectors.
+performance, customer insights) assembled from the analytics.selectors modules.
 
 Each block is cached per (whose data, filters, deals generation) for
 ANALYTICS_CACHE_SECONDS: sales bumps the "deals" generation (crm.cache) after every deal
@@ -20,14 +20,27 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from analytics import selectors
 from analytics.expressions import Median
-from analytics.selectors import Scope
+from analytics.selectors.churn import CHURN_RISK_THRESHOLD, churn_risk_customers
+from analytics.selectors.clv import (
+    clv_by_currency,
+    expected_lifespan_years,
+    high_clv_customers,
+    segment_clv,
+)
+from analytics.selectors.deal_flow import deal_flow, stage_durations
+from analytics.selectors.pipeline import open_pipeline
+from analytics.selectors.reps import top_reps
+from analytics.selectors.revenue import won_revenue
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied
 from crm.forms import person_name
-from crm.permissions import team_user_ids, visible_teams
-from crm.roles import Role, role_of
+from crm.permissions.analytics import (
+    AnalyticsScope,
+    access_dashboard_scope,
+    dashboard_view_key,
+    require_dashboard,
+)
 from sales.models import Sale
 
 PERIODS = (30, 90, 365)
@@ -49,8 +62,8 @@ class DashboardFilters:
     rep_id: int | None = None
 
     @property
-    def scope(self) -> Scope:
-        return Scope(team_id=self.team_id, rep_id=self.rep_id)
+    def scope(self) -> AnalyticsScope:
+        return AnalyticsScope(team_id=self.team_id, rep_id=self.rep_id)
 
     @property
     def cache_key(self) -> str:
@@ -69,24 +82,12 @@ class DashboardFilters:
 
 
 def dashboard_access_check(*, user, filters: DashboardFilters) -> None:
-    """Managers and admins only; a manager may pick only a team they manage and a rep of
-    their teams (or themselves). Raises PermissionDenied otherwise."""
-    role = role_of(user)
-    if role == Role.REP:
-        raise PermissionDenied("The executive dashboard is for managers and admins.")
+    """Managers and admins only, a known period, and a team and rep the user may pick
+    (crm.permissions.analytics). Raises PermissionDenied otherwise."""
+    require_dashboard(user)
     if filters.period not in PERIODS:
         raise PermissionDenied("Unknown period.")
-    if role == Role.ADMIN:
-        return
-    if filters.rep_id and filters.rep_id not in team_user_ids(user):
-        raise PermissionDenied("You do not manage this rep.")
-    if filters.team_id and not visible_teams(user).filter(pk=filters.team_id).exists():
-        raise PermissionDenied("You do not manage this team.")
-
-
-def scope_cache_key(user) -> str:
-    """Whose view of the data: every admin sees the same; anyone else their own."""
-    return "all" if role_of(user) == Role.ADMIN else f"u{user.pk}"
+    access_dashboard_scope(user, team_id=filters.team_id, rep_id=filters.rep_id)
 
 
 # The dashboard ------------------------------------------------------------------------------
@@ -118,15 +119,14 @@ def dashboard_blocks(
     """Some blocks of the dashboard: one cache round trip for them all, then the missing
     ones computed (after the access check, which a block in the cache passed already: its
     key is the user's own, or shared by admins who see everything) and stored."""
-    if role_of(user) == Role.REP:
-        raise PermissionDenied("The executive dashboard is for managers and admins.")
+    require_dashboard(user)
     unknown = set(names) - set(BLOCKS)
     if unknown:
         raise ValueError(f"Unknown dashboard blocks: {sorted(unknown)}")
     keys = {}
     if use_cache:
         generation = crm_cache.generation(crm_cache.DEALS)
-        prefix = f"{CACHE_PREFIX}:{scope_cache_key(user)}:{filters.cache_key}:g{generation}"
+        prefix = f"{CACHE_PREFIX}:{dashboard_view_key(user)}:{filters.cache_key}:g{generation}"
         keys = {name: f"{prefix}:{name}" for name in names}
     found = cache.get_many(list(keys.values())) if keys else {}
     blocks = {name: found[key] for name, key in keys.items() if key in found}
@@ -155,7 +155,7 @@ def _revenue_block(*, user, filters: DashboardFilters, now: datetime) -> dict[st
     scope = filters.scope
     local = timezone.localtime(now)
     this_year, last_year = local.year, local.year - 1
-    revenue = selectors.won_revenue(user=user, scope=scope, months=12 + local.month, now=now)
+    revenue = won_revenue(user=user, scope=scope, months=12 + local.month, now=now)
     amounts = {}
     for row in revenue["by_month"]:  # at most 24 months x currencies, already summed in SQL
         month = (
@@ -206,7 +206,7 @@ def _pipeline_block(*, user, filters: DashboardFilters, now: datetime) -> dict[s
     deals created in the period, velocity and its trend, days in each stage. Four queries."""
     scope, days = filters.scope, filters.period
     open_stages = [status for status in Sale.Status if status.value in Sale.OPEN_STATUSES]
-    pipeline = selectors.open_pipeline(user=user, scope=scope, closing_days=days, now=now)
+    pipeline = open_pipeline(user=user, scope=scope, closing_days=days, now=now)
     found = {(row["status"], row["currency"]): row for row in pipeline["by_stage"]}
     currencies = sorted({currency for _, currency in found})
     none = {"deals": 0, "value": Decimal(0)}
@@ -218,7 +218,7 @@ def _pipeline_block(*, user, filters: DashboardFilters, now: datetime) -> dict[s
                    for currency in currencies]}
         for status in open_stages
     ]  # fmt: skip
-    flow = selectors.deal_flow(user=user, scope=scope, days=days, months=TREND_MONTHS, now=now)
+    flow = deal_flow(user=user, scope=scope, days=days, months=TREND_MONTHS, now=now)
     funnel, velocity, trend = flow["funnel"], flow["velocity"], flow["trend"]
     trend_currencies = sorted({row["currency"] for month in trend for row in month["by_currency"]})
     chart_stages = {
@@ -251,7 +251,7 @@ def _pipeline_block(*, user, filters: DashboardFilters, now: datetime) -> dict[s
         "funnel": funnel,
         "velocity": velocity,
         "velocity_trend": trend,
-        "stage_durations": selectors.stage_durations(user=user, scope=scope, days=days, now=now),
+        "stage_durations": stage_durations(user=user, scope=scope, days=days, now=now),
         "has_medians": Median.available(connection),
         "charts": {"stages": chart_stages, "funnel": chart_funnel, "trend": chart_trend},
     }
@@ -262,8 +262,8 @@ def _team_block(*, user, filters: DashboardFilters, now: datetime) -> dict[str, 
     rows = [
         {"rep_id": row["assigned_to"], "currency": row["currency"], "won": row["won"],
          "deals": row["deals"], "name": _rep_name(row)}
-        for row in selectors.top_reps(user=user, scope=filters.scope, days=filters.period,
-                                      limit=TOP_REPS, now=now)
+        for row in top_reps(user=user, scope=filters.scope, days=filters.period,
+                            limit=TOP_REPS, now=now)
     ]  # fmt: skip
     several = len({row["currency"] for row in rows}) > 1
     chart = {
@@ -283,7 +283,7 @@ def _customers_block(*, user, filters: DashboardFilters, now: datetime) -> dict[
     """Churn-risk customers with their reasons, the highest-CLV customers of each currency,
     and the CLV of the whole book per currency. Six queries."""
     scope = filters.scope
-    lifespan, lifespan_source = selectors.expected_lifespan_years()
+    lifespan, lifespan_source = expected_lifespan_years()
     churn = [
         {"id": customer.pk, "name": customer.name, "company": customer.company,
          "owner": person_name(customer.owner) if customer.owner else "",
@@ -291,28 +291,26 @@ def _customers_block(*, user, filters: DashboardFilters, now: datetime) -> dict[
          "engagement_level": customer.engagement_level,
          "last_contact_date": customer.last_contact_date,
          "churn_probability": customer.churn_probability, "reasons": customer.churn_reasons}
-        for customer in selectors.churn_risk_customers(user=user, scope=scope, limit=CHURN_ROWS,
-                                                       now=now)
+        for customer in churn_risk_customers(user=user, scope=scope, limit=CHURN_ROWS, now=now)
     ]  # fmt: skip
-    ranking = selectors.clv_by_currency(user=user, lifespan_years=lifespan, scope=scope,
-                                        limit=CLV_ROWS, now=now)  # fmt: skip
+    ranking = clv_by_currency(user=user, lifespan_years=lifespan, scope=scope,
+                              limit=CLV_ROWS, now=now)  # fmt: skip
     high = [
         {"id": customer.pk, "name": customer.name, "company": customer.company,
          "owner": person_name(customer.owner) if customer.owner else "",
          "currency": customer.currency, "won_count": customer.won_count,
          "won_average": customer.won_average,
          "purchases_per_year": customer.purchases_per_year, "clv": customer.clv}
-        for customer in selectors.high_clv_customers(user=user, scope=scope, ranking=ranking,
-                                                     now=now)
+        for customer in high_clv_customers(user=user, scope=scope, ranking=ranking, now=now)
     ]  # fmt: skip
-    clv = selectors.segment_clv(user=user, scope=scope, lifespan=(lifespan, lifespan_source),
-                                ranking=ranking, now=now)  # fmt: skip
+    clv = segment_clv(user=user, scope=scope, lifespan=(lifespan, lifespan_source),
+                      ranking=ranking, now=now)  # fmt: skip
     return {
         "computed_at": now,
         "churn_risk": churn,
         "high_clv": high,
         "clv": clv,
-        "churn_threshold": selectors.CHURN_RISK_THRESHOLD,
+        "churn_threshold": CHURN_RISK_THRESHOLD,
     }
 
 

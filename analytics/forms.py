@@ -4,26 +4,16 @@ user see, so another team's id is refused as an invalid choice."""
 from datetime import date
 
 from django import forms
-from django.contrib.auth import get_user_model
 
 from analytics.dashboard import DEFAULT_PERIOD, PERIODS, DashboardFilters
-from analytics.selectors import DRILLDOWN_METRICS
+from analytics.selectors.drilldown import DRILLDOWN_METRICS
 from crm.forms import person_name
-from crm.permissions import team_users, visible_teams
+from crm.permissions import visible_teams
+from crm.permissions.analytics import dashboard_reps
 from crm.roles import Role, role_of
 from sales.models import Sale
 
 PERIOD_LABELS = {30: "Last 30 days", 90: "Last 90 days", 365: "Last 365 days"}
-
-
-def rep_choices(user) -> list:
-    """People whose deals the user may look at one by one: everyone for an admin, the
-    members of a manager's teams (and the manager)."""
-    if role_of(user) == Role.ADMIN:
-        people = get_user_model().objects.order_by("first_name", "last_name", "username")
-    else:
-        people = team_users(user)  # kept on the user: no query when the dashboard runs too
-    return [(person.pk, person_name(person)) for person in people]
 
 
 class DashboardFilterForm(forms.Form):
@@ -45,7 +35,9 @@ class DashboardFilterForm(forms.Form):
         self.fields["team"].choices = [("", everyone)] + [
             (team.pk, team.name) for team in visible_teams(user).only("pk", "name")
         ]
-        self.fields["rep"].choices = [("", "All reps")] + rep_choices(user)
+        self.fields["rep"].choices = [("", "All reps")] + [
+            (person.pk, person_name(person)) for person in dashboard_reps(user)
+        ]
 
     def filters(self) -> DashboardFilters:
         """The valid filters; an invalid one is left out (and its error shown)."""
@@ -77,7 +69,7 @@ class DashboardFilterForm(forms.Form):
 
 
 class DrilldownForm(DashboardFilterForm):
-    """Which deals a dashboard number counts (analytics.selectors.metric_deals)."""
+    """Which deals a dashboard number counts (analytics.selectors.drilldown.metric_deals)."""
 
     metric = forms.ChoiceField(choices=list(DRILLDOWN_METRICS.items()))
     days = forms.TypedChoiceField(

@@ -4,20 +4,19 @@ numbers, its CSV exports, and the home page (each user's own dashboard)."""
 import csv
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from analytics import selectors
 from analytics.dashboard import dashboard_charts, executive_dashboard
 from analytics.exports import TABLES, dashboard_table_rows
 from analytics.forms import DashboardFilterForm, DrilldownForm
-from crm.errors import PermissionDenied
+from analytics.selectors.drilldown import DRILLDOWN_METRICS, metric_deals
+from analytics.selectors.reps import rep_month_numbers
 from crm.http import is_htmx, querystring_without
-from crm.roles import is_manager_or_admin
+from crm.permissions.analytics import require_dashboard
 from leads import selectors as lead_selectors
 from leads.models import Grade
 from sales import selectors as sale_selectors
@@ -26,20 +25,14 @@ PAGE_SIZE = 25
 HOT_LEADS_ON_HOME = 10
 
 
-def _managers_only(request) -> None:
-    if not is_manager_or_admin(request.user):
-        raise DjangoPermissionDenied("The dashboards are for managers and admins.")
-
-
 @require_GET
 def dashboard(request):
-    _managers_only(request)
+    require_dashboard(request.user)
     form = DashboardFilterForm(request.GET, user=request.user)
     filters = form.filters()
-    try:
-        data = executive_dashboard(user=request.user, filters=filters)
-    except PermissionDenied as error:  # the form offers only what the user may see
-        raise Http404("No such dashboard.") from error
+    # The form offers only what the user may see; a team or rep out of reach answers 404
+    # (crm.permissions.analytics).
+    data = executive_dashboard(user=request.user, filters=filters)
     context = {
         "form": form,
         "ignored": form.ignored(),
@@ -61,17 +54,14 @@ def dashboard(request):
 def export(request, table: str):
     """One dashboard table as CSV, with the page's filters. Filters the user may not use
     are refused (404) rather than dropped: a file does not show a warning."""
-    _managers_only(request)
+    require_dashboard(request.user)
     if table not in TABLES:
         raise Http404("No such table.")
     form = DashboardFilterForm(request.GET, user=request.user)
     filters = form.filters()
     if form.errors:
         raise Http404("No such dashboard.")
-    try:
-        rows = dashboard_table_rows(user=request.user, filters=filters, table=table)
-    except PermissionDenied as error:
-        raise Http404("No such dashboard.") from error
+    rows = dashboard_table_rows(user=request.user, filters=filters, table=table)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="{table}-{stamp}.csv"'
@@ -82,13 +72,13 @@ def export(request, table: str):
 @require_GET
 def deals(request):
     """The deals behind one dashboard number, listed with the same conditions."""
-    _managers_only(request)
+    require_dashboard(request.user)
     form = DrilldownForm(request.GET, user=request.user)
     filters = form.filters()
     if form.errors:
         raise Http404("No such list.")
     cleaned = form.cleaned_data
-    sales = selectors.metric_deals(
+    sales = metric_deals(
         user=request.user,
         metric=cleaned["metric"],
         scope=filters.scope,
@@ -101,7 +91,7 @@ def deals(request):
     page = Paginator(sales, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
-        "metric_label": selectors.DRILLDOWN_METRICS[cleaned["metric"]],
+        "metric_label": DRILLDOWN_METRICS[cleaned["metric"]],
         "totals": sale_selectors.sale_totals(sales),
         "cleaned": cleaned,
         "days": cleaned.get("days") or filters.period,
@@ -128,6 +118,6 @@ def home(request):
             ]
         ),
         "hot_leads_query": f"grade={Grade.HOT.value}&owner={user.pk}",
-        "numbers": selectors.rep_month_numbers(user=user),
+        "numbers": rep_month_numbers(user=user),
     }
     return render(request, "analytics/home.html", context)

@@ -8,24 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import (
-    BooleanField,
-    Case,
-    Count,
-    ExpressionWrapper,
-    F,
-    IntegerField,
-    QuerySet,
-    Sum,
-    Value,
-    When,
-)
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.permissions import visible_sales
-from crm.selectors import team_member_ids
-from sales.automation import stale_condition, with_quiet_since
+from crm.permissions.scopes import of_owner, of_team
+from sales.managers import stale_condition
 from sales.models import Sale, StageSetting
 from sales.selectors import with_close_and_amount_filters
 
@@ -33,31 +22,20 @@ COLUMN_SIZE = 50
 BOARD_STAGES = list(Sale.OPEN_STATUSES)
 
 
-def probability_expression(settings_by_status: dict[str, int]):
-    """The stage rate unless the deal has its own probability (the board's weighted sums;
-    the forecast page adds the age and engagement adjustments)."""
-    base = Case(
-        *(When(status=status, then=Value(rate)) for status, rate in settings_by_status.items()),
-        default=Value(0),
-        output_field=IntegerField(),
-    )
-    return Coalesce(F("probability"), base)
-
-
 def board_deals(*, user, filters: dict[str, Any]) -> QuerySet[Sale]:
-    deals = with_quiet_since(visible_sales(user).open())
+    deals = visible_sales(user).open()
+    # Owner and team among the choices crm.permissions gave the filter form.
     if filters.get("owner"):
-        deals = deals.filter(assigned_to=filters["owner"])
+        deals = of_owner(deals, filters["owner"])
     if filters.get("team"):
-        deals = deals.filter(assigned_to__in=team_member_ids(filters["team"]))
+        deals = of_team(deals, filters["team"])
     return with_close_and_amount_filters(deals, filters)
 
 
-def _cards(deals: QuerySet[Sale], now, max_days=None, stale=None) -> QuerySet[Sale]:
-    stale = stale if stale is not None else stale_condition(now=now, max_days=max_days)
+def _cards(deals: QuerySet[Sale], now, stale=None) -> QuerySet[Sale]:
     return (
         deals.select_related("customer", "assigned_to")
-        .annotate(is_stale=ExpressionWrapper(stale, output_field=BooleanField()))
+        .with_is_stale(now=now, condition=stale)
         .only(
             "id", "title", "status", "amount", "currency", "stage_entered_at", "probability",
             "customer__name", "assigned_to__first_name", "assigned_to__last_name",

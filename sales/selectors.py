@@ -1,4 +1,5 @@
-"""Reads for deals and tasks, always filtered through crm.permissions."""
+"""Reads for deals and tasks, always filtered through crm.permissions (a user's own
+records, for their home page and tasks, by crm.permissions.scopes.of_owner)."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -9,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.permissions import visible_sales, visible_tasks
+from crm.permissions.scopes import of_owner
 from sales.models import Sale, SaleActivity, StageChange, Task
 
 SALE_SORTS = {
@@ -54,8 +56,8 @@ def sale_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Sale]:
         sales = sales.open()
     elif filters.get("status"):
         sales = sales.filter(status=filters["status"])
-    if filters.get("owner"):
-        sales = sales.filter(assigned_to=filters["owner"])
+    if filters.get("owner"):  # one of the assignable users crm.permissions offered
+        sales = of_owner(sales, filters["owner"])
     if filters.get("customer"):
         sales = sales.filter(customer=filters["customer"])
     sales = with_close_and_amount_filters(sales, filters)
@@ -142,7 +144,7 @@ def my_tasks(*, user, now=None) -> dict[str, QuerySet[Task]]:
     start_of_tomorrow = timezone.localtime(now).replace(
         hour=0, minute=0, second=0, microsecond=0
     ) + timedelta(days=1)
-    mine = Task.objects.filter(assigned_to=user).with_related()
+    mine = of_owner(Task.objects.all(), user).with_related()
     return {
         "overdue": mine.overdue(now=now).order_by("due_at", "id"),
         "today": mine.due_between(now, start_of_tomorrow).order_by("due_at", "id"),
@@ -155,7 +157,8 @@ def pipeline_by_stage(*, user, currency: str) -> list[dict[str, Any]]:
     """The user's open deals in one currency per stage: count and value, in pipeline order."""
     rows = {
         row["status"]: row
-        for row in Sale.objects.filter(assigned_to=user, currency=currency)
+        for row in of_owner(Sale.objects.all(), user)
+        .filter(currency=currency)
         .open()
         .values("status")
         .annotate(count=Count("id"), value=Sum("amount"))
@@ -176,14 +179,16 @@ def home_summary(*, user) -> dict[str, Any]:
     """Numbers for the home page, in two queries; money per currency."""
     now = timezone.now()
     month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    deals = sale_totals(Sale.objects.filter(assigned_to=user))
+    mine = of_owner(Sale.objects.all(), user)
+    deals = sale_totals(mine)
     won_this_month = list(
-        Sale.objects.filter(assigned_to=user, status=Sale.Status.WON, closed_at__gte=month_start)
+        mine.filter(status=Sale.Status.WON, closed_at__gte=month_start)
         .values("currency")
         .annotate(amount=Sum("amount"))
         .order_by("currency")
     )
-    tasks = Task.objects.filter(assigned_to=user, completed_at__isnull=True).aggregate(
+    pending = of_owner(Task.objects.all(), user).filter(completed_at__isnull=True)
+    tasks = pending.aggregate(
         overdue=Count("id", filter=Q(due_at__lt=now)),
         due_today=Count("id", filter=Q(due_at__gte=now, due_at__lt=now + timedelta(days=1))),
     )
@@ -191,8 +196,6 @@ def home_summary(*, user) -> dict[str, Any]:
 
 
 def sale_is_stale(*, sale: Sale) -> bool:
-    from sales.automation import stale_condition, with_quiet_since
-
     if sale.is_closed:
         return False
-    return with_quiet_since(Sale.objects.filter(pk=sale.pk)).filter(stale_condition()).exists()
+    return Sale.objects.filter(pk=sale.pk).stale().exists()

@@ -1,9 +1,9 @@
-"""Thin tasks over sales.automation and sales.forecasting; safe to run twice."""
+"""Thin tasks over sales.automation and sales.services; safe to run twice."""
 
 from celery import shared_task
 from django.db import OperationalError
 
-from sales import automation
+from sales import automation, services
 
 
 @shared_task(
@@ -22,13 +22,11 @@ def advance_deals(sale_ids: list[int]) -> None:
 def pipeline_nightly() -> None:
     """Time-based rules (no activity for N days) and stale reminders, for every deal."""
     automation.deals_advance()
-    automation.stale_reminders_create()
+    services.stale_reminders_create()
 
 
 @shared_task(name="sales.forecast_snapshots", ignore_result=True, time_limit=30 * 60)
 def forecast_snapshots() -> None:
     """Weekly: the next 90 days' forecast per rep, per team and for everyone, saved for
     forecast vs actual; a second run the same day updates that day's snapshots."""
-    from sales import forecasting
-
-    forecasting.forecast_snapshots_take()
+    services.forecast_snapshots_take()

@@ -11,7 +11,8 @@ from crm.permissions import (
     access_task_by_id,
     editable_sales,
 )
-from sales import forecasting, selectors, services
+from sales import selectors, services
+from sales.forecasting.probability import deal_probability
 from sales.forms import (
     ActivityForm,
     CustomerChoiceForm,
@@ -60,7 +61,7 @@ def sale_create(request):
 
 
 def _sale_detail_context(request, sale, **overrides) -> dict:
-    probability, reasons = forecasting.deal_probability(sale)
+    probability, reasons = deal_probability(sale)
     return {
         "sale": sale,
         "probability": probability,

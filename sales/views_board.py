@@ -1,7 +1,6 @@
 """The pipeline board and the pipeline settings: thin views over sales.board and services."""
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.forms import modelformset_factory
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -10,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.http import querystring_without
 from crm.permissions import access_sale_by_id
-from crm.roles import is_manager_or_admin
+from crm.permissions.core import require_manager
 from sales import board, services
 from sales.forms import AutomationRuleForm, BoardFilterForm, BoardMoveForm, StageSettingForm
 from sales.models import AutomationRule, Sale, StageSetting
@@ -95,15 +94,10 @@ def _board_with_message(request, filter_form, message: str, status: int):
     return render(request, "sales/partials/_board.html", context, status=status)
 
 
-def _managers_only(request) -> None:
-    if not is_manager_or_admin(request.user):
-        raise DjangoPermissionDenied("Only managers and admins change the pipeline settings.")
-
-
 @require_http_methods(["GET", "POST"])
 def pipeline_settings(request):
     """Per-stage base probability, stale limit and tasks; the automation rules."""
-    _managers_only(request)
+    require_manager(request.user, "Only managers and admins change the pipeline settings.")
     stages = StageSetting.objects.filter(status__in=Sale.OPEN_STATUSES).order_by("id")
     forms = [
         StageSettingForm(request.POST or None, instance=stage, prefix=stage.status)

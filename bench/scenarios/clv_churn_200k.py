@@ -4,7 +4,8 @@ import statistics
 
 from django.db import connection
 
-from analytics.selectors import customers_with_churn, customers_with_clv, expected_lifespan_years
+from analytics.selectors.churn import customers_with_churn
+from analytics.selectors.clv import customers_with_clv, expected_lifespan_years
 from bench.measure import QueryCounter, stopwatch
 from bench.registry import scenario
 from bench.scenarios.dashboard_1m import CUSTOMERS, admin_1m, database_1m, ensure_data_1m

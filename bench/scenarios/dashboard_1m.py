@@ -471,7 +471,8 @@ class QueryTimer:
 def _check_baseline_metrics(admin, spec: SpecAdvancedAnalytics, insights: dict) -> None:
     """The baseline computes the selectors' numbers: the sample's CLV (with the lifespan it
     measured) and churn probabilities equal customers_with_clv / customers_with_churn."""
-    from analytics.selectors import customers_with_churn, customers_with_clv
+    from analytics.selectors.churn import customers_with_churn
+    from analytics.selectors.clv import customers_with_clv
 
     pks = list(spec.customers.values_list("pk", flat=True))
     clv = dict(

@@ -18,7 +18,14 @@ from bench.registry import scenario
 from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from customers.models import Customer
-from sales import forecasting
+from sales.forecasting.probability import OLD_DEAL_AGE, adjusted_probability, probability_model
+from sales.forecasting.selectors import (
+    BEST_CASE_MIN,
+    COMMIT_MIN,
+    Period,
+    forecast,
+    forecast_period,
+)
 from sales.models import Sale, StageChange
 
 OPEN_DEALS = 100_000
@@ -31,14 +38,14 @@ PERIOD = "90"
 TITLE = "bench: forecast deal"
 
 
-def _team_deals(team: Team, period: forecasting.Period):
+def _team_deals(team: Team, period: Period):
     members = TeamMembership.objects.filter(team=team).values("user_id")
     return Sale.objects.open().filter(
         assigned_to__in=members, expected_close_date__range=(period.start, period.end)
     )
 
 
-def _top_up(team: Team, period: forecasting.Period) -> int:
+def _top_up(team: Team, period: Period) -> int:
     """Open deals for the team's reps closing in the period, until it has 100,000 (untimed).
 
     Like the seed's deals (amounts, stages, customers of every engagement level), plus
@@ -97,19 +104,19 @@ def _top_up(team: Team, period: forecasting.Period) -> int:
     return missing
 
 
-def _spec_loop(team: Team, period: forecasting.Period) -> dict:
+def _spec_loop(team: Team, period: Period) -> dict:
     """The obvious way: every open deal of the team loaded with its customer, its probability
     computed in Python by the same rule, the totals summed in Python."""
     now = timezone.now()
-    model = forecasting.probability_model()
-    cutoff = now - forecasting.OLD_DEAL_AGE
+    model = probability_model()
+    cutoff = now - OLD_DEAL_AGE
     totals = defaultdict(lambda: defaultdict(Decimal))
     months = defaultdict(lambda: defaultdict(Decimal))
     for sale in _team_deals(team, period).select_related("customer"):
         if sale.probability is not None:
             probability = Decimal(sale.probability)
         else:
-            probability = forecasting.adjusted_probability(
+            probability = adjusted_probability(
                 model.rates[sale.status],
                 is_old=sale.created_at < cutoff,
                 engagement=sale.customer.engagement_level,
@@ -120,9 +127,9 @@ def _spec_loop(team: Team, period: forecasting.Period) -> dict:
         row["deal_count"] += 1
         row["pipeline_value"] += value
         row["weighted_value"] += weighted
-        if probability >= forecasting.COMMIT_MIN:
+        if probability >= COMMIT_MIN:
             row["commit_value"] += value
-        elif probability >= forecasting.BEST_CASE_MIN:
+        elif probability >= BEST_CASE_MIN:
             row["best_case_value"] += value
         else:
             row["pipeline_only_value"] += value
@@ -136,18 +143,18 @@ def _spec_loop(team: Team, period: forecasting.Period) -> dict:
 def forecast_100k() -> dict:
     """A manager's team forecast, next 90 days, over 100,000 open deals (vs the spec's loop).
 
-    Timed: forecasting.forecast() for sam's team, median of 3 runs after a warm-up.
+    Timed: forecast() for sam's team, median of 3 runs after a warm-up.
     Baseline: the spec's loop, one probability per deal computed in Python, on all of them;
     its totals must equal ours to the cent.
     """
     database.ensure_seeded_100k()
     manager = get_user_model().objects.get(username=MANAGER)
     team = Team.objects.get(name=TEAM)
-    period = forecasting.forecast_period(PERIOD)
+    period = forecast_period(PERIOD)
     added = _top_up(team, period)
 
     def ours() -> dict:
-        return forecasting.forecast(user=manager, scope=str(team.pk), period=PERIOD)
+        return forecast(user=manager, scope=str(team.pk), period=PERIOD)
 
     ours()  # untimed warm-up: connection, plans, caches
     runs, result = [], None

@@ -6,8 +6,8 @@ from django.db import connection
 from django.utils import timezone
 
 from sales import automation
-from sales.models import AutomationRule, Sale, SaleActivity, StageChange, StageSetting, Task
-from sales.services import sale_activity_add, sale_change_stage, sale_create
+from sales.models import AutomationRule, Sale, SaleActivity, StageChange
+from sales.services import sale_activity_add, sale_change_stage
 from tests.factories import CustomerFactory, SaleFactory
 
 pytestmark = pytest.mark.django_db
@@ -125,50 +125,6 @@ def test_a_manual_move_during_an_evaluation_wins(rep, teams, monkeypatch):
     assert not StageChange.objects.filter(sale=sale, is_automatic=True).exists()
 
 
-def test_entering_a_stage_creates_its_tasks_once_for_the_owner(rep, teams):
-    sale = _deal(rep, status="NEW")
-    sale_change_stage(actor=rep, sale=sale, to_status="CONTACTED")
-    titles = StageSetting.objects.get(status="CONTACTED").task_titles
-    tasks = Task.objects.filter(sale=sale, automation_key="stage:CONTACTED")
-    assert sorted(t.title for t in tasks) == sorted(titles)
-    assert all(t.assigned_to == rep and t.is_auto_created for t in tasks)
-    due = tasks.first().due_at - timezone.now()
-    assert timedelta(days=1, hours=23) < due <= timedelta(days=2)
-    sale_change_stage(actor=rep, sale=sale, to_status="NEW")
-    sale_change_stage(actor=rep, sale=sale, to_status="CONTACTED")  # re-entered
-    assert Task.objects.filter(sale=sale, automation_key="stage:CONTACTED").count() == len(titles)
-
-
-def test_a_new_deal_gets_the_new_stage_tasks(rep, teams):
-    sale = sale_create(actor=rep, data={"title": "T", "customer": CustomerFactory(owner=rep)})
-    assert Task.objects.filter(sale=sale, automation_key="stage:NEW").count() == 2
-
-
-@pytest.mark.django_db(transaction=True)
-def test_two_concurrent_evaluations_create_the_tasks_once(rep, teams):
-    sale = _deal(rep, status="PROPOSAL")
-    barrier = threading.Barrier(2)
-    errors = []
-
-    def evaluate():
-        try:
-            barrier.wait()
-            automation.stage_tasks_create(sale=sale, status="PROPOSAL")
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=evaluate) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    titles = StageSetting.objects.get(status="PROPOSAL").task_titles
-    assert Task.objects.filter(sale=sale, automation_key="stage:PROPOSAL").count() == len(titles)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_advances_move_the_deal_once(rep, teams):
     sale = _deal(rep)
@@ -190,34 +146,12 @@ def test_two_concurrent_advances_move_the_deal_once(rep, teams):
     assert StageChange.objects.filter(sale=sale, to_status="CONTACTED").count() == 1
 
 
-@pytest.mark.parametrize("days_in_stage,stale", [(13, False), (15, True)])
-def test_stale_after_the_stages_maximum_days(rep, teams, days_in_stage, stale):
-    sale = _deal(rep, status="NEW", entered_days_ago=days_in_stage)  # NEW: 14 days
-    found = automation.with_quiet_since(Sale.objects.filter(pk=sale.pk)).filter(
-        automation.stale_condition(now=NOW)
-    )
-    assert found.exists() is stale
-
-
 def test_a_flag_rule_marks_quiet_negotiations_stale_without_moving_them(rep, teams):
     sale = _deal(rep, status="NEGOTIATION", entered_days_ago=40)  # limit 45 days
     _activity(sale, 31)  # default rule: NEGOTIATION quiet for 30 days -> stale
-    stale = automation.with_quiet_since(Sale.objects.all()).filter(
-        automation.stale_condition(now=NOW)
-    )
-    assert list(stale) == [sale]
+    assert list(Sale.objects.stale(now=NOW)) == [sale]
     automation.deals_advance(now=NOW)
     assert Sale.objects.get(pk=sale.pk).status == "NEGOTIATION"
-
-
-def test_one_stale_reminder_per_deal_and_stage(rep, teams):
-    sale = _deal(rep, status="CONTACTED", entered_days_ago=40)
-    fresh = _deal(rep, status="CONTACTED", entered_days_ago=1)
-    assert automation.stale_reminders_create(now=NOW) == 1
-    assert automation.stale_reminders_create(now=NOW) == 0
-    reminder = Task.objects.get(automation_key="stale:CONTACTED")
-    assert reminder.sale == sale and reminder.assigned_to == rep and reminder.priority == "HIGH"
-    assert not Task.objects.filter(sale=fresh, automation_key__startswith="stale").exists()
 
 
 def test_logging_an_activity_advances_the_deal_after_commit(

@@ -1,3 +1,5 @@
+"""sales.services.deals: deals, stage changes and activities."""
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -8,8 +10,8 @@ from django.utils import timezone
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.models import AuditEvent
 from sales import selectors, services
-from sales.models import Sale, StageChange, Task
-from tests.factories import CustomerFactory, SaleFactory, TaskFactory
+from sales.models import Sale, StageChange
+from tests.factories import CustomerFactory, SaleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -141,61 +143,6 @@ def test_activity_needs_text_and_a_past_time(rep, teams):
             text="x",
             occurred_at=timezone.now() + timedelta(days=1),
         )
-
-
-def test_task_complete_is_idempotent(rep, teams):
-    task = TaskFactory(assigned_to=rep)
-    services.task_complete(actor=rep, task=task)
-    first = Task.objects.get(pk=task.pk).completed_at
-    services.task_complete(actor=rep, task=task)
-    assert Task.objects.get(pk=task.pk).completed_at == first
-    assert AuditEvent.objects.filter(object_id=str(task.pk), verb="update").count() == 1
-    services.task_reopen(actor=rep, task=task)
-    assert Task.objects.get(pk=task.pk).completed_at is None
-
-
-def test_task_for_another_teams_rep_is_refused(rep, other_rep, teams):
-    with pytest.raises(ValidationFailed):
-        services.task_create(
-            actor=rep,
-            data={"title": "x", "assigned_to": other_rep, "due_at": timezone.now()},
-        )
-
-
-def test_my_tasks_buckets(rep, teams):
-    now = timezone.now()
-    overdue = TaskFactory(assigned_to=rep, due_at=now - timedelta(hours=1))
-    upcoming = TaskFactory(assigned_to=rep, due_at=now + timedelta(days=3))
-    done = TaskFactory(assigned_to=rep, due_at=now - timedelta(days=1), completed_at=now)
-    buckets = selectors.my_tasks(user=rep, now=now)
-    assert list(buckets["overdue"]) == [overdue]
-    assert list(buckets["upcoming"]) == [upcoming]
-    assert list(buckets["done"]) == [done]
-
-
-def test_sale_totals_in_one_query(rep, django_assert_num_queries):
-    customer = CustomerFactory(owner=rep)
-    SaleFactory(customer=customer, amount=Decimal("100"))
-    SaleFactory(customer=customer, amount=Decimal("250.50"), status="WON")
-    SaleFactory(customer=customer, amount=None)
-    with django_assert_num_queries(1):
-        totals = selectors.sale_totals(Sale.objects.all())
-    assert totals["count"] == 3
-    assert totals["open_count"] == 2
-    (usd,) = totals["by_currency"]
-    assert usd["total_amount"] == Decimal("350.50")
-    assert usd["won_amount"] == Decimal("250.50")
-
-
-def test_sale_totals_never_add_currencies(rep):
-    customer = CustomerFactory(owner=rep)
-    SaleFactory(customer=customer, amount=Decimal("100"), currency="USD")
-    SaleFactory(customer=customer, amount=Decimal("12345.67"), currency="EUR")
-    SaleFactory(customer=customer, amount=Decimal("5"), currency="EUR")
-    totals = selectors.sale_totals(Sale.objects.all())
-    assert totals["count"] == 3
-    amounts = {row["currency"]: row["total_amount"] for row in totals["by_currency"]}
-    assert amounts == {"EUR": Decimal("12350.67"), "USD": Decimal("100")}
 
 
 def test_changing_stage_closes_the_stage_left_and_keeps_the_furthest_reached(rep):

@@ -1,4 +1,5 @@
-"""Writes for deals, activities and tasks. Each is one transaction with an audit row."""
+"""Writes for deals and their activities. Each is one transaction with an audit row; the
+pipeline rules run again after commit (deals_advance_later)."""
 
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -9,11 +10,12 @@ from django.utils import timezone
 
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied, ValidationFailed
-from crm.permissions import assignable_users, editable_sales, visible_customers, visible_tasks
+from crm.permissions import editable_sales
 from crm.services import audit_record, diff_snapshots, model_snapshot
 from customers.services import customer_record_contact
-from sales import automation
 from sales.models import Sale, SaleActivity, StageChange, Task
+from sales.services.checks import check_assignee, check_customer
+from sales.services.tasks import stage_tasks_create
 
 
 class StageConflict(ValidationFailed):
@@ -34,16 +36,6 @@ SALE_AUDITED_FIELDS = [
 ]
 
 
-def _check_assignee(actor, user, *, field: str = "assigned_to") -> None:
-    if user is not None and not assignable_users(actor).filter(pk=user.pk).exists():
-        raise ValidationFailed("You cannot assign work to this user.", field=field)
-
-
-def _check_customer(actor, customer) -> None:
-    if not visible_customers(actor).filter(pk=customer.pk).exists():
-        raise ValidationFailed("Choose one of your customers.", field="customer")
-
-
 def _closing_datetime(closed_on: date | datetime | None) -> datetime:
     if closed_on is None:
         return timezone.now()
@@ -58,8 +50,8 @@ def sale_input_check(*, actor, data: dict[str, Any], sale: Sale | None = None) -
     """What sale_create (no `sale`) and sale_update check of their input before writing;
     raises ValidationFailed. Forms that show errors before saving (Django admin) call it."""
     if sale is None:
-        _check_assignee(actor, data.get("assigned_to", actor))
-        _check_customer(actor, data["customer"])
+        check_assignee(actor, data.get("assigned_to", actor))
+        check_customer(actor, data["customer"])
         if (data.get("status") or Sale.Status.NEW) in Sale.CLOSED_STATUSES:
             raise ValidationFailed(
                 "Create the deal in an open stage, then close it as won or lost.", field="status"
@@ -68,9 +60,9 @@ def sale_input_check(*, actor, data: dict[str, Any], sale: Sale | None = None) -
     if "status" in data:
         raise ValidationFailed("Use “Change stage” to move a deal.", field="status")
     if "assigned_to" in data and data["assigned_to"] != sale.assigned_to:
-        _check_assignee(actor, data["assigned_to"])
+        check_assignee(actor, data["assigned_to"])
     if "customer" in data and data["customer"] != sale.customer:
-        _check_customer(actor, data["customer"])
+        check_customer(actor, data["customer"])
 
 
 @transaction.atomic
@@ -84,8 +76,8 @@ def sale_create(*, actor, data: dict[str, Any]) -> Sale:
     StageChange.objects.create(
         sale=sale, from_status="", to_status=sale.status, changed_by=actor, changed_at=now
     )
-    automation.stage_tasks_create(sale=sale, status=sale.status, now=now)
-    automation.deals_advance_later(sale_ids=[sale.pk])
+    stage_tasks_create(sale=sale, status=sale.status, now=now)
+    deals_advance_later(sale_ids=[sale.pk])
     audit_record(
         actor=actor,
         verb="create",
@@ -212,8 +204,8 @@ def sale_change_stage(
         changes=diff_snapshots(before, model_snapshot(sale, SALE_AUDITED_FIELDS)),
     )
     if to_status in Sale.OPEN_STATUSES:
-        automation.stage_tasks_create(sale=sale, status=to_status, now=now)
-        automation.deals_advance_later(sale_ids=[sale.pk])
+        stage_tasks_create(sale=sale, status=to_status, now=now)
+        deals_advance_later(sale_ids=[sale.pk])
     crm_cache.bump_on_commit(crm_cache.DEALS)
     return change
 
@@ -248,7 +240,7 @@ def sale_activity_add(
     Sale.objects.filter(pk=sale.pk).filter(
         Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=occurred_at)
     ).update(last_activity_at=occurred_at)
-    automation.deals_advance_later(sale_ids=[sale.pk])
+    deals_advance_later(sale_ids=[sale.pk])
     # Logging an activity is contact with the customer.
     customer_record_contact(
         customer_id=sale.customer_id, contact_date=timezone.localdate(occurred_at)
@@ -262,132 +254,10 @@ def sale_activity_add(
     return activity
 
 
-@transaction.atomic
-def task_create(*, actor, data: dict[str, Any], is_auto_created: bool = False) -> Task:
-    data = dict(data)
-    data.setdefault("assigned_to", actor)
-    _check_assignee(actor, data["assigned_to"])
-    if (
-        data.get("sale") is not None
-        and not editable_sales(actor).filter(pk=data["sale"].pk).exists()
-    ):
-        raise PermissionDenied("You can read this deal but not add tasks to it.")
-    if data.get("customer") is not None:
-        _check_customer(actor, data["customer"])
-    if data.get("sale") is not None and data.get("customer") is None:
-        data["customer"] = data["sale"].customer
-    task = Task.objects.create(**data, created_by=actor, is_auto_created=is_auto_created)
-    audit_record(
-        actor=actor,
-        verb="create",
-        instance=task,
-        changes={"title": task.title, "assigned_to": task.assigned_to_id},
-    )
-    return task
+def deals_advance_later(*, sale_ids: list[int]) -> None:
+    """Run the pipeline rules on these deals after commit (sales.automation, in a task).
+    crm.reactions reaches it as sales.automation.deals_advance_later."""
+    from sales.tasks import advance_deals  # the task runs sales.automation, which calls these
 
-
-def task_create_automatic(
-    *,
-    assigned_to,
-    customer,
-    title: str,
-    priority: str,
-    due_at: datetime,
-    description: str = "",
-) -> Task:
-    """A task created by automation (workflows), not by a person: no actor to check."""
-    task = Task.objects.create(
-        title=title,
-        description=description,
-        customer=customer,
-        assigned_to=assigned_to,
-        priority=priority,
-        due_at=due_at,
-        is_auto_created=True,
-    )
-    audit_record(actor=None, verb="create", instance=task, changes={"automatic": True})
-    return task
-
-
-def _lock_task(actor, task: Task) -> Task:
-    locked = visible_tasks(actor).select_for_update().filter(pk=task.pk).first()
-    if locked is None:
-        raise PermissionDenied("You cannot change this task.")
-    return locked
-
-
-@transaction.atomic
-def task_complete(*, actor, task: Task) -> Task:
-    """Mark done; completing a done task again changes nothing (a double click is harmless)."""
-    task = _lock_task(actor, task)
-    if task.completed_at is None:
-        task.completed_at = timezone.now()
-        task.save(update_fields=["completed_at"])
-        audit_record(
-            actor=actor, verb="update", instance=task, changes={"completed": [False, True]}
-        )
-    return task
-
-
-@transaction.atomic
-def task_reopen(*, actor, task: Task) -> Task:
-    task = _lock_task(actor, task)
-    if task.completed_at is not None:
-        task.completed_at = None
-        task.save(update_fields=["completed_at"])
-        audit_record(
-            actor=actor, verb="update", instance=task, changes={"completed": [True, False]}
-        )
-    return task
-
-
-@transaction.atomic
-def pipeline_settings_save(*, actor, stages: list[tuple[Any, dict]], rules) -> None:
-    """Stage settings and automation rules, saved together with an audit row each."""
-    from crm.roles import is_manager_or_admin
-
-    if not is_manager_or_admin(actor):
-        raise PermissionDenied("Only managers and admins change the pipeline settings.")
-    for stage, data in stages:
-        # From the database: the form's validation has already put the new values on `stage`.
-        saved = type(stage).objects.get(pk=stage.pk)
-        before = model_snapshot(saved, ["base_probability", "max_days_in_stage", "task_titles"])
-        stage.base_probability = data["base_probability"]
-        stage.max_days_in_stage = data["max_days_in_stage"]
-        stage.task_titles = data["task_titles_text"]
-        stage.updated_by = actor
-        changes = diff_snapshots(
-            before, model_snapshot(stage, ["base_probability", "max_days_in_stage", "task_titles"])
-        )
-        if changes:
-            stage.save()
-            audit_record(actor=actor, verb="update", instance=stage, changes=changes)
-    for rule in rules.save(commit=False):
-        if rule.pk is None:
-            rule.created_by = actor
-        rule.save()
-        audit_record(actor=actor, verb="update", instance=rule, changes={"rule": str(rule)})
-    for rule in rules.deleted_objects:
-        audit_record(actor=actor, verb="delete", instance=rule, changes={"rule": str(rule)})
-        rule.delete()
-
-
-def pipeline_settings_reset_defaults() -> None:
-    """The stage settings and rules a new installation starts with (the data migration's)."""
-    from sales.defaults import RULE_DEFAULTS, STAGE_DEFAULTS
-    from sales.models import AutomationRule, StageSetting
-
-    for status, (probability, max_days, titles) in STAGE_DEFAULTS.items():
-        StageSetting.objects.update_or_create(
-            status=status,
-            defaults={
-                "base_probability": probability,
-                "max_days_in_stage": max_days,
-                "task_titles": titles,
-            },
-        )
-    AutomationRule.objects.all().delete()
-    AutomationRule.objects.bulk_create(
-        AutomationRule(from_status=f, condition=c, days=d, to_status=t)
-        for f, c, d, t in RULE_DEFAULTS
-    )
+    ids = list(sale_ids)
+    transaction.on_commit(lambda: advance_deals.delay(ids))

@@ -1,0 +1,319 @@
+"""Reads of the forecast (DESIGN.md "Pipeline"): the forecast of a scope over a period
+(commit / best case / pipeline, weighted value, per month), forecast vs actual of past
+snapshots, and calibration. The scopes and who may see them are crm.permissions.forecast's.
+
+Every number over deals is computed by PostgreSQL (annotate / aggregate); Python only
+reads the handful of stage rates and shapes the aggregated rows for the page.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import (
+    Avg,
+    Case,
+    CharField,
+    Count,
+    DecimalField,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Floor, Round, TruncMonth
+from django.utils import timezone
+
+from crm.errors import ValidationFailed
+from crm.permissions.forecast import ForecastScope, access_forecast_scope
+from sales.forecasting.probability import (
+    COUNT,
+    HUNDRED,
+    ZERO,
+    ProbabilityModel,
+    entry_probability_expression,
+    hundredths,
+    probability_model,
+    win_probability_expression,
+)
+from sales.models import ForecastSnapshot, Sale, StageChange
+
+Status = Sale.Status
+
+COMMIT_MIN = 70  # probability >= 70: commit
+BEST_CASE_MIN = 40  # 40 <= probability < 70: best case; below 40: pipeline
+
+SNAPSHOT_DAYS = 90
+PERIOD_CHOICES = [
+    ("30", "Next 30 days"),
+    ("60", "Next 60 days"),
+    ("90", "Next 90 days"),
+    ("quarter", "This quarter"),
+]
+DEFAULT_PERIOD = "90"
+
+MONEY = DecimalField(max_digits=20, decimal_places=2)
+
+
+# Periods -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str
+    label: str
+    start: date
+    end: date  # inclusive
+
+
+def forecast_period(period, *, today: date | None = None) -> Period:
+    """30/60/90 days from today (today included), or the current calendar quarter."""
+    today = today or timezone.localdate()
+    key = str(period)
+    labels = dict(PERIOD_CHOICES)
+    if key not in labels:
+        raise ValidationFailed(f"Unknown forecast period {period!r}.", field="period")
+    if key == "quarter":
+        first_month = 3 * ((today.month - 1) // 3) + 1
+        start = today.replace(month=first_month, day=1)
+        next_start = (
+            date(today.year + 1, 1, 1)
+            if first_month == 10
+            else date(today.year, first_month + 3, 1)
+        )
+        quarter = (first_month - 1) // 3 + 1
+        label = f"This quarter (Q{quarter} {today.year})"
+        return Period(key, label, start, next_start - timedelta(days=1))
+    days = int(key)
+    return Period(key, labels[key], today, today + timedelta(days=days - 1))
+
+
+# The forecast ------------------------------------------------------------------------------
+
+CATEGORIES = [
+    # (key, label): commit >= COMMIT_MIN > best case >= BEST_CASE_MIN > pipeline
+    ("commit", "Commit"),
+    ("best_case", "Best case"),
+    ("pipeline", "Pipeline"),
+]
+
+
+def with_probability(deals: QuerySet[Sale], *, now: datetime, model: ProbabilityModel):
+    return deals.annotate(
+        win_probability=win_probability_expression(now, model=model),
+        value=Coalesce("amount", Value(ZERO), output_field=MONEY),
+    )
+
+
+def category_rows(deals: QuerySet[Sale], *group_by: str) -> QuerySet:
+    """One pass over the deals (annotated by with_probability): per group and category,
+    the number of deals, their value (0 without an amount) and their weighted value.
+
+    The probability is computed once per deal for the category and once for the weighted
+    sum; PostgreSQL then sorts 100,000 deals into a few dozen rows.
+    """
+    category = Case(
+        When(win_probability__gte=COMMIT_MIN, then=Value("commit")),
+        When(win_probability__gte=BEST_CASE_MIN, then=Value("best_case")),
+        default=Value("pipeline"),
+        output_field=CharField(),
+    )
+    return (
+        deals.annotate(category=category)
+        .order_by()
+        .values(*group_by, "category")
+        .annotate(
+            deal_count=Count("id"),
+            pipeline_value=Coalesce(Sum("value"), Value(ZERO), output_field=MONEY),
+            weighted_value=Coalesce(
+                Sum(F("value") * F("win_probability") / HUNDRED, output_field=MONEY),
+                Value(ZERO),
+                output_field=MONEY,
+            ),
+        )
+    )
+
+
+def empty_totals() -> dict[str, Any]:
+    return {
+        "deal_count": 0,
+        "pipeline_value": ZERO,
+        "weighted_value": ZERO,
+        "categories": {
+            key: {"label": label, "count": 0, "value": ZERO, "weighted": ZERO}
+            for key, label in CATEGORIES
+        },
+        "commit_value": ZERO,
+        "best_case_value": ZERO,
+    }
+
+
+def add_up(rows, key) -> dict[Any, dict[str, Any]]:
+    """The category rows of category_rows added up per `key(row)`: these are a few
+    aggregated rows (groups x 3 categories), not deals. Weighted values are summed exactly
+    and rounded to the cent at the end."""
+    totals: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        total = totals.setdefault(key(row), empty_totals())
+        total["deal_count"] += row["deal_count"]
+        total["pipeline_value"] += row["pipeline_value"]
+        total["weighted_value"] += row["weighted_value"]
+        category = total["categories"][row["category"]]
+        category["count"] += row["deal_count"]
+        category["value"] += row["pipeline_value"]
+        category["weighted"] += row["weighted_value"]
+    for total in totals.values():
+        total["weighted_value"] = hundredths(total["weighted_value"])
+        for category in total["categories"].values():
+            category["weighted"] = hundredths(category["weighted"])
+        total["commit_value"] = total["categories"]["commit"]["value"]
+        total["best_case_value"] = total["categories"]["best_case"]["value"]
+    return totals
+
+
+def _open_deals(scope: ForecastScope) -> QuerySet[Sale]:
+    return Sale.objects.open().filter(scope.deals_q())
+
+
+def forecast(
+    *,
+    user,
+    scope,
+    period,
+    today: date | None = None,
+    now: datetime | None = None,
+    model: ProbabilityModel | None = None,
+    scopes: list[ForecastScope] | None = None,
+) -> dict[str, Any]:
+    """The open deals of `scope` expected to close in `period`, per currency (amounts in
+    different currencies are never added together): deals, total pipeline, weighted value
+    (amount x probability / 100), commit / best case / pipeline, and the same per month of
+    expected close. Deals without an expected close date are left out; `undated_count`
+    says how many there are."""
+    now = now or timezone.now()
+    today = today or timezone.localdate(now)
+    scope = access_forecast_scope(user, scope, scopes=scopes)
+    period = forecast_period(period, today=today)
+    model = model or probability_model()
+    dated = with_probability(
+        _open_deals(scope).filter(expected_close_date__range=(period.start, period.end)),
+        now=now,
+        model=model,
+    )
+    monthly = dated.annotate(month=TruncMonth("expected_close_date"))
+    rows = list(category_rows(monthly, "currency", "month").order_by("currency", "month"))
+    by_currency = add_up(rows, lambda row: row["currency"])
+    by_month = add_up(rows, lambda row: (row["currency"], row["month"]))
+    currencies = [
+        {
+            "currency": currency,
+            **totals,
+            "months": [
+                {"month": month, **totals_of_month}
+                for (month_currency, month), totals_of_month in by_month.items()
+                if month_currency == currency
+            ],
+        }
+        for currency, totals in sorted(
+            by_currency.items(), key=lambda item: (-item[1]["deal_count"], item[0])
+        )
+    ]
+    undated = _open_deals(scope).filter(expected_close_date__isnull=True).count()
+    return {
+        "scope": scope,
+        "period": period,
+        "model": model,
+        "currencies": currencies,
+        "deal_count": sum(row["deal_count"] for row in currencies),  # counts add up
+        "undated_count": undated,
+    }
+
+
+# Forecast vs actual and calibration --------------------------------------------------------
+
+
+def forecast_vs_actual(
+    *,
+    user,
+    scope,
+    today: date | None = None,
+    limit: int = 12,
+    scopes: list[ForecastScope] | None = None,
+) -> list[dict[str, Any]]:
+    """Snapshots whose period has ended, latest first, per currency: the weighted forecast
+    against what was actually won (WON deals of the scope, same currency, closed in the
+    period; deals are counted by their owner's team as it is now)."""
+    today = today or timezone.localdate()
+    scope = access_forecast_scope(user, scope, scopes=scopes)
+    won = (
+        Sale.objects.filter(
+            scope.deals_q(),
+            status=Status.WON,
+            currency=OuterRef("currency"),
+            closed_at__date__gte=OuterRef("period_start"),
+            closed_at__date__lte=OuterRef("period_end"),
+        )
+        .order_by()
+        .values("currency")
+    )
+    rows = (
+        ForecastSnapshot.objects.filter(scope_key__in=scope.snapshot_keys, period_end__lt=today)
+        .values("taken_on", "period_start", "period_end", "currency")
+        .annotate(
+            deal_count=Sum("deal_count"),
+            pipeline_value=Sum("pipeline_value"),
+            weighted_value=Sum("weighted_value"),
+            commit_value=Sum("commit_value"),
+            actual_value=Coalesce(
+                Subquery(won.annotate(total=Sum("amount")).values("total")),
+                Value(ZERO),
+                output_field=MONEY,
+            ),
+            won_count=Coalesce(
+                Subquery(won.annotate(n=Count("id")).values("n")),
+                Value(0),
+                output_field=IntegerField(),
+            ),
+        )
+        .annotate(difference=F("actual_value") - F("weighted_value"))
+        .order_by("-taken_on", "currency")[:limit]
+    )
+    return list(rows)
+
+
+def calibration(
+    *,
+    user,
+    scope,
+    model: ProbabilityModel | None = None,
+    scopes: list[ForecastScope] | None = None,
+) -> list[dict[str, Any]]:
+    """Did 30% deals win 30% of the time? Every entry of a closed deal into an open stage
+    is a prediction (the model's probability at that entry); per 10-point bucket, the
+    average predicted probability against the share of those entries whose deal was won."""
+    scope = access_forecast_scope(user, scope, scopes=scopes)
+    model = model or probability_model()
+    entries = StageChange.objects.filter(
+        scope.deals_q("sale__"),
+        to_status__in=Sale.OPEN_STATUSES,
+        sale__status__in=Sale.CLOSED_STATUSES,
+    ).annotate(predicted=entry_probability_expression(model))
+    rows = (
+        entries.annotate(bucket=Cast(Floor(F("predicted") / 10) * 10, IntegerField()))
+        .values("bucket")
+        .annotate(
+            entries=Count("id"),
+            won=Count("id", filter=Q(sale__status=Status.WON)),
+            predicted=Round(Avg("predicted"), 1),
+        )
+        .annotate(
+            actual=Round(Cast(F("won"), COUNT) * HUNDRED / F("entries"), 1),
+        )
+        .order_by("bucket")
+    )
+    return [{**row, "bucket_end": row["bucket"] + 9} for row in rows]
