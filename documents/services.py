@@ -11,8 +11,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from crm.errors import PermissionDenied, ValidationFailed
+from crm.errors import ValidationFailed
 from crm.permissions import visible_customers, visible_sales
+from crm.permissions.documents import check_document_change
 from crm.reactions import Event, react
 from crm.services import audit_record
 from documents import filetypes
@@ -196,22 +197,15 @@ def _lock_chain(actor, document: Document) -> tuple[Document, QuerySet, Document
     first = Document.objects.select_for_update().get(pk=document.chain_id)
     chain = Document.objects.of_chain(first.pk)
     latest = chain.order_by("-version").first()
-    _check_editable(actor, latest)
+    check_document_change(actor, latest)
     return first, chain, latest
-
-
-def _check_editable(actor, document: Document) -> None:
-    from documents.selectors import editable_documents
-
-    if not editable_documents(actor).filter(pk=document.pk).exists():
-        raise PermissionDenied("Only the uploader, their manager or an admin can change this.")
 
 
 @transaction.atomic
 def document_share(*, actor, document: Document, user_ids: list[int], is_public: bool,
                    ip: str | None = None) -> Document:  # fmt: skip
     """Set who besides the general rule may see the document (all its versions)."""
-    _check_editable(actor, document)
+    check_document_change(actor, document)
     users = list(get_user_model().objects.filter(pk__in=user_ids, is_active=True))
     if len(users) != len(set(user_ids)):
         raise ValidationFailed("Some of those users do not exist.", field="allowed_users")
