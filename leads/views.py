@@ -1,12 +1,11 @@
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without
-from crm.permissions import access_customer_by_id, editable_customers
+from crm.permissions import access_customer_by_id, editable_customers, require_manager
 from crm.roles import is_manager_or_admin
 from leads import rules, selectors, services
 from leads.forms import LeadActivityForm, LeadFilterForm, ScoringRulesForm
@@ -95,14 +94,12 @@ def lead_activity_add(request, pk: int):
     return render(request, "leads/lead_detail.html", context, status=status)
 
 
-def _managers_only(request) -> None:
-    if not is_manager_or_admin(request.user):
-        raise DjangoPermissionDenied("Only managers and admins edit the scoring rules.")
+RULES_REFUSED = "Only managers and admins edit the scoring rules."
 
 
 @require_http_methods(["GET", "POST"])
 def scoring_rules(request):
-    _managers_only(request)
+    require_manager(request.user, RULES_REFUSED)
     form = ScoringRulesForm(request.POST or None, rules=list(ScoringRule.objects.all()))
     if request.method == "POST" and form.is_valid():
         try:
@@ -119,6 +116,6 @@ def scoring_rules(request):
 
 
 def rescore_progress(request, pk: int):
-    _managers_only(request)
+    require_manager(request.user, RULES_REFUSED)
     run = get_object_or_404(RescoreRun, pk=pk)
     return render(request, "leads/partials/_rescore_progress.html", {"run": run})
