@@ -287,7 +287,7 @@ def document_share_opened(*, document: Document, ip: str | None) -> None:
     with transaction.atomic():
         _access(document, None, DocumentAccess.Action.SHARE_OPEN, ip, "share link")
         if document.customer_id:
-            from leads.services import lead_activity_record
+            from leads.services.activities import lead_activity_record
 
             lead_activity_record(
                 customer=document.customer,

@@ -5,7 +5,7 @@ from crm.forms import person_name
 from crm.permissions import assignable_user_list
 from customers.models import Customer
 from leads.models import FACTOR_MAX, ActivityType, Factor, Grade
-from leads.rules import Band, validate_bands
+from leads.services.rules import Band, validate_bands
 
 
 class LeadFilterForm(forms.Form):

@@ -7,9 +7,11 @@ from crm.errors import ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without
 from crm.permissions import access_customer_by_id, editable_customers, require_manager
 from crm.roles import is_manager_or_admin
-from leads import rules, selectors, services
+from leads import selectors
 from leads.forms import LeadActivityForm, LeadFilterForm, ScoringRulesForm
 from leads.models import FACTOR_MAX, Grade, RescoreRun, ScoringRule
+from leads.services.activities import lead_activity_record
+from leads.services.rules import scoring_rules_update
 
 PAGE_SIZE = 25
 
@@ -67,7 +69,7 @@ def lead_activity_add(request, pk: int):
     if form.is_valid():
         try:
             note = form.cleaned_data["note"]
-            services.lead_activity_record(
+            lead_activity_record(
                 customer=customer,
                 activity_type=form.cleaned_data["activity_type"],
                 details={"note": note} if note else {},
@@ -103,7 +105,7 @@ def scoring_rules(request):
     form = ScoringRulesForm(request.POST or None, rules=list(ScoringRule.objects.all()))
     if request.method == "POST" and form.is_valid():
         try:
-            rules.scoring_rules_update(
+            scoring_rules_update(
                 actor=request.user, keyed_points=form.keyed_points(), bands=form.bands
             )
         except ValidationFailed as error:

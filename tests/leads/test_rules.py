@@ -3,8 +3,8 @@ from django.urls import reverse
 
 from crm.errors import ValidationFailed
 from leads.models import LeadScore, RescoreRun, ScoringRule
-from leads.rules import Band, rescore_run_execute, scoring_rules_update, validate_bands
-from leads.services import leads_rescore
+from leads.services.rescore import leads_rescore, rescore_run_execute
+from leads.services.rules import Band, scoring_rules_update, validate_bands
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,8 @@ from leads.models import (
     ScoringRule,
     WorkflowRun,
 )
-from leads.services import lead_activity_record, leads_rescore
+from leads.services.activities import lead_activity_record
+from leads.services.rescore import leads_rescore
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -171,7 +172,7 @@ def test_unknown_activity_type_is_refused():
 
 def test_reset_to_default_rules():
     ScoringRule.objects.filter(factor="budget").update(points=1)
-    from leads.services import scoring_rules_reset_defaults
+    from leads.services.rules import scoring_rules_reset_defaults
 
     rules = scoring_rules_reset_defaults()
     assert ScoringRule.objects.count() == len(rules) == 4 + 4 + 4 + 3 + 7 + 7

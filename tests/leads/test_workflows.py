@@ -8,10 +8,11 @@ from django.utils import timezone
 
 from crm.models import TeamMembership
 from customers.models import Customer
-from leads import services as lead_services
 from leads.models import LeadActivity, NurtureEnrollment, WorkflowRun
-from leads.services import leads_rescore
-from leads.workflows import NURTURE_STEPS, nurture_send_due, workflow_run_execute
+from leads.services import rescore as rescore_service
+from leads.services.nurture import NURTURE_STEPS, nurture_send_due
+from leads.services.rescore import leads_rescore
+from leads.services.workflows import workflow_run_execute
 from sales.models import Task
 from tests.factories import CustomerFactory, RepFactory, TeamFactory
 
@@ -148,13 +149,13 @@ def test_two_racing_rescorings_claim_a_transition_once(team, monkeypatch):
     lead = _lead(team["owner"], **HOT)
     _engage(lead)
     both_have_read = threading.Barrier(2, timeout=20)
-    real_grade_for = lead_services.grade_for
+    real_grade_for = rescore_service.grade_for
 
     def grade_after_both_read(total):
         both_have_read.wait()  # each rescoring has read the old (missing) grade
         return real_grade_for(total)
 
-    monkeypatch.setattr(lead_services, "grade_for", grade_after_both_read)
+    monkeypatch.setattr(rescore_service, "grade_for", grade_after_both_read)
     results, errors = [], []
 
     def rescore():
