@@ -240,7 +240,7 @@ def document_access_record(*, document: Document, user, action: str, ip: str | N
     return _access(document, user, action, ip, detail)
 
 
-def category_parent_check(*, category: DocumentCategory, parent: DocumentCategory | None) -> None:
+def _check_category_parent(*, category: DocumentCategory, parent: DocumentCategory | None) -> None:
     """Refuse `parent` for `category` when it would close a loop (A under B under A). Walks
     up from the new parent in the database, not through possibly stale cached instances."""
     ancestor_id, seen = (parent.pk if parent else None), set()
@@ -257,19 +257,28 @@ def category_parent_check(*, category: DocumentCategory, parent: DocumentCategor
         )
 
 
-def category_save(*, actor, name: str, parent: DocumentCategory | None,
-                  category: DocumentCategory | None = None) -> DocumentCategory:  # fmt: skip
-    """A category under `parent`; refuses a cycle (a category under its own descendant) and
-    a second category of the same name under the same parent."""
-    category = category or DocumentCategory()
+def category_check(*, category: DocumentCategory, name: str,
+                   parent: DocumentCategory | None) -> str:  # fmt: skip
+    """The name `category` may take under `parent`, stripped; refuses a blank name, a cycle
+    (a category under its own descendant) and a second category of the same name (in any
+    case) under the same parent."""
     name = name.strip()
     if not name:
         raise ValidationFailed("Give the category a name.", field="name")
+    _check_category_parent(category=category, parent=parent)
+    siblings = DocumentCategory.objects.filter(parent=parent, name__iexact=name)
+    if siblings.exclude(pk=category.pk).exists():
+        raise ValidationFailed(f"There is already a category “{name}” here.", field="name")
+    return name
+
+
+def category_save(*, actor, name: str, parent: DocumentCategory | None,
+                  category: DocumentCategory | None = None) -> DocumentCategory:  # fmt: skip
+    """A new category under `parent`, or `category` renamed or moved there (what the Django
+    admin saves), checked by category_check and audited."""
+    category = category or DocumentCategory()
     with transaction.atomic():
-        category_parent_check(category=category, parent=parent)
-        siblings = DocumentCategory.objects.filter(parent=parent, name__iexact=name)
-        if siblings.exclude(pk=category.pk).exists():
-            raise ValidationFailed(f"There is already a category “{name}” here.", field="name")
+        name = category_check(category=category, name=name, parent=parent)
         creating = category.pk is None
         category.name = name
         category.parent = parent
