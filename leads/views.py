@@ -9,7 +9,7 @@ from crm.permissions import access_customer_by_id, editable_customers, require_m
 from crm.roles import is_manager_or_admin
 from leads import selectors
 from leads.forms import LeadActivityForm, LeadFilterForm, ScoringRulesForm
-from leads.models import FACTOR_MAX, Grade, RescoreRun, ScoringRule
+from leads.models import FACTOR_MAX, RescoreRun, ScoringRule
 from leads.services.activities import lead_activity_record
 from leads.services.rules import scoring_rules_update
 
@@ -17,21 +17,14 @@ PAGE_SIZE = 25
 
 
 def lead_list(request, *, hot_only: bool = False):
-    params = request.GET.copy()
-    # Hot leads: a rep's own; a manager's or admin's whole reach (their teams', or everyone's).
-    sees_team = is_manager_or_admin(request.user)
-    if hot_only:
-        params.setdefault("grade", Grade.HOT)
-        if not sees_team:
-            params.setdefault("owner", str(request.user.pk))
-    filter_form = LeadFilterForm(params, user=request.user)
+    filter_form = LeadFilterForm(request.GET, user=request.user, hot_only=hot_only)
     leads = selectors.lead_list(user=request.user, filters=filter_form.filters())
     context = {
         "filter_form": filter_form,
         "page": Paginator(leads, PAGE_SIZE).get_page(request.GET.get("page")),
         "querystring": querystring_without(request, "page"),
         "hot_only": hot_only,
-        "hot_title": "Hot leads" if sees_team else "My hot leads",
+        "hot_title": "Hot leads" if is_manager_or_admin(request.user) else "My hot leads",
     }
     template = "leads/partials/_lead_table.html" if is_htmx(request) else "leads/lead_list.html"
     return render(request, template, context)
