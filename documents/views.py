@@ -245,13 +245,13 @@ def access_log(request):
 def panel(request, kind: str, pk: int):
     """The documents of a customer or deal, with an upload box (htmx panel on their page)."""
     if kind == "customer":
-        owner = access_customer_by_id(request.user, pk)
-        documents = selectors.document_list(user=request.user, filters={"customer": owner.pk})
+        attached_to = access_customer_by_id(request.user, pk)
+        documents = selectors.document_list(user=request.user, filters={"customer": attached_to.pk})
     elif kind == "sale":
-        owner = access_sale_by_id(request.user, pk)
-        documents = selectors.document_list(user=request.user, filters={"sale": owner.pk})
+        attached_to = access_sale_by_id(request.user, pk)
+        documents = selectors.document_list(user=request.user, filters={"sale": attached_to.pk})
     else:
         raise Http404("No such panel.")
-    context = {"documents": documents[:50], "kind": kind, "owner": owner,
+    context = {"documents": documents[:50], "kind": kind, "attached_to": attached_to,
                "upload_form": UploadForm(), "next": request.GET.get("next", "")}  # fmt: skip
     return render(request, "documents/partials/_panel.html", context)
