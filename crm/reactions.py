@@ -36,7 +36,7 @@ class Question(StrEnum):
 
 
 REACTIONS: dict[Event, list[str]] = {
-    Event.CUSTOMERS_CHANGED: ["leads.services.lead_rescore_later"],
+    Event.CUSTOMERS_CHANGED: ["leads.services.rescore.lead_rescore_later"],
     Event.PROPOSAL_ATTACHED: ["sales.automation.deals_advance_later"],
 }
 

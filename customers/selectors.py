@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 
 from crm.http import spreadsheet_safe
 from crm.permissions import visible_customers
+from crm.permissions.customer_imports import visible_customer_imports
 from customers.models import Customer, CustomerImport
 
 # Sort keys the list accepts, mapped to ORDER BY; anything else falls back to the default.
@@ -103,4 +104,4 @@ def _export_row(customer: Customer) -> list[Any]:
 
 
 def customer_imports_for(*, user) -> QuerySet[CustomerImport]:
-    return CustomerImport.objects.filter(uploaded_by=user).defer("content")
+    return visible_customer_imports(user).defer("content")

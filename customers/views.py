@@ -2,17 +2,17 @@ import csv
 
 from django.contrib import messages
 from django.contrib.admin.utils import NestedObjects
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.db import router
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.shortcuts import redirect, render, resolve_url
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without, safe_next_url
-from crm.permissions import access_customer_by_id, editable_customers
+from crm.permissions import access_customer_by_id, editable_customers, require_manager
+from crm.permissions.customer_imports import access_customer_import_by_id
 from crm.roles import is_manager_or_admin
 from crm.selectors import audit_events_for
 from customers import csv_import, selectors, services
@@ -173,8 +173,7 @@ def customer_note_add(request, pk: int):
 
 @require_POST
 def customer_bulk_assign(request):
-    if not is_manager_or_admin(request.user):
-        raise DjangoPermissionDenied("Only managers and admins can assign owners in bulk.")
+    require_manager(request.user, "Only managers and admins can assign owners in bulk.")
     form = BulkAssignForm(request.POST, user=request.user)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -212,13 +211,9 @@ def import_upload(request):
     return render(request, "customers/import_upload.html", {"form": form, "recent": recent})
 
 
-def _access_import(request, pk: int) -> CustomerImport:
-    return get_object_or_404(CustomerImport, pk=pk, uploaded_by=request.user)
-
-
 @require_http_methods(["GET", "POST"])
 def import_mapping(request, pk: int):
-    customer_import = _access_import(request, pk)
+    customer_import = access_customer_import_by_id(request.user, pk)
     if customer_import.status != CustomerImport.Status.MAPPING:
         return redirect("customers:import_report", customer_import.pk)
     form = ImportMappingForm(request.POST or None, customer_import=customer_import)
@@ -244,7 +239,7 @@ def import_mapping(request, pk: int):
 
 def import_report(request, pk: int):
     """Progress while the import runs (polled by htmx), then the report."""
-    customer_import = _access_import(request, pk)
+    customer_import = access_customer_import_by_id(request.user, pk)
     if customer_import.status == CustomerImport.Status.MAPPING:
         return redirect("customers:import_mapping", customer_import.pk)
     if is_htmx(request):

@@ -13,10 +13,13 @@ class DocumentCategoryForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        try:
-            services.category_parent_check(category=self.instance, parent=cleaned.get("parent"))
-        except ValidationFailed as error:
-            raise forms.ValidationError({"parent": error.message}) from None
+        if "name" in cleaned:  # a name the field itself accepted
+            try:
+                services.category_check(
+                    category=self.instance, name=cleaned["name"], parent=cleaned.get("parent")
+                )
+            except ValidationFailed as error:
+                raise forms.ValidationError({error.field: error.message}) from None
         return cleaned
 
 
@@ -25,6 +28,15 @@ class DocumentCategoryAdmin(admin.ModelAdmin):
     form = DocumentCategoryForm
     list_display = ["name", "parent"]
     search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Through the service, like every write: checked again in its transaction, audited."""
+        services.category_save(
+            actor=request.user,
+            name=form.cleaned_data["name"],
+            parent=form.cleaned_data.get("parent"),
+            category=obj,
+        )
 
 
 @admin.register(Document)

@@ -1,46 +1,9 @@
-"""Reads for documents: who may see what (the general rule plus owner, public, allowed)."""
+"""Reads for documents, filtered through crm.permissions.documents (who may see what)."""
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from crm.permissions import team_user_ids, visible_customers, visible_sales
-from crm.roles import Role, role_of
+from crm.permissions.documents import visible_documents
 from documents.models import Document, DocumentAccess
-
-
-def visible_documents(user, queryset: QuerySet | None = None) -> QuerySet[Document]:
-    """Documents `user` may open: an admin all; others what they (or, for a manager, their
-    team) uploaded, public ones, ones shared with them, and those attached to a customer or
-    deal they may see."""
-    documents = Document.objects.all() if queryset is None else queryset
-    if not user.is_authenticated:
-        return documents.none()
-    if role_of(user) == Role.ADMIN:
-        return documents
-    shared = Document.allowed_users.through.objects.filter(
-        document_id=OuterRef("pk"), user_id=user.pk
-    )
-    return documents.filter(
-        _owned_by_team(user)
-        | Q(is_public=True)
-        | Q(Exists(shared))
-        | Q(customer__in=visible_customers(user).values("pk"))
-        | Q(sale__in=visible_sales(user).values("pk"))
-    )
-
-
-def _owned_by_team(user) -> Q:
-    """Uploaded by the user (a manager: by their team), this version or the chain's first:
-    the owner of a document keeps it when their manager or an admin adds a version."""
-    ids = team_user_ids(user)
-    return Q(uploaded_by_id__in=ids) | Q(parent_document__uploaded_by_id__in=ids)
-
-
-def editable_documents(user) -> QuerySet[Document]:
-    """Changing a document (new version, sharing, restore) needs more than reading it: its
-    uploader, the uploader's manager, or an admin."""
-    if role_of(user) == Role.ADMIN:
-        return Document.objects.all()
-    return Document.objects.filter(_owned_by_team(user))
 
 
 def document_list(*, user, filters: dict) -> QuerySet[Document]:

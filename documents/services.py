@@ -11,8 +11,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from crm.errors import PermissionDenied, ValidationFailed
+from crm.errors import ValidationFailed
 from crm.permissions import visible_customers, visible_sales
+from crm.permissions.documents import check_document_change
 from crm.reactions import Event, react
 from crm.services import audit_record
 from documents import filetypes
@@ -196,22 +197,15 @@ def _lock_chain(actor, document: Document) -> tuple[Document, QuerySet, Document
     first = Document.objects.select_for_update().get(pk=document.chain_id)
     chain = Document.objects.of_chain(first.pk)
     latest = chain.order_by("-version").first()
-    _check_editable(actor, latest)
+    check_document_change(actor, latest)
     return first, chain, latest
-
-
-def _check_editable(actor, document: Document) -> None:
-    from documents.selectors import editable_documents
-
-    if not editable_documents(actor).filter(pk=document.pk).exists():
-        raise PermissionDenied("Only the uploader, their manager or an admin can change this.")
 
 
 @transaction.atomic
 def document_share(*, actor, document: Document, user_ids: list[int], is_public: bool,
                    ip: str | None = None) -> Document:  # fmt: skip
     """Set who besides the general rule may see the document (all its versions)."""
-    _check_editable(actor, document)
+    check_document_change(actor, document)
     users = list(get_user_model().objects.filter(pk__in=user_ids, is_active=True))
     if len(users) != len(set(user_ids)):
         raise ValidationFailed("Some of those users do not exist.", field="allowed_users")
@@ -246,7 +240,7 @@ def document_access_record(*, document: Document, user, action: str, ip: str | N
     return _access(document, user, action, ip, detail)
 
 
-def category_parent_check(*, category: DocumentCategory, parent: DocumentCategory | None) -> None:
+def _check_category_parent(*, category: DocumentCategory, parent: DocumentCategory | None) -> None:
     """Refuse `parent` for `category` when it would close a loop (A under B under A). Walks
     up from the new parent in the database, not through possibly stale cached instances."""
     ancestor_id, seen = (parent.pk if parent else None), set()
@@ -263,19 +257,28 @@ def category_parent_check(*, category: DocumentCategory, parent: DocumentCategor
         )
 
 
-def category_save(*, actor, name: str, parent: DocumentCategory | None,
-                  category: DocumentCategory | None = None) -> DocumentCategory:  # fmt: skip
-    """A category under `parent`; refuses a cycle (a category under its own descendant) and
-    a second category of the same name under the same parent."""
-    category = category or DocumentCategory()
+def category_check(*, category: DocumentCategory, name: str,
+                   parent: DocumentCategory | None) -> str:  # fmt: skip
+    """The name `category` may take under `parent`, stripped; refuses a blank name, a cycle
+    (a category under its own descendant) and a second category of the same name (in any
+    case) under the same parent."""
     name = name.strip()
     if not name:
         raise ValidationFailed("Give the category a name.", field="name")
+    _check_category_parent(category=category, parent=parent)
+    siblings = DocumentCategory.objects.filter(parent=parent, name__iexact=name)
+    if siblings.exclude(pk=category.pk).exists():
+        raise ValidationFailed(f"There is already a category “{name}” here.", field="name")
+    return name
+
+
+def category_save(*, actor, name: str, parent: DocumentCategory | None,
+                  category: DocumentCategory | None = None) -> DocumentCategory:  # fmt: skip
+    """A new category under `parent`, or `category` renamed or moved there (what the Django
+    admin saves), checked by category_check and audited."""
+    category = category or DocumentCategory()
     with transaction.atomic():
-        category_parent_check(category=category, parent=parent)
-        siblings = DocumentCategory.objects.filter(parent=parent, name__iexact=name)
-        if siblings.exclude(pk=category.pk).exists():
-            raise ValidationFailed(f"There is already a category “{name}” here.", field="name")
+        name = category_check(category=category, name=name, parent=parent)
         creating = category.pk is None
         category.name = name
         category.parent = parent
@@ -293,7 +296,7 @@ def document_share_opened(*, document: Document, ip: str | None) -> None:
     with transaction.atomic():
         _access(document, None, DocumentAccess.Action.SHARE_OPEN, ip, "share link")
         if document.customer_id:
-            from leads.services import lead_activity_record
+            from leads.services.activities import lead_activity_record
 
             lead_activity_record(
                 customer=document.customer,

@@ -4,17 +4,16 @@ ever served through `download`, after the permission check, as attachments."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from crm.errors import PermissionDenied, ValidationFailed
+from crm.errors import ValidationFailed
 from crm.http import client_ip, querystring_without, safe_next_url
-from crm.permissions import access_customer_by_id, access_sale_by_id
-from crm.roles import is_admin
+from crm.permissions import access_customer_by_id, access_sale_by_id, require_admin
+from crm.permissions.documents import access_document_by_id, can_change_document
 from documents import selectors, services
 from documents.forms import (
     AccessLogFilterForm,
@@ -27,11 +26,6 @@ from documents.models import Document, DocumentAccess
 from documents.tokens import share_token_read, share_url
 
 PAGE_SIZE = 25
-
-
-def _document(request, pk: int) -> Document:
-    """The document if the user may see it, else 404 (whether or not it exists)."""
-    return get_object_or_404(selectors.visible_documents(request.user).with_related(), pk=pk)
 
 
 def document_list(request):
@@ -97,12 +91,12 @@ def document_upload(request):
 
 
 def document_detail(request, pk: int):
-    document = _document(request, pk)
+    document = access_document_by_id(request.user, pk)
     services.document_access_record(
         document=document, user=request.user, action=DocumentAccess.Action.VIEW,
         ip=client_ip(request),
     )  # fmt: skip
-    can_edit = selectors.editable_documents(request.user).filter(pk=document.pk).exists()
+    can_edit = can_change_document(request.user, document)
     context = {
         "document": document,
         "versions": selectors.document_versions(document=document),
@@ -118,7 +112,7 @@ def document_detail(request, pk: int):
 
 
 def document_download(request, pk: int):
-    document = _document(request, pk)
+    document = access_document_by_id(request.user, pk)
     services.document_access_record(
         document=document, user=request.user, action=DocumentAccess.Action.DOWNLOAD,
         ip=client_ip(request),
@@ -128,7 +122,7 @@ def document_download(request, pk: int):
 
 def document_preview(request, pk: int):
     """The preview thumbnail, behind the same check as the file itself."""
-    document = _document(request, pk)
+    document = access_document_by_id(request.user, pk)
     if not document.preview_image:
         raise Http404("No preview.")
     response = FileResponse(document.preview_image.open("rb"), content_type="image/png")
@@ -150,7 +144,7 @@ def _file_response(document: Document) -> FileResponse:
 
 @require_POST
 def document_version_upload(request, pk: int):
-    document = _document(request, pk)
+    document = access_document_by_id(request.user, pk)
     form = VersionForm(request.POST, request.FILES)
     if not form.is_valid():
         messages.error(request, "Choose the file of the new version.")
@@ -160,8 +154,6 @@ def document_version_upload(request, pk: int):
             actor=request.user, document=document, upload=form.cleaned_data["file"],
             ip=client_ip(request),
         )  # fmt: skip
-    except PermissionDenied as error:
-        raise DjangoPermissionDenied(str(error)) from None
     except ValidationFailed as error:
         messages.error(request, error.message)
         return redirect(document)
@@ -171,11 +163,9 @@ def document_version_upload(request, pk: int):
 
 @require_POST
 def document_restore(request, pk: int):
-    version = _document(request, pk)
+    version = access_document_by_id(request.user, pk)
     try:
         new = services.document_restore(actor=request.user, version=version, ip=client_ip(request))
-    except PermissionDenied as error:
-        raise DjangoPermissionDenied(str(error)) from None
     except ValidationFailed as error:
         messages.error(request, error.message)
         return redirect(version)
@@ -185,21 +175,18 @@ def document_restore(request, pk: int):
 
 @require_POST
 def document_share(request, pk: int):
-    document = _document(request, pk)
+    document = access_document_by_id(request.user, pk)
     form = ShareForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose users from the list.")
         return redirect(document)
-    try:
-        services.document_share(
-            actor=request.user,
-            document=document,
-            user_ids=[u.pk for u in form.cleaned_data["allowed_users"]],
-            is_public=form.cleaned_data["is_public"],
-            ip=client_ip(request),
-        )
-    except PermissionDenied as error:
-        raise DjangoPermissionDenied(str(error)) from None
+    services.document_share(
+        actor=request.user,
+        document=document,
+        user_ids=[u.pk for u in form.cleaned_data["allowed_users"]],
+        is_public=form.cleaned_data["is_public"],
+        ip=client_ip(request),
+    )
     messages.success(request, "Sharing saved.")
     return redirect(document)
 
@@ -207,9 +194,7 @@ def document_share(request, pk: int):
 @require_POST
 def document_share_link(request, pk: int):
     """A signed, expiring link for the customer (proposals)."""
-    document = _document(request, pk)
-    if not selectors.editable_documents(request.user).filter(pk=document.pk).exists():
-        raise DjangoPermissionDenied("Only the uploader, their manager or an admin can share it.")
+    document = access_document_by_id(request.user, pk, for_change=True)
     services.document_access_record(
         document=document, user=request.user, action=DocumentAccess.Action.EDIT,
         ip=client_ip(request), detail="share link created",
@@ -238,17 +223,14 @@ def document_share_open(request, token: str):
 
 
 def document_audit(request, pk: int):
-    document = _document(request, pk)
-    if not selectors.editable_documents(request.user).filter(pk=document.pk).exists():
-        raise DjangoPermissionDenied("Only the uploader, their manager or an admin see the audit.")
+    document = access_document_by_id(request.user, pk, for_change=True)
     accesses = selectors.document_accesses(document=document)
     return render(request, "documents/document_audit.html",
                   {"document": document, "accesses": accesses})  # fmt: skip
 
 
 def access_log(request):
-    if not is_admin(request.user):
-        raise DjangoPermissionDenied("The access log is for admins.")
+    require_admin(request.user, "The access log is for admins.")
     filter_form = AccessLogFilterForm(request.GET)
     accesses = selectors.access_log(filters=filter_form.filters())
     context = {
@@ -263,13 +245,13 @@ def access_log(request):
 def panel(request, kind: str, pk: int):
     """The documents of a customer or deal, with an upload box (htmx panel on their page)."""
     if kind == "customer":
-        owner = access_customer_by_id(request.user, pk)
-        documents = selectors.document_list(user=request.user, filters={"customer": owner.pk})
+        attached_to = access_customer_by_id(request.user, pk)
+        documents = selectors.document_list(user=request.user, filters={"customer": attached_to.pk})
     elif kind == "sale":
-        owner = access_sale_by_id(request.user, pk)
-        documents = selectors.document_list(user=request.user, filters={"sale": owner.pk})
+        attached_to = access_sale_by_id(request.user, pk)
+        documents = selectors.document_list(user=request.user, filters={"sale": attached_to.pk})
     else:
         raise Http404("No such panel.")
-    context = {"documents": documents[:50], "kind": kind, "owner": owner,
+    context = {"documents": documents[:50], "kind": kind, "attached_to": attached_to,
                "upload_form": UploadForm(), "next": request.GET.get("next", "")}  # fmt: skip
     return render(request, "documents/partials/_panel.html", context)

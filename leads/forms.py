@@ -3,9 +3,10 @@ from django import forms
 from crm.errors import ValidationFailed
 from crm.forms import person_name
 from crm.permissions import assignable_user_list
+from crm.roles import is_manager_or_admin
 from customers.models import Customer
 from leads.models import FACTOR_MAX, ActivityType, Factor, Grade
-from leads.rules import Band, validate_bands
+from leads.services.rules import Band, validate_bands
 
 
 class LeadFilterForm(forms.Form):
@@ -18,8 +19,15 @@ class LeadFilterForm(forms.Form):
     score_min = forms.IntegerField(required=False, min_value=0, max_value=100, label="Score from")
     score_max = forms.IntegerField(required=False, min_value=0, max_value=100, label="Score to")
 
-    def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, data=None, *args, user, hot_only: bool = False, **kwargs):
+        if hot_only:
+            # Hot leads: a rep's own; a manager's or admin's whole reach (their teams', or
+            # everyone's). Presets only: the visitor may change them like any filter.
+            data = data.copy()
+            data.setdefault("grade", Grade.HOT)
+            if not is_manager_or_admin(user):
+                data.setdefault("owner", str(user.pk))
+        super().__init__(data, *args, **kwargs)
         self.fields["owner"].choices = [("", "Any owner")] + [
             (owner.pk, person_name(owner)) for owner in assignable_user_list(user)
         ]

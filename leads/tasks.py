@@ -1,7 +1,9 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from leads.services import leads_rescore
+from leads.services.nurture import nurture_send_due
+from leads.services.rescore import leads_rescore, rescore_run_execute
+from leads.services.workflows import workflow_run_execute
 
 
 @shared_task(
@@ -37,21 +39,15 @@ def rescore_all() -> None:
 )
 def run_workflow(run_id: int) -> None:
     """The hot/warm workflow of one grade transition; a repeated delivery does nothing."""
-    from leads.workflows import workflow_run_execute
-
     workflow_run_execute(run_id=run_id)
 
 
 @shared_task(name="leads.send_nurture_emails", ignore_result=True)
 def send_nurture_emails() -> None:
-    from leads.workflows import nurture_send_due
-
     nurture_send_due()
 
 
 @shared_task(name="leads.rescore_all_tracked", ignore_result=True, time_limit=60 * 60)
 def rescore_all_tracked(run_id: int) -> None:
     """Rescore every lead after the rules changed; the rules page shows the progress."""
-    from leads.rules import rescore_run_execute
-
     rescore_run_execute(run_id=run_id)

@@ -1,36 +1,30 @@
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without
-from crm.permissions import access_customer_by_id, editable_customers
+from crm.permissions import access_customer_by_id, editable_customers, require_manager
 from crm.roles import is_manager_or_admin
-from leads import rules, selectors, services
+from leads import selectors
 from leads.forms import LeadActivityForm, LeadFilterForm, ScoringRulesForm
-from leads.models import FACTOR_MAX, Grade, RescoreRun, ScoringRule
+from leads.models import FACTOR_MAX, RescoreRun, ScoringRule
+from leads.services.activities import lead_activity_record
+from leads.services.rules import scoring_rules_update
 
 PAGE_SIZE = 25
 
 
 def lead_list(request, *, hot_only: bool = False):
-    params = request.GET.copy()
-    # Hot leads: a rep's own; a manager's or admin's whole reach (their teams', or everyone's).
-    sees_team = is_manager_or_admin(request.user)
-    if hot_only:
-        params.setdefault("grade", Grade.HOT)
-        if not sees_team:
-            params.setdefault("owner", str(request.user.pk))
-    filter_form = LeadFilterForm(params, user=request.user)
+    filter_form = LeadFilterForm(request.GET, user=request.user, hot_only=hot_only)
     leads = selectors.lead_list(user=request.user, filters=filter_form.filters())
     context = {
         "filter_form": filter_form,
         "page": Paginator(leads, PAGE_SIZE).get_page(request.GET.get("page")),
         "querystring": querystring_without(request, "page"),
         "hot_only": hot_only,
-        "hot_title": "Hot leads" if sees_team else "My hot leads",
+        "hot_title": "Hot leads" if is_manager_or_admin(request.user) else "My hot leads",
     }
     template = "leads/partials/_lead_table.html" if is_htmx(request) else "leads/lead_list.html"
     return render(request, template, context)
@@ -68,7 +62,7 @@ def lead_activity_add(request, pk: int):
     if form.is_valid():
         try:
             note = form.cleaned_data["note"]
-            services.lead_activity_record(
+            lead_activity_record(
                 customer=customer,
                 activity_type=form.cleaned_data["activity_type"],
                 details={"note": note} if note else {},
@@ -95,18 +89,16 @@ def lead_activity_add(request, pk: int):
     return render(request, "leads/lead_detail.html", context, status=status)
 
 
-def _managers_only(request) -> None:
-    if not is_manager_or_admin(request.user):
-        raise DjangoPermissionDenied("Only managers and admins edit the scoring rules.")
+RULES_REFUSED = "Only managers and admins edit the scoring rules."
 
 
 @require_http_methods(["GET", "POST"])
 def scoring_rules(request):
-    _managers_only(request)
+    require_manager(request.user, RULES_REFUSED)
     form = ScoringRulesForm(request.POST or None, rules=list(ScoringRule.objects.all()))
     if request.method == "POST" and form.is_valid():
         try:
-            rules.scoring_rules_update(
+            scoring_rules_update(
                 actor=request.user, keyed_points=form.keyed_points(), bands=form.bands
             )
         except ValidationFailed as error:
@@ -119,6 +111,6 @@ def scoring_rules(request):
 
 
 def rescore_progress(request, pk: int):
-    _managers_only(request)
+    require_manager(request.user, RULES_REFUSED)
     run = get_object_or_404(RescoreRun, pk=pk)
     return render(request, "leads/partials/_rescore_progress.html", {"run": run})

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from crm.errors import ValidationFailed
 from customers.models import Customer
 from leads.models import ActivityType
-from leads.services import lead_activity_record
+from leads.services.activities import lead_activity_record
 from leads.tracking import customer_id_from_token
 
 # What a website may report; emails and the CRM's own users record the other types.

@@ -15,8 +15,9 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from crm.forms import person_name
+from crm.models import AuditEvent
 from documents import services
-from documents.models import Document, DocumentAccess
+from documents.models import Document, DocumentAccess, DocumentCategory
 from leads.models import LeadActivity
 from tests.documents import samples
 from tests.documents.conftest import stored_files
@@ -869,3 +870,18 @@ def test_the_django_admin_refuses_a_category_cycle_too(admin_client_, admin_user
     assert a.parent is None
     response = admin_client_.post(url, {"name": "A renamed", "parent": ""})
     assert response.status_code == 302
+    a.refresh_from_db()
+    assert a.name == "A renamed"
+    assert AuditEvent.objects.filter(verb="update", object_id=str(a.pk)).exists()
+
+
+def test_the_django_admin_saves_categories_through_the_service(admin_client_, admin_user):
+    add = reverse("admin:documents_documentcategory_add")
+    assert admin_client_.post(add, {"name": " Legal ", "parent": ""}).status_code == 302
+    legal = DocumentCategory.objects.get()
+    assert legal.name == "Legal"
+    assert AuditEvent.objects.filter(verb="create", object_id=str(legal.pk)).exists()
+    response = admin_client_.post(add, {"name": "legal", "parent": ""})
+    assert response.status_code == 200  # the form again: the same name in another case
+    assert "There is already a category" in response.content.decode()
+    assert DocumentCategory.objects.count() == 1

@@ -3,8 +3,13 @@ from django.urls import reverse
 
 from crm.errors import ValidationFailed
 from leads.models import LeadScore, RescoreRun, ScoringRule
-from leads.rules import Band, rescore_run_execute, scoring_rules_update, validate_bands
-from leads.services import leads_rescore
+from leads.services.rescore import leads_rescore
+from leads.services.rules import (
+    Band,
+    scoring_rules_reset_defaults,
+    scoring_rules_update,
+    validate_bands,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -93,12 +98,6 @@ def test_service_refuses_points_above_the_cap(manager):
         )
 
 
-def test_a_rescore_run_executes_once(manager):
-    run = RescoreRun.objects.create(started_by=manager)
-    assert rescore_run_execute(run_id=run.pk).status == "done"
-    assert rescore_run_execute(run_id=run.pk) is None
-
-
 def test_progress_partial_polls_while_running(manager_client, manager):
     run = RescoreRun.objects.create(started_by=manager, status="running", total=10, done=4)
     body = manager_client.get(reverse("leads:rescore_progress", args=[run.pk])).content.decode()
@@ -109,3 +108,10 @@ def test_progress_partial_polls_while_running(manager_client, manager):
 def test_progress_is_refused_to_reps(rep_client, manager):
     run = RescoreRun.objects.create(started_by=manager)
     assert rep_client.get(reverse("leads:rescore_progress", args=[run.pk])).status_code == 403
+
+
+def test_reset_to_default_rules():
+    ScoringRule.objects.filter(factor="budget").update(points=1)
+    rules = scoring_rules_reset_defaults()
+    assert ScoringRule.objects.count() == len(rules) == 4 + 4 + 4 + 3 + 7 + 7
+    assert ScoringRule.objects.get(factor="budget", key="over_250k").points == 20

@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from leads.models import LeadActivity, LeadScore, RescoreRun
-from leads.services import leads_rescore
+from leads.services.rescore import leads_rescore
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

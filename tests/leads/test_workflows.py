@@ -1,40 +1,21 @@
+"""leads.services.workflows: what a grade change does (hot and warm runs), once per
+transition."""
+
 import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.db import connection
-from django.utils import timezone
 
-from crm.models import TeamMembership
 from customers.models import Customer
-from leads import services as lead_services
-from leads.models import LeadActivity, NurtureEnrollment, WorkflowRun
-from leads.services import leads_rescore
-from leads.workflows import NURTURE_STEPS, nurture_send_due, workflow_run_execute
+from leads.models import LeadActivity, WorkflowRun
+from leads.services import rescore as rescore_service
+from leads.services.rescore import leads_rescore
+from leads.services.workflows import workflow_run_execute
 from sales.models import Task
-from tests.factories import CustomerFactory, RepFactory, TeamFactory
-
-HOT = {
-    "company_size": 5000,
-    "budget_range": "over_250k",
-    "purchase_timeline": "immediate",
-    "decision_authority": "decision_maker",
-    "source": "referral",
-}
-WARM = {"company_size": 5000, "budget_range": "over_250k", "purchase_timeline": "immediate"}
-
-
-@pytest.fixture
-def team(db):
-    """A team with a junior owner, two senior reps and one more junior rep."""
-    owner, senior_a, senior_b, junior = (
-        RepFactory(username=name) for name in ("owner", "senior_a", "senior_b", "junior")
-    )
-    team = TeamFactory(name="Leads team")
-    for user, senior in ((owner, False), (senior_a, True), (senior_b, True), (junior, False)):
-        TeamMembership.objects.create(team=team, user=user, is_senior=senior)
-    return {"owner": owner, "senior_a": senior_a, "senior_b": senior_b, "junior": junior}
+from tests.factories import CustomerFactory
+from tests.leads.helpers import HOT, WARM
 
 
 def _lead(owner, **fields):
@@ -100,37 +81,6 @@ def test_warm_lead_gets_a_follow_up_and_a_case_study(team, django_capture_on_com
 
 
 @pytest.mark.django_db
-def test_cold_lead_is_nurtured_weekly_until_the_sequence_ends(team):
-    lead = _lead(team["owner"])
-    leads_rescore(customer_ids=[lead.pk])
-    enrollment = NurtureEnrollment.objects.get(customer=lead)
-    assert enrollment.status == "active"
-    now = timezone.now()
-    with _on_commit_now():
-        for week in range(NURTURE_STEPS):
-            assert nurture_send_due(now=now + timedelta(days=7 * week, minutes=1)) == 1
-            assert nurture_send_due(now=now + timedelta(days=7 * week, hours=1)) == 0
-    enrollment.refresh_from_db()
-    assert (enrollment.status, enrollment.step) == ("completed", NURTURE_STEPS)
-    assert len(mail.outbox) == NURTURE_STEPS
-    assert not WorkflowRun.objects.exists()  # cold needs no rep work
-
-
-@pytest.mark.django_db
-def test_nurture_stops_when_the_lead_warms_up_or_unsubscribes(team):
-    warming, leaving = _lead(team["owner"]), _lead(team["owner"])
-    leads_rescore(customer_ids=[warming.pk, leaving.pk])
-    Customer.objects.filter(pk=warming.pk).update(**WARM)
-    leads_rescore(customer_ids=[warming.pk])
-    assert NurtureEnrollment.objects.get(customer=warming).status == "stopped"
-    Customer.objects.filter(pk=leaving.pk).update(unsubscribed_at=timezone.now())
-    with _on_commit_now():
-        assert nurture_send_due(now=timezone.now() + timedelta(minutes=1)) == 0
-    assert NurtureEnrollment.objects.get(customer=leaving).stop_reason == "Unsubscribed"
-    assert mail.outbox == []
-
-
-@pytest.mark.django_db
 def test_a_transition_runs_its_workflow_once(team, django_capture_on_commit_callbacks):
     lead = _lead(team["owner"], **HOT)
     _engage(lead)
@@ -148,13 +98,13 @@ def test_two_racing_rescorings_claim_a_transition_once(team, monkeypatch):
     lead = _lead(team["owner"], **HOT)
     _engage(lead)
     both_have_read = threading.Barrier(2, timeout=20)
-    real_grade_for = lead_services.grade_for
+    real_grade_for = rescore_service.grade_for
 
     def grade_after_both_read(total):
         both_have_read.wait()  # each rescoring has read the old (missing) grade
         return real_grade_for(total)
 
-    monkeypatch.setattr(lead_services, "grade_for", grade_after_both_read)
+    monkeypatch.setattr(rescore_service, "grade_for", grade_after_both_read)
     results, errors = [], []
 
     def rescore():
@@ -173,16 +123,3 @@ def test_two_racing_rescorings_claim_a_transition_once(team, monkeypatch):
     assert not errors
     assert sorted(len(transitions) for transitions in results) == [0, 1]
     assert WorkflowRun.objects.filter(customer=lead).count() == 1
-
-
-class _on_commit_now:
-    """Run on_commit callbacks at once (the test transaction never commits)."""
-
-    def __enter__(self):
-        from unittest import mock
-
-        self._patch = mock.patch("django.db.transaction.on_commit", lambda func, *a, **k: func())
-        self._patch.start()
-
-    def __exit__(self, *exc):
-        self._patch.stop()

@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from leads.services import leads_rescore
+from leads.services.rescore import leads_rescore
 
 
 class Command(BaseCommand):

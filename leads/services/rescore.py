@@ -1,31 +1,21 @@
-"""Writes for leads: scores, activities. Scores are computed in SQL (leads.scoring)."""
+"""Rescoring leads: the scores are computed in SQL (leads.scoring) and written in chunks; a
+grade change is claimed once and starts its workflow (leads.services.workflows)."""
 
 from collections import defaultdict
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from crm.errors import ValidationFailed
 from customers.models import Customer
-from leads.defaults import default_rules
-from leads.models import (
-    ActivityType,
-    Factor,
-    LeadActivity,
-    LeadScore,
-    ScoreChange,
-    ScoringRule,
-    grade_for,
-)
+from leads.models import LeadScore, RescoreRun, ScoreChange, ScoringRule, grade_for
 from leads.scoring import (
     FIELD_SCORE_COLUMNS,
     SCORE_COLUMNS,
     annotate_scores,
     engagement_by_customer,
 )
-from leads.workflows import GradeTransition, workflows_start
+from leads.services.workflows import GradeTransition, workflows_start
 
 RESCORE_CHUNK = 5000
 UNGRADED = ""  # a LeadScore row created in this rescoring, before its first grade is claimed
@@ -142,16 +132,6 @@ def _score_change(pk, previous_total, total, grade, previous_grade, now) -> Scor
     )
 
 
-@transaction.atomic
-def scoring_rules_reset_defaults(*, actor=None) -> list[ScoringRule]:
-    """Replace every scoring rule with the defaults a new installation starts with."""
-    ScoringRule.objects.all().delete()
-    rules = default_rules(ScoringRule)
-    for rule in rules:
-        rule.updated_by = actor
-    return ScoringRule.objects.bulk_create(rules)
-
-
 def lead_rescore_later(*, customer_ids: list[int]) -> None:
     """Rescore these leads in one Celery task once the current transaction commits."""
     from leads.tasks import rescore_leads
@@ -160,54 +140,25 @@ def lead_rescore_later(*, customer_ids: list[int]) -> None:
     transaction.on_commit(lambda: rescore_leads.delay(ids))
 
 
-def lead_activity_record(
-    *,
-    customer: Customer,
-    activity_type: str,
-    details: dict[str, Any] | None = None,
-    timestamp: datetime | None = None,
-    recorded_by=None,
-) -> LeadActivity:
-    """Record what a lead did; its score impact comes from the engagement rules."""
-    if activity_type not in ActivityType.values:
-        raise ValidationFailed(f"Unknown activity type “{activity_type}”.", field="activity_type")
-    timestamp = timestamp or timezone.now()
-    if timestamp > timezone.now() + timedelta(minutes=5):
-        raise ValidationFailed("An activity cannot happen in the future.", field="timestamp")
-    rule = ScoringRule.objects.filter(factor=Factor.ENGAGEMENT, key=activity_type).first()
-    with transaction.atomic():
-        activity = LeadActivity.objects.create(
-            customer=customer,
-            activity_type=activity_type,
-            details=details or {},
-            score_impact=rule.points if rule else 0,
-            timestamp=timestamp,
-            recorded_by=recorded_by,
-        )
-        lead_rescore_later(customer_ids=[customer.pk])
-    return activity
-
-
-def lead_activities_record_bulk(*, rows: list[tuple[int, str, dict, datetime]]) -> int:
-    """Record many activities at once, (customer id, type, details, timestamp) each, e.g. the
-    opens and clicks of a webhook batch; the leads are rescored in one task after commit."""
-    if not rows:
-        return 0
-    impacts = dict(
-        ScoringRule.objects.filter(factor=Factor.ENGAGEMENT).values_list("key", "points")
+def rescore_run_execute(*, run_id: int) -> RescoreRun | None:
+    """Rescore every lead for a queued run, recording progress as it goes."""
+    updated = RescoreRun.objects.filter(pk=run_id, status=RescoreRun.Status.QUEUED).update(
+        status=RescoreRun.Status.RUNNING
     )
-    activities = [
-        LeadActivity(
-            customer_id=customer_id,
-            activity_type=activity_type,
-            details=details,
-            score_impact=impacts.get(activity_type, 0),
-            timestamp=timestamp,
+    if not updated:
+        return None
+
+    def progress(done: int, total: int) -> None:
+        RescoreRun.objects.filter(pk=run_id).update(done=done, total=total)
+
+    try:
+        leads_rescore(progress=progress)
+    except Exception as error:
+        RescoreRun.objects.filter(pk=run_id).update(
+            status=RescoreRun.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()
         )
-        for customer_id, activity_type, details, timestamp in rows
-        if activity_type in ActivityType.values
-    ]
-    with transaction.atomic():
-        LeadActivity.objects.bulk_create(activities, batch_size=2000)
-        lead_rescore_later(customer_ids=sorted({a.customer_id for a in activities}))
-    return len(activities)
+        raise
+    RescoreRun.objects.filter(pk=run_id).update(
+        status=RescoreRun.Status.DONE, finished_at=timezone.now()
+    )
+    return RescoreRun.objects.get(pk=run_id)

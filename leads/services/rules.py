@@ -1,12 +1,13 @@
-"""Managers' scoring rules: validated as a whole, saved at once, then every lead rescored."""
+"""Managers' scoring rules: validated as a whole, saved at once, then every lead rescored
+(a RescoreRun carried out by leads.services.rescore in a task)."""
 
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
 
 from crm.errors import ValidationFailed
 from crm.services import audit_record
+from leads.defaults import default_rules
 from leads.models import FACTOR_MAX, Factor, RescoreRun, ScoringRule
 
 
@@ -80,27 +81,11 @@ def scoring_rules_update(
     return run
 
 
-def rescore_run_execute(*, run_id: int) -> RescoreRun | None:
-    """Rescore every lead for a queued run, recording progress as it goes."""
-    from leads.services import leads_rescore
-
-    updated = RescoreRun.objects.filter(pk=run_id, status=RescoreRun.Status.QUEUED).update(
-        status=RescoreRun.Status.RUNNING
-    )
-    if not updated:
-        return None
-
-    def progress(done: int, total: int) -> None:
-        RescoreRun.objects.filter(pk=run_id).update(done=done, total=total)
-
-    try:
-        leads_rescore(progress=progress)
-    except Exception as error:
-        RescoreRun.objects.filter(pk=run_id).update(
-            status=RescoreRun.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()
-        )
-        raise
-    RescoreRun.objects.filter(pk=run_id).update(
-        status=RescoreRun.Status.DONE, finished_at=timezone.now()
-    )
-    return RescoreRun.objects.get(pk=run_id)
+@transaction.atomic
+def scoring_rules_reset_defaults(*, actor=None) -> list[ScoringRule]:
+    """Replace every scoring rule with the defaults a new installation starts with."""
+    ScoringRule.objects.all().delete()
+    rules = default_rules(ScoringRule)
+    for rule in rules:
+        rule.updated_by = actor
+    return ScoringRule.objects.bulk_create(rules)

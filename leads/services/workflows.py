@@ -5,11 +5,11 @@
   personal email;
 - warm: the least-loaded rep of the team takes it, with a follow-up task due in 24 hours and
   a case-study email;
-- cold: the lead enters the nurture sequence (an email a week, NURTURE_STEPS of them),
-  which stops when the lead warms up or unsubscribes.
+- cold: the lead enters the nurture sequence (leads.services.nurture), which stops when the
+  lead warms up or unsubscribes.
 
-A transition is claimed once in the rescoring transaction (leads.services); its hot/warm
-work is a WorkflowRun that a task carries out once.
+A transition is claimed once in the rescoring transaction (leads.services.rescore); its
+hot/warm work is a WorkflowRun that a task carries out once.
 """
 
 from dataclasses import dataclass
@@ -24,18 +24,10 @@ from crm.models import TeamMembership
 from crm.services import send_email
 from customers.models import Customer
 from customers.services import customer_assign_owner_automatically
-from leads.models import Grade, NurtureEnrollment, WorkflowRun
+from leads.models import Grade, WorkflowRun
+from leads.services.nurture import nurture_enrol, nurture_stop
 from sales.models import Task
 from sales.services import task_create_automatic
-
-NURTURE_STEPS = 4
-NURTURE_INTERVAL = timedelta(days=7)
-NURTURE_SUBJECTS = [
-    "Getting started: three things teams like yours automate first",
-    "How {company} could save a day a week",
-    "A customer story from your industry",
-    "Still curious? Book 15 minutes with us",
-]
 
 
 @dataclass(frozen=True)
@@ -49,20 +41,10 @@ def workflows_start(*, transitions: list[GradeTransition], now: datetime) -> Non
     """Inside the rescoring transaction: nurture changes in bulk, hot/warm runs queued."""
     warmed = [t.customer_id for t in transitions if t.current in (Grade.HOT, Grade.WARM)]
     if warmed:
-        NurtureEnrollment.objects.filter(
-            customer_id__in=warmed, status=NurtureEnrollment.Status.ACTIVE
-        ).update(status=NurtureEnrollment.Status.STOPPED, stop_reason="Lead warmed up")
+        nurture_stop(customer_ids=warmed, reason="Lead warmed up")
     cold = [t.customer_id for t in transitions if t.current == Grade.COLD]
     if cold:
-        NurtureEnrollment.objects.bulk_create(
-            [
-                NurtureEnrollment(customer_id=pk, next_send_at=now, enrolled_at=now)
-                for pk in Customer.objects.filter(
-                    pk__in=cold, unsubscribed_at__isnull=True
-                ).values_list("pk", flat=True)
-            ],
-            ignore_conflicts=True,  # already enrolled (one active enrollment per customer)
-        )
+        nurture_enrol(customer_ids=cold, now=now)
     runs = WorkflowRun.objects.bulk_create(
         [
             WorkflowRun(customer_id=t.customer_id, previous_grade=t.previous or "",
@@ -173,42 +155,3 @@ def _email_for(grade: str, customer: Customer, rep) -> tuple[str, str]:
         f"How teams like {customer.company or 'yours'} succeed with us",
         f"Hi {first_name},\n\nHere is a short case study from a customer like you.\n\n{signature}",
     )
-
-
-def nurture_send_due(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Send the nurture emails that are due; each enrollment moves a step a week apart."""
-    now = now or timezone.now()
-    sent = 0
-    with transaction.atomic():
-        due = list(
-            NurtureEnrollment.objects.select_for_update(skip_locked=True)
-            .select_related("customer")
-            .filter(status=NurtureEnrollment.Status.ACTIVE, next_send_at__lte=now)
-            .order_by("next_send_at")[:limit]
-        )
-        for enrollment in due:
-            customer = enrollment.customer
-            if customer.unsubscribed_at is not None:
-                enrollment.status = NurtureEnrollment.Status.STOPPED
-                enrollment.stop_reason = "Unsubscribed"
-            else:
-                subject = NURTURE_SUBJECTS[enrollment.step].format(
-                    company=customer.company or "your team"
-                )
-                email, name = customer.email, customer.name
-                transaction.on_commit(
-                    lambda email=email, subject=subject, name=name: send_email(
-                        to=email, subject=subject, text=f"Hi {name},\n\n{subject}."
-                    )
-                )
-                sent += 1
-                enrollment.step += 1
-                if enrollment.step >= NURTURE_STEPS:
-                    enrollment.status = NurtureEnrollment.Status.COMPLETED
-                    enrollment.next_send_at = None
-                else:
-                    enrollment.next_send_at = now + NURTURE_INTERVAL
-        NurtureEnrollment.objects.bulk_update(
-            due, ["status", "stop_reason", "step", "next_send_at"]
-        )
-    return sent

@@ -1,0 +1,18 @@
+"""Customer imports (CSV uploads): each is seen only by the user who uploaded it, whatever
+their role (its file holds rows that have not become customers, so the visibility rule
+cannot apply to them yet)."""
+
+from django.apps import apps
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+
+def visible_customer_imports(user, queryset: QuerySet | None = None) -> QuerySet:
+    CustomerImport = apps.get_model("customers", "CustomerImport")
+    imports = CustomerImport.objects.all() if queryset is None else queryset
+    return imports.filter(uploaded_by=user)
+
+
+def access_customer_import_by_id(user, import_id):
+    """The import, or 404 when it does not exist or someone else uploaded it."""
+    return get_object_or_404(visible_customer_imports(user), pk=import_id)
