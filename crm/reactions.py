@@ -10,13 +10,17 @@ Events (raised by -> what follows):
   -> leads rescore those customers (one Celery task after commit).
 - PROPOSAL_ATTACHED: documents.services (upload, new version or restore of a proposal on a
   deal) -> the deal's pipeline rules run again (CONTACTED -> PROPOSAL), a task after commit.
+- LEAD_NEEDS_FOLLOW_UP: leads.services.workflows (a lead turned hot or warm and has its rep)
+  -> sales creates the follow-up tasks (a call within 2 h for a hot lead, ...) in the same
+  transaction as the workflow run.
 
 Questions (asked by -> answered by):
 - DEALS_WITH_PROPOSAL: sales.automation's CONTACTED -> PROPOSAL rule -> documents.selectors
   (a proposal document attached since the deal entered its stage).
 
-Reactions run in the caller's transaction; each listed one defers its work with
-`transaction.on_commit`, so nothing happens for a change that is rolled back.
+Reactions run in the caller's transaction: they write with it (LEAD_NEEDS_FOLLOW_UP) or
+defer their work with `transaction.on_commit`, so nothing happens for a change that is
+rolled back.
 """
 
 from enum import StrEnum
@@ -29,6 +33,8 @@ from django.utils.module_loading import import_string
 class Event(StrEnum):
     CUSTOMERS_CHANGED = "customers_changed"  # customer_ids: list[int]
     PROPOSAL_ATTACHED = "proposal_attached"  # sale_ids: list[int]
+    # assigned_to: User, customer: Customer, tasks: [(title, priority, due_at)]
+    LEAD_NEEDS_FOLLOW_UP = "lead_needs_follow_up"
 
 
 class Question(StrEnum):
@@ -37,7 +43,8 @@ class Question(StrEnum):
 
 REACTIONS: dict[Event, list[str]] = {
     Event.CUSTOMERS_CHANGED: ["leads.services.rescore.lead_rescore_later"],
-    Event.PROPOSAL_ATTACHED: ["sales.automation.deals_advance_later"],
+    Event.PROPOSAL_ATTACHED: ["sales.services.deals.deals_advance_later"],
+    Event.LEAD_NEEDS_FOLLOW_UP: ["sales.services.tasks.follow_up_tasks_create"],
 }
 
 # Each answer is a Q over the asking app's model; the answers are OR-ed together.

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from crm.http import spreadsheet_safe
 from crm.permissions import visible_customers
 from crm.permissions.customer_imports import visible_customer_imports
+from crm.permissions.scopes import of_owner
 from customers.models import Customer, CustomerImport
 
 # Sort keys the list accepts, mapped to ORDER BY; anything else falls back to the default.
@@ -44,7 +45,7 @@ def customer_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Cu
         if filters.get(field):
             customers = customers.filter(**{field: filters[field]})
     if filters.get("owner"):
-        customers = customers.filter(owner=filters["owner"])
+        customers = of_owner(customers, filters["owner"], field="owner")
     if filters.get("tag"):
         customers = customers.filter(tags=filters["tag"])
     return customers.order_by(*_order_by(filters.get("sort") or DEFAULT_CUSTOMER_SORT))

@@ -5,6 +5,7 @@ from typing import Any
 from django.db.models import F, QuerySet
 
 from crm.permissions import visible_customers
+from crm.permissions.scopes import of_owner
 from customers.models import Customer
 from leads.models import (
     FACTOR_MAX,
@@ -24,7 +25,7 @@ def lead_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Custom
     if filters.get("grade"):
         leads = leads.filter(lead_score__grade=filters["grade"])
     if filters.get("owner"):
-        leads = leads.filter(owner_id=filters["owner"])
+        leads = of_owner(leads, filters["owner"], field="owner")
     if filters.get("source"):
         leads = leads.filter(source=filters["source"])
     if filters.get("score_min") is not None:

@@ -15,7 +15,7 @@ always wins.
 The reads these rules share with the board (`quiet_since`, stale deals) are SaleQuerySet
 methods; the writes (a stage's tasks, stale reminders, the moves) are sales.services, which
 this module calls and which never call it back: they enqueue the `sales.advance_deals` task
-(deals_advance_later, which crm.reactions also reaches through this module).
+(sales.services.deals.deals_advance_later, which crm.reactions also lists).
 """
 
 from dataclasses import dataclass
@@ -28,9 +28,7 @@ from django.utils import timezone
 from crm.reactions import Question, ask
 from sales.managers import quiet_for
 from sales.models import AutomationRule, Sale, SaleActivity
-from sales.services.deals import deals_advance_later, sale_change_stage
-
-__all__ = ["deals_advance", "deals_advance_later"]
+from sales.services.deals import sale_change_stage
 
 CONTACT_WINDOW = timedelta(days=7)
 Status = Sale.Status

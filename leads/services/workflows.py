@@ -21,13 +21,12 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from crm.models import TeamMembership
+from crm.reactions import Event, react
 from crm.services import send_email
 from customers.models import Customer
 from customers.services import customer_assign_owner_automatically
 from leads.models import Grade, WorkflowRun
 from leads.services.nurture import nurture_enrol, nurture_stop
-from sales.models import Task
-from sales.services import task_create_automatic
 
 
 @dataclass(frozen=True)
@@ -115,11 +114,9 @@ def workflow_run_execute(*, run_id: int) -> WorkflowRun | None:
             )
             actions.append(f"Assigned to {rep.get_full_name() or rep.username}")
         if rep is not None:
-            for title, priority, due in _tasks_for(run.grade, customer, now):
-                task_create_automatic(
-                    assigned_to=rep, customer=customer, title=title, priority=priority, due_at=due
-                )
-                actions.append(f"Task: {title}")
+            tasks = _tasks_for(run.grade, customer, now)
+            react(Event.LEAD_NEEDS_FOLLOW_UP, assigned_to=rep, customer=customer, tasks=tasks)
+            actions.extend(f"Task: {title}" for title, _priority, _due in tasks)
         if customer.email and customer.unsubscribed_at is None:
             subject, text = _email_for(run.grade, customer, rep)
             transaction.on_commit(lambda: send_email(to=customer.email, subject=subject, text=text))
@@ -132,13 +129,14 @@ def workflow_run_execute(*, run_id: int) -> WorkflowRun | None:
     return run
 
 
-def _tasks_for(grade: str, customer: Customer, now: datetime):
+def _tasks_for(grade: str, customer: Customer, now: datetime) -> list[tuple[str, str, datetime]]:
+    """(title, priority, due) of the follow-up tasks; the priorities are sales.Task's."""
     if grade == Grade.HOT:
         return [
-            (f"Call {customer.name} – hot lead", Task.Priority.URGENT, now + timedelta(hours=2)),
-            (f"Prepare an offer for {customer.name}", Task.Priority.HIGH, now + timedelta(days=1)),
+            (f"Call {customer.name} – hot lead", "URGENT", now + timedelta(hours=2)),
+            (f"Prepare an offer for {customer.name}", "HIGH", now + timedelta(days=1)),
         ]
-    return [(f"Follow up with {customer.name}", Task.Priority.MEDIUM, now + timedelta(hours=24))]
+    return [(f"Follow up with {customer.name}", "MEDIUM", now + timedelta(hours=24))]
 
 
 def _email_for(grade: str, customer: Customer, rep) -> tuple[str, str]:

@@ -255,8 +255,8 @@ def sale_activity_add(
 
 
 def deals_advance_later(*, sale_ids: list[int]) -> None:
-    """Run the pipeline rules on these deals after commit (sales.automation, in a task).
-    crm.reactions reaches it as sales.automation.deals_advance_later."""
+    """Run the pipeline rules on these deals after commit (sales.automation, in a task);
+    also what a proposal attached to a deal sets off (crm.reactions)."""
     from sales.tasks import advance_deals  # the task runs sales.automation, which calls these
 
     ids = list(sale_ids)

@@ -63,6 +63,19 @@ def task_create_automatic(
     return task
 
 
+def follow_up_tasks_create(
+    *, assigned_to, customer, tasks: list[tuple[str, str, datetime]]
+) -> list[Task]:
+    """The tasks a lead workflow asks for, (title, priority, due) each (crm.reactions:
+    LEAD_NEEDS_FOLLOW_UP)."""
+    return [
+        task_create_automatic(
+            assigned_to=assigned_to, customer=customer, title=title, priority=priority, due_at=due
+        )
+        for title, priority, due in tasks
+    ]
+
+
 def _lock_task(actor, task: Task) -> Task:
     locked = visible_tasks(actor).select_for_update().filter(pk=task.pk).first()
     if locked is None:

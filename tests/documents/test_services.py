@@ -444,7 +444,7 @@ def test_the_reactions_file_links_proposals_and_the_pipeline():
     path = "documents.selectors.sales_with_proposal_attached"
     assert reactions.ANSWERS[reactions.Question.DEALS_WITH_PROPOSAL] == [path]
     assert reactions.REACTIONS[reactions.Event.PROPOSAL_ATTACHED] == [
-        "sales.automation.deals_advance_later"
+        "sales.services.deals.deals_advance_later"
     ]
 
 
