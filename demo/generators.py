@@ -308,8 +308,10 @@ def customers_generate(
     tags = list(tags) if profile.tagged_share else []
     start = Customer.objects.count() if count else 0
     for offset in range(0, count, batch):
-        rows = []
+        rows, tagged = [], []  # tagged: (the customer's place in the batch, its tags)
         for number in range(start + offset, start + min(offset + batch, count)):
+            if tags and rng.random() < profile.tagged_share:
+                tagged.append((len(rows), rng.sample(tags, rng.randint(1, min(2, len(tags))))))
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             word = rng.choice(COMPANY_WORDS)
             size = rng.choice(COMPANY_SIZES)
@@ -348,16 +350,14 @@ def customers_generate(
         into.lead_ids += [
             pk for pk, row in zip(ids, rows, strict=True) if row["lifecycle_stage"] == "lead"
         ]
-        if tags:
-            bulk_insert(
-                Customer.tags.through,
-                [
-                    {"customer_id": pk, "tag_id": tag.pk}
-                    for pk in ids
-                    if rng.random() < profile.tagged_share
-                    for tag in rng.sample(tags, rng.randint(1, min(2, len(tags))))
-                ],
-            )
+        bulk_insert(
+            Customer.tags.through,
+            [
+                {"customer_id": ids[place], "tag_id": tag.pk}
+                for place, chosen in tagged
+                for tag in chosen
+            ],
+        )
         if progress:
             progress(f"customers {offset + len(rows):,}")
 
