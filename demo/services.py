@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import AbstractUser, Group
 from django.db import transaction
 from django.utils import timezone
 
@@ -55,9 +55,9 @@ SCORING_HISTORY_DAYS = [60, 30, 0]
 
 @dataclass(frozen=True)
 class DemoUsers:
-    admin: object
-    managers: dict  # username -> user
-    reps: list  # in TEAMS order: each team's senior rep first
+    admin: AbstractUser
+    managers: dict[str, AbstractUser]  # by username
+    reps: list[AbstractUser]  # in TEAMS order: each team's senior rep first
 
 
 def demo_seed(*, customers: int, deals: int, seed: int, reset: bool = False) -> Generated:
@@ -153,7 +153,7 @@ def demo_leads_score() -> None:
         leads_rescore(now=today - timedelta(days=days_ago), start_workflows=False)
 
 
-def demo_campaign_ensure(*, manager) -> EmailCampaign:
+def demo_campaign_ensure(*, manager: AbstractUser) -> EmailCampaign:
     """A template, a segment and a draft campaign: “Send now” on its page shows the whole
     pipeline, into the local outbox when no SendGrid key is set."""
     template = EmailTemplate.objects.filter(name="Monthly newsletter").first()

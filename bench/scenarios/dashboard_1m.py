@@ -29,7 +29,8 @@ from bench import database
 from bench.measure import stopwatch
 from bench.registry import scenario
 from customers.models import Customer
-from demo.generators import BENCH_1M, dataset_generate
+from demo.generators import dataset_generate
+from demo.profiles import BENCH_1M
 from sales.models import Sale, StageChange
 
 DATABASE_1M = os.environ.get("BENCH_1M_DATABASE", "crm_bench_1m")

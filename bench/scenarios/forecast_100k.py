@@ -18,7 +18,7 @@ from bench.registry import scenario
 from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from customers.models import Customer
-from demo.generators import AMOUNT_STEPS, DEMO
+from demo.profiles import AMOUNT_STEPS, DEMO
 from sales import forecasting
 from sales.models import Sale, StageChange
 

@@ -13,7 +13,7 @@ from bench.registry import scenario
 from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from customers.models import Customer
-from demo.generators import AMOUNT_STEPS, DEMO
+from demo.profiles import AMOUNT_STEPS, DEMO
 from sales.board import board_deals
 from sales.history import stage_change_rows
 from sales.models import Sale, StageChange

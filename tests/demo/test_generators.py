@@ -6,7 +6,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from customers.models import Customer, Tag
-from demo.generators import BENCH_1M, CYCLE_DAYS, dataset_generate
+from demo.generators import dataset_generate
+from demo.profiles import BENCH_1M, CYCLE_DAYS
 from leads.models import Factor, LeadActivity, ScoringRule
 from sales.models import Sale, SaleActivity, StageChange, Task
 from tests.factories import RepFactory
