@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "campaigns",
     "documents",
     "analytics",
+    "demo",
 ]
 
 MIDDLEWARE = [

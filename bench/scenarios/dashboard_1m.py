@@ -9,7 +9,6 @@ reads the same data.
 """
 
 import os
-import random
 import statistics
 import time
 from collections import defaultdict
@@ -29,9 +28,9 @@ from django.utils import timezone
 from bench import database
 from bench.measure import stopwatch
 from bench.registry import scenario
-from crm.bulk import bulk_insert
-from customers.models import BudgetRange, Customer, Industry, Region
-from sales.history import stage_change_rows
+from customers.models import Customer
+from demo.generators import dataset_generate
+from demo.profiles import BENCH_1M
 from sales.models import Sale, StageChange
 
 DATABASE_1M = os.environ.get("BENCH_1M_DATABASE", "crm_bench_1m")
@@ -49,13 +48,6 @@ BASELINE_DEALS = DEALS // SCALE
 BASELINE_CUSTOMERS = CUSTOMERS // SCALE
 
 STAGE_PATH = list(Sale.OPEN_STATUSES)
-OPEN_WEIGHTS = {"NEW": 12, "CONTACTED": 11, "PROPOSAL": 9, "NEGOTIATION": 8}  # 40 % open
-CLOSED_WEIGHTS = {"WON": 35, "LOST": 25}  # 60 % closed, over two years
-CURRENCIES = (["USD"] * 90) + (["EUR"] * 7) + (["GBP"] * 3)
-LIFECYCLE = ["lead"] * 3 + ["prospect"] * 2 + ["customer"] * 4 + ["churned"]
-ENGAGEMENT = ["LOW"] * 3 + ["MEDIUM"] * 4 + ["HIGH"] * 2 + ["VIP"]
-PRODUCTS = ["Platform licence", "Onboarding", "Support plan", "Analytics add-on", "Seats"]
-LOST_REASONS = ["Price", "Went with a competitor", "No budget"]
 
 
 # The 1M database -------------------------------------------------------------------------
@@ -89,23 +81,25 @@ def database_1m() -> Iterator[None]:
         cache.key_prefix = prefix
 
 
-def _data_is_current() -> bool:
-    if Customer.objects.count() != CUSTOMERS or Sale.objects.count() != DEALS:
+def _data_is_current(*, customers: int, deals: int) -> bool:
+    if Customer.objects.count() != customers or Sale.objects.count() != deals:
         return False
     newest = Sale.objects.aggregate(newest=Max("created_at"))["newest"]
     return newest is not None and timezone.now() - newest < DATA_MAX_AGE
 
 
-def ensure_data_1m() -> dict:
+def ensure_data_1m(*, customers: int = CUSTOMERS, deals: int = DEALS) -> dict:
     """Inside database_1m(): the 1M data set, generated (untimed) when not there yet.
 
-    Returns what was found or made: counts, and the seconds generation took (0 if reused).
+    The sizes are parameters only to try the generation on a small set; the scenarios use
+    the defaults. Returns what was found or made: counts, and the seconds generation took
+    (0 if reused).
     """
     database.ensure_database()  # created and migrated (the helpers read the switched name)
     generated = 0.0
-    if not _data_is_current():
+    if not _data_is_current(customers=customers, deals=deals):
         print(
-            f"  {DATABASE_1M}: generating {CUSTOMERS:,} customers and {DEALS:,} deals "
+            f"  {DATABASE_1M}: generating {customers:,} customers and {deals:,} deals "
             "(untimed, a few minutes)…",
             flush=True,
         )
@@ -113,7 +107,7 @@ def ensure_data_1m() -> dict:
         database.recreate_database()
         # The seed's users, teams, groups, scoring rules and demo campaign, no records.
         database.seed_demo(customers=0, deals=0)
-        _generate()
+        _generate(customers=customers, deals=deals)
         database.analyze()
         generated = time.perf_counter() - started
         print(f"  generated in {generated:.1f} s", flush=True)
@@ -125,113 +119,27 @@ def ensure_data_1m() -> dict:
     }
 
 
-def _generate() -> None:
-    """200,000 customers, then 1,000,000 deals with their stage history, in COPY batches of
-    100,000 deals (each batch's stage changes right after it). Deterministic from SEED;
-    dates relative to now."""
-    rng = random.Random(SEED)
-    now = timezone.now()
-    User = get_user_model()
+def _generate(*, customers: int, deals: int) -> None:
+    """The demo's generator with the 1M profile: customers owned by the seed's reps, then
+    deals with their stage history, written in COPY batches of 100,000. Deterministic from
+    SEED; dates relative to now."""
     reps = list(
-        User.objects.filter(groups__name="Sales rep").order_by("pk").values_list("pk", flat=True)
+        get_user_model()
+        .objects.filter(groups__name="Sales rep")
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
     if not reps:
         raise RuntimeError("seed_demo made no reps in the 1M database.")
-    customer_ids, customer_owner = [], []
-    for start in range(0, CUSTOMERS, BATCH):
-        rows = [_customer_row(rng, now, number, reps) for number in range(start, start + BATCH)]
-        customer_ids += bulk_insert(Customer, rows)
-        customer_owner += [row["owner_id"] for row in rows]
-        print(f"    customers {start + BATCH:,}", flush=True)
-    for start in range(0, DEALS, BATCH):
-        sales, histories = [], []
-        for _ in range(BATCH):
-            index = rng.randrange(CUSTOMERS)
-            # Mostly the customer's owner works the deal; sometimes a colleague; rarely nobody.
-            roll = rng.random()
-            assignee = (
-                customer_owner[index] if roll < 0.8 else None if roll < 0.81 else rng.choice(reps)
-            )
-            sale, history = _deal_row(rng, now, customer_ids[index], assignee)
-            sales.append(sale)
-            histories.append(history)
-        sale_ids = bulk_insert(Sale, sales)
-        changes = []
-        for sale_id, sale, history in zip(sale_ids, sales, histories, strict=True):
-            changes += stage_change_rows(
-                sale_id=sale_id, history=history, changed_by_id=sale["assigned_to_id"]
-            )
-        for offset in range(0, len(changes), BATCH):
-            bulk_insert(StageChange, changes[offset : offset + BATCH])
-        print(f"    deals {start + BATCH:,} (+{len(changes):,} stage changes)", flush=True)
-
-
-def _customer_row(rng: random.Random, now, number: int, reps: list[int]) -> dict:
-    created = now - timedelta(days=rng.uniform(0, 1000))
-    size = rng.choice([5, 12, 25, 60, 150, 400, 1200, 5000, 20000])
-    last_contact = (now - timedelta(days=rng.uniform(0, 400))).date()
-    return {
-        "name": f"Bench customer {number:06d}",
-        "email": f"customer{number}@bench-1m.example",
-        "company": f"Company {number % 20_000:05d}",
-        "industry": rng.choice(Industry.values),
-        "company_size": size,
-        "annual_revenue": Decimal(size * rng.randint(40, 250) * 1000),
-        "region": rng.choice(Region.values),
-        "source": rng.choice(Customer.Source.values),
-        "lifecycle_stage": rng.choice(LIFECYCLE),
-        "engagement_level": rng.choice(ENGAGEMENT),
-        "budget_range": rng.choice(BudgetRange.values),
-        "owner_id": rng.choice(reps),
-        "last_contact_date": last_contact if rng.random() < 0.9 else None,
-        "created_at": created,
-        "updated_at": created,
-    }
-
-
-def _deal_row(rng: random.Random, now, customer_id: int, assignee: int | None):
-    """One deal and the (status, when) steps it went through. Open deals were created in the
-    last 200 days; closed ones closed uniformly over the last two years, 2 to 120 days after
-    they were created."""
-    if rng.random() < 0.4:
-        status = rng.choices(list(OPEN_WEIGHTS), list(OPEN_WEIGHTS.values()))[0]
-        created = now - timedelta(days=rng.uniform(0, 200))
-        path = STAGE_PATH[: STAGE_PATH.index(status) + 1]
-        end, closed_at = now, None
-        expected = (now + timedelta(days=rng.randint(-30, 180))).date()
-    else:
-        status = rng.choices(list(CLOSED_WEIGHTS), list(CLOSED_WEIGHTS.values()))[0]
-        closed_at = now - timedelta(days=rng.uniform(0, 730))
-        created = closed_at - timedelta(days=rng.uniform(2, 120))
-        reached = len(STAGE_PATH) if status == "WON" else rng.randint(1, len(STAGE_PATH))
-        path = [*STAGE_PATH[:reached], status]
-        end = closed_at
-        expected = (closed_at + timedelta(days=rng.randint(-20, 20))).date()
-    span = (end - created).total_seconds()
-    moments = sorted(rng.uniform(0, span) for _ in path[2:])
-    changed = [created, *(created + timedelta(seconds=s) for s in moments)]
-    if closed_at is not None:
-        changed.append(closed_at)
-    elif len(path) > 1:
-        changed.append(created + timedelta(seconds=rng.uniform(0, span)))
-        changed.sort()
-    amount = Decimal(rng.choice([1, 2, 3, 5, 8, 13, 21, 34]) * rng.randint(1, 9) * 500)
-    sale = {
-        "title": f"{rng.choice(PRODUCTS)} – {rng.randint(10, 500)} seats",
-        "customer_id": customer_id,
-        "assigned_to_id": assignee,
-        "amount": None if rng.random() < 0.02 else amount,
-        "currency": rng.choice(CURRENCIES),
-        "status": status,
-        "expected_close_date": expected,
-        "closed_at": closed_at,
-        "lost_reason": rng.choice(LOST_REASONS) if status == "LOST" else "",
-        "stage_entered_at": changed[-1],
-        "furthest_stage_rank": Sale.funnel_rank(path),
-        "created_at": created,
-        "updated_at": changed[-1],
-    }
-    return sale, list(zip(path, changed, strict=True))
+    dataset_generate(
+        customers=customers,
+        deals=deals,
+        rep_ids=reps,
+        seed=SEED,
+        profile=BENCH_1M,
+        batch=BATCH,
+        progress=lambda done: print(f"    {done}", flush=True),
+    )
 
 
 def admin_1m():

@@ -18,6 +18,7 @@ from bench.registry import scenario
 from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from customers.models import Customer
+from demo.profiles import AMOUNT_STEPS, DEMO
 from sales.forecasting.probability import OLD_DEAL_AGE, adjusted_probability, probability_model
 from sales.forecasting.selectors import (
     BEST_CASE_MIN,
@@ -64,12 +65,13 @@ def _top_up(team: Team, period: Period) -> int:
             "pk", flat=True
         )
     )
-    statuses, weights = list(Sale.OPEN_STATUSES), [18, 16, 14, 10]
+    statuses = list(Sale.OPEN_STATUSES)
+    weights = [DEMO.statuses[status] for status in statuses]  # the seed's open stages
     days = (period.end - period.start).days
     rows = []
     for number in range(missing):
         created = now - timedelta(days=rng.uniform(0, 200))
-        amount = Decimal(rng.choice([1, 2, 3, 5, 8, 13, 21, 34]) * rng.randint(1, 9) * 500)
+        amount = Decimal(rng.choice(AMOUNT_STEPS) * rng.randint(1, 9) * 500)
         rows.append(
             {
                 "title": f"{TITLE} {number + 1}",

@@ -13,6 +13,7 @@ from bench.registry import scenario
 from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
 from customers.models import Customer
+from demo.profiles import AMOUNT_STEPS, DEMO
 from sales.board import board_deals
 from sales.history import stage_change_rows
 from sales.models import Sale, StageChange
@@ -24,7 +25,7 @@ TITLE = "bench: board deal"
 REQUESTS = 200
 WARMUP = 12
 STAGE_PATH = list(Sale.OPEN_STATUSES)
-STATUS_WEIGHTS = [18, 16, 14, 10]  # the seed's weights of the open stages
+STATUS_WEIGHTS = [DEMO.statuses[status] for status in STAGE_PATH]  # the seed's open stages
 
 
 def _visible_open(manager) -> int:
@@ -52,7 +53,7 @@ def _top_up(manager, team: Team) -> int:
         moments = sorted(rng.uniform(0, (now - created).total_seconds()) for _ in path[1:])
         changed = [created, *(created + timedelta(seconds=s) for s in moments)]
         entered = changed[-1]
-        amount = Decimal(rng.choice([1, 2, 3, 5, 8, 13, 21, 34]) * rng.randint(1, 9) * 500)
+        amount = Decimal(rng.choice(AMOUNT_STEPS) * rng.randint(1, 9) * 500)
         rows.append(
             {
                 "title": f"{TITLE} {number + 1}",

@@ -36,6 +36,7 @@ def test_seed_demo_builds_a_complete_data_set():
     User = get_user_model()
     roles = {role_of(user) for user in User.objects.all()}
     assert roles == {Role.REP, Role.MANAGER, Role.ADMIN}
+    assert "Seeded 200 customers and 150 deals in" in output
     assert "demo-pass-2026" in output and "admin-pass-2026" in output
     assert User.objects.get(username="alex").check_password("demo-pass-2026")
 
