@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
+from crm.permissions.core import queryset_or_all
 from crm.permissions.customers import visible_customers
 from crm.roles import Role, is_manager_or_admin, role_of
 
@@ -43,8 +44,7 @@ def _authored_in_scope(queryset: QuerySet, user) -> QuerySet:
 
 
 def visible_templates(user, queryset: QuerySet | None = None) -> QuerySet:
-    EmailTemplate = apps.get_model("campaigns", "EmailTemplate")
-    return _authored_in_scope(EmailTemplate.objects.all() if queryset is None else queryset, user)
+    return _authored_in_scope(queryset_or_all(queryset, "campaigns.EmailTemplate"), user)
 
 
 def access_template_by_id(user, template_id):
@@ -52,8 +52,7 @@ def access_template_by_id(user, template_id):
 
 
 def visible_segments(user, queryset: QuerySet | None = None) -> QuerySet:
-    CustomerSegment = apps.get_model("campaigns", "CustomerSegment")
-    return _authored_in_scope(CustomerSegment.objects.all() if queryset is None else queryset, user)
+    return _authored_in_scope(queryset_or_all(queryset, "campaigns.CustomerSegment"), user)
 
 
 def access_segment_by_id(user, segment_id):
@@ -64,8 +63,7 @@ def access_segment_by_id(user, segment_id):
 
 
 def visible_campaigns(user, queryset: QuerySet | None = None) -> QuerySet:
-    EmailCampaign = apps.get_model("campaigns", "EmailCampaign")
-    queryset = EmailCampaign.objects.all() if queryset is None else queryset
+    queryset = queryset_or_all(queryset, "campaigns.EmailCampaign")
     if role_of(user) in (Role.ADMIN, Role.MANAGER):
         return _authored_in_scope(queryset, user)
     EmailMessage = apps.get_model("campaigns", "EmailMessage")
@@ -77,8 +75,7 @@ def visible_campaigns(user, queryset: QuerySet | None = None) -> QuerySet:
 
 def editable_campaigns(user, queryset: QuerySet | None = None) -> QuerySet:
     """A rep reads the campaigns that emailed their customers but changes none."""
-    EmailCampaign = apps.get_model("campaigns", "EmailCampaign")
-    queryset = EmailCampaign.objects.all() if queryset is None else queryset
+    queryset = queryset_or_all(queryset, "campaigns.EmailCampaign")
     if role_of(user) == Role.REP:
         return queryset.none()
     return visible_campaigns(user, queryset)
@@ -107,8 +104,7 @@ def visible_campaign_messages(user, queryset: QuerySet) -> QuerySet:
 
 
 def visible_outbox_messages(user, queryset: QuerySet | None = None) -> QuerySet:
-    OutboxMessage = apps.get_model("campaigns", "OutboxMessage")
-    queryset = OutboxMessage.objects.all() if queryset is None else queryset
+    queryset = queryset_or_all(queryset, "campaigns.OutboxMessage")
     if role_of(user) == Role.ADMIN:
         return queryset
     return queryset.filter(

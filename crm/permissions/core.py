@@ -55,6 +55,12 @@ def owned_by(user, field: str) -> Q:
     return Q(**{f"{field}__in": team_user_ids(user)})
 
 
+def queryset_or_all(queryset: QuerySet | None, model: str) -> QuerySet:
+    """The queryset to narrow: the caller's, or every row of `model` ("app_label.Model",
+    looked up lazily so that crm imports no app above it)."""
+    return apps.get_model(model).objects.all() if queryset is None else queryset
+
+
 def require_manager(user, message: str = "Only managers and admins can do this.") -> None:
     """Refuse (403) anyone but a manager or an admin."""
     if not is_manager_or_admin(user):

@@ -2,14 +2,14 @@
 their role (its file holds rows that have not become customers, so the visibility rule
 cannot apply to them yet)."""
 
-from django.apps import apps
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from crm.permissions.core import queryset_or_all
+
 
 def visible_customer_imports(user, queryset: QuerySet | None = None) -> QuerySet:
-    CustomerImport = apps.get_model("customers", "CustomerImport")
-    imports = CustomerImport.objects.all() if queryset is None else queryset
+    imports = queryset_or_all(queryset, "customers.CustomerImport")
     return imports.filter(uploaded_by=user)
 
 

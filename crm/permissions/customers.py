@@ -5,7 +5,7 @@ from django.apps import apps
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from crm.permissions.core import owned_by, team_user_ids
+from crm.permissions.core import owned_by, queryset_or_all, team_user_ids
 from crm.roles import Role, role_of
 
 # Above this many shared records the filter uses a subquery instead of a literal id list
@@ -28,8 +28,7 @@ def shared_customers(user, field: str = "pk") -> Q:
 
 
 def visible_customers(user, queryset: QuerySet | None = None) -> QuerySet:
-    Customer = apps.get_model("customers", "Customer")
-    queryset = Customer.objects.all() if queryset is None else queryset
+    queryset = queryset_or_all(queryset, "customers.Customer")
     if role_of(user) == Role.ADMIN:
         return queryset
     return queryset.filter(owned_by(user, "owner") | shared_customers(user))
@@ -37,8 +36,7 @@ def visible_customers(user, queryset: QuerySet | None = None) -> QuerySet:
 
 def editable_customers(user, queryset: QuerySet | None = None) -> QuerySet:
     """Sharing gives read access; changing a customer needs ownership (or the owner's manager)."""
-    Customer = apps.get_model("customers", "Customer")
-    queryset = Customer.objects.all() if queryset is None else queryset
+    queryset = queryset_or_all(queryset, "customers.Customer")
     if role_of(user) == Role.ADMIN:
         return queryset
     return queryset.filter(owned_by(user, "owner"))

@@ -9,7 +9,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from crm.errors import PermissionDenied
-from crm.permissions.core import team_user_ids
+from crm.permissions.core import queryset_or_all, team_user_ids
 from crm.permissions.customers import visible_customers
 from crm.permissions.sales import visible_sales
 from crm.roles import Role, role_of
@@ -28,13 +28,12 @@ def visible_documents(user, queryset: QuerySet | None = None) -> QuerySet:
     """Documents `user` may open: an admin all; others what they (or, for a manager, their
     team) uploaded, public ones, ones shared with them, and those attached to a customer or
     deal they may see."""
-    Document = apps.get_model("documents", "Document")
-    documents = Document.objects.all() if queryset is None else queryset
+    documents = queryset_or_all(queryset, "documents.Document")
     if not user.is_authenticated:
         return documents.none()
     if role_of(user) == Role.ADMIN:
         return documents
-    shared = Document.allowed_users.through.objects.filter(
+    shared = documents.model.allowed_users.through.objects.filter(
         document_id=OuterRef("pk"), user_id=user.pk
     )
     return documents.filter(
@@ -49,8 +48,7 @@ def visible_documents(user, queryset: QuerySet | None = None) -> QuerySet:
 def editable_documents(user, queryset: QuerySet | None = None) -> QuerySet:
     """Changing a document needs more than reading it: its uploader (of this version or of
     the chain), the uploader's manager, or an admin."""
-    Document = apps.get_model("documents", "Document")
-    documents = Document.objects.all() if queryset is None else queryset
+    documents = queryset_or_all(queryset, "documents.Document")
     if role_of(user) == Role.ADMIN:
         return documents
     return documents.filter(_uploaded_by_team(user))

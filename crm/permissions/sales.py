@@ -5,15 +5,14 @@ from django.apps import apps
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from crm.permissions.core import owned_by
+from crm.permissions.core import owned_by, queryset_or_all
 from crm.permissions.customers import editable_customers, shared_customers
 from crm.roles import Role, role_of
 
 
 def visible_sales(user, queryset: QuerySet | None = None) -> QuerySet:
     """Deals assigned to the user's reach, or on customers the user can see."""
-    Sale = apps.get_model("sales", "Sale")
-    queryset = Sale.objects.all() if queryset is None else queryset
+    queryset = queryset_or_all(queryset, "sales.Sale")
     if role_of(user) == Role.ADMIN:
         return queryset
     # A join on the customer, not `customer IN (subquery)`: the planner can then walk an
@@ -31,8 +30,7 @@ def editable_sales(user, queryset: QuerySet | None = None) -> QuerySet:
 
     Owning the customer is not enough to change another rep's deal on it.
     """
-    Sale = apps.get_model("sales", "Sale")
-    queryset = Sale.objects.all() if queryset is None else queryset
+    queryset = queryset_or_all(queryset, "sales.Sale")
     if role_of(user) == Role.ADMIN:
         return queryset
     unassigned_on_mine = Q(
@@ -56,8 +54,7 @@ def access_sale_by_id(user, sale_id, *, for_change: bool = False):
 def visible_tasks(user, queryset: QuerySet | None = None) -> QuerySet:
     """Tasks assigned to or created by the user (managers: their teams'), and the tasks on
     deals the user may change."""
-    Task = apps.get_model("sales", "Task")
-    queryset = Task.objects.all() if queryset is None else queryset
+    queryset = queryset_or_all(queryset, "sales.Task")
     if role_of(user) == Role.ADMIN:
         return queryset
     return queryset.filter(

@@ -8,7 +8,7 @@ from django.utils import timezone
 from sales import automation
 from sales.models import AutomationRule, Sale, SaleActivity, StageChange
 from sales.services import sale_activity_add, sale_change_stage
-from tests.factories import CustomerFactory, SaleFactory
+from tests.sales.helpers import deal_in_stage
 
 pytestmark = pytest.mark.django_db
 
@@ -16,12 +16,7 @@ NOW = timezone.now()
 
 
 def _deal(rep, status="NEW", entered_days_ago=20, **fields):
-    sale = SaleFactory(
-        customer=CustomerFactory(owner=rep), assigned_to=rep, status=status, **fields
-    )
-    Sale.objects.filter(pk=sale.pk).update(stage_entered_at=NOW - timedelta(days=entered_days_ago))
-    sale.refresh_from_db()
-    return sale
+    return deal_in_stage(rep, now=NOW, status=status, entered_days_ago=entered_days_ago, **fields)
 
 
 def _activity(sale, days_ago, kind="call"):

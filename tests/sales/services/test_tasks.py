@@ -10,9 +10,10 @@ from django.utils import timezone
 from crm.errors import ValidationFailed
 from crm.models import AuditEvent
 from sales import services
-from sales.models import Sale, StageSetting, Task
+from sales.models import StageSetting, Task
 from sales.services import sale_change_stage, sale_create
-from tests.factories import CustomerFactory, SaleFactory, TaskFactory
+from tests.factories import CustomerFactory, TaskFactory
+from tests.sales.helpers import deal_in_stage
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +21,7 @@ NOW = timezone.now()
 
 
 def _deal(rep, status="NEW", entered_days_ago=20, **fields):
-    sale = SaleFactory(
-        customer=CustomerFactory(owner=rep), assigned_to=rep, status=status, **fields
-    )
-    Sale.objects.filter(pk=sale.pk).update(stage_entered_at=NOW - timedelta(days=entered_days_ago))
-    sale.refresh_from_db()
-    return sale
+    return deal_in_stage(rep, now=NOW, status=status, entered_days_ago=entered_days_ago, **fields)
 
 
 def test_task_complete_is_idempotent(rep, teams):
