@@ -1,4 +1,5 @@
-# The two commands of README.md: `make run` and `make test`. `make bench` for benchmarks.
+# The two commands of README.md: `make run` and `make test`. `make bench` for benchmarks,
+# `make test-clocks` for the suite at pinned clocks.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 PYTEST_WORKERS ?= 2
 SCENARIO ?=
 
-.PHONY: install run test lint services bench clean
+.PHONY: install run test test-clocks lint services bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,22 @@ lint: install
 
 test: install services lint
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --create-db $(PYTEST_ARGS)
+
+# The suite with the clock pinned (CRM_TEST_CLOCK, tests/clock.py) near midnight, in
+# TIME_ZONE (UTC by default): the last and the first day of a year, of a month (a February).
+# Every test starts at the moment, so no test passes only because of today's date. The
+# browser tests run at the moments of TEST_CLOCKS_BROWSER only (the first of a year and a
+# month), which keeps the four runs to a few minutes.
+TEST_CLOCKS ?= 2026-12-31T23:55:00 2027-01-01T00:05:00 2027-02-28T23:55:00 2027-03-01T00:05:00
+TEST_CLOCKS_BROWSER ?= 2027-01-01T00:05:00
+
+test-clocks: install services
+	@set -e; for moment in $(TEST_CLOCKS); do \
+	  case " $(TEST_CLOCKS_BROWSER) " in *" $$moment "*) marks="";; *) marks="not browser";; esac; \
+	  echo "== CRM_TEST_CLOCK=$$moment $${marks:+(-m '$$marks')}"; \
+	  CRM_TEST_CLOCK=$$moment $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --create-db \
+	    -m "$$marks" $(PYTEST_ARGS); \
+	done
 
 bench: install services
 	$(PY) bench/run.py $(if $(SCENARIO),--scenario $(SCENARIO),)

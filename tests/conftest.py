@@ -6,7 +6,37 @@ from leads.models import ScoringRule
 from leads.services import scoring_rules_reset_defaults
 from sales.models import StageSetting
 from sales.services import pipeline_settings_reset_defaults
+from tests import clock
+from tests.celery_processes import CeleryProcesses
 from tests.factories import AdminFactory, ManagerFactory, RepFactory, TeamFactory
+
+
+def pytest_configure(config):
+    """CRM_TEST_CLOCK pins the clock (tests/clock.py): every process of the run (each xdist
+    worker, which runs this hook too) travels there, with the live server's threads."""
+    moment = clock.pinned_moment()
+    if moment is not None:
+        config._crm_clock = clock.travel(moment)
+
+
+def pytest_report_header(config):
+    moment = clock.pinned_moment()
+    return f"clock: {clock.ENV}={moment.isoformat()}" if moment else None
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock():
+    """At a pinned clock every test starts at the moment itself (and the clock ticks on), so
+    a test sees the same date however long the run has taken."""
+    moment = clock.pinned_moment()
+    if moment is None:
+        yield
+        return
+    traveller = clock.travel(moment)
+    try:
+        yield
+    finally:
+        traveller.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +142,25 @@ def fake_sendgrid(_sendgrid_server, settings):
     settings.SENDGRID_API_HOST = _sendgrid_server.url
     settings.SENDGRID_TIMEOUT_SECONDS = 5
     return _sendgrid_server
+
+
+@pytest.fixture
+def real_worker_env() -> dict[str, str]:
+    """Environment for the Celery processes of `real_worker`, on top of the test's database,
+    Redis and queue. A test module overrides it: e.g. MEDIA_ROOT shared with the worker, or
+    DJANGO_SETTINGS_MODULE naming the settings the processes extend (crm.test_settings by
+    default, whose eager mode applies to tasks the processes queue themselves)."""
+    return {}
+
+
+@pytest.fixture
+def real_worker(transactional_db, tmp_path, real_worker_env) -> CeleryProcesses:
+    """Real Celery processes against Redis and the test database, on a queue of their own:
+    `real_worker.worker()` starts a worker and waits until it answers, `.beat()` starts beat,
+    `with real_worker.routed():` sends what the test queues to them instead of running it
+    eagerly. Every process is stopped, and the queue emptied, at teardown."""
+    processes = CeleryProcesses(tmp_path, real_worker_env)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()

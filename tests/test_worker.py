@@ -1,66 +1,19 @@
 """A real Celery worker process against Redis and the test database (not eager mode)."""
 
-import os
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from crm.celery import app
 from crm.models import SchedulerHeartbeat
 from crm.tasks import scheduler_heartbeat
 
-CELERY = str(Path(sys.executable).with_name("celery"))
-
-
-@pytest.fixture
-def real_worker(transactional_db):
-    """Start `celery worker` on a queue of its own; yield (queue, worker name)."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    name = f"{queue}@localhost"
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "crm.test_settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-    }
-    process = subprocess.Popen(
-        [CELERY, "-A", "crm", "worker", "--pool=solo", "-Q", queue, "-n", name,
-         "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 40
-        while not app.control.ping(destination=[name], timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.poll() is not None else ""
-                pytest.fail(f"Celery worker did not start: {output}")
-        yield queue, name
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
 
 @pytest.mark.worker
 def test_real_worker_runs_a_task_and_health_sees_it(real_worker, client):
-    queue, name = real_worker
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    try:
-        scheduler_heartbeat.apply_async(queue=queue)
-    finally:
-        app.conf.task_always_eager = eager
+    name, _ = real_worker.worker(pool="solo")
+    with real_worker.routed():
+        scheduler_heartbeat.apply_async()
     deadline = time.monotonic() + 20
     while not SchedulerHeartbeat.objects.filter(name="beat").exists():
         assert time.monotonic() < deadline, "the worker never ran the task"
@@ -81,19 +34,15 @@ def test_real_worker_imports_a_csv_file(real_worker, django_user_model):
     from customers.tasks import run_customer_import
     from tests.factories import RepFactory
 
-    queue, _ = real_worker
+    real_worker.worker(pool="solo")
     rep = RepFactory(username="importer")
     text = "name,email\n" + "".join(f"Person {i},p{i}@worker.example\n" for i in range(1500))
     customer_import = csv_import.customer_import_upload(
         actor=rep, uploaded_file=SimpleUploadedFile("w.csv", text.encode()), duplicate_mode="skip"
     )
     CustomerImport.objects.filter(pk=customer_import.pk).update(status=CustomerImport.Status.QUEUED)
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    try:
-        run_customer_import.apply_async(args=[customer_import.pk], queue=queue)
-    finally:
-        app.conf.task_always_eager = eager
+    with real_worker.routed():
+        run_customer_import.apply_async(args=[customer_import.pk])
     deadline = time.monotonic() + 60
     while CustomerImport.objects.get(pk=customer_import.pk).status == CustomerImport.Status.QUEUED:
         assert time.monotonic() < deadline, "the worker never finished the import"
@@ -109,15 +58,11 @@ def test_real_worker_rescores_a_lead(real_worker):
     from leads.tasks import rescore_leads
     from tests.factories import CustomerFactory
 
-    queue, _ = real_worker
+    real_worker.worker(pool="solo")
     lead = CustomerFactory(lifecycle_stage="lead", company_size=60, source="referral")
     LeadActivity.objects.create(customer=lead, activity_type="download", score_impact=5)
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    try:
-        rescore_leads.apply_async(args=[[lead.pk]], queue=queue)
-    finally:
-        app.conf.task_always_eager = eager
+    with real_worker.routed():
+        rescore_leads.apply_async(args=[[lead.pk]])
     deadline = time.monotonic() + 30
     while not LeadScore.objects.filter(customer=lead).exists():
         assert time.monotonic() < deadline, "the worker never rescored the lead"
@@ -137,19 +82,15 @@ def test_real_worker_advances_a_deal_and_creates_its_stage_tasks(real_worker):
     from sales.tasks import advance_deals
     from tests.factories import CustomerFactory, RepFactory, SaleFactory
 
-    queue, _ = real_worker
+    real_worker.worker(pool="solo")
     rep = RepFactory(username="worker_rep")
     sale = SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep)
     Sale.objects.filter(pk=sale.pk).update(stage_entered_at=timezone.now() - timedelta(days=3))
     at = timezone.now() - timedelta(days=1)
     SaleActivity.objects.create(sale=sale, kind="call", text="Called", occurred_at=at)
     Sale.objects.filter(pk=sale.pk).update(last_activity_at=at)
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    try:
-        advance_deals.apply_async(args=[[sale.pk]], queue=queue)
-    finally:
-        app.conf.task_always_eager = eager
+    with real_worker.routed():
+        advance_deals.apply_async(args=[[sale.pk]])
     deadline = time.monotonic() + 30
     while Sale.objects.get(pk=sale.pk).status != "CONTACTED":
         assert time.monotonic() < deadline, "the worker never advanced the deal"

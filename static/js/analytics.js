@@ -1,6 +1,7 @@
 // Executive dashboard: the five charts (data rendered by the server as JSON in
 // #analytics-charts), drawn again after htmx swaps in other filters; "Download PNG" per chart
-// (Chart.js toBase64Image, on a white background) and a print button.
+// (Chart.js toBase64Image, on a white background) and a print button. Each canvas gets
+// data-ready="drawn" (or "empty", with its note shown instead) once this script is done with it.
 (function () {
   const COLORS = ["#1d4ed8", "#059669", "#d97706", "#7c3aed", "#dc2626", "#0891b2"];
   const charts = {};
@@ -101,10 +102,14 @@
         canvas.after(note);
       }
       if (note) note.hidden = !empty;
-      if (empty) return;
-      const chart = config(name, series[name]);
-      chart.plugins = [whiteBackground];
-      charts[name] = new Chart(canvas, chart);
+      if (!empty) {
+        const chart = config(name, series[name]);
+        chart.plugins = [whiteBackground];
+        charts[name] = new Chart(canvas, chart);
+      }
+      // Done with this canvas (a swapped-in one has no data-ready until drawn): what the
+      // browser tests wait for, "drawn" or "empty".
+      canvas.dataset.ready = empty ? "empty" : "drawn";
     });
   }
 

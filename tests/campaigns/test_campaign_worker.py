@@ -2,31 +2,23 @@
 eager mode): a worker killed mid-request, SendGrid errors retried with backoff, and a cron
 firing from beat.
 
-The processes run the production settings (crm.settings, configured by environment like a
-deployment) plus one line: a default queue of the test's own. Not crm.test_settings, which
-forces eager mode: there, every task a task queues (start_run → send_run, a retry, a resume)
-would run inline in the same process, retries without their countdown. The queue of its own
+The processes (the `real_worker` fixture) run the production settings (crm.settings,
+configured by environment like a deployment) plus one line: a default queue of the test's
+own. Not crm.test_settings, which forces eager mode: there, every task a task queues
+(start_run → send_run, a retry, a resume) would run inline in the same process, retries
+without their countdown. The queue of its own
 keeps tasks queued by the processes themselves (and by beat) away from any other test's
 worker sharing the Redis database, e.g. under `pytest -n 2`.
 """
 
-import json
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from contextlib import contextmanager, suppress
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -34,7 +26,7 @@ from campaigns import sending
 from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, SendBatch
 from campaigns.services import campaign_schedule, campaign_send_now
 from campaigns.tasks import resume_stalled_runs, start_cron_run
-from crm.celery import app
+from tests.celery_processes import CeleryProcesses
 from tests.factories import (
     CustomerFactory,
     CustomerSegmentFactory,
@@ -45,161 +37,8 @@ from tests.fakes.sendgrid_server import FakeSendGrid
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-CELERY = str(Path(sys.executable).with_name("celery"))
 API_KEY = "SG.campaign-worker-test"
 RUN_KEY_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
-
-
-class CeleryProcesses:
-    """Workers and beat on a queue of their own; every one is killed at teardown."""
-
-    def __init__(self, tmp_path: Path, fake: FakeSendGrid):
-        self.queue = f"test-campaigns-{uuid.uuid4().hex[:8]}"
-        self.tmp_path = tmp_path
-        self.processes: list[tuple[str, subprocess.Popen, Path]] = []
-        self.redis = redis.Redis.from_url(settings.REDIS_URL)
-        (tmp_path / "campaign_worker_settings.py").write_text(
-            "from crm.settings import *  # noqa: F403\n"
-            f"CELERY_TASK_DEFAULT_QUEUE = {self.queue!r}\n"
-        )
-        db = connection.settings_dict
-        password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-        pythonpath = [str(tmp_path), str(settings.BASE_DIR), os.environ.get("PYTHONPATH", "")]
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "campaign_worker_settings",
-            "PYTHONPATH": os.pathsep.join(p for p in pythonpath if p),
-            "DATABASE_URL": (
-                f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-            ),
-            "REDIS_URL": settings.REDIS_URL,
-            "DEBUG": "false",
-            "SECRET_KEY": f"campaign-worker-test-{uuid.uuid4().hex}",
-            "LOG_LEVEL": "WARNING",
-            "SENDGRID_API_KEY": API_KEY,
-            "SENDGRID_API_HOST": fake.url,
-            "SENDGRID_TIMEOUT_SECONDS": "0.6",  # the lease is at least 3 timeouts
-            "CAMPAIGN_BATCH_SIZE": "10",
-            "CAMPAIGN_SEND_LEASE_SECONDS": "2",
-            "CAMPAIGN_RETRY_BASE_SECONDS": "0.2",
-        }
-
-    # Processes
-
-    def _start(self, label: str, args: list[str]) -> subprocess.Popen:
-        log = self.tmp_path / f"{label}.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [CELERY, "-A", "crm", *args],
-                cwd=settings.BASE_DIR,
-                env=self.env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: pool children die with it
-            )
-        self.processes.append((label, process, log))
-        return process
-
-    def worker(self, *, concurrency: int = 2) -> tuple[str, subprocess.Popen]:
-        """Start a prefork worker on the queue and wait until it answers; (name, process)."""
-        label = f"worker{len(self.processes) + 1}"
-        name = f"{self.queue}-{label}@localhost"
-        process = self._start(
-            label,
-            ["worker", "-Q", self.queue, "-n", name, f"--concurrency={concurrency}",
-             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-        )  # fmt: skip
-        deadline = time.monotonic() + 40
-        while not app.control.ping(destination=[name], timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Celery worker did not start.\n{self.logs()}")
-        return name, process
-
-    def beat(self) -> subprocess.Popen:
-        return self._start(
-            "beat",
-            ["beat", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-             "--max-interval", "1", "--schedule", str(self.tmp_path / "beat-schedule"),
-             "--loglevel=WARNING"],
-        )  # fmt: skip
-
-    @staticmethod
-    def kill(process: subprocess.Popen) -> None:
-        """SIGKILL the process and its pool children: no warm shutdown, no message restored."""
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-    @staticmethod
-    def stop(process: subprocess.Popen) -> None:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=8)
-        CeleryProcesses.kill(process)  # the group: children outliving their parent too
-
-    def stop_all(self) -> None:
-        for _, process, _ in self.processes:
-            self.stop(process)
-        self._forget_queue()
-
-    def check_alive(self, *processes: subprocess.Popen) -> None:
-        for process in processes:
-            if process.poll() is not None:
-                pytest.fail(f"A Celery process exited ({process.returncode}).\n{self.logs()}")
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {label} ---\n{log.read_text(errors='replace')[-4000:]}"
-            for label, _, log in self.processes
-        )
-
-    # The queue in Redis
-
-    @contextmanager
-    def routed(self):
-        """Tasks queued by this process go to the queue instead of running eagerly."""
-        eager, queue = app.conf.task_always_eager, app.conf.task_default_queue
-        app.conf.task_always_eager = False
-        app.conf.task_default_queue = self.queue
-        try:
-            yield
-        finally:
-            app.conf.task_always_eager, app.conf.task_default_queue = eager, queue
-
-    def _unacked(self) -> dict[bytes, list]:
-        """Messages taken from the queue and not acknowledged yet (tasks are acks_late: the
-        ones running, reserved or waiting for their countdown, or whose worker died)."""
-        unacked = {}
-        for tag, raw in self.redis.hgetall("unacked").items():
-            message, exchange, routing_key = json.loads(raw)
-            if self.queue in (exchange, routing_key):
-                unacked[tag] = message
-        return unacked
-
-    def idle(self) -> bool:
-        return not self.redis.llen(self.queue) and not self._unacked()
-
-    def redeliver_unacked(self) -> list[str]:
-        """What Redis does once the visibility timeout (1 h) has passed: put the unacked
-        messages of a dead worker back on the queue. The task names redelivered."""
-        names = []
-        for tag, message in self._unacked().items():
-            message["headers"]["redelivered"] = True
-            message["properties"]["delivery_info"]["redelivered"] = True
-            self.redis.pipeline().hdel("unacked", tag).zrem("unacked_index", tag).lpush(
-                self.queue, json.dumps(message)
-            ).execute()
-            names.append(message["headers"]["task"])
-        return names
-
-    def _forget_queue(self) -> None:
-        for tag in self._unacked():
-            self.redis.pipeline().hdel("unacked", tag).zrem("unacked_index", tag).execute()
-        self.redis.delete(
-            self.queue, f"_kombu.binding.{self.queue}", f"_kombu.binding_permanent.{self.queue}"
-        )
-        self.redis.close()
 
 
 @pytest.fixture
@@ -209,12 +48,20 @@ def fake():
 
 
 @pytest.fixture
-def celery_processes(transactional_db, tmp_path, fake):
-    processes = CeleryProcesses(tmp_path, fake)
-    try:
-        yield processes
-    finally:
-        processes.stop_all()
+def real_worker_env(fake):
+    """The production settings, configured by environment like a deployment (see above)."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": f"campaign-worker-test-{uuid.uuid4().hex}",
+        "LOG_LEVEL": "WARNING",
+        "SENDGRID_API_KEY": API_KEY,
+        "SENDGRID_API_HOST": fake.url,
+        "SENDGRID_TIMEOUT_SECONDS": "0.6",  # the lease is at least 3 timeouts
+        "CAMPAIGN_BATCH_SIZE": "10",
+        "CAMPAIGN_SEND_LEASE_SECONDS": "2",
+        "CAMPAIGN_RETRY_BASE_SECONDS": "0.2",
+    }
 
 
 def wait_for(condition, *, timeout: float, what: str, processes: CeleryProcesses, alive=()):
@@ -262,9 +109,9 @@ def run_status(run_id: int) -> str:
 
 
 def test_a_worker_killed_mid_request_is_resumed_and_everyone_gets_exactly_one_email(
-    celery_processes, fake, manager, rep, teammate, other_rep, teams
+    real_worker, fake, manager, rep, teammate, other_rep, teams
 ):
-    processes = celery_processes
+    processes = real_worker
     expected = customers_of([rep, teammate], 150, "killed.example")
     CustomerFactory(owner=other_rep, email="outsider@killed.example")  # not the manager's
     campaign = draft_campaign(manager)
@@ -322,9 +169,9 @@ def test_a_worker_killed_mid_request_is_resumed_and_everyone_gets_exactly_one_em
 
 
 def test_rate_limits_and_server_errors_are_retried_by_the_worker_with_backoff(
-    celery_processes, fake, manager, rep, teammate, teams
+    real_worker, fake, manager, rep, teammate, teams
 ):
-    processes = celery_processes
+    processes = real_worker
     expected = customers_of([rep, teammate], 25, "retry.example")
     campaign = draft_campaign(manager)
     fake.fail_next(429)
@@ -371,9 +218,9 @@ def wait_for_early_in_the_minute(latest_second: int = 45) -> None:
 
 
 def test_a_cron_campaign_fires_from_beat_and_a_duplicate_firing_sends_nobody_twice(
-    celery_processes, fake, manager, rep, teammate, teams
+    real_worker, fake, manager, rep, teammate, teams
 ):
-    processes = celery_processes
+    processes = real_worker
     expected = customers_of([rep, teammate], 12, "cron.example")
     campaign = draft_campaign(manager)
     _, worker = processes.worker()

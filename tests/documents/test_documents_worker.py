@@ -1,20 +1,13 @@
 """Documents processed by a real Celery worker process on Redis (not eager mode), sharing
 MEDIA_ROOT with the test: the worker reads the stored upload and writes the preview there."""
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 from unittest import mock
 
 import pytest
 from celery.result import EagerResult
-from django.conf import settings
-from django.db import connection
 
-from crm.celery import app
 from documents import services
 from documents.models import Document
 from documents.tasks import process_document
@@ -22,8 +15,6 @@ from tests.documents import samples
 from tests.factories import RepFactory
 
 pytestmark = pytest.mark.worker
-
-CELERY = str(Path(sys.executable).with_name("celery"))
 
 
 @pytest.fixture
@@ -36,60 +27,25 @@ def shared_media_root(settings, tmp_path) -> Path:
 
 
 @pytest.fixture
-def documents_worker(transactional_db, shared_media_root):
-    """`celery worker` (solo pool) on a queue of its own, as tests/test_worker.py starts it,
-    with MEDIA_ROOT pointed at the test's; yields (queue, process)."""
-    queue = f"test-docs-{uuid.uuid4().hex[:8]}"
-    name = f"{queue}@localhost"
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "crm.test_settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "MEDIA_ROOT": str(shared_media_root),
-    }
-    process = subprocess.Popen(
-        [CELERY, "-A", "crm", "worker", "--pool=solo", "-Q", queue, "-n", name,
-         "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 40
-        while not app.control.ping(destination=[name], timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.poll() is not None else ""
-                pytest.fail(f"Celery worker did not start: {output}")
-        yield queue, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def real_worker_env(shared_media_root):
+    return {"MEDIA_ROOT": str(shared_media_root)}
 
 
 @pytest.fixture
-def to_worker(documents_worker):
-    """Eager mode off, and the service's `process_document.delay(id)` (sent after commit)
-    routed to the worker's queue; yields the sends as (document id, AsyncResult)."""
-    queue, _ = documents_worker
+def to_worker(real_worker):
+    """A worker (solo pool) started, eager mode off, and the service's
+    `process_document.delay(id)` (sent after commit) routed to the worker's queue; yields the
+    sends as (document id, AsyncResult)."""
+    real_worker.worker(pool="solo")
     sent = []
 
     def delay(document_id):
-        result = process_document.apply_async(args=[document_id], queue=queue)
+        result = process_document.apply_async(args=[document_id])
         sent.append((document_id, result))
         return result
 
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    try:
-        with mock.patch.object(process_document, "delay", side_effect=delay):
-            yield sent
-    finally:
-        app.conf.task_always_eager = eager
+    with real_worker.routed(), mock.patch.object(process_document, "delay", side_effect=delay):
+        yield sent
 
 
 def _wait_processed(*documents: Document, seconds: float = 60) -> None:
@@ -142,8 +98,8 @@ def test_worker_extracts_text_and_page_count_of_an_uploaded_pdf(to_worker, share
     assert Path(png.file.path).is_relative_to(shared_media_root)
 
 
-def test_worker_records_a_failure_and_keeps_processing(documents_worker, to_worker):
-    _, process = documents_worker
+def test_worker_records_a_failure_and_keeps_processing(real_worker, to_worker):
+    [process] = real_worker.workers
     rep = RepFactory(username="worker_docs_rep2")
     with mock.patch.object(process_document, "delay"):  # both are sent below, in order
         lost = services.document_upload(
