@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from analytics.selectors import month_start
+from analytics.selectors.periods import month_start
 from tests.factories import CustomerFactory, SaleFactory
 
 pytestmark = pytest.mark.browser
