@@ -1,7 +1,7 @@
 """Churn risk (DESIGN.md "Analytics"): three factors per customer (no contact, no open
 deals, low engagement), their weighted sum, and the customers most at risk with why."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import (
     Case,
@@ -50,10 +50,15 @@ def _open_deals() -> QuerySet[Sale]:
 
 
 def _with_churn(customers: QuerySet, *, has_open_deals, now: datetime) -> QuerySet[Customer]:
+    # A last contact date has no time zone and the database reads it as midnight UTC: measure
+    # it against the local wall clock written as UTC, so the days counted here are the local
+    # calendar days churn_reasons names, in any TIME_ZONE.
+    wall_clock = timezone.localtime(now).replace(tzinfo=UTC)
     contact = Case(
         When(last_contact_date__isnull=True, then=Value(1.0)),
         default=Least(
-            DaysBetween("last_contact_date", Value(now)) / float(CHURN_CONTACT_DAYS), Value(1.0)
+            DaysBetween("last_contact_date", Value(wall_clock)) / float(CHURN_CONTACT_DAYS),
+            Value(1.0),
         ),
         output_field=FloatField(),
     )

@@ -1,4 +1,5 @@
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -204,7 +205,7 @@ def test_schedule_once_and_cron_create_beat_tasks_and_cancel_removes_them(manage
     campaign.refresh_from_db()
     task = campaign.periodic_task
     assert task.task == "campaigns.start_cron_run" and task.crontab.hour == "9"
-    assert str(task.crontab.timezone) == "UTC"
+    assert str(task.crontab.timezone) == settings.TIME_ZONE
     assert PeriodicTask.objects.filter(name__startswith=f"Campaign {campaign.pk}:").count() == 1
     manager_client.post(reverse("campaigns:campaign_action", args=[campaign.pk, "cancel"]))
     assert not PeriodicTask.objects.filter(name__startswith=f"Campaign {campaign.pk}:").exists()

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from analytics.selectors.churn import churn_risk_customers, customers_with_churn
 from tests.analytics.selectors.helpers import (
@@ -30,9 +31,11 @@ def test_churn_risk_ranks_customers_with_and_without_open_deals_together(rep, te
 
 
 def test_churn_factors_and_reasons_by_hand(rep, teams):
-    quiet = CustomerFactory(owner=rep, engagement_level="LOW",
-                            last_contact_date=(NOW - timedelta(days=90)).date())  # fmt: skip
-    busy = CustomerFactory(owner=rep, engagement_level="VIP", last_contact_date=NOW.date())
+    today = timezone.localdate(NOW)
+    quiet = CustomerFactory(
+        owner=rep, engagement_level="LOW", last_contact_date=today - timedelta(days=90)
+    )
+    busy = CustomerFactory(owner=rep, engagement_level="VIP", last_contact_date=today)
     SaleFactory(customer=busy, assigned_to=rep, status="PROPOSAL")
     rows = {c.pk: c for c in customers_with_churn(user=rep, now=NOW)}
     # quiet: contact 90/180 = 0.5 x 0.4 + no deals 1 x 0.3 + LOW 1 x 0.3 = 0.8
@@ -49,3 +52,23 @@ def test_never_contacted_counts_fully(rep, teams):
     (row,) = customers_with_churn(user=rep, now=NOW)
     assert row.pk == customer.pk
     assert row.churn_probability == pytest.approx(0.4 + 0.3 + 0.15)
+
+
+def test_days_without_contact_are_local_calendar_days_in_any_time_zone(rep, teams, settings):
+    """Just after midnight in Auckland it is still yesterday in UTC: the risk counts the same
+    90 local days that the reason names, not 89 and a half."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    settings.TIME_ZONE = "Pacific/Auckland"
+    now = datetime(2027, 1, 1, 0, 5, tzinfo=ZoneInfo("Pacific/Auckland"))
+    quiet = CustomerFactory(
+        owner=rep, engagement_level="LOW",
+        last_contact_date=timezone.localdate(now) - timedelta(days=90),
+    )  # fmt: skip
+    (row,) = customers_with_churn(user=rep, now=now)
+    assert row.pk == quiet.pk
+    # contact 90/180 x 0.4 + no deals 0.3 + LOW 0.3
+    assert row.churn_probability == pytest.approx(0.8, abs=0.001)
+    (risky,) = churn_risk_customers(user=rep, threshold=0.6, now=now)
+    assert risky.churn_reasons[0] == "No contact for 90 days"

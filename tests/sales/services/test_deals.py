@@ -63,7 +63,7 @@ def test_winning_needs_a_close_date(rep, teams):
     )
     sale.refresh_from_db()
     assert sale.status == "WON"
-    assert sale.closed_at.date() == timezone.localdate() - timedelta(days=2)
+    assert timezone.localdate(sale.closed_at) == timezone.localdate() - timedelta(days=2)
 
 
 def test_losing_needs_a_reason(rep, teams):
