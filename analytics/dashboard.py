@@ -33,7 +33,7 @@ from analytics.selectors.pipeline import open_pipeline
 from analytics.selectors.reps import top_reps
 from analytics.selectors.revenue import won_revenue
 from crm import cache as crm_cache
-from crm.errors import PermissionDenied
+from crm.errors import ValidationFailed
 from crm.forms import person_name
 from crm.permissions.analytics import (
     AnalyticsScope,
@@ -83,10 +83,11 @@ class DashboardFilters:
 
 def dashboard_access_check(*, user, filters: DashboardFilters) -> None:
     """Managers and admins only, a known period, and a team and rep the user may pick
-    (crm.permissions.analytics). Raises PermissionDenied otherwise."""
+    (crm.permissions.analytics). Raises PermissionDenied (403, or 404 for a scope out of
+    reach) or, for an unknown period, ValidationFailed (400)."""
     require_dashboard(user)
     if filters.period not in PERIODS:
-        raise PermissionDenied("Unknown period.")
+        raise ValidationFailed("Unknown period.", field="period")
     access_dashboard_scope(user, team_id=filters.team_id, rep_id=filters.rep_id)
 
 

@@ -20,6 +20,7 @@ from campaigns.models import (
 )
 from campaigns.segments import criteria_clean, segment_customers
 from campaigns.sending import (
+    COUNTER_FIELDS,
     campaign_counters_refresh,
     recipient_values,
     runs_cancel,
@@ -314,6 +315,9 @@ def campaign_pause(*, actor, campaign: EmailCampaign) -> EmailCampaign:
     action_check(campaign, Action.PAUSE)
     move_to(campaign, Move.PAUSE, Status.PAUSED)
     campaign.save(update_fields=["status"])
+    # Exact counters on a paused campaign, even if its sender died before its last recount.
+    campaign_counters_refresh(campaign_ids=[campaign.pk])
+    campaign.refresh_from_db(fields=COUNTER_FIELDS)
     _periodic_task_enable(campaign, False)
     audit_record(actor=actor, verb="update", instance=campaign, changes={"status": "paused"})
     return campaign

@@ -18,6 +18,11 @@ Questions (asked by -> answered by):
 - DEALS_WITH_PROPOSAL: sales.automation's CONTACTED -> PROPOSAL rule -> documents.selectors
   (a proposal document attached since the deal entered its stage).
 
+Not listed here, because they go down the layers and so are plain calls a reader sees at the
+call site: an app calling the services of an app it builds on (campaigns' webhook records
+unsubscribes on customers and opens and clicks as lead activities; documents' share link
+records a lead activity; a deal's activity updates its customer's last contact date).
+
 Reactions run in the caller's transaction: they write with it (LEAD_NEEDS_FOLLOW_UP) or
 defer their work with `transaction.on_commit`, so nothing happens for a change that is
 rolled back.

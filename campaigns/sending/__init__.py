@@ -19,7 +19,7 @@ Providers: `sendgrid` (v3 mail/send and its activity feed) and `outbox` (the loc
 used when no provider key is configured). Celery tasks live in campaigns.tasks.
 """
 
-from campaigns.sending.counters import campaign_counters_refresh
+from campaigns.sending.counters import COUNTER_FIELDS, campaign_counters_refresh
 from campaigns.sending.leases import lease_seconds
 from campaigns.sending.recipients import recipient_values, recipients_for
 from campaigns.sending.runs import (
@@ -33,6 +33,7 @@ from campaigns.sending.runs import (
 from campaigns.sending.sender import run_send
 
 __all__ = [
+    "COUNTER_FIELDS",
     "campaign_counters_refresh",
     "cron_run_key",
     "lease_seconds",

@@ -10,6 +10,17 @@ from campaigns.models import EmailCampaign, EmailMessage
 # one aggregate over a 100,000-recipient campaign per batch would cost more than the sending.
 REFRESH_EVERY_SECONDS = 5.0
 
+COUNTER_FIELDS = [
+    "total_recipients",
+    "sent_count",
+    "delivered_count",
+    "opened_count",
+    "clicked_count",
+    "bounced_count",
+    "unsubscribed_count",
+    "failed_count",
+]
+
 
 def campaign_counters_refresh(*, campaign_ids: list[int]) -> None:
     """The counters from the messages themselves, one aggregate per campaign: exact however

@@ -16,6 +16,12 @@ from campaigns.templating import apply_substitutions
 
 
 class Outbox:
+    """The local outbox: what sends when no provider is configured (the embedded default)."""
+
+    @staticmethod
+    def is_configured() -> bool:
+        return True
+
     def send_batch(self, batch: OutgoingBatch) -> Accepted:
         message_id = uuid.uuid4().hex
         from_email = parseaddr(batch.from_email)[1]

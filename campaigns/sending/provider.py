@@ -10,7 +10,6 @@ is one new module with a class like `sendgrid.SendGrid`, listed in PROVIDERS.
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from django.conf import settings
 from django.utils.module_loading import import_string
 
 
@@ -88,8 +87,13 @@ class Provider(Protocol):
     def timeout_seconds(self) -> float:
         """How long one request may take before the client gives up."""
 
+    @staticmethod
+    def is_configured() -> bool:
+        """Are its settings (an API key) there? The first configured provider sends."""
 
-# Which provider sends: the first whose settings are configured, else the local outbox.
+
+# Which provider sends: the first listed whose settings are configured (`is_configured`);
+# the local outbox, last, always is.
 PROVIDERS = {
     "sendgrid": "campaigns.sending.sendgrid.SendGrid",
     "outbox": "campaigns.sending.outbox.Outbox",
@@ -97,7 +101,7 @@ PROVIDERS = {
 
 
 def provider_name() -> str:
-    return "sendgrid" if settings.SENDGRID_API_KEY else "outbox"
+    return next(name for name, path in PROVIDERS.items() if import_string(path).is_configured())
 
 
 def current_provider() -> Provider:

@@ -123,6 +123,7 @@ def run_give_up(*, run_id: int, reason: str) -> None:
         EmailCampaign.objects.filter(
             pk=run.campaign_id, status__in=sources(Move.RUN_GIVE_UP)
         ).update(status=Status.PAUSED)
+        campaign_counters_refresh(campaign_ids=[run.campaign_id])
 
 
 def stalled_runs() -> list[int]:

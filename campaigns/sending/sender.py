@@ -27,8 +27,10 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
         run = CampaignRun.objects.select_related("campaign__template").get(pk=run_id)
         counters = CountersWhileSending(run.campaign_id)
         provider = current_provider()
-        unresolved, judged = batches.batches_reconcile(provider, run)
-        counters.changed = judged > 0  # a judged batch may count as sent
+        unresolved, _judged = batches.batches_reconcile(provider, run)
+        # Recount when this sender stops, whatever it did: a sender killed before its last
+        # refresh (out of memory, a deploy) left batches sent but not yet counted.
+        counters.changed = True
         plan = SubstitutionPlan(
             subject=run.campaign.effective_subject,
             html=run.campaign.template.html_body,
@@ -55,7 +57,9 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
                 raise
             counters.changed_by_a_batch()
     finally:
-        if counters:
-            counters.flush()
-        if release:
-            lease_release(run_id, sender)
+        try:
+            if counters:
+                counters.flush()
+        finally:
+            if release:
+                lease_release(run_id, sender)

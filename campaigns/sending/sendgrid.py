@@ -70,6 +70,10 @@ def email_payload(email: OutgoingEmail) -> dict:
 class SendGrid:
     """The provider when SENDGRID_API_KEY is set."""
 
+    @staticmethod
+    def is_configured() -> bool:
+        return bool(settings.SENDGRID_API_KEY)
+
     def send_batch(self, batch: OutgoingBatch) -> Accepted:
         return mail_send(batch_payload(batch))
 

@@ -145,8 +145,10 @@ def test_a_manager_cannot_pick_another_teams_team_or_rep(manager, other_rep, tea
         executive_dashboard(user=manager, filters=filters)
 
 
-def test_an_unknown_period_is_refused(manager, teams):
-    with pytest.raises(PermissionDenied):
+def test_an_unknown_period_is_refused_as_bad_input(manager, teams):
+    from crm.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="Unknown period"):
         executive_dashboard(user=manager, filters=DashboardFilters(period=7))
 
 

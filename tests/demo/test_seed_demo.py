@@ -88,3 +88,11 @@ def test_seed_demo_leaves_a_draft_campaign_ready_to_send():
     assert campaign.segment.customer_count > 0
     _seed(customers=10, deals=0, reset=True)
     assert EmailCampaign.objects.count() == 1
+
+
+def test_deals_without_customers_are_refused_with_a_clear_message(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.DEBUG = True
+    with pytest.raises(CommandError, match="Deals need customers"):
+        call_command("seed_demo", "--customers", "0", "--deals", "5")

@@ -51,6 +51,8 @@ class Command(BaseCommand):
                 "seed_demo creates an admin with a publicly known password; it runs only "
                 "with DEBUG on (or pass --allow-without-debug on a throwaway server)."
             )
+        if deals and not customers:
+            raise CommandError("Deals need customers: give --customers too.")
         if if_empty and Customer.objects.exists():
             self.stdout.write("Demo data already present; nothing to do.")
             self._print_logins()

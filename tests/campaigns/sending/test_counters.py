@@ -2,6 +2,7 @@
 sender works and once more when it stops."""
 
 import pytest
+from django.utils import timezone
 
 from campaigns import sending
 from campaigns.models import EmailCampaign
@@ -45,4 +46,39 @@ def test_a_sender_that_stops_leaves_the_counters_exact(campaign, started, monkey
 
     monkeypatch.setattr(batches, "batch_send", send_then_pause)
     assert sending.run_send(run_id=started.pk) == "paused"
+    assert _sent_count(campaign) == 2
+
+
+def _killed_after_two_sent(campaign, started):
+    """What a sender SIGKILLed between a batch and its next recount leaves behind: messages
+    marked sent that the campaign's counter does not count yet."""
+    from campaigns.models import EmailMessage
+
+    sent = list(EmailMessage.objects.filter(run=started).order_by("pk")[:2])
+    EmailMessage.objects.filter(pk__in=[m.pk for m in sent]).update(
+        status=EmailMessage.Status.SENT, sent_at=timezone.now()
+    )
+    assert _sent_count(campaign) == 0
+
+
+def test_pausing_recounts_what_a_killed_sender_left_uncounted(campaign, started, manager):
+    from campaigns.services import campaign_pause
+
+    _killed_after_two_sent(campaign, started)
+    paused = campaign_pause(actor=manager, campaign=campaign)
+    assert paused.sent_count == 2 and _sent_count(campaign) == 2
+
+
+def test_the_next_sender_recounts_even_when_it_judged_no_batch(campaign, started):
+    _killed_after_two_sent(campaign, started)
+    EmailCampaign.objects.filter(pk=campaign.pk).update(status="paused")
+    assert sending.run_send(run_id=started.pk) == "paused"  # stops at once, sends nothing
+    assert _sent_count(campaign) == 2
+
+
+def test_giving_up_recounts(campaign, started):
+    from campaigns.sending.runs import run_give_up
+
+    _killed_after_two_sent(campaign, started)
+    run_give_up(run_id=started.pk, reason="SendGrid 503 five times")
     assert _sent_count(campaign) == 2

@@ -28,6 +28,10 @@ class Recording:
     def timeout_seconds(self) -> float:
         return 1
 
+    @staticmethod
+    def is_configured() -> bool:
+        return True
+
 
 def test_a_new_provider_is_one_class_listed_in_providers(
     send_now, campaign, audience, settings, monkeypatch
