@@ -17,9 +17,10 @@ def add_service_error(form: forms.Form, error: ValidationFailed) -> None:
 
 
 def safe_next_url(request, default: str) -> str:
-    """The posted `next` when it points into this site, else `default` (no open redirects)."""
+    """The posted `next` when it is a path on this site, else `default`: no open redirects,
+    and nothing `redirect()` would take for a URL pattern's name (`next=abc`)."""
     candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(
+    if candidate.startswith("/") and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return candidate

@@ -19,6 +19,7 @@ from sales.models import Sale, StageSetting
 from sales.selectors import with_close_and_amount_filters
 
 COLUMN_SIZE = 50
+MAX_COLUMN_OFFSET = 10_000_000  # beyond any column; keeps OFFSET within a bigint
 BOARD_STAGES = list(Sale.OPEN_STATUSES)
 
 

@@ -43,6 +43,8 @@ def pipeline_column(request, status: str):
         offset = max(0, int(request.GET.get("offset", board.COLUMN_SIZE)))
     except ValueError:
         offset = board.COLUMN_SIZE
+    # Past the last card is an empty page, not a number PostgreSQL cannot take as OFFSET.
+    offset = min(offset, board.MAX_COLUMN_OFFSET)
     filter_form = BoardFilterForm(request.GET, user=request.user)
     cards = board.board_column_page(
         user=request.user, filters=filter_form.filters(), status=status, offset=offset

@@ -160,6 +160,12 @@ def test_bad_move_input_is_a_400(rep_client):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("offset", ["99999999999999999999999", "-5", "abc", "1e9"])
+def test_a_hostile_column_offset_answers_a_page_not_a_500(rep_client, offset):
+    response = rep_client.get(reverse("sales:pipeline_column", args=["NEW"]), {"offset": offset})
+    assert response.status_code == 200
+
+
 def test_unknown_column_is_404(rep_client):
     assert rep_client.get(reverse("sales:pipeline_column", args=["WON"])).status_code == 404
 

@@ -282,8 +282,10 @@ def test_detail_pages_query_counts_do_not_grow(
         assert rep_client.get(url).status_code == 200
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x"])
-def test_task_toggle_never_redirects_off_site(rep_client, my_task, target):
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "abc", "sales:my_tasks", "javascript:x"]
+)
+def test_task_toggle_never_redirects_off_site_nor_to_a_non_path(rep_client, my_task, target):
     response = rep_client.post(
         reverse("sales:task_toggle", args=[my_task.pk]), {"done": "1", "next": target}
     )
