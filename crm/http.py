@@ -61,3 +61,24 @@ def spreadsheet_safe(value):
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
+
+
+MAX_JSON_DEPTH = 20
+
+
+def json_for_storage(value, *, depth: int = 0):
+    """`value` (parsed JSON) ready for a jsonb column: NUL characters, which PostgreSQL
+    refuses in jsonb text, are dropped from every string and key. ValueError when it nests
+    deeper than MAX_JSON_DEPTH (nobody's tracking details need more)."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {
+            str(key).replace("\x00", ""): json_for_storage(item, depth=depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [json_for_storage(item, depth=depth + 1) for item in value]
+    return value

@@ -11,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.errors import ValidationFailed
+from crm.http import MAX_JSON_DEPTH, json_for_storage
 from customers.models import Customer
 from leads.models import ActivityType
 from leads.services.activities import lead_activity_record
@@ -51,17 +52,21 @@ def track(request, token: str):
     if request.content_type == "application/json":
         try:
             payload = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             return _error("The body is not valid JSON.", 400)
         if not isinstance(payload, dict):
             return _error("The body must be a JSON object.", 400)
     else:
         payload = request.POST.dict()
     activity_type = payload.pop("type", "")
-    if activity_type not in PUBLIC_TYPES:
+    if not isinstance(activity_type, str) or activity_type not in PUBLIC_TYPES:
         allowed = ", ".join(sorted(PUBLIC_TYPES))
         return _error(f"Unknown activity type “{activity_type}”; use one of: {allowed}.", 400)
     details = payload.get("details", payload)
+    try:
+        details = json_for_storage(details)
+    except ValueError:
+        return _error(f"details may nest at most {MAX_JSON_DEPTH} levels.", 400)
     if not isinstance(details, dict) or len(json.dumps(details)) > MAX_DETAILS_BYTES:
         return _error("details must be an object of at most 4 KB.", 400)
     try:

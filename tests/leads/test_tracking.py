@@ -104,3 +104,35 @@ def test_tokens_are_not_guessable(lead):
     assert len(token) > 30
     assert tracking_token_for(other.pk)[-20:] != token[-20:]
     assert signing.loads(token, salt=SALT) == {"c": lead.pk}
+
+
+def _post_json(client, lead, raw: str):
+    url = reverse("track", args=[tracking_token_for(lead.pk)])
+    return client.post(url, raw, content_type="application/json")
+
+
+def test_a_nul_character_in_details_is_dropped_not_a_500(client, lead):
+    body = {
+        "type": "form_submit",
+        "details": {"form\u0000": "demo\u0000-request", "x": ["a\u0000"]},
+    }
+    response = _post_json(client, lead, json.dumps(body))
+    assert response.status_code == 201
+    assert LeadActivity.objects.get().details == {"form": "demo-request", "x": ["a"]}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"type": ["website_visit"]}),
+        json.dumps({"type": {"a": 1}}),
+        '{"type": "download", "details": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"type": "download", "details": ' + '{"a":' * 30 + "1" + "}" * 30 + "}",
+    ],
+    ids=["type-list", "type-object", "nested-5000", "nested-30"],
+)
+def test_hostile_json_answers_400_with_a_json_error(client, lead, raw):
+    response = _post_json(client, lead, raw)
+    assert response.status_code == 400
+    assert "error" in response.json()
+    assert not LeadActivity.objects.exists()
