@@ -75,7 +75,8 @@ class DrilldownForm(DashboardFilterForm):
     days = forms.TypedChoiceField(
         choices=[(days, days) for days in PERIODS], coerce=int, required=False, empty_value=None
     )
-    month = forms.RegexField(regex=r"^\d{4}-(0[1-9]|1[0-2])$", required=False)
+    # Years 1900-2999: a month near year 1 or 9999 has no start or end a datetime can hold.
+    month = forms.RegexField(regex=r"^(19|2\d)\d{2}-(0[1-9]|1[0-2])$", required=False)
     currency = forms.RegexField(regex=r"^[A-Z]{3}$", required=False)
     status = forms.ChoiceField(choices=[("", "Any"), *Sale.Status.choices], required=False)
     owner = forms.IntegerField(required=False, min_value=1)

@@ -117,6 +117,12 @@ def test_unknown_table_metric_or_period(manager_client):
     assert b'<option value="90" selected>' in response.content
 
 
+@pytest.mark.parametrize("month", ["0000-01", "0001-01", "9999-12", "2026-13", "x"])
+def test_a_deal_list_for_an_impossible_month_is_refused_not_a_500(manager_client, month):
+    response = manager_client.get(DEALS, {"metric": "revenue", "month": month})
+    assert response.status_code == 404
+
+
 # What the page shows ------------------------------------------------------------------------
 
 
