@@ -73,6 +73,38 @@ def test_login_is_rate_limited_after_repeated_failures(client, rep, settings):
     assert b"Too many failed sign-in attempts" in response.content
 
 
+def test_an_attempt_is_counted_before_the_password_is_checked(client, rep, settings, monkeypatch):
+    """So parallel guesses cannot all pass the check while the count still reads low."""
+    from django.contrib.auth import forms as auth_forms
+    from django.core.cache import cache
+
+    cache.clear()  # other tests' failures for "rep" stay in the cache
+    settings.LOGIN_FAILURE_LIMIT = 3
+    seen = []
+    real_authenticate = auth_forms.authenticate
+
+    def authenticate(request=None, **credentials):
+        seen.append(cache.get("login-failures:127.0.0.1:rep"))
+        return real_authenticate(request, **credentials)
+
+    monkeypatch.setattr(auth_forms, "authenticate", authenticate)
+    client.post(reverse("login"), {"username": "rep", "password": "wrong"})
+    assert seen == [1]
+
+
+def test_behind_the_proxy_the_lockout_is_per_client_address(client, rep, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    settings.BEHIND_TLS_PROXY = True
+    guesser = {"HTTP_X_FORWARDED_FOR": "203.0.113.9"}
+    for _ in range(3):
+        client.post(reverse("login"), {"username": "rep", "password": "wrong"}, **guesser)
+    refused = client.post(reverse("login"), {"username": "rep", "password": PASSWORD}, **guesser)
+    assert refused.status_code == 429
+    owner = {"HTTP_X_FORWARDED_FOR": "198.51.100.4"}
+    response = client.post(reverse("login"), {"username": "rep", "password": PASSWORD}, **owner)
+    assert response.status_code == 302
+
+
 def test_password_change(client, rep):
     client.force_login(rep)
     response = client.post(
