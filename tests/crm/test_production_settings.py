@@ -1,0 +1,49 @@
+"""Production settings: Django's deployment checks pass as the README runs it (behind the
+TLS proxy), and signed-in pages are never kept by a shared cache."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.urls import reverse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _check_deploy(**env) -> subprocess.CompletedProcess:
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+        "SECRET_KEY": "a-long-random-production-key-" + "x7Qp2Lm9Zr4Tb8Wc" * 3,
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "crm.example.com",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_check_deploy_is_clean_behind_the_tls_proxy():
+    result = _check_deploy(BEHIND_TLS_PROXY="true")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_https_only_settings_come_from_the_environment():
+    result = _check_deploy(BEHIND_TLS_PROXY="true", SECURE_HSTS_SECONDS="0")
+    assert result.returncode != 0 and "security.W004" in result.stderr + result.stdout
+
+
+def test_signed_in_pages_are_private_and_not_stored(rep_client):
+    response = rep_client.get(reverse("customers:list"))
+    assert response.status_code == 200
+    cache_control = response["Cache-Control"]
+    assert "private" in cache_control and "no-store" in cache_control
+
+
+def test_a_page_with_its_own_cache_control_keeps_it(client):
+    response = client.get(reverse("login"))
+    assert "no-cache" in response["Cache-Control"]
