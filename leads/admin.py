@@ -36,6 +36,7 @@ class ScoreChangeAdmin(admin.ModelAdmin):
     list_filter = ["grade"]
     list_select_related = ["customer"]
     search_fields = ["customer__name"]
+    autocomplete_fields = ["customer"]
 
 
 @admin.register(NurtureEnrollment)
@@ -44,3 +45,4 @@ class NurtureEnrollmentAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["customer"]
     search_fields = ["customer__name"]
+    autocomplete_fields = ["customer"]
