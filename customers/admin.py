@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from customers.models import Customer, CustomerImport, CustomerNote, Tag
+from customers.models import Customer, CustomerImport, CustomerNote, Suppression, Tag
 
 
 @admin.register(Tag)
@@ -67,3 +67,10 @@ class CustomerImportAdmin(admin.ModelAdmin):
     search_fields = ["filename", "uploaded_by__username"]
     list_select_related = ["uploaded_by"]
     readonly_fields = ["created_at", "finished_at"]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ["email", "reason", "created_at"]
+    list_filter = ["reason"]
+    search_fields = ["email"]

@@ -236,3 +236,30 @@ class CustomerImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.get_status_display()})"
+
+
+class Suppression(models.Model):
+    """An address no email may go to (customers.email_gate refuses it), whoever it belongs
+    to: kept by address, so it outlives the customer and holds for a re-import."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+        BOUNCE = "bounce", "Bounced"
+        SPAM = "spam", "Spam report"
+        INVALID = "invalid", "Invalid address"
+        DROPPED = "dropped", "Dropped by the provider"
+        MANUAL = "manual", "Added by hand"
+
+    email = models.CharField(max_length=254)  # stored lower-cased
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # The table keeps the name it was created with in campaigns (moved by state only).
+        db_table = "campaigns_suppression"
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["email"], name="suppression_email_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.reason})"

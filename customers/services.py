@@ -16,7 +16,7 @@ from crm.permissions import (
 )
 from crm.reactions import Event, react
 from crm.services import audit_record, audit_record_many, diff_snapshots, model_snapshot
-from customers.models import Customer, CustomerNote, Tag
+from customers.models import Customer, CustomerNote, Suppression, Tag
 
 
 def customers_changed(customer_ids: list[int]) -> None:
@@ -254,3 +254,14 @@ def customers_mark_unsubscribed(
     if customer_ids is not None:
         customers = customers.filter(pk__in=customer_ids)
     return customers.update(unsubscribed_at=at, updated_at=at)
+
+
+def suppressions_add(*, entries: list[tuple[str, str, str]]) -> None:
+    """Suppress addresses: (email, Suppression.Reason, detail) each. An address already
+    suppressed keeps its first reason."""
+    rows: dict[str, Suppression] = {}
+    for email, reason, detail in entries:
+        email = (email or "").strip().lower()
+        if email:
+            rows.setdefault(email, Suppression(email=email, reason=reason, detail=detail[:500]))
+    Suppression.objects.bulk_create(rows.values(), ignore_conflicts=True)

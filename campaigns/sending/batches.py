@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from campaigns.models import CampaignRun, EmailMessage, SendBatch, Suppression
+from campaigns.models import CampaignRun, EmailMessage, SendBatch
 from campaigns.sending.leases import lease_renew
 from campaigns.sending.provider import (
     OutgoingBatch,
@@ -38,6 +38,7 @@ from campaigns.sending.provider import (
 )
 from campaigns.sending.recipients import recipients_personalised
 from campaigns.templating import SubstitutionPlan
+from customers.models import Suppression
 
 Message = EmailMessage.Status
 # Statuses only provider events set; a message can reach them before its batch is marked sent.

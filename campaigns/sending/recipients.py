@@ -7,12 +7,12 @@ from django.db.models import Value as V
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, Suppression
+from campaigns.models import CampaignRun, EmailCampaign, EmailMessage
 from campaigns.segments import criteria_clean, segment_customers
 from campaigns.sending.provider import Recipient
 from campaigns.templating import SubstitutionPlan
 from campaigns.tokens import unsubscribe_url, unsubscribe_url_maker
-from customers.models import Region
+from customers.models import Region, Suppression
 
 EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 REGION_LABELS = dict(Region.choices)

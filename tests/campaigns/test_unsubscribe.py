@@ -3,8 +3,9 @@ from django.test import Client
 from django.urls import reverse
 
 from campaigns import sending
-from campaigns.models import EmailCampaign, EmailMessage, Suppression
+from campaigns.models import EmailCampaign, EmailMessage
 from campaigns.tokens import unsubscribe_token
+from customers.models import Suppression
 
 pytestmark = pytest.mark.django_db
 

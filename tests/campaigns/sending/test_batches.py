@@ -9,13 +9,13 @@ from campaigns.models import (
     EmailCampaign,
     EmailMessage,
     SendBatch,
-    Suppression,
 )
 from campaigns.sending import batches, leases
 from campaigns.sending.counters import campaign_counters_refresh
 from campaigns.sending.provider import ProviderCannotTell
 from campaigns.sending.sendgrid import SendGrid
 from campaigns.templating import SubstitutionPlan
+from customers.models import Suppression
 
 pytestmark = pytest.mark.django_db
 

@@ -3,9 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from campaigns.models import (
-    Suppression,
-)
+from customers.models import Suppression
 
 pytestmark = pytest.mark.django_db
 
