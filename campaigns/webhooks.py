@@ -26,7 +26,7 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from campaigns.models import EmailEvent, EmailMessage
 from campaigns.sending.counters import campaign_counters_refresh
 from crm.errors import CrmError, ValidationFailed
-from customers.models import Suppression
+from customers.models import ConsentSource, Suppression
 from customers.services import customers_mark_unsubscribed, suppressions_add
 from leads.services import lead_activities_record_bulk
 
@@ -311,7 +311,7 @@ def _suppress(events: list[dict]) -> None:
                 unsubscribed.add(email)
     suppressions_add(entries=entries)
     if unsubscribed:
-        customers_mark_unsubscribed(emails=sorted(unsubscribed))
+        customers_mark_unsubscribed(emails=sorted(unsubscribed), source=ConsentSource.WEBHOOK)
 
 
 def _record_lead_activities(events: list[dict]) -> None:

@@ -23,6 +23,8 @@ from crm.services import audit_record_many
 from customers.models import Customer, CustomerImport
 from customers.services import AUDITED_FIELDS, customers_changed, tags_get_or_create
 
+CONSENT_FIELDS = ("email_consent", "email_consent_source")
+
 IMPORTABLE_FIELDS = {
     "name": "Name",
     "email": "Email",
@@ -84,7 +86,8 @@ class ImportRowForm(forms.ModelForm):
 
     class Meta:
         model = Customer
-        fields = [name for name in AUDITED_FIELDS if name != "owner"]
+        # The owner and the consent columns are read by the import itself.
+        fields = [name for name in AUDITED_FIELDS if name not in ("owner", *CONSENT_FIELDS)]
 
     def _post_clean(self):
         # Model field validation without the constraints: those would cost two queries per

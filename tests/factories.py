@@ -94,6 +94,8 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     region = "emea"
     company_size = 50
     owner = factory.SubFactory(RepFactory)
+    # Customers that may get marketing email unless a test says otherwise (the email gate).
+    email_consent = "granted"
 
     @factory.post_generation
     def tags(self, create, extracted, **kwargs):

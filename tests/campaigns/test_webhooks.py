@@ -212,6 +212,8 @@ def test_bounces_spam_reports_and_unsubscribes_are_suppressed(sent, deliver, aud
         Customer.objects.filter(unsubscribed_at__isnull=False).values_list("email", flat=True)
     )
     assert unsubscribed == {"cy@c.example", "di@d.example"}  # a bounce is not an unsubscribe
+    withdrawn = Customer.objects.filter(email_consent="withdrawn", email_consent_source="webhook")
+    assert set(withdrawn.values_list("email", flat=True)) == unsubscribed
 
 
 @pytest.mark.parametrize(
