@@ -171,6 +171,9 @@ class CampaignRun(models.Model):
     run_key = models.CharField(max_length=40)  # "once", or the minute a cron run fired
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RESOLVING)
     total = models.PositiveIntegerField(default=0)
+    # Who the email gate refused, per customers.email_gate.Refusal: when the run started
+    # (not in `total`) and later, before their batch (their messages are cancelled).
+    skipped = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Which sender holds the run and until when: a new sender takes over only after the

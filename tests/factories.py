@@ -108,6 +108,28 @@ class CustomerFactory(factory.django.DjangoModelFactory):
             self.shared_with.set(extracted)
 
 
+def unreachable_customers(**fields) -> dict:
+    """One customer for each address the email gate must always refuse, with the refusal
+    it must record: {name: (customer, refusal)}."""
+    from django.utils import timezone
+
+    from customers.models import Suppression
+
+    made = {}
+    for name, refusal, extra, suppression in [
+        ("withdrawn", "withdrawn", {"email_consent": "withdrawn"}, None),
+        ("unsubscribed", "unsubscribed", {"unsubscribed_at": timezone.now()}, None),
+        ("bounced", "bounced", {}, "bounce"),
+        ("dropped", "dropped", {}, "dropped"),
+        ("spam", "spam_report", {}, "spam"),
+    ]:
+        customer = CustomerFactory(email=f"{name}@never.example", **{**fields, **extra})
+        if suppression:
+            Suppression.objects.create(email=customer.email, reason=suppression)
+        made[name] = (customer, refusal)
+    return made
+
+
 class SaleFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Sale
