@@ -19,11 +19,16 @@ from crm.services import audit_record, audit_record_many, diff_snapshots, model_
 from customers.models import ConsentSource, Customer, CustomerNote, EmailConsent, Suppression, Tag
 
 
-def customers_changed(customer_ids: list[int]) -> None:
+def customers_changed(customer_ids: list[int], *, start_workflows: bool = True) -> None:
     """What follows a change to customers' data (their lead scores) is in crm.reactions; one
-    call for many ids, so a CSV import of 50k rows is one reaction, not 50k."""
+    call for many ids, so a CSV import of 50k rows is one reaction, not 50k.
+    start_workflows=False: rescore and grade without the grade workflows (an import)."""
     if customer_ids:
-        react(Event.CUSTOMERS_CHANGED, customer_ids=list(customer_ids))
+        react(
+            Event.CUSTOMERS_CHANGED,
+            customer_ids=list(customer_ids),
+            start_workflows=start_workflows,
+        )
 
 
 # The customer's own data fields: what the audit trail records and a CSV import may set.
