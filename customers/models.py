@@ -164,10 +164,12 @@ class Customer(models.Model):
         max_length=10,
         choices=EmailConsent.choices,
         default=EmailConsent.UNKNOWN,
+        # Also in the database: rows written by code that predates the column are unknown.
+        db_default=EmailConsent.UNKNOWN,
         help_text="Marketing email needs granted consent (MARKETING_REQUIRES_CONSENT).",
     )
     email_consent_source = models.CharField(
-        max_length=12, choices=ConsentSource.choices, blank=True
+        max_length=12, choices=ConsentSource.choices, blank=True, default="", db_default=""
     )
     email_consent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
