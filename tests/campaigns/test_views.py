@@ -7,6 +7,7 @@ from django_celery_beat.models import PeriodicTask
 
 from campaigns import sending
 from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate, OutboxMessage
+from customers.models import Suppression
 from tests.factories import (
     CustomerFactory,
     CustomerSegmentFactory,
@@ -140,6 +141,21 @@ def test_template_preview_and_test_send(manager_client, manager, audience):
     assert response.status_code == 302
     (sent,) = mail.outbox
     assert sent.to == ["manager@example.com"] and sent.subject.startswith("[Test] News for")
+
+
+def test_a_test_send_to_yourself_bypasses_the_email_gate(manager_client, manager, rep):
+    """The gate judges recipients; a test send's recipient is the manager, rendered for a
+    customer the gate refuses (and the manager's own address is suppressed too)."""
+    template = EmailTemplateFactory(created_by=manager)
+    withdrawn, _refusal = unreachable_customers(owner=rep)["withdrawn"]
+    manager.email = "manager@example.com"
+    manager.save()
+    Suppression.objects.create(email="manager@example.com", reason="bounce")
+    response = manager_client.post(
+        reverse("campaigns:template_send_test", args=[template.pk]), {"customer": withdrawn.pk}
+    )
+    assert response.status_code == 302
+    assert [message.to for message in mail.outbox] == [["manager@example.com"]]
 
 
 def test_preview_never_renders_a_customer_the_manager_cannot_see(manager_client, manager, audience):
