@@ -15,7 +15,7 @@ of customers). Refusals, in the order they are checked:
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Lower
 
 from customers.models import Customer, EmailConsent, Suppression
@@ -98,7 +98,9 @@ def _gate(kind: str, prefix: str) -> tuple[Case, Subquery]:
     return Case(*whens, default=Value(None), output_field=models.CharField()), suppression
 
 
-def with_email_refusal(queryset, kind: str, *, prefix: str = "", name: str = "email_refusal"):
+def with_email_refusal(
+    queryset: QuerySet, kind: str, *, prefix: str = "", name: str = "email_refusal"
+) -> QuerySet:
     """`queryset` with `name` annotated: the Refusal of each row's customer, or None."""
     case, suppression = _gate(kind, prefix)
     return queryset.alias(suppression_reason=suppression).annotate(**{name: case})
