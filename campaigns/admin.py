@@ -10,7 +10,6 @@ from campaigns.models import (
     EmailTemplate,
     OutboxMessage,
     SendBatch,
-    Suppression,
 )
 from campaigns.segments import criteria_clean
 from crm.errors import ValidationFailed
@@ -78,13 +77,6 @@ class EmailEventAdmin(admin.ModelAdmin):
     list_filter = ["event"]
     search_fields = ["email", "sg_event_id"]
     raw_id_fields = ["message"]
-
-
-@admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
-    list_display = ["email", "reason", "created_at"]
-    list_filter = ["reason"]
-    search_fields = ["email"]
 
 
 @admin.register(OutboxMessage)

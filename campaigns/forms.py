@@ -6,7 +6,7 @@ from campaigns.segments import CHOICE_KEYS
 from campaigns.templating import VARIABLES
 from crm.permissions import assignable_users
 from crm.permissions.campaigns import visible_segments, visible_templates
-from customers.models import Customer, Industry, Region, Tag
+from customers.models import Customer, EmailConsent, Industry, Region, Tag
 from leads.models import Grade
 
 
@@ -53,6 +53,12 @@ class SegmentForm(forms.Form):
     grade = forms.MultipleChoiceField(
         label="Lead grade",
         choices=Grade.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    email_consent = forms.MultipleChoiceField(
+        label="Email consent",
+        choices=EmailConsent.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )

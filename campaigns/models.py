@@ -1,5 +1,6 @@
 """Email marketing: templates, segments, campaigns, one message per recipient, provider
-events, suppressions, and the local outbox used when no SendGrid key is configured."""
+events, and the local outbox used when no SendGrid key is configured. Suppressions live in
+customers, beside the email gate."""
 
 from django.conf import settings
 from django.db import models
@@ -9,7 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.managers import CampaignRunQuerySet
-from customers.models import Customer
+from customers.models import (
+    Customer,
+    Suppression,  # noqa: F401  (moved to customers; bench/ imports it here)
+)
 
 
 class EmailTemplate(models.Model):
@@ -167,6 +171,9 @@ class CampaignRun(models.Model):
     run_key = models.CharField(max_length=40)  # "once", or the minute a cron run fired
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RESOLVING)
     total = models.PositiveIntegerField(default=0)
+    # Who the email gate refused, per customers.email_gate.Refusal: when the run started
+    # (not in `total`) and later, before their batch (their messages are cancelled).
+    skipped = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Which sender holds the run and until when: a new sender takes over only after the
@@ -306,26 +313,6 @@ class EmailEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.email}"
-
-
-class Suppression(models.Model):
-    class Reason(models.TextChoices):
-        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
-        BOUNCE = "bounce", "Bounced"
-        SPAM = "spam", "Spam report"
-        MANUAL = "manual", "Added by hand"
-
-    email = models.CharField(max_length=254)  # stored lower-cased
-    reason = models.CharField(max_length=12, choices=Reason.choices)
-    detail = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["email"], name="suppression_email_unique")]
-
-    def __str__(self) -> str:
-        return f"{self.email} ({self.reason})"
 
 
 class OutboxMessage(models.Model):

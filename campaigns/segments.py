@@ -2,7 +2,7 @@
 
     {"engagement_level": ["HIGH", "VIP"], "region": ["emea"], "tags": [3],
      "score_min": 50, "grade": ["hot", "warm"], "last_contact_within_days": 30,
-     "company_size_min": 50, "owner": [7]}
+     "company_size_min": 50, "owner": [7], "email_consent": ["granted"]}
 
 An unknown key or a bad value is a ValidationFailed naming it: a typo must never widen a
 campaign's audience by being ignored.
@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from crm.errors import ValidationFailed
 from crm.permissions import visible_customers
-from customers.models import Customer, Industry, Region, Tag
+from customers.models import Customer, EmailConsent, Industry, Region, Tag
 from leads.models import Grade
 
 CHOICE_KEYS = {
@@ -26,6 +26,7 @@ CHOICE_KEYS = {
     "lifecycle_stage": ("Lifecycle stage", Customer.LifecycleStage.values),
     "industry": ("Industry", Industry.values),
     "grade": ("Lead grade", Grade.values),
+    "email_consent": ("Email consent", EmailConsent.values),
 }
 NUMBER_KEYS = {
     "score_min": ("Minimum lead score", 0, 100),

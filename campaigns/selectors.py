@@ -20,6 +20,7 @@ from crm.permissions.campaigns import (
     visible_templates,
 )
 from crm.permissions.customers import visible_customers
+from customers.email_gate import Refusal, refusals_summary
 
 SORTS = {
     "name": "name",
@@ -115,6 +116,24 @@ def campaign_failed_batches(*, campaign: EmailCampaign) -> QuerySet[SendBatch]:
     return SendBatch.objects.filter(
         run__campaign=campaign, status__in=[SendBatch.Status.FAILED, SendBatch.Status.REQUEUED]
     ).order_by("-id")[:20]
+
+
+def campaign_skipped(*, campaign: EmailCampaign) -> dict:
+    """Whom the email gate refused over the campaign's runs: the total, the groups a sender
+    reads at a glance ("280 no consent, 30 suppressed, 2 invalid") and each exact reason.
+    The runs' counts are merged in Python: a campaign has a run per firing, not per
+    recipient."""
+    counts: dict[str, int] = {}
+    for skipped in campaign.runs.values_list("skipped", flat=True):
+        for reason, count in (skipped or {}).items():
+            counts[reason] = counts.get(reason, 0) + count
+    total, groups = refusals_summary(counts)
+    labels = dict(Refusal.choices)
+    reasons = sorted(
+        ((labels.get(reason, reason), count) for reason, count in counts.items() if count),
+        key=lambda item: (-item[1], item[0]),
+    )
+    return {"total": total, "groups": groups, "reasons": reasons}
 
 
 def campaign_runs(*, campaign: EmailCampaign) -> QuerySet[CampaignRun]:

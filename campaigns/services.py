@@ -16,7 +16,6 @@ from campaigns.models import (
     EmailCampaign,
     EmailMessage,
     EmailTemplate,
-    Suppression,
 )
 from campaigns.segments import criteria_clean, segment_customers
 from campaigns.sending import (
@@ -39,8 +38,8 @@ from campaigns.tokens import unsubscribe_token_read
 from crm.errors import ValidationFailed
 from crm.permissions.core import require_manager
 from crm.services import audit_record, send_email
-from customers.models import Customer
-from customers.services import customers_mark_unsubscribed
+from customers.models import Customer, Suppression
+from customers.services import customers_mark_unsubscribed, suppressions_add
 
 NOT_A_MANAGER = "Only managers and admins run campaigns."
 
@@ -387,10 +386,7 @@ def unsubscribe_by_token(*, token: str) -> Customer:
     now = timezone.now()
     with transaction.atomic():
         customers_mark_unsubscribed(customer_ids=[customer.pk], at=now)
-        Suppression.objects.bulk_create(
-            [Suppression(email=customer.email.lower(), reason=Suppression.Reason.UNSUBSCRIBE)],
-            ignore_conflicts=True,
-        )
+        suppressions_add(entries=[(customer.email, Suppression.Reason.UNSUBSCRIBE, "")])
         if message_id:
             EmailMessage.objects.filter(
                 pk=message_id, customer=customer, unsubscribed_at__isnull=True

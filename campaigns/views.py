@@ -89,6 +89,7 @@ def campaign_detail(request, pk: int):
     context = {
         "campaign": campaign,
         "funnel": selectors.campaign_funnel(campaign=campaign),
+        "skipped": selectors.campaign_skipped(campaign=campaign),
         "timeline": selectors.campaign_timeline(campaign=campaign),
         "progress": selectors.campaign_progress(campaign=campaign),
         "failed_batches": selectors.campaign_failed_batches(campaign=campaign),

@@ -23,10 +23,11 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from sendgrid.helpers.eventwebhook import EventWebhook
 
-from campaigns.models import EmailEvent, EmailMessage, Suppression
+from campaigns.models import EmailEvent, EmailMessage
 from campaigns.sending.counters import campaign_counters_refresh
 from crm.errors import CrmError, ValidationFailed
-from customers.services import customers_mark_unsubscribed
+from customers.models import ConsentSource, Suppression
+from customers.services import customers_mark_unsubscribed, suppressions_add
 from leads.services import lead_activities_record_bulk
 
 logger = logging.getLogger(__name__)
@@ -51,11 +52,19 @@ TIMESTAMP_FIELDS = {
     "unsubscribe": "unsubscribed_at",
     "group_unsubscribe": "unsubscribed_at",
 }
+Reason = Suppression.Reason
 SUPPRESSION_REASONS = {
-    "bounce": Suppression.Reason.BOUNCE,
-    "spamreport": Suppression.Reason.SPAM,
-    "unsubscribe": Suppression.Reason.UNSUBSCRIBE,
-    "group_unsubscribe": Suppression.Reason.UNSUBSCRIBE,
+    "bounce": Reason.BOUNCE,
+    "spamreport": Reason.SPAM,
+    "unsubscribe": Reason.UNSUBSCRIBE,
+    "group_unsubscribe": Reason.UNSUBSCRIBE,
+}
+# A `dropped` event's reason (lower-cased); any other reason suppresses as `dropped`.
+DROPPED_REASONS = {
+    "bounced address": Reason.BOUNCE,
+    "invalid": Reason.INVALID,
+    "spam reporting address": Reason.SPAM,
+    "unsubscribed address": Reason.UNSUBSCRIBE,
 }
 LEAD_ACTIVITIES = {"open": "email_open", "click": "email_click"}
 Status = EmailMessage.Status
@@ -282,20 +291,27 @@ def _statuses_refresh(message_ids: set[int]) -> None:
     )
 
 
+def suppression_reason(event: str, payload: dict) -> str | None:
+    """The Suppression.Reason an event adds its address with, or None. A `dropped` event
+    says why SendGrid would not send in its `reason`."""
+    if event == "dropped":
+        return DROPPED_REASONS.get(str(payload.get("reason", "")).strip().lower(), Reason.DROPPED)
+    return SUPPRESSION_REASONS.get(event)
+
+
 def _suppress(events: list[dict]) -> None:
-    suppressions = {}
+    entries = []
     unsubscribed = set()
     for event in events:
-        reason = SUPPRESSION_REASONS.get(event["event"])
+        reason = suppression_reason(event["event"], event["payload"])
         email = (event["email"] or "").strip().lower()
         if reason and email:
-            detail = str(event["payload"].get("reason", ""))[:500]
-            suppressions.setdefault(email, Suppression(email=email, reason=reason, detail=detail))
-            if reason in (Suppression.Reason.UNSUBSCRIBE, Suppression.Reason.SPAM):
+            entries.append((email, reason, str(event["payload"].get("reason", ""))))
+            if reason in (Reason.UNSUBSCRIBE, Reason.SPAM):
                 unsubscribed.add(email)
-    Suppression.objects.bulk_create(suppressions.values(), ignore_conflicts=True)
+    suppressions_add(entries=entries)
     if unsubscribed:
-        customers_mark_unsubscribed(emails=sorted(unsubscribed))
+        customers_mark_unsubscribed(emails=sorted(unsubscribed), source=ConsentSource.WEBHOOK)
 
 
 def _record_lead_activities(events: list[dict]) -> None:

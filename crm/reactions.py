@@ -7,7 +7,9 @@ above it (DESIGN.md section 2). No signals, no lists filled in `AppConfig.ready(
 
 Events (raised by -> what follows):
 - CUSTOMERS_CHANGED: customers.services and customers.csv_import (create, update, import)
-  -> leads rescore those customers (one Celery task after commit).
+  -> leads rescore those customers (one Celery task after commit); with
+  start_workflows=False (an import) they are graded without the grade workflows, so an
+  import never enrols anyone in nurture or sends a hot/warm email by itself.
 - PROPOSAL_ATTACHED: documents.services (upload, new version or restore of a proposal on a
   deal) -> the deal's pipeline rules run again (CONTACTED -> PROPOSAL), a task after commit.
 - LEAD_NEEDS_FOLLOW_UP: leads.services.workflows (a lead turned hot or warm and has its rep)
@@ -36,7 +38,7 @@ from django.utils.module_loading import import_string
 
 
 class Event(StrEnum):
-    CUSTOMERS_CHANGED = "customers_changed"  # customer_ids: list[int]
+    CUSTOMERS_CHANGED = "customers_changed"  # customer_ids: list[int], start_workflows: bool
     PROPOSAL_ATTACHED = "proposal_attached"  # sale_ids: list[int]
     # assigned_to: User, customer: Customer, tasks: [(title, priority, due_at)]
     LEAD_NEEDS_FOLLOW_UP = "lead_needs_follow_up"

@@ -160,6 +160,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="campaigns.mail.CrmEmailBackend
 # Campaigns. No SENDGRID_API_KEY: every email goes to the local outbox in the database.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
+# Marketing email (campaigns, nurture) only to customers who granted consent; off: to anyone
+# who has not withdrawn it. One-to-one sales email never needs it (customers.email_gate).
+MARKETING_REQUIRES_CONSENT = env.bool("MARKETING_REQUIRES_CONSENT", default=True)
 SENDGRID_API_HOST = env.str("SENDGRID_API_HOST", default="https://api.sendgrid.com")
 SENDGRID_TIMEOUT_SECONDS = env.float("SENDGRID_TIMEOUT_SECONDS", default=10.0)
 SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")

@@ -1,6 +1,14 @@
 from django.contrib import admin
+from django.utils import timezone
 
-from customers.models import Customer, CustomerImport, CustomerNote, Tag
+from customers.models import (
+    ConsentSource,
+    Customer,
+    CustomerImport,
+    CustomerNote,
+    Suppression,
+    Tag,
+)
 
 
 @admin.register(Tag)
@@ -31,15 +39,29 @@ class CustomerAdmin(admin.ModelAdmin):
         "last_contact_date",
         "created_at",
     ]
-    list_filter = ["lifecycle_stage", "engagement_level", "region", "industry", "source", "tags"]
+    list_filter = [
+        "lifecycle_stage",
+        "engagement_level",
+        "region",
+        "industry",
+        "source",
+        "email_consent",
+        "tags",
+    ]
     search_fields = ["name", "email", "company", "phone"]
     list_select_related = ["owner"]
     autocomplete_fields = ["owner", "shared_with"]
     filter_horizontal = ["tags"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["email_consent_source", "email_consent_at", "created_at", "updated_at"]
     inlines = [CustomerNoteInline]
     show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        if "email_consent" in form.changed_data:
+            obj.email_consent_source = ConsentSource.ADMIN
+            obj.email_consent_at = timezone.now()
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(CustomerNote)
@@ -67,3 +89,10 @@ class CustomerImportAdmin(admin.ModelAdmin):
     search_fields = ["filename", "uploaded_by__username"]
     list_select_related = ["uploaded_by"]
     readonly_fields = ["created_at", "finished_at"]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ["email", "reason", "created_at"]
+    list_filter = ["reason"]
+    search_fields = ["email"]

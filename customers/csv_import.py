@@ -2,6 +2,11 @@
 
 Rows are validated first, in Python; only rows that pass are written, together, in one
 transaction. So a bad row never loses the good ones and a failure never leaves half a file.
+
+An import never starts an email by itself: a consent column (yes/no, true/false, 1/0,
+opt-in/opt-out) sets each customer's email consent (source: import; unknown without the
+column or with an empty cell), and the imported leads are scored and graded without the
+grade workflows (no nurture enrolment, no hot/warm email).
 """
 
 import csv
@@ -20,8 +25,10 @@ from django.utils import timezone
 from crm.errors import ValidationFailed
 from crm.permissions import assignable_users, editable_customers
 from crm.services import audit_record_many
-from customers.models import Customer, CustomerImport
+from customers.models import ConsentSource, Customer, CustomerImport, EmailConsent
 from customers.services import AUDITED_FIELDS, customers_changed, tags_get_or_create
+
+CONSENT_FIELDS = ("email_consent", "email_consent_source")
 
 IMPORTABLE_FIELDS = {
     "name": "Name",
@@ -45,6 +52,7 @@ IMPORTABLE_FIELDS = {
     "tags": "Tags (comma-separated)",
     "notes": "Notes",
     "last_contact_date": "Last contact date (YYYY-MM-DD)",
+    "email_consent": "Email consent (yes/no, true/false, 1/0, opt-in/opt-out)",
 }
 REQUIRED_FIELDS = ("name", "email")
 HEADER_ALIASES = {
@@ -75,6 +83,24 @@ HEADER_ALIASES = {
     "authority": "decision_authority",
     "budget": "budget_range",
     "timeline": "purchase_timeline",
+    "consent": "email_consent",
+    "email_opt_in": "email_consent",
+    "marketing_consent": "email_consent",
+    "has_newsletter": "email_consent",
+    "newsletter": "email_consent",
+    "opt_in": "email_consent",
+    "optin": "email_consent",
+}
+# A consent cell, lower-cased and stripped; an empty cell is unknown, anything else an error.
+CONSENT_VALUES = {
+    "yes": EmailConsent.GRANTED,
+    "true": EmailConsent.GRANTED,
+    "1": EmailConsent.GRANTED,
+    "opt-in": EmailConsent.GRANTED,
+    "no": EmailConsent.WITHDRAWN,
+    "false": EmailConsent.WITHDRAWN,
+    "0": EmailConsent.WITHDRAWN,
+    "opt-out": EmailConsent.WITHDRAWN,
 }
 PREVIEW_ROWS = 5
 
@@ -84,7 +110,8 @@ class ImportRowForm(forms.ModelForm):
 
     class Meta:
         model = Customer
-        fields = [name for name in AUDITED_FIELDS if name != "owner"]
+        # The owner and the consent columns are read by the import itself.
+        fields = [name for name in AUDITED_FIELDS if name not in ("owner", *CONSENT_FIELDS)]
 
     def _post_clean(self):
         # Model field validation without the constraints: those would cost two queries per
@@ -317,6 +344,13 @@ def customer_import_run(
             if owner is None:
                 row_errors["owner"] = [f"No user '{owner_key}' you can assign customers to."]
         tag_names = [t for t in data.pop("tags", "").split(",") if t.strip()]
+        consent_cell = data.pop("email_consent", "").strip().lower()
+        consent = CONSENT_VALUES.get(consent_cell) if consent_cell else None
+        if consent_cell and consent is None:
+            row_errors["email_consent"] = [
+                f"Email consent '{consent_cell[:40]}' is not one of yes, no, true, false, "
+                "1, 0, opt-in, opt-out."
+            ]
         form = ImportRowForm(data={**_defaults(), **data})
         if not form.is_valid():
             row_errors.update({field: list(messages) for field, messages in form.errors.items()})
@@ -333,6 +367,8 @@ def customer_import_run(
             continue
         cleaned = {field: form.cleaned_data[field] for field in data}
         cleaned.setdefault("email", form.cleaned_data["email"])
+        if consent is not None:
+            cleaned["email_consent"] = consent
         valid.append((line_number, cleaned, owner if "owner" in mapping else None, tag_names))
 
     with transaction.atomic():
@@ -386,10 +422,12 @@ def _write_rows(*, actor, valid, errors, duplicate_mode) -> tuple[int, int, int]
     update_fields: set[str] = set()
     tags_for: list[tuple[Customer, list[str]]] = []
     skipped = 0
+    now = timezone.now()
+    consent_set = {"email_consent_source": ConsentSource.IMPORT, "email_consent_at": now}
     for line_number, data, owner, tag_names in valid:
         current = existing.get(data["email"].lower())
         if current is None:
-            customer = Customer(**data, owner=owner or actor)
+            customer = Customer(**data, **consent_set, owner=owner or actor)
             to_create.append(customer)
             tags_for.append((customer, tag_names))
         elif duplicate_mode == CustomerImport.DuplicateMode.SKIP:
@@ -404,6 +442,16 @@ def _write_rows(*, actor, valid, errors, duplicate_mode) -> tuple[int, int, int]
             )
         else:
             for field, value in data.items():
+                if field == "email_consent":
+                    # A file never turns a withdrawal back into consent, nor rewrites an
+                    # unchanged state's source and time.
+                    if value == current.email_consent or (
+                        current.email_consent == EmailConsent.WITHDRAWN
+                    ):
+                        continue
+                    for name, setting in consent_set.items():
+                        setattr(current, name, setting)
+                    update_fields.update(consent_set)
                 if field != "email":
                     setattr(current, field, value)
                     update_fields.add(field)
@@ -417,14 +465,14 @@ def _write_rows(*, actor, valid, errors, duplicate_mode) -> tuple[int, int, int]
         customer.email = customer.email.strip().lower()
     Customer.objects.bulk_create(to_create, batch_size=1000)
     if to_update and update_fields:
-        now = timezone.now()
         for customer in to_update:
             customer.updated_at = now
         Customer.objects.bulk_update(
             to_update, [*sorted(update_fields), "updated_at"], batch_size=1000
         )
     _attach_tags(tags_for)
-    customers_changed([customer.pk for customer in [*to_create, *to_update]])
+    # Scored and graded, but an import never starts an email by itself: no grade workflows.
+    customers_changed([customer.pk for customer in [*to_create, *to_update]], start_workflows=False)
     audit_record_many(
         actor=actor,
         verb="create",

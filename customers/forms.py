@@ -5,7 +5,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from crm.forms import label_users_by_name, person_name
 from crm.permissions import assignable_user_list, assignable_users
 from customers.csv_import import IMPORTABLE_FIELDS
-from customers.models import Customer, CustomerImport, Industry, Region, Tag
+from customers.models import Customer, CustomerImport, EmailConsent, Industry, Region, Tag
 from customers.selectors import CUSTOMER_SORTS
 
 DUPLICATE_EMAIL = "A customer with this email already exists."
@@ -26,6 +26,9 @@ class CustomerFilterForm(forms.Form):
     region = forms.ChoiceField(choices=[("", "Any region"), *Region.choices], required=False)
     industry = forms.ChoiceField(choices=[("", "Any industry"), *Industry.choices], required=False)
     tag = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    email_consent = forms.ChoiceField(
+        choices=[("", "Any consent"), *EmailConsent.choices], required=False, label="Consent"
+    )
     sort = forms.ChoiceField(choices=SORT_CHOICES, required=False)
 
     def __init__(self, *args, user, **kwargs):
@@ -71,6 +74,7 @@ class CustomerForm(forms.ModelForm):
             "tags",
             "shared_with",
             "last_contact_date",
+            "email_consent",
             "notes",
         ]
         widgets = {
@@ -98,6 +102,11 @@ class CustomerForm(forms.ModelForm):
         self.fields["shared_with"].help_text = "These users can see this customer."
         self.fields["owner"].empty_label = None
         label_users_by_name(self, "owner", "shared_with")
+        # Not sent (an older form, a script): the consent stays as it is.
+        self.fields["email_consent"].required = False
+
+    def clean_email_consent(self):
+        return self.cleaned_data["email_consent"] or self.instance.email_consent
 
     def clean_email(self):
         return self.cleaned_data["email"].strip().lower()

@@ -52,6 +52,25 @@ class DecisionAuthority(models.TextChoices):
     USER = "user", "End user"
 
 
+class EmailConsent(models.TextChoices):
+    """Whether a customer agreed to marketing email (customers.email_gate asks)."""
+
+    GRANTED = "granted", "Granted"
+    UNKNOWN = "unknown", "Unknown"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class ConsentSource(models.TextChoices):
+    """Where the customer's consent state came from."""
+
+    FORM = "form", "Customer form"
+    IMPORT = "import", "CSV import"
+    API = "api", "API"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe link"
+    ADMIN = "admin", "Django admin"
+    WEBHOOK = "webhook", "Provider event"
+
+
 class Tag(models.Model):
     name = models.CharField(max_length=50)
     color = models.CharField(max_length=7, default="#64748b", help_text="Hex colour, e.g. #2563eb")
@@ -140,6 +159,19 @@ class Customer(models.Model):
     notes = models.TextField(blank=True, help_text="Background that does not fit a field")
     last_contact_date = models.DateField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    email_consent = models.CharField(
+        "Email consent",
+        max_length=10,
+        choices=EmailConsent.choices,
+        default=EmailConsent.UNKNOWN,
+        # Also in the database: rows written by code that predates the column are unknown.
+        db_default=EmailConsent.UNKNOWN,
+        help_text="Marketing email needs granted consent (MARKETING_REQUIRES_CONSENT).",
+    )
+    email_consent_source = models.CharField(
+        max_length=12, choices=ConsentSource.choices, blank=True, default="", db_default=""
+    )
+    email_consent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -165,6 +197,7 @@ class Customer(models.Model):
             models.Index(fields=["engagement_level", "name"], name="customer_engage_name_idx"),
             models.Index(fields=["region", "name"], name="customer_region_name_idx"),
             models.Index(fields=["industry", "name"], name="customer_industry_name_idx"),
+            models.Index(fields=["email_consent", "name"], name="customer_consent_name_idx"),
             models.Index(fields=["name", "id"], name="customer_name_id_idx"),
             models.Index(fields=["company"], name="customer_company_idx"),
             models.Index(fields=["-created_at"], name="customer_created_idx"),
@@ -236,3 +269,30 @@ class CustomerImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.get_status_display()})"
+
+
+class Suppression(models.Model):
+    """An address no email may go to (customers.email_gate refuses it), whoever it belongs
+    to: kept by address, so it outlives the customer and holds for a re-import."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+        BOUNCE = "bounce", "Bounced"
+        SPAM = "spam", "Spam report"
+        INVALID = "invalid", "Invalid address"
+        DROPPED = "dropped", "Dropped by the provider"
+        MANUAL = "manual", "Added by hand"
+
+    email = models.CharField(max_length=254)  # stored lower-cased
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # The table keeps the name it was created with in campaigns (moved by state only).
+        db_table = "campaigns_suppression"
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["email"], name="suppression_email_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.reason})"

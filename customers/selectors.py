@@ -41,7 +41,14 @@ def customer_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Cu
     """Visible customers matching the list filters (already validated by CustomerFilterForm)."""
     filters = filters or {}
     customers = visible_customers(user).search(filters.get("q", ""))
-    for field in ("lifecycle_stage", "engagement_level", "region", "industry", "source"):
+    for field in (
+        "lifecycle_stage",
+        "engagement_level",
+        "region",
+        "industry",
+        "source",
+        "email_consent",
+    ):
         if filters.get(field):
             customers = customers.filter(**{field: filters[field]})
     if filters.get("owner"):

@@ -3,8 +3,8 @@
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from crm import cache as crm_cache
@@ -16,14 +16,19 @@ from crm.permissions import (
 )
 from crm.reactions import Event, react
 from crm.services import audit_record, audit_record_many, diff_snapshots, model_snapshot
-from customers.models import Customer, CustomerNote, Tag
+from customers.models import ConsentSource, Customer, CustomerNote, EmailConsent, Suppression, Tag
 
 
-def customers_changed(customer_ids: list[int]) -> None:
+def customers_changed(customer_ids: list[int], *, start_workflows: bool = True) -> None:
     """What follows a change to customers' data (their lead scores) is in crm.reactions; one
-    call for many ids, so a CSV import of 50k rows is one reaction, not 50k."""
+    call for many ids, so a CSV import of 50k rows is one reaction, not 50k.
+    start_workflows=False: rescore and grade without the grade workflows (an import)."""
     if customer_ids:
-        react(Event.CUSTOMERS_CHANGED, customer_ids=list(customer_ids))
+        react(
+            Event.CUSTOMERS_CHANGED,
+            customer_ids=list(customer_ids),
+            start_workflows=start_workflows,
+        )
 
 
 # The customer's own data fields: what the audit trail records and a CSV import may set.
@@ -48,7 +53,11 @@ AUDITED_FIELDS = [
     "owner",
     "notes",
     "last_contact_date",
+    "email_consent",
+    "email_consent_source",
 ]
+# Set by the services, not by a form or an import row: where a consent change came from.
+CONSENT_BOOKKEEPING = ("email_consent_source", "email_consent_at")
 
 
 def _check_owner(actor, owner) -> None:
@@ -72,9 +81,15 @@ def customer_create(
     data: dict[str, Any],
     tags: list[Tag] | None = None,
     shared_with: list | None = None,
+    consent_source: str = ConsentSource.FORM,
 ) -> Customer:
-    data = dict(data)
+    """A new customer; a consent state other than unknown is recorded as coming from
+    `consent_source`, now."""
+    data = {k: v for k, v in data.items() if k not in CONSENT_BOOKKEEPING}
     data.setdefault("owner", actor)
+    if data.get("email_consent", EmailConsent.UNKNOWN) != EmailConsent.UNKNOWN:
+        data["email_consent_source"] = consent_source
+        data["email_consent_at"] = timezone.now()
     _check_owner(actor, data["owner"])
     if _email_taken(data["email"]):
         raise ValidationFailed("A customer with this email already exists.", field="email")
@@ -106,7 +121,10 @@ def customer_update(
     data: dict[str, Any],
     tags: list[Tag] | None = None,
     shared_with: list | None = None,
+    consent_source: str = ConsentSource.FORM,
 ) -> Customer:
+    """Change the customer's fields; a change of consent is recorded as coming from
+    `consent_source`, now."""
     customer = editable_customers(actor).select_for_update().filter(pk=customer.pk).first()
     if customer is None:
         raise PermissionDenied("You cannot change this customer.")
@@ -115,6 +133,10 @@ def customer_update(
         _check_owner(actor, data["owner"])
     if "email" in data and _email_taken(data["email"], exclude_pk=customer.pk):
         raise ValidationFailed("A customer with this email already exists.", field="email")
+    data = {k: v for k, v in data.items() if k not in CONSENT_BOOKKEEPING}
+    if "email_consent" in data and data["email_consent"] != customer.email_consent:
+        data["email_consent_source"] = consent_source
+        data["email_consent_at"] = timezone.now()
     for name, value in data.items():
         setattr(customer, name, value)
     changes = diff_snapshots(before, model_snapshot(customer, AUDITED_FIELDS))
@@ -241,16 +263,40 @@ def tags_get_or_create(names: list[str]) -> list[Tag]:
 
 
 def customers_mark_unsubscribed(
-    *, emails: list[str] | None = None, customer_ids: list[int] | None = None, at=None
+    *,
+    emails: list[str] | None = None,
+    customer_ids: list[int] | None = None,
+    at=None,
+    source: str = ConsentSource.UNSUBSCRIBE,
 ) -> int:
-    """Unsubscribe customers from marketing email, by address (case-insensitive) or id.
-    Who is already unsubscribed keeps their first date. Returns how many changed."""
+    """Unsubscribe customers from marketing email, by address (case-insensitive) or id, and
+    withdraw their consent (from `source`). Who is already unsubscribed keeps their first
+    date. Returns how many changed."""
     at = at or timezone.now()
-    customers = Customer.objects.filter(unsubscribed_at__isnull=True)
+    customers = Customer.objects.filter(
+        Q(unsubscribed_at__isnull=True) | ~Q(email_consent=EmailConsent.WITHDRAWN)
+    )
     if emails is not None:
         customers = customers.alias(email_lower=Lower("email")).filter(
             email_lower__in=[email.lower() for email in emails]
         )
     if customer_ids is not None:
         customers = customers.filter(pk__in=customer_ids)
-    return customers.update(unsubscribed_at=at, updated_at=at)
+    return customers.update(
+        unsubscribed_at=Coalesce("unsubscribed_at", Value(at)),
+        email_consent=EmailConsent.WITHDRAWN,
+        email_consent_source=source,
+        email_consent_at=at,
+        updated_at=at,
+    )
+
+
+def suppressions_add(*, entries: list[tuple[str, str, str]]) -> None:
+    """Suppress addresses: (email, Suppression.Reason, detail) each. An address already
+    suppressed keeps its first reason."""
+    rows: dict[str, Suppression] = {}
+    for email, reason, detail in entries:
+        email = (email or "").strip().lower()
+        if email:
+            rows.setdefault(email, Suppression(email=email, reason=reason, detail=detail[:500]))
+    Suppression.objects.bulk_create(rows.values(), ignore_conflicts=True)

@@ -13,8 +13,8 @@ from leads.services.workflows import workflow_run_execute
     max_retries=5,
     ignore_result=True,
 )
-def rescore_leads(customer_ids: list[int]) -> None:
-    leads_rescore(customer_ids=customer_ids)
+def rescore_leads(customer_ids: list[int], start_workflows: bool = True) -> None:
+    leads_rescore(customer_ids=customer_ids, start_workflows=start_workflows)
 
 
 @shared_task(

@@ -94,6 +94,8 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     region = "emea"
     company_size = 50
     owner = factory.SubFactory(RepFactory)
+    # Customers that may get marketing email unless a test says otherwise (the email gate).
+    email_consent = "granted"
 
     @factory.post_generation
     def tags(self, create, extracted, **kwargs):
@@ -104,6 +106,28 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     def shared_with(self, create, extracted, **kwargs):
         if create and extracted:
             self.shared_with.set(extracted)
+
+
+def unreachable_customers(**fields) -> dict:
+    """One customer for each address the email gate must always refuse, with the refusal
+    it must record: {name: (customer, refusal)}."""
+    from django.utils import timezone
+
+    from customers.models import Suppression
+
+    made = {}
+    for name, refusal, extra, suppression in [
+        ("withdrawn", "withdrawn", {"email_consent": "withdrawn"}, None),
+        ("unsubscribed", "unsubscribed", {"unsubscribed_at": timezone.now()}, None),
+        ("bounced", "bounced", {}, "bounce"),
+        ("dropped", "dropped", {}, "dropped"),
+        ("spam", "spam_report", {}, "spam"),
+    ]:
+        customer = CustomerFactory(email=f"{name}@never.example", **{**fields, **extra})
+        if suppression:
+            Suppression.objects.create(email=customer.email, reason=suppression)
+        made[name] = (customer, refusal)
+    return made
 
 
 class SaleFactory(factory.django.DjangoModelFactory):

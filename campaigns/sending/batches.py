@@ -12,22 +12,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import (
-    BooleanField,
-    Case,
-    Exists,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Value,
-    When,
-)
-from django.db.models.functions import Lower
+from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 
-from campaigns.models import CampaignRun, EmailMessage, SendBatch, Suppression
+from campaigns.models import CampaignRun, EmailMessage, SendBatch
 from campaigns.sending.leases import lease_renew
 from campaigns.sending.provider import (
     OutgoingBatch,
@@ -38,6 +26,7 @@ from campaigns.sending.provider import (
 )
 from campaigns.sending.recipients import recipients_personalised
 from campaigns.templating import SubstitutionPlan
+from customers.email_gate import EmailKind, Refusal, with_email_refusal
 
 Message = EmailMessage.Status
 # Statuses only provider events set; a message can reach them before its batch is marked sent.
@@ -70,38 +59,48 @@ def batch_messages(batch: SendBatch, *statuses: str) -> QuerySet:
 
 
 def batch_claim(run: CampaignRun, sender: str, *, skip: list[SendBatch] = ()) -> SendBatch | None:
-    """The next batch of queued messages, in id order, outside the batches in `skip`. Who
-    unsubscribed or got suppressed since the run started is dropped here, not sent."""
-    suppressed = Suppression.objects.filter(email=Lower(OuterRef("email")))
+    """The next batch of queued messages, in id order, outside the batches in `skip`. The
+    email gate judges each message's customer again: who unsubscribed, withdrew consent or
+    got suppressed since the run started is cancelled here with the reason, not sent."""
     with transaction.atomic():
         if not lease_renew(run.pk, sender):
             return None  # another sender took over: this one was presumed dead
         while True:
             queued = EmailMessage.objects.filter(run=run, status=Message.QUEUED)
             rows = list(
-                outside_batches(queued, skip)
-                .annotate(
-                    blocked=ExpressionWrapper(
-                        Q(customer__unsubscribed_at__isnull=False) | Q(Exists(suppressed)),
-                        output_field=BooleanField(),
-                    )
+                with_email_refusal(
+                    outside_batches(queued, skip), EmailKind.MARKETING, prefix="customer__"
                 )
                 .order_by("id")
-                .values_list("id", "blocked")[: settings.CAMPAIGN_BATCH_SIZE]
+                .values_list("id", "email_refusal")[: settings.CAMPAIGN_BATCH_SIZE]
             )
             if not rows:
                 return None
-            blocked = [pk for pk, is_blocked in rows if is_blocked]
-            if blocked:
-                EmailMessage.objects.filter(pk__in=blocked).update(
-                    status=Message.CANCELLED,
-                    error="Unsubscribed or suppressed after the campaign started.",
-                )
-            ids = [pk for pk, is_blocked in rows if not is_blocked]
+            refused: dict[str, list[int]] = {}
+            for pk, refusal in rows:
+                if refusal:
+                    refused.setdefault(refusal, []).append(pk)
+            if refused:
+                _cancel_refused(run, refused)
+            ids = [pk for pk, refusal in rows if not refusal]
             if ids:
                 return SendBatch.objects.create(
                     run=run, size=len(ids), first_message_id=ids[0], last_message_id=ids[-1]
                 )
+
+
+def _cancel_refused(run: CampaignRun, refused: dict[str, list[int]]) -> None:
+    """Cancel the refused messages, each with its reason, and count them on the run."""
+    for refusal, ids in refused.items():
+        EmailMessage.objects.filter(pk__in=ids).update(
+            status=Message.CANCELLED,
+            error=f"Not sent: {Refusal(refusal).label} (after the campaign started).",
+        )
+    locked = CampaignRun.objects.select_for_update().only("skipped").get(pk=run.pk)
+    skipped = dict(locked.skipped)
+    for refusal, ids in refused.items():
+        skipped[refusal] = skipped.get(refusal, 0) + len(ids)
+    CampaignRun.objects.filter(pk=run.pk).update(skipped=skipped)
 
 
 def batch_outgoing(run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan) -> OutgoingBatch:

@@ -2,32 +2,44 @@
 (one INSERT ... SELECT) and read back, as plain columns, when its batches are built."""
 
 from django.db import connection
-from django.db.models import CharField, DateTimeField, Exists, IntegerField, OuterRef
+from django.db.models import CharField, Count, DateTimeField, IntegerField
 from django.db.models import Value as V
-from django.db.models.functions import Lower
 from django.utils import timezone
 
-from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, Suppression
+from campaigns.models import CampaignRun, EmailCampaign, EmailMessage
 from campaigns.segments import criteria_clean, segment_customers
 from campaigns.sending.provider import Recipient
 from campaigns.templating import SubstitutionPlan
 from campaigns.tokens import unsubscribe_url, unsubscribe_url_maker
+from customers.email_gate import EmailKind, with_email_refusal
 from customers.models import Region
 
-EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 REGION_LABELS = dict(Region.choices)
 
 
-def recipients_for(campaign: EmailCampaign):
-    """Who the campaign goes to now: the segment, within what its author may see, minus the
-    unsubscribed, the suppressed and addresses that cannot be emailed. The criteria are
-    checked again: a segment edited in Django admin must not widen an audience by a typo."""
-    suppressed = Suppression.objects.filter(email=Lower(OuterRef("email")))
+def _audience(campaign: EmailCampaign):
+    """The segment, within what its author may see, each customer with the email gate's
+    refusal (marketing). The criteria are checked again: a segment edited in Django admin
+    must not widen an audience by a typo."""
     criteria = criteria_clean(campaign.segment.criteria)
-    return (
-        segment_customers(user=campaign.created_by, criteria=criteria)
-        .filter(unsubscribed_at__isnull=True, email__regex=EMAIL_SHAPE)
-        .exclude(Exists(suppressed))
+    customers = segment_customers(user=campaign.created_by, criteria=criteria)
+    return with_email_refusal(customers, EmailKind.MARKETING)
+
+
+def recipients_for(campaign: EmailCampaign):
+    """Who the campaign goes to now: the audience the email gate lets through."""
+    return _audience(campaign).filter(email_refusal__isnull=True)
+
+
+def recipients_skipped(campaign: EmailCampaign) -> dict[str, int]:
+    """How many of the audience the gate refuses, per Refusal: one grouped query."""
+    return dict(
+        _audience(campaign)
+        .filter(email_refusal__isnull=False)
+        .order_by()
+        .values("email_refusal")
+        .annotate(n=Count("pk"))
+        .values_list("email_refusal", "n")
     )
 
 

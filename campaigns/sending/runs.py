@@ -11,7 +11,7 @@ from django_celery_beat.models import ClockedSchedule, PeriodicTask
 from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, SendBatch
 from campaigns.sending.batches import outside_batches
 from campaigns.sending.counters import campaign_counters_refresh
-from campaigns.sending.recipients import recipients_insert
+from campaigns.sending.recipients import recipients_insert, recipients_skipped
 from campaigns.states import (
     STOPS_SENDING,
     Move,
@@ -40,8 +40,9 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
             _one_off_schedule_remove(campaign)
         if created or run.status == CampaignRun.Status.RESOLVING:
             run.total = recipients_insert(campaign, run)
+            run.skipped = recipients_skipped(campaign)
             run.status = CampaignRun.Status.SENDING
-            run.save(update_fields=["total", "status"])
+            run.save(update_fields=["total", "skipped", "status"])
             move_to(campaign, Move.RUN_START, Status.SENDING)
             campaign.updated_at = timezone.now()
             campaign.save(update_fields=["status", "updated_at"])

@@ -8,6 +8,7 @@
 | rules      | the managers' scoring rules: `scoring_rules_update`, `scoring_rules_reset_defaults` |
 | workflows  | what a grade change does: `workflows_start`, `workflow_run_execute` (hot, warm) |
 | nurture    | the cold leads' email sequence: `nurture_enrol`, `nurture_stop`, `nurture_send_due` |
+|            | (who is enrolled and sent: customers.email_gate, marketing)                   |
 
 The names other apps call are importable from `leads.services` itself.
 """

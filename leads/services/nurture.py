@@ -1,5 +1,6 @@
 """The nurture sequence of cold leads: an email a week, NURTURE_STEPS of them, stopped when
-the lead warms up or unsubscribes (DESIGN.md "Leads")."""
+the lead warms up or the email gate refuses it (DESIGN.md "Leads"). Nurture is marketing
+email: customers.email_gate decides who is enrolled and who is sent each step."""
 
 from datetime import datetime, timedelta
 
@@ -7,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.services import send_email
+from customers.email_gate import EmailKind, Refusal, with_email_refusal
 from customers.models import Customer
 from leads.models import NurtureEnrollment
 
@@ -21,13 +23,14 @@ NURTURE_SUBJECTS = [
 
 
 def nurture_enrol(*, customer_ids: list[int], now: datetime) -> None:
-    """Enrol these leads (those not unsubscribed) with their first email due now."""
+    """Enrol these leads (those the email gate lets through) with their first email due now."""
+    allowed = with_email_refusal(
+        Customer.objects.filter(pk__in=customer_ids), EmailKind.MARKETING
+    ).filter(email_refusal__isnull=True)
     NurtureEnrollment.objects.bulk_create(
         [
             NurtureEnrollment(customer_id=pk, next_send_at=now, enrolled_at=now)
-            for pk in Customer.objects.filter(
-                pk__in=customer_ids, unsubscribed_at__isnull=True
-            ).values_list("pk", flat=True)
+            for pk in allowed.values_list("pk", flat=True)
         ],
         ignore_conflicts=True,  # already enrolled (one active enrollment per customer)
     )
@@ -46,16 +49,20 @@ def nurture_send_due(*, now: datetime | None = None, limit: int = 500) -> int:
     sent = 0
     with transaction.atomic():
         due = list(
-            NurtureEnrollment.objects.select_for_update(skip_locked=True)
-            .select_related("customer")
-            .filter(status=NurtureEnrollment.Status.ACTIVE, next_send_at__lte=now)
-            .order_by("next_send_at")[:limit]
+            with_email_refusal(
+                NurtureEnrollment.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("customer")
+                .filter(status=NurtureEnrollment.Status.ACTIVE, next_send_at__lte=now),
+                EmailKind.MARKETING,
+                prefix="customer__",
+            ).order_by("next_send_at")[:limit]
         )
         for enrollment in due:
             customer = enrollment.customer
-            if customer.unsubscribed_at is not None:
+            if enrollment.email_refusal:
+                # Refused now (unsubscribed, withdrawn, suppressed since...): stop, saying why.
                 enrollment.status = NurtureEnrollment.Status.STOPPED
-                enrollment.stop_reason = "Unsubscribed"
+                enrollment.stop_reason = Refusal(enrollment.email_refusal).label.capitalize()
             else:
                 subject = NURTURE_SUBJECTS[enrollment.step].format(
                     company=customer.company or "your team"

@@ -132,12 +132,16 @@ def _score_change(pk, previous_total, total, grade, previous_grade, now) -> Scor
     )
 
 
-def lead_rescore_later(*, customer_ids: list[int]) -> None:
-    """Rescore these leads in one Celery task once the current transaction commits."""
+def lead_rescore_later(*, customer_ids: list[int], start_workflows: bool = True) -> None:
+    """Rescore these leads in one Celery task once the current transaction commits;
+    start_workflows=False grades them without the grade workflows (an import)."""
     from leads.tasks import rescore_leads
 
     ids = list(customer_ids)
-    transaction.on_commit(lambda: rescore_leads.delay(ids))
+    if start_workflows:
+        transaction.on_commit(lambda: rescore_leads.delay(ids))
+    else:
+        transaction.on_commit(lambda: rescore_leads.delay(ids, start_workflows=False))
 
 
 def rescore_run_execute(*, run_id: int) -> RescoreRun | None:

@@ -4,7 +4,7 @@
   equals), gets a call task due in 2 hours and a high-priority task, and the lead gets a
   personal email;
 - warm: the least-loaded rep of the team takes it, with a follow-up task due in 24 hours and
-  a case-study email;
+  a case-study email (one-to-one email: customers.email_gate decides whether it goes);
 - cold: the lead enters the nurture sequence (leads.services.nurture), which stops when the
   lead warms up or unsubscribes.
 
@@ -23,6 +23,7 @@ from django.utils import timezone
 from crm.models import TeamMembership
 from crm.reactions import Event, react
 from crm.services import send_email
+from customers.email_gate import EmailKind, email_refusal
 from customers.models import Customer
 from customers.services import customer_assign_owner_automatically
 from leads.models import Grade, WorkflowRun
@@ -117,10 +118,13 @@ def workflow_run_execute(*, run_id: int) -> WorkflowRun | None:
             tasks = _tasks_for(run.grade, customer, now)
             react(Event.LEAD_NEEDS_FOLLOW_UP, assigned_to=rep, customer=customer, tasks=tasks)
             actions.extend(f"Task: {title}" for title, _priority, _due in tasks)
-        if customer.email and customer.unsubscribed_at is None:
+        refusal = email_refusal(customer, EmailKind.ONE_TO_ONE)
+        if refusal is None:
             subject, text = _email_for(run.grade, customer, rep)
             transaction.on_commit(lambda: send_email(to=customer.email, subject=subject, text=text))
             actions.append(f"Email: {subject}")
+        else:
+            actions.append(f"Email not sent: {refusal.label}")
         run.assigned_to = rep
         run.actions = actions
         run.status = WorkflowRun.Status.DONE

@@ -348,3 +348,16 @@ def test_owner_criteria_cannot_widen_what_a_user_sees(people, rep, other_rep):
 
 def test_an_admin_gets_everyone(people, admin_user):
     assert len(_names(people, admin_user, {})) == 6
+
+
+def test_email_consent_is_a_criterion_checked_like_the_others(rep, teams):
+    granted = CustomerFactory(owner=rep, email_consent="granted")
+    CustomerFactory(owner=rep, email_consent="unknown")
+    withdrawn = CustomerFactory(owner=rep, email_consent="withdrawn")
+    criteria = criteria_clean({"email_consent": ["withdrawn", "granted", "granted"]})
+    assert criteria == {"email_consent": ["granted", "withdrawn"]}
+    found = segment_customers(user=rep, criteria=criteria)
+    assert set(found) == {granted, withdrawn}
+    error = _refused({"email_consent": ["yes"]})
+    assert error.message == "Email consent: unknown value(s) ['yes']."
+    assert error.field == "email_consent"

@@ -3,8 +3,9 @@ from django.test import Client
 from django.urls import reverse
 
 from campaigns import sending
-from campaigns.models import EmailCampaign, EmailMessage, Suppression
+from campaigns.models import EmailCampaign, EmailMessage
 from campaigns.tokens import unsubscribe_token
+from customers.models import Suppression
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +37,7 @@ def test_get_only_asks_and_a_csrf_less_one_click_post_unsubscribes(sent, fake_se
     assert response.status_code == 200 and "is unsubscribed" in response.content.decode()
     ann.refresh_from_db()
     assert ann.unsubscribed_at is not None
+    assert (ann.email_consent, ann.email_consent_source) == ("withdrawn", "unsubscribe")
     assert Suppression.objects.filter(email="ann@a.example", reason="unsubscribe").exists()
     message = EmailMessage.objects.get(email="ann@a.example")
     assert message.status == "unsubscribed"

@@ -7,11 +7,14 @@ from django_celery_beat.models import PeriodicTask
 
 from campaigns import sending
 from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate, OutboxMessage
+from customers.models import Suppression
 from tests.factories import (
+    CustomerFactory,
     CustomerSegmentFactory,
     EmailCampaignFactory,
     EmailTemplateFactory,
     ManagerFactory,
+    unreachable_customers,
 )
 
 pytestmark = pytest.mark.django_db
@@ -138,6 +141,21 @@ def test_template_preview_and_test_send(manager_client, manager, audience):
     assert response.status_code == 302
     (sent,) = mail.outbox
     assert sent.to == ["manager@example.com"] and sent.subject.startswith("[Test] News for")
+
+
+def test_a_test_send_to_yourself_bypasses_the_email_gate(manager_client, manager, rep):
+    """The gate judges recipients; a test send's recipient is the manager, rendered for a
+    customer the gate refuses (and the manager's own address is suppressed too)."""
+    template = EmailTemplateFactory(created_by=manager)
+    withdrawn, _refusal = unreachable_customers(owner=rep)["withdrawn"]
+    manager.email = "manager@example.com"
+    manager.save()
+    Suppression.objects.create(email="manager@example.com", reason="bounce")
+    response = manager_client.post(
+        reverse("campaigns:template_send_test", args=[template.pk]), {"customer": withdrawn.pk}
+    )
+    assert response.status_code == 302
+    assert [message.to for message in mail.outbox] == [["manager@example.com"]]
 
 
 def test_preview_never_renders_a_customer_the_manager_cannot_see(manager_client, manager, audience):
@@ -276,7 +294,34 @@ def test_list_pages_run_a_fixed_number_of_queries(
         (reverse("campaigns:template_list"), 5),
         (reverse("campaigns:segment_list"), 5),
         (reverse("campaigns:outbox"), 5),
-        (reverse("campaigns:campaign_detail", args=[sent_campaign.pk]), 17),
+        (
+            reverse("campaigns:campaign_detail", args=[sent_campaign.pk]),
+            18,
+        ),  # +1: the email gate's skip counts
     ]:
         with django_assert_max_num_queries(limit):
             assert manager_client.get(url).status_code == 200, url
+
+
+def test_the_campaign_page_shows_whom_the_email_gate_skipped_and_why(
+    manager_client, campaign, audience, fake_sendgrid, rep
+):
+    unreachable_customers(owner=rep)
+    CustomerFactory(owner=rep, email="unknown@x.example", email_consent="unknown")
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    sending.run_send(run_id=run.pk)
+    page = manager_client.get(reverse("campaigns:campaign_detail", args=[campaign.pk]))
+    body = page.content.decode()
+    assert 'data-skipped="6"' in body
+    assert "Skipped 6: 4 suppressed, 2 no consent" in body
+    for reason in (
+        "bounced 1",
+        "consent withdrawn 1",
+        "dropped by the provider 1",
+        "no consent 1",
+        "spam report 1",
+        "unsubscribed 1",
+    ):
+        assert reason in body

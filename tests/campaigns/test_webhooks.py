@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from campaigns import sending, webhooks
-from campaigns.models import EmailCampaign, EmailEvent, EmailMessage, Suppression
+from campaigns.models import EmailCampaign, EmailEvent, EmailMessage
 from campaigns.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from customers.models import Customer
+from customers.models import Customer, Suppression
 from leads.models import LeadActivity
 
 pytestmark = pytest.mark.django_db
@@ -205,12 +205,39 @@ def test_bounces_spam_reports_and_unsubscribes_are_suppressed(sent, deliver, aud
         "bob@b.example": "bounce",
         "cy@c.example": "spam",
         "di@d.example": "unsubscribe",
+        "ed@e.example": "invalid",  # dropped, reason "Invalid"
     }
     assert Suppression.objects.get(email="bob@b.example").detail == "550 5.1.1 no such user"
     unsubscribed = set(
         Customer.objects.filter(unsubscribed_at__isnull=False).values_list("email", flat=True)
     )
     assert unsubscribed == {"cy@c.example", "di@d.example"}  # a bounce is not an unsubscribe
+    withdrawn = Customer.objects.filter(email_consent="withdrawn", email_consent_source="webhook")
+    assert set(withdrawn.values_list("email", flat=True)) == unsubscribed
+
+
+@pytest.mark.parametrize(
+    "reason, suppression, unsubscribed",
+    [
+        ("Bounced Address", "bounce", False),
+        ("Invalid", "invalid", False),
+        ("Spam Reporting Address", "spam", True),
+        ("Unsubscribed Address", "unsubscribe", True),
+        ("invalid", "invalid", False),  # SendGrid's capitalisation is not relied on
+        ("Invalid SMTPAPI header", "dropped", False),
+        ("", "dropped", False),
+    ],
+)
+def test_a_dropped_event_suppresses_its_address_with_the_reason_it_gives(
+    sent, deliver, reason, suppression, unsubscribed
+):
+    bob = sent["bob"]
+    deliver([_event(bob, "dropped", at=9, reason=reason)])
+    row = Suppression.objects.get(email=bob.email)
+    assert (row.reason, row.detail) == (suppression, reason)
+    assert EmailMessage.objects.get(pk=bob.pk).status == "dropped"
+    customer = Customer.objects.get(pk=bob.customer_id)
+    assert (customer.unsubscribed_at is not None) is unsubscribed
 
 
 @pytest.mark.parametrize(
@@ -222,7 +249,7 @@ def test_bounces_spam_reports_and_unsubscribes_are_suppressed(sent, deliver, aud
         ("open", "opened_at", "opened", None, False),
         ("click", "clicked_at", "clicked", None, False),
         ("bounce", "bounced_at", "bounced", "bounce", False),
-        ("dropped", "dropped_at", "dropped", None, False),
+        ("dropped", "dropped_at", "dropped", "dropped", False),  # no reason given
         ("spamreport", "unsubscribed_at", "unsubscribed", "spam", True),
         ("unsubscribe", "unsubscribed_at", "unsubscribed", "unsubscribe", True),
         ("group_unsubscribe", "unsubscribed_at", "unsubscribed", "unsubscribe", True),

@@ -1,4 +1,5 @@
 import pytest
+from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -267,3 +268,110 @@ def test_a_failing_import_records_why_and_writes_nothing(rep, teams, monkeypatch
     assert customer_import.status == CustomerImport.Status.FAILED
     assert "disk on fire" in customer_import.failure_reason
     assert not Customer.objects.exists()
+
+
+# Consent and "an import never starts an email by itself" --------------------------------
+
+
+@pytest.mark.parametrize("header", ["email_consent", "Consent", "has_newsletter", "Opt-In"])
+def test_a_consent_column_is_recognised_by_its_usual_names(rep, teams, header):
+    customer_import = _upload(rep, f"name,email,{header}\nAnn,ann@a.example,yes\n")
+    assert customer_import.column_mapping["email_consent"] == 2
+
+
+def test_consent_values_map_to_granted_or_withdrawn_and_a_blank_is_unknown(rep, teams):
+    values = ["yes", "No", "TRUE", "false", "1", "0", "Opt-In", "opt-out", " ", "YES "]
+    rows = "".join(f"P{i},p{i}@x.example,{value}\n" for i, value in enumerate(values))
+    result = _run(rep, _upload(rep, "name,email,has_newsletter\n" + rows))
+    assert (result.created_count, result.error_count) == (len(values), 0)
+    found = dict(Customer.objects.values_list("email", "email_consent"))
+    granted, withdrawn, unknown = "granted", "withdrawn", "unknown"
+    expected = [granted, withdrawn, granted, withdrawn, granted, withdrawn, granted, withdrawn]
+    assert [found[f"p{i}@x.example"] for i in range(len(values))] == [
+        *expected,
+        unknown,
+        granted,
+    ]
+    assert set(Customer.objects.values_list("email_consent_source", flat=True)) == {"import"}
+
+
+def test_without_a_consent_column_consent_is_unknown(rep, teams):
+    _run(rep, _upload(rep, GOOD))
+    assert set(Customer.objects.values_list("email_consent", flat=True)) == {"unknown"}
+
+
+def test_any_other_consent_value_is_a_row_error_with_a_clear_message(rep, teams):
+    result = _run(
+        rep, _upload(rep, "name,email,consent\nAnn,ann@a.example,maybe\nBo,bo@b.example,y\n")
+    )
+    assert (result.created_count, result.error_count) == (0, 2)
+    assert result.row_errors[0]["errors"] == {
+        "email_consent": [
+            "Email consent 'maybe' is not one of yes, no, true, false, 1, 0, opt-in, opt-out."
+        ]
+    }
+
+
+def test_an_update_never_turns_a_withdrawal_back_into_consent(rep, teams):
+    gone = CustomerFactory(owner=rep, email="gone@x.example", email_consent="withdrawn")
+    unsure = CustomerFactory(owner=rep, email="unsure@x.example", email_consent="unknown")
+    text = "name,email,consent\nGone,gone@x.example,yes\nUnsure,unsure@x.example,yes\n"
+    result = _run(rep, _upload(rep, text, mode="update"))
+    assert result.updated_count == 2
+    gone.refresh_from_db()
+    unsure.refresh_from_db()
+    assert gone.email_consent == "withdrawn"
+    assert (unsure.email_consent, unsure.email_consent_source) == ("granted", "import")
+
+
+def test_a_1000_row_import_sends_nothing_even_after_every_beat_task_has_run(
+    rep_client, rep, django_capture_on_commit_callbacks
+):
+    from campaigns import tasks as campaign_tasks
+    from campaigns.models import OutboxMessage
+    from crm import tasks as crm_tasks
+    from leads import tasks as lead_tasks
+    from leads.models import NurtureEnrollment, WorkflowRun
+    from sales import tasks as sales_tasks
+
+    hot = "5000,over_250k,immediate,decision_maker,referral"
+    cold = ",,,,other"
+    rows = "".join(
+        f"Lead {i},lead{i}@x.example,{'false' if i % 3 == 0 else 'true'},"
+        f"{hot if i % 10 == 0 else cold}\n"
+        for i in range(1000)
+    )
+    header = "name,email,has_newsletter,employees,budget,timeline,authority,source\n"
+    upload = rep_client.post(
+        reverse("customers:import_upload"),
+        {"file": SimpleUploadedFile("c.csv", (header + rows).encode()), "duplicate_mode": "skip"},
+    )
+    post = {f"map_{field}": "" for field in csv_import.IMPORTABLE_FIELDS}
+    post.update(
+        {
+            f"map_{field}": str(column)
+            for field, column in _upload(rep, header + rows).column_mapping.items()
+        }
+    )
+    post["duplicate_mode"] = "skip"
+    with django_capture_on_commit_callbacks(execute=True):
+        rep_client.post(upload["Location"], post)
+    assert Customer.objects.count() == 1000
+    assert Customer.objects.filter(email_consent="granted").count() == 666
+    graded = LeadScore.objects.exclude(grade="")
+    assert graded.count() == 1000  # scored and graded
+    assert graded.filter(grade="cold").count() > 0 and graded.exclude(grade="cold").count() > 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        lead_tasks.rescore_all()
+        lead_tasks.send_nurture_emails()
+        for run_id in WorkflowRun.objects.values_list("pk", flat=True):
+            lead_tasks.run_workflow(run_id)
+        campaign_tasks.resume_stalled_runs()
+        campaign_tasks.refresh_segment_counts()
+        sales_tasks.pipeline_nightly()
+        crm_tasks.scheduler_heartbeat()
+    assert not NurtureEnrollment.objects.exists()
+    assert not WorkflowRun.objects.exists()
+    assert mail.outbox == []
+    assert not OutboxMessage.objects.exists()

@@ -14,7 +14,7 @@ from leads.services import rescore as rescore_service
 from leads.services.rescore import leads_rescore
 from leads.services.workflows import workflow_run_execute
 from sales.models import Task
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, unreachable_customers
 from tests.leads.helpers import HOT, WARM
 
 
@@ -123,3 +123,36 @@ def test_two_racing_rescorings_claim_a_transition_once(team, monkeypatch):
     assert not errors
     assert sorted(len(transitions) for transitions in results) == [0, 1]
     assert WorkflowRun.objects.filter(customer=lead).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("grade_fields", [HOT, WARM], ids=["hot", "warm"])
+def test_hot_and_warm_emails_never_go_to_an_unreachable_address(
+    team, django_capture_on_commit_callbacks, grade_fields
+):
+    unreachable = unreachable_customers(owner=team["owner"], lifecycle_stage="lead", **grade_fields)
+    for customer, _refusal in unreachable.values():
+        _engage(customer)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_rescore(customer_ids=[c.pk for c, _r in unreachable.values()])
+    assert mail.outbox == []
+    runs = {run.customer.email: run for run in WorkflowRun.objects.select_related("customer")}
+    assert len(runs) == 5 and all(run.status == "done" for run in runs.values())
+    labels = {
+        "withdrawn": "consent withdrawn",
+        "unsubscribed": "unsubscribed",
+        "bounced": "bounced",
+        "dropped": "dropped by the provider",
+        "spam": "spam report",
+    }
+    for name, label in labels.items():
+        assert f"Email not sent: {label}" in runs[f"{name}@never.example"].actions
+
+
+@pytest.mark.django_db
+def test_a_one_to_one_email_needs_no_granted_consent(team, django_capture_on_commit_callbacks):
+    lead = _lead(team["owner"], email_consent="unknown", **HOT)
+    _engage(lead)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_rescore(customer_ids=[lead.pk])
+    assert [message.to for message in mail.outbox] == [[lead.email]]

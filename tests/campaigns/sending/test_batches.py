@@ -9,13 +9,13 @@ from campaigns.models import (
     EmailCampaign,
     EmailMessage,
     SendBatch,
-    Suppression,
 )
 from campaigns.sending import batches, leases
 from campaigns.sending.counters import campaign_counters_refresh
 from campaigns.sending.provider import ProviderCannotTell
 from campaigns.sending.sendgrid import SendGrid
 from campaigns.templating import SubstitutionPlan
+from customers.models import Suppression
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +125,29 @@ def test_someone_who_unsubscribes_mid_run_is_not_sent_to(
     assert sending.run_send(run_id=run.pk) == "sent"
     assert sorted(fake_sendgrid.recipients()) == ["cy@c.example", "di@d.example", "ed@e.example"]
     assert EmailMessage.objects.filter(status="cancelled").count() == 2
+    assert EmailMessage.objects.get(email="bob@b.example").error == (
+        "Not sent: bounced (after the campaign started)."
+    )
+    assert run.__class__.objects.get(pk=run.pk).skipped == {"unsubscribed": 1, "bounced": 1}
+
+
+def test_consent_withdrawn_or_an_address_dropped_mid_run_is_cancelled_with_its_reason(
+    campaign, manager, audience, fake_sendgrid
+):
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    ann, bob, cy = audience["mine"][:3]
+    type(ann).objects.filter(pk=ann.pk).update(email_consent="withdrawn")
+    type(bob).objects.filter(pk=bob.pk).update(email_consent="unknown")
+    Suppression.objects.create(email="cy@c.example", reason="dropped")
+    assert sending.run_send(run_id=run.pk) == "sent"
+    assert sorted(fake_sendgrid.recipients()) == ["di@d.example", "ed@e.example"]
+    errors = dict(EmailMessage.objects.filter(status="cancelled").values_list("email", "error"))
+    assert errors == {
+        "ann@a.example": "Not sent: consent withdrawn (after the campaign started).",
+        "bob@b.example": "Not sent: no consent (after the campaign started).",
+        "cy@c.example": "Not sent: dropped by the provider (after the campaign started).",
+    }
+    run.refresh_from_db()
+    assert run.skipped == {"withdrawn": 1, "no_consent": 1, "dropped": 1}
