@@ -10,10 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.managers import CampaignRunQuerySet
-from customers.models import (
-    Customer,
-    Suppression,  # noqa: F401  (moved to customers; bench/ imports it here)
-)
+from customers.models import Customer
 
 
 class EmailTemplate(models.Model):

@@ -25,8 +25,10 @@ from django.utils import timezone
 from crm.bulk import bulk_insert
 from customers.models import (
     BudgetRange,
+    ConsentSource,
     Customer,
     DecisionAuthority,
+    EmailConsent,
     Industry,
     PurchaseTimeline,
     Region,
@@ -81,6 +83,17 @@ def _bag(weights: Weights) -> list[str]:
     """Each value as often as its weight: rng.choice() of it is a weighted draw, and much
     faster than rng.choices() one at a time."""
     return [value for value, weight in weights.items() for _ in range(weight)]
+
+
+def _consent(state: str, created) -> dict:
+    """The consent columns of a generated customer: given on a form when it was created."""
+    if state == EmailConsent.UNKNOWN:
+        return {"email_consent": state, "email_consent_source": "", "email_consent_at": None}
+    return {
+        "email_consent": state,
+        "email_consent_source": ConsentSource.FORM,
+        "email_consent_at": created,
+    }
 
 
 def dataset_generate(
@@ -150,6 +163,7 @@ def customers_generate(
     budgets, timelines = BudgetRange.values, PurchaseTimeline.values
     authorities = DecisionAuthority.values
     lifecycle, engagement = _bag(profile.lifecycle), _bag(ENGAGEMENT)
+    consents = _bag(profile.email_consent)
     tags = list(tags) if profile.tagged_share else []
     start = Customer.objects.count() if count else 0
     for offset in range(0, count, batch):
@@ -187,6 +201,7 @@ def customers_generate(
                     "purchase_timeline": rng.choice(timelines),
                     "created_at": created,
                     "updated_at": created,
+                    **_consent(rng.choice(consents), created),
                 }
             )
         ids = bulk_insert(Customer, rows)

@@ -3,7 +3,7 @@
 distributions they share, and the words the names, titles and notes are made of.
 demo.generators turns a profile, a size and a seed into rows."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Weights = dict[str, int]
 
@@ -30,6 +30,8 @@ class Profile:
     unassigned_share: float  # ...by nobody; the others by a random rep
     activities_per_deal: int  # from 0 to this many activities a deal
     open_task_share: float  # open deals with a task
+    # Customers' email consent (customers.EmailConsent values), recorded as from the form
+    email_consent: Weights = field(default_factory=lambda: {"granted": 1})
 
 
 # seed_demo's data and the benchmarks' 100k set (`seed_demo --customers 100000 --deals 100000`).
@@ -50,6 +52,9 @@ DEMO = Profile(
     unassigned_share=0.0,
     activities_per_deal=3,
     open_task_share=0.6,
+    # Most gave consent on a form; some never said (marketing skips them while
+    # MARKETING_REQUIRES_CONSENT is on, so the campaign page shows skips with reasons).
+    email_consent={"granted": 8, "unknown": 2},
 )
 
 # The 1M data set of bench/scenarios/dashboard_1m.py (bench/README.md describes it): 40 %

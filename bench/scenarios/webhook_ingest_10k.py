@@ -26,9 +26,9 @@ from bench.scenarios.campaign_send_100k import (
     bench_template_and_segment,
 )
 from campaigns import sending, webhooks
-from campaigns.models import EmailCampaign, EmailEvent, EmailMessage, Suppression
+from campaigns.models import EmailCampaign, EmailEvent, EmailMessage
 from campaigns.sending.counters import campaign_counters_refresh
-from customers.models import Customer
+from customers.models import Customer, Suppression
 from leads.models import LeadActivity
 
 EVENTS = 10_000

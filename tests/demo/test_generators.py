@@ -167,3 +167,20 @@ def test_deals_need_reps_and_customers():
 def test_the_demo_profile_has_every_status(rep_ids):
     dataset_generate(customers=50, deals=200, rep_ids=rep_ids, seed=11)
     assert set(Sale.objects.values_list("status", flat=True)) == set(Sale.Status.values)
+
+
+def test_most_demo_customers_consented_on_a_form_and_some_never_said(rep_ids):
+    from customers.email_gate import EmailKind, with_email_refusal
+
+    dataset_generate(customers=400, deals=0, rep_ids=rep_ids, seed=4)
+    states = Counter(Customer.objects.values_list("email_consent", flat=True))
+    assert set(states) == {"granted", "unknown"}
+    assert 0.7 < states["granted"] / 400 < 0.9
+    granted = Customer.objects.filter(email_consent="granted")
+    assert not granted.exclude(email_consent_source="form").exists()
+    assert not granted.filter(email_consent_at__isnull=True).exists()
+    # With MARKETING_REQUIRES_CONSENT the gate lets the consenting ones through only.
+    refused = with_email_refusal(Customer.objects.all(), EmailKind.MARKETING).exclude(
+        email_refusal=None
+    )
+    assert refused.count() == states["unknown"]
