@@ -12,8 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _check_deploy(**env) -> subprocess.CompletedProcess:
+    # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; production does not.
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     environment = {
-        **os.environ,
+        **inherited,
         "DJANGO_SETTINGS_MODULE": "crm.settings",
         "SECRET_KEY": "a-long-random-production-key-" + "x7Qp2Lm9Zr4Tb8Wc" * 3,
         "DEBUG": "false",
