@@ -22,6 +22,7 @@ from django.db.models.functions import Lower
 from django.forms.models import construct_instance
 from django.utils import timezone
 
+from crm.bulk import analyze
 from crm.errors import ValidationFailed
 from crm.permissions import assignable_users, editable_customers
 from crm.services import audit_record_many
@@ -284,12 +285,15 @@ def customer_import_execute(*, import_id: int) -> CustomerImport | None:
     if customer_import is None:  # gone, or already done by an earlier delivery
         return None
     try:
-        return customer_import_run(
+        finished = customer_import_run(
             actor=customer_import.uploaded_by,
             customer_import=customer_import,
             mapping=customer_import.column_mapping,
             duplicate_mode=customer_import.duplicate_mode,
         )
+        if finished.created_count + finished.updated_count >= ANALYZE_AFTER_ROWS:
+            analyze(Customer, Customer.tags.through)
+        return finished
     except ValidationFailed as error:
         _mark_failed(import_id, error.message)
     except OperationalError:
@@ -309,6 +313,8 @@ def _mark_failed(import_id: int, reason: str) -> None:
 
 
 PROGRESS_EVERY_ROWS = 1000
+# An import this large refreshes the planner's statistics of the customers it loaded.
+ANALYZE_AFTER_ROWS = 1000
 
 
 def customer_import_run(

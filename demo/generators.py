@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from crm.bulk import bulk_insert
+from crm.bulk import analyze, bulk_insert
 from customers.models import (
     BudgetRange,
     ConsentSource,
@@ -138,6 +138,9 @@ def dataset_generate(
         progress=progress,
     )
     lead_activities_generate(rng=rng, profile=profile, now=now, into=generated)
+    if customers or deals:
+        analyze(Customer, Customer.tags.through, Sale, StageChange, SaleActivity, Task,
+                LeadActivity)  # fmt: skip
     return generated
 
 
