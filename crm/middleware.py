@@ -2,7 +2,9 @@
 
 import logging
 
+from django.db import OperationalError
 from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
 from crm.errors import ValidationFailed
@@ -11,10 +13,22 @@ from crm.http import is_htmx
 logger = logging.getLogger("django.request")
 
 
+def _statement_timed_out(exception: Exception) -> bool:
+    """PostgreSQL cancelled the statement at its statement_timeout (crm/settings.py)."""
+    if not isinstance(exception, OperationalError):
+        return False
+    try:
+        from psycopg.errors import QueryCanceled
+    except ImportError:  # SQLite only: no statement timeout there
+        return False
+    return isinstance(exception.__cause__, QueryCanceled)
+
+
 class DomainErrorMiddleware:
     """A service's ValidationFailed that no view turned into a form error answers 400 with
-    its message (JSON for API and htmx callers). PermissionDenied needs nothing here: it is
-    Django's own, which answers 403."""
+    its message (JSON for API and htmx callers); a statement PostgreSQL cancelled at the
+    web's statement timeout answers 503 with a page that says so. PermissionDenied needs
+    nothing here: it is Django's own, which answers 403."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -23,6 +37,11 @@ class DomainErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        if _statement_timed_out(exception):
+            logger.error("Statement timeout on %s: %s", request.path, exception)
+            if is_htmx(request) or "application/json" in request.headers.get("Accept", ""):
+                return JsonResponse({"error": "This took too long and was stopped."}, status=503)
+            return render(request, "503.html", status=503)
         if not isinstance(exception, ValidationFailed):
             return None
         logger.warning("Bad request (%s): %s", exception.message, request.path)
