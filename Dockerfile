@@ -13,4 +13,4 @@ RUN SECRET_KEY=build-only-not-secret DEBUG=false python manage.py collectstatic 
 USER crm
 
 EXPOSE 8000
-CMD ["gunicorn", "crm.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "crm.wsgi:application"]
