@@ -36,13 +36,10 @@ from campaigns.states import (
 from campaigns.templating import render, template_errors, variables_used
 from campaigns.tokens import unsubscribe_token_read
 from crm.errors import ValidationFailed
-from crm.permissions.core import require_manager
+from crm.permissions.campaigns import require_campaign_manager
 from crm.services import audit_record, send_email
 from customers.models import Customer, Suppression
 from customers.services import customers_mark_unsubscribed, suppressions_add
-
-NOT_A_MANAGER = "Only managers and admins run campaigns."
-
 
 # Templates --------------------------------------------------------------------------------
 
@@ -51,7 +48,7 @@ def template_save(
     *, actor, data: dict[str, Any], template: EmailTemplate | None = None
 ) -> EmailTemplate:
     """Create or update a template; every unknown variable or bad placeholder is reported."""
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     errors = []
     for field in ("subject", "html_body", "text_body"):
         errors += [
@@ -92,7 +89,7 @@ def template_preview(*, template: EmailTemplate, customer: Customer) -> dict[str
 
 def template_send_test(*, actor, template: EmailTemplate, customer: Customer) -> str:
     """Send the template, rendered for `customer`, to the acting user's own address."""
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     if not actor.email:
         raise ValidationFailed("Your account has no email address to send the test to.")
     preview = template_preview(template=template, customer=customer)
@@ -111,7 +108,7 @@ def template_send_test(*, actor, template: EmailTemplate, customer: Customer) ->
 def segment_save(
     *, actor, data: dict[str, Any], segment: CustomerSegment | None = None
 ) -> CustomerSegment:
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     criteria = criteria_clean(data.get("criteria", {}))
     segment = segment or CustomerSegment(created_by=actor)
     segment.name = data["name"]
@@ -146,7 +143,7 @@ def segment_count_refresh(*, segment: CustomerSegment, user=None) -> int:
 def campaign_save(
     *, actor, data: dict[str, Any], campaign: EmailCampaign | None = None
 ) -> EmailCampaign:
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     if campaign:
         action_check(campaign, Action.EDIT)
     if data.get("cron_expression"):
@@ -171,7 +168,7 @@ def _lock(campaign: EmailCampaign) -> EmailCampaign:
 
 @transaction.atomic
 def campaign_send_now(*, actor, campaign: EmailCampaign) -> EmailCampaign:
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     campaign = _lock(campaign)
     action_check(campaign, Action.SEND_NOW)
     move_to(campaign, Move.SEND_NOW, Status.SENDING)
@@ -193,7 +190,7 @@ def campaign_schedule(
     *, actor, campaign: EmailCampaign, send_at: datetime | None = None, cron: str = ""
 ) -> EmailCampaign:
     """Schedule one send at `send_at` (aware) or a send on every firing of `cron`."""
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     campaign = _lock(campaign)
     action_check(campaign, Action.SCHEDULE)
     if bool(send_at) == bool(cron):
@@ -309,7 +306,7 @@ def _periodic_task_remove(campaign: EmailCampaign) -> None:
 
 @transaction.atomic
 def campaign_pause(*, actor, campaign: EmailCampaign) -> EmailCampaign:
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     campaign = _lock(campaign)
     action_check(campaign, Action.PAUSE)
     move_to(campaign, Move.PAUSE, Status.PAUSED)
@@ -324,7 +321,7 @@ def campaign_pause(*, actor, campaign: EmailCampaign) -> EmailCampaign:
 
 @transaction.atomic
 def campaign_resume(*, actor, campaign: EmailCampaign) -> EmailCampaign:
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     campaign = _lock(campaign)
     action_check(campaign, Action.RESUME)
     unfinished = list(campaign.runs.unfinished())
@@ -349,7 +346,7 @@ def campaign_resume(*, actor, campaign: EmailCampaign) -> EmailCampaign:
 
 @transaction.atomic
 def campaign_cancel(*, actor, campaign: EmailCampaign) -> EmailCampaign:
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     campaign = _lock(campaign)
     action_check(campaign, Action.CANCEL)
     move_to(campaign, Move.CANCEL, Status.CANCELLED)
@@ -365,7 +362,7 @@ def campaign_cancel(*, actor, campaign: EmailCampaign) -> EmailCampaign:
 
 @transaction.atomic
 def campaign_delete(*, actor, campaign: EmailCampaign) -> None:
-    require_manager(actor, NOT_A_MANAGER)
+    require_campaign_manager(actor)
     action_check(campaign, Action.DELETE)
     _periodic_task_remove(campaign)
     audit_record(actor=actor, verb="delete", instance=campaign, changes={"name": campaign.name})

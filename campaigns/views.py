@@ -21,11 +21,10 @@ from crm.permissions.campaigns import (
     access_template_by_id,
     can_change_campaign,
     can_run_campaigns,
+    require_campaign_manager,
 )
-from crm.permissions.core import require_manager
 
 PAGE_SIZE = 25
-NOT_A_MANAGER = "Only managers and admins manage campaigns."
 
 
 # Campaigns ------------------------------------------------------------------------------
@@ -60,7 +59,7 @@ def campaign_list(request):
 
 @require_http_methods(["GET", "POST"])
 def campaign_edit(request, pk: int | None = None):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     campaign = access_campaign_by_id(request.user, pk, for_change=True) if pk else None
     form = CampaignForm(request.POST or None, instance=campaign, user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -124,7 +123,7 @@ ACTIONS = {
 
 @require_POST
 def campaign_action(request, pk: int, action: str):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     campaign = access_campaign_by_id(request.user, pk, for_change=True)
     if action not in ACTIONS:
         raise Http404("No such action.")
@@ -140,7 +139,7 @@ def campaign_action(request, pk: int, action: str):
 
 @require_POST
 def campaign_schedule(request, pk: int):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     campaign = access_campaign_by_id(request.user, pk, for_change=True)
     form = ScheduleForm(request.POST)
     if form.is_valid():
@@ -167,7 +166,7 @@ def campaign_schedule(request, pk: int):
 
 @require_http_methods(["GET", "POST"])
 def campaign_delete(request, pk: int):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     campaign = access_campaign_by_id(request.user, pk, for_change=True)
     if request.method == "POST":
         try:
@@ -196,7 +195,7 @@ def customer_emails(request, pk: int):
 
 
 def template_list(request):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     templates = selectors.templates_list(user=request.user)
     page = Paginator(templates, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "campaigns/template_list.html", {"page": page})
@@ -204,7 +203,7 @@ def template_list(request):
 
 @require_http_methods(["GET", "POST"])
 def template_edit(request, pk: int | None = None):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     template = access_template_by_id(request.user, pk) if pk else None
     form = TemplateForm(request.POST or None, instance=template)
     if request.method == "POST" and form.is_valid():
@@ -235,7 +234,7 @@ def _preview_customer(request):
 
 
 def template_preview(request, pk: int):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     template = access_template_by_id(request.user, pk)
     customer = _preview_customer(request)
     preview = services.template_preview(template=template, customer=customer) if customer else None
@@ -248,7 +247,7 @@ def template_preview(request, pk: int):
 
 @require_POST
 def template_send_test(request, pk: int):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     template = access_template_by_id(request.user, pk)
     customer = _preview_customer(request)
     if customer is None:
@@ -267,7 +266,7 @@ def template_send_test(request, pk: int):
 
 
 def segment_list(request):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     segments = selectors.segments_list(user=request.user)
     page = Paginator(segments, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "campaigns/segment_list.html", {"page": page})
@@ -275,7 +274,7 @@ def segment_list(request):
 
 @require_http_methods(["GET", "POST"])
 def segment_edit(request, pk: int | None = None):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     segment = access_segment_by_id(request.user, pk) if pk else None
     initial = SegmentForm.initial_from(segment) if segment else None
     form = SegmentForm(request.POST or None, initial=initial, user=request.user)
@@ -302,7 +301,7 @@ def segment_edit(request, pk: int | None = None):
 @require_POST
 def segment_count(request):
     """The live count while a segment is edited (htmx)."""
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     form = SegmentForm(request.POST, user=request.user)
     form.is_valid()  # the name may be missing while editing; criteria errors matter
     errors = [e for key in SegmentForm.CRITERIA_FIELDS for e in form.errors.get(key, [])]
@@ -323,7 +322,7 @@ def segment_count(request):
 
 
 def outbox(request):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     q = request.GET.get("q", "").strip()[:100]
     messages_ = selectors.outbox_list(user=request.user, q=q)
     page = Paginator(messages_, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -335,6 +334,6 @@ def outbox(request):
 
 
 def outbox_message(request, pk: int):
-    require_manager(request.user, NOT_A_MANAGER)
+    require_campaign_manager(request.user)
     message = access_outbox_message_by_id(request.user, pk)
     return render(request, "campaigns/outbox_message.html", {"message": message})

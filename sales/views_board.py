@@ -13,6 +13,7 @@ from crm.permissions.core import require_manager
 from sales import board, services
 from sales.forms import AutomationRuleForm, BoardFilterForm, BoardMoveForm, StageSettingForm
 from sales.models import AutomationRule, Sale, StageSetting
+from sales.services.pipeline import SETTINGS_REFUSED
 
 
 def _board_context(request, filter_form: BoardFilterForm) -> dict:
@@ -99,7 +100,7 @@ def _board_with_message(request, filter_form, message: str, status: int):
 @require_http_methods(["GET", "POST"])
 def pipeline_settings(request):
     """Per-stage base probability, stale limit and tasks; the automation rules."""
-    require_manager(request.user, "Only managers and admins change the pipeline settings.")
+    require_manager(request.user, SETTINGS_REFUSED)
     stages = StageSetting.objects.filter(status__in=Sale.OPEN_STATUSES).order_by("id")
     forms = [
         StageSettingForm(request.POST or None, instance=stage, prefix=stage.status)

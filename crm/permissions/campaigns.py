@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from crm.permissions.core import queryset_or_all
+from crm.permissions.core import queryset_or_all, require_manager
 from crm.permissions.customers import visible_customers
 from crm.roles import Role, is_manager_or_admin, role_of
 
@@ -17,6 +17,11 @@ from crm.roles import Role, is_manager_or_admin, role_of
 def can_run_campaigns(user) -> bool:
     """Managers and admins make templates, segments and campaigns; reps only read."""
     return is_manager_or_admin(user)
+
+
+def require_campaign_manager(user) -> None:
+    """Refuse (403) anyone who may not run campaigns: every campaign view and service asks."""
+    require_manager(user, "Only managers and admins run campaigns.")
 
 
 def co_manager_ids(user) -> list[int]:

@@ -9,11 +9,13 @@ from crm.services import audit_record, diff_snapshots, model_snapshot
 from sales.defaults import RULE_DEFAULTS, STAGE_DEFAULTS
 from sales.models import AutomationRule, StageSetting
 
+SETTINGS_REFUSED = "Only managers and admins change the pipeline settings."
+
 
 @transaction.atomic
 def pipeline_settings_save(*, actor, stages: list[tuple[Any, dict]], rules) -> None:
     """Stage settings and automation rules, saved together with an audit row each."""
-    require_manager(actor, "Only managers and admins change the pipeline settings.")
+    require_manager(actor, SETTINGS_REFUSED)
     for stage, data in stages:
         # From the database: the form's validation has already put the new values on `stage`.
         saved = type(stage).objects.get(pk=stage.pk)

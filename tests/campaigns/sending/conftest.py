@@ -10,6 +10,23 @@ from campaigns.services import campaign_send_now
 
 
 @pytest.fixture
+def pause_after_a_batch(monkeypatch):
+    """Each batch, once sent, is followed by a manager pausing the campaign (arm it with the
+    campaign); the sender should stop before the next one."""
+
+    def arm(campaign):
+        original = batches.batch_send
+
+        def send_then_pause(provider, run, batch, plan):
+            original(provider, run, batch, plan)
+            EmailCampaign.objects.filter(pk=campaign.pk).update(status="paused")
+
+        monkeypatch.setattr(batches, "batch_send", send_then_pause)
+
+    return arm
+
+
+@pytest.fixture
 def send_now(manager, django_capture_on_commit_callbacks):
     """Send the campaign now as the manager, running the tasks it queues."""
 

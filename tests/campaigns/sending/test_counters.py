@@ -37,14 +37,8 @@ def test_while_sending_the_counters_follow_the_batches(campaign, started, monkey
     assert seen == [0, 2, 4] and _sent_count(campaign) == 5
 
 
-def test_a_sender_that_stops_leaves_the_counters_exact(campaign, started, monkeypatch):
-    original = batches.batch_send
-
-    def send_then_pause(provider, run, batch, plan):
-        original(provider, run, batch, plan)
-        EmailCampaign.objects.filter(pk=campaign.pk).update(status="paused")
-
-    monkeypatch.setattr(batches, "batch_send", send_then_pause)
+def test_a_sender_that_stops_leaves_the_counters_exact(campaign, started, pause_after_a_batch):
+    pause_after_a_batch(campaign)
     assert sending.run_send(run_id=started.pk) == "paused"
     assert _sent_count(campaign) == 2
 

@@ -11,30 +11,28 @@ from campaigns.models import (
     EmailCampaign,
     EmailMessage,
 )
-from campaigns.sending import batches
 from campaigns.services import campaign_cancel, campaign_pause, campaign_resume
 
 pytestmark = pytest.mark.django_db
 
 
 def test_pause_stops_between_batches_and_resume_sends_the_rest(
-    campaign, manager, audience, fake_sendgrid, settings, django_capture_on_commit_callbacks
+    campaign,
+    manager,
+    audience,
+    fake_sendgrid,
+    settings,
+    django_capture_on_commit_callbacks,
+    pause_after_a_batch,
+    monkeypatch,
 ):
     settings.CAMPAIGN_BATCH_SIZE = 2
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    original = batches.batch_send
-
-    def send_then_pause(provider, run_, batch, plan):
-        original(provider, run_, batch, plan)
-        EmailCampaign.objects.filter(pk=campaign.pk).update(status="paused")
-
-    batches.batch_send = send_then_pause
-    try:
-        assert sending.run_send(run_id=run.pk) == "paused"
-    finally:
-        batches.batch_send = original
+    pause_after_a_batch(campaign)
+    assert sending.run_send(run_id=run.pk) == "paused"
+    monkeypatch.undo()
     assert len(fake_sendgrid.recipients()) == 2
     assert CampaignRun.objects.get().status == "paused"
     with django_capture_on_commit_callbacks(execute=True):
@@ -66,22 +64,14 @@ def test_starting_the_same_run_twice_adds_nobody_twice(campaign, manager, audien
 
 
 def test_a_pause_after_the_last_batch_leaves_a_sent_campaign(
-    campaign, manager, audience, fake_sendgrid
+    campaign, manager, audience, fake_sendgrid, pause_after_a_batch, monkeypatch
 ):
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    original = batches.batch_send
-
-    def send_then_pause(provider, run_, batch, plan):
-        original(provider, run_, batch, plan)
-        EmailCampaign.objects.filter(pk=campaign.pk).update(status="paused")
-
-    batches.batch_send = send_then_pause
-    try:
-        outcome = sending.run_send(run_id=run.pk)
-    finally:
-        batches.batch_send = original
+    pause_after_a_batch(campaign)
+    outcome = sending.run_send(run_id=run.pk)
+    monkeypatch.undo()
     campaign.refresh_from_db()
     assert outcome == "paused" or campaign.status == "sent"
     if outcome == "paused":  # paused before noticing it was done: resume finishes it
