@@ -1,11 +1,17 @@
 from django import forms
 from django.conf import settings
 
-from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
+from campaigns.models import (
+    CustomerSegment,
+    EmailCampaign,
+    EmailTemplate,
+    LeadEmailSettings,
+    Sequence,
+)
 from campaigns.segments import CHOICE_KEYS
 from campaigns.templating import VARIABLES
 from crm.permissions import assignable_users
-from crm.permissions.campaigns import visible_segments, visible_templates
+from crm.permissions.campaigns import visible_segments, visible_sequences, visible_templates
 from customers.models import Customer, EmailConsent, Industry, Region, Tag
 from leads.models import Grade
 
@@ -147,3 +153,76 @@ class ScheduleForm(forms.Form):
         if data.get("when") == "cron" and not data.get("cron"):
             self.add_error("cron", "Give a cron expression.")
         return data
+
+
+# Sequences --------------------------------------------------------------------------------
+
+
+class SequenceForm(forms.ModelForm):
+    class Meta:
+        model = Sequence
+        fields = ["name", "description", "is_active", "window_start", "window_end",
+                  "stop_at_grade"]  # fmt: skip
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
+        labels = {"stop_at_grade": "Stop when the lead turns"}
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("window_start"), cleaned.get("window_end")
+        if start and end and start >= end:
+            self.add_error("window_end", "The send window must end after it starts.")
+        return cleaned
+
+
+class StepForm(forms.Form):
+    template = forms.ModelChoiceField(queryset=EmailTemplate.objects.none())
+    delay_days = forms.IntegerField(
+        min_value=0, max_value=365, initial=3, label="Days after the previous step"
+    )
+
+    def __init__(self, *args, templates=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = (
+            templates if templates is not None else (EmailTemplate.objects.none())
+        )
+
+
+StepFormSet = forms.formset_factory(
+    StepForm, extra=1, can_delete=True, max_num=20, validate_max=True, min_num=1,
+    validate_min=True,
+)  # fmt: skip
+
+
+class EnrolForm(forms.Form):
+    sequence = forms.ModelChoiceField(queryset=Sequence.objects.none(), empty_label=None)
+
+    def __init__(self, *args, sequences, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sequence"].queryset = sequences
+
+
+class SegmentEnrolForm(forms.Form):
+    segment = forms.ModelChoiceField(
+        queryset=CustomerSegment.objects.none(), empty_label="Choose a segment"
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["segment"].queryset = visible_segments(user).order_by("name")
+
+
+class LeadEmailSettingsForm(forms.ModelForm):
+    class Meta:
+        model = LeadEmailSettings
+        fields = ["cold_sequence", "warm_template", "hot_template", "send_automatically"]
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["cold_sequence"].queryset = visible_sequences(user).order_by("name")
+        templates = visible_templates(user).filter(is_active=True).order_by("name")
+        self.fields["warm_template"].queryset = templates
+        self.fields["hot_template"].queryset = templates

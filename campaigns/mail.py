@@ -31,6 +31,7 @@ class CrmEmailBackend(BaseEmailBackend):
                 text=message.body,
                 html=html,
                 headers={k: str(v) for k, v in (message.extra_headers or {}).items()},
+                reply_to=", ".join(message.reply_to or []),
             )
             try:
                 provider.send_email(email)

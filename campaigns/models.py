@@ -4,7 +4,7 @@ customers, beside the email gate."""
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -96,7 +96,10 @@ class EmailCampaign(models.Model):
     campaign_type = models.CharField(max_length=20, choices=Type.choices, default=Type.NEWSLETTER)
     template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="campaigns")
     subject = models.CharField(max_length=200, blank=True, help_text="Blank: the template's.")
-    segment = models.ForeignKey(CustomerSegment, on_delete=models.PROTECT, related_name="campaigns")
+    # None only for a sequence step's campaign, whose recipients are its due enrolments.
+    segment = models.ForeignKey(
+        CustomerSegment, on_delete=models.PROTECT, null=True, related_name="campaigns"
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
     scheduled_send_time = models.DateTimeField(null=True, blank=True)
     cron_expression = models.CharField(max_length=100, blank=True)
@@ -330,3 +333,209 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to_email}"
+
+
+class Sequence(models.Model):
+    """An email sequence: ordered steps, each a template sent some days after the previous
+    one, inside a weekday send window, until a stop condition holds. Each step sends through
+    the campaign pipeline as a hidden campaign of its own (SequenceStep.campaign)."""
+
+    class StopGrade(models.TextChoices):
+        WARM = "warm", "Warm or hot"
+        HOT = "hot", "Hot"
+        NEVER = "", "Never (grade does not stop it)"
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(
+        default=True, help_text="Paused sequences send nothing; enrolments wait."
+    )
+    window_start = models.TimeField(default="09:00", help_text="Weekdays, in the CRM's time zone.")
+    window_end = models.TimeField(default="17:00")
+    stop_at_grade = models.CharField(
+        max_length=4, choices=StopGrade.choices, default=StopGrade.WARM, blank=True
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="sequence_name_unique"),
+            models.CheckConstraint(
+                condition=Q(window_start__lt=F("window_end")), name="sequence_window_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("campaigns:sequence_detail", args=[self.pk])
+
+
+class SequenceStep(models.Model):
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()  # 0, 1, 2 ... in sending order
+    template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="+")
+    delay_days = models.PositiveSmallIntegerField(
+        default=3, help_text="Days after the previous step (the first: after enrolment)."
+    )
+    # The step's sends are runs of this campaign (one per scheduler tick), so they share the
+    # campaigns' batches, tracking, unsubscribe link and counters (the step's funnel).
+    campaign = models.OneToOneField(
+        EmailCampaign, on_delete=models.PROTECT, related_name="sequence_step"
+    )
+
+    class Meta:
+        ordering = ["sequence", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sequence", "position"],
+                name="sequencestep_position_unique",
+                deferrable=models.Deferrable.DEFERRED,  # steps are renumbered in one go
+            ),
+            models.CheckConstraint(condition=Q(delay_days__lte=365), name="sequencestep_delay"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sequence} – step {self.position + 1}"
+
+
+class SequenceEnrollment(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        COMPLETED = "completed", "Completed"
+        STOPPED = "stopped", "Stopped"
+
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="enrollments")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="sequence_enrollments"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    next_position = models.PositiveSmallIntegerField(default=0)  # the step sent next
+    next_send_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=120, blank=True)
+    enrolled_at = models.DateTimeField(default=timezone.now)
+    enrolled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-enrolled_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sequence", "customer"],
+                condition=Q(status="active"),
+                name="sequenceenrollment_one_active",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["sequence", "next_position", "next_send_at"],
+                condition=Q(status="active"),
+                name="sequenceenrollment_due_idx",
+            ),
+            models.Index(fields=["customer", "-enrolled_at"], name="sequenceenrollment_cust_idx"),
+            models.Index(fields=["sequence", "status", "-enrolled_at"], name="seqenroll_list_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} in {self.sequence_id} ({self.status})"
+
+
+class ImportEnrolment(models.Model):
+    """The choice made on a CSV import's confirmation step: enrol the leads it creates in
+    this sequence (off unless chosen)."""
+
+    customer_import = models.OneToOneField(
+        "customers.CustomerImport", on_delete=models.CASCADE, related_name="enrolment"
+    )
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="+")
+    chosen_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    enrolled_count = models.PositiveIntegerField(null=True, blank=True)  # set once done
+
+    def __str__(self) -> str:
+        return f"Import {self.customer_import_id} → {self.sequence}"
+
+
+class LeadEmailSettings(models.Model):
+    """What the lead workflows email (one row, edited by managers): the sequence cold leads
+    enter, the templates of the warm case-study and hot personal emails, and whether those
+    one-to-one emails go by themselves or wait on the rep's task as a draft."""
+
+    cold_sequence = models.ForeignKey(
+        Sequence, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Leads graded cold enter it. Empty: cold leads get no email.",
+    )  # fmt: skip
+    warm_template = models.ForeignKey(
+        EmailTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The case-study email a warm lead's rep sends. Empty: none.",
+    )  # fmt: skip
+    hot_template = models.ForeignKey(
+        EmailTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The personal email a hot lead's rep sends. Empty: none.",
+    )  # fmt: skip
+    send_automatically = models.BooleanField(
+        default=False,
+        help_text="Send the warm and hot emails at once instead of waiting for the rep.",
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "lead email settings"
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="leademailsettings_one")]
+
+    def __str__(self) -> str:
+        return "Lead email settings"
+
+    @classmethod
+    def current(cls) -> "LeadEmailSettings":
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class EmailDraft(models.Model):
+    """A one-to-one email prepared for a rep (a hot or warm lead's first email), rendered
+    from a template, sent from the rep with one click."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SENT = "sent", "Sent"
+        REFUSED = "refused", "Not sent"  # the email gate refused it; `error` says why
+        DISCARDED = "discarded", "Discarded"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="email_drafts")
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    task = models.ForeignKey(
+        "sales.Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    template = models.ForeignKey(
+        EmailTemplate, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    subject = models.CharField(max_length=300)
+    text_body = models.TextField()
+    html_body = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["rep", "status", "-created_at"], name="emaildraft_rep_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.customer_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("campaigns:draft_detail", args=[self.pk])

@@ -142,7 +142,9 @@ def campaign_runs(*, campaign: EmailCampaign) -> QuerySet[CampaignRun]:
 
 def customer_campaign_messages(*, customer, limit: int = 20) -> QuerySet[EmailMessage]:
     """What campaigns sent this customer (for its page; the caller checked access)."""
-    return customer.email_messages.select_related("campaign").order_by("-queued_at")[:limit]
+    return customer.email_messages.select_related("campaign__sequence_step__sequence").order_by(
+        "-queued_at"
+    )[:limit]
 
 
 def templates_list(*, user) -> QuerySet[EmailTemplate]:

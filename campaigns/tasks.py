@@ -6,8 +6,10 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from campaigns import sending, webhooks
+from campaigns.drafts import draft_send_automatically
 from campaigns.models import CustomerSegment, EmailCampaign
 from campaigns.sending.provider import TransientSendError
+from campaigns.sequences.tick import sequences_tick
 from campaigns.services import segment_count_refresh
 
 
@@ -97,3 +99,27 @@ def process_events() -> None:
 def refresh_segment_counts() -> None:
     for segment in CustomerSegment.objects.select_related("created_by"):
         segment_count_refresh(segment=segment)
+
+
+@shared_task(
+    name="campaigns.sequence_tick",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    ignore_result=True,
+)
+def sequence_tick() -> None:
+    """Queue every due sequence step (each becomes a run the sender sends)."""
+    sequences_tick()
+
+
+@shared_task(
+    name="campaigns.send_draft",
+    autoretry_for=(OperationalError, TransientSendError),
+    retry_backoff=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def send_draft(draft_id: int) -> None:
+    """A lead workflow's draft, sent by itself (the managers chose automatic sending)."""
+    draft_send_automatically(draft_id=draft_id)

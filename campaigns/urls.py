@@ -1,6 +1,6 @@
 from django.urls import path
 
-from campaigns import views
+from campaigns import views, views_sequences
 
 app_name = "campaigns"
 
@@ -23,6 +23,34 @@ urlpatterns = [
     path("segments/<int:pk>/", views.segment_edit, name="segment_edit"),
     path("segments/count/", views.segment_count, name="segment_count"),
     path("customer/<int:pk>/emails/", views.customer_emails, name="customer_emails"),
+    path("sequences/", views_sequences.sequence_list, name="sequence_list"),
+    path("sequences/new/", views_sequences.sequence_edit, name="sequence_new"),
+    path("sequences/<int:pk>/", views_sequences.sequence_detail, name="sequence_detail"),
+    path("sequences/<int:pk>/edit/", views_sequences.sequence_edit, name="sequence_edit"),
+    path("sequences/<int:pk>/toggle/", views_sequences.sequence_toggle, name="sequence_toggle"),
+    path("sequences/<int:pk>/delete/", views_sequences.sequence_delete, name="sequence_delete"),
+    path(
+        "sequences/<int:pk>/steps/<int:position>/preview/",
+        views_sequences.sequence_step_preview,
+        name="sequence_step_preview",
+    ),
+    path(
+        "sequences/<int:pk>/enrol-segment/",
+        views_sequences.sequence_enrol_segment,
+        name="sequence_enrol_segment",
+    ),
+    path("enrolments/<int:pk>/stop/", views_sequences.enrollment_stop, name="enrollment_stop"),
+    path(
+        "customer/<int:pk>/sequences/",
+        views_sequences.customer_sequences,
+        name="customer_sequences",
+    ),
+    path("customer/<int:pk>/enrol/", views_sequences.customer_enrol, name="customer_enrol"),
+    path("lead-emails/", views_sequences.lead_email_settings, name="lead_email_settings"),
+    path("drafts/", views_sequences.draft_list, name="draft_list"),
+    path("drafts/<int:pk>/", views_sequences.draft_detail, name="draft_detail"),
+    path("drafts/<int:pk>/send/", views_sequences.draft_send, name="draft_send"),
+    path("drafts/<int:pk>/discard/", views_sequences.draft_discard, name="draft_discard"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:pk>/", views.outbox_message, name="outbox_message"),
 ]

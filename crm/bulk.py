@@ -77,3 +77,23 @@ def analyze(*tables: type[models.Model]) -> None:
     with connection.cursor() as cursor:
         for model in tables:
             cursor.execute(f"ANALYZE {quote(model._meta.db_table)}")
+
+
+def insert_from_select(
+    model: type[models.Model], columns: Sequence[str], select: models.QuerySet
+) -> int:
+    """INSERT INTO model's table (columns) SELECT ... ON CONFLICT DO NOTHING: many rows made
+    from a query in one statement, none twice where a unique constraint forbids it. `select`
+    is a values_list whose values line up with `columns` (attnames). Returns how many rows
+    were inserted."""
+    sql, params = select.query.sql_with_params()
+    quote = connection.ops.quote_name
+    column_list = ", ".join(quote(c) for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # "WHERE 1=1" keeps SQLite from reading ON CONFLICT as part of a join.
+            f"INSERT INTO {quote(model._meta.db_table)} ({column_list}) "
+            f"SELECT * FROM ({sql}) AS source WHERE 1=1 ON CONFLICT DO NOTHING",
+            params,
+        )
+        return cursor.rowcount

@@ -13,12 +13,21 @@ Events (raised by -> what follows):
 - PROPOSAL_ATTACHED: documents.services (upload, new version or restore of a proposal on a
   deal) -> the deal's pipeline rules run again (CONTACTED -> PROPOSAL), a task after commit.
 - LEAD_NEEDS_FOLLOW_UP: leads.services.workflows (a lead turned hot or warm and has its rep)
-  -> sales creates the follow-up tasks (a call within 2 h for a hot lead, ...) in the same
-  transaction as the workflow run.
+  -> sales creates the follow-up tasks (a call within 2 h for a hot lead, ...), then
+  campaigns prepares the hot/warm email from the managers' template as a draft on the rep's
+  task (or sends it, if they chose so), both in the workflow run's transaction.
+- LEADS_TURNED_COLD: leads.services.workflows (in the rescoring transaction) -> campaigns
+  enrols them in the managers' cold-lead sequence (the email gate filters).
+- IMPORT_CONFIRMED: customers.csv_import (the confirmation step) -> campaigns records the
+  "enrol the new leads in sequence X" choice (none unless chosen).
+- CUSTOMERS_IMPORTED: customers.csv_import (in the transaction writing the rows) ->
+  campaigns enrols the new leads if that choice was made.
 
 Questions (asked by -> answered by):
 - DEALS_WITH_PROPOSAL: sales.automation's CONTACTED -> PROPOSAL rule -> documents.selectors
   (a proposal document attached since the deal entered its stage).
+- IMPORT_SEQUENCES: customers' import confirmation form -> campaigns ({id: name} of the
+  sequences the user may enrol imported leads in).
 
 Not listed here, because they go down the layers and so are plain calls a reader sees at the
 call site: an app calling the services of an app it builds on (campaigns' webhook records
@@ -40,23 +49,35 @@ from django.utils.module_loading import import_string
 class Event(StrEnum):
     CUSTOMERS_CHANGED = "customers_changed"  # customer_ids: list[int], start_workflows: bool
     PROPOSAL_ATTACHED = "proposal_attached"  # sale_ids: list[int]
-    # assigned_to: User, customer: Customer, tasks: [(title, priority, due_at)]
+    # assigned_to: User, customer: Customer, tasks: [(title, priority, due_at)], grade: str,
+    # actions: list[str] (the workflow run's record; reactions add what they did)
     LEAD_NEEDS_FOLLOW_UP = "lead_needs_follow_up"
+    LEADS_TURNED_COLD = "leads_turned_cold"  # customer_ids: list[int], now: datetime
+    IMPORT_CONFIRMED = "import_confirmed"  # customer_import, actor, sequence_id: str
+    CUSTOMERS_IMPORTED = "customers_imported"  # customer_import, created_ids: list[int]
 
 
 class Question(StrEnum):
     DEALS_WITH_PROPOSAL = "deals_with_proposal"  # -> Q over sales.Sale
+    IMPORT_SEQUENCES = "import_sequences"  # user -> {id: name}
 
 
 REACTIONS: dict[Event, list[str]] = {
     Event.CUSTOMERS_CHANGED: ["leads.services.rescore.lead_rescore_later"],
     Event.PROPOSAL_ATTACHED: ["sales.services.deals.deals_advance_later"],
-    Event.LEAD_NEEDS_FOLLOW_UP: ["sales.services.tasks.follow_up_tasks_create"],
+    Event.LEAD_NEEDS_FOLLOW_UP: [
+        "sales.services.tasks.follow_up_tasks_create",
+        "campaigns.drafts.follow_up_draft_prepare",  # after the tasks: the draft joins one
+    ],
+    Event.LEADS_TURNED_COLD: ["campaigns.sequences.enrolment.cold_leads_enrol"],
+    Event.IMPORT_CONFIRMED: ["campaigns.sequences.imports.import_enrolment_choose"],
+    Event.CUSTOMERS_IMPORTED: ["campaigns.sequences.imports.imported_leads_enrol"],
 }
 
-# Each answer is a Q over the asking app's model; the answers are OR-ed together.
+# The answers are OR-ed together: Q objects over the asking app's model, or dicts.
 ANSWERS: dict[Question, list[str]] = {
     Question.DEALS_WITH_PROPOSAL: ["documents.selectors.sales_with_proposal_attached"],
+    Question.IMPORT_SEQUENCES: ["campaigns.sequences.imports.sequences_offered_to_imports"],
 }
 
 
@@ -66,7 +87,7 @@ def react(event: Event, **kwargs) -> None:
         import_string(path)(**kwargs)
 
 
-def ask(question: Question, default):
+def ask(question: Question, default, **kwargs):
     """OR together the answers listed for `question`; `default` when nobody answers."""
-    answers = [import_string(path)() for path in ANSWERS[question]]
+    answers = [import_string(path)(**kwargs) for path in ANSWERS[question]]
     return reduce(or_, answers) if answers else default

@@ -169,7 +169,7 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="campaigns.mail.CrmEmailBackend
 # Campaigns. No SENDGRID_API_KEY: every email goes to the local outbox in the database.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
-# Marketing email (campaigns, nurture) only to customers who granted consent; off: to anyone
+# Marketing email (campaigns, sequences) only to customers who granted consent; off: to anyone
 # who has not withdrawn it. One-to-one sales email never needs it (customers.email_gate).
 MARKETING_REQUIRES_CONSENT = env.bool("MARKETING_REQUIRES_CONSENT", default=True)
 SENDGRID_API_HOST = env.str("SENDGRID_API_HOST", default="https://api.sendgrid.com")
@@ -209,7 +209,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "crm-scheduler-heartbeat": {"task": "crm.scheduler_heartbeat", "schedule": 60.0},
-    "leads-nurture-emails": {"task": "leads.send_nurture_emails", "schedule": 15 * 60.0},
+    "campaigns-sequence-tick": {"task": "campaigns.sequence_tick", "schedule": 5 * 60.0},
     "campaigns-resume-stalled-sends": {
         "task": "campaigns.resume_stalled_runs",
         "schedule": 60.0,

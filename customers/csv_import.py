@@ -6,7 +6,9 @@ transaction. So a bad row never loses the good ones and a failure never leaves h
 An import never starts an email by itself: a consent column (yes/no, true/false, 1/0,
 opt-in/opt-out) sets each customer's email consent (source: import; unknown without the
 column or with an empty cell), and the imported leads are scored and graded without the
-grade workflows (no nurture enrolment, no hot/warm email).
+grade workflows (no sequence enrolment, no hot/warm email). Only an explicit choice on the
+confirmation step enrols the new leads in a sequence (crm.reactions: IMPORT_CONFIRMED and
+CUSTOMERS_IMPORTED, carried out by campaigns, which the gate still filters).
 """
 
 import csv
@@ -25,6 +27,7 @@ from django.utils import timezone
 from crm.bulk import analyze
 from crm.errors import ValidationFailed
 from crm.permissions import assignable_users, editable_customers
+from crm.reactions import Event, react
 from crm.services import audit_record_many
 from customers.models import ConsentSource, Customer, CustomerImport, EmailConsent
 from customers.services import AUDITED_FIELDS, customers_changed, tags_get_or_create
@@ -256,7 +259,12 @@ def _row_data(row: list[str], mapping: dict[str, int], choices: dict) -> dict[st
 
 
 def customer_import_start(
-    *, actor, customer_import: CustomerImport, mapping: dict[str, int], duplicate_mode: str
+    *,
+    actor,
+    customer_import: CustomerImport,
+    mapping: dict[str, int],
+    duplicate_mode: str,
+    enrol_sequence: str = "",
 ) -> CustomerImport:
     """Check the mapping now and import in the background (a Celery task after commit)."""
     from customers.tasks import run_customer_import
@@ -271,6 +279,12 @@ def customer_import_start(
         locked.status = CustomerImport.Status.QUEUED
         locked.processed_rows = 0
         locked.save(update_fields=["column_mapping", "duplicate_mode", "status", "processed_rows"])
+        react(
+            Event.IMPORT_CONFIRMED,
+            customer_import=locked,
+            actor=actor,
+            sequence_id=enrol_sequence or "",
+        )
         transaction.on_commit(lambda: run_customer_import.delay(locked.pk))
     return locked
 
@@ -381,9 +395,11 @@ def customer_import_run(
         locked = CustomerImport.objects.select_for_update().get(pk=customer_import.pk)
         if locked.status == CustomerImport.Status.DONE:
             raise ValidationFailed("This file has already been imported.")
-        created, updated, skipped = _write_rows(
+        created_ids, updated, skipped = _write_rows(
             actor=actor, valid=valid, errors=errors, duplicate_mode=duplicate_mode
         )
+        react(Event.CUSTOMERS_IMPORTED, customer_import=locked, created_ids=created_ids)
+        created = len(created_ids)
         locked.column_mapping = mapping
         locked.duplicate_mode = duplicate_mode
         locked.status = CustomerImport.Status.DONE
@@ -407,7 +423,8 @@ def _defaults() -> dict[str, str]:
     }
 
 
-def _write_rows(*, actor, valid, errors, duplicate_mode) -> tuple[int, int, int]:
+def _write_rows(*, actor, valid, errors, duplicate_mode) -> tuple[list[int], int, int]:
+    """(ids of the customers created, how many updated, how many skipped)."""
     emails = [data["email"].lower() for _, data, _, _ in valid]
     existing: dict[str, Customer] = {}
     for start in range(0, len(emails), 1000):
@@ -489,7 +506,7 @@ def _write_rows(*, actor, valid, errors, duplicate_mode) -> tuple[int, int, int]
         verb="update",
         entries=[(c, {"import": "csv", "fields": sorted(update_fields)}) for c in to_update],
     )
-    return len(to_create), len(to_update), skipped
+    return [customer.pk for customer in to_create], len(to_update), skipped
 
 
 def _attach_tags(tags_for: list[tuple[Customer, list[str]]]) -> None:

@@ -1,7 +1,8 @@
 """The one email gate: whether a customer may receive an email of a kind, and if not, why.
 
-Every sending path asks it (campaign recipients and each batch before it goes, lead nurture
-enrolment and sending, hot/warm workflow emails); test sends to yourself do not. The rule is
+Every sending path asks it (campaign recipients and each batch before it goes, sequence
+enrolment and each step's edge, the hot/warm workflow emails when sent); test sends to
+yourself do not. The rule is
 written once, as a database expression, so the same rule serves one customer
 (`email_refusal`) and a whole audience (`with_email_refusal`, one SQL query for any number
 of customers). Refusals, in the order they are checked:
@@ -24,12 +25,12 @@ EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class EmailKind(models.TextChoices):
-    MARKETING = "marketing", "Marketing"  # campaigns, nurture and other sequences
+    MARKETING = "marketing", "Marketing"  # campaigns and sequences
     ONE_TO_ONE = "one_to_one", "One-to-one"  # a rep's personal sales email
 
 
 class Refusal(models.TextChoices):
-    """Why an email was not sent; stored (campaign runs, nurture stops) and grouped."""
+    """Why an email was not sent; stored (campaign runs, sequence stops) and grouped."""
 
     NO_ADDRESS = "no_address", "no address"
     INVALID_ADDRESS = "invalid_address", "invalid address"

@@ -4,6 +4,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 
 from crm.forms import label_users_by_name, person_name
 from crm.permissions import assignable_user_list, assignable_users
+from crm.reactions import Question, ask
 from customers.csv_import import IMPORTABLE_FIELDS
 from customers.models import Customer, CustomerImport, EmailConsent, Industry, Region, Tag
 from customers.selectors import CUSTOMER_SORTS
@@ -188,9 +189,19 @@ class ImportMappingForm(forms.Form):
         label="When a customer with the same email exists",
     )
 
-    def __init__(self, *args, customer_import: CustomerImport, **kwargs):
+    def __init__(self, *args, customer_import: CustomerImport, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.customer_import = customer_import
+        sequences = ask(Question.IMPORT_SEQUENCES, {}, user=user) if user else {}
+        if sequences:
+            # Off by default: an import never starts an email unless asked to here.
+            self.fields["enrol_sequence"] = forms.ChoiceField(
+                choices=[("", "Do not enrol anyone")] + list(sequences.items()),
+                required=False,
+                label="Enrol the new leads in an email sequence",
+                help_text="Only new leads who may get marketing email (consent, not "
+                "suppressed) are enrolled.",
+            )
         column_choices = [("", "— do not import —")] + [
             (str(i), header or f"Column {i + 1}")
             for i, header in enumerate(customer_import.headers)

@@ -216,7 +216,9 @@ def import_mapping(request, pk: int):
     customer_import = access_customer_import_by_id(request.user, pk)
     if customer_import.status != CustomerImport.Status.MAPPING:
         return redirect("customers:import_report", customer_import.pk)
-    form = ImportMappingForm(request.POST or None, customer_import=customer_import)
+    form = ImportMappingForm(
+        request.POST or None, customer_import=customer_import, user=request.user
+    )
     if request.method == "POST" and form.is_valid():
         try:
             csv_import.customer_import_start(
@@ -224,6 +226,7 @@ def import_mapping(request, pk: int):
                 customer_import=customer_import,
                 mapping=form.mapping(),
                 duplicate_mode=form.cleaned_data["duplicate_mode"],
+                enrol_sequence=form.cleaned_data.get("enrol_sequence", ""),
             )
         except ValidationFailed as error:
             add_service_error(form, error)

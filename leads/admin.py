@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from leads.models import LeadActivity, LeadScore, NurtureEnrollment, ScoreChange, ScoringRule
+from leads.models import LeadActivity, LeadScore, ScoreChange, ScoringRule
 
 
 @admin.register(ScoringRule)
@@ -34,15 +34,6 @@ class LeadActivityAdmin(admin.ModelAdmin):
 class ScoreChangeAdmin(admin.ModelAdmin):
     list_display = ["customer", "previous_total", "total_score", "previous_grade", "grade", "at"]
     list_filter = ["grade"]
-    list_select_related = ["customer"]
-    search_fields = ["customer__name"]
-    autocomplete_fields = ["customer"]
-
-
-@admin.register(NurtureEnrollment)
-class NurtureEnrollmentAdmin(admin.ModelAdmin):
-    list_display = ["customer", "status", "step", "next_send_at", "enrolled_at"]
-    list_filter = ["status"]
     list_select_related = ["customer"]
     search_fields = ["customer__name"]
     autocomplete_fields = ["customer"]

@@ -154,36 +154,6 @@ class ScoreChange(models.Model):
         return f"{self.customer_id}: {self.previous_total} -> {self.total_score}"
 
 
-class NurtureEnrollment(models.Model):
-    """A cold lead's place in the nurture email sequence."""
-
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        COMPLETED = "completed", "Completed"
-        STOPPED = "stopped", "Stopped"
-
-    customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="nurture_enrollments"
-    )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    step = models.PositiveSmallIntegerField(default=0)
-    next_send_at = models.DateTimeField(null=True, blank=True)
-    stop_reason = models.CharField(max_length=100, blank=True)
-    enrolled_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["customer"],
-                condition=Q(status="active"),
-                name="nurture_one_active_per_customer",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.customer_id} step {self.step} ({self.status})"
-
-
 class WorkflowRun(models.Model):
     """One grade transition's workflow: claimed once in the rescoring transaction, carried out
     by a task that records what it did."""

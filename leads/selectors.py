@@ -12,7 +12,6 @@ from leads.models import (
     Factor,
     LeadActivity,
     LeadScore,
-    NurtureEnrollment,
     ScoreChange,
     WorkflowRun,
 )
@@ -64,10 +63,6 @@ def lead_score_history(*, customer: Customer, limit: int = 200) -> list[dict[str
 
 def lead_workflow_runs(*, customer: Customer, limit: int = 20) -> QuerySet[WorkflowRun]:
     return customer.workflow_runs.select_related("assigned_to")[:limit]
-
-
-def lead_nurture(*, customer: Customer) -> NurtureEnrollment | None:
-    return customer.nurture_enrollments.order_by("-enrolled_at").first()
 
 
 def lead_activities(*, customer: Customer, limit: int = 100) -> QuerySet[LeadActivity]:

@@ -1,7 +1,6 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from leads.services.nurture import nurture_send_due
 from leads.services.rescore import leads_rescore, rescore_run_execute
 from leads.services.workflows import workflow_run_execute
 
@@ -40,11 +39,6 @@ def rescore_all() -> None:
 def run_workflow(run_id: int) -> None:
     """The hot/warm workflow of one grade transition; a repeated delivery does nothing."""
     workflow_run_execute(run_id=run_id)
-
-
-@shared_task(name="leads.send_nurture_emails", ignore_result=True)
-def send_nurture_emails() -> None:
-    nurture_send_due()
 
 
 @shared_task(name="leads.rescore_all_tracked", ignore_result=True, time_limit=60 * 60)

@@ -44,7 +44,6 @@ def _lead_detail_context(request, customer, *, form: LeadActivityForm | None = N
         "history": selectors.lead_score_history(customer=customer),
         "activities": selectors.lead_activities(customer=customer),
         "workflow_runs": selectors.lead_workflow_runs(customer=customer),
-        "nurture": selectors.lead_nurture(customer=customer),
         "form": form if form is not None else LeadActivityForm(),
         "can_edit": editable_customers(request.user).filter(pk=customer.pk).exists(),
     }

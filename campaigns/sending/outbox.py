@@ -57,7 +57,7 @@ class Outbox:
             subject=email.subject[:300],
             text_body=email.text or " ",
             html_body=email.html,
-            headers=dict(email.headers),
+            headers={**email.headers, **({"Reply-To": email.reply_to} if email.reply_to else {})},
             custom_args={},
             message_id=message_id,
         )

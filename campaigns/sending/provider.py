@@ -67,6 +67,7 @@ class OutgoingEmail:
     text: str
     html: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    reply_to: str = ""  # a provider sets it as its API says (SendGrid refuses the header)
 
 
 def unsubscribe_headers(link: str) -> dict[str, str]:

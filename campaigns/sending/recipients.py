@@ -1,7 +1,6 @@
 """Who a run goes to, and each recipient's template variables: resolved when the run starts
 (one INSERT ... SELECT) and read back, as plain columns, when its batches are built."""
 
-from django.db import connection
 from django.db.models import CharField, Count, DateTimeField, IntegerField
 from django.db.models import Value as V
 from django.utils import timezone
@@ -11,6 +10,7 @@ from campaigns.segments import criteria_clean, segment_customers
 from campaigns.sending.provider import Recipient
 from campaigns.templating import SubstitutionPlan
 from campaigns.tokens import unsubscribe_url, unsubscribe_url_maker
+from crm.bulk import insert_from_select
 from customers.email_gate import EmailKind, with_email_refusal
 from customers.models import Region
 
@@ -44,33 +44,30 @@ def recipients_skipped(campaign: EmailCampaign) -> dict[str, int]:
 
 
 def recipients_insert(campaign: EmailCampaign, run: CampaignRun) -> int:
-    """The run's EmailMessage rows, queued. INSERT ... SELECT: 100,000 recipients in one
-    statement instead of 100,000 objects; a repeated call adds nobody twice."""
-    now = timezone.now()
+    """The run's EmailMessage rows, queued; a repeated call adds nobody twice."""
+    messages_queue(customers=recipients_for(campaign), run=run)
+    return EmailMessage.objects.filter(run=run).count()
+
+
+def messages_queue(*, customers, run: CampaignRun) -> int:
+    """A queued EmailMessage of `run` for each of `customers`. INSERT ... SELECT: 100,000
+    recipients in one statement instead of 100,000 objects. Returns how many were added."""
     select = (
-        recipients_for(campaign)
-        .order_by()
+        customers.order_by()
         .annotate(
-            m_campaign=V(campaign.pk, output_field=IntegerField()),
+            m_campaign=V(run.campaign_id, output_field=IntegerField()),
             m_run=V(run.pk, output_field=IntegerField()),
             m_status=V(EmailMessage.Status.QUEUED, output_field=CharField()),
             m_blank=V("", output_field=CharField()),
-            m_now=V(now, output_field=DateTimeField()),
+            m_now=V(timezone.now(), output_field=DateTimeField()),
         )
         .values_list(
             "m_campaign", "m_run", "pk", "email", "m_status", "m_blank", "m_blank", "m_now"
         )
     )
-    sql, params = select.query.sql_with_params()
-    table = EmailMessage._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (campaign_id, run_id, customer_id, email, status, "
-            f"provider_message_id, error, queued_at) SELECT * FROM ({sql}) AS recipients "
-            f"WHERE 1=1 ON CONFLICT DO NOTHING",
-            params,
-        )
-    return EmailMessage.objects.filter(run=run).count()
+    columns = ["campaign_id", "run_id", "customer_id", "email", "status",
+               "provider_message_id", "error", "queued_at"]  # fmt: skip
+    return insert_from_select(EmailMessage, columns, select)
 
 
 def recipient_values(customer, *, message_id: int | None = None) -> dict[str, str]:

@@ -28,7 +28,7 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
     queue the sender after commit. None when the campaign is not due to send."""
     with transaction.atomic():
         campaign = (
-            EmailCampaign.objects.select_for_update()
+            EmailCampaign.objects.select_for_update(of=("self",))
             .select_related("segment", "created_by")
             .filter(pk=campaign_id)
             .first()

@@ -64,6 +64,8 @@ def email_payload(email: OutgoingEmail) -> dict:
     }
     if email.headers:
         payload["headers"] = dict(email.headers)
+    if email.reply_to:
+        payload["reply_to"] = _address(email.reply_to)
     return payload
 
 

@@ -68,7 +68,11 @@ def access_segment_by_id(user, segment_id):
 
 
 def visible_campaigns(user, queryset: QuerySet | None = None) -> QuerySet:
-    queryset = queryset_or_all(queryset, "campaigns.EmailCampaign")
+    """Campaigns, not the hidden campaigns of sequence steps (reached through their
+    sequence, and never edited or sent as campaigns)."""
+    queryset = queryset_or_all(queryset, "campaigns.EmailCampaign").filter(
+        sequence_step__isnull=True
+    )
     if role_of(user) in (Role.ADMIN, Role.MANAGER):
         return _authored_in_scope(queryset, user)
     EmailMessage = apps.get_model("campaigns", "EmailMessage")
@@ -103,6 +107,58 @@ def visible_campaign_messages(user, queryset: QuerySet) -> QuerySet:
     if role_of(user) == Role.ADMIN:
         return queryset
     return queryset.filter(customer__in=visible_customers(user).values("pk"))
+
+
+# Sequences, their enrolments, and the lead workflows' email drafts -----------------------
+
+
+def visible_sequences(user, queryset: QuerySet | None = None) -> QuerySet:
+    """The company's sequences: everyone sees them (a rep enrols a lead in one)."""
+    return queryset_or_all(queryset, "campaigns.Sequence")
+
+
+def editable_sequences(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Managers change the sequences of their management circle; admins all; reps none."""
+    return _authored_in_scope(queryset_or_all(queryset, "campaigns.Sequence"), user)
+
+
+def access_sequence_by_id(user, sequence_id, *, for_change: bool = False):
+    if for_change:
+        require_campaign_manager(user)
+    finder = editable_sequences if for_change else visible_sequences
+    return get_object_or_404(finder(user), pk=sequence_id)
+
+
+def can_change_sequence(user, sequence) -> bool:
+    return editable_sequences(user).filter(pk=sequence.pk).exists()
+
+
+def visible_enrollments(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Enrolments of the customers this user sees: a rep theirs, a manager their teams'."""
+    queryset = queryset_or_all(queryset, "campaigns.SequenceEnrollment")
+    if role_of(user) == Role.ADMIN:
+        return queryset
+    return queryset.filter(customer__in=visible_customers(user).values("pk"))
+
+
+def access_enrollment_by_id(user, enrollment_id):
+    return get_object_or_404(visible_enrollments(user), pk=enrollment_id)
+
+
+def visible_drafts(user, queryset: QuerySet | None = None) -> QuerySet:
+    """A rep's own drafts; a manager's or admin's, and those of customers they see."""
+    queryset = queryset_or_all(queryset, "campaigns.EmailDraft")
+    role = role_of(user)
+    if role == Role.ADMIN:
+        return queryset
+    if role == Role.MANAGER:
+        return queryset.filter(Q(rep=user) | Q(customer__in=visible_customers(user).values("pk")))
+    return queryset.filter(rep=user)
+
+
+def access_draft_by_id(user, draft_id):
+    drafts = visible_drafts(user).select_related("customer", "rep", "task")
+    return get_object_or_404(drafts, pk=draft_id)
 
 
 # The local outbox ---------------------------------------------------------------------------

@@ -47,3 +47,9 @@ def money(value, currency: str = ""):
 def get_field(form, name: str):
     """A form's bound field by name, for forms whose fields are built at run time."""
     return form[name]
+
+
+@register.filter
+def get_item(mapping, key):
+    """mapping[key] in a template (None when missing)."""
+    return mapping.get(key) if hasattr(mapping, "get") else None

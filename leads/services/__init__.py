@@ -6,9 +6,8 @@
 |            | `rescore_run_execute` (the tracked rescoring after the rules change)          |
 | activities | `lead_activity_record`, `lead_activities_record_bulk`                         |
 | rules      | the managers' scoring rules: `scoring_rules_update`, `scoring_rules_reset_defaults` |
-| workflows  | what a grade change does: `workflows_start`, `workflow_run_execute` (hot, warm) |
-| nurture    | the cold leads' email sequence: `nurture_enrol`, `nurture_stop`, `nurture_send_due` |
-|            | (who is enrolled and sent: customers.email_gate, marketing)                   |
+| workflows  | what a grade change does: `workflows_start`, `workflow_run_execute` (hot, warm); |
+|            | the emails (cold leads' sequence, hot/warm drafts) are campaigns' reactions     |
 
 The names other apps call are importable from `leads.services` itself.
 """

@@ -1,12 +1,15 @@
 """What happens when a lead changes grade (DESIGN.md "Leads"):
 
 - hot: the least-loaded senior rep of the owner's team takes the lead (round-robin between
-  equals), gets a call task due in 2 hours and a high-priority task, and the lead gets a
-  personal email;
+  equals), gets a call task due in 2 hours and a high-priority task, and a personal email;
 - warm: the least-loaded rep of the team takes it, with a follow-up task due in 24 hours and
-  a case-study email (one-to-one email: customers.email_gate decides whether it goes);
-- cold: the lead enters the nurture sequence (leads.services.nurture), which stops when the
-  lead warms up or unsubscribes.
+  a case-study email;
+- cold: the lead enters the managers' chosen email sequence, which stops by itself when the
+  lead warms up (the sequence's stop conditions).
+
+The emails are campaigns' (crm.reactions: LEAD_NEEDS_FOLLOW_UP prepares the hot/warm email
+as a draft on the rep's task, LEADS_TURNED_COLD enrols in the sequence), so this module
+holds no email text.
 
 A transition is claimed once in the rescoring transaction (leads.services.rescore); its
 hot/warm work is a WorkflowRun that a task carries out once.
@@ -22,12 +25,9 @@ from django.utils import timezone
 
 from crm.models import TeamMembership
 from crm.reactions import Event, react
-from crm.services import send_email
-from customers.email_gate import EmailKind, email_refusal
 from customers.models import Customer
 from customers.services import customer_assign_owner_automatically
 from leads.models import Grade, WorkflowRun
-from leads.services.nurture import nurture_enrol, nurture_stop
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,10 @@ class GradeTransition:
 
 
 def workflows_start(*, transitions: list[GradeTransition], now: datetime) -> None:
-    """Inside the rescoring transaction: nurture changes in bulk, hot/warm runs queued."""
-    warmed = [t.customer_id for t in transitions if t.current in (Grade.HOT, Grade.WARM)]
-    if warmed:
-        nurture_stop(customer_ids=warmed, reason="Lead warmed up")
+    """Inside the rescoring transaction: cold leads enrolled in bulk, hot/warm runs queued."""
     cold = [t.customer_id for t in transitions if t.current == Grade.COLD]
     if cold:
-        nurture_enrol(customer_ids=cold, now=now)
+        react(Event.LEADS_TURNED_COLD, customer_ids=cold, now=now)
     runs = WorkflowRun.objects.bulk_create(
         [
             WorkflowRun(customer_id=t.customer_id, previous_grade=t.previous or "",
@@ -116,15 +113,15 @@ def workflow_run_execute(*, run_id: int) -> WorkflowRun | None:
             actions.append(f"Assigned to {rep.get_full_name() or rep.username}")
         if rep is not None:
             tasks = _tasks_for(run.grade, customer, now)
-            react(Event.LEAD_NEEDS_FOLLOW_UP, assigned_to=rep, customer=customer, tasks=tasks)
             actions.extend(f"Task: {title}" for title, _priority, _due in tasks)
-        refusal = email_refusal(customer, EmailKind.ONE_TO_ONE)
-        if refusal is None:
-            subject, text = _email_for(run.grade, customer, rep)
-            transaction.on_commit(lambda: send_email(to=customer.email, subject=subject, text=text))
-            actions.append(f"Email: {subject}")
-        else:
-            actions.append(f"Email not sent: {refusal.label}")
+            react(
+                Event.LEAD_NEEDS_FOLLOW_UP,
+                assigned_to=rep,
+                customer=customer,
+                tasks=tasks,
+                grade=run.grade,
+                actions=actions,
+            )
         run.assigned_to = rep
         run.actions = actions
         run.status = WorkflowRun.Status.DONE
@@ -141,19 +138,3 @@ def _tasks_for(grade: str, customer: Customer, now: datetime) -> list[tuple[str,
             (f"Prepare an offer for {customer.name}", "HIGH", now + timedelta(days=1)),
         ]
     return [(f"Follow up with {customer.name}", "MEDIUM", now + timedelta(hours=24))]
-
-
-def _email_for(grade: str, customer: Customer, rep) -> tuple[str, str]:
-    first_name = customer.name.split()[0] if customer.name else "there"
-    signature = (rep.get_full_name() or rep.username) if rep else "The team"
-    if grade == Grade.HOT:
-        return (
-            f"{first_name}, let's find a time to talk",
-            f"Hi {first_name},\n\nThanks for your interest"
-            f"{' on behalf of ' + customer.company if customer.company else ''}. "
-            f"I'd like to show you how we can help; when suits you this week?\n\n{signature}",
-        )
-    return (
-        f"How teams like {customer.company or 'yours'} succeed with us",
-        f"Hi {first_name},\n\nHere is a short case study from a customer like you.\n\n{signature}",
-    )

@@ -64,7 +64,7 @@ def task_create_automatic(
 
 
 def follow_up_tasks_create(
-    *, assigned_to, customer, tasks: list[tuple[str, str, datetime]]
+    *, assigned_to, customer, tasks: list[tuple[str, str, datetime]], **_event
 ) -> list[Task]:
     """The tasks a lead workflow asks for, (title, priority, due) each (crm.reactions:
     LEAD_NEEDS_FOLLOW_UP)."""
