@@ -1,5 +1,7 @@
 """Reads for campaigns, scoped by who is asking through crm.permissions.campaigns."""
 
+from dataclasses import dataclass
+
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 
@@ -12,6 +14,7 @@ from campaigns.models import (
     OutboxMessage,
     SendBatch,
 )
+from campaigns.segments import segment_customers
 from crm.permissions.campaigns import (
     visible_campaign_messages,
     visible_campaigns,
@@ -20,7 +23,7 @@ from crm.permissions.campaigns import (
     visible_templates,
 )
 from crm.permissions.customers import visible_customers
-from customers.email_gate import Refusal, refusals_summary
+from customers.email_gate import EmailKind, Refusal, refusals_summary, with_email_refusal
 
 SORTS = {
     "name": "name",
@@ -171,3 +174,29 @@ def outbox_list(*, user, q: str = "") -> QuerySet[OutboxMessage]:
     if q:
         messages = messages.filter(Q(to_email__icontains=q) | Q(subject__icontains=q))
     return messages
+
+
+@dataclass(frozen=True)
+class SegmentReach:
+    """A segment's members, and how many of them the email gate lets marketing reach."""
+
+    count: int
+    reachable: int
+    refused: tuple[int, list[tuple[str, int]]]  # customers.email_gate.refusals_summary
+
+
+def segment_reach(*, user, criteria: dict) -> SegmentReach:
+    """One grouped query: the members by the gate's refusal (None: reachable)."""
+    counts = dict(
+        with_email_refusal(segment_customers(user=user, criteria=criteria), EmailKind.MARKETING)
+        .order_by()
+        .values("email_refusal")
+        .annotate(n=Count("pk"))
+        .values_list("email_refusal", "n")
+    )
+    reachable = counts.pop(None, 0)
+    return SegmentReach(
+        count=reachable + sum(counts.values()),
+        reachable=reachable,
+        refused=refusals_summary(counts),
+    )

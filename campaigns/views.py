@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from campaigns import selectors, services
 from campaigns.forms import CampaignForm, PreviewForm, ScheduleForm, SegmentForm, TemplateForm
 from campaigns.models import EmailCampaign, EmailMessage
-from campaigns.segments import criteria_clean, segment_customers
+from campaigns.segments import criteria_clean
 from campaigns.states import Action, campaign_actions
 from crm.errors import ValidationFailed
 from crm.http import add_service_error, is_htmx, querystring_without
@@ -305,16 +305,16 @@ def segment_count(request):
     form = SegmentForm(request.POST, user=request.user)
     form.is_valid()  # the name may be missing while editing; criteria errors matter
     errors = [e for key in SegmentForm.CRITERIA_FIELDS for e in form.errors.get(key, [])]
-    count = None
+    reach = None
     if not errors:
         try:
             criteria = criteria_clean(form.criteria())
         except ValidationFailed as error:
             errors = [error.message]
         else:
-            count = segment_customers(user=request.user, criteria=criteria).count()
+            reach = selectors.segment_reach(user=request.user, criteria=criteria)
     return render(
-        request, "campaigns/partials/_segment_count.html", {"count": count, "errors": errors}
+        request, "campaigns/partials/_segment_count.html", {"reach": reach, "errors": errors}
     )
 
 

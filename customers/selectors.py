@@ -9,7 +9,7 @@ from crm.http import spreadsheet_safe
 from crm.permissions import visible_customers
 from crm.permissions.customer_imports import visible_customer_imports
 from crm.permissions.scopes import of_owner
-from customers.models import Customer, CustomerImport
+from customers.models import Customer, CustomerImport, EmailConsent
 
 # Sort keys the list accepts, mapped to ORDER BY; anything else falls back to the default.
 CUSTOMER_SORTS = {
@@ -79,7 +79,13 @@ EXPORT_COLUMNS = [
     "tags",
     "last_contact_date",
     "created_at",
+    "email_consent",
+    "email_consent_source",
+    "email_consent_at",
 ]
+# Consent as the CSV import reads it back (yes / no / empty for unknown), so an export
+# re-imports without turning anyone's consent into a row error or into consent.
+EXPORTED_CONSENT = {EmailConsent.GRANTED: "yes", EmailConsent.WITHDRAWN: "no"}
 
 
 def customer_export_rows(*, user, filters: dict[str, Any]) -> Iterator[list[Any]]:
@@ -108,6 +114,9 @@ def _export_row(customer: Customer) -> list[Any]:
         ", ".join(tag.name for tag in customer.tags.all()),
         customer.last_contact_date.isoformat() if customer.last_contact_date else "",
         customer.created_at.isoformat(),
+        EXPORTED_CONSENT.get(customer.email_consent, ""),
+        customer.email_consent_source,
+        customer.email_consent_at.isoformat() if customer.email_consent_at else "",
     ]
 
 

@@ -199,3 +199,18 @@ def test_a_draft_is_sent_by_its_rep_and_refused_to_another(
 
     sent = OutboxMessage.objects.get(to_email=customer.email)
     assert sent.headers.get("Reply-To") == rep.email
+
+
+def test_a_draft_sent_through_sendgrid_replies_to_the_rep(rep, settings, fake_sendgrid, teams):
+    from campaigns.drafts import draft_send
+
+    settings.EMAIL_BACKEND = "campaigns.mail.CrmEmailBackend"
+    rep.first_name, rep.last_name = "Rita", "Rep"
+    rep.save()
+    customer = CustomerFactory(owner=rep, email="lead@client.example")
+    draft = EmailDraft.objects.create(customer=customer, rep=rep, subject="Hi", text_body="Hi")
+    draft_send(actor=rep, draft=draft)
+    [request] = fake_sendgrid.accepted
+    assert request.payload["reply_to"] == {"email": rep.email}
+    assert request.payload["from"]["name"] == "Rita Rep"
+    assert "headers" not in request.payload

@@ -325,3 +325,14 @@ def test_the_campaign_page_shows_whom_the_email_gate_skipped_and_why(
         "unsubscribed 1",
     ):
         assert reason in body
+
+
+def test_the_live_segment_count_says_how_many_the_gate_lets_through(manager_client, rep, teams):
+    CustomerFactory.create_batch(2, owner=rep, region="apac")
+    CustomerFactory(owner=rep, region="apac", email_consent="unknown")
+    CustomerFactory(owner=rep, region="apac", email="not-an-address")
+    page = manager_client.post(reverse("campaigns:segment_count"), {"region": ["apac"]})
+    text = " ".join(page.content.decode().split())
+    assert "<strong>4</strong> customers match" in text
+    assert "<strong data-reachable>2</strong> may get marketing email" in text
+    assert "(not 2: 1 invalid, 1 no consent)" in text

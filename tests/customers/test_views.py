@@ -322,3 +322,17 @@ def test_export_streams_the_filtered_visible_list(rep_client, rep, other_rep):
     assert rows[0][0] == "name"
     assert [row[0] for row in rows[1:]] == ["In Emea"]
     assert rows[1][rows[0].index("tags")] == "vip"
+
+
+def test_export_carries_consent_as_the_import_reads_it_back(rep_client, rep):
+    CustomerFactory(owner=rep, name="Granted", email_consent="granted")
+    CustomerFactory(owner=rep, name="Withdrawn", email_consent="withdrawn")
+    CustomerFactory(owner=rep, name="Unknown", email_consent="unknown")
+    response = rep_client.get(reverse("customers:export"), {"sort": "name"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    column = rows[0].index("email_consent")
+    consent = {row[0]: row[column] for row in rows[1:]}
+    assert consent == {"Granted": "yes", "Withdrawn": "no", "Unknown": ""}
+    from customers.csv_import import CONSENT_VALUES
+
+    assert CONSENT_VALUES["yes"] == "granted" and CONSENT_VALUES["no"] == "withdrawn"

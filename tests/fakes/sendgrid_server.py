@@ -103,6 +103,18 @@ def _check_string_map(
     return value
 
 
+# Headers mail/send refuses in `headers` (its API reference): each has a field of its own.
+RESERVED_HEADERS = {"x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type",
+                    "content-transfer-encoding", "to", "from", "subject", "reply-to", "cc",
+                    "bcc"}  # fmt: skip
+
+
+def _check_headers(errors: list[dict[str, Any]], headers: Any, where: str) -> None:
+    for name in _check_string_map(errors, headers, where, "headers"):
+        if str(name).lower() in RESERVED_HEADERS:
+            errors.append(_error(f"The header {name} is reserved and cannot be set.", where))
+
+
 def validate_mail_send(payload: Any) -> list[dict[str, Any]]:
     """The errors SendGrid would report for a mail/send body; empty when it is valid."""
     if not isinstance(payload, dict):
@@ -128,6 +140,12 @@ def validate_mail_send(payload: Any) -> list[dict[str, Any]]:
         errors.append(_error("The subject must be a string.", "subject"))
 
     _check_string_map(errors, payload.get("custom_args"), "custom_args", "custom_args")
+    _check_headers(errors, payload.get("headers"), "headers")
+    reply_to = payload.get("reply_to")
+    if reply_to is not None and not (
+        isinstance(reply_to, dict) and is_valid_email(reply_to.get("email"))
+    ):
+        errors.append(_error("The reply_to email does not contain a valid address.", "reply_to"))
 
     personalizations = payload.get("personalizations")
     if not isinstance(personalizations, list) or not personalizations:
@@ -204,6 +222,7 @@ def validate_mail_send(payload: Any) -> list[dict[str, Any]]:
         _check_string_map(
             errors, personalization.get("custom_args"), f"{where}.custom_args", "custom_args"
         )
+        _check_headers(errors, personalization.get("headers"), f"{where}.headers")
         substitutions = _check_string_map(
             errors, personalization.get("substitutions"), f"{where}.substitutions", "substitutions"
         )

@@ -389,3 +389,11 @@ def test_validating_1000_personalizations_is_fast():
 
     assert errors == []
     assert min(timings) < 0.02
+
+
+def test_reserved_headers_are_refused_and_reply_to_is_its_own_field():
+    assert validate_mail_send(mail("ann@example.com", reply_to={"email": "rep@example.com"})) == []
+    errors = validate_mail_send(mail("ann@example.com", headers={"Reply-To": "rep@example.com"}))
+    assert [e["field"] for e in errors] == ["headers"]
+    bad = validate_mail_send(mail("ann@example.com", reply_to={"email": "nope"}))
+    assert [e["field"] for e in bad] == ["reply_to"]
