@@ -214,3 +214,53 @@ def test_a_draft_sent_through_sendgrid_replies_to_the_rep(rep, settings, fake_se
     assert request.payload["reply_to"] == {"email": rep.email}
     assert request.payload["from"]["name"] == "Rita Rep"
     assert "headers" not in request.payload
+
+
+def test_the_import_confirmation_offers_enrolment_off_by_default_and_enrols_on_choice(
+    rep_client, rep, sequence, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from customers import csv_import
+    from customers.models import CustomerImport
+
+    rows = "name,email,consent\nAnn Yes,ann@new.example,yes\nBo No,bo@new.example,no\n"
+    upload = rep_client.post(
+        reverse("customers:import_upload"),
+        {"file": SimpleUploadedFile("c.csv", rows.encode()), "duplicate_mode": "skip"},
+    )
+    page = rep_client.get(upload["Location"]).content.decode()
+    assert "Enrol the new leads in an email sequence" in page
+    assert '<option value="" selected>Do not enrol anyone</option>' in page
+    post = {f"map_{field}": "" for field in csv_import.IMPORTABLE_FIELDS}
+    post.update({"map_name": "0", "map_email": "1", "map_email_consent": "2",
+                 "duplicate_mode": "skip", "enrol_sequence": str(sequence.pk)})  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        rep_client.post(upload["Location"], post)
+    assert CustomerImport.objects.get().status == "done"
+    enrolled = SequenceEnrollment.objects.filter(sequence=sequence)
+    assert list(enrolled.values_list("customer__email", flat=True)) == ["ann@new.example"]
+
+
+def test_an_import_cannot_enrol_in_a_sequence_that_is_not_offered(
+    rep_client, rep, sequence, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from customers import csv_import
+
+    sequence.is_active = False
+    sequence.save()
+    upload = rep_client.post(
+        reverse("customers:import_upload"),
+        {"file": SimpleUploadedFile("c.csv", b"name,email\nAnn,ann@new.example\n"),
+         "duplicate_mode": "skip"},
+    )  # fmt: skip
+    post = {f"map_{field}": "" for field in csv_import.IMPORTABLE_FIELDS}
+    post.update({"map_name": "0", "map_email": "1", "duplicate_mode": "skip",
+                 "enrol_sequence": str(sequence.pk)})  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        response = rep_client.post(upload["Location"], post)
+    assert response.status_code == 302  # imported; a paused sequence is not on offer
+    assert Customer.objects.filter(email="ann@new.example").exists()
+    assert not SequenceEnrollment.objects.exists()
