@@ -2,6 +2,8 @@
 events, and the local outbox used when no SendGrid key is configured. Suppressions live in
 customers, beside the email gate."""
 
+from datetime import time
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -350,8 +352,8 @@ class Sequence(models.Model):
     is_active = models.BooleanField(
         default=True, help_text="Paused sequences send nothing; enrolments wait."
     )
-    window_start = models.TimeField(default="09:00", help_text="Weekdays, in the CRM's time zone.")
-    window_end = models.TimeField(default="17:00")
+    window_start = models.TimeField(default=time(9), help_text="Weekdays, in the CRM's time zone.")
+    window_end = models.TimeField(default=time(17))
     stop_at_grade = models.CharField(
         max_length=4, choices=StopGrade.choices, default=StopGrade.WARM, blank=True
     )

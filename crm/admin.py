@@ -1,9 +1,10 @@
 from django.contrib import admin
 
+from crm.admin_widgets import GarbageProofAutocompleteMixin
 from crm.models import AuditEvent, SchedulerHeartbeat, Team, TeamMembership
 
 
-class TeamMembershipInline(admin.TabularInline):
+class TeamMembershipInline(GarbageProofAutocompleteMixin, admin.TabularInline):
     model = TeamMembership
     extra = 0
     autocomplete_fields = ["user"]
@@ -18,7 +19,7 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(TeamMembership)
-class TeamMembershipAdmin(admin.ModelAdmin):
+class TeamMembershipAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = ["user", "team", "is_senior", "joined_at"]
     list_filter = ["team", "is_senior"]
     search_fields = ["user__username", "user__email", "team__name"]

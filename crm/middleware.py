@@ -64,3 +64,33 @@ class PrivatePagesMiddleware:
         if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
             patch_cache_control(response, private=True, no_store=True)
         return response
+
+
+class NulCharacterMiddleware:
+    """A NUL character can be in no text PostgreSQL stores or compares, and no one types
+    it: a query string or form field carrying one answers 400, before any view passes it to
+    a query (where it would fail as a 500). JSON bodies are cleaned where they are stored."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if (
+            "\x00" in request.path
+            or _has_nul(request.GET)
+            or (
+                request.method == "POST"
+                and request.content_type == "application/x-www-form-urlencoded"
+                and _has_nul(request.POST)
+            )
+        ):
+            message = "The request contains a NUL character, which is never valid here."
+            if is_htmx(request) or "application/json" in request.headers.get("Accept", ""):
+                return JsonResponse({"error": message}, status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain")
+        return self.get_response(request)
+
+
+def _has_nul(query) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values)
+               for key, values in query.lists())  # fmt: skip

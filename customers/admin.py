@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.utils import timezone
 
+from crm.admin_widgets import GarbageProofAutocompleteMixin
 from customers.models import (
     ConsentSource,
     Customer,
@@ -17,7 +18,7 @@ class TagAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
-class CustomerNoteInline(admin.TabularInline):
+class CustomerNoteInline(GarbageProofAutocompleteMixin, admin.TabularInline):
     model = CustomerNote
     extra = 0
     fields = ["text", "author", "created_at"]
@@ -26,7 +27,7 @@ class CustomerNoteInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "email",
@@ -65,7 +66,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
 
 @admin.register(CustomerNote)
-class CustomerNoteAdmin(admin.ModelAdmin):
+class CustomerNoteAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = ["customer", "author", "created_at"]
     search_fields = ["text", "customer__name"]
     list_select_related = ["customer", "author"]

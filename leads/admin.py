@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from crm.admin_widgets import GarbageProofAutocompleteMixin
 from leads.models import LeadActivity, LeadScore, ScoreChange, ScoringRule
 
 
@@ -10,7 +11,7 @@ class ScoringRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(LeadScore)
-class LeadScoreAdmin(admin.ModelAdmin):
+class LeadScoreAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = ["customer", "total_score", "grade", "ai_score", "last_calculated"]
     list_filter = ["grade"]
     search_fields = ["customer__name", "customer__email"]
@@ -20,7 +21,7 @@ class LeadScoreAdmin(admin.ModelAdmin):
 
 
 @admin.register(LeadActivity)
-class LeadActivityAdmin(admin.ModelAdmin):
+class LeadActivityAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = ["customer", "activity_type", "score_impact", "timestamp"]
     list_filter = ["activity_type"]
     search_fields = ["customer__name", "customer__email"]
@@ -31,7 +32,7 @@ class LeadActivityAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScoreChange)
-class ScoreChangeAdmin(admin.ModelAdmin):
+class ScoreChangeAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = ["customer", "previous_total", "total_score", "previous_grade", "grade", "at"]
     list_filter = ["grade"]
     list_select_related = ["customer"]

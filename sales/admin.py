@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from crm.admin import ReadOnlyAdmin
+from crm.admin_widgets import GarbageProofAutocompleteMixin
 from crm.errors import ValidationFailed
 from sales import services
 from sales.models import Sale, SaleActivity, StageChange, Task
@@ -33,6 +34,8 @@ class SaleAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if self.errors:  # a field is already wrong: the services' checks need every field
+            return cleaned
         adding = self.instance.pk is None
         data = cleaned if adding else {name: cleaned[name] for name in self.changed_data
                                        if name in cleaned}  # fmt: skip
@@ -45,7 +48,7 @@ class SaleAdminForm(forms.ModelForm):
 
 
 @admin.register(Sale)
-class SaleAdmin(admin.ModelAdmin):
+class SaleAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = [
         "title",
         "customer",
@@ -93,7 +96,7 @@ class SaleAdmin(admin.ModelAdmin):
 
 
 @admin.register(SaleActivity)
-class SaleActivityAdmin(admin.ModelAdmin):
+class SaleActivityAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = ["sale", "kind", "user", "occurred_at"]
     list_filter = ["kind"]
     search_fields = ["text", "sale__title"]
@@ -102,7 +105,7 @@ class SaleActivityAdmin(admin.ModelAdmin):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(GarbageProofAutocompleteMixin, admin.ModelAdmin):
     list_display = ["title", "assigned_to", "priority", "due_at", "completed_at", "is_auto_created"]
     list_filter = ["priority", "is_auto_created", ("completed_at", admin.EmptyFieldListFilter)]
     search_fields = ["title", "description"]

@@ -4,6 +4,8 @@ import django.db.models.constraints
 import django.db.models.deletion
 import django.db.models.functions.text
 import django.utils.timezone
+import datetime
+
 from django.conf import settings
 from django.db import migrations, models
 
@@ -30,8 +32,8 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=120)),
                 ('description', models.TextField(blank=True)),
                 ('is_active', models.BooleanField(default=True, help_text='Paused sequences send nothing; enrolments wait.')),
-                ('window_start', models.TimeField(default='09:00', help_text="Weekdays, in the CRM's time zone.")),
-                ('window_end', models.TimeField(default='17:00')),
+                ('window_start', models.TimeField(default=datetime.time(9, 0), help_text="Weekdays, in the CRM's time zone.")),
+                ('window_end', models.TimeField(default=datetime.time(17, 0))),
                 ('stop_at_grade', models.CharField(blank=True, choices=[('warm', 'Warm or hot'), ('hot', 'Hot'), ('', 'Never (grade does not stop it)')], default='warm', max_length=4)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
