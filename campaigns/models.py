@@ -395,10 +395,10 @@ class SequenceStep(models.Model):
     class Meta:
         ordering = ["sequence", "position"]
         constraints = [
+            # Steps keep their positions when edited (only trailing ones go), so no
+            # renumbering ever needs this deferred.
             models.UniqueConstraint(
-                fields=["sequence", "position"],
-                name="sequencestep_position_unique",
-                deferrable=models.Deferrable.DEFERRED,  # steps are renumbered in one go
+                fields=["sequence", "position"], name="sequencestep_position_unique"
             ),
             models.CheckConstraint(condition=Q(delay_days__lte=365), name="sequencestep_delay"),
         ]

@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 from django.utils import timezone
 
@@ -86,7 +87,10 @@ def insert_from_select(
     from a query in one statement, none twice where a unique constraint forbids it. `select`
     is a values_list whose values line up with `columns` (attnames). Returns how many rows
     were inserted."""
-    sql, params = select.query.sql_with_params()
+    try:
+        sql, params = select.query.sql_with_params()
+    except EmptyResultSet:  # e.g. pk__in=[]: nothing to insert
+        return 0
     quote = connection.ops.quote_name
     column_list = ", ".join(quote(c) for c in columns)
     with connection.cursor() as cursor:

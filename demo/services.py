@@ -1,5 +1,6 @@
 """The demo data set: users in every role, two teams, tags, generated customers and deals
-(demo.generators), lead scores with a history and a draft email campaign ready to send.
+(demo.generators), lead scores with a history, a draft email campaign ready to send, and
+the email sequences with a few weeks of sends (demo.sequences).
 
 demo is the top layer (an app imports only from apps to its left; see DESIGN.md), so it may
 fill every app: through the apps' services where one exists (lead scoring, templates,
@@ -16,12 +17,13 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
+from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate, OutboxMessage, Sequence
 from campaigns.services import campaign_save, segment_save, template_save
 from crm.models import Team, TeamMembership
 from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
 from customers.models import Customer, Tag
 from demo.generators import DEMO, Generated, dataset_generate
+from demo.sequences import demo_sequences_ensure
 from leads.services import leads_rescore
 from sales.models import Sale
 
@@ -61,8 +63,9 @@ class DemoUsers:
 
 
 def demo_seed(*, customers: int, deals: int, seed: int, reset: bool = False) -> Generated:
-    """The whole demo data set; `reset` deletes the customers, deals and campaigns first.
-    Users, teams, tags, the campaign and its template and segment are kept or made."""
+    """The whole demo data set; `reset` deletes the customers, deals, campaigns and sequences
+    first. Users, teams, tags, the campaign and its template and segment, the sequences and
+    their templates are kept or made."""
     with transaction.atomic():
         if reset:
             demo_data_reset()
@@ -76,13 +79,18 @@ def demo_seed(*, customers: int, deals: int, seed: int, reset: bool = False) -> 
             tags=demo_tags_ensure(),
         )
     demo_leads_score()
-    demo_campaign_ensure(manager=users.managers[CAMPAIGN_MANAGER])
+    manager = users.managers[CAMPAIGN_MANAGER]
+    demo_campaign_ensure(manager=manager)
+    demo_sequences_ensure(manager=manager, seed=seed)
     return generated
 
 
 def demo_data_reset() -> None:
-    """Every campaign, deal and customer (with what hangs off them), for a fresh seed."""
+    """Every sequence, campaign, outbox email, deal and customer (with what hangs off them),
+    for a fresh seed. Sequences first: their steps hold on to their hidden campaigns."""
+    Sequence.objects.all().delete()
     EmailCampaign.objects.all().delete()
+    OutboxMessage.objects.all().delete()
     Sale.objects.all().delete()
     Customer.objects.all().delete()
 

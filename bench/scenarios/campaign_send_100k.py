@@ -8,6 +8,7 @@ from unittest import mock
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Q
 from django.test.utils import override_settings
 from django.utils import timezone
 from sendgrid import SendGridAPIClient
@@ -151,10 +152,14 @@ def _one_call_per_recipient(campaign: EmailCampaign, sample: int) -> int:
 
 def opt_everyone_in() -> None:
     """Untimed: the seed leaves a fifth of its customers' consent unknown, which marketing
-    skips (MARKETING_REQUIRES_CONSENT); the send is measured on a list of 100,000 who all
-    opted in."""
-    Customer.objects.exclude(email_consent=EmailConsent.GRANTED).update(
-        email_consent=EmailConsent.GRANTED, email_consent_source=ConsentSource.FORM
+    skips (MARKETING_REQUIRES_CONSENT), and a few unsubscribed from its nurture sequence;
+    the send is measured on a list of 100,000 who all opted in."""
+    Customer.objects.filter(
+        ~Q(email_consent=EmailConsent.GRANTED) | Q(unsubscribed_at__isnull=False)
+    ).update(
+        email_consent=EmailConsent.GRANTED,
+        email_consent_source=ConsentSource.FORM,
+        unsubscribed_at=None,
     )
 
 

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db.models import Count
+from django.utils import timezone
 
 from crm.models import Team
 from crm.roles import Role, role_of
@@ -67,7 +68,7 @@ def test_seed_demo_refuses_to_run_without_debug(settings):
 
 
 def test_seed_demo_scores_its_leads_with_a_history_and_no_workflows():
-    from leads.models import LeadActivity, LeadScore, NurtureEnrollment, ScoreChange, WorkflowRun
+    from leads.models import LeadActivity, LeadScore, ScoreChange, WorkflowRun
 
     _seed(customers=300, deals=0)
     leads = Customer.objects.leads()
@@ -76,18 +77,21 @@ def test_seed_demo_scores_its_leads_with_a_history_and_no_workflows():
     assert set(LeadScore.objects.values_list("grade", flat=True)) >= {"cold", "warm"}
     # Scored as of several dates: some leads have more than one point on their chart.
     assert ScoreChange.objects.values("customer").annotate(n=Count("id")).filter(n__gt=1).exists()
-    assert not WorkflowRun.objects.exists() and not NurtureEnrollment.objects.exists()
+    # The sequences' enrolments are the seed's own (demo.sequences), not a workflow's.
+    assert not WorkflowRun.objects.exists()
 
 
 def test_seed_demo_leaves_a_draft_campaign_ready_to_send():
     from campaigns.models import EmailCampaign
 
     _seed(customers=300, deals=0)
-    campaign = EmailCampaign.objects.get()
+    # The other campaigns are the sequence steps' hidden ones.
+    campaigns = EmailCampaign.objects.filter(sequence_step__isnull=True)
+    campaign = campaigns.get()
     assert campaign.status == "draft" and campaign.created_by.username == "nora"
     assert campaign.segment.customer_count > 0
     _seed(customers=10, deals=0, reset=True)
-    assert EmailCampaign.objects.count() == 1
+    assert campaigns.count() == 1
 
 
 def test_deals_without_customers_are_refused_with_a_clear_message(settings):
@@ -96,3 +100,64 @@ def test_deals_without_customers_are_refused_with_a_clear_message(settings):
     settings.DEBUG = True
     with pytest.raises(CommandError, match="Deals need customers"):
         call_command("seed_demo", "--customers", "0", "--deals", "5")
+
+
+def test_seed_demo_builds_the_sequences_with_weeks_of_sends():
+    from campaigns.models import (
+        CampaignRun,
+        EmailMessage,
+        LeadEmailSettings,
+        OutboxMessage,
+        Sequence,
+        SequenceEnrollment,
+    )
+    from demo.sequences import CASE_STUDIES, NURTURE, last_tick_day
+
+    _seed(customers=600, deals=300)
+    nurture, case_studies = (
+        Sequence.objects.get(name=NURTURE),
+        Sequence.objects.get(name=CASE_STUDIES),
+    )
+    assert nurture.steps.count() == 4 and case_studies.steps.count() == 3
+    assert nurture.created_by.username == "nora" and nurture.is_active
+    assert case_studies.steps.get(position=0).template.name == "Case study"
+    settings = LeadEmailSettings.current()
+    assert settings.cold_sequence == nurture
+    assert settings.warm_template.name == "Case study"
+    assert settings.hot_template.name == "Personal introduction"
+    assert {"first_name", "owner_name"} <= set(settings.hot_template.variables)
+
+    enrolments = SequenceEnrollment.objects.filter(sequence=nurture)
+    Status = SequenceEnrollment.Status
+    assert 50 <= enrolments.count() <= 300
+    # At every step, the first cohort through to the end, and stops with their reasons.
+    active_at = set(enrolments.filter(status=Status.ACTIVE).values_list("next_position", flat=True))
+    assert active_at == {1, 2, 3}
+    assert enrolments.filter(status=Status.COMPLETED, next_position=4).exists()
+    reasons = set(enrolments.filter(status=Status.STOPPED).values_list("stop_reason", flat=True))
+    assert {"Not emailed: consent withdrawn", "Stopped by hand"} <= reasons
+    assert SequenceEnrollment.objects.filter(sequence=case_studies).exists()
+    # Only customers the gate let through were enrolled: nobody of unknown consent.
+    assert not enrolments.filter(customer__email_consent="unknown").exists()
+
+    # Every run the ticks queued was sent, into the outbox: one email per message, at most
+    # one per step and customer.
+    step_messages = EmailMessage.objects.filter(campaign__sequence_step__isnull=False)
+    assert not CampaignRun.objects.exclude(status=CampaignRun.Status.SENT).exists()
+    assert step_messages.count() > enrolments.count()
+    assert set(step_messages.values_list("status", flat=True)) == {"sent"}
+    per_step = step_messages.values("campaign", "customer").annotate(n=Count("id"))
+    assert not per_step.filter(n__gt=1).exists()
+    sequence_outbox = OutboxMessage.objects.filter(
+        custom_args__campaign_id__in=[
+            str(pk) for pk in step_messages.values_list("campaign_id", flat=True).distinct()
+        ]
+    )
+    assert sequence_outbox.count() == step_messages.count()
+    # The last tick, at the latest weekday 10:00, sent the newest cohort its first email.
+    newest = enrolments.filter(enrolled_at__date=last_tick_day(timezone.now()))
+    assert newest.exists()
+    assert not newest.filter(status=Status.ACTIVE, next_position=0).exists()
+    # The step campaigns' counters are the funnel the sequence page shows.
+    first = nurture.steps.get(position=0).campaign
+    assert first.sent_count == step_messages.filter(campaign=first).count() > 0
