@@ -235,6 +235,17 @@ CELERY_BEAT_SCHEDULE = {
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    # Tasks are acknowledged late, so a task whose worker dies stays "unacked" in Redis and
+    # is handed out again once this timeout passes (Redis's default is an hour). Every
+    # worker sweeps for such tasks every 10 s. A task still running after the timeout is
+    # delivered a second time, which every task here tolerates: campaign and sequence sends
+    # hold a lease, imports and workflow runs are claimed once, the nightly jobs recompute
+    # the same result.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=240),
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 else:
     CELERY_FOLDER = BASE_DIR / "var" / "celery"
     CELERY_BROKER_URL = "filesystem://"
