@@ -49,6 +49,10 @@ def fake():
 
 @pytest.fixture
 def real_worker_env(fake):
+    return production_worker_env(fake)
+
+
+def production_worker_env(fake) -> dict[str, str]:
     """The production settings, configured by environment like a deployment (see above)."""
     return {
         "DJANGO_SETTINGS_MODULE": "crm.settings",

@@ -11,19 +11,26 @@ import pytest
 from campaigns.models import CampaignRun, EmailCampaign, EmailMessage
 from campaigns.services import campaign_send_now
 from tests.campaigns.test_campaign_worker import (
+    API_KEY,
     customers_of,
     draft_campaign,
-    fake,  # noqa: F401 (a fixture)
+    production_worker_env,
     wait_for,
 )
-from tests.campaigns.test_campaign_worker import real_worker_env as campaign_worker_env
+from tests.fakes.sendgrid_server import FakeSendGrid
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def real_worker_env(fake):  # noqa: F811
-    return {**campaign_worker_env.__wrapped__(fake), "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3"}
+def fake():
+    with FakeSendGrid(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def real_worker_env(fake):
+    return {**production_worker_env(fake), "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3"}
 
 
 def test_a_killed_workers_send_is_redelivered_by_redis_and_finished(
@@ -32,7 +39,7 @@ def test_a_killed_workers_send_is_redelivered_by_redis_and_finished(
     manager,
     rep,
     teammate,
-    teams,  # noqa: F811
+    teams,
 ):
     processes = real_worker
     expected = customers_of([rep, teammate], 60, "redelivered.example")

@@ -51,12 +51,22 @@ def browser():
 
 @pytest.fixture
 def page(browser, live_server, transactional_db):
-    """A page in a fresh context; the test fails on a JavaScript error or a 5xx response."""
+    """A page in a fresh context; the test fails on a JavaScript error, anything the
+    Content-Security-Policy blocked, or a 5xx response."""
     context = browser.new_context(base_url=live_server.url)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"JavaScript error: {error}"))
+    # What the Content-Security-Policy blocked (an inline script or handler, a stray source).
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"Blocked: {message.text}")
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     page.on(
         "response",
         lambda response: (
