@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate
+from campaigns.models import CustomerSegment, EmailCampaign, EmailTemplate, Sequence
 from crm.models import Team, TeamMembership
 from crm.roles import ADMIN_GROUP, MANAGER_GROUP, REP_GROUP
 from customers.models import Customer, Tag
@@ -215,3 +215,32 @@ class EmailCampaignFactory(factory.django.DjangoModelFactory):
     template = factory.SubFactory(EmailTemplateFactory)
     segment = factory.SubFactory(CustomerSegmentFactory)
     created_by = factory.SubFactory(ManagerFactory)
+
+
+_sequence_names = iter(range(1, 10**9))
+
+
+def sequence_build(
+    *, actor, steps: list[tuple[EmailTemplate | None, int]] | None = None, **data
+) -> Sequence:
+    """A sequence saved the way a manager saves one (campaigns.sequences.builder.sequence_save),
+    each step with its hidden campaign. `steps`: (template or None for a new one, delay_days);
+    by default two steps, the first at once, the second three days later. `data` overrides
+    the sequence's fields (window_start, window_end, stop_at_grade, is_active, name)."""
+    from datetime import time
+
+    from campaigns.sequences.builder import StepDraft, sequence_save
+
+    if steps is None:
+        steps = [(None, 0), (None, 3)]
+    drafts = [
+        StepDraft(template=template or EmailTemplateFactory(created_by=actor), delay_days=delay)
+        for template, delay in steps
+    ]
+    fields = {
+        "name": f"Sequence {next(_sequence_names)}",
+        "window_start": time(9),
+        "window_end": time(17),
+        **data,
+    }
+    return sequence_save(actor=actor, data=fields, steps=drafts)

@@ -9,17 +9,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from campaigns.models import LeadEmailSettings, SequenceEnrollment
 from customers.models import Customer
-from leads.models import (
-    LeadScore,
-    NurtureEnrollment,
-    RescoreRun,
-    ScoreChange,
-    ScoringRule,
-    WorkflowRun,
-)
+from leads.models import LeadScore, RescoreRun, ScoreChange, ScoringRule, WorkflowRun
 from leads.services.rescore import leads_rescore, rescore_run_execute
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, sequence_build
 from tests.leads.helpers import NOW, add_activity, new_lead, score_of
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +54,8 @@ def test_grade_transitions_are_reported():
 
 
 def test_rescore_query_count_does_not_grow_with_leads():
+    LeadEmailSettings.current()  # made on its first read: not a cost of the first rescoring
+
     def queries_for(count: int) -> int:
         Customer.objects.all().delete()
         for _ in range(count):
@@ -90,20 +86,29 @@ def test_editing_a_lead_rescores_it_after_commit(rep, teams, django_capture_on_c
     assert LeadScore.objects.get(customer=lead).budget_score == 20
 
 
-def test_rescore_leads_command_shows_progress_and_starts_workflows(rep, teams):
+@pytest.fixture
+def cold_sequence(manager):
+    """The sequence the managers chose for cold leads (LeadEmailSettings.cold_sequence)."""
+    sequence = sequence_build(actor=manager)
+    LeadEmailSettings.objects.update_or_create(pk=1, defaults={"cold_sequence": sequence})
+    return sequence
+
+
+def test_rescore_leads_command_shows_progress_and_starts_workflows(rep, teams, cold_sequence):
     lead = new_lead(owner=rep)
     out = StringIO()
     call_command("rescore_leads", stdout=out)
     assert "1/1 leads" in out.getvalue() and "1 grade change(s)" in out.getvalue()
     assert LeadScore.objects.get(customer=lead).grade == "cold"
-    assert NurtureEnrollment.objects.filter(customer=lead).exists()
+    enrollment = SequenceEnrollment.objects.get(customer=lead)
+    assert (enrollment.sequence, enrollment.status) == (cold_sequence, "active")
 
 
-def test_rescore_leads_without_workflows_grades_but_starts_nothing(rep, teams):
+def test_rescore_leads_without_workflows_grades_but_starts_nothing(rep, teams, cold_sequence):
     lead = new_lead(owner=rep)
     call_command("rescore_leads", "--no-workflows", stdout=StringIO())
     assert LeadScore.objects.get(customer=lead).grade == "cold"
-    assert not NurtureEnrollment.objects.exists() and not WorkflowRun.objects.exists()
+    assert not SequenceEnrollment.objects.exists() and not WorkflowRun.objects.exists()
 
 
 def test_a_rescore_run_executes_once(manager):
