@@ -20,10 +20,12 @@ install: $(STAMP)
 
 # Embedded by default (SQLite + filesystem broker); set DATABASE_URL / REDIS_URL to use
 # PostgreSQL and Redis instead.
+# SITE_URL (unsubscribe links, the demo's login address) follows HOST and PORT unless set.
+RUN_ENV = DEBUG=$${DEBUG:-true} SITE_URL=$${SITE_URL:-http://$${HOST:-127.0.0.1}:$${PORT:-8000}}
 run: install
-	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-true} $(PY) manage.py seed_demo --if-empty
-	DEBUG=$${DEBUG:-true} PY=$(PY) scripts/run.sh
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py seed_demo --if-empty
+	$(RUN_ENV) PY=$(PY) scripts/run.sh
 
 services:
 	scripts/ensure_services.sh

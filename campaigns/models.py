@@ -219,6 +219,7 @@ class SendBatch(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "send batches"
         indexes = [models.Index(fields=["run", "status"], name="sendbatch_run_status_idx")]
 
     def __str__(self) -> str:

@@ -5,6 +5,7 @@ PY=${PY:-.venv/bin/python}
 CELERY="$(dirname "$PY")/celery"
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
+export SITE_URL=${SITE_URL:-http://$HOST:$PORT}  # links in emails point at this server
 PIDS=()
 
 # Stop only the three processes started here (TERM: a Celery worker's warm shutdown; INT is

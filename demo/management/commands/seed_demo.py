@@ -68,7 +68,7 @@ class Command(BaseCommand):
         self._print_logins()
 
     def _print_logins(self) -> None:
-        self.stdout.write("\nDemo logins (http://127.0.0.1:8000/accounts/login/):")
+        self.stdout.write(f"\nDemo logins ({settings.SITE_URL}/accounts/login/):")
         self.stdout.write(f"  admin  / {ADMIN_PASSWORD}   (Admin, also Django admin)")
         for team_name, spec in TEAMS.items():
             self.stdout.write(
