@@ -60,7 +60,7 @@ def follow_up_draft_prepare(*, assigned_to, customer, grade: str, actions: list[
         from campaigns.tasks import send_draft
 
         transaction.on_commit(lambda: send_draft.delay(draft.pk))
-        actions.append(f"Email (sent automatically): {draft.subject}")
+        actions.append(f"Email to send automatically (the email gate decides): {draft.subject}")
     else:
         actions.append(f"Email draft for the rep: {draft.subject}")
 

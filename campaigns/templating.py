@@ -137,3 +137,21 @@ def apply_substitutions(text: str, substitutions: dict[str, str]) -> str:
     keys = sorted(substitutions, key=len, reverse=True)
     pattern = re.compile("|".join(re.escape(key) for key in keys))
     return pattern.sub(lambda match: substitutions[match.group(0)], text)
+
+
+TEXT_FOOTER = "\n\n--\nUnsubscribe: {{ unsubscribe_url }}"
+HTML_FOOTER = (
+    '<p style="font-size:12px;color:#666"><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+)
+
+
+def with_unsubscribe_link(*, html: str, text: str) -> tuple[str, str]:
+    """The bodies of a marketing email, each with the unsubscribe link: a template that does
+    not place {{ unsubscribe_url }} itself gets it in a footer (the List-Unsubscribe headers
+    go along regardless, but not every mail client shows them)."""
+    if "unsubscribe_url" not in variables_used(text):
+        text = f"{text.rstrip()}{TEXT_FOOTER}"
+    if html and "unsubscribe_url" not in variables_used(html):
+        closing = html.lower().rfind("</body>")
+        html = html[:closing] + HTML_FOOTER + html[closing:] if closing >= 0 else html + HTML_FOOTER
+    return html, text

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -102,13 +102,24 @@ def campaign_detail(request, pk: int):
         "actions": campaign_actions(campaign) if can_manage else frozenset(),
         "schedule_form": ScheduleForm() if can_manage else None,
     }
+    if Action.SEND_NOW in context["actions"]:
+        # Who it would go to now (the email gate applied), for the confirmation.
+        context["reach"] = selectors.segment_reach(
+            user=campaign.created_by, criteria=criteria_clean(campaign.segment.criteria)
+        )
     if is_htmx(request) and request.GET.get("part") == "recipients":
         return render(request, "campaigns/partials/_recipients.html", context)
     return render(request, "campaigns/campaign_detail.html", context)
 
 
 def campaign_progress(request, pk: int):
+    """Polled while the campaign sends. Once it stops sending, the whole page is reloaded,
+    so that its badge, buttons, funnel and recipients agree with the progress."""
     campaign = access_campaign_by_id(request.user, pk)
+    if is_htmx(request) and campaign.status != EmailCampaign.Status.SENDING:
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
     context = {"campaign": campaign, "progress": selectors.campaign_progress(campaign=campaign)}
     return render(request, "campaigns/partials/_progress.html", context)
 

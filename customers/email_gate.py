@@ -8,9 +8,9 @@ written once, as a database expression, so the same rule serves one customer
 of customers). Refusals, in the order they are checked:
 
 - no address, or one that is not shaped like an address;
-- consent withdrawn;
-- unsubscribed (the unsubscribe link or a provider event);
 - the address is suppressed (bounce, spam report, dropped, invalid, unsubscribe, by hand);
+- unsubscribed (the unsubscribe link or a provider event);
+- consent withdrawn;
 - marketing only: consent not granted, when settings.MARKETING_REQUIRES_CONSENT.
 """
 
@@ -79,15 +79,17 @@ def _gate(kind: str, prefix: str) -> tuple[Case, Subquery]:
     whens = [
         When(Q(**{f"{email}__isnull": True}) | Q(**{email: ""}), then=Value(Refusal.NO_ADDRESS)),
         When(~Q(**{f"{email}__regex": EMAIL_SHAPE}), then=Value(Refusal.INVALID_ADDRESS)),
-        When(
-            Q(**{f"{prefix}email_consent": EmailConsent.WITHDRAWN}),
-            then=Value(Refusal.WITHDRAWN),
-        ),
-        When(Q(**{f"{prefix}unsubscribed_at__isnull": False}), then=Value(Refusal.UNSUBSCRIBED)),
+        # The most specific reason first: a spam report or an unsubscribe also withdraws
+        # consent, and should be told as what it was.
         *[
             When(Q(suppression_reason=reason), then=Value(refusal))
             for reason, refusal in SUPPRESSION_REFUSALS.items()
         ],
+        When(Q(**{f"{prefix}unsubscribed_at__isnull": False}), then=Value(Refusal.UNSUBSCRIBED)),
+        When(
+            Q(**{f"{prefix}email_consent": EmailConsent.WITHDRAWN}),
+            then=Value(Refusal.WITHDRAWN),
+        ),
     ]
     if kind == EmailKind.MARKETING and settings.MARKETING_REQUIRES_CONSENT:
         whens.append(

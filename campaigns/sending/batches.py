@@ -94,7 +94,7 @@ def _cancel_refused(run: CampaignRun, refused: dict[str, list[int]]) -> None:
     for refusal, ids in refused.items():
         EmailMessage.objects.filter(pk__in=ids).update(
             status=Message.CANCELLED,
-            error=f"Not sent: {Refusal(refusal).label} (after the campaign started).",
+            error=f"Not sent: {Refusal(refusal).label} (found just before its batch went).",
         )
     locked = CampaignRun.objects.select_for_update().only("skipped").get(pk=run.pk)
     skipped = dict(locked.skipped)

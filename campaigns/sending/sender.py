@@ -9,7 +9,7 @@ from campaigns.sending.counters import CountersWhileSending
 from campaigns.sending.leases import lease_hold, lease_release, lease_renew, lease_take
 from campaigns.sending.provider import TransientSendError, current_provider
 from campaigns.sending.runs import run_finish, run_stop_if_asked
-from campaigns.templating import SubstitutionPlan
+from campaigns.templating import SubstitutionPlan, with_unsubscribe_link
 
 
 def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0) -> str:
@@ -31,11 +31,10 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
         # Recount when this sender stops, whatever it did: a sender killed before its last
         # refresh (out of memory, a deploy) left batches sent but not yet counted.
         counters.changed = True
-        plan = SubstitutionPlan(
-            subject=run.campaign.effective_subject,
-            html=run.campaign.template.html_body,
-            text=run.campaign.template.text_body,
+        html, text = with_unsubscribe_link(
+            html=run.campaign.template.html_body, text=run.campaign.template.text_body
         )
+        plan = SubstitutionPlan(subject=run.campaign.effective_subject, html=html, text=text)
         while True:
             stopped = run_stop_if_asked(run)
             if stopped:

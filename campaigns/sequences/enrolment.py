@@ -152,7 +152,7 @@ def cold_leads_enrol(*, customer_ids: list[int], now: datetime) -> None:
     """crm.reactions LEADS_TURNED_COLD: leads graded cold enter the sequence the managers
     chose in the lead email settings (none chosen, or paused: nobody is enrolled)."""
     sequence = LeadEmailSettings.current().cold_sequence
-    if sequence is None or not sequence.is_active:
-        return
+    if sequence is None or not sequence.is_active or not sequence.steps.exists():
+        return  # (a sequence without steps: only Django admin can make one)
     leads = Customer.objects.filter(pk__in=customer_ids)
     customers_enrol(sequence=sequence, customers=leads, now=now)

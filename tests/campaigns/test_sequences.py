@@ -248,11 +248,17 @@ def test_the_emails_are_rendered_for_each_lead(tick, manager, leads):
     sequence = sequence_build(actor=manager, steps=[(template, 0)])
     enrol(sequence, leads, now=at(MONDAY, 10))
     tick(at(MONDAY, 10))
-    rendered = {m.to_email: (m.subject, m.text_body) for m in OutboxMessage.objects.all()}
+    rendered = {
+        m.to_email: (m.subject, m.text_body.split("\n\n--\nUnsubscribe: ")[0])
+        for m in OutboxMessage.objects.all()
+    }
     assert rendered == {
         lead.email: (f"Hello {lead.name.split()[0]}", f"{lead.name} at {lead.company}.")
         for lead in leads
     }
+    # The template has no {{ unsubscribe_url }}: each email gets its link in a footer.
+    for message in OutboxMessage.objects.all():
+        assert message.text_body.endswith(message.headers["List-Unsubscribe"][1:-1])
 
 
 def test_a_paused_sequence_sends_nothing_and_its_due_steps_go_when_resumed(tick, manager, leads):
@@ -581,8 +587,8 @@ def test_the_one_click_link_of_a_step_stops_the_sequence_at_the_next_edge(
     ann.refresh_from_db()
     assert ann.unsubscribed_at is not None and ann.email_consent == "withdrawn"
     stopped = enrolment_of(ann)
-    # Unsubscribing withdraws consent too, and the gate names withdrawn consent first.
-    assert (stopped.status, stopped.stop_reason) == ("stopped", "Not emailed: consent withdrawn")
+    # Unsubscribing withdraws consent too; the gate names what happened: the unsubscribe.
+    assert (stopped.status, stopped.stop_reason) == ("stopped", "Not emailed: unsubscribed")
     assert received() == each(leads, 0) + each(leads[1:], 1)
 
 
@@ -858,9 +864,8 @@ def test_provider_events_through_the_webhook_stop_the_sequence_at_the_next_edge(
     assert reasons == {
         "bounced@seq.example": "Not emailed: bounced",
         "dropped@seq.example": "Not emailed: dropped by the provider",
-        # A spam report unsubscribes and withdraws consent too; the gate names the
-        # withdrawal first.
-        "spam@seq.example": "Not emailed: consent withdrawn",
+        # A spam report unsubscribes and withdraws consent too; the gate names the report.
+        "spam@seq.example": "Not emailed: spam report",
         "fine@seq.example": "",
     }
     assert received() == each(people.values(), 0) + each([people["fine"]], 1)
@@ -884,7 +889,7 @@ def test_an_address_refused_after_the_tick_queued_it_is_cancelled_before_its_bat
     assert list(OutboxMessage.objects.values_list("to_email", flat=True)) == [fine.email]
     cancelled = dict(EmailMessage.objects.filter(status="cancelled").values_list("email", "error"))
     assert cancelled == {
-        doomed[name].email: f"Not sent: {label} (after the campaign started)."
+        doomed[name].email: f"Not sent: {label} (found just before its batch went)."
         for name, _m, _r, label in UNREACHABLE
     }
     run.refresh_from_db()

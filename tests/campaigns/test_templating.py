@@ -311,3 +311,19 @@ def test_template_save_refuses_each_escape_attempt(manager, text):
 def test_template_save_is_for_managers(rep):
     with pytest.raises(PermissionDenied):
         template_save(actor=rep, data=_data())
+
+
+def test_a_marketing_body_without_the_unsubscribe_link_gets_it_in_a_footer():
+    from campaigns.templating import with_unsubscribe_link
+
+    html, text = with_unsubscribe_link(html="<html><body><p>Hi</p></body></html>", text="Hi")
+    assert html == (
+        '<html><body><p>Hi</p><p style="font-size:12px;color:#666">'
+        '<a href="{{ unsubscribe_url }}">Unsubscribe</a></p></body></html>'
+    )
+    assert text.endswith("Unsubscribe: {{ unsubscribe_url }}")
+    placed = "<p>Hi <a href='{{ unsubscribe_url }}'>leave</a></p>"
+    assert with_unsubscribe_link(html=placed, text="Bye {{ unsubscribe_url }}") == (
+        placed,
+        "Bye {{ unsubscribe_url }}",
+    )

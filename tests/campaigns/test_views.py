@@ -336,3 +336,11 @@ def test_the_live_segment_count_says_how_many_the_gate_lets_through(manager_clie
     assert "<strong>4</strong> customers match" in text
     assert "<strong data-reachable>2</strong> may get marketing email" in text
     assert "(not 2: 1 invalid, 1 no consent)" in text
+
+
+def test_the_polled_progress_reloads_the_page_once_sending_stopped(manager_client, manager):
+    campaign = EmailCampaignFactory(created_by=manager, status="sent")
+    url = reverse("campaigns:campaign_progress", args=[campaign.pk])
+    polled = manager_client.get(url, HTTP_HX_REQUEST="true")
+    assert (polled.status_code, polled["HX-Refresh"]) == (204, "true")
+    assert manager_client.get(url).status_code == 200  # not polled: the partial itself

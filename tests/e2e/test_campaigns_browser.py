@@ -52,3 +52,37 @@ def test_manager_builds_and_sends_a_campaign(page: Page, login, manager, rep, te
     page.get_by_role("link", name="Hello").first.click()
     expect(page.get_by_text("To: ann@a.example")).to_be_visible()
     assert OutboxMessage.objects.get().to_email == "ann@a.example"
+
+
+def test_a_campaign_page_left_open_while_sending_agrees_with_itself_when_done(
+    page: Page, login, manager, rep, teams, settings, monkeypatch
+):
+    """The page shows Sending; the send finishes behind it; without the user reloading,
+    badge, buttons, funnel and recipients all say Sent."""
+    from campaigns import services
+    from campaigns.models import CampaignRun
+    from campaigns.sending import run_send
+    from tests.factories import CustomerSegmentFactory, EmailCampaignFactory, EmailTemplateFactory
+
+    settings.SENDGRID_API_KEY = ""
+    monkeypatch.setattr("campaigns.sending.runs.send_run_later", lambda run_id: None)
+    for name in ("Ann Archer", "Bob Baker"):
+        CustomerFactory(owner=rep, name=name, email=f"{name.split()[0].lower()}@x.example")
+    campaign = EmailCampaignFactory(
+        name="Held", created_by=manager, template=EmailTemplateFactory(created_by=manager),
+        segment=CustomerSegmentFactory(created_by=manager),
+    )  # fmt: skip
+    services.campaign_send_now(actor=manager, campaign=campaign)
+    login(manager)
+    page.goto(f"/campaigns/{campaign.pk}/")
+    expect(page.locator("h1 .badge")).to_have_text("Sending")
+    expect(page.locator("[data-action=pause]")).to_be_visible()
+
+    run_send(run_id=CampaignRun.objects.get(campaign=campaign).pk)
+
+    expect(page.locator("h1 .badge")).to_have_text("Sent")
+    expect(page.locator("[data-action=pause]")).to_have_count(0)
+    expect(page.locator("[data-action=cancel]")).to_have_count(0)
+    expect(page.locator("[data-progress]")).to_contain_text("2 sent of 2")
+    expect(page.locator("[data-funnel]")).to_contain_text("2")
+    expect(page.get_by_text("ann@x.example")).to_be_visible()

@@ -61,7 +61,7 @@ def test_hot_lead_goes_to_a_senior_rep_with_tasks_and_email(
     assert draft.task in tasks.values()
     assert draft.get_absolute_url() in Task.objects.get(pk=draft.task_id).description
     assert any("Assigned to" in action for action in run.actions)
-    assert f"Email (sent automatically): {draft.subject}" in run.actions
+    assert f"Email to send automatically (the email gate decides): {draft.subject}" in run.actions
 
 
 @pytest.mark.django_db

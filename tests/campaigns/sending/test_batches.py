@@ -126,7 +126,7 @@ def test_someone_who_unsubscribes_mid_run_is_not_sent_to(
     assert sorted(fake_sendgrid.recipients()) == ["cy@c.example", "di@d.example", "ed@e.example"]
     assert EmailMessage.objects.filter(status="cancelled").count() == 2
     assert EmailMessage.objects.get(email="bob@b.example").error == (
-        "Not sent: bounced (after the campaign started)."
+        "Not sent: bounced (found just before its batch went)."
     )
     assert run.__class__.objects.get(pk=run.pk).skipped == {"unsubscribed": 1, "bounced": 1}
 
@@ -145,9 +145,9 @@ def test_consent_withdrawn_or_an_address_dropped_mid_run_is_cancelled_with_its_r
     assert sorted(fake_sendgrid.recipients()) == ["di@d.example", "ed@e.example"]
     errors = dict(EmailMessage.objects.filter(status="cancelled").values_list("email", "error"))
     assert errors == {
-        "ann@a.example": "Not sent: consent withdrawn (after the campaign started).",
-        "bob@b.example": "Not sent: no consent (after the campaign started).",
-        "cy@c.example": "Not sent: dropped by the provider (after the campaign started).",
+        "ann@a.example": "Not sent: consent withdrawn (found just before its batch went).",
+        "bob@b.example": "Not sent: no consent (found just before its batch went).",
+        "cy@c.example": "Not sent: dropped by the provider (found just before its batch went).",
     }
     run.refresh_from_db()
     assert run.skipped == {"withdrawn": 1, "no_consent": 1, "dropped": 1}

@@ -23,6 +23,9 @@ def test_the_payload_carries_substitutions_custom_args_and_unsubscribe_headers(
     html = payload["content"][1]["value"]
     for key, value in bob["substitutions"].items():
         html = html.replace(key, value)
-    # Values are escaped in HTML; the template's own markup is not.
-    assert html == "<p>Hi Bob,</p><p>B &amp; Co</p>"
+    # Values are escaped in HTML; the template's own markup is not. A template without the
+    # unsubscribe link gets it in a footer, Bob's own link.
+    body, footer = html.split('<p style="font-size:12px;color:#666">')
+    assert body == "<p>Hi Bob,</p><p>B &amp; Co</p>"
+    assert f'href="{bob["headers"]["List-Unsubscribe"][1:-1]}"' in footer
     assert payload["custom_args"]["batch_key"].startswith("batch-")
