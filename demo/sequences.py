@@ -6,8 +6,8 @@ The history is made by the sequences' own services, run at past moments: leads a
 (sequences_tick) runs at 10:00 on each weekday since, its runs sent at once (run_send) into
 the local outbox (or the provider, when one is configured). So the enrolments stand at every
 step, the earliest have completed, and the stops are the tick's own: a few leads
-unsubscribed after their first email (consent withdrawn), and any that got a deal or logged a
-reply since they were enrolled; the manager stopped a few by hand. The last tick, at the
+unsubscribed after their first email ("Not emailed: unsubscribed"), and any that got a deal
+or logged a reply since they were enrolled; the manager stopped a few by hand. The last tick, at the
 latest weekday 10:00, queues the newest cohort's first email. The messages' send times are
 the seed's, not the past moments.
 """

@@ -135,7 +135,7 @@ def test_seed_demo_builds_the_sequences_with_weeks_of_sends():
     assert active_at == {1, 2, 3}
     assert enrolments.filter(status=Status.COMPLETED, next_position=4).exists()
     reasons = set(enrolments.filter(status=Status.STOPPED).values_list("stop_reason", flat=True))
-    assert {"Not emailed: consent withdrawn", "Stopped by hand"} <= reasons
+    assert {"Not emailed: unsubscribed", "Stopped by hand"} <= reasons
     assert SequenceEnrollment.objects.filter(sequence=case_studies).exists()
     # Only customers the gate let through were enrolled: nobody of unknown consent.
     assert not enrolments.filter(customer__email_consent="unknown").exists()
