@@ -10,7 +10,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from analytics.selectors.periods import month_start, won_q
-from crm.permissions.analytics import UNSCOPED, AnalyticsScope, scoped_sales
+from crm.permissions.analytics import (
+    UNSCOPED,
+    AnalyticsScope,
+    scoped_sales_of_own_reps,
+)
 from crm.permissions.scopes import of_owner
 from sales.models import Sale, SaleActivity
 
@@ -20,7 +24,7 @@ def top_reps(
 ) -> list:
     now = now or timezone.now()
     return list(
-        scoped_sales(user, scope)
+        scoped_sales_of_own_reps(user, scope)
         .filter(
             won_q(now - timedelta(days=days), now, with_amount=True),
             assigned_to__isnull=False,
