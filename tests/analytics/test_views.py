@@ -343,3 +343,11 @@ def test_a_managers_home_shows_the_team_not_zeros(manager_client, rep, teammate,
     assert pipeline["Proposal"]["count"] == 1
     assert b"My team&#x27;s numbers" in response.content or b"My team's numbers" in response.content
     assert b"7,000.00" not in response.content
+
+
+def test_the_velocity_says_why_its_cycle_is_longer_than_the_stage_days(manager_client):
+    content = manager_client.get(DASHBOARD).content.decode()
+    assert "Cycle: from a won deal&#x27;s creation to its close" in content or (
+        "Cycle: from a won deal's creation to its close" in content
+    )
+    assert "their sum is usually shorter than the cycle" in content
