@@ -17,6 +17,7 @@ from analytics.selectors.drilldown import DRILLDOWN_METRICS, metric_deals
 from analytics.selectors.reps import rep_month_numbers
 from crm.http import is_htmx, querystring_without
 from crm.permissions.analytics import require_dashboard
+from crm.roles import Role, role_of
 from leads import selectors as lead_selectors
 from leads.models import Grade
 from sales import selectors as sale_selectors
@@ -106,18 +107,21 @@ def home(request):
     """Everyone's start page: my pipeline, my tasks, my hot leads and my numbers this
     month against last month (a manager also finds the executive dashboard from here)."""
     user = request.user
+    # A manager's home shows the team (a manager rarely owns deals); a rep's their own.
+    team = role_of(user) == Role.MANAGER
+    hot_filters = {"grade": Grade.HOT} if team else {"grade": Grade.HOT, "owner": user.pk}
     context = {
+        "mine": "My team's" if team else "My",
         "summary": sale_selectors.home_summary(user=user),
         "pipeline": sale_selectors.pipeline_by_stage(user=user, currency=settings.DEFAULT_CURRENCY),
         "pipeline_currency": settings.DEFAULT_CURRENCY,
         "task_slice": ":10",
         "tasks": sale_selectors.my_tasks(user=user),
         "hot_leads": list(
-            lead_selectors.lead_list(user=user, filters={"grade": Grade.HOT, "owner": user.pk})[
-                :HOT_LEADS_ON_HOME
-            ]
+            lead_selectors.lead_list(user=user, filters=hot_filters)[:HOT_LEADS_ON_HOME]
         ),
-        "hot_leads_query": f"grade={Grade.HOT.value}&owner={user.pk}",
+        "hot_leads_query": f"grade={Grade.HOT.value}" + ("" if team else f"&owner={user.pk}"),
+        "deals_query": "status=open" + ("" if team else f"&owner={user.pk}"),
         "numbers": rep_month_numbers(user=user),
     }
     return render(request, "analytics/home.html", context)

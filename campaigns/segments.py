@@ -143,3 +143,32 @@ def criteria_filter(criteria: dict[str, Any], *, now=None) -> Q:
 def segment_customers(*, user, criteria: dict[str, Any]) -> QuerySet:
     """The customers matching the criteria among those `user` may see."""
     return visible_customers(user, Customer.objects.filter(criteria_filter(criteria)))
+
+
+CHOICE_LABELS = {
+    "engagement_level": dict(Customer.EngagementLevel.choices),
+    "region": dict(Region.choices),
+    "lifecycle_stage": dict(Customer.LifecycleStage.choices),
+    "industry": dict(Industry.choices),
+    "grade": dict(Grade.choices),
+    "email_consent": dict(EmailConsent.choices),
+}
+
+
+def criteria_summary(criteria: dict[str, Any], *, names: dict[str, dict[int, str]]) -> list[str]:
+    """The criteria in words, one clause each ("Region: EMEA, APAC", "Minimum lead score:
+    50"); `names` gives the tags' and owners' names by id ({"tags": {3: "vip"}, ...})."""
+    clauses = []
+    for key, value in criteria.items():
+        values = value if isinstance(value, list) else [value]
+        if key in CHOICE_KEYS:
+            labels = CHOICE_LABELS[key]
+            clauses.append(
+                f"{CHOICE_KEYS[key][0]}: {', '.join(labels.get(v, str(v)) for v in values)}"
+            )
+        elif key in NUMBER_KEYS:
+            clauses.append(f"{NUMBER_KEYS[key][0]}: {value}")
+        elif key in ID_KEYS:
+            known = names.get(key, {})
+            clauses.append(f"{ID_KEYS[key]}: {', '.join(known.get(v, f'#{v}') for v in values)}")
+    return clauses

@@ -280,6 +280,9 @@ def segment_list(request):
     require_campaign_manager(request.user)
     segments = selectors.segments_list(user=request.user)
     page = Paginator(segments, PAGE_SIZE).get_page(request.GET.get("page"))
+    summaries = selectors.segment_summaries(page.object_list)
+    for segment in page.object_list:
+        segment.summary = summaries[segment.pk]
     return render(request, "campaigns/segment_list.html", {"page": page})
 
 

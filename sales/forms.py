@@ -12,6 +12,7 @@ from crm.permissions import (
 )
 from customers.models import Customer
 from customers.widgets import CustomerSearchSelect
+from sales.currencies import CURRENCY_CHOICES
 from sales.models import AutomationRule, Sale, SaleActivity, StageSetting, Task
 from sales.selectors import SALE_SORTS
 
@@ -65,7 +66,19 @@ class SaleFilterForm(CloseAndAmountFilterFields):
         return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}
 
 
+class CurrencyField(forms.ChoiceField):
+    """An ISO 4217 code, in any case ("eur" is EUR); anything else ("dollars") an error."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=CURRENCY_CHOICES, **kwargs)
+
+    def to_python(self, value):
+        return super().to_python(value).strip().upper()
+
+
 class SaleForm(forms.ModelForm):
+    currency = CurrencyField(help_text="ISO 4217 code of the deal's currency.")
+
     class Meta:
         model = Sale
         fields = [
@@ -112,12 +125,6 @@ class SaleForm(forms.ModelForm):
                 if value in Sale.OPEN_STATUSES
             ]
             self.initial.setdefault("assigned_to", user.pk)
-
-    def clean_currency(self):
-        currency = self.cleaned_data["currency"].strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise forms.ValidationError("Use a three-letter currency code such as USD or EUR.")
-        return currency
 
 
 class CustomerChoiceForm(forms.Form):

@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.permissions import visible_sales, visible_tasks
-from crm.permissions.scopes import of_owner
+from crm.permissions.scopes import of_owner, of_reach
 from sales.models import Sale, SaleActivity, StageChange, Task
 
 SALE_SORTS = {
@@ -154,10 +154,11 @@ def my_tasks(*, user, now=None) -> dict[str, QuerySet[Task]]:
 
 
 def pipeline_by_stage(*, user, currency: str) -> list[dict[str, Any]]:
-    """The user's open deals in one currency per stage: count and value, in pipeline order."""
+    """The open deals of the user's reach (a manager's: the team's) in one currency per
+    stage: count and value, in pipeline order."""
     rows = {
         row["status"]: row
-        for row in of_owner(Sale.objects.all(), user)
+        for row in of_reach(Sale.objects.all(), user)
         .filter(currency=currency)
         .open()
         .values("status")
@@ -179,7 +180,7 @@ def home_summary(*, user) -> dict[str, Any]:
     """Numbers for the home page, in two queries; money per currency."""
     now = timezone.now()
     month_start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    mine = of_owner(Sale.objects.all(), user)
+    mine = of_reach(Sale.objects.all(), user)  # a manager's: the team's
     deals = sale_totals(mine)
     won_this_month = list(
         mine.filter(status=Sale.Status.WON, closed_at__gte=month_start)

@@ -10,8 +10,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from analytics.selectors.periods import month_start, won_q
-from crm.permissions.analytics import UNSCOPED, AnalyticsScope, scoped_sales
-from crm.permissions.scopes import of_owner
+from crm.permissions.analytics import (
+    UNSCOPED,
+    AnalyticsScope,
+    scoped_sales_of_own_reps,
+)
+from crm.permissions.scopes import of_reach
 from sales.models import Sale, SaleActivity
 
 
@@ -20,7 +24,7 @@ def top_reps(
 ) -> list:
     now = now or timezone.now()
     return list(
-        scoped_sales(user, scope)
+        scoped_sales_of_own_reps(user, scope)
         .filter(
             won_q(now - timedelta(days=days), now, with_amount=True),
             assigned_to__isnull=False,
@@ -38,14 +42,14 @@ def top_reps(
 
 
 def rep_month_numbers(*, user, now=None) -> dict[str, Any]:
-    """The user's own numbers this month (so far) and last month: won revenue per currency,
-    deals won, activities logged. Two queries."""
+    """The numbers of the user's reach (a rep's own, a manager's team's) this month (so far)
+    and last month: won revenue per currency, deals won, activities logged. Two queries."""
     now = now or timezone.now()
     this_start, last_start = month_start(now, 0), month_start(now, 1)
     this, last = Q(closed_at__gte=this_start), Q(closed_at__lt=this_start)
     money = DecimalField(max_digits=18, decimal_places=2)
     won = list(
-        of_owner(Sale.objects.all(), user)
+        of_reach(Sale.objects.all(), user)
         .filter(won_q(last_start, now))
         .order_by()
         .values("currency")
@@ -58,7 +62,7 @@ def rep_month_numbers(*, user, now=None) -> dict[str, Any]:
         .order_by("currency")
     )
     logged = SaleActivity.objects.filter(occurred_at__gte=last_start, occurred_at__lte=now)
-    activities = of_owner(logged, user, field="user").aggregate(
+    activities = of_reach(logged, user, field="user").aggregate(
         this_month=Count("id", filter=Q(occurred_at__gte=this_start)),
         last_month=Count("id", filter=Q(occurred_at__lt=this_start)),
     )

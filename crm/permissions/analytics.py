@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
-from crm.permissions.core import require_manager, team_user_ids, team_users, visible_teams
+from crm.permissions.core import owned_by, require_manager, team_user_ids, team_users, visible_teams
 from crm.permissions.customers import visible_customers
 from crm.permissions.sales import visible_sales
 from crm.permissions.scopes import ScopeOutOfReach, of_owner, of_team
@@ -76,6 +76,16 @@ def scoped_sales(user, scope: AnalyticsScope = UNSCOPED) -> QuerySet:
     if scope.rep_id:
         sales = of_owner(sales, scope.rep_id)
     return sales
+
+
+def scoped_sales_of_own_reps(user, scope: AnalyticsScope = UNSCOPED) -> QuerySet:
+    """Visible deals assigned within the user's reach: what a leaderboard of "my reps" ranks
+    (a deal on a team's customer may be assigned to another team's rep, who is not theirs
+    to rank). An admin's reach is everyone."""
+    sales = scoped_sales(user, scope)
+    if role_of(user) == Role.ADMIN:
+        return sales
+    return sales.filter(owned_by(user, "assigned_to"))
 
 
 def scoped_customers(user, scope: AnalyticsScope = UNSCOPED) -> QuerySet:

@@ -25,6 +25,14 @@ def of_owner(queryset: QuerySet, owner, *, field: str = "assigned_to") -> QueryS
     return queryset.filter(**{field: owner})
 
 
+def of_reach(queryset: QuerySet, user, *, field: str = "assigned_to") -> QuerySet:
+    """The records of the user's reach: their own, and a manager's teams' (the home page's
+    "my numbers", which for a manager are the team's)."""
+    from crm.permissions.core import owned_by
+
+    return queryset.filter(owned_by(user, field))
+
+
 def of_team(queryset: QuerySet, team_id: int, *, field: str = "assigned_to") -> QuerySet:
     """The records owned by a member of the team (a subquery on its memberships)."""
     from crm.selectors import team_member_ids

@@ -302,3 +302,17 @@ def test_an_export_reads_only_its_block(manager, teams):
     with CaptureQueriesContext(connection) as queries:
         blocks = dashboard_blocks(user=user, filters=DashboardFilters(), names=("team",), now=NOW)
     assert list(blocks) == ["team"] and len(queries) <= 4
+
+
+def test_top_reps_of_a_manager_are_their_own_reps(manager, rep, other_rep, teams):
+    """A deal on the team's customer assigned to another team's rep is visible to the
+    manager, but that rep is not one of theirs to rank."""
+    from tests.factories import CustomerFactory, SaleFactory
+
+    _won(rep, "100", NOW - timedelta(days=5))
+    SaleFactory(
+        customer=CustomerFactory(owner=rep), assigned_to=other_rep, status="WON",
+        amount=Decimal("9000"), currency="USD", closed_at=NOW - timedelta(days=3),
+    )  # fmt: skip
+    mine = executive_dashboard(user=manager, filters=DashboardFilters(), now=NOW)
+    assert [row["rep_id"] for row in mine["team"]["top_reps"]] == [rep.pk]

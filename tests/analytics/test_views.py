@@ -327,3 +327,27 @@ def test_print_layout_names_the_filters(manager_client, rep, teams):
     assert response.context["filters_label"] == f"Last 90 days · North · {rep.get_full_name()}"
     assert b'class="print-only"' in response.content
     assert b'<option value="90" selected>' in response.content  # the default period shown
+
+
+def test_a_managers_home_shows_the_team_not_zeros(manager_client, rep, teammate, other_rep):
+    """A manager owns no deals: their home shows their teams' figures."""
+    _won(rep, "100", days_ago=0)
+    _won(teammate, "300", days_ago=0)
+    _won(other_rep, "7000", days_ago=0)  # another team
+    customer = CustomerFactory(owner=rep)
+    SaleFactory(customer=customer, assigned_to=teammate, amount=Decimal("50"), status="PROPOSAL")
+    response = manager_client.get(reverse("home"))
+    (usd,) = response.context["numbers"]["revenue"]
+    assert usd["this_month"] == Decimal("400")
+    pipeline = {row["status"]: row for row in response.context["pipeline"]}
+    assert pipeline["Proposal"]["count"] == 1
+    assert b"My team&#x27;s numbers" in response.content or b"My team's numbers" in response.content
+    assert b"7,000.00" not in response.content
+
+
+def test_the_velocity_says_why_its_cycle_is_longer_than_the_stage_days(manager_client):
+    content = manager_client.get(DASHBOARD).content.decode()
+    assert "Cycle: from a won deal&#x27;s creation to its close" in content or (
+        "Cycle: from a won deal's creation to its close" in content
+    )
+    assert "their sum is usually shorter than the cycle" in content

@@ -344,3 +344,23 @@ def test_the_polled_progress_reloads_the_page_once_sending_stopped(manager_clien
     polled = manager_client.get(url, HTTP_HX_REQUEST="true")
     assert (polled.status_code, polled["HX-Refresh"]) == (204, "true")
     assert manager_client.get(url).status_code == 200  # not polled: the partial itself
+
+
+def test_segments_are_listed_in_words_not_python(manager_client, manager, rep):
+    from tests.factories import TagFactory
+
+    tag = TagFactory(name="vip")
+    CustomerSegmentFactory(
+        created_by=manager,
+        criteria={"region": ["emea", "apac"], "score_min": 50, "tags": [tag.pk],
+                  "owner": [rep.pk]},
+    )  # fmt: skip
+    page = manager_client.get(reverse("campaigns:segment_list")).content.decode()
+    for clause in [
+        "Region: Europe, Middle East &amp; Africa, Asia-Pacific",
+        "Minimum lead score: 50",
+        "Tags: vip",
+        f"Owner: {rep.get_full_name()}",
+    ]:
+        assert clause in page
+    assert "['emea'" not in page

@@ -358,3 +358,16 @@ def test_filter_forms_keep_their_field_order(rep):
     ranges = ["close_from", "close_to", "amount_min", "amount_max"]
     assert list(SaleFilterForm({}, user=rep).fields) == ["q", "status", "owner", *ranges, "sort"]
     assert list(BoardFilterForm({}, user=rep).fields) == ["owner", "team", *ranges]
+
+
+def test_currency_is_a_choice_of_iso_codes_not_free_text(rep_client, rep):
+    customer = CustomerFactory(owner=rep)
+    page = rep_client.get(reverse("sales:create")).content.decode()
+    assert '<option value="EUR">EUR</option>' in page and 'maxlength="3"' not in page
+    response = rep_client.post(
+        reverse("sales:create"),
+        {"title": "T", "customer": customer.pk, "assigned_to": rep.pk, "amount": "10",
+         "currency": "dollars", "status": "NEW"},
+    )  # fmt: skip
+    assert "currency" in response.context["form"].errors
+    assert not Sale.objects.exists()
