@@ -51,7 +51,7 @@ def test_text_and_csv_are_told_apart():
 
 
 def test_utf8_cut_at_the_end_of_the_sniffed_sample_is_still_text():
-    text = ("é" * (filetypes.TEXT_SNIFF_BYTES // 2 + 10)).encode()
+    text = ("é" * (filetypes.text.TEXT_SNIFF_BYTES // 2 + 10)).encode()
     # 64 KiB sample ends in the middle of a two-byte character.
     assert _detect(b"x" + text).mime_type == filetypes.TXT
 
@@ -132,7 +132,7 @@ def test_a_jpeg_header_on_garbage_is_refused():
 
 
 def test_an_image_with_too_many_pixels_is_refused(monkeypatch):
-    monkeypatch.setattr(filetypes, "IMAGE_MAX_PIXELS", 100)
+    monkeypatch.setattr(filetypes.images, "IMAGE_MAX_PIXELS", 100)
     assert "too large" in _refusal(samples.png(size=(20, 20)))
 
 
@@ -151,7 +151,7 @@ def test_a_zip_declaring_a_huge_size_is_refused():
 
 
 def test_a_zip_with_too_many_entries_is_refused(monkeypatch):
-    monkeypatch.setattr(filetypes, "ZIP_MAX_ENTRIES", 3)
+    monkeypatch.setattr(filetypes.office, "ZIP_MAX_ENTRIES", 3)
     assert "too many parts" in _refusal(samples.docx("x"))
 
 
