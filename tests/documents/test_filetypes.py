@@ -194,3 +194,67 @@ def test_a_pdf_with_more_pages_than_allowed_is_refused_before_it_eats_memory(set
     output = io.BytesIO()
     writer.write(output)
     assert "more than 5 pages" in _refusal(output.getvalue())
+
+
+# Markup is refused: a browser would run it if it ever rendered the file as a page -----------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        samples.SVG_WITH_SCRIPT,
+        samples.SVG_ONLOAD,
+        samples.HTML_PAGE,
+        samples.HTML_FRAGMENT,
+        samples.XML_WITH_SCRIPT,
+        samples.PLAIN_XML,
+        b"\xef\xbb\xbf" + samples.HTML_PAGE,
+    ],
+    ids=["svg script", "svg onload", "html page", "html fragment", "xml script", "xml", "bom"],
+)
+def test_markup_is_refused_with_the_reason(content):
+    reason = _refusal(content)
+    assert "markup" in reason and "HTML" in reason and "not stored" in reason
+
+
+def test_markup_hidden_far_into_a_text_is_refused():
+    assert "<script" in _refusal(samples.NOTES_HIDING_A_SCRIPT)
+
+
+def test_markup_in_utf16_is_refused():
+    assert "markup" in _refusal(samples.utf16(samples.HTML_PAGE.decode()))
+
+
+def test_text_that_only_mentions_markup_is_text():
+    assert _detect(samples.TEXT_ABOUT_MARKUP).mime_type == filetypes.TXT
+
+
+# Encodings: UTF-8 (with or without a byte-order mark) and UTF-16 --------------------------
+
+
+@pytest.mark.parametrize("byteorder", ["le", "be"])
+def test_utf16_text_is_accepted_and_converted_to_utf8(byteorder):
+    detected = _detect(samples.utf16("Grüße aus Köln\nBesprechung am Montag\n", byteorder))
+    assert detected.mime_type == filetypes.TXT
+    assert detected.utf8 == "\ufeffGrüße aus Köln\nBesprechung am Montag\n".encode()
+
+
+def test_a_utf16_csv_is_a_csv():
+    detected = _detect(samples.utf16("name\temail\nAda\tada@example.com\nGrace\tg@example.com\n"))
+    assert detected.mime_type == filetypes.CSV
+    assert detected.utf8.decode("utf-8-sig").startswith("name\temail\n")
+
+
+def test_utf8_with_a_byte_order_mark_is_kept_as_it_is():
+    detected = _detect(b"\xef\xbb\xbf" + samples.CSV)
+    assert detected.mime_type == filetypes.CSV
+    assert detected.utf8 is None  # already UTF-8: stored byte for byte
+
+
+def test_damaged_utf16_is_refused():
+    lone_surrogate = b"\xff\xfeA\x00\x00\xd8B\x00"
+    assert "UTF-16" in _refusal(lone_surrogate)
+
+
+def test_a_latin1_character_past_the_sniffed_sample_is_refused():
+    assert "UTF-8" in _refusal(b"notes\n" * 20_000 + "déjà vu\n".encode("cp1252"))

@@ -97,6 +97,26 @@ def test_a_refused_upload_answers_with_the_reason_and_stores_nothing(rep_client,
     assert stored_files(media_root) == []
 
 
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("page.txt", samples.HTML_PAGE),
+        ("page.html", samples.HTML_PAGE),
+        ("evil.svg", samples.SVG_WITH_SCRIPT),
+    ],
+)
+def test_markup_is_refused_whatever_its_name(rep_client, media_root, name, content):
+    response = rep_client.post(
+        _url("upload"), {"files": samples.upload(name, content, "text/plain"),
+                         "document_type": "other"}, **JSON,
+    )  # fmt: skip
+    assert response.status_code == 400
+    [result] = response.json()["files"]
+    assert "markup (HTML, SVG or XML" in result["error"]
+    assert not Document.objects.exists()
+    assert stored_files(media_root) == []
+
+
 def test_a_mixed_upload_stores_the_good_files_and_explains_the_bad(rep_client):
     response = rep_client.post(
         _url("upload"),
