@@ -120,6 +120,9 @@ class Document(models.Model):
         max_length=10, choices=Processing.choices, default=Processing.PENDING
     )
     processing_error = models.TextField(blank=True)
+    # What a reader should know about a processed file ("password-protected: no text
+    # extracted"); blank when there is nothing to say.
+    processing_note = models.CharField(max_length=200, blank=True)
     extracted_text = models.TextField(blank=True)
     preview_image = models.ImageField(upload_to="document_previews/%Y/%m/", blank=True)
     preview_text = models.TextField(blank=True)

@@ -41,8 +41,9 @@ def document_process(*, document_id: int) -> str:
         document.extracted_text = result["text"][:MAX_TEXT_CHARS].replace("\x00", "")
         document.preview_text = result["text"][:PREVIEW_TEXT_CHARS].replace("\x00", "")
         document.page_count = result.get("pages", document.page_count)
+        document.processing_note = result.get("note", "")
         fields = ["extracted_text", "preview_text", "page_count", "processing_status",
-                  "processing_error"]  # fmt: skip
+                  "processing_error", "processing_note"]  # fmt: skip
         if result.get("thumbnail"):
             document.preview_image.save("preview.png", ContentFile(result["thumbnail"]), save=False)
             fields.append("preview_image")
@@ -67,11 +68,23 @@ def _extract(document: Document) -> dict:
         return {"text": ""}  # XLSX, PPTX: stored and downloadable, no text extracted yet
 
 
+PASSWORD_PROTECTED = "password-protected: no text extracted"
+
+
 def _pdf(stream) -> dict:
-    from pypdf import PdfReader, apply_configuration
+    from pypdf import PasswordType, PdfReader, apply_configuration
+    from pypdf.errors import DependencyError
 
     with apply_configuration(page_tree_maximum_entries=filetypes.max_pdf_pages()):
         reader = PdfReader(stream, strict=False)
+        if reader.is_encrypted:
+            # Only an owner password (printing or copying restricted): opens with none.
+            try:
+                opened = reader.decrypt("") != PasswordType.NOT_DECRYPTED
+            except DependencyError:  # an encryption pypdf cannot open here
+                opened = False
+            if not opened:
+                return {"text": "", "note": PASSWORD_PROTECTED}
         parts, size = [], 0
         # Page by page, stopping at the cap: memory stays flat however long the PDF is.
         for page in reader.pages:

@@ -2,7 +2,9 @@
 built in memory for the tests."""
 
 import io
+import re
 import zipfile
+from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -252,3 +254,80 @@ def utf16(text: str, byteorder: str = "le") -> bytes:
     """What Notepad saves as "Unicode" (UTF-16 little-endian with its byte-order mark), or
     big-endian."""
     return ("\ufeff" + text).encode("utf-16-le" if byteorder == "le" else "utf-16-be")
+
+
+# PDFs: real files of real producers (tests/documents/files/README.md), and hostile ones ----
+
+FILES = Path(__file__).parent / "files"
+REAL_PDFS = [
+    "ghostscript-2pages.pdf",
+    "qpdf-linearized.pdf",
+    "qpdf-xref-stream.pdf",
+    "chromium-print.pdf",
+    "qpdf-aes256-restrictions.pdf",
+]
+
+
+def file(name: str) -> bytes:
+    return (FILES / name).read_bytes()
+
+
+# The start of a Linux program: what a zip appended to a PDF smuggles in.
+ELF_PROGRAM = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x90" * 400
+
+
+def _zip_holding_a_program() -> bytes:
+    output = io.BytesIO()
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("invoice-viewer", ELF_PROGRAM)
+    return output.getvalue()
+
+
+def pdf_with_appended_zip() -> bytes:
+    """A valid PDF with a zip holding a program after its %%EOF: opened as a PDF it shows an
+    invoice, renamed to .zip it unpacks the program."""
+    return pdf_with_text("Invoice 2041") + _zip_holding_a_program()
+
+
+def pdf_with_appended_zip_and_a_new_end() -> bytes:
+    """The same with a fake `startxref ... %%EOF` after the zip, so the file ends like a PDF."""
+    pdf = pdf_with_text("Invoice 2041")
+    startxref = pdf[pdf.rindex(b"startxref") :]
+    return pdf + _zip_holding_a_program() + b"\n" + startxref
+
+
+def pdf_with_trailing_whitespace() -> bytes:
+    return pdf_with_text("Invoice 2041") + b"\r\n \n\x00\x00"
+
+
+def pdf_with_shifted_xref() -> bytes:
+    """Every offset of the cross-reference table 7 bytes off (a file whose line endings were
+    converted, or a sloppy generator): pypdf finds the objects by searching for them."""
+    pdf = pdf_with_text("Proposal for ACME")
+    head, table = pdf.split(b"xref\n", 1)
+    table = re.sub(rb"(\d{10}) 00000 n", lambda m: b"%010d 00000 n" % (int(m[1]) + 7), table)
+    return head + b"xref\n" + table
+
+
+def pdf_with_wrong_startxref() -> bytes:
+    """`startxref` pointing into the middle of the file: pypdf rebuilds the whole table."""
+    pdf = pdf_with_text("Proposal for ACME")
+    return re.sub(rb"startxref\n\d+", b"startxref\n40", pdf)
+
+
+def pdf_without_xref() -> bytes:
+    pdf = pdf_with_text("Proposal for ACME")
+    return pdf[: pdf.index(b"xref\n")] + pdf[pdf.index(b"trailer") :]
+
+
+def pdf_updated_incrementally() -> bytes:
+    """A PDF edited by appending (a second cross-reference section with /Prev), as a viewer
+    saves a filled-in form or a signature."""
+    from pypdf import PdfWriter
+
+    original = pdf_with_text("Proposal for ACME")
+    writer = PdfWriter(io.BytesIO(original), incremental=True)
+    writer.add_metadata({"/Title": "Signed proposal"})
+    output = io.BytesIO()
+    writer.write(output)
+    return output.getvalue()

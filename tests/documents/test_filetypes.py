@@ -258,3 +258,59 @@ def test_damaged_utf16_is_refused():
 
 def test_a_latin1_character_past_the_sniffed_sample_is_refused():
     assert "UTF-8" in _refusal(b"notes\n" * 20_000 + "déjà vu\n".encode("cp1252"))
+
+
+# PDFs: real producers accepted; appended data, polyglots and broken tables refused ---------
+
+
+@pytest.mark.parametrize("name", samples.REAL_PDFS)
+def test_pdfs_of_real_producers_are_accepted(name):
+    detected = _detect(samples.file(name))
+    assert detected.mime_type == filetypes.PDF
+    assert detected.page_count in (1, 2)
+
+
+def test_an_incrementally_updated_pdf_is_accepted():
+    assert _detect(samples.pdf_updated_incrementally()).page_count == 1
+
+
+def test_whitespace_after_the_end_of_a_pdf_is_fine():
+    assert _detect(samples.pdf_with_trailing_whitespace()).mime_type == filetypes.PDF
+
+
+def test_a_pdf_with_a_zip_appended_after_its_end_is_refused():
+    reason = _refusal(samples.pdf_with_appended_zip())
+    assert "appended after its end (%%EOF)" in reason and "not stored" in reason
+
+
+def test_a_pdf_that_is_also_a_zip_is_refused():
+    assert "also a zip archive" in _refusal(samples.pdf_with_appended_zip_and_a_new_end())
+
+
+@pytest.mark.parametrize(
+    "build",
+    [samples.pdf_with_shifted_xref, samples.pdf_with_wrong_startxref, samples.pdf_without_xref],
+    ids=["shifted offsets", "wrong startxref", "no table"],
+)
+def test_a_pdf_with_a_broken_cross_reference_table_is_refused(build):
+    import pypdf
+
+    assert len(pypdf.PdfReader(io.BytesIO(build())).pages) == 1  # pypdf would repair it
+    reason = _refusal(build())
+    assert "damaged: its cross-reference table is broken" in reason
+    assert "save (or print) it as a new PDF" in reason
+
+
+def test_a_pdf_cut_short_has_no_end_marker():
+    pdf = samples.pdf_with_text("Hello")
+    assert "no end-of-file marker" in _refusal(pdf[: len(pdf) - 10])
+
+
+def test_a_password_protected_pdf_is_accepted_without_a_page_count():
+    detected = _detect(samples.file("qpdf-aes256-password.pdf"))
+    assert detected == filetypes.Detected(filetypes.PDF, page_count=None)
+
+
+def test_a_password_protected_pdf_is_still_checked_for_appended_data():
+    content = samples.file("qpdf-aes256-password.pdf") + b"PK\x03\x04 and more"
+    assert "appended after its end" in _refusal(content)

@@ -36,6 +36,27 @@ def test_a_pypdf_blank_pdf_is_processed_with_no_text(rep, make_document):
     assert document.extracted_text.strip() == ""
 
 
+@pytest.mark.parametrize("name", samples.REAL_PDFS)
+def test_pdfs_of_real_producers_are_processed(rep, make_document, name):
+    document = make_document(rep, name, samples.file(name))
+    assert document.processing_status == Document.Processing.DONE, document.processing_error
+    assert "Quarterly proposal for Initech" in document.extracted_text
+    assert document.processing_note == ""
+
+
+def test_a_password_protected_pdf_is_stored_without_text(rep, rep_client, make_document):
+    content = samples.file("qpdf-aes256-password.pdf")
+    document = make_document(rep, "locked.pdf", content)
+    assert document.processing_status == Document.Processing.DONE
+    assert document.processing_note == "password-protected: no text extracted"
+    assert (document.extracted_text, document.page_count) == ("", None)
+    page = rep_client.get(reverse("documents:detail", args=[document.pk])).content.decode()
+    assert "Password-protected: no text extracted" in page
+    assert "could not be processed" not in page
+    download = rep_client.get(reverse("documents:download", args=[document.pk]))
+    assert b"".join(download.streaming_content) == content
+
+
 def test_docx_text(rep, make_document):
     document = make_document(
         rep, "c.docx", samples.docx("Master services agreement", "Term: 12 months")

@@ -95,6 +95,10 @@ REFUSED = {
     "html page as .txt": ("page.txt", samples.HTML_PAGE, "markup"),
     "html page as .html": ("page.html", samples.HTML_PAGE, "markup"),
     "xml with a script": ("order.xml", samples.XML_WITH_SCRIPT, "markup"),
+    "pdf with a zip appended": ("invoice.pdf", samples.pdf_with_appended_zip(), "appended"),
+    "pdf that is a zip too": ("i.pdf", samples.pdf_with_appended_zip_and_a_new_end(), "zip"),
+    "pdf with shifted xref": ("p.pdf", samples.pdf_with_shifted_xref(), "cross-reference"),
+    "pdf with wrong startxref": ("p.pdf", samples.pdf_with_wrong_startxref(), "cross-reference"),
 }
 
 

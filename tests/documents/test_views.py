@@ -117,6 +117,27 @@ def test_markup_is_refused_whatever_its_name(rep_client, media_root, name, conte
     assert stored_files(media_root) == []
 
 
+@pytest.mark.parametrize(
+    "build,reason",
+    [
+        (samples.pdf_with_appended_zip, "appended after its end"),
+        (samples.pdf_with_shifted_xref, "cross-reference table is broken"),
+        (samples.pdf_without_xref, "cross-reference table is broken"),
+    ],
+)
+def test_a_hostile_or_repaired_pdf_is_refused_with_the_reason(
+    rep_client, media_root, build, reason
+):
+    response = rep_client.post(
+        _url("upload"), {"files": samples.upload("invoice.pdf", build(), "application/pdf"),
+                         "document_type": "invoice"}, **JSON,
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert reason in response.json()["files"][0]["error"]
+    assert not Document.objects.exists()
+    assert stored_files(media_root) == []
+
+
 def test_a_mixed_upload_stores_the_good_files_and_explains_the_bad(rep_client):
     response = rep_client.post(
         _url("upload"),
