@@ -331,3 +331,51 @@ def pdf_updated_incrementally() -> bytes:
     output = io.BytesIO()
     writer.write(output)
     return output.getvalue()
+
+
+# Macro-enabled Office files: what Excel saves as .xlsm, PowerPoint as .pptm ---------------
+
+VBA_PROJECT = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504  # an OLE file: the VBA code
+
+
+def xlsm() -> bytes:
+    """A workbook with a VBA project, as Excel saves it (.xlsm)."""
+    main = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
+    package = _office_parts(xlsx())
+    package["[Content_Types].xml"] = CONTENT_TYPES.format(
+        part="/xl/workbook.xml", content_type=main
+    ).replace(
+        "</Types>",
+        '<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/></Types>',
+    )
+    package["xl/vbaProject.bin"] = VBA_PROJECT
+    return _office_zip(package)
+
+
+def pptm() -> bytes:
+    """A presentation with a VBA project (.pptm)."""
+    main = "application/vnd.ms-powerpoint.presentation.macroEnabled.main+xml"
+    package = _office_parts(pptx())
+    package["[Content_Types].xml"] = CONTENT_TYPES.format(
+        part="/ppt/presentation.xml", content_type=main
+    )
+    package["ppt/vbaProject.bin"] = VBA_PROJECT
+    return _office_zip(package)
+
+
+def xlsx_hiding_a_vba_project() -> bytes:
+    """An .xlsm whose content types were edited to say XLSX: the VBA project is still in it."""
+    package = _office_parts(xlsx())
+    package["xl/vbaProject.bin"] = VBA_PROJECT
+    return _office_zip(package)
+
+
+def xlsx_with_an_excel4_macro_sheet() -> bytes:
+    package = _office_parts(xlsx())
+    package["xl/macrosheets/sheet1.xml"] = "<xm:macrosheet/>"
+    return _office_zip(package)
+
+
+def _office_parts(package: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}

@@ -314,3 +314,22 @@ def test_a_password_protected_pdf_is_accepted_without_a_page_count():
 def test_a_password_protected_pdf_is_still_checked_for_appended_data():
     content = samples.file("qpdf-aes256-password.pdf") + b"PK\x03\x04 and more"
     assert "appended after its end" in _refusal(content)
+
+
+# Office files with macros are refused ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        samples.xlsm,
+        samples.pptm,
+        samples.xlsx_hiding_a_vba_project,
+        samples.xlsx_with_an_excel4_macro_sheet,
+    ],
+    ids=["xlsm", "pptm", "vba project in an xlsx", "excel 4 macro sheet"],
+)
+def test_an_office_file_with_macros_is_refused(build):
+    reason = _refusal(build())
+    assert "contains macros" in reason and "not stored" in reason
+    assert "without macros" in reason

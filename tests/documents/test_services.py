@@ -99,6 +99,9 @@ REFUSED = {
     "pdf that is a zip too": ("i.pdf", samples.pdf_with_appended_zip_and_a_new_end(), "zip"),
     "pdf with shifted xref": ("p.pdf", samples.pdf_with_shifted_xref(), "cross-reference"),
     "pdf with wrong startxref": ("p.pdf", samples.pdf_with_wrong_startxref(), "cross-reference"),
+    "macro-enabled workbook": ("prices.xlsm", samples.xlsm(), "contains macros"),
+    "macro-enabled presentation": ("deck.pptm", samples.pptm(), "contains macros"),
+    "macro workbook renamed": ("prices.xlsx", samples.xlsx_hiding_a_vba_project(), "macros"),
 }
 
 
