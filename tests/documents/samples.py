@@ -379,3 +379,92 @@ def xlsx_with_an_excel4_macro_sheet() -> bytes:
 def _office_parts(package: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(package)) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
+
+
+# Office files with text where a reader looks for it --------------------------------------
+
+
+def xlsx_workbook() -> bytes:
+    """A workbook as openpyxl (and Excel) writes it: two sheets, text, numbers, a date."""
+    from datetime import date
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    prices = workbook.active
+    prices.title = "Prices"
+    prices.append(["Product", "Seats", "Price"])
+    prices.append(["Initech rollout", 40, 12.5])
+    prices["E9"] = "Discount approved"  # far from the others: empty cells in between
+    contacts = workbook.create_sheet("Contacts")
+    contacts.append(["Ada Lovelace", "ada@example.com", date(2026, 3, 1)])
+    output = io.BytesIO()
+    workbook.save(output)
+    return output.getvalue()
+
+
+def docx_with_header_and_footer(body: str = "Master services agreement") -> bytes:
+    import docx as python_docx
+
+    document = python_docx.Document()
+    document.add_paragraph(body)
+    section = document.sections[0]
+    section.header.paragraphs[0].text = "ACME Corp confidential"
+    section.footer.paragraphs[0].text = "Contract 2041, page footer"
+    output = io.BytesIO()
+    document.save(output)
+    return output.getvalue()
+
+
+PRESENTATION_NS = "http://schemas.openxmlformats.org/presentationml/2006/main"
+DRAWING_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
+RELATIONSHIPS_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def _slide(*paragraphs: str) -> str:
+    body = "".join(
+        f"<a:p><a:r><a:t>{text[: len(text) // 2]}</a:t></a:r>"
+        f"<a:r><a:t>{text[len(text) // 2 :]}</a:t></a:r></a:p>"
+        for text in paragraphs
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<p:sld xmlns:p="{PRESENTATION_NS}" xmlns:a="{DRAWING_NS}"><p:cSld><p:spTree>'
+        f"<p:sp><p:txBody>{body}</p:txBody></p:sp></p:spTree></p:cSld></p:sld>"
+    )
+
+
+def pptx_with_slides() -> bytes:
+    """A presentation of two slides whose order is not their file names' (slide2.xml comes
+    first, as after moving a slide in PowerPoint); each paragraph split over two runs."""
+    main = "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml"
+    slide = "application/vnd.openxmlformats-officedocument.presentationml.slide+xml"
+    types = CONTENT_TYPES.format(part="/ppt/presentation.xml", content_type=main).replace(
+        "</Types>",
+        "".join(
+            f'<Override PartName="/ppt/slides/slide{n}.xml" ContentType="{slide}"/>' for n in (1, 2)
+        )
+        + "</Types>",
+    )
+    slide_type = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide"
+    return _office_zip(
+        {
+            "[Content_Types].xml": types,
+            "_rels/.rels": ROOT_RELS.format(target="ppt/presentation.xml"),
+            "ppt/presentation.xml": (
+                f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                f'<p:presentation xmlns:p="{PRESENTATION_NS}" xmlns:r="{RELATIONSHIPS_NS}">'
+                '<p:sldIdLst><p:sldId id="256" r:id="rId7"/><p:sldId id="257" r:id="rId3"/>'
+                '</p:sldIdLst><p:sldSz cx="9144000" cy="6858000"/></p:presentation>'
+            ),
+            "ppt/_rels/presentation.xml.rels": (
+                '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                f'relationships"><Relationship Id="rId3" Type="{slide_type}" '
+                f'Target="slides/slide1.xml"/><Relationship Id="rId7" Type="{slide_type}" '
+                'Target="/ppt/slides/slide2.xml"/></Relationships>'
+            ),
+            "ppt/slides/slide1.xml": _slide("Pricing", "40 seats at 12.50 EUR"),
+            "ppt/slides/slide2.xml": _slide("Initech rollout", "Proposal for ACME"),
+        }
+    )
