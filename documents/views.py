@@ -134,7 +134,7 @@ def _file_response(document: Document) -> FileResponse:
     response = FileResponse(
         document.file.open("rb"),
         as_attachment=True,
-        filename=document.original_name,
+        filename=document.download_name,
         content_type=document.mime_type,
     )
     response["X-Content-Type-Options"] = "nosniff"

@@ -16,7 +16,7 @@ from django.utils.html import escape
 
 from crm.forms import person_name
 from crm.models import AuditEvent
-from documents import services
+from documents import services, tokens
 from documents.models import Document, DocumentAccess, DocumentCategory
 from leads.models import LeadActivity
 from tests.documents import samples
@@ -393,7 +393,38 @@ def test_the_type_is_the_detected_one_not_the_name(rep_client, rep, make_documen
     document = make_document(rep, "looks-like.pdf", samples.TXT)
     response = rep_client.get(_url("download", document))
     assert response["Content-Type"] == "text/plain"
-    assert 'filename="looks-like.pdf"' in response["Content-Disposition"]
+    # Saved and opened, it opens as what it is, whatever the uploader called it.
+    assert 'filename="looks-like.txt"' in response["Content-Disposition"]
+
+
+@pytest.mark.parametrize(
+    "original_name,content,download_name",
+    [
+        # Stored before markup was refused: saved locally as .svg or .html it would render.
+        ("evil.svg", samples.TXT, "evil.txt"),
+        ("page.html", samples.TXT, "page.txt"),
+        ("invoice.pdf.exe", samples.pdf_with_text("x"), "invoice.pdf.pdf"),
+        ("report", samples.pdf_with_text("x"), "report.pdf"),
+        ("scan.PDF", samples.pdf_with_text("x"), "scan.PDF"),
+        ("photo.jpeg", samples.jpeg(size=(8, 8)), "photo.jpeg"),
+        ("photo.png", samples.jpeg(size=(8, 8)), "photo.jpg"),
+        ("contacts.csv", b"one column\nonly\n", "contacts.csv"),  # text, and a CSV to Excel
+        ("prices.xls", samples.xlsx(), "prices.xlsx"),
+    ],
+    ids=["svg", "html", "double extension", "none", "upper case", "jpeg", "png", "csv", "xls"],
+)
+def test_the_download_name_ends_in_the_detected_types_extension(
+    client, rep, make_document, original_name, content, download_name
+):
+    document = make_document(rep, "upload", content)
+    Document.objects.filter(pk=document.pk).update(original_name=original_name)
+    client.force_login(rep)
+    for response in (
+        client.get(_url("download", document)),
+        client.get(reverse("document_share_open", args=[tokens.share_token(document.pk)])),
+    ):
+        assert response.status_code == 200
+        assert f'filename="{download_name}"' in response["Content-Disposition"]
 
 
 def test_media_files_are_not_served_by_url(client, rep, make_document):
