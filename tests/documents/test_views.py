@@ -64,6 +64,47 @@ def test_upload_several_files_from_a_plain_form(rep_client, rep, media_root):
     assert messages == ["offer.pdf uploaded.", "notes.txt uploaded."]
 
 
+def test_several_files_each_with_its_own_type(rep_client):
+    response = rep_client.post(
+        _url("upload"),
+        {
+            "files": [
+                samples.upload("offer.pdf", samples.pdf_with_text("Offer")),
+                samples.upload("meeting-notes.txt", samples.TXT),
+            ],
+            "document_type": ["proposal", "other"],  # in the files' order
+        },
+        **JSON,
+    )
+    assert response.status_code == 200
+    assert dict(Document.objects.values_list("original_name", "document_type")) == {
+        "offer.pdf": "proposal",
+        "meeting-notes.txt": "other",
+    }
+
+
+@pytest.mark.parametrize(
+    "types,error",
+    [
+        (["proposal", "other", "invoice"], "one type for all the files, or one for each"),
+        (["nonsense", "other"], "not one of the available choices"),
+    ],
+)
+def test_types_that_do_not_fit_the_files_are_refused(rep_client, media_root, types, error):
+    response = rep_client.post(
+        _url("upload"),
+        {
+            "files": [samples.upload("a.txt", samples.TXT), samples.upload("b.txt", samples.TXT)],
+            "document_type": types,
+        },
+        **JSON,
+    )
+    assert response.status_code == 400
+    assert error in response.json()["error"]
+    assert not Document.objects.exists()
+    assert stored_files(media_root) == []
+
+
 def test_upload_one_file_with_a_title_as_json(rep_client):
     response = rep_client.post(
         _url("upload"),
@@ -904,6 +945,38 @@ def test_the_deal_panel_defaults_to_proposals(rep_client, sale):
     assert response.status_code == 200
     assert b'<option value="proposal" selected>' in response.content
     assert f'name="sale" value="{sale.pk}"'.encode() in response.content
+
+
+def test_the_panels_list_alone_for_htmx_after_an_upload(
+    client, rep, other_rep, sale, make_document
+):
+    url = reverse("documents:panel_documents", args=["sale", sale.pk])
+    client.force_login(rep)
+    empty = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "No documents yet." in empty and "<form" not in empty
+    make_document(rep, "offer.pdf", samples.pdf_with_text("x"), document_type="proposal",
+                  sale=sale)  # fmt: skip
+    listed = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert ">offer</a>" in listed and "Proposal" in listed
+    assert "No documents yet." not in listed
+    # The panel holds the same list, refreshed when an upload in the panel finishes.
+    panel = client.get(reverse("documents:panel", args=["sale", sale.pk])).content.decode()
+    assert f'hx-get="{url}"' in panel
+    assert 'hx-trigger="documents-uploaded from:closest [data-documents-panel]"' in panel
+    client.force_login(other_rep)
+    assert client.get(url).status_code == 404
+    assert (
+        client.get(reverse("documents:panel_documents", args=["nope", sale.pk])).status_code == 404
+    )
+
+
+def test_the_documents_table_alone_for_htmx_after_an_upload(rep_client, rep, make_document):
+    make_document(rep, "notes.txt", samples.TXT, title="Notes")
+    page = rep_client.get(_url("list")).content.decode()
+    assert 'hx-trigger="documents-uploaded from:body"' in page
+    table = rep_client.get(_url("list"), HTTP_HX_REQUEST="true").content.decode()
+    assert ">Notes</a>" in table and "data-document-table" in table
+    assert "<html" not in table and "data-upload" not in table  # the table only
 
 
 def test_an_unknown_panel_is_not_found(rep_client, customer):
