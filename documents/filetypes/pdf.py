@@ -19,11 +19,14 @@ STARTXREF_WINDOW = 1024
 # Incremental updates chain their cross-reference sections; a real file has a handful.
 MAX_XREF_SECTIONS = 1000
 _WS = rb"[\x00\t\n\x0c\r ]"
-STARTXREF = re.compile(rb"startxref" + _WS + rb"+(\d+)")
-SUBSECTION = re.compile(_WS + rb"*(\d+)[ \t]+(\d+)[ \t]*(?:\r\n|\r|\n)?")
+# Numbers of at most 10 digits (a 25 MB file needs 8): a hostile 5,000-digit number must not
+# reach int(), which refuses it with a ValueError.
+_NUMBER = rb"(\d{1,10})(?!\d)"
+STARTXREF = re.compile(rb"startxref" + _WS + rb"+" + _NUMBER)
+SUBSECTION = re.compile(_WS + rb"*" + _NUMBER + rb"[ \t]+" + _NUMBER + rb"[ \t]*(?:\r\n|\r|\n)?")
 ENTRY = re.compile(_WS + rb"*(\d{10})[ \t]+(\d{5})[ \t]+([nf])")
-OBJECT_HEADER = re.compile(_WS + rb"*(\d+)" + _WS + rb"+(\d+)" + _WS + rb"*obj")
-PREV = re.compile(rb"/Prev" + _WS + rb"*(\d+)")
+OBJECT_HEADER = re.compile(_WS + rb"*" + _NUMBER + _WS + rb"+" + _NUMBER + _WS + rb"*obj")
+PREV = re.compile(rb"/Prev" + _WS + rb"*" + _NUMBER)
 XREF_STREAM_TYPE = re.compile(rb"/Type" + _WS + rb"*/XRef\b")
 TRAILER = re.compile(_WS + rb"*trailer")
 SAVE_AGAIN = "Open it and save (or print) it as a new PDF, then upload that."

@@ -1,6 +1,7 @@
 """documents.filetypes: the type comes from the bytes, never from the name or the browser."""
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -333,3 +334,16 @@ def test_an_office_file_with_macros_is_refused(build):
     reason = _refusal(build())
     assert "contains macros" in reason and "not stored" in reason
     assert "without macros" in reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda pdf: re.sub(rb"startxref\n\d+", b"startxref\n" + b"9" * 5000, pdf),
+        lambda pdf: pdf.replace(b"xref\n0 ", b"xref\n" + b"1" * 5000 + b" "),
+        lambda pdf: re.sub(rb"startxref\n\d+", b"startxref\n99999999", pdf),
+    ],
+    ids=["huge startxref", "huge subsection", "startxref past the end"],
+)
+def test_absurd_numbers_in_a_pdf_are_a_refusal_not_an_error(change):
+    assert "cross-reference table is broken" in _refusal(change(samples.pdf_with_text("x")))
