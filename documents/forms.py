@@ -45,6 +45,25 @@ class UploadForm(forms.Form):
         self.max_megabytes = f"{settings.DOCUMENT_MAX_BYTES / 1_048_576:g}"
         self.fields["files"].help_text += f" Up to {self.max_megabytes} MB each."
 
+    def clean(self):
+        """`document_types`: one type per file, in the files' order. The page sends each file
+        with its own type; a form may also send one type for all the files, or one for each."""
+        cleaned = super().clean()
+        files = cleaned.get("files") or []
+        types = self.data.getlist("document_type") if hasattr(self.data, "getlist") else []
+        if len(types) <= 1:
+            cleaned["document_types"] = [cleaned.get("document_type")] * len(files)
+            return cleaned
+        unknown = [kind for kind in types if kind not in Document.Type.values]
+        if unknown:
+            self.add_error("document_type", f"Select a valid choice. {unknown[0][:50]} is not "
+                           "one of the available choices.")  # fmt: skip
+        elif len(types) != len(files):
+            self.add_error("document_type", "Choose one type for all the files, or one for each.")
+        else:
+            cleaned["document_types"] = types
+        return cleaned
+
 
 class VersionForm(forms.Form):
     file = forms.FileField(label="New version")

@@ -32,6 +32,23 @@ class DocumentFile:
         "text/plain": "txt",
         "text/csv": "csv",
     }
+    # Extensions a download may keep besides the one above: names for the same kind of file.
+    # Anything else (evil.svg holding text, report.pdf.exe) is renamed to the one above.
+    ALSO = {
+        "image/jpeg": {"jpeg"},
+        "text/plain": {"text", "csv", "tsv"},
+        "text/csv": {"txt", "tsv"},
+    }
+
+    @classmethod
+    def download_name(cls, original_name: str, mime_type: str) -> str:
+        """The uploader's name with an extension that matches the detected type, so a file
+        saved from a download opens as what it is."""
+        extension = cls.EXTENSIONS.get(mime_type, "bin")
+        stem, dot, current = original_name.rpartition(".")
+        if dot and current.lower() in {extension} | cls.ALSO.get(mime_type, set()):
+            return original_name
+        return f"{stem if dot else original_name or 'document'}.{extension}"
 
 
 class DocumentCategory(models.Model):
@@ -120,6 +137,9 @@ class Document(models.Model):
         max_length=10, choices=Processing.choices, default=Processing.PENDING
     )
     processing_error = models.TextField(blank=True)
+    # What a reader should know about a processed file ("password-protected: no text
+    # extracted"); blank when there is nothing to say.
+    processing_note = models.CharField(max_length=200, blank=True)
     extracted_text = models.TextField(blank=True)
     preview_image = models.ImageField(upload_to="document_previews/%Y/%m/", blank=True)
     preview_text = models.TextField(blank=True)
@@ -155,6 +175,10 @@ class Document(models.Model):
     @property
     def chain_id(self) -> int:
         return self.parent_document_id or self.pk
+
+    @property
+    def download_name(self) -> str:
+        return DocumentFile.download_name(self.original_name, self.mime_type)
 
 
 class DocumentAccess(models.Model):

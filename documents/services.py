@@ -6,7 +6,7 @@ import os
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.files.base import File
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -45,6 +45,11 @@ def _sha256(upload) -> str:
         digest.update(chunk)
     upload.seek(0)
     return digest.hexdigest()
+
+
+def _content(upload, detected: filetypes.Detected) -> File:
+    """What is stored: the upload itself, or its text re-encoded as UTF-8 (a UTF-16 text)."""
+    return File(upload) if detected.utf8 is None else ContentFile(detected.utf8)
 
 
 def _check_links(actor, customer, sale) -> None:
@@ -90,15 +95,16 @@ def document_upload(
     if sale is not None and customer is None:
         customer = sale.customer
     name = _display_name(upload.name)
+    content = _content(upload, detected)
     document = Document(
         title=(title or os.path.splitext(name)[0] or "Document")[:200],
         description=description,
         document_type=document_type,
         category=category,
         original_name=name,
-        file_size=upload.size,
+        file_size=content.size,
         mime_type=detected.mime_type,
-        sha256=_sha256(upload),
+        sha256=_sha256(content),
         customer=customer,
         sale=sale,
         uploaded_by=actor,
@@ -106,7 +112,7 @@ def document_upload(
         page_count=detected.page_count,
     )
     with transaction.atomic():
-        document.file.save("upload", File(upload), save=False)
+        document.file.save("upload", content, save=False)
         try:
             document.save()
             _access(document, actor, DocumentAccess.Action.EDIT, ip, "uploaded")
@@ -127,6 +133,7 @@ def document_upload_version(
     becomes the active one."""
     _check_size(upload)
     detected = filetypes.detect(upload)
+    content = _content(upload, detected)
     with transaction.atomic():
         first, chain, latest = _lock_chain(actor, document)
         chain.filter(is_active=True).update(is_active=False)
@@ -136,9 +143,9 @@ def document_upload_version(
             document_type=latest.document_type,
             category=latest.category,
             original_name=_display_name(upload.name),
-            file_size=upload.size,
+            file_size=content.size,
             mime_type=detected.mime_type,
-            sha256=_sha256(upload),
+            sha256=_sha256(content),
             customer=latest.customer,
             sale=latest.sale,
             uploaded_by=actor,
@@ -147,7 +154,7 @@ def document_upload_version(
             parent_document=first,
             page_count=detected.page_count,
         )
-        new.file.save("upload", File(upload), save=False)
+        new.file.save("upload", content, save=False)
         try:
             new.save()
             new.allowed_users.set(latest.allowed_users.all())

@@ -9,6 +9,7 @@ urlpatterns = [
     path("upload/", views.document_upload, name="upload"),
     path("access-log/", views.access_log, name="access_log"),
     path("panel/<str:kind>/<int:pk>/", views.panel, name="panel"),
+    path("panel/<str:kind>/<int:pk>/documents/", views.panel_documents, name="panel_documents"),
     path("<int:pk>/", views.document_detail, name="detail"),
     path("<int:pk>/download/", views.document_download, name="download"),
     path("<int:pk>/preview.png", views.document_preview, name="preview"),

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import ValidationFailed
-from crm.http import client_ip, querystring_without, safe_next_url
+from crm.http import client_ip, is_htmx, querystring_without, safe_next_url
 from crm.permissions import access_customer_by_id, access_sale_by_id, require_admin
 from crm.permissions.documents import access_document_by_id, can_change_document
 from documents import selectors, services
@@ -37,6 +37,8 @@ def document_list(request):
         "querystring": querystring_without(request, "page"),
         "upload_form": UploadForm(),
     }
+    if is_htmx(request):  # an upload on the page finished: the table alone
+        return render(request, "documents/partials/_document_table.html", context)
     return render(request, "documents/document_list.html", context)
 
 
@@ -58,14 +60,14 @@ def document_upload(request):
     )
     sale = access_sale_by_id(request.user, data["sale"]) if data.get("sale") else None
     results = []
-    for upload in data["files"]:
+    for upload, document_type in zip(data["files"], data["document_types"], strict=True):
         try:
             document = services.document_upload(
                 actor=request.user,
                 upload=upload,
                 title=data["title"] if len(data["files"]) == 1 else "",
                 description=data["description"],
-                document_type=data["document_type"],
+                document_type=document_type,
                 category=data["category"],
                 customer=customer,
                 sale=sale,
@@ -134,7 +136,7 @@ def _file_response(document: Document) -> FileResponse:
     response = FileResponse(
         document.file.open("rb"),
         as_attachment=True,
-        filename=document.original_name,
+        filename=document.download_name,
         content_type=document.mime_type,
     )
     response["X-Content-Type-Options"] = "nosniff"
@@ -241,9 +243,7 @@ def access_log(request):
     return render(request, "documents/access_log.html", context)
 
 
-@require_http_methods(["GET"])
-def panel(request, kind: str, pk: int):
-    """The documents of a customer or deal, with an upload box (htmx panel on their page)."""
+def _panel_context(request, kind: str, pk: int) -> dict:
     if kind == "customer":
         attached_to = access_customer_by_id(request.user, pk)
         documents = selectors.document_list(user=request.user, filters={"customer": attached_to.pk})
@@ -252,6 +252,20 @@ def panel(request, kind: str, pk: int):
         documents = selectors.document_list(user=request.user, filters={"sale": attached_to.pk})
     else:
         raise Http404("No such panel.")
-    context = {"documents": documents[:50], "kind": kind, "attached_to": attached_to,
-               "upload_form": UploadForm(), "next": request.GET.get("next", "")}  # fmt: skip
+    return {"documents": documents[:50], "kind": kind, "attached_to": attached_to}
+
+
+@require_http_methods(["GET"])
+def panel(request, kind: str, pk: int):
+    """The documents of a customer or deal, with an upload box (htmx panel on their page)."""
+    context = {**_panel_context(request, kind, pk), "upload_form": UploadForm(),
+               "next": request.GET.get("next", "")}  # fmt: skip
     return render(request, "documents/partials/_panel.html", context)
+
+
+@require_http_methods(["GET"])
+def panel_documents(request, kind: str, pk: int):
+    """The panel's list alone: htmx asks for it each time an upload in the panel finishes."""
+    return render(
+        request, "documents/partials/_panel_documents.html", _panel_context(request, kind, pk)
+    )

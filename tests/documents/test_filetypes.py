@@ -1,6 +1,7 @@
 """documents.filetypes: the type comes from the bytes, never from the name or the browser."""
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -51,7 +52,7 @@ def test_text_and_csv_are_told_apart():
 
 
 def test_utf8_cut_at_the_end_of_the_sniffed_sample_is_still_text():
-    text = ("é" * (filetypes.TEXT_SNIFF_BYTES // 2 + 10)).encode()
+    text = ("é" * (filetypes.text.TEXT_SNIFF_BYTES // 2 + 10)).encode()
     # 64 KiB sample ends in the middle of a two-byte character.
     assert _detect(b"x" + text).mime_type == filetypes.TXT
 
@@ -132,7 +133,7 @@ def test_a_jpeg_header_on_garbage_is_refused():
 
 
 def test_an_image_with_too_many_pixels_is_refused(monkeypatch):
-    monkeypatch.setattr(filetypes, "IMAGE_MAX_PIXELS", 100)
+    monkeypatch.setattr(filetypes.images, "IMAGE_MAX_PIXELS", 100)
     assert "too large" in _refusal(samples.png(size=(20, 20)))
 
 
@@ -151,7 +152,7 @@ def test_a_zip_declaring_a_huge_size_is_refused():
 
 
 def test_a_zip_with_too_many_entries_is_refused(monkeypatch):
-    monkeypatch.setattr(filetypes, "ZIP_MAX_ENTRIES", 3)
+    monkeypatch.setattr(filetypes.office, "ZIP_MAX_ENTRIES", 3)
     assert "too many parts" in _refusal(samples.docx("x"))
 
 
@@ -194,3 +195,155 @@ def test_a_pdf_with_more_pages_than_allowed_is_refused_before_it_eats_memory(set
     output = io.BytesIO()
     writer.write(output)
     assert "more than 5 pages" in _refusal(output.getvalue())
+
+
+# Markup is refused: a browser would run it if it ever rendered the file as a page -----------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        samples.SVG_WITH_SCRIPT,
+        samples.SVG_ONLOAD,
+        samples.HTML_PAGE,
+        samples.HTML_FRAGMENT,
+        samples.XML_WITH_SCRIPT,
+        samples.PLAIN_XML,
+        b"\xef\xbb\xbf" + samples.HTML_PAGE,
+    ],
+    ids=["svg script", "svg onload", "html page", "html fragment", "xml script", "xml", "bom"],
+)
+def test_markup_is_refused_with_the_reason(content):
+    reason = _refusal(content)
+    assert "markup" in reason and "HTML" in reason and "not stored" in reason
+
+
+def test_markup_hidden_far_into_a_text_is_refused():
+    assert "<script" in _refusal(samples.NOTES_HIDING_A_SCRIPT)
+
+
+def test_markup_in_utf16_is_refused():
+    assert "markup" in _refusal(samples.utf16(samples.HTML_PAGE.decode()))
+
+
+def test_text_that_only_mentions_markup_is_text():
+    assert _detect(samples.TEXT_ABOUT_MARKUP).mime_type == filetypes.TXT
+
+
+# Encodings: UTF-8 (with or without a byte-order mark) and UTF-16 --------------------------
+
+
+@pytest.mark.parametrize("byteorder", ["le", "be"])
+def test_utf16_text_is_accepted_and_converted_to_utf8(byteorder):
+    detected = _detect(samples.utf16("Grüße aus Köln\nBesprechung am Montag\n", byteorder))
+    assert detected.mime_type == filetypes.TXT
+    assert detected.utf8 == "\ufeffGrüße aus Köln\nBesprechung am Montag\n".encode()
+
+
+def test_a_utf16_csv_is_a_csv():
+    detected = _detect(samples.utf16("name\temail\nAda\tada@example.com\nGrace\tg@example.com\n"))
+    assert detected.mime_type == filetypes.CSV
+    assert detected.utf8.decode("utf-8-sig").startswith("name\temail\n")
+
+
+def test_utf8_with_a_byte_order_mark_is_kept_as_it_is():
+    detected = _detect(b"\xef\xbb\xbf" + samples.CSV)
+    assert detected.mime_type == filetypes.CSV
+    assert detected.utf8 is None  # already UTF-8: stored byte for byte
+
+
+def test_damaged_utf16_is_refused():
+    lone_surrogate = b"\xff\xfeA\x00\x00\xd8B\x00"
+    assert "UTF-16" in _refusal(lone_surrogate)
+
+
+def test_a_latin1_character_past_the_sniffed_sample_is_refused():
+    assert "UTF-8" in _refusal(b"notes\n" * 20_000 + "déjà vu\n".encode("cp1252"))
+
+
+# PDFs: real producers accepted; appended data, polyglots and broken tables refused ---------
+
+
+@pytest.mark.parametrize("name", samples.REAL_PDFS)
+def test_pdfs_of_real_producers_are_accepted(name):
+    detected = _detect(samples.file(name))
+    assert detected.mime_type == filetypes.PDF
+    assert detected.page_count in (1, 2)
+
+
+def test_an_incrementally_updated_pdf_is_accepted():
+    assert _detect(samples.pdf_updated_incrementally()).page_count == 1
+
+
+def test_whitespace_after_the_end_of_a_pdf_is_fine():
+    assert _detect(samples.pdf_with_trailing_whitespace()).mime_type == filetypes.PDF
+
+
+def test_a_pdf_with_a_zip_appended_after_its_end_is_refused():
+    reason = _refusal(samples.pdf_with_appended_zip())
+    assert "appended after its end (%%EOF)" in reason and "not stored" in reason
+
+
+def test_a_pdf_that_is_also_a_zip_is_refused():
+    assert "also a zip archive" in _refusal(samples.pdf_with_appended_zip_and_a_new_end())
+
+
+@pytest.mark.parametrize(
+    "build",
+    [samples.pdf_with_shifted_xref, samples.pdf_with_wrong_startxref, samples.pdf_without_xref],
+    ids=["shifted offsets", "wrong startxref", "no table"],
+)
+def test_a_pdf_with_a_broken_cross_reference_table_is_refused(build):
+    import pypdf
+
+    assert len(pypdf.PdfReader(io.BytesIO(build())).pages) == 1  # pypdf would repair it
+    reason = _refusal(build())
+    assert "damaged: its cross-reference table is broken" in reason
+    assert "save (or print) it as a new PDF" in reason
+
+
+def test_a_pdf_cut_short_has_no_end_marker():
+    pdf = samples.pdf_with_text("Hello")
+    assert "no end-of-file marker" in _refusal(pdf[: len(pdf) - 10])
+
+
+def test_a_password_protected_pdf_is_accepted_without_a_page_count():
+    detected = _detect(samples.file("qpdf-aes256-password.pdf"))
+    assert detected == filetypes.Detected(filetypes.PDF, page_count=None)
+
+
+def test_a_password_protected_pdf_is_still_checked_for_appended_data():
+    content = samples.file("qpdf-aes256-password.pdf") + b"PK\x03\x04 and more"
+    assert "appended after its end" in _refusal(content)
+
+
+# Office files with macros are refused ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        samples.xlsm,
+        samples.pptm,
+        samples.xlsx_hiding_a_vba_project,
+        samples.xlsx_with_an_excel4_macro_sheet,
+    ],
+    ids=["xlsm", "pptm", "vba project in an xlsx", "excel 4 macro sheet"],
+)
+def test_an_office_file_with_macros_is_refused(build):
+    reason = _refusal(build())
+    assert "contains macros" in reason and "not stored" in reason
+    assert "without macros" in reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda pdf: re.sub(rb"startxref\n\d+", b"startxref\n" + b"9" * 5000, pdf),
+        lambda pdf: pdf.replace(b"xref\n0 ", b"xref\n" + b"1" * 5000 + b" "),
+        lambda pdf: re.sub(rb"startxref\n\d+", b"startxref\n99999999", pdf),
+    ],
+    ids=["huge startxref", "huge subsection", "startxref past the end"],
+)
+def test_absurd_numbers_in_a_pdf_are_a_refusal_not_an_error(change):
+    assert "cross-reference table is broken" in _refusal(change(samples.pdf_with_text("x")))

@@ -36,6 +36,27 @@ def test_a_pypdf_blank_pdf_is_processed_with_no_text(rep, make_document):
     assert document.extracted_text.strip() == ""
 
 
+@pytest.mark.parametrize("name", samples.REAL_PDFS)
+def test_pdfs_of_real_producers_are_processed(rep, make_document, name):
+    document = make_document(rep, name, samples.file(name))
+    assert document.processing_status == Document.Processing.DONE, document.processing_error
+    assert "Quarterly proposal for Initech" in document.extracted_text
+    assert document.processing_note == ""
+
+
+def test_a_password_protected_pdf_is_stored_without_text(rep, rep_client, make_document):
+    content = samples.file("qpdf-aes256-password.pdf")
+    document = make_document(rep, "locked.pdf", content)
+    assert document.processing_status == Document.Processing.DONE
+    assert document.processing_note == "password-protected: no text extracted"
+    assert (document.extracted_text, document.page_count) == ("", None)
+    page = rep_client.get(reverse("documents:detail", args=[document.pk])).content.decode()
+    assert "Password-protected: no text extracted" in page
+    assert "could not be processed" not in page
+    download = rep_client.get(reverse("documents:download", args=[document.pk]))
+    assert b"".join(download.streaming_content) == content
+
+
 def test_docx_text(rep, make_document):
     document = make_document(
         rep, "c.docx", samples.docx("Master services agreement", "Term: 12 months")
@@ -54,11 +75,60 @@ def test_text_and_csv_text(rep, make_document, name, content):
     assert document.preview_text == content.decode()
 
 
-@pytest.mark.parametrize("name,build", [("deck.pptx", samples.pptx), ("prices.xlsx", samples.xlsx)])
-def test_office_files_without_a_text_extractor_are_done(rep, make_document, name, build):
-    document = make_document(rep, name, build())
-    assert document.processing_status == Document.Processing.DONE
+def test_docx_headers_and_footers_are_text_too(rep, make_document):
+    document = make_document(rep, "c.docx", samples.docx_with_header_and_footer())
+    assert document.processing_status == Document.Processing.DONE, document.processing_error
+    assert document.extracted_text == (
+        "ACME Corp confidential\nMaster services agreement\nContract 2041, page footer"
+    )
+
+
+def test_xlsx_text_sheet_by_sheet(rep, make_document):
+    document = make_document(rep, "prices.xlsx", samples.xlsx_workbook())
+    assert document.processing_status == Document.Processing.DONE, document.processing_error
+    assert document.extracted_text == (
+        "Prices\nProduct\tSeats\tPrice\nInitech rollout\t40\t12.5\nDiscount approved\n"
+        "Contacts\nAda Lovelace\tada@example.com\t2026-03-01 00:00:00"
+    )
+    assert document.preview_text.startswith("Prices\nProduct")
+
+
+def test_a_minimal_xlsx_has_its_text_extracted(rep, make_document):
+    document = make_document(rep, "prices.xlsx", samples.xlsx())
+    assert document.processing_status == Document.Processing.DONE, document.processing_error
+    assert document.extracted_text == "Sheet1\nPrice"
+
+
+def test_pptx_text_slide_by_slide_in_the_presentations_order(rep, make_document):
+    document = make_document(rep, "deck.pptx", samples.pptx_with_slides())
+    assert document.processing_status == Document.Processing.DONE, document.processing_error
+    assert document.extracted_text == (
+        "Initech rollout\nProposal for ACME\nPricing\n40 seats at 12.50 EUR"
+    )
+
+
+def test_a_pptx_without_slides_has_no_text(rep, make_document):
+    document = make_document(rep, "deck.pptx", samples.pptx())
+    assert document.processing_status == Document.Processing.DONE, document.processing_error
     assert document.extracted_text == ""
+
+
+@pytest.mark.parametrize(
+    "name,build",
+    [
+        ("prices.xlsx", samples.xlsx_workbook),
+        ("deck.pptx", samples.pptx_with_slides),
+        ("c.docx", samples.docx_with_header_and_footer),
+    ],
+)
+def test_office_text_is_capped_while_it_is_read(rep, make_document, monkeypatch, name, build):
+    """The reader stops at the cap (not reads everything and cuts it afterwards)."""
+    document = make_document(rep, name, build(), process=False)
+    whole = processing._extract(document)["text"]
+    monkeypatch.setattr(processing, "MAX_TEXT_CHARS", 20)
+    capped = processing._extract(document)["text"]
+    assert 20 <= len(capped) < len(whole)
+    assert whole.startswith(capped)
 
 
 @pytest.mark.parametrize("name,build", [("logo.png", samples.png), ("photo.jpg", samples.jpeg)])

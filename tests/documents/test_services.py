@@ -91,6 +91,17 @@ REFUSED = {
     "docx zip bomb": ("bomb.docx", None, "zip bomb"),
     "zip declaring 4 GB": ("big.docx", samples.zip_declaring_huge_size(), "zip bomb"),
     "empty": ("empty.txt", b"", "empty"),
+    "svg with a script": ("logo.svg", samples.SVG_WITH_SCRIPT, "markup"),
+    "html page as .txt": ("page.txt", samples.HTML_PAGE, "markup"),
+    "html page as .html": ("page.html", samples.HTML_PAGE, "markup"),
+    "xml with a script": ("order.xml", samples.XML_WITH_SCRIPT, "markup"),
+    "pdf with a zip appended": ("invoice.pdf", samples.pdf_with_appended_zip(), "appended"),
+    "pdf that is a zip too": ("i.pdf", samples.pdf_with_appended_zip_and_a_new_end(), "zip"),
+    "pdf with shifted xref": ("p.pdf", samples.pdf_with_shifted_xref(), "cross-reference"),
+    "pdf with wrong startxref": ("p.pdf", samples.pdf_with_wrong_startxref(), "cross-reference"),
+    "macro-enabled workbook": ("prices.xlsm", samples.xlsm(), "contains macros"),
+    "macro-enabled presentation": ("deck.pptm", samples.pptm(), "contains macros"),
+    "macro workbook renamed": ("prices.xlsx", samples.xlsx_hiding_a_vba_project(), "macros"),
 }
 
 
@@ -111,6 +122,37 @@ def test_refused_files_store_nothing(rep, media_root, bomb, case):
     assert not Document.objects.exists()
     assert not DocumentAccess.objects.exists()
     assert stored_files(media_root) == []
+
+
+def test_a_utf16_text_is_stored_as_utf8(rep, make_document):
+    text = "Besprechung mit Müller GmbH\nNächster Termin: Montag\n"
+    document = make_document(rep, "notes.txt", samples.utf16(text))
+    stored = Path(document.file.path).read_bytes()
+    assert stored == b"\xef\xbb\xbf" + text.encode()  # UTF-8, its mark kept for Notepad and Excel
+    assert document.mime_type == "text/plain"
+    assert (document.file_size, document.sha256) == (
+        len(stored),
+        hashlib.sha256(stored).hexdigest(),
+    )
+    assert document.processing_status == Document.Processing.DONE
+    assert document.extracted_text == text
+
+
+def test_a_utf8_csv_with_a_byte_order_mark_is_stored_as_it_is(rep, make_document):
+    content = b"\xef\xbb\xbf" + samples.CSV
+    document = make_document(rep, "export.csv", content)
+    assert Path(document.file.path).read_bytes() == content
+    assert document.mime_type == "text/csv"
+    assert document.extracted_text == samples.CSV.decode()  # without the mark
+
+
+def test_a_new_version_in_utf16_is_stored_as_utf8(rep, make_document):
+    first = make_document(rep, "notes.txt", samples.TXT)
+    second = services.document_upload_version(
+        actor=rep, document=first, upload=samples.upload("notes.txt", samples.utf16("zwei\n"))
+    )
+    assert Path(second.file.path).read_bytes() == b"\xef\xbb\xbfzwei\n"
+    assert second.file_size == 8
 
 
 def test_oversized_files_are_refused_before_being_read(rep, media_root, settings):

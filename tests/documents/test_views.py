@@ -16,7 +16,7 @@ from django.utils.html import escape
 
 from crm.forms import person_name
 from crm.models import AuditEvent
-from documents import services
+from documents import services, tokens
 from documents.models import Document, DocumentAccess, DocumentCategory
 from leads.models import LeadActivity
 from tests.documents import samples
@@ -64,6 +64,47 @@ def test_upload_several_files_from_a_plain_form(rep_client, rep, media_root):
     assert messages == ["offer.pdf uploaded.", "notes.txt uploaded."]
 
 
+def test_several_files_each_with_its_own_type(rep_client):
+    response = rep_client.post(
+        _url("upload"),
+        {
+            "files": [
+                samples.upload("offer.pdf", samples.pdf_with_text("Offer")),
+                samples.upload("meeting-notes.txt", samples.TXT),
+            ],
+            "document_type": ["proposal", "other"],  # in the files' order
+        },
+        **JSON,
+    )
+    assert response.status_code == 200
+    assert dict(Document.objects.values_list("original_name", "document_type")) == {
+        "offer.pdf": "proposal",
+        "meeting-notes.txt": "other",
+    }
+
+
+@pytest.mark.parametrize(
+    "types,error",
+    [
+        (["proposal", "other", "invoice"], "one type for all the files, or one for each"),
+        (["nonsense", "other"], "not one of the available choices"),
+    ],
+)
+def test_types_that_do_not_fit_the_files_are_refused(rep_client, media_root, types, error):
+    response = rep_client.post(
+        _url("upload"),
+        {
+            "files": [samples.upload("a.txt", samples.TXT), samples.upload("b.txt", samples.TXT)],
+            "document_type": types,
+        },
+        **JSON,
+    )
+    assert response.status_code == 400
+    assert error in response.json()["error"]
+    assert not Document.objects.exists()
+    assert stored_files(media_root) == []
+
+
 def test_upload_one_file_with_a_title_as_json(rep_client):
     response = rep_client.post(
         _url("upload"),
@@ -93,6 +134,47 @@ def test_a_refused_upload_answers_with_the_reason_and_stores_nothing(rep_client,
     [result] = response.json()["files"]
     assert result["name"] == "invoice.pdf"
     assert "program" in result["error"]
+    assert not Document.objects.exists()
+    assert stored_files(media_root) == []
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("page.txt", samples.HTML_PAGE),
+        ("page.html", samples.HTML_PAGE),
+        ("evil.svg", samples.SVG_WITH_SCRIPT),
+    ],
+)
+def test_markup_is_refused_whatever_its_name(rep_client, media_root, name, content):
+    response = rep_client.post(
+        _url("upload"), {"files": samples.upload(name, content, "text/plain"),
+                         "document_type": "other"}, **JSON,
+    )  # fmt: skip
+    assert response.status_code == 400
+    [result] = response.json()["files"]
+    assert "markup (HTML, SVG or XML" in result["error"]
+    assert not Document.objects.exists()
+    assert stored_files(media_root) == []
+
+
+@pytest.mark.parametrize(
+    "build,reason",
+    [
+        (samples.pdf_with_appended_zip, "appended after its end"),
+        (samples.pdf_with_shifted_xref, "cross-reference table is broken"),
+        (samples.pdf_without_xref, "cross-reference table is broken"),
+    ],
+)
+def test_a_hostile_or_repaired_pdf_is_refused_with_the_reason(
+    rep_client, media_root, build, reason
+):
+    response = rep_client.post(
+        _url("upload"), {"files": samples.upload("invoice.pdf", build(), "application/pdf"),
+                         "document_type": "invoice"}, **JSON,
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert reason in response.json()["files"][0]["error"]
     assert not Document.objects.exists()
     assert stored_files(media_root) == []
 
@@ -352,7 +434,38 @@ def test_the_type_is_the_detected_one_not_the_name(rep_client, rep, make_documen
     document = make_document(rep, "looks-like.pdf", samples.TXT)
     response = rep_client.get(_url("download", document))
     assert response["Content-Type"] == "text/plain"
-    assert 'filename="looks-like.pdf"' in response["Content-Disposition"]
+    # Saved and opened, it opens as what it is, whatever the uploader called it.
+    assert 'filename="looks-like.txt"' in response["Content-Disposition"]
+
+
+@pytest.mark.parametrize(
+    "original_name,content,download_name",
+    [
+        # Stored before markup was refused: saved locally as .svg or .html it would render.
+        ("evil.svg", samples.TXT, "evil.txt"),
+        ("page.html", samples.TXT, "page.txt"),
+        ("invoice.pdf.exe", samples.pdf_with_text("x"), "invoice.pdf.pdf"),
+        ("report", samples.pdf_with_text("x"), "report.pdf"),
+        ("scan.PDF", samples.pdf_with_text("x"), "scan.PDF"),
+        ("photo.jpeg", samples.jpeg(size=(8, 8)), "photo.jpeg"),
+        ("photo.png", samples.jpeg(size=(8, 8)), "photo.jpg"),
+        ("contacts.csv", b"one column\nonly\n", "contacts.csv"),  # text, and a CSV to Excel
+        ("prices.xls", samples.xlsx(), "prices.xlsx"),
+    ],
+    ids=["svg", "html", "double extension", "none", "upper case", "jpeg", "png", "csv", "xls"],
+)
+def test_the_download_name_ends_in_the_detected_types_extension(
+    client, rep, make_document, original_name, content, download_name
+):
+    document = make_document(rep, "upload", content)
+    Document.objects.filter(pk=document.pk).update(original_name=original_name)
+    client.force_login(rep)
+    for response in (
+        client.get(_url("download", document)),
+        client.get(reverse("document_share_open", args=[tokens.share_token(document.pk)])),
+    ):
+        assert response.status_code == 200
+        assert f'filename="{download_name}"' in response["Content-Disposition"]
 
 
 def test_media_files_are_not_served_by_url(client, rep, make_document):
@@ -832,6 +945,38 @@ def test_the_deal_panel_defaults_to_proposals(rep_client, sale):
     assert response.status_code == 200
     assert b'<option value="proposal" selected>' in response.content
     assert f'name="sale" value="{sale.pk}"'.encode() in response.content
+
+
+def test_the_panels_list_alone_for_htmx_after_an_upload(
+    client, rep, other_rep, sale, make_document
+):
+    url = reverse("documents:panel_documents", args=["sale", sale.pk])
+    client.force_login(rep)
+    empty = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "No documents yet." in empty and "<form" not in empty
+    make_document(rep, "offer.pdf", samples.pdf_with_text("x"), document_type="proposal",
+                  sale=sale)  # fmt: skip
+    listed = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert ">offer</a>" in listed and "Proposal" in listed
+    assert "No documents yet." not in listed
+    # The panel holds the same list, refreshed when an upload in the panel finishes.
+    panel = client.get(reverse("documents:panel", args=["sale", sale.pk])).content.decode()
+    assert f'hx-get="{url}"' in panel
+    assert 'hx-trigger="documents-uploaded from:closest [data-documents-panel]"' in panel
+    client.force_login(other_rep)
+    assert client.get(url).status_code == 404
+    assert (
+        client.get(reverse("documents:panel_documents", args=["nope", sale.pk])).status_code == 404
+    )
+
+
+def test_the_documents_table_alone_for_htmx_after_an_upload(rep_client, rep, make_document):
+    make_document(rep, "notes.txt", samples.TXT, title="Notes")
+    page = rep_client.get(_url("list")).content.decode()
+    assert 'hx-trigger="documents-uploaded from:body"' in page
+    table = rep_client.get(_url("list"), HTTP_HX_REQUEST="true").content.decode()
+    assert ">Notes</a>" in table and "data-document-table" in table
+    assert "<html" not in table and "data-upload" not in table  # the table only
 
 
 def test_an_unknown_panel_is_not_found(rep_client, customer):
