@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.permissions import visible_sales
-from crm.permissions.scopes import of_owner, of_team
+from crm.permissions.scopes import OTHER_TEAMS, of_owner, of_team, outside_reach
 from sales.managers import stale_condition
 from sales.models import Sale, StageSetting
 from sales.selectors import with_close_and_amount_filters
@@ -26,7 +26,9 @@ BOARD_STAGES = list(Sale.OPEN_STATUSES)
 def board_deals(*, user, filters: dict[str, Any]) -> QuerySet[Sale]:
     deals = visible_sales(user).open()
     # Owner and team among the choices crm.permissions gave the filter form.
-    if filters.get("owner"):
+    if filters.get("owner") == OTHER_TEAMS:
+        deals = outside_reach(deals, user)
+    elif filters.get("owner"):
         deals = of_owner(deals, filters["owner"])
     if filters.get("team"):
         deals = of_team(deals, filters["team"])

@@ -10,6 +10,8 @@ from crm.permissions import (
     visible_customers,
     visible_teams,
 )
+from crm.permissions.scopes import OTHER_TEAMS
+from crm.roles import Role, role_of
 from customers.models import Customer
 from customers.widgets import CustomerSearchSelect
 from sales.currencies import CURRENCY_CHOICES
@@ -198,16 +200,24 @@ class TaskForm(forms.ModelForm):
         self.initial.setdefault("assigned_to", user.pk)
 
 
+def _owner_choice(value: str) -> int | str:
+    return value if value == OTHER_TEAMS else int(value)
+
+
 class BoardFilterForm(CloseAndAmountFilterFields):
-    owner = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    owner = forms.TypedChoiceField(coerce=_owner_choice, required=False, empty_value=None)
     team = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     field_order = ["owner", "team", *CloseAndAmountFilterFields.RANGE_FIELDS]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         # Choices from lists read once (the owners without a query for managers and reps).
-        self.fields["owner"].choices = [("", "Any owner")] + [
-            (owner.pk, person_name(owner)) for owner in assignable_user_list(user)
+        # The board shows every visible deal, some assigned to other teams' reps (on this
+        # team's customers): they are one choice, not a list of people outside the reach.
+        self.fields["owner"].choices = [
+            ("", "Any owner"),
+            *((owner.pk, person_name(owner)) for owner in assignable_user_list(user)),
+            *([(OTHER_TEAMS, "Reps of other teams")] if role_of(user) != Role.ADMIN else []),
         ]
         self.fields["team"].choices = [("", "Any team")] + [
             (team.pk, team.name) for team in visible_teams(user)

@@ -33,6 +33,17 @@ def of_reach(queryset: QuerySet, user, *, field: str = "assigned_to") -> QuerySe
     return queryset.filter(owned_by(user, field))
 
 
+OTHER_TEAMS = "others"  # the owner filter's choice for outside_reach
+
+
+def outside_reach(queryset: QuerySet, user, *, field: str = "assigned_to") -> QuerySet:
+    """The visible records owned outside the user's reach: a team's customer's deal assigned
+    to another team's rep (the board's "Other teams' reps")."""
+    from crm.permissions.core import owned_by
+
+    return queryset.exclude(owned_by(user, field)).exclude(**{f"{field}__isnull": True})
+
+
 def of_team(queryset: QuerySet, team_id: int, *, field: str = "assigned_to") -> QuerySet:
     """The records owned by a member of the team (a subquery on its memberships)."""
     from crm.selectors import team_member_ids

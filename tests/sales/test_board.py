@@ -261,3 +261,19 @@ def test_stage_setting_changes_are_saved_even_without_a_task_change(manager_clie
     assert manager_client.post(url, data).status_code == 302
     assert StageSetting.objects.get(status="NEW").max_days_in_stage == 10
     assert StageSetting.objects.get(status="NEGOTIATION").base_probability == 80
+
+
+def test_the_owner_filter_reaches_the_other_teams_reps_the_board_shows(
+    manager_client, rep, other_rep, teams
+):
+    """A deal on the team's customer assigned to another team's rep is on the manager's
+    board; the owner filter offers it as "Reps of other teams" (and only it)."""
+    _deal(rep, "NEW", "500", title="Ours")
+    SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=other_rep, status="NEW",
+                title="Theirs on our customer")  # fmt: skip
+    url = reverse("sales:pipeline")
+    page = manager_client.get(url).content.decode()
+    assert "Theirs on our customer" in page and "Reps of other teams" in page
+    others = manager_client.get(url, {"owner": "others"})
+    titles = [card.title for column in others.context["columns"] for card in column["cards"]]
+    assert titles == ["Theirs on our customer"]
