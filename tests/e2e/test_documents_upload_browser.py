@@ -5,35 +5,17 @@ document as its upload finishes, without a reload.
 Celery is eager in the tests, so each upload is processed in its request, after commit.
 """
 
-import re
-
 import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from documents.models import Document
 from tests.documents import samples
+from tests.e2e.test_documents_browser import _file, media_root  # noqa: F401 (a fixture)
+from tests.e2e.test_documents_browser import _progress_row as _row
 from tests.factories import CustomerFactory, SaleFactory
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
-
-
-def _file(name: str, content: bytes, mime_type: str) -> dict:
-    return {"name": name, "mimeType": mime_type, "buffer": content}
-
-
-def _row(form, name: str):
-    return form.locator("[data-progress] li").filter(
-        has=form.page.locator(".name", has_text=re.compile(rf"^{re.escape(name)}$"))
-    )
 
 
 def test_each_dropped_file_gets_its_own_type_and_the_deal_panel_lists_them(page: Page, login, rep):
