@@ -5,7 +5,8 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from crm.forms import label_users_by_name, person_name
 from crm.permissions import assignable_user_list, assignable_users
 from crm.reactions import Question, ask
-from customers.csv_import import IMPORTABLE_FIELDS
+from customers.csv_import import IMPORTABLE_FIELDS, JOINED_FIELDS
+from customers.csv_import.headers import mapping_columns
 from customers.models import Customer, CustomerImport, EmailConsent, Industry, Region, Tag
 from customers.selectors import CUSTOMER_SORTS
 
@@ -183,6 +184,9 @@ class ImportUploadForm(forms.Form):
 
 
 class ImportMappingForm(forms.Form):
+    """Which column goes to which field. Name and Address can join several columns, in the
+    order chosen (first name, then last name): map_name, map_name_2, map_name_3."""
+
     duplicate_mode = forms.ChoiceField(
         choices=CustomerImport.DuplicateMode.choices,
         widget=forms.RadioSelect,
@@ -208,20 +212,42 @@ class ImportMappingForm(forms.Form):
         ]
         for field, label in IMPORTABLE_FIELDS.items():
             current = customer_import.column_mapping.get(field)
-            self.fields[f"map_{field}"] = forms.ChoiceField(
-                choices=column_choices,
-                required=False,
-                label=label,
-                initial="" if current is None else str(current),
-            )
+            columns = [] if current is None else mapping_columns(current)
+            for part, name in enumerate(self._part_names(field)):
+                self.fields[name] = forms.ChoiceField(
+                    choices=column_choices,
+                    required=False,
+                    label=label if part == 0 else f"{label.split(' (')[0]}, then",
+                    initial=str(columns[part]) if part < len(columns) else "",
+                )
         self.initial.setdefault("duplicate_mode", customer_import.duplicate_mode)
+
+    @staticmethod
+    def _part_names(field: str) -> list[str]:
+        parts = JOINED_FIELDS[field][1] if field in JOINED_FIELDS else 1
+        return [f"map_{field}"] + [f"map_{field}_{part}" for part in range(2, parts + 1)]
 
     def mapping_fields(self):
         return [self[f"map_{field}"] for field in IMPORTABLE_FIELDS]
 
-    def mapping(self) -> dict[str, int]:
-        return {
-            field: int(self.cleaned_data[f"map_{field}"])
+    def mapping_groups(self):
+        """[(bound field, [bound fields of its further columns])] for the page."""
+        return [
+            (self[names[0]], [self[name] for name in names[1:]])
             for field in IMPORTABLE_FIELDS
-            if self.cleaned_data.get(f"map_{field}") not in ("", None)
-        }
+            for names in [self._part_names(field)]
+        ]
+
+    def mapping(self) -> dict[str, int | list[int]]:
+        mapping: dict[str, int | list[int]] = {}
+        for field in IMPORTABLE_FIELDS:
+            columns = [
+                int(self.cleaned_data[name])
+                for name in self._part_names(field)
+                if self.cleaned_data.get(name) not in ("", None)
+            ]
+            if len(columns) == 1:
+                mapping[field] = columns[0]
+            elif columns:
+                mapping[field] = columns
+        return mapping

@@ -246,7 +246,12 @@ class CustomerImport(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_imports"
     )
     filename = models.CharField(max_length=255)
-    content = models.TextField(help_text="The decoded CSV text")
+    # Imports uploaded before the file was kept in CustomerImportChunk pieces.
+    content = models.TextField(blank=True, help_text="The decoded CSV text (older imports)")
+    # db_default: code that predates the column (a rolling deploy) still creates imports.
+    delimiter = models.CharField(
+        max_length=1, blank=True, default="", db_default="", help_text="Found at upload"
+    )
     headers = models.JSONField(default=list)
     row_count = models.PositiveIntegerField(default=0)
     column_mapping = models.JSONField(default=dict, blank=True)
@@ -269,6 +274,29 @@ class CustomerImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.get_status_display()})"
+
+
+class CustomerImportChunk(models.Model):
+    """A piece of an import's file (about a million characters of the decoded text, cut
+    anywhere): the file is stored and read back a piece at a time, so a 50 MB file never
+    has to sit in a worker's or a web process's memory whole."""
+
+    customer_import = models.ForeignKey(
+        CustomerImport, on_delete=models.CASCADE, related_name="chunks"
+    )
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["customer_import", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer_import", "position"], name="customer_import_chunk_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Piece {self.position} of import {self.customer_import_id}"
 
 
 class Suppression(models.Model):

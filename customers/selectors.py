@@ -121,4 +121,4 @@ def _export_row(customer: Customer) -> list[Any]:
 
 
 def customer_imports_for(*, user) -> QuerySet[CustomerImport]:
-    return visible_customer_imports(user).defer("content")
+    return visible_customer_imports(user).defer("content", "row_errors")

@@ -245,14 +245,14 @@ def import_report(request, pk: int):
     customer_import = access_customer_import_by_id(request.user, pk)
     if customer_import.status == CustomerImport.Status.MAPPING:
         return redirect("customers:import_mapping", customer_import.pk)
+    progress = {
+        "customer_import": customer_import,
+        "processed_rows": csv_import.customer_import_progress(customer_import=customer_import),
+    }
     if is_htmx(request):
         if customer_import.status != CustomerImport.Status.QUEUED:
             response = HttpResponse(status=204)
             response["HX-Refresh"] = "true"  # finished: load the full report
             return response
-        return render(
-            request,
-            "customers/partials/_import_progress.html",
-            {"customer_import": customer_import},
-        )
-    return render(request, "customers/import_report.html", {"customer_import": customer_import})
+        return render(request, "customers/partials/_import_progress.html", progress)
+    return render(request, "customers/import_report.html", progress)

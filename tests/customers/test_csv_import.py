@@ -259,10 +259,10 @@ def test_a_failing_import_records_why_and_writes_nothing(rep, teams, monkeypatch
         duplicate_mode="skip",
     )
 
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(csv_import, "_write_rows", broken)
+    monkeypatch.setattr(csv_import.writes.ImportWriter, "write", broken)
     with pytest.raises(RuntimeError):
         csv_import.customer_import_execute(import_id=customer_import.pk)
     customer_import.refresh_from_db()

@@ -1,0 +1,321 @@
+"""CSV import of customers: upload, column mapping, then the import of every valid row.
+
+Rows are checked as the file is read, and the valid ones written a batch at a time, all in
+one transaction: a bad row never loses the good ones and a failure never leaves half a
+file. The rows refused are reported with the values that were refused.
+
+The file is stored in pieces (CustomerImportChunk) as it is uploaded and read back a piece
+at a time, so a 50,000-row file never sits whole in memory.
+
+An import never starts an email by itself: a consent column (yes/no, true/false, 1/0,
+opt-in/opt-out) or an opt-out column sets each customer's email consent (source: import;
+unknown without the column or with an empty cell), and the imported leads are scored and
+graded without the grade workflows (no sequence enrolment, no hot/warm email). Only an
+explicit choice on the confirmation step enrols the new leads in a sequence (crm.reactions:
+IMPORT_CONFIRMED and CUSTOMERS_IMPORTED, carried out by campaigns, which the gate still
+filters).
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import OperationalError, transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from crm.bulk import analyze
+from crm.errors import ValidationFailed
+from crm.permissions import assignable_users
+from crm.reactions import Event, react
+from customers.csv_import import files, writes
+from customers.csv_import.headers import (
+    IMPORTABLE_FIELDS,
+    JOINED_FIELDS,
+    REQUIRED_FIELDS,
+    guess_mapping,
+    mapping_columns,
+)
+from customers.csv_import.rows import CONSENT_VALUES, RowCleaner
+from customers.models import Customer, CustomerImport
+from customers.services import customers_changed
+
+__all__ = [
+    "CONSENT_VALUES",
+    "IMPORTABLE_FIELDS",
+    "JOINED_FIELDS",
+    "REQUIRED_FIELDS",
+    "customer_import_execute",
+    "customer_import_preview",
+    "customer_import_progress",
+    "customer_import_run",
+    "customer_import_start",
+    "customer_import_upload",
+    "guess_mapping",
+]
+
+PREVIEW_ROWS = 5
+PROGRESS_EVERY_ROWS = 1000
+# Valid rows written together: enough for COPY to pay, few enough to keep memory flat.
+BATCH_ROWS = 2000
+# An import this large refreshes the planner's statistics of the customers it loaded.
+ANALYZE_AFTER_ROWS = 1000
+PROGRESS_SECONDS = 24 * 3600
+
+
+@transaction.atomic
+def customer_import_upload(*, actor, uploaded_file, duplicate_mode: str) -> CustomerImport:
+    """Check that the upload is a CSV with a header row, store it in pieces as it is read
+    and keep it for the mapping step, with the mapping suggested from its headers."""
+    limit = settings.CUSTOMER_IMPORT_MAX_BYTES
+    if uploaded_file.size > limit:
+        raise ValidationFailed(
+            f"The file is {filesizeformat(uploaded_file.size)}; the limit is "
+            f"{filesizeformat(limit)}. Split it into smaller files.",
+            field="file",
+        )
+    encoding = files.detect_encoding(uploaded_file)
+    customer_import = CustomerImport.objects.create(
+        uploaded_by=actor, filename=uploaded_file.name[:255], duplicate_mode=duplicate_mode
+    )
+    pieces = files.stored(files.decoded_pieces(uploaded_file, encoding), customer_import)
+    delimiter, rows = files.read_rows(pieces)
+    header = next(rows, None)
+    if header is None:
+        raise ValidationFailed("The file is empty.", field="file")
+    headers = [cell.strip() for cell in header]
+    row_count = sum(1 for _ in rows)
+    if not any(headers) or row_count == 0:
+        raise ValidationFailed(
+            "The file needs a header row and at least one customer row.", field="file"
+        )
+    if row_count > settings.CUSTOMER_IMPORT_MAX_ROWS:
+        raise ValidationFailed(
+            f"The file has {row_count} rows; split it into files of at most "
+            f"{settings.CUSTOMER_IMPORT_MAX_ROWS} rows.",
+            field="file",
+        )
+    customer_import.delimiter = delimiter
+    customer_import.headers = headers
+    customer_import.row_count = row_count
+    customer_import.column_mapping = guess_mapping(headers)
+    customer_import.save(update_fields=["delimiter", "headers", "row_count", "column_mapping"])
+    return customer_import
+
+
+def customer_import_preview(*, customer_import: CustomerImport) -> list[list[str]]:
+    """The first rows after the header (only the file's first piece is read)."""
+    rows = files.import_rows(customer_import)
+    preview = []
+    for index, row in enumerate(rows):
+        if index > PREVIEW_ROWS:
+            break
+        if index:
+            preview.append(row)
+    return preview
+
+
+def _validate_mapping(mapping: dict[str, Any], column_count: int) -> None:
+    unknown = set(mapping) - set(IMPORTABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Unknown fields in the mapping: {', '.join(sorted(unknown))}.")
+    missing = [IMPORTABLE_FIELDS[f] for f in REQUIRED_FIELDS if f not in mapping]
+    if missing:
+        raise ValidationFailed(f"Map a column to: {', '.join(missing)}.")
+    columns = []
+    for field, value in mapping.items():
+        if isinstance(value, list | tuple) and (field not in JOINED_FIELDS or not value):
+            raise ValidationFailed(f"{IMPORTABLE_FIELDS[field]} takes one column.")
+        field_columns = mapping_columns(value)
+        if not all(
+            isinstance(column, int) and not isinstance(column, bool) for column in field_columns
+        ):
+            raise ValidationFailed("The mapping names a column the file does not have.")
+        columns.extend(field_columns)
+    if any(not 0 <= column < column_count for column in columns):
+        raise ValidationFailed("The mapping names a column the file does not have.")
+    if len(set(columns)) != len(columns):
+        raise ValidationFailed("Each column can be mapped to one field only.")
+
+
+def customer_import_start(
+    *,
+    actor,
+    customer_import: CustomerImport,
+    mapping: dict[str, Any],
+    duplicate_mode: str,
+    enrol_sequence: str = "",
+) -> CustomerImport:
+    """Check the mapping now and import in the background (a Celery task after commit)."""
+    from customers.tasks import run_customer_import
+
+    with transaction.atomic():
+        locked = CustomerImport.objects.select_for_update().get(pk=customer_import.pk)
+        if locked.status != CustomerImport.Status.MAPPING:
+            raise ValidationFailed("This file is already being imported or was imported.")
+        _validate_mapping(mapping, len(locked.headers))
+        locked.column_mapping = mapping
+        locked.duplicate_mode = duplicate_mode
+        locked.status = CustomerImport.Status.QUEUED
+        locked.processed_rows = 0
+        locked.save(update_fields=["column_mapping", "duplicate_mode", "status", "processed_rows"])
+        react(
+            Event.IMPORT_CONFIRMED,
+            customer_import=locked,
+            actor=actor,
+            sequence_id=enrol_sequence or "",
+        )
+        transaction.on_commit(lambda: run_customer_import.delay(locked.pk))
+    return locked
+
+
+def customer_import_execute(*, import_id: int) -> CustomerImport | None:
+    """Body of the background task: run a queued import once; record why it failed."""
+    customer_import = (
+        CustomerImport.objects.filter(pk=import_id, status=CustomerImport.Status.QUEUED)
+        .select_related("uploaded_by")
+        .defer("content", "row_errors")
+        .first()
+    )
+    if customer_import is None:  # gone, or already done by an earlier delivery
+        return None
+    try:
+        finished = customer_import_run(
+            actor=customer_import.uploaded_by,
+            customer_import=customer_import,
+            mapping=customer_import.column_mapping,
+            duplicate_mode=customer_import.duplicate_mode,
+        )
+        if finished.created_count + finished.updated_count >= ANALYZE_AFTER_ROWS:
+            analyze(Customer, Customer.tags.through)
+        return finished
+    except ValidationFailed as error:
+        _mark_failed(import_id, error.message)
+    except OperationalError:
+        raise  # transient (database unreachable): the task retries; nothing was written
+    except Exception as error:
+        _mark_failed(import_id, f"Unexpected error: {type(error).__name__}: {error}")
+        raise
+    return None
+
+
+def _mark_failed(import_id: int, reason: str) -> None:
+    CustomerImport.objects.filter(pk=import_id).exclude(status=CustomerImport.Status.DONE).update(
+        status=CustomerImport.Status.FAILED,
+        failure_reason=reason[:2000],
+        finished_at=timezone.now(),
+    )
+
+
+def _progress_key(import_id: int) -> str:
+    return f"customers:import-progress:{import_id}"
+
+
+def customer_import_progress(*, customer_import: CustomerImport) -> int:
+    """Rows checked so far. The import runs in one transaction, so its progress is kept in
+    the cache (shared by web and workers) rather than in its row, which nobody else could
+    see before the commit."""
+    if customer_import.status != CustomerImport.Status.QUEUED:
+        return customer_import.processed_rows
+    return cache.get(_progress_key(customer_import.pk), customer_import.processed_rows)
+
+
+def _owners(actor) -> dict[str, Any]:
+    """Users the actor may assign customers to, by username, email and full name."""
+    owners: dict[str, Any] = {}
+    by_name: dict[str, list] = {}
+    for user in assignable_users(actor):
+        owners[user.username.lower()] = user
+        full_name = f"{user.first_name} {user.last_name}".strip().lower()
+        if full_name:
+            by_name.setdefault(full_name, []).append(user)
+    for user in assignable_users(actor):
+        if user.email:
+            owners.setdefault(user.email.lower(), user)
+    for full_name, users in by_name.items():
+        if len(users) == 1:  # a name two users share names nobody
+            owners.setdefault(full_name, users[0])
+    return owners
+
+
+def customer_import_run(
+    *, actor, customer_import: CustomerImport, mapping: dict[str, Any], duplicate_mode: str
+) -> CustomerImport:
+    """Import every valid row; invalid rows are reported with their errors and values and
+    not written."""
+    if customer_import.status == CustomerImport.Status.DONE:
+        raise ValidationFailed("This file has already been imported.")
+    _validate_mapping(mapping, len(customer_import.headers))
+    with transaction.atomic():
+        locked = (
+            CustomerImport.objects.select_for_update()
+            .defer("content", "row_errors")
+            .get(pk=customer_import.pk)
+        )
+        if locked.status == CustomerImport.Status.DONE:
+            raise ValidationFailed("This file has already been imported.")
+        owners = _owners(actor)
+        cleaner = RowCleaner(mapping=mapping, owners=owners)
+        writer = writes.ImportWriter(
+            actor=actor,
+            duplicate_mode=duplicate_mode,
+            owners=owners,
+            model_fields=cleaner.model_fields,
+        )
+        errors: list[dict[str, Any]] = []
+        first_row_for_email: dict[str, int] = {}
+        batch = []
+        rows = files.import_rows(locked)
+        next(rows, None)  # the header
+        line_number = 1
+        for line_number, row in enumerate(rows, start=2):
+            if line_number % PROGRESS_EVERY_ROWS == 0:
+                cache.set(_progress_key(locked.pk), line_number - 1, PROGRESS_SECONDS)
+            result = cleaner.clean(row)
+            if not result.errors:
+                email = result.values["email"]
+                if email in first_row_for_email:
+                    result.refuse(
+                        "email",
+                        email,
+                        [f"Same email as row {first_row_for_email[email]} of this file."],
+                    )
+                else:
+                    first_row_for_email[email] = line_number
+            if result.errors:
+                errors.append({"row": line_number, "errors": result.errors, "cells": result.cells})
+                continue
+            batch.append((line_number, result))
+            if len(batch) >= BATCH_ROWS:
+                writer.write(batch, errors)
+                batch = []
+        writer.write(batch, errors)
+        # Scored and graded, but an import never starts an email by itself: no workflows.
+        customers_changed([*writer.created_ids, *writer.updated_ids], start_workflows=False)
+        react(Event.CUSTOMERS_IMPORTED, customer_import=locked, created_ids=writer.created_ids)
+        locked.column_mapping = mapping
+        locked.duplicate_mode = duplicate_mode
+        locked.status = CustomerImport.Status.DONE
+        locked.created_count = len(writer.created_ids)
+        locked.updated_count = len(writer.updated_ids)
+        locked.skipped_count = writer.skipped
+        locked.error_count = len(errors)
+        locked.processed_rows = line_number - 1
+        locked.row_errors = sorted(errors, key=lambda e: e["row"])
+        locked.finished_at = timezone.now()
+        locked.save(
+            update_fields=[
+                "column_mapping",
+                "duplicate_mode",
+                "status",
+                "created_count",
+                "updated_count",
+                "skipped_count",
+                "error_count",
+                "processed_rows",
+                "row_errors",
+                "finished_at",
+            ]
+        )
+    cache.delete(_progress_key(locked.pk))
+    return locked
