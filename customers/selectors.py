@@ -9,6 +9,7 @@ from crm.http import spreadsheet_safe
 from crm.permissions import visible_customers
 from crm.permissions.customer_imports import visible_customer_imports
 from crm.permissions.scopes import of_owner
+from customers.csv_import.headers import IMPORTABLE_FIELDS, mapping_columns
 from customers.models import Customer, CustomerImport, EmailConsent
 
 # Sort keys the list accepts, mapped to ORDER BY; anything else falls back to the default.
@@ -122,3 +123,63 @@ def _export_row(customer: Customer) -> list[Any]:
 
 def customer_imports_for(*, user) -> QuerySet[CustomerImport]:
     return visible_customer_imports(user).defer("content", "row_errors")
+
+
+REPORT_ROWS_SHOWN = 200
+
+
+def customer_import_report(*, customer_import: CustomerImport) -> dict[str, Any]:
+    """The refused rows of an import for its report: each problem with the column it came
+    from and the value refused (the first REPORT_ROWS_SHOWN rows), and the problems summed
+    up by field and message with a few example values, so one bad column shows as one line."""
+    headers = customer_import.headers
+    mapping = customer_import.column_mapping or {}
+
+    def label(field: str) -> str:
+        return IMPORTABLE_FIELDS.get(field, field).split(" (")[0]
+
+    def columns(field: str) -> str:
+        if field not in mapping:
+            return ""
+        names = [
+            headers[column] if 0 <= column < len(headers) else f"Column {column + 1}"
+            for column in mapping_columns(mapping[field])
+        ]
+        return " + ".join(names)
+
+    summary: dict[tuple[str, str], dict[str, Any]] = {}
+    shown = []
+    for item in customer_import.row_errors:
+        cells = item.get("cells", {})
+        problems = []
+        for field, messages in item["errors"].items():
+            message = " ".join(messages)
+            value = cells.get(field, "")
+            problems.append(
+                {
+                    "field": label(field),
+                    "column": columns(field),
+                    "value": value,
+                    "message": message,
+                }
+            )
+            group = summary.setdefault(
+                (field, message),
+                {
+                    "field": label(field),
+                    "column": columns(field),
+                    "message": message,
+                    "rows": 0,
+                    "examples": [],
+                },
+            )
+            group["rows"] += 1
+            if value and len(group["examples"]) < 3 and value not in group["examples"]:
+                group["examples"].append(value)
+        if len(shown) < REPORT_ROWS_SHOWN:
+            shown.append({"row": item["row"], "problems": problems})
+    return {
+        "summary": sorted(summary.values(), key=lambda group: -group["rows"]),
+        "rows": shown,
+        "more": max(len(customer_import.row_errors) - len(shown), 0),
+    }

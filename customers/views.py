@@ -10,7 +10,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import PermissionDenied, ValidationFailed
-from crm.http import add_service_error, is_htmx, querystring_without, safe_next_url
+from crm.http import (
+    add_service_error,
+    is_htmx,
+    querystring_without,
+    safe_next_url,
+    spreadsheet_safe,
+)
 from crm.permissions import access_customer_by_id, editable_customers, require_manager
 from crm.permissions.customer_imports import access_customer_import_by_id
 from crm.roles import is_manager_or_admin
@@ -255,4 +261,40 @@ def import_report(request, pk: int):
             response["HX-Refresh"] = "true"  # finished: load the full report
             return response
         return render(request, "customers/partials/_import_progress.html", progress)
-    return render(request, "customers/import_report.html", progress)
+    context = {**progress, "report": None}
+    if customer_import.status == CustomerImport.Status.DONE:
+        context["report"] = selectors.customer_import_report(customer_import=customer_import)
+    return render(request, "customers/import_report.html", context)
+
+
+def import_rejected_csv(request, pk: int):
+    """The rows an import refused, as CSV, each with why: fix them and upload them again."""
+    customer_import = access_customer_import_by_id(request.user, pk)
+    if customer_import.status != CustomerImport.Status.DONE:
+        return redirect("customers:import_report", customer_import.pk)
+    writer = csv.writer(_Echo())
+    rows = csv_import.customer_import_rejected_rows(customer_import=customer_import)
+    # Spreadsheet-safe like every CSV export; the import takes the quote off again.
+    response = StreamingHttpResponse(
+        (writer.writerow([spreadsheet_safe(cell) for cell in row]) for row in rows),
+        content_type="text/csv; charset=utf-8",
+    )
+    stem = customer_import.filename.rsplit(".", 1)[0]
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_ ") else "_" for c in stem)
+    filename = safe.strip()[:100] or "import"
+    response["Content-Disposition"] = f'attachment; filename="{filename} - not imported.csv"'
+    return response
+
+
+@require_POST
+def import_retry(request, pk: int):
+    """Map the refused rows again and import them, without uploading anything."""
+    customer_import = access_customer_import_by_id(request.user, pk)
+    try:
+        retry = csv_import.customer_import_retry_rejected(
+            actor=request.user, customer_import=customer_import
+        )
+    except ValidationFailed as error:
+        messages.error(request, error.message)
+        return redirect("customers:import_report", customer_import.pk)
+    return redirect("customers:import_mapping", retry.pk)

@@ -2,7 +2,8 @@
 
 Rows are checked as the file is read, and the valid ones written a batch at a time, all in
 one transaction: a bad row never loses the good ones and a failure never leaves half a
-file. The rows refused are reported with the values that were refused.
+file. The rows refused are reported with the values that were refused; they can be
+downloaded as CSV, or mapped again and imported without uploading anything.
 
 The file is stored in pieces (CustomerImportChunk) as it is uploaded and read back a piece
 at a time, so a 50,000-row file never sits whole in memory.
@@ -16,6 +17,7 @@ IMPORT_CONFIRMED and CUSTOMERS_IMPORTED, carried out by campaigns, which the gat
 filters).
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +50,8 @@ __all__ = [
     "customer_import_execute",
     "customer_import_preview",
     "customer_import_progress",
+    "customer_import_rejected_rows",
+    "customer_import_retry_rejected",
     "customer_import_run",
     "customer_import_start",
     "customer_import_upload",
@@ -319,3 +323,61 @@ def customer_import_run(
         )
     cache.delete(_progress_key(locked.pk))
     return locked
+
+
+def _problems_text(item: dict[str, Any]) -> str:
+    """'Last contact date "2024-31-12": Not a valid date ...; Email ...' for one row."""
+    cells = item.get("cells", {})
+    parts = []
+    for field, messages in item["errors"].items():
+        label = IMPORTABLE_FIELDS.get(field, field).split(" (")[0]
+        value = f' "{cells[field]}"' if cells.get(field) else ""
+        parts.append(f"{label}{value}: {' '.join(messages)}")
+    return "; ".join(parts)
+
+
+def customer_import_rejected_rows(*, customer_import: CustomerImport) -> Iterator[list[str]]:
+    """The rows this import refused, as they were in the file, each after a first column
+    saying why; the header first. Streamed: the file is read a piece at a time."""
+    problems = {item["row"]: _problems_text(item) for item in customer_import.row_errors}
+    rows = files.import_rows(customer_import)
+    header = next(rows, [])
+    yield ["Problems", *header]
+    if not problems:
+        return
+    last = max(problems)
+    for line_number, row in enumerate(rows, start=2):
+        if line_number in problems:
+            yield [problems[line_number], *row]
+        if line_number >= last:
+            break
+
+
+@transaction.atomic
+def customer_import_retry_rejected(*, actor, customer_import: CustomerImport) -> CustomerImport:
+    """A new import of the rows this one refused, exactly as they were in the file, waiting
+    for its mapping (this import's is suggested): fix the mapping, not the file, and import
+    them without uploading anything."""
+    if customer_import.status != CustomerImport.Status.DONE or not customer_import.row_errors:
+        raise ValidationFailed("This import has no refused rows to import again.")
+    rejected = {item["row"] for item in customer_import.row_errors}
+    retry = CustomerImport.objects.create(
+        uploaded_by=actor,
+        filename=f"{customer_import.filename[:200]} (rows not imported)",
+        delimiter=",",
+        headers=customer_import.headers,
+        row_count=len(rejected),
+        column_mapping=customer_import.column_mapping,
+        duplicate_mode=customer_import.duplicate_mode,
+    )
+    writer = files.PieceWriter(retry)
+    rows = files.import_rows(customer_import)
+    writer.writerow(next(rows, []))
+    last = max(rejected)
+    for line_number, row in enumerate(rows, start=2):
+        if line_number in rejected:
+            writer.writerow(row)
+        if line_number >= last:
+            break
+    writer.flush()
+    return retry

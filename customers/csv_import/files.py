@@ -132,3 +132,29 @@ def import_rows(customer_import: CustomerImport) -> Iterator[list[str]]:
     """The stored file's rows, header first."""
     _, rows = read_rows(stored_pieces(customer_import), customer_import.delimiter)
     return rows
+
+
+class PieceWriter:
+    """Rows written as CSV into an import's chunks, a piece at a time."""
+
+    def __init__(self, customer_import: CustomerImport, *, piece_chars: int = 1_000_000):
+        self.customer_import = customer_import
+        self.piece_chars = piece_chars
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, lineterminator="\n")
+        self.position = 0
+
+    def writerow(self, row: list[str]) -> None:
+        self.writer.writerow(row)
+        if self.buffer.tell() >= self.piece_chars:
+            self.flush()
+
+    def flush(self) -> None:
+        text = self.buffer.getvalue()
+        if text:
+            CustomerImportChunk.objects.create(
+                customer_import=self.customer_import, position=self.position, text=text
+            )
+            self.position += 1
+        self.buffer.seek(0)
+        self.buffer.truncate()
