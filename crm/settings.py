@@ -213,7 +213,9 @@ DOCUMENT_MAX_PDF_PAGES = env.int("DOCUMENT_MAX_PDF_PAGES", default=20_000)
 DOCUMENT_SHARE_MAX_AGE_SECONDS = env.int("DOCUMENT_SHARE_MAX_AGE_SECONDS", default=14 * 86400)
 # Uploads above this go to a temporary file instead of memory (a 25 MB PDF is not held in RAM).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
+# Room for the row limit: a 50,000-row, 30-column CRM export is about 20 MB (the import
+# streams the file, so memory does not grow with it).
+CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=64 * 1024 * 1024)
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
 # Dashboard blocks are cached this long (and dropped at once when a deal changes).
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=120)

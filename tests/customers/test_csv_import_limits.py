@@ -6,7 +6,7 @@ import random
 import tracemalloc
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 
 from customers import csv_import
 from customers.csv_import import files
@@ -50,6 +50,26 @@ def wide_export(path, rows: int) -> int:
                 ]
             )  # fmt: skip
     return path.stat().st_size
+
+
+def test_a_50000_row_30_column_export_fits_the_byte_cap(rep, teams, tmp_path, settings):
+    path = tmp_path / "hubspot.csv"
+    size = wide_export(path, settings.CUSTOMER_IMPORT_MAX_ROWS)
+    assert size > 10 * 1024 * 1024  # the old cap refused it
+    with open(path, "rb") as handle:
+        upload = UploadedFile(handle, name="hubspot.csv", content_type="text/csv", size=size)
+        tracemalloc.start()
+        try:
+            customer_import = csv_import.customer_import_upload(
+                actor=rep, uploaded_file=upload, duplicate_mode="skip"
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert customer_import.row_count == 50_000
+    # Read, decoded, stored and counted a piece at a time: never the file whole.
+    assert peak < 12 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
+    assert CustomerImportChunk.objects.filter(customer_import=customer_import).count() > 10
 
 
 def test_a_file_over_the_cap_or_the_row_limit_is_refused_with_both_sizes(rep, teams, settings):
