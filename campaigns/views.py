@@ -12,7 +12,7 @@ from campaigns.models import EmailCampaign, EmailMessage
 from campaigns.segments import criteria_clean
 from campaigns.states import Action, campaign_actions
 from crm.errors import ValidationFailed
-from crm.http import add_service_error, is_htmx, querystring_without
+from crm.http import add_service_error, is_htmx, looks_like_id, querystring_without
 from crm.permissions import access_customer_by_id, visible_customers
 from crm.permissions.campaigns import (
     access_campaign_by_id,
@@ -240,7 +240,7 @@ def _preview_customer(request):
     """The chosen customer if the user may see them, else the first one the form offers."""
     customer_id = request.GET.get("customer") or request.POST.get("customer")
     customers = visible_customers(request.user)
-    customer = customers.filter(pk=customer_id).first() if str(customer_id).isdigit() else None
+    customer = customers.filter(pk=customer_id).first() if looks_like_id(customer_id) else None
     return customer or selectors.preview_customer_first(user=request.user)
 
 

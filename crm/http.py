@@ -82,3 +82,10 @@ def json_for_storage(value, *, depth: int = 0):
     if isinstance(value, list):
         return [json_for_storage(item, depth=depth + 1) for item in value]
     return value
+
+
+def looks_like_id(value) -> bool:
+    """ASCII digits that fit a bigint: what a database id from a query string or form can be
+    ("²".isdigit() is true too, and the database refuses it, and anything past 18 digits)."""
+    text = str(value)
+    return text.isascii() and text.isdigit() and len(text) < 19

@@ -1,5 +1,7 @@
 from django import forms
 
+from crm.http import looks_like_id
+
 
 class CustomerSearchSelect(forms.Select):
     """A customer select that renders only the chosen customer, with a search box that loads
@@ -8,9 +10,7 @@ class CustomerSearchSelect(forms.Select):
     template_name = "customers/widgets/customer_search_select.html"
 
     def optgroups(self, name, value, attrs=None):
-        # ASCII digits that fit a bigint: "²".isdigit() is true too, and the database refuses
-        # it (and anything past 18 digits) as an id.
-        chosen = [v for v in value if str(v).isascii() and str(v).isdigit() and len(str(v)) < 19]
+        chosen = [v for v in value if looks_like_id(v)]
         queryset = self.choices.queryset.filter(pk__in=chosen) if chosen else []
         options = [self.create_option(name, "", "— search for a customer —", not chosen, 0)]
         options += [

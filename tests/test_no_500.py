@@ -96,3 +96,11 @@ def test_analytics_pages_survive_hostile_query_strings(manager_client, query):
         reverse("analytics:deals"),
     ]:
         assert manager_client.get(f"{url}?{query}").status_code < 500, url
+
+
+def test_a_template_preview_for_a_superscript_id_is_not_a_500(manager_client, manager):
+    from tests.factories import EmailTemplateFactory
+
+    template = EmailTemplateFactory(created_by=manager)
+    url = reverse("campaigns:template_preview", args=[template.pk])
+    assert manager_client.get(url, {"customer": "²"}).status_code == 200
