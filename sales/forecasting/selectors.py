@@ -3,7 +3,9 @@
 snapshots, and calibration. The scopes and who may see them are crm.permissions.forecast's.
 
 Every number over deals is computed by PostgreSQL (annotate / aggregate); Python only
-reads the handful of stage rates and shapes the aggregated rows for the page.
+reads the handful of stage rates and shapes the aggregated rows for the page. Nothing here
+reads the stage history: what needs all of it (the historical rates, the calibration) is
+computed nightly (sales.forecasting.statistics) and read here as rows.
 """
 
 from dataclasses import dataclass
@@ -11,7 +13,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db.models import (
-    Avg,
     Case,
     CharField,
     Count,
@@ -19,14 +20,13 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, Floor, Round, TruncMonth
+from django.db.models.functions import Cast, Coalesce, Round, TruncMonth
 from django.utils import timezone
 
 from crm.errors import ValidationFailed
@@ -34,14 +34,14 @@ from crm.permissions.forecast import ForecastScope, access_forecast_scope
 from sales.forecasting.probability import (
     COUNT,
     HUNDRED,
+    PERCENT,
     ZERO,
     ProbabilityModel,
-    entry_probability_expression,
     hundredths,
     probability_model,
     win_probability_expression,
 )
-from sales.models import ForecastSnapshot, Sale, StageChange
+from sales.models import ForecastCalibration, ForecastSnapshot, Sale
 
 Status = Sale.Status
 
@@ -286,33 +286,21 @@ def forecast_vs_actual(
     return list(rows)
 
 
-def calibration(
-    *,
-    user,
-    scope,
-    model: ProbabilityModel | None = None,
-    scopes: list[ForecastScope] | None = None,
-) -> list[dict[str, Any]]:
-    """Did 30% deals win 30% of the time? Every entry of a closed deal into an open stage
-    is a prediction (the model's probability at that entry); per 10-point bucket, the
-    average predicted probability against the share of those entries whose deal was won."""
+def calibration(*, user, scope, scopes: list[ForecastScope] | None = None) -> list[dict[str, Any]]:
+    """Did 30% deals win 30% of the time? The calibration the nightly forecast statistics
+    stored (sales.forecasting.statistics), for a scope the user may see: per 10-point band,
+    the stage entries of closed deals the model put in it, the average predicted
+    probability and the share of those entries whose deal was won. A scope of several keys
+    (a manager's reps) adds their rows up, in one query over a few dozen rows."""
     scope = access_forecast_scope(user, scope, scopes=scopes)
-    model = model or probability_model()
-    entries = StageChange.objects.filter(
-        scope.deals_q("sale__"),
-        to_status__in=Sale.OPEN_STATUSES,
-        sale__status__in=Sale.CLOSED_STATUSES,
-    ).annotate(predicted=entry_probability_expression(model))
     rows = (
-        entries.annotate(bucket=Cast(Floor(F("predicted") / 10) * 10, IntegerField()))
+        ForecastCalibration.objects.filter(scope_key__in=scope.snapshot_keys)
         .values("bucket")
         .annotate(
-            entries=Count("id"),
-            won=Count("id", filter=Q(sale__status=Status.WON)),
-            predicted=Round(Avg("predicted"), 1),
-        )
-        .annotate(
-            actual=Round(Cast(F("won"), COUNT) * HUNDRED / F("entries"), 1),
+            entries=Sum("entry_count"),
+            won=Sum("won_count"),
+            predicted=Round(Sum("predicted_sum") / Sum("entry_count"), 1, output_field=PERCENT),
+            actual=Round(Cast(Sum("won_count"), COUNT) * HUNDRED / Sum("entry_count"), 1),
         )
         .order_by("bucket")
     )

@@ -1,16 +1,17 @@
-"""The weekly forecast snapshots (forecast vs actual compares them with what was won)."""
+"""The forecast's stored numbers: the weekly snapshots (forecast vs actual compares them
+with what was won) and the nightly statistics (stage-to-win rates and calibration)."""
 
 from datetime import date, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from crm.models import Team
 from crm.roles import REP_GROUP
-from sales.forecasting.probability import probability_model
+from sales.forecasting.probability import base_rates, model_of, probability_model
 from sales.forecasting.selectors import (
     SNAPSHOT_DAYS,
     add_up,
@@ -19,7 +20,13 @@ from sales.forecasting.selectors import (
     forecast_period,
     with_probability,
 )
-from sales.models import ForecastSnapshot, Sale
+from sales.forecasting.statistics import (
+    CALIBRATION_GROUPS,
+    calibration_buckets,
+    closed_deal_count,
+    stage_win_counts,
+)
+from sales.models import ForecastCalibration, ForecastSnapshot, Sale, StageWinRate
 
 SNAPSHOT_NUMBERS = [
     "deal_count",
@@ -106,3 +113,66 @@ def forecast_snapshots_take(*, today: date | None = None, now: datetime | None =
             pk__in=[snapshot.pk for snapshot in saved]
         ).delete()
     return len(saved)
+
+
+def _statistics_lock() -> None:
+    """One computation at a time (two would each delete and insert the rows); readers are
+    not blocked, they see the previous rows until the new ones are committed. SQLite (the
+    embedded development setup) writes one transaction at a time anyway."""
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(StageWinRate._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+
+
+def forecast_statistics_compute(*, now: datetime | None = None) -> dict[str, int]:
+    """The forecast statistics over all history, stored as rows the pages read:
+    - StageWinRate, per open stage: of the closed deals that ever entered it, how many, how
+      many won and the rate, with the number of closed deals (the rates are used from
+      HISTORY_MIN_CLOSED on);
+    - ForecastCalibration, per scope key the snapshots use ("rep:<id>" for every owner of a
+      closed deal, "team:<id>", "all") and 10-point band: the calibration of the model
+      these rates make.
+    The previous rows are replaced in one transaction, so running it twice is harmless.
+    Returns how many rows of each were stored."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _statistics_lock()
+        closed = closed_deal_count()
+        counts = stage_win_counts()
+        rates = [
+            StageWinRate(
+                status=status,
+                entered=counts.get(status, {}).get("entered", 0),
+                won=counts.get(status, {}).get("won", 0),
+                rate=counts.get(status, {}).get("rate"),
+                closed_deals=closed,
+                computed_at=now,
+            )
+            for status in Sale.OPEN_STATUSES
+        ]
+        historical = {row.status: row.rate for row in rates if row.rate is not None}
+        model = model_of(base_rates(), historical, closed_deals=closed, computed_at=now)
+
+        def bucket_row(key: str, row: dict) -> ForecastCalibration:
+            return ForecastCalibration(
+                scope_key=key,
+                bucket=row["bucket"],
+                entry_count=row["entries"],
+                won_count=row["won"],
+                predicted_sum=row["predicted_sum"],
+                computed_at=now,
+            )
+
+        calibration = [bucket_row("all", row) for row in calibration_buckets(model=model)]
+        for prefix, group in CALIBRATION_GROUPS.items():
+            calibration += [
+                bucket_row(f"{prefix}:{row[group]}", row)
+                for row in calibration_buckets(model=model, group=group)
+            ]
+
+        StageWinRate.objects.all().delete()
+        StageWinRate.objects.bulk_create(rates)
+        ForecastCalibration.objects.all().delete()
+        ForecastCalibration.objects.bulk_create(calibration, batch_size=1000)
+    return {"stage_win_rates": len(rates), "calibration_rows": len(calibration)}

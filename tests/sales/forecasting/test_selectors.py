@@ -11,11 +11,12 @@ from crm.models import Team
 from crm.permissions.forecast import forecast_scopes
 from sales.forecasting.selectors import calibration, forecast, forecast_period, forecast_vs_actual
 from sales.models import ForecastSnapshot
-from sales.services.forecast import forecast_snapshots_take
+from sales.services.forecast import forecast_snapshots_take, forecast_statistics_compute
 from tests.factories import CustomerFactory, SaleFactory
 from tests.sales.forecasting.helpers import (
     NOW,
     TODAY,
+    closed_history,
     enter_stages,
     make_deal,
     usd_row,
@@ -235,6 +236,10 @@ def test_snapshot_then_actuals_end_to_end(rep, teams):
 # Calibration ------------------------------------------------------------------------------
 
 
+def _table(rows):
+    return [(r["bucket"], r["entries"], r["won"], r["predicted"], r["actual"]) for r in rows]
+
+
 def test_calibration_buckets_predictions_at_each_stage_entry(rep, other_rep):
     enter_stages(make_deal(rep, "WON"), "NEW", "CONTACTED", "PROPOSAL", "WON")  # 10, 25, 50
     enter_stages(make_deal(rep, "LOST"), "NEW", "CONTACTED", "LOST")  # 10, 25
@@ -244,11 +249,11 @@ def test_calibration_buckets_predictions_at_each_stage_entry(rep, other_rep):
     enter_stages(make_deal(rep, "LOST", age_days=130), "PROPOSAL", "LOST")
     enter_stages(make_deal(rep, "PROPOSAL"), "NEW", "PROPOSAL")  # still open: no outcome yet
     enter_stages(make_deal(other_rep, "LOST"), "NEGOTIATION", "LOST")  # not rep's
+    forecast_statistics_compute()
 
     rows = calibration(user=rep, scope="me")
 
-    table = [(r["bucket"], r["entries"], r["won"], r["predicted"], r["actual"]) for r in rows]
-    assert table == [
+    assert _table(rows) == [
         (10, 3, 1, Decimal("10.0"), Decimal("33.3")),
         (20, 2, 1, Decimal("25.0"), Decimal("50.0")),
         (40, 1, 0, Decimal("40.0"), Decimal("0.0")),
@@ -256,3 +261,68 @@ def test_calibration_buckets_predictions_at_each_stage_entry(rep, other_rep):
         (90, 1, 1, Decimal("90.0"), Decimal("100.0")),
     ]
     assert rows[0]["bucket_end"] == 19
+
+
+def test_calibration_is_read_as_stored_until_the_next_computation(rep):
+    assert calibration(user=rep, scope="me") == []  # never computed
+    enter_stages(make_deal(rep, "WON"), "NEW", "WON")
+    forecast_statistics_compute()
+    assert _table(calibration(user=rep, scope="me")) == [
+        (10, 1, 1, Decimal("10.0"), Decimal("100.0"))
+    ]
+    enter_stages(make_deal(rep, "LOST"), "NEW", "LOST")
+    assert calibration(user=rep, scope="me")[0]["entries"] == 1
+    forecast_statistics_compute()
+    assert _table(calibration(user=rep, scope="me")) == [
+        (10, 2, 1, Decimal("10.0"), Decimal("50.0"))
+    ]
+
+
+def test_calibration_of_a_team_and_of_all_my_teams_adds_up_their_reps(
+    manager, rep, teammate, other_rep, teams, admin_user
+):
+    enter_stages(make_deal(rep, "WON"), "NEW", "PROPOSAL", "WON")  # 10, 50
+    enter_stages(make_deal(teammate, "LOST", engagement="LOW"), "NEW", "LOST")  # 8
+    enter_stages(make_deal(manager, "WON", engagement="HIGH"), "PROPOSAL", "WON")  # 60
+    enter_stages(make_deal(other_rep, "LOST"), "NEW", "LOST")  # 10, another team
+    enter_stages(SaleFactory(assigned_to=None, status="LOST", closed_at=NOW), "NEW", "LOST")
+    forecast_statistics_compute()
+
+    team = calibration(user=manager, scope=teams["mine"].pk)
+    assert _table(team) == [
+        (0, 1, 0, Decimal("8.0"), Decimal("0.0")),
+        (10, 1, 1, Decimal("10.0"), Decimal("100.0")),
+        (50, 1, 1, Decimal("50.0"), Decimal("100.0")),
+    ]
+    everything_mine = calibration(user=manager, scope="all")  # the team and the manager
+    assert _table(everything_mine) == [
+        (0, 1, 0, Decimal("8.0"), Decimal("0.0")),
+        (10, 1, 1, Decimal("10.0"), Decimal("100.0")),
+        (50, 1, 1, Decimal("50.0"), Decimal("100.0")),
+        (60, 1, 1, Decimal("60.0"), Decimal("100.0")),
+    ]
+    everyone = calibration(user=admin_user, scope="all")  # other teams and unassigned too
+    assert _table(everyone)[1] == (10, 3, 1, Decimal("10.0"), Decimal("33.3"))
+    other = calibration(user=admin_user, scope=teams["other"].pk)
+    assert _table(other) == [(10, 1, 0, Decimal("10.0"), Decimal("0.0"))]
+
+
+def test_a_rep_cannot_see_another_teams_calibration(rep, other_rep, teams):
+    enter_stages(make_deal(other_rep, "WON"), "NEW", "WON")
+    forecast_statistics_compute()
+    assert calibration(user=rep, scope="me") == []
+    for scope in ("all", teams["other"].pk, teams["mine"].pk):
+        with pytest.raises(PermissionDenied):
+            calibration(user=rep, scope=scope)
+    assert calibration(user=other_rep, scope="me")[0]["won"] == 1
+
+
+def test_calibration_uses_the_historical_rates_once_in_force(rep, other_rep):
+    closed_history(200, other_rep)
+    enter_stages(make_deal(rep, "WON"), "NEW", "PROPOSAL", "WON")
+    forecast_statistics_compute()
+    # NEW: 61 won of 201 = 30.35%; PROPOSAL: 61 of 101 = 60.40% (not the base 10% and 50%).
+    assert _table(calibration(user=rep, scope="me")) == [
+        (30, 1, 1, Decimal("30.4"), Decimal("100.0")),
+        (60, 1, 1, Decimal("60.4"), Decimal("100.0")),
+    ]
