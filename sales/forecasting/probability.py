@@ -1,5 +1,6 @@
-"""Win probability of an open deal (DESIGN.md "Pipeline"), as a SQL expression over any
-number of deals and, with its reasons, for one deal.
+"""Win probability of an open deal (DESIGN.md "Pipeline"): in Python for one deal (with
+its reasons) or for a group of deals that share its inputs (the forecast's aggregated
+rows), and as a SQL expression over any number of deals or stage entries (calibration).
 
 Win probability of an open deal, in percent (the spec's rule):
 - the deal's own `probability` when someone set it by hand, taken as it is;
@@ -12,8 +13,8 @@ Win probability of an open deal, in percent (the spec's rule):
   (50% -> 40%), not as 20 points (50% -> 30%): a 10% stage would otherwise go negative;
 - x 1.2 when the customer's engagement is HIGH (VIP counts as high), x 0.8 when LOW;
 - capped at 95%.
-Rates and factors are exact decimals, so the SQL expression and the Python rule (used for
-one deal's reasons) give the same number to the last digit.
+Rates and factors are exact decimals, so the SQL expression and the Python rule give the
+same number to the last digit.
 """
 
 from dataclasses import dataclass
@@ -141,6 +142,16 @@ def _rule_expression(model: ProbabilityModel, *, status: str, is_old: Q, engagem
     )
     product = ExpressionWrapper(rate * age * engaged, output_field=PERCENT)
     return Least(product, Value(PROBABILITY_CAP), output_field=PERCENT)
+
+
+def win_probability(
+    model: ProbabilityModel, *, status: str, probability: int | None, is_old: bool, engagement: str
+) -> Decimal:
+    """The rule in Python for an open deal's fields (the same number as the SQL expression
+    below): the hand-set probability, or the stage rate adjusted for age and engagement."""
+    if probability is not None:
+        return Decimal(probability)
+    return adjusted_probability(model.rates.get(status, ZERO), is_old=is_old, engagement=engagement)
 
 
 def win_probability_expression(now: datetime, *, model: ProbabilityModel | None = None) -> Case:

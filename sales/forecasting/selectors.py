@@ -2,29 +2,31 @@
 (commit / best case / pipeline, weighted value, per month), forecast vs actual of past
 snapshots, and calibration. The scopes and who may see them are crm.permissions.forecast's.
 
-Every number over deals is computed by PostgreSQL (annotate / aggregate); Python only
-reads the handful of stage rates and shapes the aggregated rows for the page. Nothing here
-reads the stage history: what needs all of it (the historical rates, the calibration) is
-computed nightly (sales.forecasting.statistics) and read here as rows.
+Every number over deals is aggregated by PostgreSQL (annotate / aggregate); Python only
+reads the handful of stage rates, applies them to the aggregated rows (category_rows) and
+shapes those rows for the page. Nothing here reads the stage history: what needs all of it
+(the historical rates, the calibration) is computed nightly (sales.forecasting.statistics)
+and read here as rows.
 """
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
-    Case,
-    CharField,
+    BooleanField,
     Count,
     DecimalField,
+    ExpressionWrapper,
     F,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.functions import Cast, Coalesce, Round, TruncMonth
 from django.utils import timezone
@@ -34,12 +36,13 @@ from crm.permissions.forecast import ForecastScope, access_forecast_scope
 from sales.forecasting.probability import (
     COUNT,
     HUNDRED,
+    OLD_DEAL_AGE,
     PERCENT,
     ZERO,
     ProbabilityModel,
     hundredths,
     probability_model,
-    win_probability_expression,
+    win_probability,
 )
 from sales.models import ForecastCalibration, ForecastSnapshot, Sale
 
@@ -103,40 +106,63 @@ CATEGORIES = [
 ]
 
 
-def with_probability(deals: QuerySet[Sale], *, now: datetime, model: ProbabilityModel):
-    return deals.annotate(
-        win_probability=win_probability_expression(now, model=model),
-        value=Coalesce("amount", Value(ZERO), output_field=MONEY),
-    )
+def category_of(probability: Decimal) -> str:
+    if probability >= COMMIT_MIN:
+        return "commit"
+    if probability >= BEST_CASE_MIN:
+        return "best_case"
+    return "pipeline"
 
 
-def category_rows(deals: QuerySet[Sale], *group_by: str) -> QuerySet:
-    """One pass over the deals (annotated by with_probability): per group and category,
-    the number of deals, their value (0 without an amount) and their weighted value.
+def category_rows(
+    deals: QuerySet[Sale], *group_by: str, now: datetime, model: ProbabilityModel
+) -> list[dict[str, Any]]:
+    """The deals per group (`group_by`, in that order) and category, for add_up: the
+    group's fields, the category, the number of deals, their value (0 without an amount)
+    and their weighted value (value x probability / 100).
 
-    The probability is computed once per deal for the category and once for the weighted
-    sum; PostgreSQL then sorts 100,000 deals into a few dozen rows.
+    PostgreSQL reads the deals once and groups them by `group_by` and by what a win
+    probability depends on (stage, hand-set probability, older than OLD_DEAL_AGE, the
+    customer's engagement): a few hundred rows per group however many deals, and no
+    arithmetic per deal (the SQL expression, evaluated for each of 100,000 deals, cost most
+    of the forecast's time). Each of those rows then gets its probability from the rule
+    (probability.win_probability, the same numbers as the SQL expression), its category
+    and its weighted value, the exact sum of the deals' value x probability / 100.
     """
-    category = Case(
-        When(win_probability__gte=COMMIT_MIN, then=Value("commit")),
-        When(win_probability__gte=BEST_CASE_MIN, then=Value("best_case")),
-        default=Value("pipeline"),
-        output_field=CharField(),
-    )
-    return (
-        deals.annotate(category=category)
-        .order_by()
-        .values(*group_by, "category")
+    inputs = (
+        deals.order_by()
+        .annotate(
+            is_old=ExpressionWrapper(
+                Q(created_at__lt=now - OLD_DEAL_AGE), output_field=BooleanField()
+            ),
+            engagement=F("customer__engagement_level"),
+        )
+        .values(*group_by, "status", "probability", "is_old", "engagement")
         .annotate(
             deal_count=Count("id"),
-            pipeline_value=Coalesce(Sum("value"), Value(ZERO), output_field=MONEY),
-            weighted_value=Coalesce(
-                Sum(F("value") * F("win_probability") / HUNDRED, output_field=MONEY),
-                Value(ZERO),
-                output_field=MONEY,
-            ),
+            pipeline_value=Coalesce(Sum("amount"), Value(ZERO), output_field=MONEY),
         )
+        .order_by(*group_by)
     )
+    rows = []
+    for row in inputs:  # aggregated rows, bounded by the groups, not by the deals
+        probability = win_probability(
+            model,
+            status=row["status"],
+            probability=row["probability"],
+            is_old=row["is_old"],
+            engagement=row["engagement"],
+        )
+        rows.append(
+            {
+                **{field: row[field] for field in group_by},
+                "category": category_of(probability),
+                "deal_count": row["deal_count"],
+                "pipeline_value": row["pipeline_value"],
+                "weighted_value": row["pipeline_value"] * probability / HUNDRED,
+            }
+        )
+    return rows
 
 
 def empty_totals() -> dict[str, Any]:
@@ -154,9 +180,9 @@ def empty_totals() -> dict[str, Any]:
 
 
 def add_up(rows, key) -> dict[Any, dict[str, Any]]:
-    """The category rows of category_rows added up per `key(row)`: these are a few
-    aggregated rows (groups x 3 categories), not deals. Weighted values are summed exactly
-    and rounded to the cent at the end."""
+    """The rows of category_rows added up per `key(row)`: aggregated rows (a few hundred
+    per group at most), not deals. Weighted values are summed exactly and rounded to the
+    cent at the end."""
     totals: dict[Any, dict[str, Any]] = {}
     for row in rows:
         total = totals.setdefault(key(row), empty_totals())
@@ -200,13 +226,9 @@ def forecast(
     scope = access_forecast_scope(user, scope, scopes=scopes)
     period = forecast_period(period, today=today)
     model = model or probability_model()
-    dated = with_probability(
-        _open_deals(scope).filter(expected_close_date__range=(period.start, period.end)),
-        now=now,
-        model=model,
-    )
+    dated = _open_deals(scope).filter(expected_close_date__range=(period.start, period.end))
     monthly = dated.annotate(month=TruncMonth("expected_close_date"))
-    rows = list(category_rows(monthly, "currency", "month").order_by("currency", "month"))
+    rows = category_rows(monthly, "currency", "month", now=now, model=model)
     by_currency = add_up(rows, lambda row: row["currency"])
     by_month = add_up(rows, lambda row: (row["currency"], row["month"]))
     currencies = [

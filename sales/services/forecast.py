@@ -18,7 +18,6 @@ from sales.forecasting.selectors import (
     category_rows,
     empty_totals,
     forecast_period,
-    with_probability,
 )
 from sales.forecasting.statistics import (
     CALIBRATION_GROUPS,
@@ -49,21 +48,24 @@ def forecast_snapshots_take(*, today: date | None = None, now: datetime | None =
     now = now or timezone.now()
     today = today or timezone.localdate(now)
     period = forecast_period(str(SNAPSHOT_DAYS), today=today)
-    dated = with_probability(
-        Sale.objects.open().filter(expected_close_date__range=(period.start, period.end)),
-        now=now,
-        model=probability_model(),
-    )
+    dated = Sale.objects.open().filter(expected_close_date__range=(period.start, period.end))
+    model = probability_model()
     team = "assigned_to__team_memberships__team"
     per_rep = add_up(
-        category_rows(dated.filter(assigned_to__isnull=False), "assigned_to", "currency"),
+        category_rows(
+            dated.filter(assigned_to__isnull=False), "assigned_to", "currency", now=now, model=model
+        ),
         lambda row: (row["assigned_to"], row["currency"]),
     )
     per_team = add_up(
-        category_rows(dated.filter(**{f"{team}__isnull": False}), team, "currency"),
+        category_rows(
+            dated.filter(**{f"{team}__isnull": False}), team, "currency", now=now, model=model
+        ),
         lambda row: (row[team], row["currency"]),
     )
-    everyone = add_up(category_rows(dated, "currency"), lambda row: row["currency"])
+    everyone = add_up(
+        category_rows(dated, "currency", now=now, model=model), lambda row: row["currency"]
+    )
 
     Scope = ForecastSnapshot.Scope
     common = {"taken_on": today, "period_start": period.start, "period_end": period.end}

@@ -4,13 +4,15 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.models import Team
 from crm.permissions.forecast import forecast_scopes
+from sales.forecasting.probability import win_probability_expression
 from sales.forecasting.selectors import calibration, forecast, forecast_period, forecast_vs_actual
-from sales.models import ForecastSnapshot
+from sales.models import ForecastSnapshot, Sale
 from sales.services.forecast import forecast_snapshots_take, forecast_statistics_compute
 from tests.factories import CustomerFactory, SaleFactory
 from tests.sales.forecasting.helpers import (
@@ -113,6 +115,35 @@ def test_periods_are_30_60_90_days_from_today_or_the_calendar_quarter():
     assert (december.start, december.end) == (date(2026, 10, 1), date(2026, 12, 31))
     with pytest.raises(ValidationFailed):
         forecast_period("45", today=TODAY)
+
+
+def test_forecast_of_grouped_deals_equals_each_deals_probability_in_sql(rep, other_rep):
+    """The forecast applies the rule to deals grouped by its inputs; the per-deal SQL
+    expression gives the same categories and weighted value, to the cent."""
+    closed_history(200, other_rep)
+    forecast_statistics_compute()  # historical rates: NEW 30%, PROPOSAL 60%
+    amounts = iter(["1000.00", "333.33", "1234.57", "99.99", "5000.00", "0.01", None])
+    for status in Sale.OPEN_STATUSES:
+        for age_days in (10, 120):
+            for engagement in ("LOW", "MEDIUM", "HIGH", "VIP"):
+                amount = next(amounts, "250.50")
+                make_deal(rep, status, amount, engagement=engagement, age_days=age_days)
+    for probability in (0, 39, 40, 69, 70, 100):
+        make_deal(rep, "NEW", "777.77", probability=probability)
+    usd = usd_row(forecast(user=rep, scope="me", period="30", today=TODAY, now=NOW))
+
+    deals = Sale.objects.filter(assigned_to=rep).annotate(
+        p=win_probability_expression(NOW), value=Coalesce("amount", Decimal(0))
+    )
+    expected = {"commit": Decimal(0), "best_case": Decimal(0), "pipeline": Decimal(0)}
+    weighted = Decimal(0)
+    for deal in deals:
+        key = "commit" if deal.p >= 70 else "best_case" if deal.p >= 40 else "pipeline"
+        expected[key] += deal.value
+        weighted += deal.value * deal.p / 100
+    assert usd["deal_count"] == deals.count() == 38
+    assert usd["weighted_value"] == weighted.quantize(Decimal("0.01"))
+    assert {key: row["value"] for key, row in usd["categories"].items()} == expected
 
 
 def test_quarter_forecast_includes_the_past_days_of_the_quarter(rep):
