@@ -119,15 +119,15 @@ def category_rows(
 ) -> list[dict[str, Any]]:
     """The deals per group (`group_by`, in that order) and category, for add_up: the
     group's fields, the category, the number of deals, their value (0 without an amount)
-    and their weighted value (value x probability / 100).
+    and their weighted value (value x probability / 100, exact).
 
     PostgreSQL reads the deals once and groups them by `group_by` and by what a win
     probability depends on (stage, hand-set probability, older than OLD_DEAL_AGE, the
     customer's engagement): a few hundred rows per group however many deals, and no
     arithmetic per deal (the SQL expression, evaluated for each of 100,000 deals, cost most
     of the forecast's time). Each of those rows then gets its probability from the rule
-    (probability.win_probability, the same numbers as the SQL expression), its category
-    and its weighted value, the exact sum of the deals' value x probability / 100.
+    (probability.win_probability, the same numbers as the SQL expression), and is added
+    to its group's category.
     """
     inputs = (
         deals.order_by()
@@ -144,7 +144,7 @@ def category_rows(
         )
         .order_by(*group_by)
     )
-    rows = []
+    rows: dict[tuple, dict[str, Any]] = {}
     for row in inputs:  # aggregated rows, bounded by the groups, not by the deals
         probability = win_probability(
             model,
@@ -153,16 +153,21 @@ def category_rows(
             is_old=row["is_old"],
             engagement=row["engagement"],
         )
-        rows.append(
-            {
+        category = category_of(probability)
+        key = (*(row[field] for field in group_by), category)
+        total = rows.get(key)
+        if total is None:
+            total = rows[key] = {
                 **{field: row[field] for field in group_by},
-                "category": category_of(probability),
-                "deal_count": row["deal_count"],
-                "pipeline_value": row["pipeline_value"],
-                "weighted_value": row["pipeline_value"] * probability / HUNDRED,
+                "category": category,
+                "deal_count": 0,
+                "pipeline_value": ZERO,
+                "weighted_value": ZERO,
             }
-        )
-    return rows
+        total["deal_count"] += row["deal_count"]
+        total["pipeline_value"] += row["pipeline_value"]
+        total["weighted_value"] += row["pipeline_value"] * probability / HUNDRED
+    return list(rows.values())
 
 
 def empty_totals() -> dict[str, Any]:
@@ -180,9 +185,8 @@ def empty_totals() -> dict[str, Any]:
 
 
 def add_up(rows, key) -> dict[Any, dict[str, Any]]:
-    """The rows of category_rows added up per `key(row)`: aggregated rows (a few hundred
-    per group at most), not deals. Weighted values are summed exactly and rounded to the
-    cent at the end."""
+    """The rows of category_rows added up per `key(row)`: at most three per group, not
+    deals. Weighted values are summed exactly and rounded to the cent at the end."""
     totals: dict[Any, dict[str, Any]] = {}
     for row in rows:
         total = totals.setdefault(key(row), empty_totals())
