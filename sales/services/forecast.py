@@ -44,6 +44,7 @@ def forecast_snapshots_take(*, today: date | None = None, now: datetime | None =
 
     Active reps and team members with no deal in the period, and teams without one, get a
     zero row in the default currency: forecast vs actual then has their forecast of nothing.
+    The probabilities are the page's: the stage rates of the last nightly statistics.
     """
     now = now or timezone.now()
     today = today or timezone.localdate(now)
