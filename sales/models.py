@@ -347,6 +347,11 @@ class ForecastSnapshot(models.Model):
     weighted_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
     commit_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
     best_case_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    # What was actually won in the period (the scope's WON deals in this currency closed in
+    # it), stored by the nightly forecast statistics once the period is over.
+    won_count = models.PositiveIntegerField(default=0)
+    actual_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    actual_computed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-taken_on", "scope", "id"]

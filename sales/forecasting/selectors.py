@@ -20,11 +20,8 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
-    IntegerField,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
 )
@@ -307,40 +304,27 @@ def forecast_vs_actual(
     limit: int = 12,
     scopes: list[ForecastScope] | None = None,
 ) -> list[dict[str, Any]]:
-    """Snapshots whose period has ended, latest first, per currency: the weighted forecast
-    against what was actually won (WON deals of the scope, same currency, closed in the
-    period; deals are counted by their owner's team as it is now)."""
+    """Snapshots whose period has ended and whose actuals the nightly forecast statistics
+    stored, latest first, per currency: the weighted forecast against what was actually won
+    (WON deals of the scope, same currency, closed in the period; deals are counted by
+    their owner's team as it was when stored). A scope of several keys (a manager's reps)
+    adds their rows up; one query over the snapshot rows, none over deals."""
     today = today or timezone.localdate()
     scope = access_forecast_scope(user, scope, scopes=scopes)
-    won = (
-        Sale.objects.filter(
-            scope.deals_q(),
-            status=Status.WON,
-            currency=OuterRef("currency"),
-            closed_at__date__gte=OuterRef("period_start"),
-            closed_at__date__lte=OuterRef("period_end"),
-        )
-        .order_by()
-        .values("currency")
-    )
     rows = (
-        ForecastSnapshot.objects.filter(scope_key__in=scope.snapshot_keys, period_end__lt=today)
+        ForecastSnapshot.objects.filter(
+            scope_key__in=scope.snapshot_keys,
+            period_end__lt=today,
+            actual_computed_at__isnull=False,
+        )
         .values("taken_on", "period_start", "period_end", "currency")
         .annotate(
             deal_count=Sum("deal_count"),
             pipeline_value=Sum("pipeline_value"),
             weighted_value=Sum("weighted_value"),
             commit_value=Sum("commit_value"),
-            actual_value=Coalesce(
-                Subquery(won.annotate(total=Sum("amount")).values("total")),
-                Value(ZERO),
-                output_field=MONEY,
-            ),
-            won_count=Coalesce(
-                Subquery(won.annotate(n=Count("id")).values("n")),
-                Value(0),
-                output_field=IntegerField(),
-            ),
+            actual_value=Sum("actual_value"),
+            won_count=Sum("won_count"),
         )
         .annotate(difference=F("actual_value") - F("weighted_value"))
         .order_by("-taken_on", "currency")[:limit]

@@ -1,7 +1,7 @@
 """The forecast's stored numbers: the weekly snapshots (forecast vs actual compares them
 with what was won) and the nightly statistics (stage-to-win rates and calibration)."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from crm.models import Team
 from crm.roles import REP_GROUP
-from sales.forecasting.probability import base_rates, model_of, probability_model
+from sales.forecasting.probability import ZERO, base_rates, model_of, probability_model
 from sales.forecasting.selectors import (
     SNAPSHOT_DAYS,
     add_up,
@@ -20,10 +20,11 @@ from sales.forecasting.selectors import (
     forecast_period,
 )
 from sales.forecasting.statistics import (
-    CALIBRATION_GROUPS,
+    SCOPE_GROUPS,
     calibration_buckets,
     closed_deal_count,
     stage_win_counts,
+    won_in_period,
 )
 from sales.models import ForecastCalibration, ForecastSnapshot, Sale, StageWinRate
 
@@ -135,7 +136,9 @@ def forecast_statistics_compute(*, now: datetime | None = None) -> dict[str, int
       HISTORY_MIN_CLOSED on);
     - ForecastCalibration, per scope key the snapshots use ("rep:<id>" for every owner of a
       closed deal, "team:<id>", "all") and 10-point band: the calibration of the model
-      these rates make.
+      these rates make;
+    - on the snapshots whose period is over, what was actually won in it (see
+      _snapshot_actuals_store).
     The previous rows are replaced in one transaction, so running it twice is harmless.
     Returns how many rows of each were stored."""
     now = now or timezone.now()
@@ -168,14 +171,49 @@ def forecast_statistics_compute(*, now: datetime | None = None) -> dict[str, int
             )
 
         calibration = [bucket_row("all", row) for row in calibration_buckets(model=model)]
-        for prefix, group in CALIBRATION_GROUPS.items():
+        for prefix, group in SCOPE_GROUPS.items():
             calibration += [
-                bucket_row(f"{prefix}:{row[group]}", row)
-                for row in calibration_buckets(model=model, group=group)
+                bucket_row(f"{prefix}:{row[f'sale__{group}']}", row)
+                for row in calibration_buckets(model=model, group=f"sale__{group}")
             ]
 
         StageWinRate.objects.all().delete()
         StageWinRate.objects.bulk_create(rates)
         ForecastCalibration.objects.all().delete()
         ForecastCalibration.objects.bulk_create(calibration, batch_size=1000)
-    return {"stage_win_rates": len(rates), "calibration_rows": len(calibration)}
+        actuals = _snapshot_actuals_store(now=now)
+    return {
+        "stage_win_rates": len(rates),
+        "calibration_rows": len(calibration),
+        "snapshot_actuals": actuals,
+    }
+
+
+# A deal closed late (its close date set in the past) still counts for a period this long
+# after it ended; older periods keep the actuals they were last given.
+ACTUALS_REFRESH_DAYS = 120
+
+
+def _snapshot_actuals_store(*, now: datetime) -> int:
+    """What was actually won in each snapshot's period (its scope's WON deals in its
+    currency closed in the period), stored on the snapshot once the period is over: on
+    those that have none yet, and again on those that ended in the last
+    ACTUALS_REFRESH_DAYS. Returns how many snapshots were given their actuals."""
+    today = timezone.localdate(now)
+    due = ForecastSnapshot.objects.filter(period_end__lt=today).filter(
+        Q(actual_computed_at__isnull=True)
+        | Q(period_end__gte=today - timedelta(days=ACTUALS_REFRESH_DAYS))
+    )
+    snapshots = list(due.only("scope_key", "currency", "period_start", "period_end").order_by("pk"))
+    periods = {(snapshot.period_start, snapshot.period_end) for snapshot in snapshots}
+    won = {period: won_in_period(*period) for period in sorted(periods)}
+    for snapshot in snapshots:
+        period = (snapshot.period_start, snapshot.period_end)
+        row = won[period].get((snapshot.scope_key, snapshot.currency), {})
+        snapshot.won_count = row.get("won_count", 0)
+        snapshot.actual_value = row.get("actual_value", ZERO)
+        snapshot.actual_computed_at = now
+    ForecastSnapshot.objects.bulk_update(
+        snapshots, ["won_count", "actual_value", "actual_computed_at"], batch_size=1000
+    )
+    return len(snapshots)

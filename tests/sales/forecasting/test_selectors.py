@@ -222,6 +222,8 @@ def test_forecast_vs_actual_compares_ended_periods_with_won_deals(rep, other_rep
     _won(rep, "600.00", date(2025, 12, 1), currency="EUR")
     _won(other_rep, "10000.00", date(2025, 12, 1))
     make_deal(rep, "LOST", "10000.00", closed_at=NOW - timedelta(days=60))
+    assert forecast_vs_actual(user=rep, scope="me", today=TODAY) == []  # not computed yet
+    forecast_statistics_compute(now=NOW)
 
     rows = forecast_vs_actual(user=rep, scope="me", today=TODAY)
 
@@ -242,6 +244,7 @@ def test_forecast_vs_actual_of_all_my_teams_adds_up_the_reps(manager, rep, teamm
     _snapshot(f"rep:{teammate.pk}", start, weighted="2000.00")
     _snapshot(f"team:{teams['mine'].pk}", start, weighted="3000.00")
     _won(teammate, "2500.00", date(2025, 12, 24))
+    forecast_statistics_compute(now=NOW)
     (row,) = forecast_vs_actual(user=manager, scope="all", today=TODAY)
     assert (row["weighted_value"], row["actual_value"]) == (Decimal("3000.00"), Decimal("2500.00"))
     (team,) = forecast_vs_actual(user=manager, scope=teams["mine"].pk, today=TODAY)
@@ -256,12 +259,48 @@ def test_snapshot_then_actuals_end_to_end(rep, teams):
     make_deal(rep, "PROPOSAL", "2000.00", now=taken, expected_close_date=date(2025, 12, 1))
     forecast_snapshots_take(now=taken)
     _won(rep, "1200.00", date(2025, 12, 2))
+    forecast_statistics_compute(now=NOW)
     (row,) = forecast_vs_actual(user=rep, scope="me", today=TODAY)
     assert (row["weighted_value"], row["actual_value"], row["difference"]) == (
         Decimal("1000.00"),
         Decimal("1200.00"),
         Decimal("200.00"),
     )
+
+
+def test_actuals_are_stored_once_a_period_is_over_and_refreshed_for_a_while(rep, teams):
+    ended_long_ago = _snapshot(f"rep:{rep.pk}", date(2025, 6, 2), weighted="100.00")
+    ended_lately = _snapshot(f"rep:{rep.pk}", date(2025, 11, 3), weighted="100.00")
+    running = _snapshot(f"rep:{rep.pk}", date(2026, 1, 5), weighted="100.00")
+    _won(rep, "700.00", date(2025, 6, 20))
+    _won(rep, "300.00", date(2025, 12, 1))
+    forecast_statistics_compute(now=NOW)
+    for snapshot in (ended_long_ago, ended_lately, running):
+        snapshot.refresh_from_db()
+    assert (ended_long_ago.won_count, ended_long_ago.actual_value) == (1, Decimal("700.00"))
+    assert (ended_lately.won_count, ended_lately.actual_value) == (1, Decimal("300.00"))
+    assert running.actual_computed_at is None  # its period is not over
+    # Closed late, with a close date in the past: the periods that ended in the last 120
+    # days take them in; older ones keep what they were given.
+    _won(rep, "50.00", date(2025, 6, 21))
+    _won(rep, "20.00", date(2025, 12, 2))
+    forecast_statistics_compute(now=NOW + timedelta(days=1))
+    for snapshot in (ended_long_ago, ended_lately):
+        snapshot.refresh_from_db()
+    assert ended_long_ago.actual_value == Decimal("700.00")
+    assert ended_lately.actual_value == Decimal("320.00")
+    rows = forecast_vs_actual(user=rep, scope="me", today=TODAY)
+    assert [row["actual_value"] for row in rows] == [Decimal("320.00"), Decimal("700.00")]
+
+
+def test_forecast_vs_actual_of_another_team_is_refused(rep, other_rep, teams):
+    _snapshot(f"rep:{other_rep.pk}", date(2025, 11, 3), weighted="1.00")
+    _snapshot(f"team:{teams['other'].pk}", date(2025, 11, 3), weighted="1.00")
+    forecast_statistics_compute(now=NOW)
+    assert forecast_vs_actual(user=rep, scope="me", today=TODAY) == []
+    for scope in ("all", teams["other"].pk):
+        with pytest.raises(PermissionDenied):
+            forecast_vs_actual(user=rep, scope=scope, today=TODAY)
 
 
 # Calibration ------------------------------------------------------------------------------

@@ -142,8 +142,39 @@ def test_statistics_store_the_stage_rates_and_the_calibration_per_scope(
         (f"team:{other}", 10): (1, 0, Decimal("12.0000")),
         (f"team:{other}", 60): (1, 0, Decimal("60.0000")),
     }
-    assert stored == {"stage_win_rates": 4, "calibration_rows": 12}
+    assert stored == {"stage_win_rates": 4, "calibration_rows": 12, "snapshot_actuals": 0}
     assert {row.computed_at for row in ForecastCalibration.objects.all()} == {NOW}
+
+
+def test_statistics_store_what_was_won_on_every_ended_snapshot(rep, teammate, other_rep, teams):
+    taken = NOW - timedelta(days=100)  # the period ended 11 days before NOW
+    forecast_snapshots_take(now=taken)
+    make_deal(rep, "PROPOSAL", "999.00", now=NOW)  # after: another period's snapshot
+    forecast_snapshots_take(now=NOW)
+    closed = taken + timedelta(days=20)
+    make_deal(rep, "WON", "1000.00", closed_at=closed)
+    make_deal(teammate, "WON", "200.00", closed_at=closed)
+    make_deal(other_rep, "WON", "50.00", closed_at=closed)
+    make_deal(other_rep, "WON", "70.00", currency="EUR", closed_at=closed)
+    make_deal(rep, "LOST", "5000.00", closed_at=closed)
+    make_deal(rep, "WON", "3000.00", closed_at=taken + timedelta(days=95))  # after
+
+    stored = forecast_statistics_compute(now=NOW)
+
+    ended = ForecastSnapshot.objects.filter(taken_on=timezone.localdate(taken))
+    actuals = {(s.scope_key, s.currency): (s.won_count, s.actual_value) for s in ended}
+    mine, other = teams["mine"].pk, teams["other"].pk
+    assert actuals == {
+        (f"rep:{rep.pk}", "USD"): (1, Decimal("1000.00")),
+        (f"rep:{teammate.pk}", "USD"): (1, Decimal("200.00")),
+        (f"rep:{other_rep.pk}", "USD"): (1, Decimal("50.00")),
+        (f"team:{mine}", "USD"): (2, Decimal("1200.00")),
+        (f"team:{other}", "USD"): (1, Decimal("50.00")),  # no EUR snapshot: not compared
+        ("all", "USD"): (3, Decimal("1250.00")),
+    }
+    assert stored["snapshot_actuals"] == len(actuals)
+    running = ForecastSnapshot.objects.filter(taken_on=TODAY)
+    assert not running.filter(actual_computed_at__isnull=False).exists()
 
 
 def test_statistics_replace_the_previous_rows(rep, other_rep, teams):
