@@ -1,6 +1,7 @@
 """The forecast page: everything it shows for one scope, in a fixed number of queries.
-Its work is bounded by the deals of the scope and period: the figures over all history
-(stage-to-win rates, calibration) are read as the rows the nightly statistics stored."""
+Its work is bounded by the open deals of the scope and period: the figures over all history
+(stage-to-win rates, calibration, what past forecasts' periods won) are read as the rows
+the nightly statistics stored."""
 
 from datetime import date
 from typing import Any

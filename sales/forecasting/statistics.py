@@ -64,9 +64,9 @@ def stage_win_counts() -> dict[str, dict]:
 def calibration_buckets(*, model: ProbabilityModel, group: str | None = None) -> QuerySet:
     """Did 30% deals win 30% of the time? Every entry of a closed deal into an open stage
     is a prediction (the model's probability at that entry); per group (everything when
-    None) and 10-point bucket: the entries, how many
-    of their deals were won and the sum of the predicted probabilities. `group` is a
-    field of StageChange (e.g. "sale__" + a field of SCOPE_GROUPS)."""
+    None) and 10-point bucket: the entries, how many of their deals were won and the sum of
+    the predicted probabilities. `group` is a field of StageChange ("sale__" and a field of
+    SCOPE_GROUPS)."""
     entries = StageChange.objects.filter(
         to_status__in=Sale.OPEN_STATUSES, sale__status__in=Sale.CLOSED_STATUSES
     )

@@ -1,5 +1,6 @@
 """The forecast's stored numbers: the weekly snapshots (forecast vs actual compares them
-with what was won) and the nightly statistics (stage-to-win rates and calibration)."""
+with what was won) and the nightly statistics (stage-to-win rates, calibration and what
+each ended snapshot's scope actually won)."""
 
 from datetime import date, datetime, timedelta
 
@@ -52,7 +53,7 @@ def forecast_snapshots_take(*, today: date | None = None, now: datetime | None =
     period = forecast_period(str(SNAPSHOT_DAYS), today=today)
     dated = Sale.objects.open().filter(expected_close_date__range=(period.start, period.end))
     model = probability_model()
-    team = "assigned_to__team_memberships__team"
+    team = SCOPE_GROUPS["team"]
     per_rep = add_up(
         category_rows(
             dated.filter(assigned_to__isnull=False), "assigned_to", "currency", now=now, model=model
