@@ -248,6 +248,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "leads.rescore_all",
         "schedule": crontab(hour=2, minute=15),
     },
+    "sales-forecast-statistics": {
+        "task": "sales.forecast_statistics",
+        "schedule": crontab(hour=3, minute=15),
+    },
     "sales-forecast-snapshots": {
         "task": "sales.forecast_snapshots",
         "schedule": crontab(hour=3, minute=0, day_of_week=1),

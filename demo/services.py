@@ -26,6 +26,7 @@ from demo.generators import DEMO, Generated, dataset_generate
 from demo.sequences import demo_sequences_ensure
 from leads.services import leads_rescore
 from sales.models import Sale
+from sales.services import forecast_statistics_compute
 
 DEMO_PASSWORD = "demo-pass-2026"
 ADMIN_PASSWORD = "admin-pass-2026"
@@ -79,6 +80,9 @@ def demo_seed(*, customers: int, deals: int, seed: int, reset: bool = False) -> 
             tags=demo_tags_ensure(),
         )
     demo_leads_score()
+    # The nightly forecast statistics, now: the forecast shows its historical rates and
+    # calibration right away instead of after the first night.
+    forecast_statistics_compute()
     manager = users.managers[CAMPAIGN_MANAGER]
     demo_campaign_ensure(manager=manager)
     demo_sequences_ensure(manager=manager, seed=seed)

@@ -3,7 +3,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from customers.models import Customer
@@ -347,6 +347,11 @@ class ForecastSnapshot(models.Model):
     weighted_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
     commit_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
     best_case_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    # What was actually won in the period (the scope's WON deals in this currency closed in
+    # it), stored by the nightly forecast statistics once the period is over.
+    won_count = models.PositiveIntegerField(default=0)
+    actual_value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    actual_computed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-taken_on", "scope", "id"]
@@ -359,3 +364,57 @@ class ForecastSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} forecast {self.period_start}–{self.period_end} ({self.taken_on})"
+
+
+class StageWinRate(models.Model):
+    """Per open stage, the historical stage-to-win rate as the nightly forecast statistics
+    last computed it (sales.services.forecast.forecast_statistics_compute): of the closed
+    deals that ever entered the stage, the share won. Win probabilities read these rows
+    instead of every closed deal's stage history."""
+
+    status = models.CharField(max_length=12, choices=Sale.Status.choices, unique=True)
+    entered = models.PositiveIntegerField()  # closed deals that ever entered the stage
+    won = models.PositiveIntegerField()  # of those, the won ones
+    # Percent, to 0.01; empty when no closed deal entered the stage (its base rate stays).
+    rate = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    # Every closed deal at the computation: the rates are used from HISTORY_MIN_CLOSED on.
+    closed_deals = models.PositiveIntegerField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(won__lte=F("entered")), name="stagewinrate_won"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()}: {self.rate}% of {self.entered}"
+
+
+class ForecastCalibration(models.Model):
+    """Calibration of the win probabilities, per forecast scope and 10-point band, as the
+    nightly forecast statistics last computed it: every entry of a closed deal into an open
+    stage is a prediction; how many fell in the band, how many of their deals were won and
+    the sum of the predicted probabilities (a scope made of several keys, a manager's reps,
+    adds its rows up)."""
+
+    scope_key = models.CharField(max_length=30)  # ForecastSnapshot's: "rep:12", "team:3", "all"
+    bucket = models.PositiveSmallIntegerField()  # 0, 10, ..., 90: the band's lower bound
+    entry_count = models.PositiveIntegerField()
+    won_count = models.PositiveIntegerField()
+    predicted_sum = models.DecimalField(max_digits=20, decimal_places=4)  # percent points
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["scope_key", "bucket"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope_key", "bucket"], name="forecastcalibration_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(won_count__lte=F("entry_count")), name="forecastcalibration_won"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope_key} {self.bucket}–{self.bucket + 9}%: {self.entry_count} entries"

@@ -30,3 +30,17 @@ def forecast_snapshots() -> None:
     """Weekly: the next 90 days' forecast per rep, per team and for everyone, saved for
     forecast vs actual; a second run the same day updates that day's snapshots."""
     services.forecast_snapshots_take()
+
+
+@shared_task(
+    name="sales.forecast_statistics",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    ignore_result=True,
+    time_limit=30 * 60,
+)
+def forecast_statistics() -> None:
+    """Nightly: the stage-to-win rates and the calibration over all history, stored for the
+    forecast page, the deal page and the snapshots to read; a second run replaces the rows."""
+    services.forecast_statistics_compute()

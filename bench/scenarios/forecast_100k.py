@@ -1,10 +1,10 @@
 """A team's forecast over 100,000 open deals, against the spec's loop (one probability per
-deal computed in Python)."""
+deal computed in Python); and the whole forecast page over them, as the team's manager."""
 
 import random
 import statistics
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench import database
-from bench.measure import stopwatch
+from bench.measure import PageRequest, logged_in_client, measure_pages, stopwatch
 from bench.registry import scenario
 from crm.bulk import bulk_insert
 from crm.models import Team, TeamMembership
@@ -27,7 +27,9 @@ from sales.forecasting.selectors import (
     forecast,
     forecast_period,
 )
-from sales.models import Sale, StageChange
+from sales.models import ForecastCalibration, ForecastSnapshot, Sale, StageChange
+from sales.services.forecast import forecast_snapshots_take
+from sales.tasks import forecast_statistics
 
 OPEN_DEALS = 100_000
 RUNS = 3
@@ -37,6 +39,9 @@ MANAGER = "sam"
 TEAM = "Team South"
 PERIOD = "90"
 TITLE = "bench: forecast deal"
+PAGE_REQUESTS = 50
+PAGE_WARMUP = 4
+SNAPSHOT_WEEKS = 26  # half a year of Monday snapshots: forecast vs actual has its 12 rows
 
 
 def _team_deals(team: Team, period: Period):
@@ -189,4 +194,63 @@ def forecast_100k() -> dict:
         "historical_rates": result["model"].historical,
         "weighted_value": str(usd["weighted_value"]),
         "baseline_seconds": round(baseline["seconds"], 3),
+    }
+
+
+def _snapshot_history() -> int:
+    """The weekly snapshots of the last SNAPSHOT_WEEKS Mondays, taken as the Monday task
+    would have (over the deals as they are now), where missing (untimed)."""
+    today = timezone.localdate()
+    taken = 0
+    for weeks in range(1, SNAPSHOT_WEEKS + 1):
+        monday = today - timedelta(days=today.weekday(), weeks=weeks)
+        if not ForecastSnapshot.objects.filter(taken_on=monday, scope_key="all").exists():
+            moment = timezone.make_aware(datetime.combine(monday, time(3, 0)))
+            forecast_snapshots_take(today=monday, now=moment)
+            taken += 1
+    return taken
+
+
+@scenario("forecast_page_100k", targets={"p95_ms_max": 300, "queries_max": 10}, order=46)
+def forecast_page_100k() -> dict:
+    """The whole forecast page (/sales/forecast/) as sam, whose team has 100,000 open deals.
+
+    Untimed first: the data of forecast_100k (seeded and topped up when missing), half a
+    year of weekly snapshots, and the nightly statistics task (sales.forecast_statistics),
+    run once as in production.
+    Timed: 50 GETs through django.test.Client, round-robin over his default view (all his
+    teams, 90 days), the team for 90 days and for this quarter, and all his teams for 30
+    days; every one with the forecast, forecast vs actual and calibration.
+    """
+    database.ensure_seeded_100k()
+    manager = get_user_model().objects.get(username=MANAGER)
+    team = Team.objects.get(name=TEAM)
+    added = _top_up(team, forecast_period(PERIOD))
+    snapshots_taken = _snapshot_history()
+    with stopwatch() as statistics_clock:
+        forecast_statistics()
+    client = logged_in_client(manager)
+    mix = [
+        PageRequest(MANAGER, client, url)
+        for url in (
+            "/sales/forecast/",
+            f"/sales/forecast/?scope={team.pk}&period={PERIOD}",
+            f"/sales/forecast/?scope={team.pk}&period=quarter",
+            "/sales/forecast/?scope=all&period=30",
+        )
+    ]
+    row = measure_pages(mix, requests=PAGE_REQUESTS, warmup=PAGE_WARMUP)
+    return {
+        **row,
+        "open_deals_in_team": _team_deals(team, forecast_period(PERIOD)).count(),
+        "closed_deals": Sale.objects.filter(status__in=Sale.CLOSED_STATUSES).count(),
+        "stage_changes": StageChange.objects.count(),
+        "calibration_rows": ForecastCalibration.objects.count(),
+        "snapshots": ForecastSnapshot.objects.count(),
+        "snapshots_compared": ForecastSnapshot.objects.filter(
+            actual_computed_at__isnull=False
+        ).count(),
+        "snapshot_weeks_taken": snapshots_taken,
+        "statistics_seconds": round(statistics_clock["seconds"], 3),
+        "deals_added": added,
     }

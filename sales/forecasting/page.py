@@ -1,4 +1,7 @@
-"""The forecast page: everything it shows for one scope, in a fixed number of queries."""
+"""The forecast page: everything it shows for one scope, in a fixed number of queries.
+Its work is bounded by the open deals of the scope and period: the figures over all history
+(stage-to-win rates, calibration, what past forecasts' periods won) are read as the rows
+the nightly statistics stored."""
 
 from datetime import date
 from typing import Any
@@ -42,7 +45,9 @@ def forecast_page(
         **result,
         "chart": _chart(result["currencies"]),
         "history": forecast_vs_actual(user=user, scope=scope, scopes=scopes, today=today),
-        "calibration": calibration(user=user, scope=scope, model=model, scopes=scopes),
+        "calibration": calibration(user=user, scope=scope, scopes=scopes),
+        # When the nightly statistics (rates, calibration) were computed; None: not yet.
+        "statistics_computed_at": model.computed_at,
         "history_min_closed": HISTORY_MIN_CLOSED,
         "commit_min": COMMIT_MIN,
         "best_case_min": BEST_CASE_MIN,

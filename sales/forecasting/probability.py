@@ -1,17 +1,20 @@
-"""Win probability of an open deal (DESIGN.md "Pipeline"), as a SQL expression over any
-number of deals and, with its reasons, for one deal.
+"""Win probability of an open deal (DESIGN.md "Pipeline"): in Python for one deal (with
+its reasons) or for a group of deals that share its inputs (the forecast's aggregated
+rows), and as a SQL expression over any number of deals or stage entries (calibration).
 
 Win probability of an open deal, in percent (the spec's rule):
 - the deal's own `probability` when someone set it by hand, taken as it is;
 - otherwise the rate of its stage: the managers' base rate (StageSetting.base_probability)
   or, once HISTORY_MIN_CLOSED closed deals exist, the historical stage-to-win rate (of the
-  closed deals that ever entered the stage, the share that was won);
+  closed deals that ever entered the stage, the share that was won). The historical rates
+  are computed over all history by the nightly forecast statistics
+  (sales.forecasting.statistics) and read here as rows (StageWinRate);
 - x 0.8 for a deal created more than 90 days ago. The spec's "-20%" is read as relative
   (50% -> 40%), not as 20 points (50% -> 30%): a 10% stage would otherwise go negative;
 - x 1.2 when the customer's engagement is HIGH (VIP counts as high), x 0.8 when LOW;
 - capped at 95%.
-Rates and factors are exact decimals, so the SQL expression and the Python rule (used for
-one deal's reasons) give the same number to the last digit.
+Rates and factors are exact decimals, so the SQL expression and the Python rule give the
+same number to the last digit.
 """
 
 from dataclasses import dataclass
@@ -20,7 +23,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import (
     Case,
-    Count,
     DateTimeField,
     DecimalField,
     ExpressionWrapper,
@@ -34,7 +36,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 from sales.defaults import STAGE_DEFAULTS
-from sales.models import Sale, StageChange, StageSetting
+from sales.models import Sale, StageSetting, StageWinRate
 
 Status = Sale.Status
 Engagement = Customer.EngagementLevel
@@ -61,7 +63,8 @@ class ProbabilityModel:
 
     rates: dict[str, Decimal]
     historical: bool
-    closed_deals: int
+    closed_deals: int  # closed deals counted when the statistics were computed
+    computed_at: datetime | None = None  # when; None before the first computation
 
 
 def hundredths(value: Decimal) -> Decimal:
@@ -69,37 +72,45 @@ def hundredths(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def _historical_rates() -> dict[str, Decimal]:
-    """Per open stage: of the closed deals that ever entered it, the share won (percent)."""
-    closed = StageChange.objects.filter(
-        to_status__in=Sale.OPEN_STATUSES, sale__status__in=Sale.CLOSED_STATUSES
-    )
-    rows = (
-        closed.values("to_status")
-        .annotate(
-            entered=Count("sale", distinct=True),
-            won=Count("sale", distinct=True, filter=Q(sale__status=Status.WON)),
-        )
-        .annotate(rate=Cast(F("won"), COUNT) * HUNDRED / F("entered"))
-        .values_list("to_status", "rate")
-        .order_by()
-    )
-    return {status: hundredths(rate) for status, rate in rows}
-
-
-def probability_model() -> ProbabilityModel:
-    """The stage settings (read once) and, past HISTORY_MIN_CLOSED closed deals, the
-    historical rates; a stage no closed deal ever entered keeps its base rate."""
+def base_rates() -> dict[str, Decimal]:
+    """Per open stage, the managers' base rate (StageSetting, read once; the defaults for a
+    stage without a setting)."""
     rates = {status: Decimal(value[0]) for status, value in STAGE_DEFAULTS.items()}
     stages = StageSetting.objects.filter(status__in=Sale.OPEN_STATUSES)
     rates.update(
         (status, Decimal(rate)) for status, rate in stages.values_list("status", "base_probability")
     )
-    closed = Sale.objects.filter(status__in=Sale.CLOSED_STATUSES).count()
-    historical = closed >= HISTORY_MIN_CLOSED
-    if historical:
-        rates.update(_historical_rates())
-    return ProbabilityModel(rates=rates, historical=historical, closed_deals=closed)
+    return rates
+
+
+def model_of(
+    base: dict[str, Decimal],
+    historical_rates: dict[str, Decimal],
+    *,
+    closed_deals: int,
+    computed_at: datetime | None,
+) -> ProbabilityModel:
+    """The base rates, or, past HISTORY_MIN_CLOSED closed deals, the historical ones over
+    them (a stage no closed deal ever entered keeps its base rate)."""
+    historical = closed_deals >= HISTORY_MIN_CLOSED
+    rates = {**base, **historical_rates} if historical else dict(base)
+    return ProbabilityModel(
+        rates=rates, historical=historical, closed_deals=closed_deals, computed_at=computed_at
+    )
+
+
+def probability_model() -> ProbabilityModel:
+    """The stage rates in force, in two small queries: the stage settings and the
+    historical rates the nightly forecast statistics stored (StageWinRate, computed by
+    sales.services.forecast; never recomputed here over all history). Until they have been
+    computed once, the base rates."""
+    stored = StageWinRate.objects.values_list("status", "rate", "closed_deals", "computed_at")
+    rows = list(stored)  # one per open stage, all from the same computation
+    historical_rates = {status: rate for status, rate, _, _ in rows if rate is not None}
+    closed_deals, computed_at = (rows[0][2], rows[0][3]) if rows else (0, None)
+    return model_of(
+        base_rates(), historical_rates, closed_deals=closed_deals, computed_at=computed_at
+    )
 
 
 def _uncapped(rate: Decimal, *, is_old: bool, engagement: str) -> Decimal:
@@ -131,6 +142,16 @@ def _rule_expression(model: ProbabilityModel, *, status: str, is_old: Q, engagem
     )
     product = ExpressionWrapper(rate * age * engaged, output_field=PERCENT)
     return Least(product, Value(PROBABILITY_CAP), output_field=PERCENT)
+
+
+def win_probability(
+    model: ProbabilityModel, *, status: str, probability: int | None, is_old: bool, engagement: str
+) -> Decimal:
+    """The rule in Python for an open deal's fields (the same number as the SQL expression
+    below): the hand-set probability, or the stage rate adjusted for age and engagement."""
+    if probability is not None:
+        return Decimal(probability)
+    return adjusted_probability(model.rates.get(status, ZERO), is_old=is_old, engagement=engagement)
 
 
 def win_probability_expression(now: datetime, *, model: ProbabilityModel | None = None) -> Case:

@@ -2,31 +2,30 @@
 (commit / best case / pipeline, weighted value, per month), forecast vs actual of past
 snapshots, and calibration. The scopes and who may see them are crm.permissions.forecast's.
 
-Every number over deals is computed by PostgreSQL (annotate / aggregate); Python only
-reads the handful of stage rates and shapes the aggregated rows for the page.
+Every number over deals is aggregated by PostgreSQL (annotate / aggregate); Python only
+reads the handful of stage rates, applies them to the aggregated rows (category_rows) and
+shapes those rows for the page. Nothing here reads the stage history: what needs all of it
+(the historical rates, the calibration) is computed nightly (sales.forecasting.statistics)
+and read here as rows.
 """
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
-    Avg,
-    Case,
-    CharField,
+    BooleanField,
     Count,
     DecimalField,
+    ExpressionWrapper,
     F,
-    IntegerField,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
-    When,
 )
-from django.db.models.functions import Cast, Coalesce, Floor, Round, TruncMonth
+from django.db.models.functions import Cast, Coalesce, Round
 from django.utils import timezone
 
 from crm.errors import ValidationFailed
@@ -34,14 +33,15 @@ from crm.permissions.forecast import ForecastScope, access_forecast_scope
 from sales.forecasting.probability import (
     COUNT,
     HUNDRED,
+    OLD_DEAL_AGE,
+    PERCENT,
     ZERO,
     ProbabilityModel,
-    entry_probability_expression,
     hundredths,
     probability_model,
-    win_probability_expression,
+    win_probability,
 )
-from sales.models import ForecastSnapshot, Sale, StageChange
+from sales.models import ForecastCalibration, ForecastSnapshot, Sale
 
 Status = Sale.Status
 
@@ -103,40 +103,102 @@ CATEGORIES = [
 ]
 
 
-def with_probability(deals: QuerySet[Sale], *, now: datetime, model: ProbabilityModel):
-    return deals.annotate(
-        win_probability=win_probability_expression(now, model=model),
-        value=Coalesce("amount", Value(ZERO), output_field=MONEY),
-    )
+def category_of(probability: Decimal) -> str:
+    if probability >= COMMIT_MIN:
+        return "commit"
+    if probability >= BEST_CASE_MIN:
+        return "best_case"
+    return "pipeline"
 
 
-def category_rows(deals: QuerySet[Sale], *group_by: str) -> QuerySet:
-    """One pass over the deals (annotated by with_probability): per group and category,
-    the number of deals, their value (0 without an amount) and their weighted value.
+def _next_month(month: date) -> date:
+    return (month.replace(day=1) + timedelta(days=32)).replace(day=1)
 
-    The probability is computed once per deal for the category and once for the weighted
-    sum; PostgreSQL then sorts 100,000 deals into a few dozen rows.
+
+def month_starts(period: Period) -> list[date]:
+    """The first day of every calendar month the period touches (at most four)."""
+    months, month = [], period.start.replace(day=1)
+    while month <= period.end:
+        months.append(month)
+        month = _next_month(month)
+    return months
+
+
+def category_rows(
+    deals: QuerySet[Sale],
+    *group_by: str,
+    now: datetime,
+    model: ProbabilityModel,
+    months: list[date] | None = None,
+) -> list[dict[str, Any]]:
+    """The deals per group (`group_by`, and with `months` the month of expected close) and
+    category, for add_up: the group's fields, the category, the number of deals, their
+    value (0 without an amount) and their weighted value (value x probability / 100, exact).
+
+    PostgreSQL reads the deals once and groups them by `group_by` and by what a win
+    probability depends on (stage, hand-set probability, older than OLD_DEAL_AGE, the
+    customer's engagement), each month counted and summed beside (FILTER), not grouped by:
+    a few hundred rows however many deals, few enough for the planner to hash them, and no
+    arithmetic per deal (the SQL probability expression, evaluated for each of 100,000
+    deals and sorted on, cost most of the forecast's time). Each of those rows then gets
+    its probability from the rule (probability.win_probability, the same numbers as the
+    SQL expression) and is added to its group's category.
     """
-    category = Case(
-        When(win_probability__gte=COMMIT_MIN, then=Value("commit")),
-        When(win_probability__gte=BEST_CASE_MIN, then=Value("best_case")),
-        default=Value("pipeline"),
-        output_field=CharField(),
-    )
-    return (
-        deals.annotate(category=category)
-        .order_by()
-        .values(*group_by, "category")
-        .annotate(
-            deal_count=Count("id"),
-            pipeline_value=Coalesce(Sum("value"), Value(ZERO), output_field=MONEY),
-            weighted_value=Coalesce(
-                Sum(F("value") * F("win_probability") / HUNDRED, output_field=MONEY),
-                Value(ZERO),
-                output_field=MONEY,
-            ),
+    parts: list[tuple[date | None, Q | None]] = [(None, None)]
+    if months is not None:
+        parts = [
+            (month, Q(expected_close_date__gte=month, expected_close_date__lt=_next_month(month)))
+            for month in months
+        ]
+    aggregates = {}
+    for index, (_, in_part) in enumerate(parts):
+        aggregates[f"deal_count_{index}"] = Count("id", filter=in_part)
+        aggregates[f"pipeline_value_{index}"] = Coalesce(
+            Sum("amount", filter=in_part), Value(ZERO), output_field=MONEY
         )
+    inputs = (
+        deals.order_by()
+        .annotate(
+            is_old=ExpressionWrapper(
+                Q(created_at__lt=now - OLD_DEAL_AGE), output_field=BooleanField()
+            ),
+            engagement=F("customer__engagement_level"),
+        )
+        .values(*group_by, "status", "probability", "is_old", "engagement")
+        .annotate(**aggregates)
     )
+    rows: dict[tuple, dict[str, Any]] = {}
+    for row in inputs:  # aggregated rows, bounded by the groups, not by the deals
+        probability = win_probability(
+            model,
+            status=row["status"],
+            probability=row["probability"],
+            is_old=row["is_old"],
+            engagement=row["engagement"],
+        )
+        category = category_of(probability)
+        for index, (month, _) in enumerate(parts):
+            deal_count = row[f"deal_count_{index}"]
+            if not deal_count:
+                continue
+            group = {field: row[field] for field in group_by}
+            if month is not None:
+                group["month"] = month
+            total = rows.setdefault(
+                (*group.values(), category),
+                {
+                    **group,
+                    "category": category,
+                    "deal_count": 0,
+                    "pipeline_value": ZERO,
+                    "weighted_value": ZERO,
+                },
+            )
+            value = row[f"pipeline_value_{index}"]
+            total["deal_count"] += deal_count
+            total["pipeline_value"] += value
+            total["weighted_value"] += value * probability / HUNDRED
+    return list(rows.values())
 
 
 def empty_totals() -> dict[str, Any]:
@@ -154,9 +216,8 @@ def empty_totals() -> dict[str, Any]:
 
 
 def add_up(rows, key) -> dict[Any, dict[str, Any]]:
-    """The category rows of category_rows added up per `key(row)`: these are a few
-    aggregated rows (groups x 3 categories), not deals. Weighted values are summed exactly
-    and rounded to the cent at the end."""
+    """The rows of category_rows added up per `key(row)`: at most three per group, not
+    deals. Weighted values are summed exactly and rounded to the cent at the end."""
     totals: dict[Any, dict[str, Any]] = {}
     for row in rows:
         total = totals.setdefault(key(row), empty_totals())
@@ -200,13 +261,11 @@ def forecast(
     scope = access_forecast_scope(user, scope, scopes=scopes)
     period = forecast_period(period, today=today)
     model = model or probability_model()
-    dated = with_probability(
-        _open_deals(scope).filter(expected_close_date__range=(period.start, period.end)),
-        now=now,
-        model=model,
+    dated = _open_deals(scope).filter(expected_close_date__range=(period.start, period.end))
+    rows = sorted(
+        category_rows(dated, "currency", now=now, model=model, months=month_starts(period)),
+        key=lambda row: (row["currency"], row["month"]),
     )
-    monthly = dated.annotate(month=TruncMonth("expected_close_date"))
-    rows = list(category_rows(monthly, "currency", "month").order_by("currency", "month"))
     by_currency = add_up(rows, lambda row: row["currency"])
     by_month = add_up(rows, lambda row: (row["currency"], row["month"]))
     currencies = [
@@ -245,40 +304,27 @@ def forecast_vs_actual(
     limit: int = 12,
     scopes: list[ForecastScope] | None = None,
 ) -> list[dict[str, Any]]:
-    """Snapshots whose period has ended, latest first, per currency: the weighted forecast
-    against what was actually won (WON deals of the scope, same currency, closed in the
-    period; deals are counted by their owner's team as it is now)."""
+    """Snapshots whose period has ended and whose actuals the nightly forecast statistics
+    stored, latest first, per currency: the weighted forecast against what was actually won
+    (WON deals of the scope, same currency, closed in the period; deals are counted by
+    their owner's team as it was when stored). A scope of several keys (a manager's reps)
+    adds their rows up; one query over the snapshot rows, none over deals."""
     today = today or timezone.localdate()
     scope = access_forecast_scope(user, scope, scopes=scopes)
-    won = (
-        Sale.objects.filter(
-            scope.deals_q(),
-            status=Status.WON,
-            currency=OuterRef("currency"),
-            closed_at__date__gte=OuterRef("period_start"),
-            closed_at__date__lte=OuterRef("period_end"),
-        )
-        .order_by()
-        .values("currency")
-    )
     rows = (
-        ForecastSnapshot.objects.filter(scope_key__in=scope.snapshot_keys, period_end__lt=today)
+        ForecastSnapshot.objects.filter(
+            scope_key__in=scope.snapshot_keys,
+            period_end__lt=today,
+            actual_computed_at__isnull=False,
+        )
         .values("taken_on", "period_start", "period_end", "currency")
         .annotate(
             deal_count=Sum("deal_count"),
             pipeline_value=Sum("pipeline_value"),
             weighted_value=Sum("weighted_value"),
             commit_value=Sum("commit_value"),
-            actual_value=Coalesce(
-                Subquery(won.annotate(total=Sum("amount")).values("total")),
-                Value(ZERO),
-                output_field=MONEY,
-            ),
-            won_count=Coalesce(
-                Subquery(won.annotate(n=Count("id")).values("n")),
-                Value(0),
-                output_field=IntegerField(),
-            ),
+            actual_value=Sum("actual_value"),
+            won_count=Sum("won_count"),
         )
         .annotate(difference=F("actual_value") - F("weighted_value"))
         .order_by("-taken_on", "currency")[:limit]
@@ -286,33 +332,21 @@ def forecast_vs_actual(
     return list(rows)
 
 
-def calibration(
-    *,
-    user,
-    scope,
-    model: ProbabilityModel | None = None,
-    scopes: list[ForecastScope] | None = None,
-) -> list[dict[str, Any]]:
-    """Did 30% deals win 30% of the time? Every entry of a closed deal into an open stage
-    is a prediction (the model's probability at that entry); per 10-point bucket, the
-    average predicted probability against the share of those entries whose deal was won."""
+def calibration(*, user, scope, scopes: list[ForecastScope] | None = None) -> list[dict[str, Any]]:
+    """Did 30% deals win 30% of the time? The calibration the nightly forecast statistics
+    stored (sales.forecasting.statistics), for a scope the user may see: per 10-point band,
+    the stage entries of closed deals the model put in it, the average predicted
+    probability and the share of those entries whose deal was won. A scope of several keys
+    (a manager's reps) adds their rows up, in one query over a few dozen rows."""
     scope = access_forecast_scope(user, scope, scopes=scopes)
-    model = model or probability_model()
-    entries = StageChange.objects.filter(
-        scope.deals_q("sale__"),
-        to_status__in=Sale.OPEN_STATUSES,
-        sale__status__in=Sale.CLOSED_STATUSES,
-    ).annotate(predicted=entry_probability_expression(model))
     rows = (
-        entries.annotate(bucket=Cast(Floor(F("predicted") / 10) * 10, IntegerField()))
+        ForecastCalibration.objects.filter(scope_key__in=scope.snapshot_keys)
         .values("bucket")
         .annotate(
-            entries=Count("id"),
-            won=Count("id", filter=Q(sale__status=Status.WON)),
-            predicted=Round(Avg("predicted"), 1),
-        )
-        .annotate(
-            actual=Round(Cast(F("won"), COUNT) * HUNDRED / F("entries"), 1),
+            entries=Sum("entry_count"),
+            won=Sum("won_count"),
+            predicted=Round(Sum("predicted_sum") / Sum("entry_count"), 1, output_field=PERCENT),
+            actual=Round(Cast(Sum("won_count"), COUNT) * HUNDRED / Sum("entry_count"), 1),
         )
         .order_by("bucket")
     )

@@ -5,7 +5,7 @@
 | deals    | deals and their activities, stage changes, deals_advance_later           |
 | tasks    | tasks: a person's, a workflow's, a stage's on entry, stale reminders     |
 | pipeline | the stage settings and automation rules                                  |
-| forecast | the weekly forecast snapshots                                            |
+| forecast | the weekly forecast snapshots, the nightly statistics (rates, calibration) |
 
 sales.automation calls these; they never call it back (they enqueue its task instead).
 """
@@ -21,7 +21,7 @@ from sales.services.deals import (
     sale_input_check,
     sale_update,
 )
-from sales.services.forecast import forecast_snapshots_take
+from sales.services.forecast import forecast_snapshots_take, forecast_statistics_compute
 from sales.services.pipeline import pipeline_settings_reset_defaults, pipeline_settings_save
 from sales.services.tasks import (
     stage_tasks_create,
@@ -37,6 +37,7 @@ __all__ = [
     "StageConflict",
     "deals_advance_later",
     "forecast_snapshots_take",
+    "forecast_statistics_compute",
     "pipeline_settings_reset_defaults",
     "pipeline_settings_save",
     "sale_activity_add",

@@ -9,7 +9,7 @@ from django.utils import timezone
 from crm.models import Team
 from crm.roles import Role, role_of
 from customers.models import Customer
-from sales.models import Sale, SaleActivity, StageChange, Task
+from sales.models import ForecastCalibration, Sale, SaleActivity, StageChange, StageWinRate, Task
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,12 @@ def test_seed_demo_builds_a_complete_data_set():
     assert "Seeded 200 customers and 150 deals in" in output
     assert "demo-pass-2026" in output and "admin-pass-2026" in output
     assert User.objects.get(username="alex").check_password("demo-pass-2026")
+    # The forecast's nightly statistics are computed once by the seed.
+    assert (
+        StageWinRate.objects.get(status="NEW").closed_deals
+        == Sale.objects.filter(status__in=Sale.CLOSED_STATUSES).count()
+    )
+    assert ForecastCalibration.objects.filter(scope_key="all").exists()
 
 
 def test_seed_demo_is_deterministic():

@@ -6,7 +6,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sales.models import Sale, SaleActivity, StageChange, Task
+from sales.services.forecast import forecast_statistics_compute
 from tests.factories import CustomerFactory, SaleActivityFactory, SaleFactory, TaskFactory
+from tests.sales.forecasting.helpers import closed_history
 
 pytestmark = pytest.mark.django_db
 
@@ -274,6 +276,12 @@ def test_detail_pages_query_counts_do_not_grow(
     # 17: the page now also reads the stage rates and rules for the probability and the stale flag.
     with django_assert_max_num_queries(17):
         assert rep_client.get(reverse("sales:detail", args=[my_sale.pk])).status_code == 200
+    # Historical rates in force: read as the nightly statistics stored them, no more queries.
+    closed_history(200, rep)
+    forecast_statistics_compute()
+    with django_assert_max_num_queries(17):
+        response = rep_client.get(reverse("sales:detail", args=[my_sale.pk]))
+    assert response.status_code == 200 and "Historical stage-to-win rate" in response.text
     with django_assert_max_num_queries(8):
         url = reverse("sales:customer_panel", args=[my_sale.customer_id])
         assert rep_client.get(url).status_code == 200

@@ -1,14 +1,16 @@
 """The forecast page (sales.forecasting.page and its view)."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from sales.models import Sale
-from sales.services.forecast import forecast_snapshots_take
+from sales.services.forecast import forecast_snapshots_take, forecast_statistics_compute
 from tests.sales.forecasting.helpers import (
     closed_history,
     enter_stages,
@@ -94,7 +96,37 @@ def test_page_empty_states(rep_client):
     body = rep_client.get(URL).content.decode()
     assert "No open deals of this scope are expected to close in this period." in body
     assert "No past forecast to compare yet" in body
+    # Before the first nightly statistics: the base rates, and the calibration to come.
+    assert "it appears here after the first run" in body
+    assert "historical stage-to-win rates are computed nightly" in body
+    forecast_statistics_compute()
+    body = rep_client.get(URL).content.decode()
     assert "No won or lost deals with a stage history in this scope yet." in body
+    assert "data-statistics-computed" in body
+
+
+def test_page_works_with_history_but_no_statistics_yet(manager_client, rep, other_rep, teams):
+    closed_history(250, rep)
+    make_deal(rep, "PROPOSAL", now=timezone.now())
+    response = manager_client.get(URL, {"scope": "all"})
+    assert response.status_code == 200
+    assert not response.context["model"].historical
+    assert response.context["calibration"] == []
+    assert response.context["statistics_computed_at"] is None
+    assert "it appears here after the first run" in response.content.decode()
+
+
+def test_page_says_when_the_statistics_were_computed(manager_client, rep, teams):
+    closed_history(200, rep)
+    computed = timezone.make_aware(datetime(2026, 3, 9, 3, 15))
+    forecast_statistics_compute(now=computed)
+    response = manager_client.get(URL, {"scope": teams["mine"].pk})
+    assert response.context["model"].historical
+    assert response.context["statistics_computed_at"] == computed
+    body = response.content.decode()
+    assert "historical stage-to-win rates from 200 closed deals, computed" in body
+    assert f'datetime="{timezone.localtime(computed).isoformat()}"' in body
+    assert "last computed <time datetime=" in body
 
 
 def test_htmx_request_gets_the_body_partial(rep_client):
@@ -107,8 +139,7 @@ def test_htmx_request_gets_the_body_partial(rep_client):
 def test_page_query_count_is_fixed(
     admin_client_, rep, teammate, other_rep, teams, manager, django_assert_max_num_queries
 ):
-    """Historical rates in use (the most queries); more deals, snapshots and stage history
-    do not add any."""
+    """Historical rates in use; more deals, snapshots and stage history do not add any."""
     closed_history(200, other_rep)
     now, today = timezone.now(), timezone.localdate()
     for owner in (rep, teammate, other_rep):
@@ -116,10 +147,11 @@ def test_page_query_count_is_fixed(
             make_deal(owner, status, now=now)
         enter_stages(make_deal(owner, "WON", now=now), "NEW", "PROPOSAL", "WON")
     forecast_snapshots_take(today=today - timedelta(days=120))
-    # session + user, teams, stage settings, closed count, historical rates, forecast,
-    # undated count, forecast vs actual, calibration
+    forecast_statistics_compute()
+    # session + user, teams, stage settings, stored rates, forecast, undated count,
+    # forecast vs actual, stored calibration
     for scope in ("all", str(teams["mine"].pk), "me"):
-        with django_assert_max_num_queries(9):
+        with django_assert_max_num_queries(8):
             response = admin_client_.get(URL, {"scope": scope})
         assert response.status_code == 200 and response.context["model"].historical
         if scope != "me":  # the admin has no deals of their own
@@ -127,8 +159,32 @@ def test_page_query_count_is_fixed(
     for owner in (rep, teammate, other_rep):
         for _ in range(5):
             make_deal(owner, "PROPOSAL", now=now, expected_close_date=today + timedelta(days=40))
-    with django_assert_max_num_queries(9):
+    forecast_statistics_compute()
+    with django_assert_max_num_queries(8):
         admin_client_.get(URL, {"scope": "all"})
     admin_client_.force_login(manager)  # + the manager's role and team members
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(10):
         assert admin_client_.get(URL, {"scope": "all"}).status_code == 200
+
+
+def _stage_history_queries(client, url) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert any("sales_stagewinrate" in statement for statement in sql), url  # stored rates
+    return [statement for statement in sql if "sales_stagechange" in statement]
+
+
+def test_the_forecast_and_deal_pages_never_read_all_the_stage_history(manager_client, rep, teams):
+    """The stage history grows without bound: the pages read the nightly statistics."""
+    closed_history(200, rep)
+    open_deal = make_deal(rep, "PROPOSAL", now=timezone.now())
+    enter_stages(open_deal, "NEW", "PROPOSAL")
+    forecast_statistics_compute()
+    for query in ("", "?scope=all", f"?scope={teams['mine'].pk}", "?period=quarter"):
+        assert _stage_history_queries(manager_client, URL + query) == []
+    # The deal page lists the deal's own stage changes, and nothing else of the history.
+    deal_page = reverse("sales:detail", args=[open_deal.pk])
+    (own,) = _stage_history_queries(manager_client, deal_page)
+    assert f'WHERE "sales_stagechange"."sale_id" = {open_deal.pk} ' in own

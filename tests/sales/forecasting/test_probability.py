@@ -3,12 +3,15 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from sales.forecasting.probability import (
     deal_probability,
     probability_model,
 )
 from sales.models import Sale, StageSetting
+from sales.services.forecast import forecast_statistics_compute
 from tests.factories import StageChangeFactory
 from tests.sales.forecasting.helpers import (
     NOW,
@@ -111,13 +114,17 @@ def test_historical_stage_rates_take_over_at_200_closed_deals(rep, other_rep):
     for status in Sale.OPEN_STATUSES:
         make_deal(rep, status, title=status)
     closed_history(199, other_rep)
+    forecast_statistics_compute()
     model = probability_model()
-    assert not model.historical and model.closed_deals == 199
+    assert not model.historical and model.closed_deals == 199 and model.computed_at
     assert probabilities_in_sql()["NEW"] == Decimal(10)
     assert probabilities_in_sql()["PROPOSAL"] == Decimal(50)
 
     make_deal(other_rep, "LOST", title="the 200th")
     StageChangeFactory(sale=Sale.objects.get(title="the 200th"), to_status="NEW")
+    # Read as the last computation stored them: the 200th counts from the next one.
+    assert not probability_model().historical
+    forecast_statistics_compute()
     model = probability_model()
     assert model.historical and model.closed_deals == 200
     assert model.rates == {
@@ -132,3 +139,20 @@ def test_historical_stage_rates_take_over_at_200_closed_deals(rep, other_rep):
     assert probabilities["CONTACTED"] == Decimal(25)
     (reason,) = deal_probability(Sale.objects.get(title="NEW"), now=NOW)[1]
     assert reason == "Historical stage-to-win rate (New) 30%"
+
+
+def test_without_statistics_the_base_rates_are_used(rep, other_rep):
+    closed_history(300, other_rep)  # enough history, but never computed
+    model = probability_model()
+    assert not model.historical and model.closed_deals == 0 and model.computed_at is None
+    assert model.rates["NEW"] == Decimal(10)
+
+
+def test_the_model_reads_two_small_tables_and_no_stage_history(rep, other_rep):
+    closed_history(200, other_rep)
+    forecast_statistics_compute()
+    with CaptureQueriesContext(connection) as queries:
+        model = probability_model()
+    assert model.historical and len(queries) == 2  # stage settings, stored rates
+    assert not [q for q in queries.captured_queries if "sales_stagechange" in q["sql"]]
+    assert not [q for q in queries.captured_queries if "sales_sale" in q["sql"]]

@@ -4,18 +4,21 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.models import Team
 from crm.permissions.forecast import forecast_scopes
+from sales.forecasting.probability import win_probability_expression
 from sales.forecasting.selectors import calibration, forecast, forecast_period, forecast_vs_actual
-from sales.models import ForecastSnapshot
-from sales.services.forecast import forecast_snapshots_take
+from sales.models import ForecastSnapshot, Sale
+from sales.services.forecast import forecast_snapshots_take, forecast_statistics_compute
 from tests.factories import CustomerFactory, SaleFactory
 from tests.sales.forecasting.helpers import (
     NOW,
     TODAY,
+    closed_history,
     enter_stages,
     make_deal,
     usd_row,
@@ -114,6 +117,35 @@ def test_periods_are_30_60_90_days_from_today_or_the_calendar_quarter():
         forecast_period("45", today=TODAY)
 
 
+def test_forecast_of_grouped_deals_equals_each_deals_probability_in_sql(rep, other_rep):
+    """The forecast applies the rule to deals grouped by its inputs; the per-deal SQL
+    expression gives the same categories and weighted value, to the cent."""
+    closed_history(200, other_rep)
+    forecast_statistics_compute()  # historical rates: NEW 30%, PROPOSAL 60%
+    amounts = iter(["1000.00", "333.33", "1234.57", "99.99", "5000.00", "0.01", None])
+    for status in Sale.OPEN_STATUSES:
+        for age_days in (10, 120):
+            for engagement in ("LOW", "MEDIUM", "HIGH", "VIP"):
+                amount = next(amounts, "250.50")
+                make_deal(rep, status, amount, engagement=engagement, age_days=age_days)
+    for probability in (0, 39, 40, 69, 70, 100):
+        make_deal(rep, "NEW", "777.77", probability=probability)
+    usd = usd_row(forecast(user=rep, scope="me", period="30", today=TODAY, now=NOW))
+
+    deals = Sale.objects.filter(assigned_to=rep).annotate(
+        p=win_probability_expression(NOW), value=Coalesce("amount", Decimal(0))
+    )
+    expected = {"commit": Decimal(0), "best_case": Decimal(0), "pipeline": Decimal(0)}
+    weighted = Decimal(0)
+    for deal in deals:
+        key = "commit" if deal.p >= 70 else "best_case" if deal.p >= 40 else "pipeline"
+        expected[key] += deal.value
+        weighted += deal.value * deal.p / 100
+    assert usd["deal_count"] == deals.count() == 38
+    assert usd["weighted_value"] == weighted.quantize(Decimal("0.01"))
+    assert {key: row["value"] for key, row in usd["categories"].items()} == expected
+
+
 def test_quarter_forecast_includes_the_past_days_of_the_quarter(rep):
     make_deal(rep, "PROPOSAL", "1000.00", expected_close_date=date(2026, 1, 5))
     make_deal(rep, "PROPOSAL", "1000.00", expected_close_date=date(2026, 4, 1))
@@ -190,6 +222,8 @@ def test_forecast_vs_actual_compares_ended_periods_with_won_deals(rep, other_rep
     _won(rep, "600.00", date(2025, 12, 1), currency="EUR")
     _won(other_rep, "10000.00", date(2025, 12, 1))
     make_deal(rep, "LOST", "10000.00", closed_at=NOW - timedelta(days=60))
+    assert forecast_vs_actual(user=rep, scope="me", today=TODAY) == []  # not computed yet
+    forecast_statistics_compute(now=NOW)
 
     rows = forecast_vs_actual(user=rep, scope="me", today=TODAY)
 
@@ -210,6 +244,7 @@ def test_forecast_vs_actual_of_all_my_teams_adds_up_the_reps(manager, rep, teamm
     _snapshot(f"rep:{teammate.pk}", start, weighted="2000.00")
     _snapshot(f"team:{teams['mine'].pk}", start, weighted="3000.00")
     _won(teammate, "2500.00", date(2025, 12, 24))
+    forecast_statistics_compute(now=NOW)
     (row,) = forecast_vs_actual(user=manager, scope="all", today=TODAY)
     assert (row["weighted_value"], row["actual_value"]) == (Decimal("3000.00"), Decimal("2500.00"))
     (team,) = forecast_vs_actual(user=manager, scope=teams["mine"].pk, today=TODAY)
@@ -224,6 +259,7 @@ def test_snapshot_then_actuals_end_to_end(rep, teams):
     make_deal(rep, "PROPOSAL", "2000.00", now=taken, expected_close_date=date(2025, 12, 1))
     forecast_snapshots_take(now=taken)
     _won(rep, "1200.00", date(2025, 12, 2))
+    forecast_statistics_compute(now=NOW)
     (row,) = forecast_vs_actual(user=rep, scope="me", today=TODAY)
     assert (row["weighted_value"], row["actual_value"], row["difference"]) == (
         Decimal("1000.00"),
@@ -232,7 +268,46 @@ def test_snapshot_then_actuals_end_to_end(rep, teams):
     )
 
 
+def test_actuals_are_stored_once_a_period_is_over_and_refreshed_for_a_while(rep, teams):
+    ended_long_ago = _snapshot(f"rep:{rep.pk}", date(2025, 6, 2), weighted="100.00")
+    ended_lately = _snapshot(f"rep:{rep.pk}", date(2025, 11, 3), weighted="100.00")
+    running = _snapshot(f"rep:{rep.pk}", date(2026, 1, 5), weighted="100.00")
+    _won(rep, "700.00", date(2025, 6, 20))
+    _won(rep, "300.00", date(2025, 12, 1))
+    forecast_statistics_compute(now=NOW)
+    for snapshot in (ended_long_ago, ended_lately, running):
+        snapshot.refresh_from_db()
+    assert (ended_long_ago.won_count, ended_long_ago.actual_value) == (1, Decimal("700.00"))
+    assert (ended_lately.won_count, ended_lately.actual_value) == (1, Decimal("300.00"))
+    assert running.actual_computed_at is None  # its period is not over
+    # Closed late, with a close date in the past: the periods that ended in the last 120
+    # days take them in; older ones keep what they were given.
+    _won(rep, "50.00", date(2025, 6, 21))
+    _won(rep, "20.00", date(2025, 12, 2))
+    forecast_statistics_compute(now=NOW + timedelta(days=1))
+    for snapshot in (ended_long_ago, ended_lately):
+        snapshot.refresh_from_db()
+    assert ended_long_ago.actual_value == Decimal("700.00")
+    assert ended_lately.actual_value == Decimal("320.00")
+    rows = forecast_vs_actual(user=rep, scope="me", today=TODAY)
+    assert [row["actual_value"] for row in rows] == [Decimal("320.00"), Decimal("700.00")]
+
+
+def test_forecast_vs_actual_of_another_team_is_refused(rep, other_rep, teams):
+    _snapshot(f"rep:{other_rep.pk}", date(2025, 11, 3), weighted="1.00")
+    _snapshot(f"team:{teams['other'].pk}", date(2025, 11, 3), weighted="1.00")
+    forecast_statistics_compute(now=NOW)
+    assert forecast_vs_actual(user=rep, scope="me", today=TODAY) == []
+    for scope in ("all", teams["other"].pk):
+        with pytest.raises(PermissionDenied):
+            forecast_vs_actual(user=rep, scope=scope, today=TODAY)
+
+
 # Calibration ------------------------------------------------------------------------------
+
+
+def _table(rows):
+    return [(r["bucket"], r["entries"], r["won"], r["predicted"], r["actual"]) for r in rows]
 
 
 def test_calibration_buckets_predictions_at_each_stage_entry(rep, other_rep):
@@ -244,11 +319,11 @@ def test_calibration_buckets_predictions_at_each_stage_entry(rep, other_rep):
     enter_stages(make_deal(rep, "LOST", age_days=130), "PROPOSAL", "LOST")
     enter_stages(make_deal(rep, "PROPOSAL"), "NEW", "PROPOSAL")  # still open: no outcome yet
     enter_stages(make_deal(other_rep, "LOST"), "NEGOTIATION", "LOST")  # not rep's
+    forecast_statistics_compute()
 
     rows = calibration(user=rep, scope="me")
 
-    table = [(r["bucket"], r["entries"], r["won"], r["predicted"], r["actual"]) for r in rows]
-    assert table == [
+    assert _table(rows) == [
         (10, 3, 1, Decimal("10.0"), Decimal("33.3")),
         (20, 2, 1, Decimal("25.0"), Decimal("50.0")),
         (40, 1, 0, Decimal("40.0"), Decimal("0.0")),
@@ -256,3 +331,68 @@ def test_calibration_buckets_predictions_at_each_stage_entry(rep, other_rep):
         (90, 1, 1, Decimal("90.0"), Decimal("100.0")),
     ]
     assert rows[0]["bucket_end"] == 19
+
+
+def test_calibration_is_read_as_stored_until_the_next_computation(rep):
+    assert calibration(user=rep, scope="me") == []  # never computed
+    enter_stages(make_deal(rep, "WON"), "NEW", "WON")
+    forecast_statistics_compute()
+    assert _table(calibration(user=rep, scope="me")) == [
+        (10, 1, 1, Decimal("10.0"), Decimal("100.0"))
+    ]
+    enter_stages(make_deal(rep, "LOST"), "NEW", "LOST")
+    assert calibration(user=rep, scope="me")[0]["entries"] == 1
+    forecast_statistics_compute()
+    assert _table(calibration(user=rep, scope="me")) == [
+        (10, 2, 1, Decimal("10.0"), Decimal("50.0"))
+    ]
+
+
+def test_calibration_of_a_team_and_of_all_my_teams_adds_up_their_reps(
+    manager, rep, teammate, other_rep, teams, admin_user
+):
+    enter_stages(make_deal(rep, "WON"), "NEW", "PROPOSAL", "WON")  # 10, 50
+    enter_stages(make_deal(teammate, "LOST", engagement="LOW"), "NEW", "LOST")  # 8
+    enter_stages(make_deal(manager, "WON", engagement="HIGH"), "PROPOSAL", "WON")  # 60
+    enter_stages(make_deal(other_rep, "LOST"), "NEW", "LOST")  # 10, another team
+    enter_stages(SaleFactory(assigned_to=None, status="LOST", closed_at=NOW), "NEW", "LOST")
+    forecast_statistics_compute()
+
+    team = calibration(user=manager, scope=teams["mine"].pk)
+    assert _table(team) == [
+        (0, 1, 0, Decimal("8.0"), Decimal("0.0")),
+        (10, 1, 1, Decimal("10.0"), Decimal("100.0")),
+        (50, 1, 1, Decimal("50.0"), Decimal("100.0")),
+    ]
+    everything_mine = calibration(user=manager, scope="all")  # the team and the manager
+    assert _table(everything_mine) == [
+        (0, 1, 0, Decimal("8.0"), Decimal("0.0")),
+        (10, 1, 1, Decimal("10.0"), Decimal("100.0")),
+        (50, 1, 1, Decimal("50.0"), Decimal("100.0")),
+        (60, 1, 1, Decimal("60.0"), Decimal("100.0")),
+    ]
+    everyone = calibration(user=admin_user, scope="all")  # other teams and unassigned too
+    assert _table(everyone)[1] == (10, 3, 1, Decimal("10.0"), Decimal("33.3"))
+    other = calibration(user=admin_user, scope=teams["other"].pk)
+    assert _table(other) == [(10, 1, 0, Decimal("10.0"), Decimal("0.0"))]
+
+
+def test_a_rep_cannot_see_another_teams_calibration(rep, other_rep, teams):
+    enter_stages(make_deal(other_rep, "WON"), "NEW", "WON")
+    forecast_statistics_compute()
+    assert calibration(user=rep, scope="me") == []
+    for scope in ("all", teams["other"].pk, teams["mine"].pk):
+        with pytest.raises(PermissionDenied):
+            calibration(user=rep, scope=scope)
+    assert calibration(user=other_rep, scope="me")[0]["won"] == 1
+
+
+def test_calibration_uses_the_historical_rates_once_in_force(rep, other_rep):
+    closed_history(200, other_rep)
+    enter_stages(make_deal(rep, "WON"), "NEW", "PROPOSAL", "WON")
+    forecast_statistics_compute()
+    # NEW: 61 won of 201 = 30.35%; PROPOSAL: 61 of 101 = 60.40% (not the base 10% and 50%).
+    assert _table(calibration(user=rep, scope="me")) == [
+        (30, 1, 1, Decimal("30.4"), Decimal("100.0")),
+        (60, 1, 1, Decimal("60.4"), Decimal("100.0")),
+    ]
