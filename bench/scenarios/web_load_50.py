@@ -134,11 +134,14 @@ def _cpu_shares(cpu: dict, requests: int) -> dict:
         return {}
     capacity = cpu["seconds"] * (os.cpu_count() or 1)
     servers = cpu["gunicorn"] + cpu["celery worker"]
+    ours = (cpu["generator"] + servers + cpu["database"]) / capacity
     return {
         "generator_cpu_share": round(cpu["generator"] / capacity, 3),
         "servers_cpu_share": round(servers / capacity, 3),
         "database_cpu_share": round(cpu["database"] / capacity, 3),
         "machine_cpu_busy_share": round(cpu["machine"], 3),
+        # Redis and whatever else ran on the machine meanwhile (other people's work).
+        "other_cpu_share": round(max(0.0, cpu["machine"] - ours), 3),
         "servers_cpu_ms_per_request": round(servers * 1000 / requests, 1),
         "database_cpu_ms_per_request": round(cpu["database"] * 1000 / requests, 1),
     }
@@ -159,6 +162,7 @@ def _print(row: dict) -> None:
         f" ({row.get('servers_cpu_ms_per_request')} ms a request),"
         f" PostgreSQL {row.get('database_cpu_share', 0):.0%}"
         f" ({row.get('database_cpu_ms_per_request')} ms a request),"
+        f" other {row.get('other_cpu_share', 0):.0%},"
         f" busy {row.get('machine_cpu_busy_share', 0):.0%}",
         flush=True,
     )
