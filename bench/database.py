@@ -6,6 +6,7 @@ before Django starts; these helpers refuse to drop anything whose name lacks "be
 
 import io
 import time
+from urllib.parse import quote
 
 import psycopg
 from django.conf import settings
@@ -96,3 +97,47 @@ def ensure_seeded_100k() -> None:
     seed_demo(**SEED_100K)
     analyze()
     print(f"  seeded in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def database_url(name: str) -> str:
+    """A postgres:// URL for the database `name` on the bench's server, with its credentials
+    (for processes the bench starts, which read DATABASE_URL)."""
+    db = settings.DATABASES["default"]
+    credentials = quote(db.get("USER") or "", safe="")
+    if db.get("PASSWORD"):
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{credentials}{'@' if credentials else ''}{host}{port}/{name}"
+
+
+def clone_database(suffix: str) -> str:
+    """A copy of the bench database named `<bench database>_<suffix>` (replacing an older
+    copy), for a scenario whose writes must not change the data set the others read; drop it
+    with drop_database(). CREATE DATABASE ... TEMPLATE copies the files, so a 100k database
+    takes seconds; it needs no one connected to the bench database meanwhile."""
+    source = _database_name()
+    copy = f"{source}_{suffix}"
+    connections.close_all()
+    with _maintenance_connection() as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(copy))
+        )
+        # PostgreSQL 15 logs every copied block to the WAL unless told to copy the files.
+        strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
+                sql.Identifier(copy), sql.Identifier(source)
+            )
+        )
+    return copy
+
+
+def drop_database(name: str) -> None:
+    """Drop a database this module made (its name must contain "bench"), connections and all."""
+    if "bench" not in name:
+        raise RuntimeError(f"Refusing to drop {name!r}: its name must contain 'bench'.")
+    with _maintenance_connection() as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
