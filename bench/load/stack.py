@@ -29,6 +29,24 @@ STOP_TIMEOUT_SECONDS = 20
 RUNNER_ONLY = ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE", "STATEMENT_TIMEOUT_SECONDS", "LOG_LEVEL")
 
 
+@contextmanager
+def exit_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise SystemExit meanwhile (Python's default is to die on the spot),
+    so the `finally` blocks stop the servers even when the bench itself is told to stop.
+    Ctrl-C raises KeyboardInterrupt already; the servers run in sessions of their own, so the
+    terminal's signal reaches only the bench, which stops them."""
+
+    def terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

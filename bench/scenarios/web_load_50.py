@@ -23,7 +23,7 @@ from django.core.cache import cache
 from bench import database
 from bench.load.cpu import CpuMonitor
 from bench.load.plan import build_plan
-from bench.load.stack import Stack, production_stack, stop
+from bench.load.stack import Stack, exit_on_termination, production_stack, stop
 from bench.measure import percentile
 from bench.registry import scenario
 
@@ -179,6 +179,11 @@ def web_load_50() -> dict:
     database.ensure_seeded_100k()
     plan = build_plan(users=USERS, managers=MANAGERS)
     work_dir = Path(tempfile.mkdtemp(prefix="web_load_50_"))
+    with exit_on_termination():
+        return _measure(plan, work_dir)
+
+
+def _measure(plan: dict, work_dir: Path) -> dict:
     # The writes (activities, tasks, moves) go to a copy, so the data set stays as seeded.
     copy = database.clone_database("web_load")
     keep_logs = True
