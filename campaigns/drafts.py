@@ -13,6 +13,7 @@ from campaigns.models import EmailDraft, LeadEmailSettings
 from campaigns.sending.recipients import recipient_values
 from campaigns.templating import render
 from crm.errors import ValidationFailed
+from crm.permissions.campaigns import require_campaign_manager
 from crm.services import audit_record
 from customers.email_gate import EmailKind, email_refusal
 from leads.models import Grade
@@ -120,3 +121,18 @@ def _deliver(draft: EmailDraft) -> None:
     if draft.html_body:
         message.attach_alternative(draft.html_body, "text/html")
     message.send()
+
+
+def lead_email_settings_save(*, actor, data: dict) -> LeadEmailSettings:
+    """The managers' choice of what the lead workflows email, audited with what changed."""
+    require_campaign_manager(actor)
+    current = LeadEmailSettings.current()
+    fields = ("cold_sequence", "warm_template", "hot_template", "send_automatically")
+    changes = {f: str(data[f]) for f in fields if f in data and getattr(current, f) != data[f]}
+    for field in fields:
+        if field in data:
+            setattr(current, field, data[field])
+    current.updated_by, current.updated_at = actor, timezone.now()
+    current.save()
+    audit_record(actor=actor, verb="update", instance=current, changes=changes)
+    return current

@@ -34,7 +34,6 @@ from crm.permissions.campaigns import (
     visible_sequences,
     visible_templates,
 )
-from crm.services import audit_record
 
 PAGE_SIZE = 25
 
@@ -242,15 +241,7 @@ def lead_email_settings(request):
     current = LeadEmailSettings.current()
     form = LeadEmailSettingsForm(request.POST or None, instance=current, user=request.user)
     if request.method == "POST" and form.is_valid():
-        saved = form.save(commit=False)
-        saved.updated_by = request.user
-        saved.save()
-        audit_record(
-            actor=request.user,
-            verb="update",
-            instance=saved,
-            changes={name: str(form.cleaned_data[name]) for name in form.changed_data},
-        )
+        draft_services.lead_email_settings_save(actor=request.user, data=form.cleaned_data)
         messages.success(request, "Lead email settings saved.")
         return redirect("campaigns:lead_email_settings")
     status = 422 if form.errors else 200

@@ -264,3 +264,16 @@ def test_an_import_cannot_enrol_in_a_sequence_that_is_not_offered(
     assert response.status_code == 302  # imported; a paused sequence is not on offer
     assert Customer.objects.filter(email="ann@new.example").exists()
     assert not SequenceEnrollment.objects.exists()
+
+
+def test_another_rep_cannot_enrol_their_lead_or_discard_their_draft(
+    other_rep_client, rep, sequence
+):
+    lead = CustomerFactory(owner=rep)
+    draft = EmailDraft.objects.create(customer=lead, rep=rep, subject="Hi", text_body="Hi")
+    enrol = reverse("campaigns:customer_enrol", args=[lead.pk])
+    assert other_rep_client.post(enrol, {"sequence": sequence.pk}).status_code == 404
+    discard = reverse("campaigns:draft_discard", args=[draft.pk])
+    assert other_rep_client.post(discard).status_code == 404
+    draft.refresh_from_db()
+    assert draft.status == "draft" and not SequenceEnrollment.objects.filter(customer=lead).exists()
