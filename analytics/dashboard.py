@@ -1,9 +1,17 @@
 """The executive dashboard: the spec's four blocks (revenue, pipeline health, team
 performance, customer insights) assembled from the analytics.selectors modules.
 
-Each block is cached per (whose data, filters, deals generation) for
-ANALYTICS_CACHE_SECONDS: sales bumps the "deals" generation (crm.cache) after every deal
-change commits, so a change shows at once and nothing is older than the cache time.
+Each block is cached per (whose data, filters) with the "deals" generation (crm.cache) it
+was computed at; sales bumps the generation after every deal change commits. A block is
+fresh while its generation is current and it is younger than ANALYTICS_CACHE_SECONDS.
+A block that is no longer fresh is still shown (with its "as of" time) while a worker
+computes it again: at most one refresh per block and filters every
+ANALYTICS_REFRESH_SECONDS, however many deals change meanwhile. A busy team moves deals
+every few seconds, and the blocks read the whole history (about a second of database time
+at 100k deals), so recomputing them on the request after every change would make the
+dashboard the page that starves the server. Only a dashboard never computed (or kept past
+ANALYTICS_KEEP_SECONDS) is computed on the request.
+
 Blocks hold plain values (dicts, lists, Decimals, dates) so they pickle small; chart series
 are floats ready for JSON.
 """
@@ -17,7 +25,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.expressions import Median
@@ -50,7 +58,7 @@ TREND_MONTHS = 6
 TOP_REPS = 10
 CHURN_ROWS = 20
 CLV_ROWS = 10
-CACHE_PREFIX = "analytics:dashboard:v1"
+CACHE_PREFIX = "analytics:dashboard:v2"
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ def executive_dashboard(
         **blocks,
         "filters": filters,
         "as_of": min(block["computed_at"] for block in blocks.values()),
+        "refreshing": any(block.get("refreshing") for block in blocks.values()),
         "cache_seconds": settings.ANALYTICS_CACHE_SECONDS,
     }
 
@@ -117,33 +126,82 @@ def dashboard_blocks(
     use_cache: bool = True,
     now: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Some blocks of the dashboard: one cache round trip for them all, then the missing
-    ones computed (after the access check, which a block in the cache passed already: its
-    key is the user's own, or shared by admins who see everything) and stored."""
+    """Some blocks of the dashboard: one cache round trip for them all; stale ones are
+    returned as they are (marked "refreshing") with a refresh queued; missing ones are
+    computed (after the access check, which a block in the cache passed already: its key is
+    the user's own, or shared by admins who see everything) and stored."""
     require_dashboard(user)
     unknown = set(names) - set(BLOCKS)
     if unknown:
         raise ValueError(f"Unknown dashboard blocks: {sorted(unknown)}")
-    keys = {}
-    if use_cache:
-        generation = crm_cache.generation(crm_cache.DEALS)
-        prefix = f"{CACHE_PREFIX}:{dashboard_view_key(user)}:{filters.cache_key}:g{generation}"
-        keys = {name: f"{prefix}:{name}" for name in names}
-    found = cache.get_many(list(keys.values())) if keys else {}
-    blocks = {name: found[key] for name, key in keys.items() if key in found}
-    missing = [name for name in names if name not in blocks]
+    if not use_cache:
+        dashboard_access_check(user=user, filters=filters)
+        return _computed(user=user, filters=filters, names=names, now=now)
+    generation = crm_cache.generation(crm_cache.DEALS)
+    keys = _cache_keys(user, filters, names)
+    found = cache.get_many(list(keys.values()))
+    moment = now or timezone.now()
+    blocks, stale = {}, []
+    for name, key in keys.items():
+        entry = found.get(key)
+        if entry is None:
+            continue
+        block = entry["block"]
+        age = (moment - block["computed_at"]).total_seconds()
+        if entry["generation"] != generation or age >= settings.ANALYTICS_CACHE_SECONDS:
+            stale.append(name)
+            block = {**block, "refreshing": True}
+        blocks[name] = block
+    missing = tuple(name for name in names if name not in blocks)
     if missing:
         dashboard_access_check(user=user, filters=filters)
-        moment = now or timezone.now()
-        computed = {name: BUILDERS[name](user=user, filters=filters, now=moment)
-                    for name in missing}  # fmt: skip
-        if keys:
-            cache.set_many(
-                {keys[name]: block for name, block in computed.items()},
-                timeout=settings.ANALYTICS_CACHE_SECONDS,
-            )
-        blocks.update(computed)
+        blocks.update(_computed_and_stored(user=user, filters=filters, names=missing, now=now,
+                                           generation=generation))  # fmt: skip
+    if stale:
+        _refresh_later(user=user, filters=filters, names=tuple(stale))
     return {name: blocks[name] for name in names}
+
+
+def dashboard_refresh(*, user, filters: DashboardFilters, names: tuple[str, ...] = BLOCKS):
+    """Compute the blocks again and store them (the worker's side of a stale block)."""
+    dashboard_access_check(user=user, filters=filters)
+    generation = crm_cache.generation(crm_cache.DEALS)  # read first: a later change re-stales
+    _computed_and_stored(user=user, filters=filters, names=names, now=None, generation=generation)
+
+
+def _cache_keys(user, filters: DashboardFilters, names) -> dict[str, str]:
+    prefix = f"{CACHE_PREFIX}:{dashboard_view_key(user)}:{filters.cache_key}"
+    return {name: f"{prefix}:{name}" for name in names}
+
+
+def _computed(*, user, filters: DashboardFilters, names, now) -> dict[str, dict[str, Any]]:
+    moment = now or timezone.now()
+    return {name: BUILDERS[name](user=user, filters=filters, now=moment) for name in names}
+
+
+def _computed_and_stored(*, user, filters, names, now, generation) -> dict[str, dict[str, Any]]:
+    computed = _computed(user=user, filters=filters, names=names, now=now)
+    keys = _cache_keys(user, filters, names)
+    cache.set_many(
+        {keys[name]: {"block": block, "generation": generation}
+         for name, block in computed.items()},
+        timeout=settings.ANALYTICS_KEEP_SECONDS,
+    )  # fmt: skip
+    return computed
+
+
+def _refresh_later(*, user, filters: DashboardFilters, names: tuple[str, ...]) -> None:
+    """Queue one refresh of these blocks, unless one was queued within
+    ANALYTICS_REFRESH_SECONDS (the lock is never released early: that is the rate limit)."""
+    from analytics import tasks  # the task module imports this one
+
+    lock = f"{CACHE_PREFIX}:refresh:{dashboard_view_key(user)}:{filters.cache_key}"
+    if cache.add(lock, 1, timeout=settings.ANALYTICS_REFRESH_SECONDS):
+        transaction.on_commit(
+            lambda: tasks.refresh_dashboard.delay(
+                user.pk, filters.period, filters.team_id, filters.rep_id, list(names)
+            )
+        )
 
 
 def _money(value) -> float:

@@ -110,10 +110,11 @@ def home(request):
     # A manager's home shows the team (a manager rarely owns deals); a rep's their own.
     team = role_of(user) == Role.MANAGER
     hot_filters = {"grade": Grade.HOT} if team else {"grade": Grade.HOT, "owner": user.pk}
+    summary = sale_selectors.home_summary(user=user, currency=settings.DEFAULT_CURRENCY)
     context = {
         "mine": "My team's" if team else "My",
-        "summary": sale_selectors.home_summary(user=user),
-        "pipeline": sale_selectors.pipeline_by_stage(user=user, currency=settings.DEFAULT_CURRENCY),
+        "summary": summary,
+        "pipeline": summary["pipeline"],
         "pipeline_currency": settings.DEFAULT_CURRENCY,
         "task_slice": ":10",
         "tasks": sale_selectors.my_tasks(user=user),

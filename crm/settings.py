@@ -219,6 +219,11 @@ CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=64 * 10
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
 # Dashboard blocks are cached this long (and dropped at once when a deal changes).
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=120)
+# A dashboard older than that, or from before a deal change, is shown while a worker
+# computes it again, at most once per ANALYTICS_REFRESH_SECONDS; one not seen for
+# ANALYTICS_KEEP_SECONDS is computed on the request (analytics/dashboard.py).
+ANALYTICS_REFRESH_SECONDS = env.int("ANALYTICS_REFRESH_SECONDS", default=30)
+ANALYTICS_KEEP_SECONDS = env.int("ANALYTICS_KEEP_SECONDS", default=6 * 60 * 60)
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which is
 # enough for a one-machine demo (it polls and loses in-flight tasks on kill -9).

@@ -120,6 +120,13 @@ class Sale(models.Model):
                 condition=~Q(status__in=["WON", "LOST"]),
                 name="sale_open_value_idx",
             ),
+            # The open deals of a rep or a team per currency and stage (the home page).
+            models.Index(
+                fields=["assigned_to", "currency", "status"],
+                include=["amount"],
+                condition=~Q(status__in=["WON", "LOST"]),
+                name="sale_open_owner_idx",
+            ),
             # Won deals per customer and currency, for lifetime value (analytics).
             models.Index(
                 fields=["customer", "currency", "closed_at"],
@@ -215,7 +222,18 @@ class Task(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["assigned_to", "completed_at", "due_at"], name="task_todo_idx"),
+            # A rep has thousands of open tasks: the lists read them in due order, LIMITed,
+            # walking these instead of joining and sorting all of them.
+            models.Index(
+                fields=["assigned_to", "due_at", "id"],
+                condition=Q(completed_at__isnull=True),
+                name="task_open_due_idx",
+            ),
+            models.Index(
+                fields=["assigned_to", "-completed_at"],
+                condition=Q(completed_at__isnull=False),
+                name="task_done_idx",
+            ),
             models.Index(fields=["sale", "due_at"], name="task_sale_idx"),
             models.Index(fields=["customer", "due_at"], name="task_customer_idx"),
         ]

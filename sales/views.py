@@ -29,11 +29,14 @@ def sale_list(request):
     filter_form = SaleFilterForm(request.GET, user=request.user)
     filters = filter_form.filters()
     sales = selectors.sale_list(user=request.user, filters=filters)
-    page = Paginator(sales.with_related(), PAGE_SIZE).get_page(request.GET.get("page"))
+    totals = selectors.sale_totals(sales)
+    paginator = Paginator(sales.with_related(), PAGE_SIZE)
+    paginator.count = totals["count"]  # counted with the totals: one pass over the deals
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "filter_form": filter_form,
         "page": page,
-        "totals": selectors.sale_totals(sales),
+        "totals": totals,
         "sort": filters.get("sort", "-created"),
         "querystring": querystring_without(request, "page"),
         "sort_querystring": querystring_without(request, "page", "sort"),
@@ -179,8 +182,28 @@ def sale_task_add(request, pk: int):
     return render(request, "sales/sale_detail.html", context, status=422)
 
 
+TASKS_PER_SECTION = 25
+TASKS_PER_PAGE = 50
+
+
 def my_tasks(request):
-    context = {"tasks": selectors.my_tasks(user=request.user), "task_slice": ":200"}
+    """Overdue, today, upcoming and recently done, the first rows of each with its count; or
+    one of them (`?show=overdue`) a page at a time: a rep can have thousands open."""
+    sections = selectors.my_tasks(user=request.user)
+    show = request.GET.get("show")
+    if show in selectors.OPEN_TASK_SECTIONS:
+        context = {
+            "section": show,
+            "page": Paginator(sections[show], TASKS_PER_PAGE).get_page(request.GET.get("page")),
+            "querystring": querystring_without(request, "page"),
+        }
+        return render(request, "sales/my_tasks_section.html", context)
+    context = {
+        "tasks": sections,
+        "task_slice": f":{TASKS_PER_SECTION}",
+        "task_section_size": TASKS_PER_SECTION,
+        "task_counts": selectors.open_task_counts(user=request.user),
+    }
     return render(request, "sales/my_tasks.html", context)
 
 

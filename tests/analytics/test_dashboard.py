@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
@@ -9,7 +10,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from analytics.dashboard import DashboardFilters, dashboard_blocks, executive_dashboard
+from analytics.dashboard import (
+    BLOCKS,
+    DashboardFilters,
+    _cache_keys,
+    dashboard_blocks,
+    executive_dashboard,
+)
+from analytics.tasks import refresh_dashboard
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied
 from customers import services as customer_services
@@ -221,20 +229,66 @@ def test_other_filters_and_other_users_are_cached_apart(manager, other_manager, 
     assert len(queries) > 5
 
 
-def test_a_deal_change_invalidates_the_cache(
+def _win(rep, deal, callbacks):
+    with callbacks(execute=True) as done:
+        sale_services.sale_change_stage(actor=rep, sale=deal, to_status="WON",
+                                        closed_on=timezone.localdate())  # fmt: skip
+    assert done, "the generation is bumped after commit"
+
+
+def test_a_deal_change_shows_the_old_figures_while_a_worker_computes_new_ones(
     manager, rep, teams, django_capture_on_commit_callbacks
 ):
     customer = CustomerFactory(owner=rep)
     deal = SaleFactory(customer=customer, assigned_to=rep, amount=Decimal("100"))
     filters = DashboardFilters()
     before = executive_dashboard(user=manager, filters=filters)
-    assert before["revenue"]["windows"] == []
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        sale_services.sale_change_stage(actor=rep, sale=deal, to_status="WON",
-                                        closed_on=timezone.localdate())  # fmt: skip
-    assert callbacks, "the generation is bumped after commit"
+    assert before["revenue"]["windows"] == [] and not before["refreshing"]
+    _win(rep, deal, django_capture_on_commit_callbacks)
+    queue = mock.patch("analytics.tasks.refresh_dashboard.delay")
+    with queue as queued, django_capture_on_commit_callbacks(execute=True):
+        stale = executive_dashboard(user=manager, filters=filters)
+    assert stale["revenue"]["windows"] == [] and stale["refreshing"]
+    queued.assert_called_once_with(manager.pk, filters.period, None, None, list(BLOCKS))
+    # The worker's run (Celery runs eagerly in the tests): the next view is the new one.
+    refresh_dashboard(*queued.call_args.args)
     after = executive_dashboard(user=manager, filters=filters)
     assert after["revenue"]["windows"][0]["last_30"] == Decimal("100")
+    assert not after["refreshing"]
+
+
+def test_a_refresh_is_queued_at_most_once_per_refresh_time(
+    manager, rep, teams, settings, django_capture_on_commit_callbacks
+):
+    settings.ANALYTICS_REFRESH_SECONDS = 60
+    customer = CustomerFactory(owner=rep)
+    deals = SaleFactory.create_batch(3, customer=customer, assigned_to=rep, amount=Decimal("5"))
+    filters = DashboardFilters()
+    executive_dashboard(user=manager, filters=filters)
+    with mock.patch("analytics.tasks.refresh_dashboard.delay") as queued:
+        for deal in deals:  # a busy team: changes between every view
+            _win(rep, deal, django_capture_on_commit_callbacks)
+            queries = CaptureQueriesContext(connection)
+            with django_capture_on_commit_callbacks(execute=True), queries:
+                assert executive_dashboard(user=manager, filters=filters)["refreshing"]
+            assert len(queries) <= 1, "a stale dashboard is not computed on the request"
+    assert queued.call_count == 1
+
+
+def test_an_old_dashboard_is_refreshed_even_without_changes(manager, rep, teams, settings):
+    _won(rep, "100", NOW - timedelta(days=5))
+    filters = DashboardFilters()
+    executive_dashboard(user=manager, filters=filters, now=NOW)
+    later = NOW + timedelta(seconds=settings.ANALYTICS_CACHE_SECONDS + 1)
+    with mock.patch("analytics.tasks.refresh_dashboard.delay"):
+        assert executive_dashboard(user=manager, filters=filters, now=later)["refreshing"]
+
+
+def test_the_refresh_task_does_nothing_for_a_user_no_longer_allowed(manager, rep, teams):
+    filters = DashboardFilters()
+    refresh_dashboard(rep.pk, filters.period, None, None, list(BLOCKS))  # a rep: no dashboard
+    refresh_dashboard(999_999, filters.period, None, None, list(BLOCKS))  # gone
+    assert cache.get_many(list(_cache_keys(rep, filters, BLOCKS).values())) == {}
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ def test_manager_dashboard_counts_only_their_teams(manager_client, rep, teammate
     (usd,) = response.context["dashboard"]["revenue"]["windows"]
     assert usd["last_30"] == Decimal("350")
     assert b"7,777.00" not in response.content
-    assert b"Figures as of" in response.content and b"at most every 120 s" in response.content
+    assert b"Figures as of" in response.content and b"at least every 120 s" in response.content
 
 
 def test_rep_filter_through_htmx_returns_the_body_only(manager_client, rep, teammate):

@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from sales.board import COLUMN_SIZE
 from sales.models import Sale, StageChange
 from tests.factories import CustomerFactory, SaleFactory
 
@@ -64,13 +65,16 @@ def test_board_filters_by_owner_team_dates_and_amounts(manager_client, rep, team
     assert "Small" not in body
 
 
-def test_columns_load_their_first_50_cards_and_more_on_scroll(rep_client, rep):
-    for _ in range(55):
+def test_columns_load_their_first_cards_and_more_on_scroll(rep_client, rep):
+    for _ in range(COLUMN_SIZE + 5):
         _deal(rep, "CONTACTED")
     response = rep_client.get(reverse("sales:pipeline"))
     column = response.context["columns"][1]
-    assert len(column["cards"]) == 50 and column["more"]
-    more = rep_client.get(reverse("sales:pipeline_column", args=["CONTACTED"]), {"offset": 50})
+    assert len(column["cards"]) == COLUMN_SIZE and column["next_offset"] == COLUMN_SIZE
+    assert f"offset={COLUMN_SIZE}" in response.content.decode()
+    more = rep_client.get(
+        reverse("sales:pipeline_column", args=["CONTACTED"]), {"offset": COLUMN_SIZE}
+    )
     assert more.status_code == 200 and len(more.context["cards"]) == 5
     assert more.context["next_offset"] is None
 

@@ -119,9 +119,48 @@ def test_my_tasks_query_count_is_fixed(rep_client, rep, my_sale, django_assert_m
     now = timezone.now()
     for hours in range(-20, 20):
         TaskFactory(assigned_to=rep, sale=my_sale, due_at=now + timedelta(hours=hours * 7))
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         response = rep_client.get(reverse("sales:my_tasks"))
     assert response.status_code == 200
+
+
+def test_my_tasks_shows_the_first_of_each_section_with_its_count(rep_client, rep, my_sale):
+    now = timezone.now()
+    for days in range(1, 31):
+        TaskFactory(assigned_to=rep, sale=my_sale, title=f"Late {days:02d}",
+                    due_at=now - timedelta(days=days))  # fmt: skip
+    response = rep_client.get(reverse("sales:my_tasks"))
+    page = response.content.decode()
+    assert page.count("<td>Late ") == 25, "only the first rows of a long section"
+    assert "Late 30" in page and "Late 05" not in page, "the oldest first"
+    assert "30 · <a" in page and "?show=overdue" in page
+
+
+def test_one_section_of_my_tasks_a_page_at_a_time(
+    rep_client, rep, my_sale, django_assert_max_num_queries
+):
+    now = timezone.now()
+    for days in range(1, 61):
+        TaskFactory(assigned_to=rep, sale=my_sale, title=f"Late {days:02d}",
+                    due_at=now - timedelta(days=days))  # fmt: skip
+    TaskFactory(assigned_to=rep, sale=my_sale, title="Next week", due_at=now + timedelta(days=7))
+    url = reverse("sales:my_tasks")
+    with django_assert_max_num_queries(9):
+        first = rep_client.get(url, {"show": "overdue"}).content.decode()
+    assert first.count("<td>Late ") == 50 and "Next week" not in first
+    assert "Page 1 of 2" in first and "show=overdue&amp;page=2" in first
+    second = rep_client.get(url, {"show": "overdue", "page": "2"}).content.decode()
+    assert second.count("<td>Late ") == 10 and "Late 01" in second
+    # Garbage pages and sections fall back instead of failing.
+    assert rep_client.get(url, {"show": "overdue", "page": "x"}).status_code == 200
+    assert rep_client.get(url, {"show": "nonsense"}).status_code == 200
+
+
+def test_another_reps_tasks_are_not_in_my_sections(rep_client, other_rep_client, rep, my_sale):
+    TaskFactory(assigned_to=rep, sale=my_sale, title="Mine only",
+                due_at=timezone.now() - timedelta(days=1))  # fmt: skip
+    response = other_rep_client.get(reverse("sales:my_tasks"), {"show": "overdue"})
+    assert b"Mine only" not in response.content
 
 
 # Create, edit, stage --------------------------------------------------------------------------
