@@ -66,5 +66,8 @@ def _database_options(**env) -> str:
 
 
 def test_the_web_process_sets_the_timeout_from_the_environment():
-    assert _database_options() == "-c statement_timeout=5000"
-    assert _database_options(WEB_STATEMENT_TIMEOUT_SECONDS="2.5") == "-c statement_timeout=2500"
+    assert _database_options() == "-c jit=off -c statement_timeout=5000"
+    assert (
+        _database_options(WEB_STATEMENT_TIMEOUT_SECONDS="2.5")
+        == "-c jit=off -c statement_timeout=2500"
+    )
