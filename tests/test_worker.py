@@ -110,4 +110,3 @@ def test_beat_schedule_is_stored_for_the_database_scheduler():
     nightly = PeriodicTask.objects.get(name="leads-nightly-rescore")
     assert nightly.task == "leads.rescore_all"
     assert (nightly.crontab.hour, nightly.crontab.minute) == ("2", "15")
-
