@@ -35,6 +35,19 @@ class Sale(models.Model):
         blank=True,
         related_name="assigned_sales",
     )
+    # The customer's owner, kept by database triggers (migration 0012) whoever writes: a
+    # deal saved, its customer changed, or its customer given another owner (services,
+    # bulk updates, imports, admin). "Deals on customers I own" is then a condition on this
+    # table instead of a join of every deal with its customer (crm.permissions.sales).
+    customer_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        db_index=False,
+    )
     amount = models.DecimalField(
         max_digits=14,
         decimal_places=2,
@@ -120,6 +133,7 @@ class Sale(models.Model):
                 condition=~Q(status__in=["WON", "LOST"]),
                 name="sale_open_value_idx",
             ),
+            models.Index(fields=["customer_owner", "status"], name="sale_customer_owner_idx"),
             # The open deals of a rep or a team per currency and stage (the home page).
             models.Index(
                 fields=["assigned_to", "currency", "status"],
