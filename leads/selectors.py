@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
 from crm.permissions import visible_customers
 from crm.permissions.scopes import of_owner
@@ -17,8 +17,8 @@ from leads.models import (
 )
 
 
-def lead_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Customer]:
-    """Visible leads, best score first (unscored leads last)."""
+def lead_list(*, user, filters: dict[str, Any] | None = None) -> "LeadsBestFirst":
+    """Visible leads, best score first (unscored leads last), for a paginator."""
     filters = filters or {}
     leads = visible_customers(user).leads().search(filters.get("q", ""))
     if filters.get("grade"):
@@ -31,9 +31,44 @@ def lead_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Custom
         leads = leads.filter(lead_score__total_score__gte=filters["score_min"])
     if filters.get("score_max") is not None:
         leads = leads.filter(lead_score__total_score__lte=filters["score_max"])
-    return leads.select_related("owner", "lead_score").order_by(
-        F("lead_score__total_score").desc(nulls_last=True), "name", "pk"
-    )
+    return LeadsBestFirst(leads.select_related("owner", "lead_score"))
+
+
+class LeadsBestFirst:
+    """Leads best score first, then the ones not scored yet (the score is computed by a
+    task), as a sequence a Paginator can count and slice.
+
+    One ORDER BY score NULLS LAST over a LEFT JOIN makes PostgreSQL join and sort every
+    lead in reach (0.1 s for a team at 100k customers); the scored ones alone, in score
+    order, walk the score index and stop after a page (1 ms). So a page reads the scored
+    leads first and the unscored ones only where the scored ones run out."""
+
+    def __init__(self, leads: QuerySet[Customer]):
+        self.leads = leads
+        self.scored = leads.filter(lead_score__isnull=False).order_by(
+            "-lead_score__total_score", "name", "pk"
+        )
+        self.unscored = leads.filter(lead_score__isnull=True).order_by("name", "pk")
+
+    def count(self) -> int:
+        return self.leads.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, key: slice) -> list[Customer]:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("LeadsBestFirst takes slices without a step.")
+        start, stop = key.start or 0, key.stop
+        if stop is None:
+            stop = self.count()
+        rows = list(self.scored[start:stop])
+        if len(rows) == stop - start:
+            return rows
+        # The scored leads end before this slice does: the rest are unscored leads.
+        scored_count = start + len(rows) if rows else self.scored.count()
+        offset = max(0, start - scored_count)
+        return rows + list(self.unscored[offset : offset + (stop - start) - len(rows)])
 
 
 def lead_score(*, customer: Customer) -> LeadScore | None:

@@ -193,3 +193,27 @@ def test_lead_list_query_count(rep_client, rep, django_assert_max_num_queries):
     leads_rescore()
     with django_assert_max_num_queries(7):
         assert rep_client.get(reverse("leads:list"), {"grade": "cold"}).status_code == 200
+
+
+def test_leads_best_first_pages_across_the_scored_and_the_unscored(rep, teams):
+    from django.core.paginator import Paginator
+
+    from leads import selectors
+
+    for index, size in enumerate((10, 5000, 200)):
+        lead = CustomerFactory(owner=rep, lifecycle_stage="lead", name=f"Scored {index}",
+                               company_size=size)  # fmt: skip
+        leads_rescore(customer_ids=[lead.pk])
+    for name in ("Unscored B", "Unscored A", "Unscored C"):
+        CustomerFactory(owner=rep, lifecycle_stage="lead", name=name)
+    leads = selectors.lead_list(user=rep)
+    expected = ["Scored 1", "Scored 2", "Scored 0", "Unscored A", "Unscored B", "Unscored C"]
+    assert [lead.name for lead in leads[0:6]] == expected
+    assert leads.count() == len(leads) == 6
+    for size in (1, 2, 4):
+        paginator = Paginator(leads, size)
+        names = [lead.name for number in paginator.page_range
+                 for lead in paginator.page(number).object_list]  # fmt: skip
+        assert names == expected, size
+    assert [lead.name for lead in leads[5:9]] == ["Unscored C"]
+    assert leads[7:9] == []
