@@ -44,6 +44,7 @@ urlpatterns = [
     path("analytics/", include("analytics.urls")),
     path("d/<str:token>/", document_views.document_share_open, name="document_share_open"),
     path("webhooks/sendgrid/", campaign_public.sendgrid_webhook, name="sendgrid_webhook"),
+    path("webhooks/mailgun/", campaign_public.mailgun_webhook, name="mailgun_webhook"),
     path("u/<str:token>/", campaign_public.unsubscribe, name="unsubscribe"),
     path("admin/", admin.site.urls),
 ]

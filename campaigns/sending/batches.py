@@ -18,6 +18,7 @@ from django.utils import timezone
 from campaigns.models import CampaignRun, EmailMessage, SendBatch
 from campaigns.sending.leases import lease_renew
 from campaigns.sending.provider import (
+    InFlight,
     OutgoingBatch,
     PermanentSendError,
     Provider,
@@ -178,8 +179,18 @@ def batches_reconcile(provider: Provider, run: CampaignRun) -> tuple[list[SendBa
     in_flight = list(SendBatch.objects.filter(run=run, status=SendBatch.Status.SENDING))
     settled_before = timezone.now() - timedelta(seconds=settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS)
     for batch in in_flight:
+        first = (
+            EmailMessage.objects.filter(
+                run_id=batch.run_id, id__gte=batch.first_message_id, id__lte=batch.last_message_id
+            )
+            .order_by("id")
+            .values_list("email", flat=True)
+            .first()
+        )
         try:
-            accepted = provider.was_accepted(batch.key)
+            accepted = provider.was_accepted(
+                InFlight(key=batch.key, recipient=first or "", started_at=batch.started_at)
+            )
         except ProviderCannotTell:
             accepted = None
         if accepted:
