@@ -19,6 +19,7 @@ from campaigns.models import CampaignRun, EmailMessage, SendBatch
 from campaigns.sending.leases import lease_renew
 from campaigns.sending.provider import (
     InFlight,
+    OutcomeUnknown,
     OutgoingBatch,
     PermanentSendError,
     Provider,
@@ -121,10 +122,16 @@ def batch_send(
     provider: Provider, run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan
 ) -> None:
     """One request. A 429/5xx re-queues the batch and raises TransientSendError (the task
-    retries with backoff); a 4xx fails it with the provider's reason."""
+    retries with backoff); no answer at all (OutcomeUnknown) leaves it in flight for the
+    provider to judge; a 4xx fails it with the provider's reason."""
     outgoing = batch_outgoing(run, batch, plan)
     try:
         accepted = provider.send_batch(outgoing)
+    except OutcomeUnknown as error:
+        # Perhaps accepted: re-queued, it could go twice. It stays in flight, and the next
+        # sender asks the provider (batches_reconcile), as after a crash.
+        CampaignRun.objects.filter(pk=batch.run_id).update(last_error=str(error))
+        raise
     except TransientSendError as error:
         batch_requeue(batch, str(error))
         raise

@@ -23,11 +23,12 @@ from urllib.parse import parse_qsl, urlsplit
 from django.conf import settings
 from mailgun.client import Client
 from mailgun.config import RetryPolicy
-from mailgun.handlers.error_handler import ApiError
+from mailgun.handlers.error_handler import ApiError, MailgunTimeoutError
 
 from campaigns.sending.provider import (
     Accepted,
     InFlight,
+    OutcomeUnknown,
     OutgoingBatch,
     OutgoingEmail,
     PermanentSendError,
@@ -125,7 +126,9 @@ def messages_send(fields: list[tuple[str, str]]) -> Accepted:
     try:
         with _client() as client:
             response = client.messages.create(data=fields, domain=settings.MAILGUN_DOMAIN)
-    except (ApiError, OSError) as error:  # timeouts and network trouble
+    except MailgunTimeoutError as error:  # sent, perhaps accepted, no answer
+        raise OutcomeUnknown(f"Mailgun did not answer in time: {error}") from error
+    except (ApiError, OSError) as error:  # network trouble: not sent
         raise TransientSendError(f"Mailgun unreachable: {error}") from error
     except ValueError as error:  # the SDK refused the request itself (a header it rejects)
         raise PermanentSendError(f"Mailgun client refused the request: {error}") from error

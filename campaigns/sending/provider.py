@@ -23,6 +23,11 @@ class TransientSendError(Exception):
     """Worth retrying later: rate limited (429), provider error (5xx), network trouble."""
 
 
+class OutcomeUnknown(TransientSendError):
+    """The request went out but no answer came (a read timeout): the provider may have
+    accepted it. Its batch stays in flight, to be judged like one whose worker died."""
+
+
 class PermanentSendError(Exception):
     """The provider refused the request (4xx); retrying the same request cannot help."""
 
@@ -150,6 +155,16 @@ def provider_for(name: str = "") -> str:
     if name not in configured_providers():
         raise ProviderNotConfigured(f"{LABELS.get(name, name)} is not configured.")
     return name
+
+
+def provider_for_new_run(name: str = "") -> str:
+    """The provider a new run sends through when its campaign or sequence names `name`: that
+    one while it is configured, else the default (a provider whose key was removed cannot
+    send, and the run must not wait for it)."""
+    try:
+        return provider_for(name)
+    except ProviderNotConfigured:
+        return provider_name()
 
 
 def provider_can_send(name: str) -> bool:

@@ -11,7 +11,7 @@ from django_celery_beat.models import ClockedSchedule, PeriodicTask
 from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, SendBatch
 from campaigns.sending.batches import outside_batches
 from campaigns.sending.counters import campaign_counters_refresh
-from campaigns.sending.provider import ProviderNotConfigured, provider_for, provider_name
+from campaigns.sending.provider import provider_for_new_run
 from campaigns.sending.recipients import recipients_insert, recipients_skipped
 from campaigns.states import (
     STOPS_SENDING,
@@ -43,7 +43,7 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
             run.total = recipients_insert(campaign, run)
             run.skipped = recipients_skipped(campaign)
             run.status = CampaignRun.Status.SENDING
-            run.provider = run_provider(campaign)
+            run.provider = provider_for_new_run(campaign.provider)
             run.save(update_fields=["total", "skipped", "status", "provider"])
             move_to(campaign, Move.RUN_START, Status.SENDING)
             campaign.updated_at = timezone.now()
@@ -52,15 +52,6 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
         if run.status == CampaignRun.Status.SENDING:
             send_run_later(run.pk)
     return run
-
-
-def run_provider(campaign: EmailCampaign) -> str:
-    """The provider a new run of `campaign` sends through: the one it names while that is
-    configured, else the default (a provider whose key was removed cannot send)."""
-    try:
-        return provider_for(campaign.provider)
-    except ProviderNotConfigured:
-        return provider_name()
 
 
 def _one_off_schedule_remove(campaign: EmailCampaign) -> None:
