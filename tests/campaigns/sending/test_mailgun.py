@@ -14,11 +14,9 @@ from campaigns.sending.mailgun import Mailgun
 from campaigns.sending.provider import OutgoingBatch, Recipient, TransientSendError
 from campaigns.services import campaign_save
 from campaigns.templating import SubstitutionPlan
-from campaigns.tokens import unsubscribe_token_read
 from crm.errors import ValidationFailed
 from crm.services import send_email
-from tests.campaigns.test_sequences import MONDAY, at, enrol, leads, tick  # noqa: F401 (fixtures)
-from tests.factories import EmailCampaignFactory, sequence_build
+from tests.factories import EmailCampaignFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -133,38 +131,6 @@ def test_a_run_whose_provider_was_unconfigured_pauses_with_the_reason(
     run.refresh_from_db()
     assert run.status == "paused" and "Mailgun is no longer configured" in run.last_error
     assert not fake_mailgun.accepted
-
-
-# A sequence step ---------------------------------------------------------------------------
-
-
-def test_a_sequence_step_goes_through_mailgun_when_the_sequence_picks_it(
-    both,
-    tick,
-    manager,
-    leads,  # noqa: F811
-):
-    sendgrid, mailgun = both
-    sequence = sequence_build(actor=manager, steps=[(None, 0)], provider="mailgun")
-    step = sequence.steps.select_related("campaign").get()
-    assert step.campaign.provider == "mailgun"
-    enrol(sequence, leads, now=at(MONDAY, 10))
-    assert tick(at(MONDAY, 10)) == 3
-    assert not sendgrid.accepted
-    (request,) = mailgun.accepted
-    deliveries = mailgun.deliveries()
-    assert sorted(d.to[0] for d in deliveries) == sorted(lead.email for lead in leads)
-    for delivery in deliveries:
-        assert len(delivery.to) == 1
-        link = delivery.headers["List-Unsubscribe"][1:-1]
-        assert link in delivery.text
-        message = EmailMessage.objects.get(pk=int(delivery.variables["email_message_id"]))
-        assert message.email == delivery.to[0]
-        assert unsubscribe_token_read(link.rstrip("/").rsplit("/", 1)[1]) == (
-            message.customer_id,
-            message.pk,
-        )
-        assert delivery.variables["campaign_id"] == str(step.campaign_id)
 
 
 # Failures and the exactly-once machinery ---------------------------------------------------
