@@ -182,5 +182,10 @@ def current_provider() -> Provider:
 
 
 def longest_request_seconds() -> float:
-    """The longest a request to any provider may take (the sender's lease outlasts it)."""
-    return max(import_string(path)().timeout_seconds() for path in PROVIDERS.values())
+    """The longest a request to any provider that can send may take (the sender's lease
+    outlasts it)."""
+    return max(
+        import_string(path)().timeout_seconds()
+        for name, path in PROVIDERS.items()
+        if provider_can_send(name)
+    )
