@@ -422,30 +422,43 @@ class FakeMailgun:
             return _message(400, problem)
         message_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}.{uuid.uuid4().hex[:16]}@{domain}"
         request = AcceptedRequest(fields, message_id, time.time())
-        events = []
-        for delivery in self.render(request):
-            for address in delivery.to:
-                events.append(
-                    {
-                        "id": uuid.uuid4().hex[:22],
-                        "event": "accepted",
-                        "timestamp": request.received_at,
-                        "recipient": address,
-                        "tags": delivery.tags,
-                        "user-variables": delivery.variables,
-                        "message": {
-                            "headers": {
-                                "message-id": message_id,
-                                "to": ", ".join(delivery.to),
-                                "subject": delivery.subject,
-                            }
-                        },
-                    }
-                )
+        events = self._accepted_events(request)
         with self._lock:
             self._accepted.append(request)
             self._events.extend(events)
         return _json_reply(200, {"id": f"<{message_id}>", "message": "Queued. Thank you."})
+
+    @staticmethod
+    def _accepted_events(request: AcceptedRequest) -> list[dict[str, Any]]:
+        """An `accepted` event per recipient, as the Events API lists them (only what an
+        event carries is substituted: the bodies are rendered when a test asks)."""
+        to = _addresses(request.values("to"))
+        raw = request.value("recipient-variables")
+        variables = json.loads(raw) if raw else None
+        custom = {k[2:]: v for k, v in request.fields if k.startswith("v:")}
+        tags = request.values("o:tag")
+        events = []
+        for address in to:
+            values = variables.get(address, {}) if variables is not None else {}
+            events.append(
+                {
+                    "id": uuid.uuid4().hex[:22],
+                    "event": "accepted",
+                    "timestamp": request.received_at,
+                    "recipient": address,
+                    "tags": tags,
+                    "user-variables": {
+                        k: _substitute(v, values, address) for k, v in custom.items()
+                    },
+                    "message": {
+                        "headers": {
+                            "message-id": request.message_id,
+                            "to": address if variables is not None else ", ".join(to),
+                        }
+                    },
+                }
+            )
+        return events
 
     def _sleep(self) -> None:
         if self.delay > 0:
