@@ -4,6 +4,7 @@ sending (recipient-variables), through the official SDK, against the fake Mailgu
 import json
 
 import pytest
+from django.urls import reverse
 
 from campaigns import sending
 from campaigns.forms import CampaignForm, SequenceForm
@@ -272,3 +273,29 @@ def test_the_payload_uses_recipient_variables_and_at_most_1000_recipients(settin
     assert mailgun_module.api_url() == "https://api.eu.mailgun.net"
     settings.MAILGUN_REGION = "us"
     assert mailgun_module.api_url() == "https://api.mailgun.net"
+
+
+def test_a_manager_picks_mailgun_in_the_campaign_form(
+    manager_client, campaign, audience, both, django_capture_on_commit_callbacks
+):
+    sendgrid, mailgun = both
+    page = manager_client.get(reverse("campaigns:campaign_new")).content.decode()
+    assert 'name="provider"' in page and "Default (SendGrid)" in page
+    response = manager_client.post(
+        reverse("campaigns:campaign_new"),
+        {"name": "Via Mailgun", "campaign_type": "announcement", "template": campaign.template_id,
+         "segment": campaign.segment_id, "subject": "", "provider": "mailgun"},
+    )  # fmt: skip
+    created = EmailCampaign.objects.get(name="Via Mailgun")
+    assert response["Location"] == created.get_absolute_url() and created.provider == "mailgun"
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(reverse("campaigns:campaign_action", args=[created.pk, "send"]))
+    assert len(mailgun.recipients()) == 5 and not sendgrid.accepted
+    detail = manager_client.get(created.get_absolute_url()).content.decode()
+    assert "via Mailgun" in detail
+    refused = manager_client.post(
+        reverse("campaigns:campaign_new"),
+        {"name": "Bad", "campaign_type": "announcement", "template": campaign.template_id,
+         "segment": campaign.segment_id, "subject": "", "provider": "postmark"},
+    )  # fmt: skip
+    assert refused.status_code == 422 and not EmailCampaign.objects.filter(name="Bad").exists()
