@@ -17,7 +17,6 @@ send a batch twice after a timeout that hid an acceptance, so it is switched off
 import json
 import time
 from collections.abc import Iterator
-from email.utils import formataddr
 from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
@@ -61,6 +60,16 @@ def _client() -> Client:
     )
 
 
+def _address(name: str, email: str) -> str:
+    """`"Name" <address>` for a `to` field. Not email.utils.formataddr: it refuses
+    non-ASCII addresses (müller@example.de), which Mailgun takes as they are."""
+    name = " ".join((name or "").split())  # no line breaks or runs of spaces
+    if not name:
+        return email
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{email}>'
+
+
 def _variable_names(batch: OutgoingBatch) -> dict[str, str]:
     """Each substitution key of the bodies -> the recipient variable that replaces it."""
     keys: dict[str, str] = {}
@@ -84,7 +93,7 @@ def batch_payload(batch: OutgoingBatch) -> list[tuple[str, str]]:
         fields.append(("html", apply_substitutions(batch.html, placeholders)))
     variables = {}
     for recipient in batch.recipients:
-        fields.append(("to", formataddr((recipient.name, recipient.email))))
+        fields.append(("to", _address(recipient.name, recipient.email)))
         values = {names[key]: value for key, value in recipient.substitutions.items()}
         values["message_id"] = str(recipient.message_id)
         values["unsubscribe_url"] = recipient.unsubscribe_url

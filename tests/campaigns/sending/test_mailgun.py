@@ -299,3 +299,17 @@ def test_a_manager_picks_mailgun_in_the_campaign_form(
          "segment": campaign.segment_id, "subject": "", "provider": "postmark"},
     )  # fmt: skip
     assert refused.status_code == 422 and not EmailCampaign.objects.filter(name="Bad").exists()
+
+
+def test_names_are_quoted_and_non_ascii_addresses_go_as_they_are(fake_mailgun):
+    recipients = [
+        Recipient(1, "müller@example.de", 'Jo "JJ" Müller', {}, "https://u/1"),
+        Recipient(2, "ann@a.example", "Smith, Ann\r\nBcc: x@evil.example", {}, "https://u/2"),
+    ]
+    batch = OutgoingBatch(key="batch-1", campaign_id=1, from_email="CRM <crm@example.com>",
+                          subject="s", html="", text="t", recipients=recipients)  # fmt: skip
+    to = [value for key, value in mailgun_module.batch_payload(batch) if key == "to"]
+    assert to == ['"Jo \\"JJ\\" Müller" <müller@example.de>',
+                  '"Smith, Ann Bcc: x@evil.example" <ann@a.example>']  # fmt: skip
+    Mailgun().send_batch(batch)
+    assert sorted(fake_mailgun.recipients()) == ["ann@a.example", "müller@example.de"]
