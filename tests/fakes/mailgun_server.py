@@ -35,8 +35,6 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.parser import BytesParser
-from email.policy import HTTP
 from email.utils import format_datetime, getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -105,8 +103,22 @@ def _substitute(text: str, values: dict[str, Any], address: str) -> str:
     return _RECIPIENT_VARIABLE.sub(lambda m: str(values.get(m.group(1), "")), text)
 
 
+# `"Name" <address>` or a bare address: the shapes a client sends one `to` per field in.
+_SIMPLE_ADDRESS = re.compile(r'^\s*(?:"(?:[^"\\]|\\.)*"\s*)?<([^<>\s,]+)>\s*$|^\s*([^<>\s,"]+)\s*$')
+
+
 def _addresses(values: list[str]) -> list[str]:
-    return [email for _name, email in getaddresses(values)]
+    """The addresses of `to` fields (each may list several, comma-separated). The common
+    shapes by a regex; anything else by email.utils.getaddresses, which is correct but too
+    slow for 1,000 recipients a request in a benchmark."""
+    found = []
+    for value in values:
+        match = _SIMPLE_ADDRESS.match(value)
+        if match:
+            found.append(match.group(1) or match.group(2))
+        else:
+            found.extend(email for _name, email in getaddresses([value]))
+    return found
 
 
 def parse_form(content_type: str, raw: bytes) -> list[tuple[str, str]] | None:
@@ -116,18 +128,33 @@ def parse_form(content_type: str, raw: bytes) -> list[tuple[str, str]] | None:
         if kind == "application/x-www-form-urlencoded":
             return parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False)
         if kind == "multipart/form-data":
-            message = BytesParser(policy=HTTP).parsebytes(
-                f"Content-Type: {content_type}\r\n\r\n".encode() + raw
-            )
-            fields = []
-            for part in message.iter_parts():
-                name = part.get_param("name", header="content-disposition")
-                if name:
-                    fields.append((name, part.get_content()))
-            return fields
+            return _parse_multipart(content_type, raw)
     except (UnicodeDecodeError, ValueError, LookupError):
         return None
     return None
+
+
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
+_FIELD_NAME = re.compile(rb'name="([^"]*)"')
+
+
+def _parse_multipart(content_type: str, raw: bytes) -> list[tuple[str, str]] | None:
+    """RFC 7578 form fields (not email.parser: a 1,000-recipient request has a thousand
+    parts, and the fake must not be the slow end of a benchmark)."""
+    match = _BOUNDARY.search(content_type)
+    if not match:
+        return None
+    delimiter = b"--" + match.group(1).encode()
+    fields = []
+    for part in raw.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, body = part.partition(b"\r\n\r\n")
+        name = _FIELD_NAME.search(head)
+        if not separator or not name:
+            return None
+        fields.append((name.group(1).decode(), body.removesuffix(b"\r\n").decode()))
+    return fields
 
 
 def validate_message(fields: list[tuple[str, str]]) -> str | None:
@@ -438,7 +465,7 @@ class FakeMailgun:
         custom = {k[2:]: v for k, v in request.fields if k.startswith("v:")}
         tags = request.values("o:tag")
         events = []
-        for address in to:
+        for address in to:  # only `v:` values are substituted: few and short
             values = variables.get(address, {}) if variables is not None else {}
             events.append(
                 {
