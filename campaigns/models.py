@@ -197,8 +197,10 @@ class CampaignRun(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
-    # The provider the run sends through, fixed when it starts: a resumed sender judges the
-    # batches its dead predecessor had in flight with the provider that got them.
+    # The provider the run sends through, fixed by its first sender (the campaign's choice,
+    # else the default): a resumed sender judges the batches its dead predecessor had in
+    # flight with the provider that got them. A sequence step's campaign carries the
+    # sequence's choice.
     provider = models.CharField(max_length=10, choices=EmailProvider.choices, blank=True)
 
     objects = CampaignRunQuerySet.as_manager()

@@ -11,7 +11,6 @@ from django_celery_beat.models import ClockedSchedule, PeriodicTask
 from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, SendBatch
 from campaigns.sending.batches import outside_batches
 from campaigns.sending.counters import campaign_counters_refresh
-from campaigns.sending.provider import provider_for_new_run
 from campaigns.sending.recipients import recipients_insert, recipients_skipped
 from campaigns.states import (
     STOPS_SENDING,
@@ -43,8 +42,7 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
             run.total = recipients_insert(campaign, run)
             run.skipped = recipients_skipped(campaign)
             run.status = CampaignRun.Status.SENDING
-            run.provider = provider_for_new_run(campaign.provider)
-            run.save(update_fields=["total", "skipped", "status", "provider"])
+            run.save(update_fields=["total", "skipped", "status"])
             move_to(campaign, Move.RUN_START, Status.SENDING)
             campaign.updated_at = timezone.now()
             campaign.save(update_fields=["status", "updated_at"])

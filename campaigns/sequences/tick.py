@@ -12,7 +12,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import CampaignRun, Sequence, SequenceEnrollment, SequenceStep
-from campaigns.sending.provider import provider_for_new_run
 from campaigns.sending.recipients import messages_queue
 from campaigns.sending.runs import send_run_later
 from campaigns.sequences.stops import due_enrollments_stop
@@ -67,7 +66,6 @@ def step_queue_due(
             run_key=f"tick {now.isoformat()}",
             status=CampaignRun.Status.SENDING,
             started_at=now,
-            provider=provider_for_new_run(sequence.provider),
         )
         queued = messages_queue(
             customers=Customer.objects.filter(pk__in=held.values("customer_id")), run=run

@@ -158,8 +158,9 @@ def test_a_mailgun_bounce_keeps_a_sendgrid_campaign_away_from_the_address(
         status=EmailCampaign.Status.SENDING,
     )
     run = sending.run_start(campaign_id=second.pk, run_key="once")
-    assert run.provider == "sendgrid"
     assert sending.run_send(run_id=run.pk) == "sent"
+    run.refresh_from_db()
+    assert run.provider == "sendgrid"
     assert sorted(fake_sendgrid.recipients()) == ["ann@a.example", "cy@c.example",
                                                   "di@d.example", "ed@e.example"]  # fmt: skip
     assert run.__class__.objects.get(pk=run.pk).skipped == {"bounced": 1}

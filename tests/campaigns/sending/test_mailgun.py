@@ -126,7 +126,8 @@ def test_a_run_whose_provider_was_unconfigured_pauses_with_the_reason(
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    assert run.provider == "mailgun"
+    # A first sender fixed Mailgun (and sent part of it); then the key was removed.
+    CampaignRun.objects.filter(pk=run.pk).update(provider="mailgun")
     settings.MAILGUN_API_KEY = ""
     assert sending.run_send(run_id=run.pk) == "provider not configured"
     run.refresh_from_db()
