@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "campaigns",
     "documents",
     "analytics",
+    "search",
     "demo",
 ]
 
@@ -219,6 +220,10 @@ CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=64 * 10
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
 # Dashboard blocks are cached this long (and dropped at once when a deal changes).
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=120)
+# Global search: the language whose stemming applies to prose (notes, descriptions, document
+# text) on PostgreSQL, one of pg_ts_config's (english, german, french, ...); names, emails and
+# phone numbers are matched word for word whatever it is.
+SEARCH_LANGUAGE = env.str("SEARCH_LANGUAGE", default="english")
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which is
 # enough for a one-machine demo (it polls and loses in-flight tasks on kill -9).
