@@ -15,6 +15,7 @@ number typed with spaces or dashes is one term of its digits (search.text).
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from search import postgres
@@ -73,7 +74,10 @@ class ParsedQuery:
 
 
 def _sanitise(text: str) -> str:
-    return _EDGE.sub("", _NOT_WORD.sub("", text))
+    """Letters, digits and @ . _ + - inside a word; anything else separates words
+    ("o'brien" -> "o brien", as the index's parser reads "O'Brien")."""
+    words = (_EDGE.sub("", piece) for piece in _NOT_WORD.split(unicodedata.normalize("NFC", text)))
+    return " ".join(word[:100] for word in words if word)
 
 
 def parse(raw: str | None) -> ParsedQuery:
@@ -96,8 +100,7 @@ def parse(raw: str | None) -> ParsedQuery:
             negated = word.startswith("-")
             text = _sanitise(word.lstrip("-"))
         else:
-            words = [_sanitise(w) for w in phrase.split()]
-            text = " ".join(w for w in words if w)
+            text = _sanitise(phrase)
         if not text or count >= MAX_TERMS:
             continue
         count += 1
