@@ -376,10 +376,11 @@ def _headline(configuration: str, expression, match: _Matcher, options: str):
 
 def _python_mark(text: str, words: list[str]) -> str:
     """SQLite and the typo fallback: mark where a word occurs (case-insensitive)."""
-    lowered = text.lower()
+    folded = fold(text)
+    lowered = folded if len(folded) == len(text) else text.lower()  # "Müller" ~ "muller"
     spans = []
     for word in words:
-        word = word.lower()
+        word = fold(word)
         start = lowered.find(word) if word else -1
         if start >= 0:
             spans.append((start, start + len(word)))
