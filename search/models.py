@@ -33,24 +33,45 @@ class Kind(models.TextChoices):
 
 class SearchEntry(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    # Exactly one of these is set: the record the entry stands for.
+    # Which record: `record` is the indexed model's key in search.services.INDEXED
+    # ("customer", "sale", ...), `record_id` its primary key; unique with `chunk`, the one
+    # index the upserts need. The foreign key of the record's model (one of the six below)
+    # is set too, for ON DELETE CASCADE; each has a partial index over its own rows only.
+    record = models.CharField(max_length=10)
+    record_id = models.BigIntegerField()
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, null=True, related_name="search_entries"
+        Customer,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
     )
     sale = models.ForeignKey(
-        Sale, on_delete=models.CASCADE, null=True, related_name="search_entries"
+        Sale, on_delete=models.CASCADE, null=True, related_name="search_entries", db_index=False
     )
     document = models.ForeignKey(
-        Document, on_delete=models.CASCADE, null=True, related_name="search_entries"
+        Document,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
     )
     task = models.ForeignKey(
-        Task, on_delete=models.CASCADE, null=True, related_name="search_entries"
+        Task, on_delete=models.CASCADE, null=True, related_name="search_entries", db_index=False
     )
     template = models.ForeignKey(
-        EmailTemplate, on_delete=models.CASCADE, null=True, related_name="search_entries"
+        EmailTemplate,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
     )
     campaign = models.ForeignKey(
-        EmailCampaign, on_delete=models.CASCADE, null=True, related_name="search_entries"
+        EmailCampaign,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
     )
     # 0: the record itself; 1, 2, ...: consecutive pieces of a document's extracted text
     # (a tsvector must stay under 1 MB, and a long text would pass it).
@@ -62,8 +83,13 @@ class SearchEntry(models.Model):
     names = models.TextField(blank=True)
     keys = models.TextField(blank=True)
     body = models.TextField(blank=True)
+    # Not indexed: only read with a match (owner:me, the boost); deleting a user scans.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_index=False,
     )
     stage = models.CharField(max_length=20, blank=True)  # lifecycle stage or deal status
     tags = models.CharField(max_length=600, blank=True)  # " vip key-account ", lower-cased
@@ -76,7 +102,16 @@ class SearchEntry(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=[field, "chunk"], name=f"search_entry_{field}_once")
+            models.UniqueConstraint(
+                fields=["record", "record_id", "chunk"], name="search_entry_record_once"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=[field],
+                condition=models.Q(**{f"{field}__isnull": False}),
+                name=f"search_entry_{field}_idx",
+            )
             for field in ("customer", "sale", "document", "task", "template", "campaign")
         ]
         # The GIN indexes (tsvector, trigram) are PostgreSQL-only: migration 0002.

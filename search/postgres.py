@@ -52,3 +52,26 @@ def configuration_ensure(cursor, name: str, template: str) -> None:
         f"hword, hword_part, word WITH public.unaccent, "
         f"{'simple' if template == 'simple' else template + '_stem'}"
     )
+
+
+GIN_INDEXES = {
+    "search_entry_vector_idx": "USING gin (vector)",
+    "search_entry_names_trgm_idx": "USING gin (crm_unaccent(lower(names)) gin_trgm_ops) "
+    "WHERE chunk = 0",
+}
+
+
+def gin_indexes_create() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for name, definition in GIN_INDEXES.items():
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON search_searchentry {definition}")
+
+
+def gin_indexes_drop() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for name in GIN_INDEXES:
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")

@@ -23,11 +23,14 @@ from campaigns.models import EmailCampaign, EmailTemplate
 from customers.models import Customer, CustomerNote
 from documents.models import Document
 from sales.models import Sale, SaleActivity, Task
-from search import postgres
+from search import bulk, postgres
 from search.models import Kind, SearchEntry
 from search.text import clean, email_terms, fold, join, phone_terms, tag_field, website_terms
 
 BATCH_SIZE = 1000
+BULK_BATCH_SIZE = 5000  # search.bulk's INSERT ... SELECT
+INLINE_LIMIT = 500  # more changed records than this are indexed after commit, by tasks
+TASK_BATCH = 5000
 BODY_CHARS = 100_000  # notes and activities of one record kept searchable
 CHUNK_CHARS = 50_000  # a piece of a document's text: its tsvector stays far under 1 MB
 TITLE_CHARS = 300
@@ -231,14 +234,19 @@ _WRITTEN = ["kind", "title", "subtitle", "names", "keys", "body", "owner", "stag
 @transaction.atomic
 def search_entries_refresh(*, model: str, ids: Iterable[int]) -> int:
     """Rebuild the entries of these records of `model` (a key of INDEXED); returns how many
-    entries were written. Records that are gone (or a document's old versions) lose theirs."""
+    entries were written. Records that are gone (or a document's old versions) lose theirs.
+    On PostgreSQL customers, deals and tasks are built in SQL (search.bulk), the rest here."""
     indexed = INDEXED[model]
     ids = sorted({int(pk) for pk in ids if pk is not None})
     written = 0
-    for start in range(0, len(ids), BATCH_SIZE):
-        batch = ids[start : start + BATCH_SIZE]
-        entries = list(indexed.entries(batch))
-        written += _write(indexed.field, batch, entries)
+    in_sql = bulk.supports(model)
+    size = BULK_BATCH_SIZE if in_sql else BATCH_SIZE
+    for start in range(0, len(ids), size):
+        batch = ids[start : start + size]
+        if in_sql:
+            written += bulk.entries_upsert(model=model, ids=batch, body_chars=BODY_CHARS)
+        else:
+            written += _write(indexed.field, batch, list(indexed.entries(batch)))
     return written
 
 
@@ -248,31 +256,24 @@ def _write(field: str, ids: list[int], entries: list[SearchEntry]) -> int:
         for entry in entries:
             entry.plain = fold(" ".join((entry.names, entry.keys, entry.body, entry.tags)))
     if entries:
+        for entry in entries:
+            entry.record, entry.record_id = field, getattr(entry, f"{field}_id")
         SearchEntry.objects.bulk_create(
             entries,
             update_conflicts=True,
-            unique_fields=[field, "chunk"],
+            unique_fields=["record", "record_id", "chunk"],
             update_fields=_WRITTEN,
         )
-    kept = Q(**{f"{field}__in": ids})
-    stale = SearchEntry.objects.filter(kept)
-    if postgresql:  # the primary keys of upserted rows come back from RETURNING
-        stale = stale.exclude(pk__in=[entry.pk for entry in entries])
-    else:  # SQLite: by what was written, record and piece
-        stale = (
-            stale.exclude(
-                Q(
-                    *(
-                        Q(**{f"{field}_id": getattr(e, f"{field}_id"), "chunk": e.chunk})
-                        for e in entries
-                    ),
-                    _connector=Q.OR,
-                )
-            )
-            if entries
-            else stale
-        )
-    stale.delete()
+    # What the records no longer have: a document's pieces past its new end, old versions.
+    last_piece: dict[int, int] = dict.fromkeys(ids, -1)  # -1: no entry at all any more
+    for entry in entries:
+        last_piece[entry.record_id] = max(last_piece[entry.record_id], entry.chunk)
+    by_last: dict[int, list[int]] = {}
+    for record_id, last in last_piece.items():
+        by_last.setdefault(last, []).append(record_id)
+    stale = Q(*(Q(record_id__in=i, chunk__gt=last) for last, i in by_last.items()), _connector=Q.OR)
+    if by_last:
+        SearchEntry.objects.filter(stale, record=field).delete()
     if postgresql and entries:
         _vectorize([entry.pk for entry in entries])
     return len(entries)
@@ -297,17 +298,26 @@ def _vectorize(entry_ids: list[int]) -> None:
 
 def customers_index(*, customer_ids: list[int], **_event) -> None:
     """CUSTOMERS_CHANGED: the customers, and their deals (which show the customer's name)."""
-    search_entries_refresh(model="customer", ids=customer_ids)
+    records_index(model="customer", ids=customer_ids)
     sale_ids = Sale.objects.filter(customer_id__in=customer_ids).values_list("pk", flat=True)
-    search_entries_refresh(model="sale", ids=list(sale_ids))
+    records_index(model="sale", ids=list(sale_ids))
 
 
 def records_index(*, model: str, ids: list[int]) -> None:
-    """RECORDS_CHANGED: any indexed model's records."""
-    if model == "customer":
-        customers_index(customer_ids=ids)
-    else:
+    """RECORDS_CHANGED: any indexed model's records. A change made by a person (a few
+    records) is indexed in the caller's transaction: found the moment it is saved. A bulk
+    change (a CSV import, a bulk reassignment: more than INLINE_LIMIT records) is indexed
+    right after it commits, by tasks of TASK_BATCH records, so that a 50,000-row import does
+    not take twice as long; its records become searchable a few seconds later."""
+    ids = list(ids)
+    if len(ids) <= INLINE_LIMIT:
         search_entries_refresh(model=model, ids=ids)
+        return
+    from search.tasks import index_records
+
+    for start in range(0, len(ids), TASK_BATCH):
+        batch = ids[start : start + TASK_BATCH]
+        transaction.on_commit(lambda batch=batch: index_records.delay(model, batch))
 
 
 def search_index_rebuild(*, models: Iterable[str] | None = None, progress=None) -> int:
@@ -318,6 +328,16 @@ def search_index_rebuild(*, models: Iterable[str] | None = None, progress=None) 
             postgres.install(cursor)
     chosen = list(models or INDEXED)
     totals = {name: INDEXED[name].model.objects.count() for name in chosen}
+    # From an empty index (a new database, the demo seed) the GIN indexes are built once at
+    # the end, several times faster than updating them row by row.
+    # (Not inside a caller's transaction: its pending foreign-key checks forbid CREATE INDEX.)
+    bulk_load = (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and not SearchEntry.objects.exists()
+    )
+    if bulk_load:
+        postgres.gin_indexes_drop()
     total, done, written = sum(totals.values()), 0, 0
     for name in chosen:
         # Entries are rewritten in place (no empty index while it runs); those of deleted
@@ -336,4 +356,6 @@ def search_index_rebuild(*, models: Iterable[str] | None = None, progress=None) 
             last, done = ids[-1], done + len(ids)
             if progress:
                 progress(done, total)
+    if bulk_load:
+        postgres.gin_indexes_create()
     return written

@@ -3,7 +3,6 @@ PostgreSQL and SQLite): phone numbers as digits, emails with their domain, tags 
 
 import re
 import unicodedata
-from urllib.parse import urlsplit
 
 # ts_headline marks matches with these two characters (private use: never in real text,
 # and removed from everything indexed); the template escapes the snippet, then turns them
@@ -57,9 +56,13 @@ def email_terms(email: str) -> list[str]:
     return [email, domain, *re.split(r"[._+\-]", local), *domain.split(".")]
 
 
+_HOST = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:)?(?://)?(?:[^@/]*@)?([^/:?#\s]+)")
+
+
 def website_terms(website: str) -> list[str]:
-    host = urlsplit(website if "//" in (website or "") else f"//{website or ''}").hostname or ""
-    host = host.removeprefix("www.")
+    """The host without "www." and its parts (search.bulk reads it with the same pattern)."""
+    found = _HOST.match((website or "").lower())
+    host = re.sub(r"^www\.", "", found.group(1)) if found else ""
     return [host, *host.split(".")] if host else []
 
 

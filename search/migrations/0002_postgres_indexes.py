@@ -12,21 +12,13 @@ def create(apps, schema_editor):
         return
     with schema_editor.connection.cursor() as cursor:
         postgres.install(cursor)
-    schema_editor.execute(
-        "CREATE INDEX IF NOT EXISTS search_entry_vector_idx ON search_searchentry "
-        "USING gin (vector)"
-    )
-    schema_editor.execute(
-        "CREATE INDEX IF NOT EXISTS search_entry_names_trgm_idx ON search_searchentry "
-        "USING gin (crm_unaccent(lower(names)) gin_trgm_ops) WHERE chunk = 0"
-    )
+    postgres.gin_indexes_create()
 
 
 def drop(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute("DROP INDEX IF EXISTS search_entry_vector_idx")
-    schema_editor.execute("DROP INDEX IF EXISTS search_entry_names_trgm_idx")
+    postgres.gin_indexes_drop()
 
 
 class Migration(migrations.Migration):

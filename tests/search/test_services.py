@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 
 from campaigns.services import template_save
 from customers import csv_import
@@ -13,6 +13,7 @@ from customers.services import customer_create, customer_delete, customer_note_a
 from documents import services as document_services
 from sales.models import Sale
 from sales.services import sale_activity_add, sale_change_stage, sale_create, task_create
+from search import services
 from search.models import SearchEntry
 from tests.factories import CustomerFactory
 from tests.search.conftest import find, found
@@ -121,3 +122,32 @@ def test_reindex_rebuilds_everything_with_a_progress_bar(rep, teams):
     assert "[##############################] 3/3 records" in out.getvalue()
     call_command("search_reindex", "--only", "customer", stdout=io.StringIO())  # idempotent
     assert SearchEntry.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reindex_of_an_empty_index_builds_the_gin_indexes_at_the_end(rep, teams):
+    CustomerFactory(owner=rep, name="Bulk Loaded")
+    call_command("search_reindex", stdout=io.StringIO())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'search_searchentry'")
+        names = {row[0] for row in cursor.fetchall()}
+    assert {"search_entry_vector_idx", "search_entry_names_trgm_idx"} <= names
+    assert found(rep, "bulk loaded")
+
+
+def test_a_bulk_change_is_indexed_right_after_commit(
+    rep, teams, settings, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    customers = [CustomerFactory(owner=rep, name=f"Bulky {i}") for i in range(3)]
+    settings_limit = services.INLINE_LIMIT
+    services.INLINE_LIMIT = 2
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            services.records_index(model="customer", ids=[c.pk for c in customers])
+        assert found(rep, "bulky") == []  # not yet: after commit
+        for callback in callbacks:
+            callback()
+    finally:
+        services.INLINE_LIMIT = settings_limit
+    assert find(rep, "bulky").total == 3
