@@ -18,6 +18,7 @@ import difflib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
@@ -117,9 +118,11 @@ def search(
     kinds: list[str] | None = None,
     offset: int = 0,
     limit: int = 20,
+    snippets: bool = True,
 ) -> SearchResults:
     """The hits of `parsed` the user may see: ranked, `limit` from `offset`, of `kinds` (a
-    facet; all by default), with the counts of every kind (for the facets)."""
+    facet; all by default), with the counts of every kind (for the facets); `snippets`:
+    with the highlighted passages (the results page; the dropdown shows titles only)."""
     allowed = searchable_kinds(user)
     if parsed.kinds:
         allowed = [kind for kind in allowed if kind in parsed.kinds]
@@ -128,7 +131,7 @@ def search(
     shown = [kind for kind in allowed if kind in kinds] if kinds else allowed
     postgresql = connection.vendor == "postgresql"
     match = _Matcher(user, parsed, postgresql)
-    results = _run(user, parsed, match, allowed, shown, offset, limit)
+    results = _run(user, parsed, match, allowed, shown, offset, limit, snippets)
     # The typo fallback: nothing found, and nothing excluded (the fallback could not honour it).
     excludes = any(term.negated for group in parsed.groups for term in group)
     if postgresql and not results.counts and parsed.words() and not excludes:
@@ -139,19 +142,98 @@ def search(
                     [str(TRIGRAM_THRESHOLD)],
                 )
             match = _Matcher(user, parsed, postgresql, fuzzy=True)
-            results = _run(user, parsed, match, allowed, shown, offset, limit)
+            results = _run(user, parsed, match, allowed, shown, offset, limit, snippets)
         results.fuzzy = bool(results.counts)
         results.suggestion = _suggestion(parsed, results.hits)
     return results
 
 
-def _run(user, parsed, match, allowed, shown, offset, limit) -> SearchResults:
-    counts = _counts(user, parsed, match, allowed)
+def _run(user, parsed, match, allowed, shown, offset, limit, snippets) -> SearchResults:
+    if match.postgresql:
+        counts, hits = _postgres_counts_and_page(user, match, allowed, shown, offset, limit)
+    else:
+        counts = _counts(user, parsed, match, allowed)
+        hits = []
     results = SearchResults(counts=counts, total=sum(counts.get(kind, 0) for kind in shown))
     if results.total and limit:
-        results.hits = _page(user, parsed, match, shown, offset, limit)
-        _describe(results.hits, match)
+        if not match.postgresql:
+            hits = _page(user, parsed, match, shown, offset, limit)
+        results.hits = hits
+        _describe(results.hits, match, snippets)
     return results
+
+
+# PostgreSQL: one statement for the counts and the page ------------------------------------
+
+_POSTGRES_STATEMENT = """
+WITH hits AS MATERIALIZED ({hits}),
+visible AS MATERIALIZED ({visible})
+(SELECT 0 AS part, kind, count(DISTINCT record_id)::float8 AS value, NULL::bigint AS record_id
+ FROM visible GROUP BY kind)
+UNION ALL
+(SELECT 1, v.kind, max({rank}) AS value, v.record_id
+ FROM visible v JOIN search_searchentry e ON e.id = v.id
+ WHERE v.kind = ANY(%s)
+ GROUP BY v.kind, v.record_id
+ ORDER BY value DESC, v.kind, v.record_id DESC
+ LIMIT %s OFFSET %s)
+"""
+
+
+def _postgres_statement(user, match, allowed, shown, offset, limit):
+    """The matching entries first (`hits`: the GIN index, the filters, nothing else), then
+    those the user may see (`visible`: per indexed model, the record's id IN the model's
+    queryset filtered by crm.permissions, which the planner checks hit by hit through the
+    primary key), then the counts per kind and the ranked page (ts_rank_cd and the boosts,
+    computed for the visible hits only). MATERIALIZED keeps that order: without it the
+    planner may walk a model's whole table and test every entry instead of asking the GIN
+    index once."""
+    entries = (
+        SearchEntry.objects.filter(match.condition(prefix=""), kind__in=allowed)
+        .order_by()
+        .values("id", "record", "record_id", "kind")
+    )
+    hits_sql, params = entries.query.sql_with_params()
+    params = list(params)
+    branches = []
+    for branch in BRANCHES:
+        if not any(kind in allowed for kind in branch.kinds):
+            continue
+        visible = branch.visible(user, branch.model.objects.order_by())
+        sql = "SELECT h.id, h.kind, h.record_id FROM hits h WHERE h.record = %s"
+        branch_params = [branch.field]
+        if visible.query.has_filters():
+            try:
+                visible_sql, visible_params = visible.values("pk").query.sql_with_params()
+            except EmptyResultSet:  # nothing of this model is visible to the user
+                continue
+            sql += f" AND h.record_id IN ({visible_sql})"
+            branch_params += list(visible_params)
+        branches.append(sql)
+        params += branch_params
+    if not branches:
+        return None, []
+    rank_sql, rank_params = match.rank_sql()
+    statement = _POSTGRES_STATEMENT.format(
+        hits=hits_sql, visible=" UNION ALL ".join(branches), rank=rank_sql
+    )
+    return statement, [*params, *rank_params, list(shown), limit, offset]
+
+
+def _postgres_counts_and_page(user, match, allowed, shown, offset, limit):
+    statement, params = _postgres_statement(user, match, allowed, shown, offset, limit)
+    if statement is None:
+        return {}, []
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    counts = {kind: int(value) for part, kind, value, _ in rows if part == 0 and value}
+    hits = [
+        Hit(kind=kind, object_id=record_id, rank=value)
+        for part, kind, value, record_id in rows
+        if part == 1
+    ]
+    return counts, hits
 
 
 # Matching --------------------------------------------------------------------------------
@@ -188,6 +270,24 @@ class _Matcher:
         for tag in parsed.tags:
             q &= Q(**{f"{prefix}tags__contains": f" {tag} "})
         return q
+
+    def rank_sql(self) -> tuple[str, list]:
+        """rank() as SQL over the entry `e` (the PostgreSQL statement)."""
+        if not self.fuzzy:
+            base, params = f"ts_rank_cd(e.vector, {self.tsquery_sql})", list(self.tsquery_params)
+        else:
+            base = "word_similarity(%s, crm_unaccent(lower(e.names)))"
+            params = [" ".join(self.parsed.words())]
+        now = timezone.now()
+        recent = " ".join("WHEN e.activity_at >= %s THEN %s" for _ in RECENT_BOOST)
+        sql = (
+            f"{base} * (CASE WHEN e.owner_id = %s THEN %s ELSE 1.0 END)"
+            f" * (CASE {recent} ELSE 1.0 END)"
+        )
+        params += [self.user.pk, OWNER_BOOST]
+        for age, boost in RECENT_BOOST:
+            params += [now - age, boost]
+        return sql, params
 
     def rank(self, prefix: str = "search_entries__"):
         if self.postgresql and not self.fuzzy:
@@ -316,7 +416,7 @@ def _field_of(kind: str) -> str:
     return next(branch.field for branch in BRANCHES if kind in branch.kinds)
 
 
-def _describe(hits: list[Hit], match: _Matcher) -> None:
+def _describe(hits: list[Hit], match: _Matcher, snippets: bool = True) -> None:
     """Titles and snippets of the hits shown: one statement; the snippet from the entry that
     matched (a document's piece of text) or the record's own."""
     wanted = Q()
@@ -325,13 +425,18 @@ def _describe(hits: list[Hit], match: _Matcher) -> None:
     entries = SearchEntry.objects.filter(wanted).annotate(
         task_sale=F("task__sale_id"), task_customer=F("task__customer_id")
     )
-    if match.postgresql and not match.fuzzy:
+    if match.postgresql and not match.fuzzy and snippets:
         entries = entries.filter(Q(chunk=0) | Q(_Match(F("vector"), match.tsquery()))).annotate(
             matched=_Match(F("vector"), match.tsquery()),
             snippet=_headline(
                 postgres.language_configuration(), F("body"), match, HEADLINE_OPTIONS
             ),
             title_marked=_headline(postgres.SIMPLE, F("title"), match, TITLE_HEADLINE_OPTIONS),
+        )
+    elif match.postgresql and not match.fuzzy:
+        entries = entries.filter(chunk=0).annotate(
+            title_marked=_headline(postgres.SIMPLE, F("title"), match, TITLE_HEADLINE_OPTIONS),
+            snippet=Value(""),
         )
     else:
         entries = entries.filter(chunk=0)
@@ -344,7 +449,7 @@ def _describe(hits: list[Hit], match: _Matcher) -> None:
             continue
         matched = getattr(entry, "matched", False)
         snippet = getattr(entry, "snippet", None)
-        if snippet is None:
+        if snippet is None and snippets:
             snippet = _python_snippet(entry.body, match.parsed.words())
         if entry.chunk == 0:
             hit.title, hit.subtitle = entry.title, entry.subtitle

@@ -32,7 +32,8 @@ BULK_BATCH_SIZE = 5000  # search.bulk's INSERT ... SELECT
 INLINE_LIMIT = 500  # more changed records than this are indexed after commit, by tasks
 TASK_BATCH = 5000
 BODY_CHARS = 100_000  # notes and activities of one record kept searchable
-CHUNK_CHARS = 50_000  # a piece of a document's text: its tsvector stays far under 1 MB
+CHUNK_CHARS = 10_000  # a piece of a document's text: its tsvector stays far under 1 MB,
+# and ts_headline, which re-reads the piece that matched, stays quick
 TITLE_CHARS = 300
 
 

@@ -120,7 +120,9 @@ def search_dropdown(request):
     """The header box's dropdown (htmx): the best hits, grouped by type in rank order."""
     q = request.GET.get("q", "")
     parsed = parse(q)
-    results = selectors.search(user=request.user, parsed=parsed, limit=DROPDOWN_SIZE)
+    results = selectors.search(
+        user=request.user, parsed=parsed, limit=DROPDOWN_SIZE, snippets=False
+    )
     groups: dict[str, list] = {}
     for hit in _with_links(results.hits):
         groups.setdefault(hit.kind, []).append(hit)
