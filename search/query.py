@@ -127,9 +127,11 @@ def _add_filter(parsed: ParsedQuery, name: str, value: str) -> None:
 # PostgreSQL ------------------------------------------------------------------------------
 
 
-def tsquery_sql(parsed: ParsedQuery) -> tuple[str, list]:
+def tsquery_sql(parsed: ParsedQuery, *, names_only: bool = False) -> tuple[str, list]:
     """The tsquery as SQL with its parameters: each word matched as a prefix, in the simple
-    configuration (names, emails) or stemmed in the language's (prose)."""
+    configuration (names, emails) or stemmed in the language's (prose). `names_only`: the
+    words must match in a name (weight A; exclusions still anywhere)."""
+    label = "A" if names_only else ""
     language = postgres.language_configuration()
     ors = []
     params: list = []
@@ -140,7 +142,8 @@ def tsquery_sql(parsed: ParsedQuery) -> tuple[str, list]:
                 sql = "(phraseto_tsquery(%s::regconfig, %s) || phraseto_tsquery(%s::regconfig, %s))"
                 params += [postgres.SIMPLE, term.text, language, term.text]
             else:
-                operand = " & ".join(f"'{word}':*" for word in term.text.split())
+                weight = "" if term.negated else label
+                operand = " & ".join(f"'{word}':*{weight}" for word in term.text.split())
                 sql = "(to_tsquery(%s::regconfig, %s) || to_tsquery(%s::regconfig, %s))"
                 params += [postgres.SIMPLE, operand, language, operand]
             ands.append(f"!!{sql}" if term.negated else sql)

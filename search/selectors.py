@@ -53,6 +53,7 @@ from search.text import ANGLES, MARK_START, MARK_STOP, fold
 
 OWNER_BOOST = 1.3
 RECENT_BOOST = ((timedelta(days=30), 1.15), (timedelta(days=180), 1.05))
+MAX_HITS = 5000  # matching entries read per search (PostgreSQL); see search()
 TRIGRAM_THRESHOLD = 0.4  # word_similarity: "smiht" ~ "smith" is 0.5, "hauslr" ~ "hausler" 0.71
 HEADLINE_OPTIONS = (
     f"StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=24, MinWords=10, "
@@ -101,6 +102,7 @@ class SearchResults:
     counts: dict[str, int] = field(default_factory=dict)  # per kind, all the user may see
     total: int = 0  # of the kinds asked for
     fuzzy: bool = False  # found by the typo fallback
+    capped: bool = False  # more matched than were read (max_hits): the counts are "at least"
     suggestion: str = ""  # "did you mean", with the typos replaced
 
 
@@ -119,10 +121,15 @@ def search(
     offset: int = 0,
     limit: int = 20,
     snippets: bool = True,
+    max_hits: int = MAX_HITS,
 ) -> SearchResults:
     """The hits of `parsed` the user may see: ranked, `limit` from `offset`, of `kinds` (a
     facet; all by default), with the counts of every kind (for the facets); `snippets`:
-    with the highlighted passages (the results page; the dropdown shows titles only)."""
+    with the highlighted passages (the results page; the dropdown shows titles only).
+
+    PostgreSQL reads at most `max_hits` matching entries (and as many matching in a name):
+    a word found in half a million records is counted as "N+" and ranked among those,
+    rather than taking seconds to count exactly; `capped` says so."""
     allowed = searchable_kinds(user)
     if parsed.kinds:
         allowed = [kind for kind in allowed if kind in parsed.kinds]
@@ -131,7 +138,7 @@ def search(
     shown = [kind for kind in allowed if kind in kinds] if kinds else allowed
     postgresql = connection.vendor == "postgresql"
     match = _Matcher(user, parsed, postgresql)
-    results = _run(user, parsed, match, allowed, shown, offset, limit, snippets)
+    results = _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
     # The typo fallback: nothing found, and nothing excluded (the fallback could not honour it).
     excludes = any(term.negated for group in parsed.groups for term in group)
     if postgresql and not results.counts and parsed.words() and not excludes:
@@ -142,19 +149,24 @@ def search(
                     [str(TRIGRAM_THRESHOLD)],
                 )
             match = _Matcher(user, parsed, postgresql, fuzzy=True)
-            results = _run(user, parsed, match, allowed, shown, offset, limit, snippets)
+            results = _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
         results.fuzzy = bool(results.counts)
         results.suggestion = _suggestion(parsed, results.hits)
     return results
 
 
-def _run(user, parsed, match, allowed, shown, offset, limit, snippets) -> SearchResults:
+def _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits) -> SearchResults:
+    capped = False
     if match.postgresql:
-        counts, hits = _postgres_counts_and_page(user, match, allowed, shown, offset, limit)
+        counts, hits, capped = _postgres_counts_and_page(
+            user, match, allowed, shown, offset, limit, max_hits
+        )
     else:
         counts = _counts(user, parsed, match, allowed)
         hits = []
-    results = SearchResults(counts=counts, total=sum(counts.get(kind, 0) for kind in shown))
+    results = SearchResults(
+        counts=counts, total=sum(counts.get(kind, 0) for kind in shown), capped=capped
+    )
     if results.total and limit:
         if not match.postgresql:
             hits = _page(user, parsed, match, shown, offset, limit)
@@ -177,10 +189,12 @@ UNION ALL
  GROUP BY v.kind, v.record_id
  ORDER BY value DESC, v.kind, v.record_id DESC
  LIMIT %s OFFSET %s)
+UNION ALL
+(SELECT 2, NULL, count(*)::float8, NULL FROM hits)
 """
 
 
-def _postgres_statement(user, match, allowed, shown, offset, limit):
+def _postgres_statement(user, match, allowed, shown, offset, limit, max_hits):
     """The matching entries first (`hits`: the GIN index, the filters, nothing else), then
     those the user may see (`visible`: per indexed model, the record's id IN the model's
     queryset filtered by crm.permissions, which the planner checks hit by hit through the
@@ -188,13 +202,19 @@ def _postgres_statement(user, match, allowed, shown, offset, limit):
     computed for the visible hits only). MATERIALIZED keeps that order: without it the
     planner may walk a model's whole table and test every entry instead of asking the GIN
     index once."""
-    entries = (
-        SearchEntry.objects.filter(match.condition(prefix=""), kind__in=allowed)
-        .order_by()
-        .values("id", "record", "record_id", "kind")
-    )
-    hits_sql, params = entries.query.sql_with_params()
+
+    def matching(names_only: bool):
+        entries = SearchEntry.objects.filter(
+            match.condition(prefix="", names_only=names_only), kind__in=allowed
+        )
+        return entries.order_by().values("id", "record", "record_id", "kind")[:max_hits]
+
+    hits_sql, params = matching(False).query.sql_with_params()
     params = list(params)
+    if not match.fuzzy:  # matches in a name first: kept whatever else a common word matches
+        names_sql, names_params = matching(True).query.sql_with_params()
+        hits_sql = f"({names_sql}) UNION ({hits_sql})"
+        params = [*names_params, *params]
     branches = []
     for branch in BRANCHES:
         if not any(kind in allowed for kind in branch.kinds):
@@ -220,10 +240,10 @@ def _postgres_statement(user, match, allowed, shown, offset, limit):
     return statement, [*params, *rank_params, list(shown), limit, offset]
 
 
-def _postgres_counts_and_page(user, match, allowed, shown, offset, limit):
-    statement, params = _postgres_statement(user, match, allowed, shown, offset, limit)
+def _postgres_counts_and_page(user, match, allowed, shown, offset, limit, max_hits):
+    statement, params = _postgres_statement(user, match, allowed, shown, offset, limit, max_hits)
     if statement is None:
-        return {}, []
+        return {}, [], False
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         rows = cursor.fetchall()
@@ -233,7 +253,8 @@ def _postgres_counts_and_page(user, match, allowed, shown, offset, limit):
         for part, kind, value, record_id in rows
         if part == 1
     ]
-    return counts, hits
+    capped = any(part == 2 and value >= max_hits for part, _, value, _ in rows)
+    return counts, hits, capped
 
 
 # Matching --------------------------------------------------------------------------------
@@ -246,16 +267,22 @@ class _Matcher:
         self.user, self.parsed, self.postgresql, self.fuzzy = user, parsed, postgresql, fuzzy
         if postgresql and not fuzzy:
             self.tsquery_sql, self.tsquery_params = tsquery_sql(parsed)
+            self.names_sql, self.names_params = tsquery_sql(parsed, names_only=True)
 
     def tsquery(self) -> RawSQL:
         return RawSQL(self.tsquery_sql, self.tsquery_params, output_field=TextField())
 
-    def condition(self, prefix: str = "search_entries__") -> Q:
+    def condition(self, prefix: str = "search_entries__", names_only: bool = False) -> Q:
         """What an entry must satisfy: the words and the field filters."""
         parsed = self.parsed
         q = Q()
         if self.postgresql and not self.fuzzy:
-            q &= Q(_Match(F(f"{prefix}vector"), self.tsquery()))
+            tsquery = (
+                RawSQL(self.names_sql, self.names_params, output_field=TextField())
+                if names_only
+                else self.tsquery()
+            )
+            q &= Q(_Match(F(f"{prefix}vector"), tsquery))
         elif self.postgresql:
             words = " ".join(parsed.words())
             q &= Q(**{f"{prefix}chunk": 0}) & Q(

@@ -14,6 +14,7 @@ from search.query import parse
 
 PAGE_SIZE = 20
 DROPDOWN_SIZE = 8
+DROPDOWN_MAX_HITS = 1000  # the dropdown shows the best few: it reads fewer matches
 MAX_PAGE = 500
 
 
@@ -121,8 +122,9 @@ def search_dropdown(request):
     q = request.GET.get("q", "")
     parsed = parse(q)
     results = selectors.search(
-        user=request.user, parsed=parsed, limit=DROPDOWN_SIZE, snippets=False
-    )
+        user=request.user, parsed=parsed, limit=DROPDOWN_SIZE, snippets=False,
+        max_hits=DROPDOWN_MAX_HITS,
+    )  # fmt: skip
     groups: dict[str, list] = {}
     for hit in _with_links(results.hits):
         groups.setdefault(hit.kind, []).append(hit)

@@ -253,3 +253,16 @@ def test_notes_added_later_are_found(rep, teams):
     CustomerNote.objects.create(customer=customer, author=rep, text="Budget approved in March")
     index(customer)
     assert found(rep, "budget approved") == [("lead", customer.pk)]
+
+
+def test_a_word_matching_more_than_max_hits_is_capped_and_names_come_first(rep, teams):
+    by_note = [
+        CustomerFactory(owner=rep, name=f"Note {i}", notes="Quasar project") for i in range(6)
+    ]
+    by_name = CustomerFactory(owner=rep, name="Quasar Ltd")
+    index(*by_note, by_name)
+    results = find(rep, "quasar", max_hits=3)
+    assert results.capped
+    assert 3 <= results.total < 7
+    assert results.hits[0].object_id == by_name.pk  # matched in a name: always read
+    assert not find(rep, "quasar").capped and find(rep, "quasar").total == 7
