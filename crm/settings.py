@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "campaigns",
     "documents",
     "analytics",
+    "search",
     "demo",
 ]
 
@@ -217,13 +218,17 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # streams the file, so memory does not grow with it).
 CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=64 * 1024 * 1024)
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
-# Dashboard blocks are cached this long (and dropped at once when a deal changes).
+# Dashboard blocks are fresh this long (and until a deal changes).
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=120)
 # A dashboard older than that, or from before a deal change, is shown while a worker
 # computes it again, at most once per ANALYTICS_REFRESH_SECONDS; one not seen for
 # ANALYTICS_KEEP_SECONDS is computed on the request (analytics/dashboard.py).
 ANALYTICS_REFRESH_SECONDS = env.int("ANALYTICS_REFRESH_SECONDS", default=30)
 ANALYTICS_KEEP_SECONDS = env.int("ANALYTICS_KEEP_SECONDS", default=6 * 60 * 60)
+# Global search: the language whose stemming applies to prose (notes, descriptions, document
+# text) on PostgreSQL, one of pg_ts_config's (english, german, french, ...); names, emails and
+# phone numbers are matched word for word whatever it is.
+SEARCH_LANGUAGE = env.str("SEARCH_LANGUAGE", default="english")
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which is
 # enough for a one-machine demo (it polls and loses in-flight tasks on kill -9).

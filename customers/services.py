@@ -202,6 +202,7 @@ def customer_bulk_assign_owner(*, actor, customer_ids: list[int], owner) -> int:
         verb="update",
         entries=[(c, {"owner": [c.owner_id, owner.pk]}) for c in customers],
     )
+    react(Event.RECORDS_CHANGED, model="customer", ids=[c.pk for c in customers])
     crm_cache.bump_on_commit(crm_cache.DEALS)  # whose book, and who sees, their deals
     return len(customers)
 
@@ -215,6 +216,7 @@ def customer_note_add(*, actor, customer: Customer, text: str) -> CustomerNote:
         raise ValidationFailed("Write something before saving the note.", field="text")
     note = CustomerNote.objects.create(customer=customer, author=actor, text=text)
     audit_record(actor=actor, verb="create", instance=note, changes={"customer": customer.pk})
+    react(Event.RECORDS_CHANGED, model="customer", ids=[customer.pk])
     return note
 
 
@@ -234,6 +236,7 @@ def customer_assign_owner_automatically(*, customer_id: int, owner, reason: str)
         instance=customer,
         changes={"owner": [previous, owner.pk], "reason": reason},
     )
+    react(Event.RECORDS_CHANGED, model="customer", ids=[customer.pk])
 
 
 def customer_record_contact(*, customer_id: int, contact_date) -> None:

@@ -10,6 +10,7 @@ import zipfile
 from django.core.files.base import ContentFile
 from django.db import transaction
 
+from crm.reactions import Event, react
 from documents import filetypes
 from documents.models import Document
 
@@ -53,6 +54,7 @@ def document_process(*, document_id: int) -> str:
         document.processing_status = Document.Processing.DONE
         document.processing_error = ""
         document.save(update_fields=fields)
+        react(Event.RECORDS_CHANGED, model="document", ids=[document.pk])  # text searchable
     return "done"
 
 

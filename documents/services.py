@@ -74,6 +74,11 @@ def _announce_if_proposal(document: Document) -> None:
         react(Event.PROPOSAL_ATTACHED, sale_ids=[document.sale_id])
 
 
+def _index(document_ids: list[int]) -> None:
+    """The global search finds the newest version of each document (crm.reactions)."""
+    react(Event.RECORDS_CHANGED, model="document", ids=document_ids)
+
+
 def document_upload(
     *,
     actor,
@@ -123,6 +128,7 @@ def document_upload(
             raise
         _process_later(document.pk)
         _announce_if_proposal(document)
+        _index([document.pk])
     return document
 
 
@@ -166,6 +172,7 @@ def document_upload_version(
             raise
         _process_later(new.pk)
         _announce_if_proposal(new)
+        _index([new.pk, *chain.values_list("pk", flat=True)])
     return new
 
 
@@ -195,6 +202,7 @@ def document_restore(*, actor, version: Document, ip: str | None = None) -> Docu
             # The copy of a version that was never processed (or failed) gets its own try.
             _process_later(new.pk)
         _announce_if_proposal(new)
+        _index([new.pk, *chain.values_list("pk", flat=True)])
     return new
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.permissions import editable_sales
+from crm.reactions import Event, react
 from crm.services import audit_record, diff_snapshots, model_snapshot
 from customers.services import customer_record_contact
 from sales.models import Sale, SaleActivity, StageChange, Task
@@ -84,6 +85,7 @@ def sale_create(*, actor, data: dict[str, Any]) -> Sale:
         instance=sale,
         changes=model_snapshot(sale, SALE_AUDITED_FIELDS),
     )
+    react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
     crm_cache.bump_on_commit(crm_cache.DEALS)
     return sale
 
@@ -112,6 +114,7 @@ def sale_update(*, actor, sale: Sale, data: dict[str, Any]) -> Sale:
             # The deal's tasks follow it to its new customer.
             Task.objects.filter(sale=sale).update(customer=sale.customer)
         audit_record(actor=actor, verb="update", instance=sale, changes=changes)
+        react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
         crm_cache.bump_on_commit(crm_cache.DEALS)
     return sale
 
@@ -206,6 +209,7 @@ def sale_change_stage(
     if to_status in Sale.OPEN_STATUSES:
         stage_tasks_create(sale=sale, status=to_status, now=now)
         deals_advance_later(sale_ids=[sale.pk])
+    react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
     crm_cache.bump_on_commit(crm_cache.DEALS)
     return change
 
@@ -251,6 +255,7 @@ def sale_activity_add(
         instance=activity,
         changes={"sale": sale.pk, "kind": kind, "occurred_at": occurred_at},
     )
+    react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
     return activity
 
 
