@@ -99,3 +99,29 @@ def send_email(*, to: str, subject: str, text: str, html: str | None = None) -> 
     if html:
         message.attach_alternative(html, "text/html")
     message.send()
+
+
+def tombstones_record_deleted(*, resource: str, object_ids) -> None:
+    """Records deleted: every user who synced them must drop them (the API's delta sync)."""
+    from crm.models import Tombstone
+
+    now = timezone.now()
+    Tombstone.objects.bulk_create(
+        Tombstone(resource=resource, object_id=pk, removed_at=now) for pk in set(object_ids)
+    )
+
+
+def tombstones_record_reach_lost(
+    *, resource: str, before: dict[int, set[int]], after: dict[int, set[int]]
+) -> None:
+    """Records that left users' reach: `before` and `after` map each record to the users who
+    saw it before and after a change (crm.permissions' *_viewer_ids); who saw it before and
+    no longer does gets a tombstone."""
+    from crm.models import Tombstone
+
+    now = timezone.now()
+    Tombstone.objects.bulk_create(
+        Tombstone(resource=resource, object_id=pk, user_id=user_id, removed_at=now)
+        for pk, users in before.items()
+        for user_id in users - after.get(pk, set())
+    )
