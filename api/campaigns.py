@@ -1,7 +1,7 @@
 """Campaigns and their funnels, for managers (read only)."""
 
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import mixins, serializers
+from rest_framework import serializers
 
 from api.base import FIELDS, UPDATED_SINCE, ScopedViewSet
 from api.serializers import SparseSerializer, UserBriefSerializer
@@ -41,7 +41,7 @@ class CampaignSerializer(SparseSerializer):
     list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
     retrieve=extend_schema(parameters=[FIELDS]),
 )
-class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class CampaignViewSet(ScopedViewSet):
     """Managers' campaigns (and their co-managers'), each with its funnel; reps: 403."""
 
     visible = visible_campaigns

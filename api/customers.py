@@ -78,8 +78,6 @@ class CustomerFilter(django_filters.FilterSet):
     ),
 )  # fmt: skip
 class CustomerViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
@@ -158,9 +156,7 @@ class NoteFilter(django_filters.FilterSet):
         request=NoteInputSerializer, responses={201: NoteSerializer}, parameters=[IDEMPOTENCY_KEY]
     ),
 )
-class NoteViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedViewSet
-):
+class NoteViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """Notes on the customers you see; adding one needs the customer to be yours."""
 
     visible = visible_customer_notes

@@ -27,4 +27,4 @@ class SwaggerView(SpectacularSwaggerSplitView):
 # Redoc renders the schema in a web worker it starts from a blob: URL.
 @method_decorator(csp_update({"worker-src": ["'self'", "blob:"]}), name="dispatch")
 class RedocView(SpectacularRedocView):
-    pass
+    template_name = "api/redoc.html"  # drf-spectacular's loads Google's web fonts

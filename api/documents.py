@@ -75,9 +75,7 @@ class DocumentFilter(django_filters.FilterSet):
         parameters=[IDEMPOTENCY_KEY],
     ),
 )
-class DocumentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedViewSet
-):
+class DocumentViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """The latest version of each document you may open (yours, public, shared with you, or
     on a customer or deal you see)."""
 

@@ -73,7 +73,7 @@ class LeadFilter(django_filters.FilterSet):
     list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
     retrieve=extend_schema(parameters=[FIELDS]),
 )
-class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class LeadViewSet(ScopedViewSet):
     """Your leads, best score first; `changed_at` moves when the lead or its score changes."""
 
     visible = visible_customers
@@ -131,9 +131,7 @@ class LeadActivityFilter(django_filters.FilterSet):
         parameters=[IDEMPOTENCY_KEY],
     ),
 )
-class LeadActivityViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedViewSet
-):
+class LeadActivityViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """What your leads did. Logging one (a call answered) rescores the lead, as on its page."""
 
     visible = visible_lead_activities

@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, serializers
+from rest_framework import serializers
 
 from api.base import FIELDS, ScopedViewSet
 from api.serializers import SparseSerializer
@@ -46,7 +46,7 @@ class UserSerializer(SparseSerializer):
 @extend_schema_view(
     list=extend_schema(parameters=[FIELDS]), retrieve=extend_schema(parameters=[FIELDS])
 )
-class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class TeamViewSet(ScopedViewSet):
     """Your team (managers: the teams you manage; admins: all)."""
 
     visible = visible_teams_of
@@ -59,7 +59,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 @extend_schema_view(
     list=extend_schema(parameters=[FIELDS]), retrieve=extend_schema(parameters=[FIELDS])
 )
-class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class UserViewSet(ScopedViewSet):
     """You and the people of your team (managers: of the teams you manage; admins: all)."""
 
     visible = visible_users

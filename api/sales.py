@@ -97,8 +97,6 @@ class DealFilter(django_filters.FilterSet):
     partial_update=extend_schema(request=DealInputSerializer, responses={200: DealSerializer}),
 )
 class DealViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
@@ -191,9 +189,7 @@ class DealActivityFilter(django_filters.FilterSet):
         parameters=[IDEMPOTENCY_KEY],
     ),
 )
-class DealActivityViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedViewSet
-):
+class DealActivityViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """Calls, emails, meetings and notes on the deals you see; logging one needs the deal to
     be yours (it also moves the customer's last contact and runs the pipeline rules)."""
 
@@ -293,9 +289,7 @@ class TaskFilter(django_filters.FilterSet):
         request=TaskInputSerializer, responses={201: TaskSerializer}, parameters=[IDEMPOTENCY_KEY]
     ),
 )
-class TaskViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedViewSet
-):
+class TaskViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """Tasks assigned to or created by you, and those on your deals (`mine=true`: yours;
     `due=overdue|today|upcoming`; `done=false`)."""
 

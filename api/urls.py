@@ -1,3 +1,4 @@
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
@@ -29,8 +30,13 @@ v1 = [
 urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", docs.SchemaView.as_view(), name="schema"),
-    path("docs/", docs.SwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("docs/redoc/", docs.RedocView.as_view(url_name="api:schema"), name="redoc"),
+    # The docs are pages for people: a browser without a session goes to the login page.
+    path("docs/", login_required(docs.SwaggerView.as_view(url_name="api:schema")), name="docs"),
+    path(
+        "docs/redoc/",
+        login_required(docs.RedocView.as_view(url_name="api:schema")),
+        name="redoc",
+    ),
     path("tokens/", tokens.tokens_page, name="tokens"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
     re_path(r"^.*$", json_not_found, name="not_found"),

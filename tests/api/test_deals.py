@@ -83,7 +83,10 @@ def test_create_refuses_a_customer_out_of_reach_like_a_missing_one(rep_api, othe
     response = rep_api.post(URL, {"title": "X", "customer": theirs.pk}, format="json")
     missing = rep_api.post(URL, {"title": "X", "customer": 10**12}, format="json")
     assert response.status_code == missing.status_code == 400
-    [refused], [absent] = response.json()["errors"]["customer"], missing.json()["errors"]["customer"]
+    [refused], [absent] = (
+        response.json()["errors"]["customer"],
+        missing.json()["errors"]["customer"],
+    )
     assert refused.replace(str(theirs.pk), "N") == absent.replace(str(10**12), "N")
 
 
