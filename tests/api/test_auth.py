@@ -103,7 +103,7 @@ def test_the_session_needs_csrf_for_writes(client, rep, teams):
     assert response.status_code == 403
 
 
-# The page --------------------------------------------------------------------------------------
+# The page ---------------------------------------------------------------------
 
 
 def test_the_page_lists_and_creates_tokens(rep_client, rep):

@@ -20,7 +20,7 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-# Tasks ----------------------------------------------------------------------------------------
+# Tasks ---------------------------------------------------------------------
 
 
 def test_tasks_mine_and_due(rep_api, rep, other_rep):
@@ -66,7 +66,7 @@ def test_task_list_queries_are_fixed(rep_api, rep, django_assert_max_num_queries
         assert len(rep_api.get("/api/v1/tasks/").json()["results"]) == 23
 
 
-# Notes ----------------------------------------------------------------------------------------
+# Notes ---------------------------------------------------------------------
 
 
 def test_notes(rep_api, rep, other_rep, other_rep_api, django_assert_max_num_queries):
@@ -88,7 +88,7 @@ def test_notes(rep_api, rep, other_rep, other_rep_api, django_assert_max_num_que
     assert read_only.status_code == 403
 
 
-# Leads ----------------------------------------------------------------------------------------
+# Leads ---------------------------------------------------------------------
 
 
 def test_leads_with_score_grade_and_top_factors(rep_api, rep, other_rep):
@@ -141,7 +141,7 @@ def test_log_a_lead_activity(rep_api, rep, other_rep_api):
     assert other_rep_api.get(url).json()["results"] == []
 
 
-# Teams and users ----------------------------------------------------------------------------------
+# Teams and users ---------------------------------------------------------------------
 
 
 def test_teams_and_users_in_reach(rep_api, other_rep_api, rep, teammate, manager, teams,
@@ -156,7 +156,7 @@ def test_teams_and_users_in_reach(rep_api, other_rep_api, rep, teammate, manager
     assert other_rep_api.get(f"/api/v1/teams/{teams['mine'].pk}/").status_code == 404
 
 
-# Quick stats ---------------------------------------------------------------------------------------
+# Quick stats ---------------------------------------------------------------------
 
 
 def test_quick_stats(rep_api, rep, other_rep, django_assert_max_num_queries):
@@ -186,7 +186,7 @@ def test_quick_stats_needs_a_token(anonymous_api):
     assert anonymous_api.get("/api/v1/quick-stats/").status_code == 401
 
 
-# Campaigns -----------------------------------------------------------------------------------------
+# Campaigns ---------------------------------------------------------------------
 
 
 def test_managers_read_campaigns_with_funnels(manager_api, rep_api, manager, other_manager,
