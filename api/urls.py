@@ -1,14 +1,13 @@
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
 from api import campaigns, customers, docs, documents, leads, people, sales, stats, tokens
 from api.errors import json_not_found
 
 app_name = "api"
 
-router = DefaultRouter(trailing_slash=True)
-router.include_root_view = False
+router = SimpleRouter(trailing_slash=True)
 router.register("customers", customers.CustomerViewSet, basename="customer")
 router.register("notes", customers.NoteViewSet, basename="note")
 router.register("leads", leads.LeadViewSet, basename="lead")
