@@ -10,7 +10,7 @@ the class is made). A view that really must skip the rule names it, in a functio
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -221,9 +221,15 @@ class ScopedViewSet(IdempotencyMixin, ConditionalMixin, viewsets.GenericViewSet)
             raise exceptions.ValidationError(
                 {"updated_since": ["Give an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z."]}
             )
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment, timezone.get_current_timezone())
-        return moment
+        try:
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment, timezone.get_current_timezone())
+            # In UTC: PostgreSQL refuses offsets past 15:59 that Python accepts (-16:44).
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError) as error:
+            raise exceptions.ValidationError(
+                {"updated_since": ["That time is out of range."]}
+            ) from error
 
     def list_ordering(self, request) -> tuple[str, ...]:
         if self.updated_since() is not None:

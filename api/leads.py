@@ -31,10 +31,12 @@ class FactorSerializer(serializers.Serializer):
 
 class LeadSerializer(SparseSerializer):
     owner = UserBriefSerializer(read_only=True)
-    score = serializers.IntegerField(source="lead_score.total_score", default=None)
-    ai_score = serializers.IntegerField(source="lead_score.ai_score", default=None)
-    grade = serializers.CharField(source="lead_score.grade", default=None)
-    scored_at = serializers.DateTimeField(source="lead_score.last_calculated", default=None)
+    score = serializers.IntegerField(source="lead_score.total_score", default=None, allow_null=True)
+    ai_score = serializers.IntegerField(source="lead_score.ai_score", default=None, allow_null=True)
+    grade = serializers.CharField(source="lead_score.grade", default=None, allow_null=True)
+    scored_at = serializers.DateTimeField(
+        source="lead_score.last_calculated", default=None, allow_null=True
+    )
     top_factors = serializers.SerializerMethodField()
     changed_at = serializers.DateTimeField(read_only=True)
 

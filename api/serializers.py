@@ -6,8 +6,27 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 
 
+class BlankableChoiceField(serializers.ChoiceField):
+    """A choice that may be empty ("" for unknown): DRF drops allow_blank from read-only
+    fields, and the schema would then refuse the "" the API sends."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.allow_blank = True
+
+
 class SparseSerializer(serializers.ModelSerializer):
-    """`fields=a,b` (the view passes it on): only those fields; an unknown one is a 400."""
+    """`fields=a,b` (the view passes it on): only those fields; an unknown one is a 400.
+    Read-only output: a blank model field's "" is a valid value in the schema."""
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if getattr(model_field, "blank", False):
+            if issubclass(field_class, serializers.ChoiceField):
+                field_class = BlankableChoiceField
+            elif issubclass(field_class, serializers.URLField | serializers.EmailField):
+                field_class = serializers.CharField  # "" is no URL or address
+        return field_class, kwargs
 
     def __init__(self, *args, fields: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -135,6 +135,10 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "campaigns.models.EmailCampaign.Status",
     },
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.error_responses",
+    ],
 }
 # Requests per device token (api.throttling); more answer 429 with Retry-After.
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")

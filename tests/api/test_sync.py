@@ -105,3 +105,10 @@ def test_sync_queries_are_fixed(rep_api, rep, django_assert_max_num_queries):
     with django_assert_max_num_queries(11):
         body = _sync(rep_api, "/api/v1/customers/", since)
     assert len(body["removed"]) == 13 and len(body["results"]) == 13
+
+
+@pytest.mark.parametrize(
+    "value", ["0114-10-24T22:31:46-16:44", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"]
+)
+def test_odd_times_are_not_a_server_error(rep_api, value):
+    assert rep_api.get("/api/v1/customers/", {"updated_since": value}).status_code in (200, 400)
