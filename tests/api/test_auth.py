@@ -139,3 +139,18 @@ def test_an_admin_sees_and_revokes_everyones_tokens(admin_client_, rep):
 def test_the_page_needs_a_login(client):
     response = client.get("/api/tokens/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_an_admin_revokes_in_the_django_admin(admin_client_, admin_user, rep):
+    admin_user.is_staff = True
+    admin_user.save()
+    device_token(rep, "Stolen phone")
+    token = DeviceToken.objects.get()
+    page = admin_client_.get("/admin/api/devicetoken/")
+    assert page.status_code == 200 and b"Stolen phone" in page.content
+    assert token.digest.encode() not in page.content
+    admin_client_.post(
+        "/admin/api/devicetoken/", {"action": "revoke", "_selected_action": [token.pk]}
+    )
+    assert not DeviceToken.objects.exists()
+    assert AuditEvent.objects.filter(verb="delete", actor=admin_user).exists()
