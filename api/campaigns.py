@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field, extend_sch
 from rest_framework import serializers
 
 from api.base import FIELDS, UPDATED_SINCE, ScopedViewSet
-from api.serializers import SparseSerializer, UserBriefSerializer
+from api.serializers import SparseSerializer, UserBriefField
 from campaigns.models import EmailCampaign
 from campaigns.selectors import campaign_funnel
 from crm.permissions.campaigns import require_campaign_manager, visible_campaigns
@@ -17,7 +17,7 @@ class FunnelStepSerializer(serializers.Serializer):
 
 
 class CampaignSerializer(SparseSerializer):
-    created_by = UserBriefSerializer(read_only=True)
+    created_by = UserBriefField()
     funnel = serializers.SerializerMethodField()
 
     class Meta:

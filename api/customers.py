@@ -2,17 +2,18 @@
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 from rest_framework.response import Response
 
 from api.base import FIELDS, IDEMPOTENCY_KEY, UPDATED_SINCE, ScopedViewSet
-from api.serializers import SparseSerializer, UserBriefSerializer
+from api.serializers import SparseSerializer, UserBriefField
 from crm.models import Tombstone
 from crm.permissions import editable_customers, visible_customers
 from crm.permissions.customers import visible_customer_notes
 from customers import services
-from customers.models import ConsentSource, Customer, CustomerNote
+from customers.models import ConsentSource, Customer, CustomerNote, Tag
 
 LIGHT_COLUMNS = {
     "id", "name", "email", "phone", "company", "industry", "region", "lifecycle_stage",
@@ -21,9 +22,18 @@ LIGHT_COLUMNS = {
 MOBILE_FIELDS = ["id", "name", "company", "email", "phone", "lifecycle_stage", "updated_at"]
 
 
+def with_tags(customers):
+    """Customers with their owner and tags (a list per customer: no manager per row)."""
+    return customers.select_related("owner").prefetch_related(
+        Prefetch("tags", queryset=Tag.objects.order_by("name"), to_attr="tag_list")
+    )
+
+
 class CustomerSerializer(SparseSerializer):
-    owner = UserBriefSerializer(read_only=True)
-    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    owner = UserBriefField()
+    tags = serializers.SlugRelatedField(
+        source="tag_list", many=True, read_only=True, slug_field="name"
+    )
 
     class Meta:
         model = Customer
@@ -100,7 +110,7 @@ class CustomerViewSet(
         fields = self.requested_fields() if self.request.method == "GET" else None
         if fields and set(fields) <= LIGHT_COLUMNS:  # the mobile list reads only these
             return Customer.objects.only(*fields)
-        return Customer.objects.with_related()
+        return with_tags(Customer.objects.all())
 
     def create(self, request, *args, **kwargs):
         serializer = CustomerInputSerializer(data=request.data)
@@ -108,7 +118,7 @@ class CustomerViewSet(
         customer = services.customer_create(
             actor=request.user, data=serializer.validated_data, consent_source=ConsentSource.API
         )
-        return self.created(Customer.objects.with_related().get(pk=customer.pk))
+        return self.created(with_tags(Customer.objects.all()).get(pk=customer.pk))
 
     def update(self, request, *args, **kwargs):
         customer = self.get_change_object()
@@ -121,7 +131,7 @@ class CustomerViewSet(
             consent_source=ConsentSource.API,
         )
         return Response(
-            CustomerSerializer(Customer.objects.with_related().get(pk=customer.pk)).data
+            CustomerSerializer(with_tags(Customer.objects.all()).get(pk=customer.pk)).data
         )
 
     def destroy(self, request, *args, **kwargs):
@@ -130,7 +140,7 @@ class CustomerViewSet(
 
 
 class NoteSerializer(SparseSerializer):
-    author = UserBriefSerializer(read_only=True)
+    author = UserBriefField()
 
     class Meta:
         model = CustomerNote

@@ -12,7 +12,7 @@ from rest_framework.parsers import MultiPartParser
 
 from api.base import FIELDS, IDEMPOTENCY_KEY, UPDATED_SINCE, ScopedViewSet
 from api.errors import PayloadTooLarge
-from api.serializers import SparseSerializer, UserBriefSerializer, VisibleRelatedField
+from api.serializers import SparseSerializer, UserBriefField, VisibleRelatedField
 from crm.http import client_ip
 from crm.permissions import visible_customers, visible_sales
 from crm.permissions.documents import visible_documents
@@ -26,7 +26,7 @@ UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
 class DocumentSerializer(SparseSerializer):
-    uploaded_by = UserBriefSerializer(read_only=True)
+    uploaded_by = UserBriefField()
     download_url = serializers.SerializerMethodField()
 
     class Meta:

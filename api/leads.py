@@ -10,7 +10,7 @@ from rest_framework import mixins, serializers
 
 from api.base import FIELDS, IDEMPOTENCY_KEY, UPDATED_SINCE, ScopedViewSet
 from api.customers import customer_for_change
-from api.serializers import SparseSerializer, UserBriefSerializer
+from api.serializers import SparseSerializer, UserBriefField
 from crm.http import json_for_storage
 from crm.models import Tombstone
 from crm.permissions import visible_customers
@@ -30,7 +30,7 @@ class FactorSerializer(serializers.Serializer):
 
 
 class LeadSerializer(SparseSerializer):
-    owner = UserBriefSerializer(read_only=True)
+    owner = UserBriefField()
     score = serializers.IntegerField(source="lead_score.total_score", default=None, allow_null=True)
     ai_score = serializers.IntegerField(source="lead_score.ai_score", default=None, allow_null=True)
     grade = serializers.CharField(source="lead_score.grade", default=None, allow_null=True)
@@ -100,7 +100,7 @@ class LeadViewSet(ScopedViewSet):
 
 
 class LeadActivitySerializer(SparseSerializer):
-    recorded_by = UserBriefSerializer(read_only=True)
+    recorded_by = UserBriefField()
 
     class Meta:
         model = LeadActivity

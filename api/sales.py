@@ -12,7 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.base import FIELDS, IDEMPOTENCY_KEY, UPDATED_SINCE, ScopedViewSet
-from api.serializers import SparseSerializer, UserBriefSerializer, VisibleRelatedField
+from api.serializers import SparseSerializer, UserBriefField, VisibleRelatedField
 from crm.errors import PermissionDenied
 from crm.models import Tombstone
 from crm.permissions import editable_sales, visible_customers, visible_sales, visible_tasks
@@ -33,7 +33,7 @@ class CustomerBriefSerializer(serializers.ModelSerializer):
 
 class DealSerializer(SparseSerializer):
     customer = CustomerBriefSerializer(read_only=True)
-    assigned_to = UserBriefSerializer(read_only=True)
+    assigned_to = UserBriefField()
 
     class Meta:
         model = Sale
@@ -159,7 +159,7 @@ class DealViewSet(
 
 
 class DealActivitySerializer(SparseSerializer):
-    user = UserBriefSerializer(read_only=True)
+    user = UserBriefField()
 
     class Meta:
         model = SaleActivity
@@ -227,7 +227,7 @@ def sale_for_change(user, sale_id: int) -> Sale:
 
 
 class TaskSerializer(SparseSerializer):
-    assigned_to = UserBriefSerializer(read_only=True)
+    assigned_to = UserBriefField()
     is_done = serializers.BooleanField(read_only=True)
 
     class Meta:
