@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 from api.models import IdempotentRequest
 from crm.errors import PermissionDenied
 from crm.models import Tombstone
+from crm.roles import is_admin
 
 # A sync's `synced_at` lies this far before the query: a change saved in a transaction
 # that committed late (its updated_at before our read) is sent again, never missed.
@@ -249,9 +250,11 @@ class ScopedViewSet(IdempotencyMixin, ConditionalMixin, viewsets.GenericViewSet)
         if self.tombstone is None:
             return []
         user = self.request.user
+        # An admin sees everything, so learns of every deletion (the rows without a user).
+        whose = Q(user=user) | Q(user__isnull=True) if is_admin(user) else Q(user=user)
         ids = list(
             Tombstone.objects.filter(resource=self.tombstone, removed_at__gte=since)
-            .filter(Q(user__isnull=True) | Q(user=user))
+            .filter(whose)
             .order_by("object_id")
             .values_list("object_id", flat=True)
             .distinct()[:MAX_REMOVED]

@@ -101,13 +101,17 @@ def send_email(*, to: str, subject: str, text: str, html: str | None = None) -> 
     message.send()
 
 
-def tombstones_record_deleted(*, resource: str, object_ids) -> None:
-    """Records deleted: every user who synced them must drop them (the API's delta sync)."""
+def tombstones_record_deleted(*, resource: str, viewers: dict[int, set[int]]) -> None:
+    """Records about to be deleted: whoever saw them (`viewers`, from crm.permissions'
+    *_viewer_ids, taken before the delete) must drop them at their next sync; the row
+    without a user is for admins, who see everything."""
     from crm.models import Tombstone
 
     now = timezone.now()
     Tombstone.objects.bulk_create(
-        Tombstone(resource=resource, object_id=pk, removed_at=now) for pk in set(object_ids)
+        Tombstone(resource=resource, object_id=pk, user_id=user_id, removed_at=now)
+        for pk, users in viewers.items()
+        for user_id in [None, *users]
     )
 
 

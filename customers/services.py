@@ -15,7 +15,13 @@ from crm.permissions import (
     customer_has_deals_beyond_reach,
     editable_customers,
 )
-from crm.permissions.viewers import customer_sale_ids, customer_viewer_ids, sale_viewer_ids
+from crm.permissions.viewers import (
+    customer_sale_ids,
+    customer_task_ids,
+    customer_viewer_ids,
+    sale_viewer_ids,
+    task_viewer_ids,
+)
 from crm.reactions import Event, react
 from crm.services import (
     audit_record,
@@ -214,13 +220,14 @@ def customer_delete(*, actor, customer: Customer) -> None:
         instance=customer,
         changes=model_snapshot(customer, AUDITED_FIELDS),
     )
-    tombstones_record_deleted(resource=Tombstone.Resource.CUSTOMER, object_ids=[customer.pk])
     tombstones_record_deleted(
-        resource=Tombstone.Resource.DEAL, object_ids=customer_sale_ids([customer.pk])
+        resource=Tombstone.Resource.CUSTOMER, viewers=customer_viewer_ids([customer.pk])
     )
     tombstones_record_deleted(
-        resource=Tombstone.Resource.TASK,
-        object_ids=customer.tasks.values_list("pk", flat=True),
+        resource=Tombstone.Resource.DEAL, viewers=sale_viewer_ids(customer_sale_ids([customer.pk]))
+    )
+    tombstones_record_deleted(
+        resource=Tombstone.Resource.TASK, viewers=task_viewer_ids(customer_task_ids([customer.pk]))
     )
     customer.delete()
     crm_cache.bump_on_commit(crm_cache.DEALS)  # its deals went with it

@@ -22,7 +22,7 @@ def _with_managers(direct: dict[int, set[int]]) -> dict[int, set[int]]:
     ).values_list("user_id", "team__managers"):
         managers[user_id].add(manager_id)
     return {
-        pk: ids | {manager for user_id in ids for manager in managers[user_id]}
+        pk: (ids | {manager for user_id in ids for manager in managers[user_id]}) - {None}
         for pk, ids in direct.items()
     }
 
@@ -62,6 +62,31 @@ def sale_viewer_ids(sale_ids) -> dict[int, set[int]]:
         for pk, assignee, customer_id, owner in rows
     }
     return _with_managers(direct)
+
+
+def task_viewer_ids(task_ids) -> dict[int, set[int]]:
+    """{task id: ids of the non-admin users who see it}: its assignee and their managers,
+    its creator, and whoever may change its deal (the deal's assignee, or the customer's
+    owner when unassigned, with their managers)."""
+    Task = apps.get_model("sales", "Task")
+    rows = list(
+        Task.objects.filter(pk__in=task_ids).values_list(
+            "pk", "assigned_to_id", "created_by_id", "sale__assigned_to_id",
+            "sale__customer__owner_id", "sale_id",
+        )
+    )  # fmt: skip
+    managed = _with_managers(
+        {
+            pk: {assignee} | ({deal_assignee} if deal_assignee else {owner} if sale else set())
+            for pk, assignee, _creator, deal_assignee, owner, sale in rows
+        }
+    )
+    return {pk: (managed[pk] | {creator}) - {None} for pk, _a, creator, _d, _o, _s in rows}
+
+
+def customer_task_ids(customer_ids) -> list[int]:
+    Task = apps.get_model("sales", "Task")
+    return list(Task.objects.filter(customer_id__in=customer_ids).values_list("pk", flat=True))
 
 
 def customer_sale_ids(customer_ids) -> list[int]:

@@ -12,7 +12,7 @@ from crm import cache as crm_cache
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.models import Tombstone
 from crm.permissions import editable_sales
-from crm.permissions.viewers import sale_viewer_ids
+from crm.permissions.viewers import sale_viewer_ids, task_viewer_ids
 from crm.services import (
     audit_record,
     diff_snapshots,
@@ -229,9 +229,10 @@ def sale_delete(*, actor, sale: Sale) -> None:
     audit_record(
         actor=actor, verb="delete", instance=sale, changes=model_snapshot(sale, SALE_AUDITED_FIELDS)
     )
-    tombstones_record_deleted(resource=Tombstone.Resource.DEAL, object_ids=[sale.pk])
+    tombstones_record_deleted(resource=Tombstone.Resource.DEAL, viewers=sale_viewer_ids([sale.pk]))
     tombstones_record_deleted(
-        resource=Tombstone.Resource.TASK, object_ids=sale.tasks.values_list("pk", flat=True)
+        resource=Tombstone.Resource.TASK,
+        viewers=task_viewer_ids(sale.tasks.values_list("pk", flat=True)),
     )
     sale.delete()
     crm_cache.bump_on_commit(crm_cache.DEALS)

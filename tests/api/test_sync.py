@@ -44,8 +44,8 @@ def test_a_deleted_and_a_reassigned_customer_both_appear_as_removed(rep_api, rep
     assert sorted(body["removed"]) == sorted([deleted_id, reassigned.pk])
     assert [row["id"] for row in body["results"]] == [kept.pk]
     # The manager still sees the reassigned one (their team's): not removed for them.
-    manager_tombstones = Tombstone.objects.filter(user=manager)
-    assert not manager_tombstones.exists()
+    assert not Tombstone.objects.filter(user=manager, object_id=reassigned.pk).exists()
+    assert Tombstone.objects.filter(user=manager, object_id=deleted_id).exists()
 
 
 def test_unsharing_removes_for_the_one_who_lost_it(rep_api, rep, other_rep):
@@ -112,3 +112,13 @@ def test_sync_queries_are_fixed(rep_api, rep, django_assert_max_num_queries):
 )
 def test_odd_times_are_not_a_server_error(rep_api, value):
     assert rep_api.get("/api/v1/customers/", {"updated_since": value}).status_code in (200, 400)
+
+
+def test_a_deletion_is_told_only_to_who_saw_it(rep, other_rep, api_as, admin_user):
+    since = timezone.now() - timedelta(seconds=1)
+    theirs = CustomerFactory(owner=other_rep)
+    theirs_id = theirs.pk
+    customer_delete(actor=other_rep, customer=theirs)
+    assert _sync(api_as(rep), "/api/v1/customers/", since)["removed"] == []
+    assert _sync(api_as(other_rep), "/api/v1/customers/", since)["removed"] == [theirs_id]
+    assert _sync(api_as(admin_user), "/api/v1/customers/", since)["removed"] == [theirs_id]

@@ -45,3 +45,23 @@ def test_viewers_agree_with_the_rule(rep, teammate, other_rep, manager, other_ma
                 person.username,
                 sale.pk,
             )
+
+
+def test_task_viewers_agree_with_the_rule(rep, teammate, other_rep, manager, other_manager,
+                                          teams):  # fmt: skip
+    from crm.permissions import visible_tasks
+    from crm.permissions.viewers import task_viewer_ids
+    from tests.factories import TaskFactory
+
+    deal = SaleFactory(customer=CustomerFactory(owner=other_rep), assigned_to=rep)
+    unassigned = SaleFactory(customer=CustomerFactory(owner=teammate), assigned_to=None)
+    tasks = [
+        TaskFactory(assigned_to=other_rep, created_by=teammate, sale=deal),
+        TaskFactory(assigned_to=other_rep, created_by=other_rep, sale=unassigned),
+        TaskFactory(assigned_to=manager, created_by=manager),
+    ]
+    viewers = task_viewer_ids([t.pk for t in tasks])
+    for person in [rep, teammate, other_rep, manager, other_manager]:
+        sees = set(visible_tasks(_fresh(person)).values_list("pk", flat=True))
+        for task in tasks:
+            assert (task.pk in sees) == (person.pk in viewers[task.pk]), (person.username, task)
