@@ -161,7 +161,7 @@ class IdempotencyMixin:
                     key=key,
                     fingerprint=fingerprint,
                     status_code=response.status_code,
-                    body=json.loads(json.dumps(response.data, default=str)),
+                    body=json.loads(response.render().content) if response.data else None,
                     created_at=timezone.now(),
                 )
             transaction.on_commit(lambda: cache.delete(lock))

@@ -3,7 +3,7 @@
 import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers
 from rest_framework.response import Response
 
@@ -22,6 +22,17 @@ LIGHT_COLUMNS = {
 MOBILE_FIELDS = ["id", "name", "company", "email", "phone", "lifecycle_stage", "updated_at"]
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class TagNamesField(serializers.Field):
+    """The customer's tag names (from the list with_tags prefetched)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, tags) -> list[str]:
+        return [tag.name for tag in tags]
+
+
 def with_tags(customers):
     """Customers with their owner and tags (a list per customer: no manager per row)."""
     return customers.select_related("owner").prefetch_related(
@@ -31,9 +42,7 @@ def with_tags(customers):
 
 class CustomerSerializer(SparseSerializer):
     owner = UserBriefField()
-    tags = serializers.SlugRelatedField(
-        source="tag_list", many=True, read_only=True, slug_field="name"
-    )
+    tags = TagNamesField(source="tag_list")
 
     class Meta:
         model = Customer

@@ -35,12 +35,12 @@ def test_an_unknown_field_is_a_400(rep_api):
 
 
 def test_filters(rep_api, rep):
-    CustomerFactory(owner=rep, name="A", region="emea", lifecycle_stage="lead")
-    b = CustomerFactory(owner=rep, name="B", region="apac", lifecycle_stage="customer",
-                        tags=[TagFactory(name="vip")])  # fmt: skip
+    CustomerFactory(owner=rep, name="A", region="emea", lifecycle_stage="lead", company="X")
+    b = CustomerFactory(owner=rep, name="Quixotic", region="apac", lifecycle_stage="customer",
+                        company="Y", tags=[TagFactory(name="vip")])  # fmt: skip
     assert [r["id"] for r in rep_api.get(URL, {"region": "apac"}).json()["results"]] == [b.pk]
     assert [r["id"] for r in rep_api.get(URL, {"tag": "vip"}).json()["results"]] == [b.pk]
-    assert [r["id"] for r in rep_api.get(URL, {"q": "B"}).json()["results"]] == [b.pk]
+    assert [r["id"] for r in rep_api.get(URL, {"q": "quixo"}).json()["results"]] == [b.pk]
     assert rep_api.get(URL, {"region": "mars"}).status_code == 400
 
 

@@ -128,3 +128,8 @@ def test_the_schema_and_docs_are_served_locally(rep_client, anonymous_api):
 
 def test_the_docs_need_a_login(client):
     assert client.get("/api/docs/").status_code == 302
+
+
+def test_a_nul_character_is_a_json_400(rep_api):
+    response = rep_api.get("/api/v1/customers/", {"q": "a\x00b"})
+    assert response.status_code == 400 and response.json()["code"] == "invalid"
