@@ -46,5 +46,6 @@ urlpatterns = [
     path("d/<str:token>/", document_views.document_share_open, name="document_share_open"),
     path("webhooks/sendgrid/", campaign_public.sendgrid_webhook, name="sendgrid_webhook"),
     path("u/<str:token>/", campaign_public.unsubscribe, name="unsubscribe"),
+    path("api/", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from crm.errors import ValidationFailed
+from crm.errors import TooLarge, ValidationFailed
 from crm.permissions import visible_customers, visible_sales
 from crm.permissions.documents import check_document_change
 from crm.reactions import Event, react
@@ -23,7 +23,7 @@ from documents.models import Document, DocumentAccess, DocumentCategory
 def _check_size(upload) -> None:
     limit = settings.DOCUMENT_MAX_BYTES
     if upload.size > limit:
-        raise ValidationFailed(
+        raise TooLarge(
             f"“{_display_name(upload.name)}” is {upload.size / 1_048_576:.1f} MB; the limit is "
             f"{limit / 1_048_576:.0f} MB.",
             field="file",

@@ -92,7 +92,7 @@ def task_complete(*, actor, task: Task) -> Task:
     task = _lock_task(actor, task)
     if task.completed_at is None:
         task.completed_at = timezone.now()
-        task.save(update_fields=["completed_at"])
+        task.save(update_fields=["completed_at", "updated_at"])
         audit_record(
             actor=actor, verb="update", instance=task, changes={"completed": [False, True]}
         )
@@ -105,7 +105,7 @@ def task_reopen(*, actor, task: Task) -> Task:
     task = _lock_task(actor, task)
     if task.completed_at is not None:
         task.completed_at = None
-        task.save(update_fields=["completed_at"])
+        task.save(update_fields=["completed_at", "updated_at"])
         audit_record(
             actor=actor, verb="update", instance=task, changes={"completed": [True, False]}
         )
