@@ -256,6 +256,16 @@ def utf16(text: str, byteorder: str = "le") -> bytes:
     return ("\ufeff" + text).encode("utf-16-le" if byteorder == "le" else "utf-16-be")
 
 
+def utf16_without_bom(text: str, byteorder: str = "le") -> bytes:
+    """UTF-16 as some editors and exports save it: without the byte-order mark."""
+    return text.encode("utf-16-le" if byteorder == "le" else "utf-16-be")
+
+
+# Binary data with NUL bytes in every other place, as UTF-16 text has them: the bytes 01 00
+# to 1f 00 are control characters in UTF-16, not text.
+ALTERNATING_NULS = b"".join(bytes([byte, 0]) for byte in list(range(1, 9)) * 64)
+
+
 # PDFs: real files of real producers (tests/documents/files/README.md), and hostile ones ----
 
 FILES = Path(__file__).parent / "files"
