@@ -324,7 +324,23 @@ def test_every_page_fits_a_phone_with_the_menu_and_filters_folded(
     assert not failures, "\n".join(failures)
 
 
-def test_the_login_page_fits_a_phone(page: Page, rep):
+def test_the_folded_filters_say_how_many_are_set_and_escape_folds_them(
+    page: Page, login, rep, world
+):
+    login(rep)
+    _open(page, "/customers/?lifecycle_stage=lead&q=Feather")
+    form = page.locator("form.filters[data-fold]")
+    toggle = form.get_by_role("button", name=re.compile(r"^Filters"))
+    expect(toggle).to_have_text(re.compile(r"^Filters \(2 set\)"))
+    toggle.click()
+    form.locator("#id_lifecycle_stage").focus()
+    page.keyboard.press("Escape")
+    expect(form.locator("#id_lifecycle_stage")).to_be_hidden()
+    expect(toggle).to_be_focused()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+
+
+def test_the_login_page_fits_a_phone(page: Page):
     _open(page, "/accounts/login/")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert _overflow(page) is None
