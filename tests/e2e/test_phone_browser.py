@@ -340,9 +340,24 @@ def test_the_folded_filters_say_how_many_are_set_and_escape_folds_them(
     expect(toggle).to_have_attribute("aria-expanded", "false")
 
 
-def test_the_login_page_fits_a_phone(page: Page):
+def test_the_public_pages_fit_a_phone(page: Page, world):
+    """What a visitor opens without signing in: the login page, the unsubscribe page of an
+    email (a customer with a long address, on a phone more often than not) and a share link
+    that is no longer valid."""
+    from campaigns.tokens import unsubscribe_token
+
     _open(page, "/accounts/login/")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert _overflow(page) is None
+
+    _open(page, f"/u/{unsubscribe_token(world['customers/'])}/")
+    expect(page.locator("main")).to_contain_text(LONG_EMAIL)
+    assert _overflow(page) is None
+    page.locator("main form button[type=submit]").click()
+    expect(page.locator("main")).to_contain_text("unsubscribed")
+    assert _overflow(page) is None
+
+    _open(page, "/d/not-a-token/")
     assert _overflow(page) is None
 
 
