@@ -18,6 +18,7 @@ from datetime import time, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -26,6 +27,7 @@ from playwright.sync_api import Page, expect
 from campaigns.models import EmailDraft, OutboxMessage, SequenceEnrollment
 from campaigns.sequences.builder import StepDraft, sequence_save
 from campaigns.sequences.enrolment import customers_enrol
+from customers import csv_import
 from customers.models import Customer, CustomerImport, CustomerNote
 from documents import services as documents
 from documents.models import Document
@@ -66,10 +68,12 @@ MAIN_PAGES = {
     "password_change",
 }  # fmt: skip
 # The rep's own import (its uploader's alone).
-REP_PAGES = {"customers:import_mapping"}
+REP_PAGES = {"customers:import_mapping", "customers:import_report"}
+# Pages that need a query string (without one they answer 404).
+QUERIES = {"analytics:deals": "?metric=open"}
 # Pages only a manager may open.
 MANAGER_PAGES = {
-    "analytics:dashboard", "leads:rules", "sales:pipeline_settings",
+    "analytics:dashboard", "analytics:deals", "leads:rules", "sales:pipeline_settings",
     "campaigns:campaign_new", "campaigns:campaign_detail", "campaigns:template_list",
     "campaigns:template_edit", "campaigns:segment_list", "campaigns:segment_edit",
     "campaigns:sequence_edit", "campaigns:outbox",
@@ -155,6 +159,15 @@ def world(rep, manager, teams, settings, tmp_path):
     outbox = OutboxMessage.objects.create(
         to_email=LONG_EMAIL, from_email="crm@example.com", subject=LONG_WORD, message_id="m1"
     )
+    finished_import = csv_import.customer_import_upload(
+        actor=rep, duplicate_mode="skip", uploaded_file=SimpleUploadedFile(
+            "export.csv", f"name,email,last_contact_date\nGood,good@x.example,2024-01-01\n"
+                          f"{LONG_WORD},{LONG_EMAIL}@,{LONG_WORD}\n".encode()),
+    )  # fmt: skip
+    csv_import.customer_import_run(
+        actor=rep, customer_import=finished_import, duplicate_mode="skip",
+        mapping=finished_import.column_mapping,
+    )  # fmt: skip
     rescore = RescoreRun.objects.create(started_by=manager)
     document = documents.document_upload(
         actor=rep, upload=samples.upload(f"{LONG_WORD}.pdf", samples.pdf_with_text("Proposal")),
@@ -179,12 +192,16 @@ def world(rep, manager, teams, settings, tmp_path):
         "documents/panel/": sale.pk,
         "documents/": document.pk,
         "": customer.pk,
+        # By URL name where one prefix names two records.
+        "customers:import_report": finished_import.pk,
+        "customers:import_rejected_csv": finished_import.pk,
+        "customers:import_retry": finished_import.pk,
     }
 
 
-def _path(route: str, ids: dict) -> str:
+def _path(route: str, name: str, ids: dict) -> str:
     prefix = route.split("<", 1)[0]
-    real_id = next(
+    real_id = ids.get(name) or next(
         pk for start, pk in sorted(ids.items(), key=lambda item: -len(item[0]))
         if prefix.startswith(start)
     )  # fmt: skip
@@ -196,7 +213,7 @@ def _path(route: str, ids: dict) -> str:
             return "1"
         return str(real_id) if converter == "int" else strings.get(name, "x")
 
-    return "/" + re.sub(r"<(\w+):(\w+)>", replace, route)
+    return "/" + re.sub(r"<(\w+):(\w+)>", replace, route) + QUERIES.get(name, "")
 
 
 def _pages(user, ids: dict) -> dict[str, str]:
@@ -205,7 +222,7 @@ def _pages(user, ids: dict) -> dict[str, str]:
     client.force_login(user)
     pages = {}
     for route, name in _walked_routes():
-        path = _path(route, ids)
+        path = _path(route, name, ids)
         response = client.get(path)
         if (
             response.status_code == 200
