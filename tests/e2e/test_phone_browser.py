@@ -356,6 +356,12 @@ def test_the_folded_filters_say_how_many_are_set_and_escape_folds_them(
     expect(toggle).to_be_focused()
     expect(toggle).to_have_attribute("aria-expanded", "false")
 
+    # A filter changed by htmx (the address pushed, no reload) is counted too.
+    toggle.click()
+    form.locator("#id_region").select_option("emea")
+    expect(page).to_have_url(re.compile(r"region=emea"))
+    expect(toggle).to_have_text(re.compile(r"^Filters \(3 set\)"))
+
 
 def test_the_public_pages_fit_a_phone(page: Page, world):
     """What a visitor opens without signing in: the login page, the unsubscribe page of an
