@@ -38,5 +38,6 @@ urlpatterns = [
     ),
     path("tokens/", tokens.tokens_page, name="tokens"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
-    re_path(r"^.*$", json_not_found, name="not_found"),
+    # [\s\S]: any character, a newline too (".*" let "/api/v1/x\n/" fall through to HTML).
+    re_path(r"^[\s\S]*$", json_not_found, name="not_found"),
 ]

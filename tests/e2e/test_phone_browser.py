@@ -54,10 +54,11 @@ PHONE = {
     "is_mobile": True,
     "has_touch": True,
 }
-# Not walked: Django's admin, signing in and out (the login page has a test of its own) and
-# the public token pages (their tokens are not ids of the world).
+# Not walked: Django's admin, signing in and out (the login page has a test of its own),
+# the public token pages (their tokens are not ids of the world) and the API's docs (Swagger
+# UI and Redoc: pages of their own for developers, outside the site's layout).
 SKIPPED_NAMES = {"logout", "login"}
-SKIPPED_PREFIXES = ("admin/", "t/", "u/", "d/", "webhooks/")
+SKIPPED_PREFIXES = ("admin/", "t/", "u/", "d/", "webhooks/", "api/docs/")
 # The main pages: each must be among those walked (so a broken id cannot drop one silently).
 MAIN_PAGES = {
     "home", "customers:list", "customers:detail", "customers:create", "customers:edit",
