@@ -127,11 +127,29 @@ def _add_filter(parsed: ParsedQuery, name: str, value: str) -> None:
 # PostgreSQL ------------------------------------------------------------------------------
 
 
-def tsquery_sql(parsed: ParsedQuery, *, names_only: bool = False) -> tuple[str, list]:
+def names_tsquery_sql(parsed: ParsedQuery) -> tuple[str, list]:
+    """The positive words and phrases in the simple configuration, for the names' own index
+    (exclusions are left to the full tsquery, checked on the same entries)."""
+    ors, params = [], []
+    for group in parsed.groups:
+        ands = []
+        for term in group:
+            if term.negated:
+                continue
+            if term.phrase:
+                ands.append("phraseto_tsquery(%s::regconfig, %s)")
+                params += [postgres.SIMPLE, term.text]
+            else:
+                ands.append("to_tsquery(%s::regconfig, %s)")
+                params.append(postgres.SIMPLE)
+                params.append(" & ".join(f"'{word}':*" for word in term.text.split()))
+        ors.append("(" + " && ".join(ands) + ")")
+    return "(" + " || ".join(ors) + ")", params
+
+
+def tsquery_sql(parsed: ParsedQuery) -> tuple[str, list]:
     """The tsquery as SQL with its parameters: each word matched as a prefix, in the simple
-    configuration (names, emails) or stemmed in the language's (prose). `names_only`: the
-    words must match in a name (weight A; exclusions still anywhere)."""
-    label = "A" if names_only else ""
+    configuration (names, emails) or stemmed in the language's (prose)."""
     language = postgres.language_configuration()
     ors = []
     params: list = []
@@ -142,8 +160,7 @@ def tsquery_sql(parsed: ParsedQuery, *, names_only: bool = False) -> tuple[str, 
                 sql = "(phraseto_tsquery(%s::regconfig, %s) || phraseto_tsquery(%s::regconfig, %s))"
                 params += [postgres.SIMPLE, term.text, language, term.text]
             else:
-                weight = "" if term.negated else label
-                operand = " & ".join(f"'{word}':*{weight}" for word in term.text.split())
+                operand = " & ".join(f"'{word}':*" for word in term.text.split())
                 sql = "(to_tsquery(%s::regconfig, %s) || to_tsquery(%s::regconfig, %s))"
                 params += [postgres.SIMPLE, operand, language, operand]
             ands.append(f"!!{sql}" if term.negated else sql)

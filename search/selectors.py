@@ -48,7 +48,7 @@ from documents.models import Document
 from sales.models import Sale, Task
 from search import postgres
 from search.models import Kind, SearchEntry
-from search.query import ParsedQuery, tsquery_sql
+from search.query import ParsedQuery, names_tsquery_sql, tsquery_sql
 from search.text import ANGLES, MARK_START, MARK_STOP, fold
 
 OWNER_BOOST = 1.3
@@ -244,7 +244,11 @@ def _postgres_counts_and_page(user, match, allowed, shown, offset, limit, max_hi
     statement, params = _postgres_statement(user, match, allowed, shown, offset, limit, max_hits)
     if statement is None:
         return {}, [], False
-    with connection.cursor() as cursor:
+    # The planner cannot estimate how many entries a prefix matches ("pric:*"); guessing
+    # "many", it reads the table in order until the LIMIT is met, which for a rare word is
+    # the whole table. The GIN indexes are always the better start here.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('enable_seqscan', 'off', true)")
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     counts = {kind: int(value) for part, kind, value, _ in rows if part == 0 and value}
@@ -267,7 +271,7 @@ class _Matcher:
         self.user, self.parsed, self.postgresql, self.fuzzy = user, parsed, postgresql, fuzzy
         if postgresql and not fuzzy:
             self.tsquery_sql, self.tsquery_params = tsquery_sql(parsed)
-            self.names_sql, self.names_params = tsquery_sql(parsed, names_only=True)
+            self.names_sql, self.names_params = names_tsquery_sql(parsed)
 
     def tsquery(self) -> RawSQL:
         return RawSQL(self.tsquery_sql, self.tsquery_params, output_field=TextField())
@@ -277,12 +281,14 @@ class _Matcher:
         parsed = self.parsed
         q = Q()
         if self.postgresql and not self.fuzzy:
-            tsquery = (
-                RawSQL(self.names_sql, self.names_params, output_field=TextField())
-                if names_only
-                else self.tsquery()
-            )
-            q &= Q(_Match(F(f"{prefix}vector"), tsquery))
+            q &= Q(_Match(F(f"{prefix}vector"), self.tsquery()))
+            if names_only:  # through the names' own index (search.postgres.NAMES_VECTOR)
+                names = RawSQL(
+                    f"{postgres.NAMES_VECTOR} @@ {self.names_sql}",
+                    self.names_params,
+                    output_field=BooleanField(),
+                )
+                q &= Q(names, chunk=0)
         elif self.postgresql:
             words = " ".join(parsed.words())
             q &= Q(**{f"{prefix}chunk": 0}) & Q(
