@@ -38,6 +38,7 @@ from campaigns.templating import render, template_errors, variables_used
 from campaigns.tokens import unsubscribe_token_read
 from crm.errors import ValidationFailed
 from crm.permissions.campaigns import require_campaign_manager
+from crm.reactions import Event, react
 from crm.services import audit_record, send_email
 from customers.models import Customer, Suppression
 from customers.services import customers_mark_unsubscribed, suppressions_add
@@ -69,6 +70,7 @@ def template_save(
         with transaction.atomic():
             template.save()
             audit_record(actor=actor, verb=verb, instance=template, changes={"name": template.name})
+            react(Event.RECORDS_CHANGED, model="template", ids=[template.pk])
     except IntegrityError:
         raise ValidationFailed("A template with this name exists.", field="name") from None
     return template
@@ -163,6 +165,7 @@ def campaign_save(
         if campaign.status == Status.SCHEDULED and campaign.is_recurring:
             _schedule_cron(campaign)
         audit_record(actor=actor, verb=verb, instance=campaign, changes={"name": campaign.name})
+        react(Event.RECORDS_CHANGED, model="campaign", ids=[campaign.pk])
     return campaign
 
 

@@ -22,3 +22,7 @@ class ValidationFailed(CrmError):
 
 class PermissionDenied(CrmError, DjangoPermissionDenied):
     """The acting user may not do this to this record (a 403 wherever it is not caught)."""
+
+
+class TooLarge(ValidationFailed):
+    """An upload over its size limit (the API answers 413; forms show it on the field)."""

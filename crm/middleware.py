@@ -13,6 +13,15 @@ from crm.http import is_htmx
 logger = logging.getLogger("django.request")
 
 
+def _wants_json(request) -> bool:
+    """htmx, a client asking for JSON, or the JSON API (/api/) gets its errors as JSON."""
+    return (
+        is_htmx(request)
+        or "application/json" in request.headers.get("Accept", "")
+        or request.path.startswith("/api/")
+    )
+
+
 def _statement_timed_out(exception: Exception) -> bool:
     """PostgreSQL cancelled the statement at its statement_timeout (crm/settings.py)."""
     if not isinstance(exception, OperationalError):
@@ -39,14 +48,13 @@ class DomainErrorMiddleware:
     def process_exception(self, request, exception):
         if _statement_timed_out(exception):
             logger.error("Statement timeout on %s: %s", request.path, exception)
-            if is_htmx(request) or "application/json" in request.headers.get("Accept", ""):
+            if _wants_json(request):
                 return JsonResponse({"error": "This took too long and was stopped."}, status=503)
             return render(request, "503.html", status=503)
         if not isinstance(exception, ValidationFailed):
             return None
         logger.warning("Bad request (%s): %s", exception.message, request.path)
-        wants_json = is_htmx(request) or "application/json" in request.headers.get("Accept", "")
-        if wants_json:
+        if _wants_json(request):
             return JsonResponse({"error": exception.message}, status=400)
         return HttpResponseBadRequest(exception.message, content_type="text/plain")
 
@@ -85,7 +93,9 @@ class NulCharacterMiddleware:
             )
         ):
             message = "The request contains a NUL character, which is never valid here."
-            if is_htmx(request) or "application/json" in request.headers.get("Accept", ""):
+            if request.path.startswith("/api/"):  # the API's error shape (api.errors)
+                return JsonResponse({"detail": message, "code": "invalid"}, status=400)
+            if _wants_json(request):
                 return JsonResponse({"error": message}, status=400)
             return HttpResponseBadRequest(message, content_type="text/plain")
         return self.get_response(request)

@@ -80,3 +80,32 @@ class SchedulerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.last_seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Tombstone(models.Model):
+    """A record that left someone's sight: deleted (no user: everyone who synced it), or gone
+    out of one user's reach (reassigned or unshared away from them). The JSON API's delta
+    sync (`updated_since`) answers these as removed, so a phone drops what it may no longer
+    hold. Written by the services that delete or reassign (crm.services.tombstones_*)."""
+
+    class Resource(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        DEAL = "deal", "Deal"
+        TASK = "task", "Task"
+
+    resource = models.CharField(max_length=20, choices=Resource.choices)
+    object_id = models.BigIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    removed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["removed_at", "id"]
+        indexes = [
+            models.Index(fields=["resource", "removed_at"], name="tombstone_resource_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        whose = f" for user {self.user_id}" if self.user_id else ""
+        return f"{self.resource} {self.object_id} removed{whose}"

@@ -9,7 +9,12 @@ Events (raised by -> what follows):
 - CUSTOMERS_CHANGED: customers.services and customers.csv_import (create, update, import)
   -> leads rescore those customers (one Celery task after commit); with
   start_workflows=False (an import) they are graded without the grade workflows, so an
-  import never enrols anyone in nurture or sends a hot/warm email by itself.
+  import never enrols anyone in nurture or sends a hot/warm email by itself;
+  -> search rebuilds their entries and their deals' (in the transaction).
+- RECORDS_CHANGED: the services that change what the global search finds (customers' notes
+  and owners, deals and their activities, tasks, documents and their text, email templates
+  and campaigns) -> search rebuilds those records' entries (in the transaction). Deletes
+  need no event: an entry is deleted with its record.
 - PROPOSAL_ATTACHED: documents.services (upload, new version or restore of a proposal on a
   deal) -> the deal's pipeline rules run again (CONTACTED -> PROPOSAL), a task after commit.
 - LEAD_NEEDS_FOLLOW_UP: leads.services.workflows (a lead turned hot or warm and has its rep)
@@ -57,6 +62,8 @@ class Event(StrEnum):
     LEADS_TURNED_COLD = "leads_turned_cold"  # customer_ids: list[int], now: datetime
     IMPORT_CONFIRMED = "import_confirmed"  # customer_import, actor, sequence_id: str
     CUSTOMERS_IMPORTED = "customers_imported"  # customer_import, created_ids: list[int]
+    # model: "customer" | "sale" | "document" | "task" | "template" | "campaign", ids: list[int]
+    RECORDS_CHANGED = "records_changed"
 
 
 class Question(StrEnum):
@@ -65,7 +72,10 @@ class Question(StrEnum):
 
 
 REACTIONS: dict[Event, list[str]] = {
-    Event.CUSTOMERS_CHANGED: ["leads.services.rescore.lead_rescore_later"],
+    Event.CUSTOMERS_CHANGED: [
+        "leads.services.rescore.lead_rescore_later",
+        "search.services.customers_index",
+    ],
     Event.PROPOSAL_ATTACHED: ["sales.services.deals.deals_advance_later"],
     Event.LEAD_NEEDS_FOLLOW_UP: [
         "sales.services.tasks.follow_up_tasks_create",
@@ -74,6 +84,7 @@ REACTIONS: dict[Event, list[str]] = {
     Event.LEADS_TURNED_COLD: ["campaigns.sequences.enrolment.cold_leads_enrol"],
     Event.IMPORT_CONFIRMED: ["campaigns.sequences.imports.import_enrolment_choose"],
     Event.CUSTOMERS_IMPORTED: ["campaigns.sequences.imports.imported_leads_enrol"],
+    Event.RECORDS_CHANGED: ["search.services.records_index"],
 }
 
 # The answers are OR-ed together: Q objects over the asking app's model, or dicts.

@@ -99,3 +99,33 @@ def send_email(*, to: str, subject: str, text: str, html: str | None = None) -> 
     if html:
         message.attach_alternative(html, "text/html")
     message.send()
+
+
+def tombstones_record_deleted(*, resource: str, viewers: dict[int, set[int]]) -> None:
+    """Records about to be deleted: whoever saw them (`viewers`, from crm.permissions'
+    *_viewer_ids, taken before the delete) must drop them at their next sync; the row
+    without a user is for admins, who see everything."""
+    from crm.models import Tombstone
+
+    now = timezone.now()
+    Tombstone.objects.bulk_create(
+        Tombstone(resource=resource, object_id=pk, user_id=user_id, removed_at=now)
+        for pk, users in viewers.items()
+        for user_id in [None, *users]
+    )
+
+
+def tombstones_record_reach_lost(
+    *, resource: str, before: dict[int, set[int]], after: dict[int, set[int]]
+) -> None:
+    """Records that left users' reach: `before` and `after` map each record to the users who
+    saw it before and after a change (crm.permissions' *_viewer_ids); who saw it before and
+    no longer does gets a tombstone."""
+    from crm.models import Tombstone
+
+    now = timezone.now()
+    Tombstone.objects.bulk_create(
+        Tombstone(resource=resource, object_id=pk, user_id=user_id, removed_at=now)
+        for pk, users in before.items()
+        for user_id in users - after.get(pk, set())
+    )

@@ -4,6 +4,7 @@ With no DATABASE_URL / REDIS_URL the project runs embedded: a SQLite file and ko
 filesystem broker, so `make run` needs nothing installed. Production sets both.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -35,6 +36,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_celery_beat",
+    "rest_framework",
+    "knox",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "crm",
     "customers",
     "sales",
@@ -42,6 +48,8 @@ INSTALLED_APPS = [
     "campaigns",
     "documents",
     "analytics",
+    "search",
+    "api",
     "demo",
 ]
 
@@ -77,6 +85,66 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     }
 }
+
+# The JSON API (api/, issue 18): knox device tokens first (a request without one answers
+# 401 with WWW-Authenticate: Token), the browser's session second.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.auth.DeviceTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Cursor",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerTokenThrottle"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_VERSIONING_CLASS": None,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+# Device tokens (django-rest-knox): stored as SHA-512 digests, one per device
+# (api.models.DeviceToken), valid API_TOKEN_DAYS unless revoked sooner.
+KNOX_TOKEN_MODEL = "api.DeviceToken"
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=env.int("API_TOKEN_DAYS", default=90)),
+    "TOKEN_PREFIX": "crm_",
+    "AUTO_REFRESH": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CRM API",
+    "DESCRIPTION": (
+        "The JSON API of the CRM for the mobile app and integrations. Authenticate with a "
+        "device token (`Authorization: Token crm_...`, from POST /api/v1/auth/token/ or the "
+        "Devices and API tokens page) or the browser session."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "DealStatusEnum": "sales.models.Sale.Status",
+        "CampaignStatusEnum": "campaigns.models.EmailCampaign.Status",
+    },
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.error_responses",
+    ],
+}
+# Requests per device token (api.throttling); more answer 429 with Retry-After.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
+# Idempotency-Key answers are kept this long: a phone retrying within it gets the same answer.
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
 
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
@@ -230,13 +298,17 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # streams the file, so memory does not grow with it).
 CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=64 * 1024 * 1024)
 CUSTOMER_IMPORT_MAX_ROWS = env.int("CUSTOMER_IMPORT_MAX_ROWS", default=50_000)
-# Dashboard blocks are cached this long (and dropped at once when a deal changes).
+# Dashboard blocks are fresh this long (and until a deal changes).
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=120)
 # A dashboard older than that, or from before a deal change, is shown while a worker
 # computes it again, at most once per ANALYTICS_REFRESH_SECONDS; one not seen for
 # ANALYTICS_KEEP_SECONDS is computed on the request (analytics/dashboard.py).
 ANALYTICS_REFRESH_SECONDS = env.int("ANALYTICS_REFRESH_SECONDS", default=30)
 ANALYTICS_KEEP_SECONDS = env.int("ANALYTICS_KEEP_SECONDS", default=6 * 60 * 60)
+# Global search: the language whose stemming applies to prose (notes, descriptions, document
+# text) on PostgreSQL, one of pg_ts_config's (english, german, french, ...); names, emails and
+# phone numbers are matched word for word whatever it is.
+SEARCH_LANGUAGE = env.str("SEARCH_LANGUAGE", default="english")
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which is
 # enough for a one-machine demo (it polls and loses in-flight tasks on kill -9).

@@ -201,6 +201,7 @@ class Customer(models.Model):
             models.Index(fields=["name", "id"], name="customer_name_id_idx"),
             models.Index(fields=["company"], name="customer_company_idx"),
             models.Index(fields=["-created_at"], name="customer_created_idx"),
+            models.Index(fields=["updated_at", "id"], name="customer_updated_idx"),
             models.Index(fields=["last_contact_date"], name="customer_last_contact_idx"),
         ]
 

@@ -9,13 +9,28 @@ from django.utils import timezone
 
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied, ValidationFailed
+from crm.models import Tombstone
 from crm.permissions import (
     assignable_users,
     customer_has_deals_beyond_reach,
     editable_customers,
 )
+from crm.permissions.viewers import (
+    customer_sale_ids,
+    customer_task_ids,
+    customer_viewer_ids,
+    sale_viewer_ids,
+    task_viewer_ids,
+)
 from crm.reactions import Event, react
-from crm.services import audit_record, audit_record_many, diff_snapshots, model_snapshot
+from crm.services import (
+    audit_record,
+    audit_record_many,
+    diff_snapshots,
+    model_snapshot,
+    tombstones_record_deleted,
+    tombstones_record_reach_lost,
+)
 from customers.models import ConsentSource, Customer, CustomerNote, EmailConsent, Suppression, Tag
 
 
@@ -58,6 +73,29 @@ AUDITED_FIELDS = [
 ]
 # Set by the services, not by a form or an import row: where a consent change came from.
 CONSENT_BOOKKEEPING = ("email_consent_source", "email_consent_at")
+
+
+class _Sight:
+    """Who sees some customers and their deals before a change of owner or sharing; after
+    it, `.record_lost()` leaves a tombstone for whoever no longer does (the API's sync)."""
+
+    def __init__(self, customer_ids: list[int]):
+        self.customer_ids = list(customer_ids)
+        self.sale_ids = customer_sale_ids(self.customer_ids)
+        self.customers = customer_viewer_ids(self.customer_ids)
+        self.sales = sale_viewer_ids(self.sale_ids)
+
+    def record_lost(self) -> None:
+        tombstones_record_reach_lost(
+            resource=Tombstone.Resource.CUSTOMER,
+            before=self.customers,
+            after=customer_viewer_ids(self.customer_ids),
+        )
+        tombstones_record_reach_lost(
+            resource=Tombstone.Resource.DEAL,
+            before=self.sales,
+            after=sale_viewer_ids(self.sale_ids),
+        )
 
 
 def _check_owner(actor, owner) -> None:
@@ -129,7 +167,9 @@ def customer_update(
     if customer is None:
         raise PermissionDenied("You cannot change this customer.")
     before = model_snapshot(customer, AUDITED_FIELDS)
-    if "owner" in data and data["owner"] != customer.owner:
+    owner_changes = "owner" in data and data["owner"] != customer.owner
+    sight = _Sight([customer.pk]) if owner_changes or shared_with is not None else None
+    if owner_changes:
         _check_owner(actor, data["owner"])
     if "email" in data and _email_taken(data["email"], exclude_pk=customer.pk):
         raise ValidationFailed("A customer with this email already exists.", field="email")
@@ -159,6 +199,9 @@ def customer_update(
         customers_changed([customer.pk])
     if "owner" in changes or "shared_with" in changes:
         crm_cache.bump_on_commit(crm_cache.DEALS)  # whose book, and who sees, its deals
+        if "owner" not in changes:  # a sharing change alone saves nothing: the sync sees it
+            Customer.objects.filter(pk=customer.pk).update(updated_at=timezone.now())
+        sight.record_lost()
     return customer
 
 
@@ -177,6 +220,15 @@ def customer_delete(*, actor, customer: Customer) -> None:
         instance=customer,
         changes=model_snapshot(customer, AUDITED_FIELDS),
     )
+    tombstones_record_deleted(
+        resource=Tombstone.Resource.CUSTOMER, viewers=customer_viewer_ids([customer.pk])
+    )
+    tombstones_record_deleted(
+        resource=Tombstone.Resource.DEAL, viewers=sale_viewer_ids(customer_sale_ids([customer.pk]))
+    )
+    tombstones_record_deleted(
+        resource=Tombstone.Resource.TASK, viewers=task_viewer_ids(customer_task_ids([customer.pk]))
+    )
     customer.delete()
     crm_cache.bump_on_commit(crm_cache.DEALS)  # its deals went with it
 
@@ -194,14 +246,17 @@ def customer_bulk_assign_owner(*, actor, customer_ids: list[int], owner) -> int:
     )
     if not customers:
         return 0
+    sight = _Sight([c.pk for c in customers])
     Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
         owner=owner, updated_at=timezone.now()
     )
+    sight.record_lost()
     audit_record_many(
         actor=actor,
         verb="update",
         entries=[(c, {"owner": [c.owner_id, owner.pk]}) for c in customers],
     )
+    react(Event.RECORDS_CHANGED, model="customer", ids=[c.pk for c in customers])
     crm_cache.bump_on_commit(crm_cache.DEALS)  # whose book, and who sees, their deals
     return len(customers)
 
@@ -215,6 +270,7 @@ def customer_note_add(*, actor, customer: Customer, text: str) -> CustomerNote:
         raise ValidationFailed("Write something before saving the note.", field="text")
     note = CustomerNote.objects.create(customer=customer, author=actor, text=text)
     audit_record(actor=actor, verb="create", instance=note, changes={"customer": customer.pk})
+    react(Event.RECORDS_CHANGED, model="customer", ids=[customer.pk])
     return note
 
 
@@ -225,8 +281,10 @@ def customer_assign_owner_automatically(*, customer_id: int, owner, reason: str)
     if customer.owner_id == owner.pk:
         return
     previous = customer.owner_id
+    sight = _Sight([customer.pk])
     customer.owner = owner
     customer.save(update_fields=["owner", "updated_at"])
+    sight.record_lost()
     crm_cache.bump_on_commit(crm_cache.DEALS)  # its deals change books
     audit_record(
         actor=None,
@@ -234,6 +292,7 @@ def customer_assign_owner_automatically(*, customer_id: int, owner, reason: str)
         instance=customer,
         changes={"owner": [previous, owner.pk], "reason": reason},
     )
+    react(Event.RECORDS_CHANGED, model="customer", ids=[customer.pk])
 
 
 def customer_record_contact(*, customer_id: int, contact_date) -> None:

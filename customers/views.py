@@ -219,29 +219,44 @@ def import_upload(request):
 
 @require_http_methods(["GET", "POST"])
 def import_mapping(request, pk: int):
+    """The mapping step: the suggested mapping with its preview; "Preview" (or changing a
+    column, by htmx) shows the first rows under the chosen one; "Import" starts the import."""
     customer_import = access_customer_import_by_id(request.user, pk)
     if customer_import.status != CustomerImport.Status.MAPPING:
         return redirect("customers:import_report", customer_import.pk)
     form = ImportMappingForm(
         request.POST or None, customer_import=customer_import, user=request.user
     )
+    mapping = customer_import.column_mapping
     if request.method == "POST" and form.is_valid():
-        try:
-            csv_import.customer_import_start(
-                actor=request.user,
-                customer_import=customer_import,
-                mapping=form.mapping(),
-                duplicate_mode=form.cleaned_data["duplicate_mode"],
-                enrol_sequence=form.cleaned_data.get("enrol_sequence", ""),
-            )
-        except ValidationFailed as error:
-            add_service_error(form, error)
-        else:
-            return redirect("customers:import_report", customer_import.pk)
+        mapping = form.mapping()
+        if request.POST.get("action") != "preview":
+            try:
+                csv_import.customer_import_start(
+                    actor=request.user,
+                    customer_import=customer_import,
+                    mapping=mapping,
+                    duplicate_mode=form.cleaned_data["duplicate_mode"],
+                    enrol_sequence=form.cleaned_data.get("enrol_sequence", ""),
+                )
+            except ValidationFailed as error:
+                add_service_error(form, error)
+            else:
+                return redirect("customers:import_report", customer_import.pk)
+    mapped_labels, mapped_rows, mapping_problem = [], [], ""
+    try:
+        mapped_labels, mapped_rows = csv_import.customer_import_mapped_preview(
+            actor=request.user, customer_import=customer_import, mapping=mapping
+        )
+    except ValidationFailed as error:
+        mapping_problem = error.message
     context = {
         "customer_import": customer_import,
         "form": form,
         "preview_rows": csv_import.customer_import_preview(customer_import=customer_import),
+        "mapped_labels": mapped_labels,
+        "mapped_rows": mapped_rows,
+        "mapping_problem": mapping_problem,
     }
     return render(request, "customers/import_mapping.html", context)
 

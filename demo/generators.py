@@ -15,6 +15,8 @@ are built: `StageChange.left_at` by `sales.history.stage_change_rows`,
 """
 
 import random
+import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -83,6 +85,20 @@ def _bag(weights: Weights) -> list[str]:
     """Each value as often as its weight: rng.choice() of it is a weighted draw, and much
     faster than rng.choices() one at a time."""
     return [value for value, weight in weights.items() for _ in range(weight)]
+
+
+# Letters that do not decompose into an ASCII letter and a mark.
+ASCII_LETTERS = str.maketrans({"ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d",
+                               "þ": "th", "ı": "i"})  # fmt: skip
+
+
+def _ascii(text: str) -> str:
+    """A name as an email or host name part: lower-case ASCII letters, digits and hyphens
+    ("Müller" -> "muller", "O'Neil" -> "oneil"). Django's EmailValidator refuses a
+    non-ASCII local part, so "hugo.müller.3@..." could not be saved through a form."""
+    decomposed = unicodedata.normalize("NFKD", text.lower().translate(ASCII_LETTERS))
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return re.sub(r"[^a-z0-9]+", "-", plain.encode("ascii", "ignore").decode()).strip("-") or "x"
 
 
 def _consent(state: str, created) -> dict:
@@ -183,14 +199,14 @@ def customers_generate(
             rows.append(
                 {
                     "name": f"{first} {last}",
-                    "email": f"{first}.{last}.{number}@{word}-demo.example".lower(),
+                    "email": f"{_ascii(first)}.{_ascii(last)}.{number}@{_ascii(word)}-demo.example",
                     "phone": f"+1-555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
                     "company": f"{word} {rng.choice(COMPANY_SUFFIXES)}",
                     "industry": rng.choice(industries),
                     "company_size": size,
                     "annual_revenue": Decimal(size * rng.randint(40, 250) * 1000),
                     "region": rng.choice(regions),
-                    "website": f"https://{word.lower()}.example",
+                    "website": f"https://{_ascii(word)}.example",
                     "source": rng.choice(sources),
                     "lifecycle_stage": rng.choice(lifecycle),
                     "engagement_level": rng.choice(engagement),

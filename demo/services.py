@@ -27,6 +27,7 @@ from demo.sequences import demo_sequences_ensure
 from leads.services import leads_rescore
 from sales.models import Sale
 from sales.services import forecast_statistics_compute
+from search.services import search_index_rebuild
 
 DEMO_PASSWORD = "demo-pass-2026"
 ADMIN_PASSWORD = "admin-pass-2026"
@@ -86,6 +87,8 @@ def demo_seed(*, customers: int, deals: int, seed: int, reset: bool = False) -> 
     manager = users.managers[CAMPAIGN_MANAGER]
     demo_campaign_ensure(manager=manager)
     demo_sequences_ensure(manager=manager, seed=seed)
+    # The generators write with COPY, past the services that keep the search index: build it.
+    search_index_rebuild()
     return generated
 
 

@@ -10,6 +10,7 @@ import zipfile
 from django.core.files.base import ContentFile
 from django.db import transaction
 
+from crm.reactions import Event, react
 from documents import filetypes
 from documents.models import Document
 
@@ -53,6 +54,7 @@ def document_process(*, document_id: int) -> str:
         document.processing_status = Document.Processing.DONE
         document.processing_error = ""
         document.save(update_fields=fields)
+        react(Event.RECORDS_CHANGED, model="document", ids=[document.pk])  # text searchable
     return "done"
 
 
@@ -169,14 +171,67 @@ def _docx(stream) -> dict:
 
 
 def _pptx(stream) -> dict:
-    """Each slide's paragraphs, slide by slide in the presentation's order."""
+    """Each slide's paragraphs then its speaker notes, slide by slide in the presentation's
+    order."""
     text = _Text()
     with zipfile.ZipFile(stream) as archive:
+        names = set(archive.namelist())
         for part in _slide_parts(archive):
             if text.full:
                 break
             _paragraphs(archive, part, f"{DRAWING}p", f"{DRAWING}t", text, skip_empty=True)
+            notes = _notes_part(archive, part, names)
+            if notes and not text.full:
+                _notes_paragraphs(archive, notes, text)
     return text.result()
+
+
+NOTES_SLIDE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/notesSlide"
+
+
+def _notes_part(archive: zipfile.ZipFile, slide: str, names: set[str]) -> str | None:
+    """The notes slide a slide's relationships name (ppt/slides/_rels/slideN.xml.rels)."""
+    import posixpath
+
+    from lxml import etree
+
+    folder, name = posixpath.split(slide)
+    rels = f"{folder}/_rels/{name}.rels"
+    if rels not in names:
+        return None
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        with archive.open(rels) as xml:
+            tree = etree.parse(xml, parser)
+    except etree.XMLSyntaxError:
+        return None
+    for relationship in tree.iter(f"{PACKAGE_RELATIONSHIP}Relationship"):
+        if relationship.get("Type") == NOTES_SLIDE:
+            target = relationship.get("Target", "")
+            part = target.lstrip("/") if target.startswith("/") else f"{folder}/{target}"
+            part = posixpath.normpath(part)
+            return part if part in names else None
+    return None
+
+
+def _notes_paragraphs(archive: zipfile.ZipFile, part: str, text: _Text) -> None:
+    """The paragraphs of a notes slide's body placeholder (what PowerPoint shows as the
+    notes), streamed; not its slide image or slide number placeholders."""
+    from lxml import etree
+
+    placeholder = f"{PRESENTATION}nvSpPr/{PRESENTATION}nvPr/{PRESENTATION}ph"
+    with archive.open(part) as xml:
+        for _, shape in etree.iterparse(xml, events=("end",), tag=f"{PRESENTATION}sp",
+                                        resolve_entities=False, no_network=True):  # fmt: skip
+            ph = shape.find(placeholder)
+            if ph is not None and ph.get("type") == "body":
+                for paragraph in shape.iter(f"{DRAWING}p"):
+                    line = "".join(node.text or "" for node in paragraph.iter(f"{DRAWING}t"))
+                    if line:
+                        text.add(line)
+                    if text.full:
+                        return
+            shape.clear()
 
 
 def _slide_parts(archive: zipfile.ZipFile) -> list[str]:

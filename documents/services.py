@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from crm.errors import ValidationFailed
+from crm.errors import TooLarge, ValidationFailed
 from crm.permissions import visible_customers, visible_sales
 from crm.permissions.documents import check_document_change
 from crm.reactions import Event, react
@@ -23,7 +23,7 @@ from documents.models import Document, DocumentAccess, DocumentCategory
 def _check_size(upload) -> None:
     limit = settings.DOCUMENT_MAX_BYTES
     if upload.size > limit:
-        raise ValidationFailed(
+        raise TooLarge(
             f"“{_display_name(upload.name)}” is {upload.size / 1_048_576:.1f} MB; the limit is "
             f"{limit / 1_048_576:.0f} MB.",
             field="file",
@@ -72,6 +72,11 @@ def _announce_if_proposal(document: Document) -> None:
     (crm.reactions)."""
     if document.sale_id is not None and document.document_type == Document.Type.PROPOSAL:
         react(Event.PROPOSAL_ATTACHED, sale_ids=[document.sale_id])
+
+
+def _index(document_ids: list[int]) -> None:
+    """The global search finds the newest version of each document (crm.reactions)."""
+    react(Event.RECORDS_CHANGED, model="document", ids=document_ids)
 
 
 def document_upload(
@@ -123,6 +128,7 @@ def document_upload(
             raise
         _process_later(document.pk)
         _announce_if_proposal(document)
+        _index([document.pk])
     return document
 
 
@@ -166,6 +172,7 @@ def document_upload_version(
             raise
         _process_later(new.pk)
         _announce_if_proposal(new)
+        _index([new.pk, *chain.values_list("pk", flat=True)])
     return new
 
 
@@ -195,6 +202,7 @@ def document_restore(*, actor, version: Document, ip: str | None = None) -> Docu
             # The copy of a version that was never processed (or failed) gets its own try.
             _process_later(new.pk)
         _announce_if_proposal(new)
+        _index([new.pk, *chain.values_list("pk", flat=True)])
     return new
 
 

@@ -49,17 +49,22 @@ def _cards(deals: QuerySet[Sale], now, stale=None) -> QuerySet[Sale]:
     )  # fmt: skip
 
 
-def board(*, user, filters: dict[str, Any], now=None) -> dict[str, Any]:
+def board(
+    *, user, filters: dict[str, Any], now=None, statuses: list[str] | None = None
+) -> dict[str, Any]:
     """The columns with their first cards and their totals (count, value, weighted value per
-    currency)."""
+    currency): all of them, or those of `statuses` (the two a move changed)."""
     now = now or timezone.now()
+    stages = [status for status in BOARD_STAGES if statuses is None or status in statuses]
     settings = list(
         StageSetting.objects.values_list("status", "base_probability", "max_days_in_stage")
     )
     rates = {status: rate for status, rate, _ in settings}
     max_days = {status: days for status, _, days in settings}
     deals = board_deals(user=user, filters=filters)
-    totals: dict[str, list[dict]] = {status: [] for status in BOARD_STAGES}
+    if statuses is not None:
+        deals = deals.filter(status__in=stages)
+    totals: dict[str, list[dict]] = {status: [] for status in stages}
     # Per probability too (a handful of values): the weighted sums are done here, not with
     # numeric arithmetic on every row.
     groups: dict[tuple[str, str], dict] = {}
@@ -87,10 +92,12 @@ def board(*, user, filters: dict[str, Any], now=None) -> dict[str, Any]:
         _cards(deals.filter(status=status), now, stale=stale).order_by("-stage_entered_at", "-id")[
             :COLUMN_SIZE
         ]
-        for status in BOARD_STAGES
+        for status in stages
     ]
-    cards: dict[str, list[Sale]] = {status: [] for status in BOARD_STAGES}
-    if connection.features.supports_slicing_ordering_in_compound:
+    cards: dict[str, list[Sale]] = {status: [] for status in stages}
+    if len(parts) < 2:
+        rows = list(parts[0]) if parts else []
+    elif connection.features.supports_slicing_ordering_in_compound:
         rows = parts[0].union(*parts[1:], all=True)
     else:  # SQLite (the embedded default) cannot LIMIT inside a UNION: one query per column
         rows = [sale for part in parts for sale in part]
@@ -113,7 +120,7 @@ def board(*, user, filters: dict[str, Any], now=None) -> dict[str, Any]:
                     else None
                 ),
             }
-            for status in BOARD_STAGES
+            for status in stages
         ],
         "rates": rates,
     }

@@ -110,6 +110,7 @@ class Sale(models.Model):
             ),
             models.Index(fields=["expected_close_date"], name="sale_expected_close_idx"),
             models.Index(fields=["-created_at", "-id"], name="sale_created_idx"),
+            models.Index(fields=["updated_at", "id"], name="sale_updated_idx"),
             models.Index(
                 fields=["status", "-stage_entered_at", "-id"], name="sale_board_column_idx"
             ),
@@ -223,6 +224,9 @@ class Task(models.Model):
     # per deal, so a stage's tasks are made once however often or concurrently it is entered.
     automation_key = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The JSON API's delta sync (updated_since) reads it; services that change a task by
+    # update() set it themselves.
+    updated_at = models.DateTimeField(auto_now=True)
 
     objects = TaskQuerySet.as_manager()
 
@@ -250,6 +254,7 @@ class Task(models.Model):
             ),
             models.Index(fields=["sale", "due_at"], name="task_sale_idx"),
             models.Index(fields=["customer", "due_at"], name="task_customer_idx"),
+            models.Index(fields=["updated_at", "id"], name="task_updated_idx"),
         ]
 
     def __str__(self) -> str:

@@ -16,9 +16,9 @@ from sales.models import AutomationRule, Sale, StageSetting
 from sales.services.pipeline import SETTINGS_REFUSED
 
 
-def _board_context(request, filter_form: BoardFilterForm) -> dict:
+def _board_context(request, filter_form: BoardFilterForm, statuses=None) -> dict:
     return {
-        **board.board(user=request.user, filters=filter_form.filters()),
+        **board.board(user=request.user, filters=filter_form.filters(), statuses=statuses),
         "filter_form": filter_form,
         "querystring": querystring_without(request, "offset"),
         "stage_choices": Sale.Status.choices,
@@ -63,11 +63,12 @@ def pipeline_column(request, status: str):
 @require_POST
 def pipeline_move(request):
     """A card dropped on another column (or moved with the keyboard form). Answers with the
-    whole board, so every column's totals are right after the move."""
+    message and the columns the move changed (their cards and totals), which htmx swaps in
+    place; rendering every column again made a move the dearest request of the board."""
     form = BoardMoveForm(request.POST)
     filter_form = BoardFilterForm(request.GET, user=request.user)
     if not form.is_valid():
-        return _board_with_message(request, filter_form, "That move was not understood.", 400)
+        return _move_answer(request, filter_form, "That move was not understood.", 400, None)
     data = form.cleaned_data
     sale = access_sale_by_id(request.user, data["sale"])  # 404 for a deal you cannot see
     status = 200
@@ -88,13 +89,18 @@ def pipeline_move(request):
         message, status = error.message, 422
     else:
         message = f"“{sale.title}” moved to {change.get_to_status_display()}."
-    return _board_with_message(request, filter_form, message, status)
+    # Where the card was on screen, where it was dropped, and where it really is now (a
+    # conflict: someone else moved it meanwhile).
+    now_in = Sale.objects.filter(pk=sale.pk).values_list("status", flat=True).first()
+    changed = {data["from_status"], data["to_status"], now_in}
+    return _move_answer(request, filter_form, message, status, changed)
 
 
-def _board_with_message(request, filter_form, message: str, status: int):
-    context = {**_board_context(request, filter_form), "board_message": message,
-               "board_message_is_error": status >= 400}  # fmt: skip
-    return render(request, "sales/partials/_board.html", context, status=status)
+def _move_answer(request, filter_form, message: str, status: int, statuses):
+    """The message and the columns of `statuses` (None: all) to swap in out of band."""
+    context = {**_board_context(request, filter_form, statuses=statuses),
+               "board_message": message, "board_message_is_error": status >= 400}  # fmt: skip
+    return render(request, "sales/partials/_board_moved.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])

@@ -191,3 +191,59 @@ def real_worker(transactional_db, tmp_path, real_worker_env) -> CeleryProcesses:
         yield processes
     finally:
         processes.stop_all()
+
+
+# The JSON API (api/) ------------------------------------------------------------------------
+
+
+class ApiClient:
+    """rest_framework's APIClient signed in with a device token (or none)."""
+
+    def __init__(self, user=None, token: str | None = None):
+        from rest_framework.test import APIClient
+
+        self.user = user
+        self.token = token
+        self.client = APIClient()
+        if token:
+            self.client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+@pytest.fixture(autouse=True)
+def _api_throttle(settings):
+    """Throttling off unless a test turns it on (the locmem cache outlives each test)."""
+    settings.API_THROTTLE_RATE = "100000/min"
+
+
+@pytest.fixture
+def api_as(teams):
+    """api_as(user): an API client with a fresh device token of `user`."""
+    from tests.factories import device_token
+
+    def make(user, device_name: str = "Phone") -> ApiClient:
+        return ApiClient(user, device_token(user, device_name))
+
+    return make
+
+
+@pytest.fixture
+def rep_api(api_as, rep):
+    return api_as(rep)
+
+
+@pytest.fixture
+def other_rep_api(api_as, other_rep):
+    return api_as(other_rep)
+
+
+@pytest.fixture
+def manager_api(api_as, manager):
+    return api_as(manager)
+
+
+@pytest.fixture
+def anonymous_api():
+    return ApiClient()

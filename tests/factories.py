@@ -244,3 +244,10 @@ def sequence_build(
         **data,
     }
     return sequence_save(actor=actor, data=fields, steps=drafts)
+
+
+def device_token(user, device_name: str = "Phone") -> str:
+    """A device token (django-rest-knox) for `user`, as the API's sign-in issues it."""
+    from api.services import device_token_create
+
+    return device_token_create(actor=user, device_name=device_name)[1]

@@ -81,3 +81,25 @@ def visible_teams(user) -> QuerySet:
     if role == Role.MANAGER:
         return Team.objects.filter(managers=user).order_by("name")
     return Team.objects.filter(memberships__user=user).order_by("name")
+
+
+def visible_users(user, queryset: QuerySet | None = None) -> QuerySet:
+    """People a user may look up: an admin everyone; others themselves, their teams'
+    members and managers (a manager: the teams they manage, too)."""
+    users = get_user_model().objects.all() if queryset is None else queryset
+    if role_of(user) == Role.ADMIN:
+        return users
+    teams = visible_teams(user).values("pk")
+    User = get_user_model()
+    in_reach = User.objects.filter(
+        Q(pk__in=team_user_ids(user))
+        | Q(team_memberships__team__in=teams)
+        | Q(managed_teams__in=teams)
+    )
+    return users.filter(pk__in=in_reach.values("pk"))
+
+
+def visible_teams_of(user, queryset: QuerySet | None = None) -> QuerySet:
+    """visible_teams as a filter of `queryset` (the API's base viewset narrows querysets)."""
+    teams = visible_teams(user)
+    return teams if queryset is None else queryset.filter(pk__in=teams.values("pk"))

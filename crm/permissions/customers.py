@@ -46,3 +46,19 @@ def access_customer_by_id(user, customer_id, *, for_change: bool = False):
     """The customer, or 404 when it does not exist or is out of the user's reach."""
     finder = editable_customers if for_change else visible_customers
     return get_object_or_404(finder(user), pk=customer_id)
+
+
+def visible_customer_notes(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Notes on the customers the user sees."""
+    notes = queryset_or_all(queryset, "customers.CustomerNote")
+    if role_of(user) == Role.ADMIN:
+        return notes
+    return notes.filter(customer__in=visible_customers(user).values("pk"))
+
+
+def visible_lead_activities(user, queryset: QuerySet | None = None) -> QuerySet:
+    """What the leads the user sees did (opens, visits, calls answered...)."""
+    activities = queryset_or_all(queryset, "leads.LeadActivity")
+    if role_of(user) == Role.ADMIN:
+        return activities
+    return activities.filter(customer__in=visible_customers(user).values("pk"))

@@ -9,9 +9,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from crm.errors import PermissionDenied
-from crm.permissions.core import queryset_or_all, team_user_ids
-from crm.permissions.customers import visible_customers
-from crm.permissions.sales import visible_sales
+from crm.permissions.core import owned_by, queryset_or_all, team_user_ids
+from crm.permissions.customers import shared_customers
 from crm.roles import Role, role_of
 
 CHANGE_REFUSED = "Only the uploader, their manager or an admin can change this."
@@ -36,12 +35,19 @@ def visible_documents(user, queryset: QuerySet | None = None) -> QuerySet:
     shared = documents.model.allowed_users.through.objects.filter(
         document_id=OuterRef("pk"), user_id=user.pk
     )
+    # The customer's and the deal's visibility (visible_customers, visible_sales) spelled
+    # through joins rather than `customer IN (every visible customer)`: checking one
+    # document (a search hit, a detail page) then reads its customer and deal, instead of
+    # first hashing every customer and deal the user may see.
     return documents.filter(
         _uploaded_by_team(user)
         | Q(is_public=True)
         | Q(Exists(shared))
-        | Q(customer__in=visible_customers(user).values("pk"))
-        | Q(sale__in=visible_sales(user).values("pk"))
+        | owned_by(user, "customer__owner")
+        | shared_customers(user, "customer__pk")
+        | owned_by(user, "sale__assigned_to")
+        | owned_by(user, "sale__customer__owner")
+        | shared_customers(user, "sale__customer__pk")
     )
 
 

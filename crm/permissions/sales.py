@@ -66,3 +66,11 @@ def visible_tasks(user, queryset: QuerySet | None = None) -> QuerySet:
 
 def access_task_by_id(user, task_id):
     return get_object_or_404(visible_tasks(user), pk=task_id)
+
+
+def visible_sale_activities(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Activities logged on the deals the user sees."""
+    activities = queryset_or_all(queryset, "sales.SaleActivity")
+    if role_of(user) == Role.ADMIN:
+        return activities
+    return activities.filter(sale__in=visible_sales(user).values("pk"))

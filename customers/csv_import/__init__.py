@@ -18,6 +18,8 @@ filters).
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
@@ -47,7 +49,9 @@ __all__ = [
     "IMPORTABLE_FIELDS",
     "JOINED_FIELDS",
     "REQUIRED_FIELDS",
+    "MappedPreviewRow",
     "customer_import_execute",
+    "customer_import_mapped_preview",
     "customer_import_preview",
     "customer_import_progress",
     "customer_import_rejected_rows",
@@ -117,6 +121,71 @@ def customer_import_preview(*, customer_import: CustomerImport) -> list[list[str
         if index:
             preview.append(row)
     return preview
+
+
+@dataclass
+class MappedPreviewRow:
+    """One row of the file as the import would read it: `cells` holds, per mapped field (in
+    the page's order), the value the customer gets (joined columns joined, choices by their
+    label) or, when refused, the value written with why."""
+
+    line: int
+    cells: list[dict[str, Any]]
+
+    @property
+    def refused(self) -> bool:
+        return any(cell["errors"] for cell in self.cells)
+
+
+CHOICE_LABELS = {
+    field.name: dict(field.flatchoices) for field in Customer._meta.fields if field.choices
+}
+
+
+def _shown(value: Any, field: str) -> str:
+    if value in (None, ""):
+        return ""
+    if isinstance(value, datetime):
+        return timezone.localtime(value).date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(CHOICE_LABELS.get(field, {}).get(value, value))
+
+
+def customer_import_mapped_preview(
+    *, actor, customer_import: CustomerImport, mapping: dict[str, Any]
+) -> tuple[list[str], list[MappedPreviewRow]]:
+    """The first PREVIEW_ROWS rows under `mapping`, checked as the import will check them
+    (before the duplicate checks, which need the whole file and the database): the mapped
+    fields' labels and one MappedPreviewRow per row. ValidationFailed when the mapping
+    cannot be used (a required field unmapped, a column mapped twice)."""
+    _validate_mapping(mapping, len(customer_import.headers))
+    owners = _owners(actor)
+    cleaner = RowCleaner(mapping=mapping, owners=owners)
+    fields = [field for field in IMPORTABLE_FIELDS if field in mapping]
+    rows = files.import_rows(customer_import)
+    next(rows, None)  # the header
+    preview = []
+    for line, row in enumerate(rows, start=2):
+        if len(preview) == PREVIEW_ROWS:
+            break
+        result = cleaner.clean(row)
+        values = {**result.values, "tags": ", ".join(result.tag_names)}
+        if result.owner_key in owners:
+            user = owners[result.owner_key]
+            values["owner"] = user.get_full_name() or user.username
+        if result.created_at:
+            values["created_at"] = result.created_at
+        if "email_opt_out" in mapping:
+            values["email_opt_out"] = cleaner.cell(row, "email_opt_out")  # as written
+        cells = []
+        for field in fields:
+            errors = result.errors.get(field, [])
+            value = result.cells.get(field, "") if errors else values.get(field, "")
+            cells.append({"field": field, "value": _shown(value, field), "errors": errors})
+        preview.append(MappedPreviewRow(line=line, cells=cells))
+    labels = [IMPORTABLE_FIELDS[field].split(" (")[0] for field in fields]
+    return labels, preview
 
 
 def _validate_mapping(mapping: dict[str, Any], column_count: int) -> None:

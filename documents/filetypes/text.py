@@ -1,7 +1,9 @@
 """Plain text and CSV: UTF-8 (a byte-order mark allowed) or UTF-16/UTF-32 with their
-byte-order mark (Notepad's "Unicode", Excel's "Unicode text"), which is stored re-encoded as
-UTF-8. The whole file is decoded, so a bad byte far in is found too. Markup (HTML, SVG, XML)
-is refused: a browser runs its scripts if the file is ever rendered as a page."""
+byte-order mark (Notepad's "Unicode", Excel's "Unicode text"), or UTF-16 without the mark,
+recognised by the NUL byte in every other place that Latin-script text has; all but UTF-8 is
+stored re-encoded as UTF-8. The whole file is decoded, so a bad byte far in is found too.
+Markup (HTML, SVG, XML) is refused: a browser runs its scripts if the file is ever rendered as
+a page."""
 
 import codecs
 import csv
@@ -36,6 +38,12 @@ ACTIVE_MARKUP = re.compile(
     re.IGNORECASE,
 )
 ACTIVE_NAMESPACES = ("http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg")
+# UTF-16 without a mark: at least this share of the sniffed byte pairs has a NUL on one side
+# (Latin-script text: "A" is 41 00 little-endian), and nearly none on the other.
+UTF16_NUL_SHARE = 0.5
+UTF16_OTHER_SIDE_NUL_SHARE = 0.05
+# Control characters that text has; any other one in a guessed UTF-16 text means binary data.
+TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 MARKUP_OVERLAP = 64  # characters kept between chunks so a match across their edge is found
 
 
@@ -47,12 +55,33 @@ def detect(stream) -> Detected:
         (entry for entry in BYTE_ORDER_MARKS if head.startswith(entry[0])), (b"", "utf-8", "")
     )
     stream.seek(len(mark))
-    if not mark and b"\x00" in stream.read(TEXT_SNIFF_BYTES):
-        raise refuse(f"This file type is not allowed. Allowed: {ALLOWED_LABEL}.")
+    if not mark:
+        head = stream.read(TEXT_SNIFF_BYTES)
+        if b"\x00" in head:
+            encoding = _utf16_without_mark(head)
+            label = "UTF-16"
     stream.seek(len(mark))
     sample, utf8 = _decode(stream, encoding, label)
+    if (
+        not mark
+        and encoding != "utf-8"
+        and any(ord(char) < 32 and char not in TEXT_CONTROLS for char in sample)
+    ):
+        raise refuse(f"This file type is not allowed. Allowed: {ALLOWED_LABEL}.")
     kind = CSV if _looks_like_csv(sample) else TXT
     return Detected(kind, utf8=None if encoding == "utf-8" else codecs.BOM_UTF8 + utf8)
+
+
+def _utf16_without_mark(head: bytes) -> str:
+    """The UTF-16 byte order whose pattern of NUL bytes `head` has; refuses other NULs."""
+    pairs = len(head) // 2
+    even_nuls = head[0 : pairs * 2 : 2].count(0)
+    odd_nuls = head[1 : pairs * 2 : 2].count(0)
+    for nuls, other, encoding in [(odd_nuls, even_nuls, "utf-16-le"),
+                                  (even_nuls, odd_nuls, "utf-16-be")]:  # fmt: skip
+        if nuls >= UTF16_NUL_SHARE * pairs > 0 and other <= UTF16_OTHER_SIDE_NUL_SHARE * pairs:
+            return encoding
+    raise refuse(f"This file type is not allowed. Allowed: {ALLOWED_LABEL}.")
 
 
 def _decode(stream, encoding: str, label: str) -> tuple[str, bytes]:

@@ -10,8 +10,17 @@ from django.utils import timezone
 
 from crm import cache as crm_cache
 from crm.errors import PermissionDenied, ValidationFailed
+from crm.models import Tombstone
 from crm.permissions import editable_sales
-from crm.services import audit_record, diff_snapshots, model_snapshot
+from crm.permissions.viewers import sale_viewer_ids, task_viewer_ids
+from crm.reactions import Event, react
+from crm.services import (
+    audit_record,
+    diff_snapshots,
+    model_snapshot,
+    tombstones_record_deleted,
+    tombstones_record_reach_lost,
+)
 from customers.services import customer_record_contact
 from sales.models import Sale, SaleActivity, StageChange, Task
 from sales.services.checks import check_assignee, check_customer
@@ -84,6 +93,7 @@ def sale_create(*, actor, data: dict[str, Any]) -> Sale:
         instance=sale,
         changes=model_snapshot(sale, SALE_AUDITED_FIELDS),
     )
+    react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
     crm_cache.bump_on_commit(crm_cache.DEALS)
     return sale
 
@@ -103,15 +113,21 @@ def sale_update(*, actor, sale: Sale, data: dict[str, Any]) -> Sale:
     sale = _lock_editable_sale(actor, sale)
     sale_input_check(actor=actor, data=data, sale=sale)
     before = model_snapshot(sale, SALE_AUDITED_FIELDS)
+    viewers = sale_viewer_ids([sale.pk]) if {"assigned_to", "customer"} & set(data) else None
     for name, value in data.items():
         setattr(sale, name, value)
     changes = diff_snapshots(before, model_snapshot(sale, SALE_AUDITED_FIELDS))
     if changes:
         sale.save(update_fields=[*data.keys(), "updated_at"])
+        if viewers is not None:  # who no longer sees it drops it at their next sync
+            tombstones_record_reach_lost(
+                resource=Tombstone.Resource.DEAL, before=viewers, after=sale_viewer_ids([sale.pk])
+            )
         if "customer" in changes:
             # The deal's tasks follow it to its new customer.
-            Task.objects.filter(sale=sale).update(customer=sale.customer)
+            Task.objects.filter(sale=sale).update(customer=sale.customer, updated_at=timezone.now())
         audit_record(actor=actor, verb="update", instance=sale, changes=changes)
+        react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
         crm_cache.bump_on_commit(crm_cache.DEALS)
     return sale
 
@@ -206,6 +222,7 @@ def sale_change_stage(
     if to_status in Sale.OPEN_STATUSES:
         stage_tasks_create(sale=sale, status=to_status, now=now)
         deals_advance_later(sale_ids=[sale.pk])
+    react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
     crm_cache.bump_on_commit(crm_cache.DEALS)
     return change
 
@@ -215,6 +232,11 @@ def sale_delete(*, actor, sale: Sale) -> None:
     sale = _lock_editable_sale(actor, sale)
     audit_record(
         actor=actor, verb="delete", instance=sale, changes=model_snapshot(sale, SALE_AUDITED_FIELDS)
+    )
+    tombstones_record_deleted(resource=Tombstone.Resource.DEAL, viewers=sale_viewer_ids([sale.pk]))
+    tombstones_record_deleted(
+        resource=Tombstone.Resource.TASK,
+        viewers=task_viewer_ids(sale.tasks.values_list("pk", flat=True)),
     )
     sale.delete()
     crm_cache.bump_on_commit(crm_cache.DEALS)
@@ -251,6 +273,7 @@ def sale_activity_add(
         instance=activity,
         changes={"sale": sale.pk, "kind": kind, "occurred_at": occurred_at},
     )
+    react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
     return activity
 
 

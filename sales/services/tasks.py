@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from crm.errors import PermissionDenied
 from crm.permissions import editable_sales, visible_tasks
+from crm.reactions import Event, react
 from crm.services import audit_record
 from sales.models import Sale, StageSetting, Task
 from sales.services.checks import check_assignee, check_customer
@@ -37,6 +38,7 @@ def task_create(*, actor, data: dict[str, Any], is_auto_created: bool = False) -
         instance=task,
         changes={"title": task.title, "assigned_to": task.assigned_to_id},
     )
+    react(Event.RECORDS_CHANGED, model="task", ids=[task.pk])
     return task
 
 
@@ -60,6 +62,7 @@ def task_create_automatic(
         is_auto_created=True,
     )
     audit_record(actor=None, verb="create", instance=task, changes={"automatic": True})
+    react(Event.RECORDS_CHANGED, model="task", ids=[task.pk])
     return task
 
 
@@ -89,10 +92,11 @@ def task_complete(*, actor, task: Task) -> Task:
     task = _lock_task(actor, task)
     if task.completed_at is None:
         task.completed_at = timezone.now()
-        task.save(update_fields=["completed_at"])
+        task.save(update_fields=["completed_at", "updated_at"])
         audit_record(
             actor=actor, verb="update", instance=task, changes={"completed": [False, True]}
         )
+        react(Event.RECORDS_CHANGED, model="task", ids=[task.pk])
     return task
 
 
@@ -101,10 +105,11 @@ def task_reopen(*, actor, task: Task) -> Task:
     task = _lock_task(actor, task)
     if task.completed_at is not None:
         task.completed_at = None
-        task.save(update_fields=["completed_at"])
+        task.save(update_fields=["completed_at", "updated_at"])
         audit_record(
             actor=actor, verb="update", instance=task, changes={"completed": [True, False]}
         )
+        react(Event.RECORDS_CHANGED, model="task", ids=[task.pk])
     return task
 
 
@@ -141,6 +146,8 @@ def stage_tasks_create(*, sale: Sale, status: str, now: datetime | None = None) 
         ],
         ignore_conflicts=True,
     )
+    made = Task.objects.filter(sale=sale, automation_key=key).exclude(title__in=existing)
+    react(Event.RECORDS_CHANGED, model="task", ids=list(made.values_list("pk", flat=True)))
     return len([title for title in titles if title[:200] not in existing])
 
 
@@ -171,4 +178,10 @@ def stale_reminders_create(*, now: datetime | None = None) -> int:
         if (pk, f"stale:{status}") not in reminded
     ]
     Task.objects.bulk_create(tasks, ignore_conflicts=True, batch_size=1000)
+    if tasks:
+        made = Task.objects.filter(
+            automation_key__startswith="stale:", created_at__gte=now - timedelta(minutes=1),
+            sale_id__in=[task.sale_id for task in tasks],
+        )  # fmt: skip
+        react(Event.RECORDS_CHANGED, model="task", ids=list(made.values_list("pk", flat=True)))
     return len(tasks)

@@ -1,5 +1,6 @@
-// Pipeline board: drag a card onto another column to move the deal (htmx posts the move
-// and swaps the whole board back, so every column's totals are fresh). Moving to Won or
+// Pipeline board: drag a card onto another column to move the deal (htmx posts the move;
+// the answer holds the message and the columns the move changed, with fresh cards and
+// totals, swapped in place out of band). Moving to Won or
 // Lost first asks for the close date (and the reason) in a dialog. The "Move to" form on
 // each card is the keyboard way to do the same.
 (function () {
@@ -9,7 +10,7 @@
   let dragged = null;
 
   // The board answers a refused move (400 bad input, 403 may not move, 409 moved meanwhile,
-  // 422 missing date or reason) with the refreshed board and the reason: show it.
+  // 422 missing date or reason) with the refreshed columns and the reason: show them.
   document.body.addEventListener("htmx:beforeSwap", function (event) {
     if (event.detail.target === boardHost && [400, 403, 409, 422].includes(event.detail.xhr.status)) {
       event.detail.shouldSwap = true;
@@ -21,7 +22,8 @@
     const values = Object.assign({ sale: sale, from_status: fromStatus, to_status: toStatus }, extra || {});
     // The filters as they are now (htmx keeps them in the address bar), so the board that
     // comes back is the one on screen.
-    htmx.ajax("POST", boardHost.dataset.moveUrl + window.location.search, { target: "#board", values: values });
+    htmx.ajax("POST", boardHost.dataset.moveUrl + window.location.search,
+      { target: "#board", swap: "none", values: values });
   }
 
   function askClosing(card, toStatus, done) {

@@ -370,3 +370,93 @@ def test_a_1000_row_import_sends_nothing_even_after_every_beat_task_has_run(
     assert not WorkflowRun.objects.exists() and not EmailDraft.objects.exists()
     assert mail.outbox == []
     assert not OutboxMessage.objects.exists()
+
+
+# The mapping step's preview: the first rows under the chosen mapping ------------------------
+
+EXPORT = (
+    "first_name,last_name,email,region,last_seen,employees\n"
+    "Shelley,Kerluke,shelley@k.example,EMEA,2024-03-01T10:00:00Z,120\n"
+    "Ada,Lovelace,ada@l.example,Asia-Pacific,yesterday,15\n"
+    + "".join(f"P{n},Q{n},p{n}@x.example,EMEA,2024-01-0{n},{n}\n" for n in range(1, 8))
+)
+
+
+def test_the_mapped_preview_shows_the_first_five_rows_as_they_will_be_imported(rep, teams):
+    customer_import = _upload(rep, EXPORT)
+    mapping = {"name": [0, 1], "email": 2, "region": 3, "last_contact_date": 4}
+    labels, rows = csv_import.customer_import_mapped_preview(
+        actor=rep, customer_import=customer_import, mapping=mapping
+    )
+    assert labels == ["Name", "Email", "Region", "Last contact date"]
+    assert [row.line for row in rows] == [2, 3, 4, 5, 6]
+    first, second = rows[0], rows[1]
+    assert [cell["value"] for cell in first.cells] == [
+        "Shelley Kerluke", "shelley@k.example", "Europe, Middle East & Africa", "2024-03-01",
+    ]  # fmt: skip
+    assert not first.refused
+    assert second.refused
+    refused = {cell["field"]: cell for cell in second.cells if cell["errors"]}
+    assert list(refused) == ["last_contact_date"]
+    assert refused["last_contact_date"]["value"] == "yesterday"  # the value as written
+    assert refused["last_contact_date"]["errors"]
+    assert not Customer.objects.exists()  # a preview writes nothing
+
+
+def test_the_mapped_preview_refuses_a_mapping_the_import_would_refuse(rep, teams):
+    customer_import = _upload(rep, EXPORT)
+    with pytest.raises(ValidationFailed, match="one field only"):
+        csv_import.customer_import_mapped_preview(
+            actor=rep, customer_import=customer_import, mapping={"name": 0, "email": 0}
+        )
+    with pytest.raises(ValidationFailed, match="Email"):
+        csv_import.customer_import_mapped_preview(
+            actor=rep, customer_import=customer_import, mapping={"name": 0}
+        )
+
+
+def _mapping_post(**columns):
+    post = {f"map_{field}": "" for field in csv_import.IMPORTABLE_FIELDS}
+    post.update({"duplicate_mode": "skip", "action": "preview"})
+    post.update({key: str(value) for key, value in columns.items()})
+    return post
+
+
+def test_the_mapping_page_previews_the_suggested_mapping(rep_client, rep):
+    customer_import = _upload(rep, EXPORT)
+    page = rep_client.get(reverse("customers:import_mapping", args=[customer_import.pk]))
+    html = page.content.decode()
+    assert "How the first rows will be imported" in html
+    assert html.count("data-preview-row=") == 5
+    assert "the suggested mapping" in html
+
+
+def test_previewing_a_chosen_mapping_shows_it_and_imports_nothing(rep_client, rep):
+    customer_import = _upload(rep, EXPORT)
+    url = reverse("customers:import_mapping", args=[customer_import.pk])
+    response = rep_client.post(url, _mapping_post(map_name=0, map_name_2=1, map_email=2))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<td data-field="name">Shelley Kerluke</td>' in html
+    assert '<td data-field="name">Ada Lovelace</td>' in html
+    assert 'data-field="region"' not in html  # not mapped in this preview
+    customer_import.refresh_from_db()
+    assert customer_import.status == CustomerImport.Status.MAPPING
+    assert not Customer.objects.exists()
+
+
+def test_previewing_an_unusable_mapping_says_why(rep_client, rep):
+    customer_import = _upload(rep, EXPORT)
+    url = reverse("customers:import_mapping", args=[customer_import.pk])
+    response = rep_client.post(url, _mapping_post(map_name=0, map_email=0))
+    assert response.status_code == 200
+    assert "Each column can be mapped to one field only." in response.content.decode()
+    assert "data-preview-row=" not in response.content.decode()
+
+
+def test_another_rep_cannot_preview_a_reps_import(other_rep_client, rep):
+    customer_import = _upload(rep, EXPORT)
+    url = reverse("customers:import_mapping", args=[customer_import.pk])
+    response = other_rep_client.post(url, _mapping_post(map_name=0, map_email=2))
+    assert response.status_code == 404
+    assert b"Shelley" not in response.content

@@ -184,3 +184,18 @@ def test_most_demo_customers_consented_on_a_form_and_some_never_said(rep_ids):
         email_refusal=None
     )
     assert refused.count() == states["unknown"]
+
+
+def test_every_generated_email_and_website_passes_djangos_validators(rep_ids):
+    """Names keep their letters (Müller), addresses are ASCII: Django's EmailValidator
+    refuses a non-ASCII local part (hugo.müller.3@...), so the forms would refuse to save
+    a demo customer unchanged."""
+    from django.core.validators import EmailValidator, URLValidator
+
+    dataset_generate(customers=300, deals=0, rep_ids=rep_ids, seed=3)
+    assert Customer.objects.filter(name__contains="Müller").exists()
+    validate_email, validate_url = EmailValidator(), URLValidator()
+    for email, website in Customer.objects.values_list("email", "website"):
+        validate_email(email)
+        validate_url(website)
+    assert Customer.objects.filter(email__contains=".muller.").exists()

@@ -256,6 +256,16 @@ def utf16(text: str, byteorder: str = "le") -> bytes:
     return ("\ufeff" + text).encode("utf-16-le" if byteorder == "le" else "utf-16-be")
 
 
+def utf16_without_bom(text: str, byteorder: str = "le") -> bytes:
+    """UTF-16 as some editors and exports save it: without the byte-order mark."""
+    return text.encode("utf-16-le" if byteorder == "le" else "utf-16-be")
+
+
+# Binary data with NUL bytes in every other place, as UTF-16 text has them: the bytes 01 00
+# to 1f 00 are control characters in UTF-16, not text.
+ALTERNATING_NULS = b"".join(bytes([byte, 0]) for byte in list(range(1, 9)) * 64)
+
+
 # PDFs: real files of real producers (tests/documents/files/README.md), and hostile ones ----
 
 FILES = Path(__file__).parent / "files"
@@ -434,9 +444,12 @@ def _slide(*paragraphs: str) -> str:
     )
 
 
-def pptx_with_slides() -> bytes:
+def pptx_with_slides(*, notes: bool = False) -> bytes:
     """A presentation of two slides whose order is not their file names' (slide2.xml comes
-    first, as after moving a slide in PowerPoint); each paragraph split over two runs."""
+    first, as after moving a slide in PowerPoint); each paragraph split over two runs. With
+    `notes`, the first slide shown has speaker notes, as PowerPoint writes them: a notes slide
+    (linked from the slide's relationships) with the slide image, the notes body and the slide
+    number placeholders."""
     main = "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml"
     slide = "application/vnd.openxmlformats-officedocument.presentationml.slide+xml"
     types = CONTENT_TYPES.format(part="/ppt/presentation.xml", content_type=main).replace(
@@ -447,24 +460,58 @@ def pptx_with_slides() -> bytes:
         + "</Types>",
     )
     slide_type = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide"
-    return _office_zip(
-        {
-            "[Content_Types].xml": types,
-            "_rels/.rels": ROOT_RELS.format(target="ppt/presentation.xml"),
-            "ppt/presentation.xml": (
-                f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-                f'<p:presentation xmlns:p="{PRESENTATION_NS}" xmlns:r="{RELATIONSHIPS_NS}">'
-                '<p:sldIdLst><p:sldId id="256" r:id="rId7"/><p:sldId id="257" r:id="rId3"/>'
-                '</p:sldIdLst><p:sldSz cx="9144000" cy="6858000"/></p:presentation>'
-            ),
-            "ppt/_rels/presentation.xml.rels": (
-                '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-                '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
-                f'relationships"><Relationship Id="rId3" Type="{slide_type}" '
-                f'Target="slides/slide1.xml"/><Relationship Id="rId7" Type="{slide_type}" '
-                'Target="/ppt/slides/slide2.xml"/></Relationships>'
-            ),
-            "ppt/slides/slide1.xml": _slide("Pricing", "40 seats at 12.50 EUR"),
-            "ppt/slides/slide2.xml": _slide("Initech rollout", "Proposal for ACME"),
-        }
+    parts = {
+        "[Content_Types].xml": types,
+        "_rels/.rels": ROOT_RELS.format(target="ppt/presentation.xml"),
+        "ppt/presentation.xml": (
+            f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f'<p:presentation xmlns:p="{PRESENTATION_NS}" xmlns:r="{RELATIONSHIPS_NS}">'
+            '<p:sldIdLst><p:sldId id="256" r:id="rId7"/><p:sldId id="257" r:id="rId3"/>'
+            '</p:sldIdLst><p:sldSz cx="9144000" cy="6858000"/></p:presentation>'
+        ),
+        "ppt/_rels/presentation.xml.rels": (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+            f'relationships"><Relationship Id="rId3" Type="{slide_type}" '
+            f'Target="slides/slide1.xml"/><Relationship Id="rId7" Type="{slide_type}" '
+            'Target="/ppt/slides/slide2.xml"/></Relationships>'
+        ),
+        "ppt/slides/slide1.xml": _slide("Pricing", "40 seats at 12.50 EUR"),
+        "ppt/slides/slide2.xml": _slide("Initech rollout", "Proposal for ACME"),
+    }
+    if notes:
+        parts.update(_speaker_notes("ppt/slides/slide2.xml", "Mention the pilot", "Ask for Q3"))
+    return _office_zip(parts)
+
+
+def _speaker_notes(slide_part: str, *paragraphs: str) -> dict[str, str]:
+    notes_type = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/notesSlide"
+    folder, name = slide_part.rsplit("/", 1)
+
+    def placeholder(kind: str, body: str = "") -> str:
+        text = f"<p:txBody><a:bodyPr/>{body}</p:txBody>" if body else ""
+        return (
+            f'<p:sp><p:nvSpPr><p:cNvPr id="2" name="{kind}"/><p:cNvSpPr/>'
+            f'<p:nvPr><p:ph type="{kind}"/></p:nvPr></p:nvSpPr><p:spPr/>{text}</p:sp>'
+        )
+
+    body = "".join(
+        f'<a:p><a:r><a:rPr lang="en-US"/><a:t>{text}</a:t></a:r></a:p>' for text in paragraphs
     )
+    number = '<a:p><a:fld id="{B1}" type="slidenum"><a:t>1</a:t></a:fld></a:p>'
+    return {
+        f"{folder}/_rels/{name}.rels": (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            f'<Relationship Id="rId2" Type="{notes_type}" '
+            'Target="../notesSlides/notesSlide1.xml"/></Relationships>'
+        ),
+        "ppt/notesSlides/notesSlide1.xml": (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f'<p:notes xmlns:p="{PRESENTATION_NS}" xmlns:a="{DRAWING_NS}"><p:cSld><p:spTree>'
+            + placeholder("sldImg")
+            + placeholder("body", body)
+            + placeholder("sldNum", number)
+            + "</p:spTree></p:cSld></p:notes>"
+        ),
+    }

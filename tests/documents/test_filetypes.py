@@ -240,6 +240,34 @@ def test_utf16_text_is_accepted_and_converted_to_utf8(byteorder):
     assert detected.utf8 == "\ufeffGrüße aus Köln\nBesprechung am Montag\n".encode()
 
 
+@pytest.mark.parametrize("byteorder", ["le", "be"])
+def test_utf16_without_a_byte_order_mark_is_recognised_by_its_nul_bytes(byteorder):
+    text = "Grüße aus Köln\nBesprechung am Montag, 14 Uhr\n"
+    detected = _detect(samples.utf16_without_bom(text, byteorder))
+    assert detected.mime_type == filetypes.TXT
+    assert detected.utf8 == "\ufeff".encode() + text.encode()
+
+
+def test_a_utf16_csv_without_a_byte_order_mark_is_a_csv():
+    csv_text = "name,email\nAda,ada@example.com\nGrace,g@example.com\n"
+    detected = _detect(samples.utf16_without_bom(csv_text))
+    assert detected.mime_type == filetypes.CSV
+    assert detected.utf8.decode("utf-8-sig") == csv_text
+
+
+def test_markup_in_utf16_without_a_byte_order_mark_is_refused():
+    assert "markup" in _refusal(samples.utf16_without_bom(samples.HTML_PAGE.decode()))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [samples.ALTERNATING_NULS, b"ab\x00\x00cd\x00\x00" * 50, b"A\x00B\x00\x00\x00C\x00" * 50],
+    ids=["control characters", "nul pairs", "a nul character"],
+)
+def test_binary_data_with_a_nul_pattern_is_not_taken_for_utf16(content):
+    assert "not allowed" in _refusal(content)
+
+
 def test_a_utf16_csv_is_a_csv():
     detected = _detect(samples.utf16("name\temail\nAda\tada@example.com\nGrace\tg@example.com\n"))
     assert detected.mime_type == filetypes.CSV

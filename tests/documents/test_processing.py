@@ -107,6 +107,16 @@ def test_pptx_text_slide_by_slide_in_the_presentations_order(rep, make_document)
     )
 
 
+def test_pptx_speaker_notes_follow_their_slides_text(rep, make_document):
+    document = make_document(rep, "deck.pptx", samples.pptx_with_slides(notes=True))
+    assert document.processing_status == Document.Processing.DONE, document.processing_error
+    # The notes body only: not the notes page's slide number.
+    assert document.extracted_text == (
+        "Initech rollout\nProposal for ACME\nMention the pilot\nAsk for Q3\n"
+        "Pricing\n40 seats at 12.50 EUR"
+    )
+
+
 def test_a_pptx_without_slides_has_no_text(rep, make_document):
     document = make_document(rep, "deck.pptx", samples.pptx())
     assert document.processing_status == Document.Processing.DONE, document.processing_error

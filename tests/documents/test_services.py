@@ -138,6 +138,14 @@ def test_a_utf16_text_is_stored_as_utf8(rep, make_document):
     assert document.extracted_text == text
 
 
+def test_a_utf16_text_without_a_byte_order_mark_is_stored_as_utf8(rep, make_document):
+    text = "Notizen ohne Byte-Order-Mark: Grüße\n"
+    document = make_document(rep, "notes.txt", samples.utf16_without_bom(text))
+    assert Path(document.file.path).read_bytes() == b"\xef\xbb\xbf" + text.encode()
+    assert document.mime_type == "text/plain"
+    assert document.extracted_text == text
+
+
 def test_a_utf8_csv_with_a_byte_order_mark_is_stored_as_it_is(rep, make_document):
     content = b"\xef\xbb\xbf" + samples.CSV
     document = make_document(rep, "export.csv", content)

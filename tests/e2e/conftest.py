@@ -50,10 +50,17 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server, transactional_db):
+def browser_context_args() -> dict:
+    """Options of each test's browser context (a viewport, JavaScript off); a module
+    overrides this fixture to run its tests on another device."""
+    return {}
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db, browser_context_args):
     """A page in a fresh context; the test fails on a JavaScript error, anything the
     Content-Security-Policy blocked, or a 5xx response."""
-    context = browser.new_context(base_url=live_server.url)
+    context = browser.new_context(base_url=live_server.url, **browser_context_args)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     problems: list[str] = []

@@ -105,9 +105,13 @@ def test_moving_a_card_updates_the_totals(rep_client, rep):
     )
     assert response.status_code == 200
     columns = {c["status"]: c for c in response.context["columns"]}
+    assert set(columns) == {"NEW", "CONTACTED"}, "only the columns the move changed"
     assert columns["NEW"]["count"] == 0 and columns["CONTACTED"]["count"] == 1
     assert Sale.objects.get(pk=sale.pk).status == "CONTACTED"
-    assert "moved to Contacted" in response.content.decode()
+    body = response.content.decode()
+    assert "moved to Contacted" in body
+    assert body.count('hx-swap-oob="true"') == 3  # the message and the two columns
+    assert 'id="column-CONTACTED"' in body and f'data-sale="{sale.pk}"' in body
 
 
 def test_moving_a_deal_someone_else_moved_meanwhile_is_a_conflict(rep_client, rep, teammate):
@@ -122,6 +126,9 @@ def test_moving_a_deal_someone_else_moved_meanwhile_is_a_conflict(rep_client, re
     assert response.status_code == 409
     assert "was moved to Proposal" in response.content.decode()
     assert Sale.objects.get(pk=sale.pk).status == "PROPOSAL"
+    # The column the card was shown in, the one it was dropped on and where it really is.
+    statuses = {column["status"] for column in response.context["columns"]}
+    assert statuses == {"NEW", "CONTACTED", "PROPOSAL"}
 
 
 def test_moving_to_won_needs_a_close_date_and_lost_a_reason(rep_client, rep):

@@ -1,0 +1,124 @@
+"""The search index: one table of entries, one per searchable record (and, for a document's
+long extracted text, one more per piece of it).
+
+Why one table kept current by the services rather than generated columns on each model: a
+record's searchable text spans several tables (a customer's notes and tags, a deal's
+customer and activity notes, a document's text in pieces), which a generated column cannot
+read; one table also gives the global box one GIN index to probe. The entries are rebuilt by
+search.services when the services of the other apps say a record changed (crm.reactions);
+a foreign key per indexed model removes an entry with its record (ON DELETE CASCADE), so a
+delete never leaves a hit behind. Who may see a hit is never stored here: every query starts
+from the record's own model filtered by crm.permissions and joins its entries (selectors).
+"""
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+
+from campaigns.models import EmailCampaign, EmailTemplate
+from customers.models import Customer
+from documents.models import Document
+from sales.models import Sale, Task
+
+
+class Kind(models.TextChoices):
+    CUSTOMER = "customer", "Customers"
+    LEAD = "lead", "Leads"
+    DEAL = "deal", "Deals"
+    DOCUMENT = "document", "Documents"
+    TASK = "task", "Tasks"
+    TEMPLATE = "template", "Email templates"
+    CAMPAIGN = "campaign", "Campaigns"
+
+
+class SearchEntry(models.Model):
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Which record: `record` is the indexed model's key in search.services.INDEXED
+    # ("customer", "sale", ...), `record_id` its primary key; unique with `chunk`, the one
+    # index the upserts need. The foreign key of the record's model (one of the six below)
+    # is set too, for ON DELETE CASCADE; each has a partial index over its own rows only.
+    record = models.CharField(max_length=10)
+    record_id = models.BigIntegerField()
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
+    )
+    sale = models.ForeignKey(
+        Sale, on_delete=models.CASCADE, null=True, related_name="search_entries", db_index=False
+    )
+    document = models.ForeignKey(
+        Document,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
+    )
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, null=True, related_name="search_entries", db_index=False
+    )
+    template = models.ForeignKey(
+        EmailTemplate,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
+    )
+    campaign = models.ForeignKey(
+        EmailCampaign,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
+    )
+    # 0: the record itself; 1, 2, ...: consecutive pieces of a document's extracted text
+    # (a tsvector must stay under 1 MB, and a long text would pass it).
+    chunk = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=300)
+    subtitle = models.CharField(max_length=300, blank=True)
+    # Weight A: the name; B: email and its domain, phone digits, company, website, tags;
+    # body: prose, weight C (notes, descriptions) or D (a piece of document text).
+    names = models.TextField(blank=True)
+    keys = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    # Not indexed: only read with a match (owner:me, the boost); deleting a user scans.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_index=False,
+    )
+    stage = models.CharField(max_length=20, blank=True)  # lifecycle stage or deal status
+    tags = models.CharField(max_length=600, blank=True)  # " vip key-account ", lower-cased
+    activity_at = models.DateTimeField(null=True)
+    # PostgreSQL: the weighted tsvector, set by search.services in the statement after the
+    # rows are written. SQLite (the embedded mode): `plain` instead, the lower-cased,
+    # unaccented text that a LIKE scans.
+    vector = SearchVectorField(null=True)
+    plain = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record", "record_id", "chunk"], name="search_entry_record_once"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=[field],
+                condition=models.Q(**{f"{field}__isnull": False}),
+                name=f"search_entry_{field}_idx",
+            )
+            for field in ("customer", "sale", "document", "task", "template", "campaign")
+        ]
+        # The GIN indexes (tsvector, trigram) are PostgreSQL-only: migration 0002.
+        verbose_name_plural = "search entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.title}"
+
+
+INDEXED_FIELDS = ("customer", "sale", "document", "task", "template", "campaign")

@@ -1,0 +1,362 @@
+"""Keeping the index current: the other apps' services say which records changed
+(crm.reactions: CUSTOMERS_CHANGED, RECORDS_CHANGED) and these functions rebuild their entries
+in the caller's transaction, so a search never shows what was rolled back and a committed
+change is found at once. Deletes need nothing: an entry goes with its record (ON DELETE
+CASCADE). `search_reindex` (the management command) rebuilds everything in batches.
+
+One batch is one read of the records (with their notes, tags and activities prefetched), one
+INSERT ... ON CONFLICT UPDATE of their entries, one DELETE of the entries they no longer have
+(a document's shorter text, an old version) and, on PostgreSQL, one UPDATE that computes the
+weighted tsvectors in the database:
+
+    name (A), email/domain/phone/company/website/tags (B) with `crm_simple`;
+    notes and descriptions (C), document text (D) with `crm_<SEARCH_LANGUAGE>`.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import Prefetch, Q
+
+from campaigns.models import EmailCampaign, EmailTemplate
+from customers.models import Customer, CustomerNote
+from documents.models import Document
+from sales.models import Sale, SaleActivity, Task
+from search import bulk, postgres
+from search.models import Kind, SearchEntry
+from search.text import clean, email_terms, fold, join, phone_terms, tag_field, website_terms
+
+BATCH_SIZE = 1000
+BULK_BATCH_SIZE = 5000  # search.bulk's INSERT ... SELECT
+INLINE_LIMIT = 500  # more changed records than this are indexed after commit, by tasks
+TASK_BATCH = 5000
+BODY_CHARS = 100_000  # notes and activities of one record kept searchable
+CHUNK_CHARS = 10_000  # a piece of a document's text: its tsvector stays far under 1 MB,
+# and ts_headline, which re-reads the piece that matched, stays quick
+TITLE_CHARS = 300
+
+
+def _entry(**fields) -> SearchEntry:
+    fields["title"] = clean(fields.get("title"), TITLE_CHARS)
+    fields["subtitle"] = clean(fields.get("subtitle"), TITLE_CHARS)
+    return SearchEntry(**fields)
+
+
+# One builder per indexed model: the records of a batch of ids -> their entries. ---------
+
+
+def _customer_entries(ids: list[int]) -> Iterator[SearchEntry]:
+    notes = CustomerNote.objects.only("customer_id", "text").order_by("-created_at")
+    customers = Customer.objects.filter(pk__in=ids).prefetch_related(
+        "tags", Prefetch("note_entries", queryset=notes)
+    )
+    for customer in customers:
+        tags = [tag.name for tag in customer.tags.all()]
+        notes_text = "\n".join(
+            [customer.notes, *(note.text for note in customer.note_entries.all())]
+        )
+        is_lead = customer.lifecycle_stage == Customer.LifecycleStage.LEAD
+        yield _entry(
+            kind=Kind.LEAD if is_lead else Kind.CUSTOMER,
+            customer=customer,
+            title=customer.name,
+            subtitle=" · ".join(p for p in (customer.company, customer.email) if p),
+            names=join(customer.name),
+            keys=join(
+                email_terms(customer.email),
+                phone_terms(customer.phone),
+                customer.company,
+                website_terms(customer.website),
+                customer.job_title,
+                tags,
+            ),
+            body=clean(notes_text, BODY_CHARS),
+            owner_id=customer.owner_id,
+            stage=customer.lifecycle_stage,
+            tags=tag_field(tags),
+            activity_at=customer.updated_at,
+        )
+
+
+def _sale_entries(ids: list[int]) -> Iterator[SearchEntry]:
+    activities = SaleActivity.objects.only("sale_id", "text").order_by("-occurred_at")
+    sales = (
+        Sale.objects.filter(pk__in=ids)
+        .select_related("customer")
+        .prefetch_related(Prefetch("activities", queryset=activities))
+    )
+    for sale in sales:
+        customer = sale.customer
+        yield _entry(
+            kind=Kind.DEAL,
+            sale=sale,
+            title=sale.title,
+            subtitle=" · ".join(p for p in (customer.name, sale.get_status_display()) if p),
+            names=join(sale.title),
+            keys=join(customer.name, customer.company, email_terms(customer.email)),
+            body=clean("\n".join(a.text for a in sale.activities.all()), BODY_CHARS),
+            owner_id=sale.assigned_to_id,
+            stage=sale.status.lower(),
+            activity_at=sale.last_activity_at or sale.updated_at,
+        )
+
+
+def _document_entries(ids: list[int]) -> Iterator[SearchEntry]:
+    """The newest version of each document (what lists show): its title and description,
+    then its extracted text in pieces of CHUNK_CHARS, each an entry of its own."""
+    documents = (
+        Document.objects.filter(pk__in=ids, is_active=True)
+        .select_related("customer", "sale", "category")
+        .defer("preview_text")
+    )
+    for document in documents:
+        common = {
+            "kind": Kind.DOCUMENT,
+            "document": document,
+            "title": document.title,
+            "subtitle": document.original_name,
+            "owner_id": document.uploaded_by_id,
+            "activity_at": document.uploaded_at,
+        }
+        yield _entry(
+            **common,
+            names=join(document.title),
+            keys=join(
+                document.original_name,
+                document.category.name if document.category else "",
+                document.customer.name if document.customer else "",
+                document.sale.title if document.sale else "",
+            ),
+            body=clean(document.description, BODY_CHARS),
+            stage=document.document_type,
+        )
+        yield from (
+            _entry(**common, chunk=number, body=piece)
+            for number, piece in enumerate(_pieces(clean(document.extracted_text)), start=1)
+        )
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """Consecutive pieces of about CHUNK_CHARS, cut at a space where there is one."""
+    start = 0
+    while start < len(text):
+        end = start + CHUNK_CHARS
+        if end < len(text):
+            space = text.rfind(" ", start + CHUNK_CHARS // 2, end)
+            end = space if space > 0 else end
+        piece = text[start:end].strip()
+        if piece:
+            yield piece
+        start = end
+
+
+def _task_entries(ids: list[int]) -> Iterator[SearchEntry]:
+    tasks = Task.objects.filter(pk__in=ids).select_related("sale", "customer")
+    for task in tasks:
+        yield _entry(
+            kind=Kind.TASK,
+            task=task,
+            title=task.title,
+            subtitle=" · ".join(
+                p
+                for p in (
+                    task.sale.title if task.sale else "",
+                    task.customer.name if task.customer else "",
+                )
+                if p
+            ),
+            names=join(task.title),
+            keys=join(
+                task.customer.name if task.customer else "", task.sale.title if task.sale else ""
+            ),
+            body=clean(task.description, BODY_CHARS),
+            owner_id=task.assigned_to_id,
+            stage="done" if task.completed_at else "open",
+            activity_at=task.completed_at or task.due_at,
+        )
+
+
+def _template_entries(ids: list[int]) -> Iterator[SearchEntry]:
+    for template in EmailTemplate.objects.filter(pk__in=ids):
+        yield _entry(
+            kind=Kind.TEMPLATE,
+            template=template,
+            title=template.name,
+            subtitle=template.subject,
+            names=join(template.name),
+            keys=join(template.subject, template.get_category_display()),
+            body=clean(template.text_body, BODY_CHARS),
+            owner_id=template.created_by_id,
+            stage=template.category,
+            activity_at=template.updated_at,
+        )
+
+
+def _campaign_entries(ids: list[int]) -> Iterator[SearchEntry]:
+    for campaign in EmailCampaign.objects.filter(pk__in=ids).select_related("template"):
+        yield _entry(
+            kind=Kind.CAMPAIGN,
+            campaign=campaign,
+            title=campaign.name,
+            subtitle=" · ".join(
+                (campaign.subject or campaign.template.subject, campaign.get_status_display())
+            ),
+            names=join(campaign.name),
+            keys=join(campaign.subject or campaign.template.subject, campaign.template.name),
+            owner_id=campaign.created_by_id,
+            stage=campaign.status,
+            activity_at=campaign.updated_at,
+        )
+
+
+@dataclass(frozen=True)
+class Indexed:
+    field: str  # SearchEntry's foreign key
+    model: type
+    entries: Callable[[list[int]], Iterable[SearchEntry]]
+
+
+INDEXED = {
+    "customer": Indexed("customer", Customer, _customer_entries),
+    "sale": Indexed("sale", Sale, _sale_entries),
+    "document": Indexed("document", Document, _document_entries),
+    "task": Indexed("task", Task, _task_entries),
+    "template": Indexed("template", EmailTemplate, _template_entries),
+    "campaign": Indexed("campaign", EmailCampaign, _campaign_entries),
+}
+_WRITTEN = ["kind", "title", "subtitle", "names", "keys", "body", "owner", "stage", "tags",
+            "activity_at", "plain"]  # fmt: skip
+
+
+# Writing ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def search_entries_refresh(*, model: str, ids: Iterable[int]) -> int:
+    """Rebuild the entries of these records of `model` (a key of INDEXED); returns how many
+    entries were written. Records that are gone (or a document's old versions) lose theirs.
+    On PostgreSQL customers, deals and tasks are built in SQL (search.bulk), the rest here."""
+    indexed = INDEXED[model]
+    ids = sorted({int(pk) for pk in ids if pk is not None})
+    written = 0
+    in_sql = bulk.supports(model)
+    size = BULK_BATCH_SIZE if in_sql else BATCH_SIZE
+    for start in range(0, len(ids), size):
+        batch = ids[start : start + size]
+        if in_sql:
+            written += bulk.entries_upsert(model=model, ids=batch, body_chars=BODY_CHARS)
+        else:
+            written += _write(indexed.field, batch, list(indexed.entries(batch)))
+    return written
+
+
+def _write(field: str, ids: list[int], entries: list[SearchEntry]) -> int:
+    postgresql = connection.vendor == "postgresql"
+    if not postgresql:
+        for entry in entries:
+            entry.plain = fold(" ".join((entry.names, entry.keys, entry.body, entry.tags)))
+    if entries:
+        for entry in entries:
+            entry.record, entry.record_id = field, getattr(entry, f"{field}_id")
+        SearchEntry.objects.bulk_create(
+            entries,
+            update_conflicts=True,
+            unique_fields=["record", "record_id", "chunk"],
+            update_fields=_WRITTEN,
+        )
+    # What the records no longer have: a document's pieces past its new end, old versions.
+    last_piece: dict[int, int] = dict.fromkeys(ids, -1)  # -1: no entry at all any more
+    for entry in entries:
+        last_piece[entry.record_id] = max(last_piece[entry.record_id], entry.chunk)
+    by_last: dict[int, list[int]] = {}
+    for record_id, last in last_piece.items():
+        by_last.setdefault(last, []).append(record_id)
+    stale = Q(*(Q(record_id__in=i, chunk__gt=last) for last, i in by_last.items()), _connector=Q.OR)
+    if by_last:
+        SearchEntry.objects.filter(stale, record=field).delete()
+    if postgresql and entries:
+        _vectorize([entry.pk for entry in entries])
+    return len(entries)
+
+
+def _vectorize(entry_ids: list[int]) -> None:
+    """The weighted tsvector of each entry, computed where the configurations live."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE search_searchentry SET vector = "
+            "setweight(to_tsvector(%s::regconfig, names), 'A') "
+            "|| setweight(to_tsvector(%s::regconfig, keys || ' ' || tags), 'B') "
+            "|| setweight(to_tsvector(%s::regconfig, body), "
+            "CASE WHEN chunk = 0 THEN 'C' ELSE 'D' END::\"char\") "
+            "WHERE id = ANY(%s)",
+            [postgres.SIMPLE, postgres.SIMPLE, postgres.language_configuration(), entry_ids],
+        )
+
+
+# What the other apps' changes call (crm.reactions) ----------------------------------------
+
+
+def customers_index(*, customer_ids: list[int], **_event) -> None:
+    """CUSTOMERS_CHANGED: the customers, and their deals (which show the customer's name)."""
+    records_index(model="customer", ids=customer_ids)
+    sale_ids = Sale.objects.filter(customer_id__in=customer_ids).values_list("pk", flat=True)
+    records_index(model="sale", ids=list(sale_ids))
+
+
+def records_index(*, model: str, ids: list[int]) -> None:
+    """RECORDS_CHANGED: any indexed model's records. A change made by a person (a few
+    records) is indexed in the caller's transaction: found the moment it is saved. A bulk
+    change (a CSV import, a bulk reassignment: more than INLINE_LIMIT records) is indexed
+    right after it commits, by tasks of TASK_BATCH records, so that a 50,000-row import does
+    not take twice as long; its records become searchable a few seconds later."""
+    ids = list(ids)
+    if len(ids) <= INLINE_LIMIT:
+        search_entries_refresh(model=model, ids=ids)
+        return
+    from search.tasks import index_records
+
+    for start in range(0, len(ids), TASK_BATCH):
+        batch = ids[start : start + TASK_BATCH]
+        transaction.on_commit(lambda batch=batch: index_records.delay(model, batch))
+
+
+def search_index_rebuild(*, models: Iterable[str] | None = None, progress=None) -> int:
+    """Every record of every indexed model (the reindex command): batches of BATCH_SIZE,
+    each in its own transaction; `progress(done, total)` is told after each."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            postgres.install(cursor)
+    chosen = list(models or INDEXED)
+    totals = {name: INDEXED[name].model.objects.count() for name in chosen}
+    # From an empty index (a new database, the demo seed) the GIN indexes are built once at
+    # the end, several times faster than updating them row by row.
+    # (Not inside a caller's transaction: its pending foreign-key checks forbid CREATE INDEX.)
+    bulk_load = (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and not SearchEntry.objects.exists()
+    )
+    if bulk_load:
+        postgres.gin_indexes_drop()
+    total, done, written = sum(totals.values()), 0, 0
+    for name in chosen:
+        # Entries are rewritten in place (no empty index while it runs); those of deleted
+        # records went with them, those of a document's old versions go with its batch.
+        indexed = INDEXED[name]
+        last = 0
+        while True:
+            ids = list(
+                indexed.model.objects.filter(pk__gt=last)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:BATCH_SIZE]
+            )
+            if not ids:
+                break
+            written += search_entries_refresh(model=name, ids=ids)
+            last, done = ids[-1], done + len(ids)
+            if progress:
+                progress(done, total)
+    if bulk_load:
+        postgres.gin_indexes_create()
+    return written

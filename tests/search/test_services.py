@@ -1,0 +1,153 @@
+"""The index follows every change made through the services, in the same transaction."""
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from campaigns.services import template_save
+from customers import csv_import
+from customers.services import customer_create, customer_delete, customer_note_add, customer_update
+from documents import services as document_services
+from sales.models import Sale
+from sales.services import sale_activity_add, sale_change_stage, sale_create, task_create
+from search import services
+from search.models import SearchEntry
+from tests.factories import CustomerFactory
+from tests.search.conftest import find, found
+
+pytestmark = pytest.mark.django_db
+
+
+def _customer(rep, **data):
+    data = {"name": "Nadia Ferreira", "email": "nadia@ferreira.example", **data}
+    return customer_create(actor=rep, data=data)
+
+
+def test_create_edit_note_and_delete(rep, teams):
+    customer = _customer(rep)
+    assert found(rep, "ferreira") == [("lead", customer.pk)]
+    customer_update(actor=rep, customer=customer, data={"name": "Nadia Costa"})
+    assert found(rep, "ferreira") == [("lead", customer.pk)]  # still the email's words
+    assert found(rep, "costa") == [("lead", customer.pk)]
+    assert found(rep, "nadia type:lead")
+    customer_update(actor=rep, customer=customer, data={"lifecycle_stage": "customer"})
+    assert found(rep, "costa") == [("customer", customer.pk)]
+    customer_note_add(actor=rep, customer=customer, text="Prefers calls after lunch")
+    assert found(rep, "lunch") == [("customer", customer.pk)]
+    customer_delete(actor=rep, customer=customer)
+    assert found(rep, "costa") == []
+    assert not SearchEntry.objects.exists()
+
+
+def test_a_rolled_back_change_leaves_nothing(rep, teams):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        _customer(rep)
+        raise RuntimeError
+    assert found(rep, "ferreira") == []
+
+
+def test_renaming_a_customer_renames_it_in_its_deals(rep, teams):
+    customer = _customer(rep)
+    sale = sale_create(actor=rep, data={"title": "Fleet deal", "customer": customer})
+    customer_update(actor=rep, customer=customer, data={"name": "Nadia Quintanilha"})
+    assert ("deal", sale.pk) in found(rep, "quintanilha type:deal")
+
+
+def test_deals_stage_and_activities(rep, teams):
+    customer = _customer(rep)
+    sale = sale_create(actor=rep, data={"title": "Solar roof", "customer": customer})
+    assert found(rep, "solar stage:new") == [("deal", sale.pk)]
+    sale_change_stage(actor=rep, sale=sale, to_status=Sale.Status.PROPOSAL)
+    assert found(rep, "solar stage:proposal") == [("deal", sale.pk)]
+    assert found(rep, "solar stage:new") == []
+    sale_activity_add(actor=rep, sale=sale, kind="call", text="Asked about inverter warranty")
+    assert found(rep, "inverter") == [("deal", sale.pk)]
+
+
+def test_tasks_and_templates(rep, manager, teams):
+    customer = _customer(rep)
+    task = task_create(actor=rep, data={"title": "Send the brochure", "customer": customer,
+                                        "due_at": customer.created_at})  # fmt: skip
+    assert ("task", task.pk) in found(rep, "brochure")
+    template = template_save(
+        actor=manager,
+        data={"name": "Brochure follow-up", "category": "other", "subject": "Our brochure",
+              "html_body": "<p>Hi</p>", "text_body": "Hi"},
+    )  # fmt: skip
+    assert ("template", template.pk) in found(manager, "brochure")
+    assert ("template", template.pk) not in found(rep, "brochure")
+
+
+def test_an_import_is_searchable(rep, teams):
+    text = "Full Name,E-mail,Company\nOrla Byrne,orla@byrne.example,Byrne Shipping\n"
+    customer_import = csv_import.customer_import_upload(
+        actor=rep, uploaded_file=SimpleUploadedFile("p.csv", text.encode()), duplicate_mode="skip"
+    )
+    csv_import.customer_import_run(
+        actor=rep,
+        customer_import=customer_import,
+        mapping=customer_import.column_mapping,
+        duplicate_mode="skip",
+    )
+    assert [kind for kind, _ in found(rep, "byrne shipping")] == ["lead"]
+
+
+def test_uploads_processing_and_new_versions(rep, teams, django_capture_on_commit_callbacks):
+    customer = CustomerFactory(owner=rep)
+    with django_capture_on_commit_callbacks(execute=True):
+        document = document_services.document_upload(
+            actor=rep,
+            upload=SimpleUploadedFile("terms.txt", b"The indemnity clause is capped."),
+            customer=customer,
+        )
+    assert found(rep, "indemnity") == [("document", document.pk)]  # extracted, then indexed
+    with django_capture_on_commit_callbacks(execute=True):
+        new = document_services.document_upload_version(
+            actor=rep, document=document, upload=SimpleUploadedFile("terms.txt", b"Liability.")
+        )
+    assert found(rep, "terms") == [("document", new.pk)]  # the newest version only
+    assert found(rep, "indemnity") == []
+    assert found(rep, "liability") == [("document", new.pk)]
+
+
+def test_reindex_rebuilds_everything_with_a_progress_bar(rep, teams):
+    customers = [CustomerFactory(owner=rep, name=f"Reindexed {i}") for i in range(3)]
+    assert found(rep, "reindexed") == []  # made by factories: not indexed yet
+    out = io.StringIO()
+    call_command("search_reindex", stdout=out)
+    assert find(rep, "reindexed").total == len(customers)
+    assert "[##############################] 3/3 records" in out.getvalue()
+    call_command("search_reindex", "--only", "customer", stdout=io.StringIO())  # idempotent
+    assert SearchEntry.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reindex_of_an_empty_index_builds_the_gin_indexes_at_the_end(rep, teams):
+    CustomerFactory(owner=rep, name="Bulk Loaded")
+    call_command("search_reindex", stdout=io.StringIO())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'search_searchentry'")
+        names = {row[0] for row in cursor.fetchall()}
+    assert {"search_entry_vector_idx", "search_entry_names_trgm_idx"} <= names
+    assert found(rep, "bulk loaded")
+
+
+def test_a_bulk_change_is_indexed_right_after_commit(
+    rep, teams, settings, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    customers = [CustomerFactory(owner=rep, name=f"Bulky {i}") for i in range(3)]
+    settings_limit = services.INLINE_LIMIT
+    services.INLINE_LIMIT = 2
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            services.records_index(model="customer", ids=[c.pk for c in customers])
+        assert found(rep, "bulky") == []  # not yet: after commit
+        for callback in callbacks:
+            callback()
+    finally:
+        services.INLINE_LIMIT = settings_limit
+    assert find(rep, "bulky").total == 3
