@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0007_import_chunks'),
+        ('customers', '0008_customer_updated_idx'),
     ]
 
     operations = [
