@@ -1,5 +1,6 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 
 from campaigns.models import (
     CampaignRun,
@@ -9,8 +10,10 @@ from campaigns.models import (
     EmailMessage,
     EmailTemplate,
     OutboxMessage,
+    ProviderConnection,
     SendBatch,
 )
+from campaigns.providers import provider_statuses
 from campaigns.segments import criteria_clean
 from crm.errors import ValidationFailed
 
@@ -43,15 +46,17 @@ class CustomerSegmentAdmin(admin.ModelAdmin):
 
 @admin.register(EmailCampaign)
 class EmailCampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "campaign_type", "sent_count", "opened_count", "created_at"]
-    list_filter = ["status", "campaign_type"]
+    list_display = ["name", "status", "campaign_type", "provider", "sent_count", "opened_count",
+                    "created_at"]  # fmt: skip
+    list_filter = ["status", "campaign_type", "provider"]
     search_fields = ["name"]
     raw_id_fields = ["template", "segment", "created_by", "periodic_task"]
 
 
 @admin.register(CampaignRun)
 class CampaignRunAdmin(admin.ModelAdmin):
-    list_display = ["campaign", "run_key", "status", "total", "started_at", "finished_at"]
+    list_display = ["campaign", "run_key", "status", "provider", "total", "started_at",
+                    "finished_at"]  # fmt: skip
     list_filter = ["status"]
     raw_id_fields = ["campaign"]
 
@@ -73,8 +78,8 @@ class EmailMessageAdmin(admin.ModelAdmin):
 
 @admin.register(EmailEvent)
 class EmailEventAdmin(admin.ModelAdmin):
-    list_display = ["sg_event_id", "event", "email", "occurred_at", "processed_at"]
-    list_filter = ["event"]
+    list_display = ["sg_event_id", "provider", "event", "email", "occurred_at", "processed_at"]
+    list_filter = ["provider", "event"]
     search_fields = ["email", "sg_event_id"]
     raw_id_fields = ["message"]
 
@@ -83,3 +88,31 @@ class EmailEventAdmin(admin.ModelAdmin):
 class OutboxMessageAdmin(admin.ModelAdmin):
     list_display = ["to_email", "subject", "created_at"]
     search_fields = ["to_email", "subject"]
+
+
+@admin.register(ProviderConnection)
+class ProviderConnectionAdmin(admin.ModelAdmin):
+    """Email providers: the page lists every provider with whether it is configured and
+    which one is the default (from the settings), then the Mailgun domains connected and
+    how many suppressions each brought into the one list."""
+
+    list_display = ["__str__", "status", "imported", "seen", "imported_at", "last_error"]
+    readonly_fields = ["provider", "account", "status", "imported", "seen", "imported_at",
+                       "last_error", "created_at"]  # fmt: skip
+    actions = ["import_again"]
+
+    def has_add_permission(self, request):
+        return False  # a connection is made by configuring the provider
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "provider_statuses": provider_statuses()}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    @admin.action(description="Import the suppression lists again")
+    def import_again(self, request, queryset):
+        from campaigns.tasks import import_mailgun_suppressions
+
+        ids = list(queryset.filter(provider="mailgun").values_list("pk", flat=True))
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: import_mailgun_suppressions.delay(pk))
+        self.message_user(request, f"Import queued for {len(ids)} connection(s).", messages.INFO)

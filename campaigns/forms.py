@@ -9,6 +9,7 @@ from campaigns.models import (
     Sequence,
 )
 from campaigns.segments import CHOICE_KEYS
+from campaigns.sending.provider import LABELS, configured_providers, provider_name
 from campaigns.templating import VARIABLES
 from crm.permissions import assignable_users
 from crm.permissions.campaigns import visible_segments, visible_sequences, visible_templates
@@ -118,13 +119,31 @@ class SegmentForm(forms.Form):
         return criteria
 
 
-class CampaignForm(forms.ModelForm):
+class ProviderChoice:
+    """The `provider` field of a campaign or sequence: offered only when more than one
+    provider is configured (SendGrid and Mailgun); otherwise the default sends it all."""
+
+    def provider_field_setup(self) -> None:
+        configured = configured_providers()
+        if len(configured) < 2:
+            del self.fields["provider"]
+            return
+        field = self.fields["provider"]
+        field.choices = [("", f"Default ({LABELS[provider_name()]})")] + [
+            (name, LABELS[name]) for name in configured
+        ]
+        field.required = False
+        field.label = "Email provider"
+
+
+class CampaignForm(ProviderChoice, forms.ModelForm):
     class Meta:
         model = EmailCampaign
-        fields = ["name", "campaign_type", "template", "segment", "subject"]
+        fields = ["name", "campaign_type", "template", "segment", "subject", "provider"]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.provider_field_setup()
         self.fields["template"].queryset = visible_templates(user).filter(is_active=True)
         self.fields["segment"].queryset = visible_segments(user).order_by("name")
 
@@ -158,17 +177,21 @@ class ScheduleForm(forms.Form):
 # Sequences --------------------------------------------------------------------------------
 
 
-class SequenceForm(forms.ModelForm):
+class SequenceForm(ProviderChoice, forms.ModelForm):
     class Meta:
         model = Sequence
         fields = ["name", "description", "is_active", "window_start", "window_end",
-                  "stop_at_grade"]  # fmt: skip
+                  "stop_at_grade", "provider"]  # fmt: skip
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         }
         labels = {"stop_at_grade": "Stop when the lead turns"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.provider_field_setup()
 
     def clean(self):
         cleaned = super().clean()

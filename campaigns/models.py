@@ -15,6 +15,15 @@ from campaigns.managers import CampaignRunQuerySet
 from customers.models import Customer
 
 
+class EmailProvider(models.TextChoices):
+    """The providers of campaigns.sending.provider.PROVIDERS (blank on a campaign or
+    sequence: the default one)."""
+
+    SENDGRID = "sendgrid", "SendGrid"
+    MAILGUN = "mailgun", "Mailgun"
+    OUTBOX = "outbox", "Local outbox"
+
+
 class EmailTemplate(models.Model):
     class Category(models.TextChoices):
         NEWSLETTER = "newsletter", "Newsletter"
@@ -103,6 +112,11 @@ class EmailCampaign(models.Model):
         CustomerSegment, on_delete=models.PROTECT, null=True, related_name="campaigns"
     )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    # Which configured provider sends it; blank: the default (EMAIL_DEFAULT_PROVIDER). A
+    # sequence step's campaign carries its sequence's choice.
+    provider = models.CharField(
+        max_length=10, choices=EmailProvider.choices, blank=True, default=""
+    )
     scheduled_send_time = models.DateTimeField(null=True, blank=True)
     cron_expression = models.CharField(max_length=100, blank=True)
     periodic_task = models.OneToOneField(
@@ -183,6 +197,11 @@ class CampaignRun(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The provider the run sends through, fixed by its first sender (the campaign's choice,
+    # else the default): a resumed sender judges the batches its dead predecessor had in
+    # flight with the provider that got them. A sequence step's campaign carries the
+    # sequence's choice.
+    provider = models.CharField(max_length=10, choices=EmailProvider.choices, blank=True)
 
     objects = CampaignRunQuerySet.as_manager()
 
@@ -292,9 +311,15 @@ class EmailMessage(models.Model):
 
 
 class EmailEvent(models.Model):
-    """A provider event exactly as received; stored once per provider event id."""
+    """A provider event exactly as received (`payload`); stored once per provider event id.
+    `event` is the provider-neutral type the processing reads (SendGrid's names: processed,
+    delivered, open, click, bounce, dropped, deferred, spamreport, unsubscribe); a Mailgun
+    event's id is kept as "mailgun:<id>" so that the two providers' ids never meet."""
 
-    sg_event_id = models.CharField(max_length=100, unique=True)
+    sg_event_id = models.CharField(max_length=100, unique=True)  # the provider's event id
+    provider = models.CharField(
+        max_length=10, choices=EmailProvider.choices, default=EmailProvider.SENDGRID
+    )
     event = models.CharField(max_length=30)
     email = models.CharField(max_length=254, blank=True)
     message = models.ForeignKey(
@@ -358,6 +383,10 @@ class Sequence(models.Model):
     stop_at_grade = models.CharField(
         max_length=4, choices=StopGrade.choices, default=StopGrade.WARM, blank=True
     )
+    provider = models.CharField(
+        max_length=10, choices=EmailProvider.choices, blank=True, default="",
+        help_text="Which provider sends its steps; blank: the default.",
+    )  # fmt: skip
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -542,3 +571,33 @@ class EmailDraft(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("campaigns:draft_detail", args=[self.pk])
+
+
+class ProviderConnection(models.Model):
+    """An email provider account the CRM has connected to (Mailgun: one per sending domain):
+    when its existing suppressions (bounces, complaints, unsubscribes) were imported into the
+    one suppression list, and how many of each."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Not imported yet"
+        IMPORTING = "importing", "Importing"
+        IMPORTED = "imported", "Imported"
+        FAILED = "failed", "Failed (retried)"
+
+    provider = models.CharField(max_length=10, choices=EmailProvider.choices)
+    account = models.CharField(max_length=253)  # Mailgun: the sending domain
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    imported = models.JSONField(default=dict, blank=True)  # {"bounces": 12, ...}: added
+    seen = models.JSONField(default=dict, blank=True)  # {"bounces": 40, ...}: read
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    imported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider", "account"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "account"], name="providerconn_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.account}"

@@ -25,6 +25,7 @@ from campaigns.sending import (
     runs_cancel,
     send_run_later,
 )
+from campaigns.sending.provider import ProviderNotConfigured, provider_for
 from campaigns.states import (
     Action,
     Move,
@@ -150,8 +151,11 @@ def campaign_save(
         action_check(campaign, Action.EDIT)
     if data.get("cron_expression"):
         _crontab_fields(data["cron_expression"])  # refuse a bad expression before saving
+    if data.get("provider"):
+        provider_check(data["provider"])
     campaign = campaign or EmailCampaign(created_by=actor)
-    for field in ("name", "campaign_type", "template", "subject", "segment", "cron_expression"):
+    for field in ("name", "campaign_type", "template", "subject", "segment", "cron_expression",
+                  "provider"):  # fmt: skip
         if field in data:
             setattr(campaign, field, data[field])
     campaign.updated_at = timezone.now()
@@ -163,6 +167,14 @@ def campaign_save(
         audit_record(actor=actor, verb=verb, instance=campaign, changes={"name": campaign.name})
         react(Event.RECORDS_CHANGED, model="campaign", ids=[campaign.pk])
     return campaign
+
+
+def provider_check(name: str) -> None:
+    """A campaign or sequence may name only a provider that is configured now."""
+    try:
+        provider_for(name)
+    except ProviderNotConfigured as error:
+        raise ValidationFailed(str(error), field="provider") from None
 
 
 def _lock(campaign: EmailCampaign) -> EmailCampaign:
@@ -386,7 +398,10 @@ def unsubscribe_by_token(*, token: str) -> Customer:
     now = timezone.now()
     with transaction.atomic():
         customers_mark_unsubscribed(customer_ids=[customer.pk], at=now)
-        suppressions_add(entries=[(customer.email, Suppression.Reason.UNSUBSCRIBE, "")])
+        suppressions_add(
+            entries=[(customer.email, Suppression.Reason.UNSUBSCRIBE, "")],
+            source=Suppression.Source.UNSUBSCRIBE_LINK,
+        )
         if message_id:
             EmailMessage.objects.filter(
                 pk=message_id, customer=customer, unsubscribed_at__isnull=True

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from campaigns import sending, webhooks
+from campaigns import providers, sending, webhooks
 from campaigns.drafts import draft_send_automatically
 from campaigns.models import CustomerSegment, EmailCampaign
 from campaigns.sending.provider import TransientSendError
@@ -123,3 +123,29 @@ def sequence_tick() -> None:
 def send_draft(draft_id: int) -> None:
     """A lead workflow's draft, sent by itself (the managers chose automatic sending)."""
     draft_send_automatically(draft_id=draft_id)
+
+
+@shared_task(
+    name="campaigns.mailgun_connect",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    ignore_result=True,
+    time_limit=60 * 60,
+)
+def mailgun_connect() -> None:
+    """From beat: a newly configured Mailgun domain gets its suppressions imported once."""
+    providers.mailgun_connect()
+
+
+@shared_task(
+    name="campaigns.import_mailgun_suppressions",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    ignore_result=True,
+    time_limit=60 * 60,
+)
+def import_mailgun_suppressions(connection_id: int) -> None:
+    """The admin's "import again": read Mailgun's suppression lists once more."""
+    providers.mailgun_suppressions_import(connection_id=connection_id)

@@ -1,5 +1,6 @@
 """The endpoints that outsiders call without logging in; each is authenticated by a
-signature instead: SendGrid's Event Webhook and the one-click unsubscribe link."""
+signature instead: SendGrid's Event Webhook, Mailgun's webhooks and the one-click
+unsubscribe link."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
@@ -8,6 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from campaigns import webhooks_mailgun
 from campaigns.services import unsubscribe_by_token
 from campaigns.tokens import unsubscribe_token_read
 from campaigns.webhooks import (
@@ -40,6 +42,19 @@ def sendgrid_webhook(request):
         return JsonResponse({"error": error.message}, status=400)
     stored = events_store(events)
     return JsonResponse({"received": len(events), "new": stored})
+
+
+@login_not_required
+@csrf_exempt  # called by Mailgun; the HMAC signature is the credential
+@require_POST
+def mailgun_webhook(request):
+    try:
+        stored = webhooks_mailgun.webhook_receive(request.body)
+    except SignatureRejected as error:
+        return JsonResponse({"error": str(error)}, status=403)
+    except ValidationFailed as error:
+        return JsonResponse({"error": error.message}, status=400)
+    return JsonResponse({"received": 1, "new": stored})
 
 
 # One-click unsubscribe (RFC 8058): mail clients POST without a CSRF token; the signed token

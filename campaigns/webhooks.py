@@ -1,4 +1,5 @@
-"""SendGrid's Event Webhook: verify, store each event once, then apply the events in bulk.
+"""SendGrid's Event Webhook: verify, store each event once, then apply the events in bulk
+(Mailgun's events, read by campaigns.webhooks_mailgun, are stored and applied the same way).
 
 The request only verifies and stores (fast, and idempotent on sg_event_id: a replayed batch
 inserts nothing); events_process, in a task, applies what was stored with a few set-based
@@ -23,7 +24,7 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from sendgrid.helpers.eventwebhook import EventWebhook
 
-from campaigns.models import EmailEvent, EmailMessage
+from campaigns.models import EmailEvent, EmailMessage, EmailProvider
 from campaigns.sending.counters import campaign_counters_refresh
 from crm.errors import CrmError, ValidationFailed
 from customers.models import ConsentSource, Suppression
@@ -65,6 +66,11 @@ DROPPED_REASONS = {
     "invalid": Reason.INVALID,
     "spam reporting address": Reason.SPAM,
     "unsubscribed address": Reason.UNSUBSCRIBE,
+    # Mailgun's `failed` events for an address it already suppresses (campaigns.webhooks_
+    # mailgun maps them to `dropped`).
+    "suppress-bounce": Reason.BOUNCE,
+    "suppress-complaint": Reason.SPAM,
+    "suppress-unsubscribe": Reason.UNSUBSCRIBE,
 }
 LEAD_ACTIVITIES = {"open": "email_open", "click": "email_click"}
 Status = EmailMessage.Status
@@ -179,16 +185,35 @@ def _email(event: dict) -> str:
 
 
 def events_store(events: list[dict]) -> int:
-    """Insert the events not seen before (by sg_event_id); queue processing after commit.
-    Returns how many were new."""
-    by_event_id: dict[str, dict] = {}
-    for event in events:  # the same event twice in one batch: the first
-        by_event_id.setdefault(event["sg_event_id"][:100], event)
-    message_ids = {event_id: _message_id(event) for event_id, event in by_event_id.items()}
+    """Insert SendGrid's events not seen before (by sg_event_id); queue processing after
+    commit. Returns how many were new."""
+    return events_insert(
+        [
+            EmailEvent(
+                sg_event_id=event["sg_event_id"][:100],
+                provider=EmailProvider.SENDGRID,
+                event=event["event"][:30],
+                email=_email(event),
+                message_id=_message_id(event),
+                occurred_at=datetime.fromtimestamp(event["timestamp"], tz=UTC),
+                payload=event,
+            )
+            for event in events
+        ]
+    )
+
+
+def events_insert(rows: list[EmailEvent]) -> int:
+    """Store provider events (each provider's mapped into EmailEvent rows, `event` in the
+    neutral names) that were not seen before, by event id; queue their processing after
+    commit. A message id that names no message is dropped. Returns how many were new."""
+    by_event_id: dict[str, EmailEvent] = {}
+    for row in rows:  # the same event twice in one batch: the first
+        by_event_id.setdefault(row.sg_event_id, row)
     known = set(
-        EmailMessage.objects.filter(pk__in={i for i in message_ids.values() if i}).values_list(
-            "pk", flat=True
-        )
+        EmailMessage.objects.filter(
+            pk__in={row.message_id for row in by_event_id.values() if row.message_id}
+        ).values_list("pk", flat=True)
     )
     with transaction.atomic():
         seen = set(
@@ -196,24 +221,17 @@ def events_store(events: list[dict]) -> int:
                 "sg_event_id", flat=True
             )
         )
-        rows = [
-            EmailEvent(
-                sg_event_id=event_id,
-                event=event["event"][:30],
-                email=_email(event),
-                message_id=message_ids[event_id] if message_ids[event_id] in known else None,
-                occurred_at=datetime.fromtimestamp(event["timestamp"], tz=UTC),
-                payload=event,
-            )
-            for event_id, event in by_event_id.items()
-            if event_id not in seen
-        ]
+        new = [row for event_id, row in by_event_id.items() if event_id not in seen]
+        for row in new:
+            if row.message_id not in known:
+                row.message_id = None
         # ignore_conflicts: a concurrent delivery of the same events may have got in first.
-        EmailEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-        if events:
-            # Even for a replay: SendGrid retrying is a chance to finish what a lost task left.
+        EmailEvent.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
+        if rows:
+            # Even for a replay: a provider retrying is a chance to finish what a lost task
+            # left.
             transaction.on_commit(_process_later)
-    return len(rows)
+    return len(new)
 
 
 def _process_later() -> None:
@@ -231,7 +249,9 @@ def events_process(*, chunk: int = 5000) -> int:
                 EmailEvent.objects.select_for_update(skip_locked=True)
                 .filter(processed_at__isnull=True)
                 .order_by("id")
-                .values("id", "event", "message_id", "email", "occurred_at", "payload")[:chunk]
+                .values("id", "provider", "event", "message_id", "email", "occurred_at", "payload")[
+                    :chunk
+                ]
             )
             if not events:
                 return done
@@ -299,17 +319,38 @@ def suppression_reason(event: str, payload: dict) -> str | None:
     return SUPPRESSION_REASONS.get(event)
 
 
+def suppression_detail(payload: dict) -> str:
+    """What the provider said about a bounce or drop: SendGrid's `reason`, Mailgun's
+    delivery-status message."""
+    status = payload.get("delivery-status")
+    if isinstance(status, dict):
+        for key in ("description", "message"):
+            if isinstance(status.get(key), str) and status[key].strip():
+                return status[key].strip()
+    reason = payload.get("reason", "")
+    return reason if isinstance(reason, str) else str(reason)
+
+
+# The Suppression.Source of each provider's events.
+SUPPRESSION_SOURCES = {
+    EmailProvider.SENDGRID: Suppression.Source.SENDGRID,
+    EmailProvider.MAILGUN: Suppression.Source.MAILGUN,
+}
+
+
 def _suppress(events: list[dict]) -> None:
-    entries = []
+    entries: dict[str, list] = defaultdict(list)
     unsubscribed = set()
     for event in events:
         reason = suppression_reason(event["event"], event["payload"])
         email = (event["email"] or "").strip().lower()
         if reason and email:
-            entries.append((email, reason, str(event["payload"].get("reason", ""))))
+            source = SUPPRESSION_SOURCES.get(event.get("provider"), "")
+            entries[source].append((email, reason, suppression_detail(event["payload"])))
             if reason in (Reason.UNSUBSCRIBE, Reason.SPAM):
                 unsubscribed.add(email)
-    suppressions_add(entries=entries)
+    for source, rows in entries.items():
+        suppressions_add(entries=rows, source=source)
     if unsubscribed:
         customers_mark_unsubscribed(emails=sorted(unsubscribed), source=ConsentSource.WEBHOOK)
 

@@ -35,9 +35,11 @@ Questions (asked by -> answered by):
   sequences the user may enrol imported leads in).
 
 Not listed here, because they go down the layers and so are plain calls a reader sees at the
-call site: an app calling the services of an app it builds on (campaigns' webhook records
-unsubscribes on customers and opens and clicks as lead activities; documents' share link
-records a lead activity; a deal's activity updates its customer's last contact date).
+call site: an app calling the services of an app it builds on (campaigns' webhooks, SendGrid's
+and Mailgun's, record suppressions and unsubscribes on customers and opens and clicks as lead
+activities; connecting Mailgun imports its suppression lists through customers' services;
+documents' share link records a lead activity; a deal's activity updates its customer's last
+contact date).
 
 Reactions run in the caller's transaction: they write with it (LEAD_NEEDS_FOLLOW_UP) or
 defer their work with `transaction.on_commit`, so nothing happens for a change that is

@@ -250,11 +250,11 @@ MEDIA_URL = "media/"
 # Tracking links and pixels in emails and on the website stay valid this long.
 TRACKING_TOKEN_MAX_AGE_SECONDS = env.int("TRACKING_TOKEN_MAX_AGE_SECONDS", default=180 * 86400)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CRM <crm@example.com>")
-# Single emails (lead workflows, test sends) go through SendGrid when a key is set and to
-# the local outbox (/campaigns/outbox/) otherwise, like campaigns.
+# Single emails (lead workflows, test sends) go through the default provider (SendGrid or
+# Mailgun when configured, the local outbox at /campaigns/outbox/ otherwise).
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="campaigns.mail.CrmEmailBackend")
 
-# Campaigns. No SENDGRID_API_KEY: every email goes to the local outbox in the database.
+# Campaigns. No SENDGRID_API_KEY nor MAILGUN_API_KEY: every email goes to the local outbox.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
 # Marketing email (campaigns, sequences) only to customers who granted consent; off: to anyone
@@ -264,7 +264,20 @@ SENDGRID_API_HOST = env.str("SENDGRID_API_HOST", default="https://api.sendgrid.c
 SENDGRID_TIMEOUT_SECONDS = env.float("SENDGRID_TIMEOUT_SECONDS", default=10.0)
 SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
 SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", default=300)
-CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=1000)  # SendGrid's maximum
+# Mailgun (campaigns.sending.mailgun), beside or instead of SendGrid: configured when both the
+# API key and the sending domain are set. The webhook signing key is Mailgun's "HTTP webhook
+# signing key", not the API key. MAILGUN_API_URL overrides the region's host (tests' fake).
+MAILGUN_API_KEY = env.str("MAILGUN_API_KEY", default="")
+MAILGUN_DOMAIN = env.str("MAILGUN_DOMAIN", default="")
+MAILGUN_REGION = env.str("MAILGUN_REGION", default="us")  # "us" or "eu"
+MAILGUN_API_URL = env.str("MAILGUN_API_URL", default="")
+MAILGUN_TIMEOUT_SECONDS = env.float("MAILGUN_TIMEOUT_SECONDS", default=10.0)
+MAILGUN_WEBHOOK_SIGNING_KEY = env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default="")
+MAILGUN_WEBHOOK_MAX_AGE_SECONDS = env.int("MAILGUN_WEBHOOK_MAX_AGE_SECONDS", default=300)
+# Which configured provider sends what names none (single emails always): "sendgrid",
+# "mailgun" or "outbox"; empty: the first configured of SendGrid, Mailgun, the local outbox.
+EMAIL_DEFAULT_PROVIDER = env.str("EMAIL_DEFAULT_PROVIDER", default="")
+CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=1000)  # SendGrid's and Mailgun's max
 CAMPAIGN_SEND_LEASE_SECONDS = env.int("CAMPAIGN_SEND_LEASE_SECONDS", default=60)
 CAMPAIGN_RETRY_BASE_SECONDS = env.float("CAMPAIGN_RETRY_BASE_SECONDS", default=2.0)
 CAMPAIGN_MAX_RETRIES = env.int("CAMPAIGN_MAX_RETRIES", default=8)
@@ -313,6 +326,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.resume_stalled_runs",
         "schedule": 60.0,
     },
+    # Connecting Mailgun imports its bounces, complaints and unsubscribes once per domain.
+    "campaigns-mailgun-connect": {"task": "campaigns.mailgun_connect", "schedule": 10 * 60.0},
     "campaigns-refresh-segment-counts": {
         "task": "campaigns.refresh_segment_counts",
         "schedule": 30 * 60.0,

@@ -45,6 +45,7 @@ urlpatterns = [
     path("search/", include("search.urls")),
     path("d/<str:token>/", document_views.document_share_open, name="document_share_open"),
     path("webhooks/sendgrid/", campaign_public.sendgrid_webhook, name="sendgrid_webhook"),
+    path("webhooks/mailgun/", campaign_public.mailgun_webhook, name="mailgun_webhook"),
     path("u/<str:token>/", campaign_public.unsubscribe, name="unsubscribe"),
     path("api/", include("api.urls")),
     path("admin/", admin.site.urls),

@@ -94,6 +94,16 @@ class CustomerImportAdmin(admin.ModelAdmin):
 
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
-    list_display = ["email", "reason", "created_at"]
-    list_filter = ["reason"]
+    """One list for every provider: each row says where it came from."""
+
+    list_display = ["email", "reason", "source", "detail", "created_at"]
+    list_filter = ["source", "reason"]
     search_fields = ["email"]
+    readonly_fields = ["source", "created_at"]
+    show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.source = Suppression.Source.ADMIN
+            obj.email = obj.email.strip().lower()
+        super().save_model(request, obj, form, change)

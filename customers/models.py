@@ -312,9 +312,20 @@ class Suppression(models.Model):
         DROPPED = "dropped", "Dropped by the provider"
         MANUAL = "manual", "Added by hand"
 
+    class Source(models.TextChoices):
+        """Where the suppression came from: one list, whichever provider reported it."""
+
+        SENDGRID = "sendgrid", "SendGrid event"
+        MAILGUN = "mailgun", "Mailgun event"
+        MAILGUN_IMPORT = "mailgun_import", "Imported from Mailgun"
+        UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
+        ADMIN = "admin", "Added by hand"
+        UNKNOWN = "", "Unknown (before sources were kept)"
+
     email = models.CharField(max_length=254)  # stored lower-cased
     reason = models.CharField(max_length=12, choices=Reason.choices)
     detail = models.CharField(max_length=500, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -322,6 +333,7 @@ class Suppression(models.Model):
         db_table = "campaigns_suppression"
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["email"], name="suppression_email_unique")]
+        indexes = [models.Index(fields=["source", "-created_at"], name="suppression_source_idx")]
 
     def __str__(self) -> str:
         return f"{self.email} ({self.reason})"

@@ -350,12 +350,23 @@ def customers_mark_unsubscribed(
     )
 
 
-def suppressions_add(*, entries: list[tuple[str, str, str]]) -> None:
-    """Suppress addresses: (email, Suppression.Reason, detail) each. An address already
-    suppressed keeps its first reason."""
+def suppressions_add(*, entries: list[tuple[str, str, str]], source: str = "") -> int:
+    """Suppress addresses: (email, Suppression.Reason, detail) each, from `source` (a
+    Suppression.Source: which provider or path reported them). One list for every provider:
+    an address already suppressed keeps its first reason and source. Returns how many
+    addresses were new."""
     rows: dict[str, Suppression] = {}
     for email, reason, detail in entries:
         email = (email or "").strip().lower()
         if email:
-            rows.setdefault(email, Suppression(email=email, reason=reason, detail=detail[:500]))
-    Suppression.objects.bulk_create(rows.values(), ignore_conflicts=True)
+            rows.setdefault(
+                email,
+                Suppression(email=email, reason=reason, detail=(detail or "")[:500], source=source),
+            )
+    if not rows:
+        return 0
+    known = set(Suppression.objects.filter(email__in=list(rows)).values_list("email", flat=True))
+    Suppression.objects.bulk_create(
+        [row for email, row in rows.items() if email not in known], ignore_conflicts=True
+    )
+    return len(rows) - len(known)

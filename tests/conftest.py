@@ -144,6 +144,33 @@ def fake_sendgrid(_sendgrid_server, settings):
     return _sendgrid_server
 
 
+MAILGUN_TEST_KEY = "key-test-mailgun"
+MAILGUN_TEST_DOMAIN = "mg.example.com"
+MAILGUN_TEST_SIGNING_KEY = "test-webhook-signing-key"
+
+
+@pytest.fixture(scope="session")
+def _mailgun_server():
+    from tests.fakes.mailgun_server import FakeMailgun
+
+    server = FakeMailgun(api_key=MAILGUN_TEST_KEY, domain=MAILGUN_TEST_DOMAIN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_mailgun(_mailgun_server, settings):
+    """The fake Mailgun, empty, with the official SDK pointed at it: Mailgun is configured
+    (and, with no SendGrid key, the default provider)."""
+    _mailgun_server.reset()
+    settings.MAILGUN_API_KEY = MAILGUN_TEST_KEY
+    settings.MAILGUN_DOMAIN = MAILGUN_TEST_DOMAIN
+    settings.MAILGUN_API_URL = _mailgun_server.url
+    settings.MAILGUN_TIMEOUT_SECONDS = 5
+    settings.MAILGUN_WEBHOOK_SIGNING_KEY = MAILGUN_TEST_SIGNING_KEY
+    return _mailgun_server
+
+
 @pytest.fixture
 def real_worker_env() -> dict[str, str]:
     """Environment for the Celery processes of `real_worker`, on top of the test's database,

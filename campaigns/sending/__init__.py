@@ -15,8 +15,10 @@ Provider-neutral machinery, one responsibility a module:
 | counters     | the campaign counters, recounted from the messages                         |
 | provider     | what a provider must do (`Provider`), its errors, the neutral batch        |
 
-Providers: `sendgrid` (v3 mail/send and its activity feed) and `outbox` (the local outbox,
-used when no provider key is configured). Celery tasks live in campaigns.tasks.
+Providers: `sendgrid` (v3 mail/send and its activity feed), `mailgun` (batch sending with
+recipient-variables through the official SDK, and its Events API) and `outbox` (the local
+outbox, used when no provider key is configured). A run keeps the provider it started with
+(`provider.provider_for_new_run`). Celery tasks live in campaigns.tasks.
 """
 
 from campaigns.sending.counters import COUNTER_FIELDS, campaign_counters_refresh

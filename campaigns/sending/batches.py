@@ -18,6 +18,8 @@ from django.utils import timezone
 from campaigns.models import CampaignRun, EmailMessage, SendBatch
 from campaigns.sending.leases import lease_renew
 from campaigns.sending.provider import (
+    InFlight,
+    OutcomeUnknown,
     OutgoingBatch,
     PermanentSendError,
     Provider,
@@ -120,10 +122,16 @@ def batch_send(
     provider: Provider, run: CampaignRun, batch: SendBatch, plan: SubstitutionPlan
 ) -> None:
     """One request. A 429/5xx re-queues the batch and raises TransientSendError (the task
-    retries with backoff); a 4xx fails it with the provider's reason."""
+    retries with backoff); no answer at all (OutcomeUnknown) leaves it in flight for the
+    provider to judge; a 4xx fails it with the provider's reason."""
     outgoing = batch_outgoing(run, batch, plan)
     try:
         accepted = provider.send_batch(outgoing)
+    except OutcomeUnknown as error:
+        # Perhaps accepted: re-queued, it could go twice. It stays in flight, and the next
+        # sender asks the provider (batches_reconcile), as after a crash.
+        CampaignRun.objects.filter(pk=batch.run_id).update(last_error=str(error))
+        raise
     except TransientSendError as error:
         batch_requeue(batch, str(error))
         raise
@@ -178,8 +186,18 @@ def batches_reconcile(provider: Provider, run: CampaignRun) -> tuple[list[SendBa
     in_flight = list(SendBatch.objects.filter(run=run, status=SendBatch.Status.SENDING))
     settled_before = timezone.now() - timedelta(seconds=settings.CAMPAIGN_INFLIGHT_SETTLE_SECONDS)
     for batch in in_flight:
+        first = (
+            EmailMessage.objects.filter(
+                run_id=batch.run_id, id__gte=batch.first_message_id, id__lte=batch.last_message_id
+            )
+            .order_by("id")
+            .values_list("email", flat=True)
+            .first()
+        )
         try:
-            accepted = provider.was_accepted(batch.key)
+            accepted = provider.was_accepted(
+                InFlight(key=batch.key, recipient=first or "", started_at=batch.started_at)
+            )
         except ProviderCannotTell:
             accepted = None
         if accepted:

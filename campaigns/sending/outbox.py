@@ -8,6 +8,7 @@ from email.utils import parseaddr
 from campaigns.models import OutboxMessage
 from campaigns.sending.provider import (
     Accepted,
+    InFlight,
     OutgoingBatch,
     OutgoingEmail,
     unsubscribe_headers,
@@ -63,8 +64,8 @@ class Outbox:
         )
         return Accepted(message_id=message_id)
 
-    def was_accepted(self, batch_key: str) -> bool:
-        return OutboxMessage.objects.filter(custom_args__batch_key=batch_key).exists()
+    def was_accepted(self, batch: InFlight) -> bool:
+        return OutboxMessage.objects.filter(custom_args__batch_key=batch.key).exists()
 
     def timeout_seconds(self) -> float:
         return 0

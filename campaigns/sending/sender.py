@@ -7,8 +7,14 @@ from campaigns.models import CampaignRun
 from campaigns.sending import batches
 from campaigns.sending.counters import CountersWhileSending
 from campaigns.sending.leases import lease_hold, lease_release, lease_renew, lease_take
-from campaigns.sending.provider import TransientSendError, current_provider
-from campaigns.sending.runs import run_finish, run_stop_if_asked
+from campaigns.sending.provider import (
+    LABELS,
+    TransientSendError,
+    provider_can_send,
+    provider_for_new_run,
+    provider_named,
+)
+from campaigns.sending.runs import run_finish, run_give_up, run_stop_if_asked
 from campaigns.templating import SubstitutionPlan, with_unsubscribe_link
 
 
@@ -26,7 +32,21 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
     try:
         run = CampaignRun.objects.select_related("campaign__template").get(pk=run_id)
         counters = CountersWhileSending(run.campaign_id)
-        provider = current_provider()
+        if not run.provider:
+            # Fixed by the first sender, in the worker that sends: every later sender (a
+            # resume after a crash) judges in-flight batches with the provider that got them.
+            run.provider = provider_for_new_run(run.campaign.provider)
+            CampaignRun.objects.filter(pk=run.pk).update(provider=run.provider)
+        if not provider_can_send(run.provider):
+            lease_release(run_id, sender)
+            release = False
+            run_give_up(
+                run_id=run_id,
+                reason=f"{LABELS.get(run.provider, run.provider)} is no longer configured; "
+                "configure it again and resume.",
+            )
+            return "provider not configured"
+        provider = provider_named(run.provider)
         unresolved, _judged = batches.batches_reconcile(provider, run)
         # Recount when this sender stops, whatever it did: a sender killed before its last
         # refresh (out of memory, a deploy) left batches sent but not yet counted.

@@ -11,6 +11,7 @@ from sendgrid import SendGridAPIClient
 
 from campaigns.sending.provider import (
     Accepted,
+    InFlight,
     OutgoingBatch,
     OutgoingEmail,
     PermanentSendError,
@@ -82,8 +83,8 @@ class SendGrid:
     def send_email(self, email: OutgoingEmail) -> Accepted:
         return mail_send(email_payload(email))
 
-    def was_accepted(self, batch_key: str) -> bool:
-        query = f"unique_args['batch_key']=\"{batch_key}\""
+    def was_accepted(self, batch: InFlight) -> bool:
+        query = f"unique_args['batch_key']=\"{batch.key}\""
         try:
             response = _client().client.messages.get(query_params={"query": query, "limit": 1})
         except http_errors.HTTPError as error:

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns.models import EmailCampaign, EmailMessage, EmailTemplate, Sequence, SequenceStep
+from campaigns.sending.provider import ProviderNotConfigured, provider_for
 from campaigns.states import Status
 from crm.errors import ValidationFailed
 from crm.permissions.campaigns import require_campaign_manager
@@ -37,10 +38,15 @@ def sequence_save(
         raise ValidationFailed(f"A sequence has at most {MAX_STEPS} steps.")
     if data["window_start"] >= data["window_end"]:
         raise ValidationFailed("The send window must end after it starts.", field="window_end")
+    if data.get("provider"):
+        try:
+            provider_for(data["provider"])
+        except ProviderNotConfigured as error:
+            raise ValidationFailed(str(error), field="provider") from None
     sequence = sequence or Sequence(created_by=actor)
     verb = "update" if sequence.pk else "create"
     for field in ("name", "description", "is_active", "window_start", "window_end",
-                  "stop_at_grade"):  # fmt: skip
+                  "stop_at_grade", "provider"):  # fmt: skip
         if field in data:
             setattr(sequence, field, data[field])
     sequence.updated_at = timezone.now()
@@ -73,6 +79,7 @@ def _steps_save(actor, sequence: Sequence, steps: list[StepDraft]) -> None:
                 template=draft.template,
                 segment=None,
                 status=Status.SCHEDULED,  # never sent as a campaign: the tick starts its runs
+                provider=sequence.provider,
                 created_by=actor,
             )
             SequenceStep.objects.create(
@@ -88,6 +95,7 @@ def _steps_save(actor, sequence: Sequence, steps: list[StepDraft]) -> None:
         EmailCampaign.objects.filter(pk=step.campaign_id).update(
             template=draft.template,
             name=_step_campaign_name(sequence, position),
+            provider=sequence.provider,
             updated_at=timezone.now(),
         )
     for step in existing.values():  # the steps past the new last one

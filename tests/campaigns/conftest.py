@@ -1,6 +1,7 @@
 import pytest
 
-from campaigns.models import EmailCampaign
+from campaigns import sending
+from campaigns.models import EmailCampaign, EmailMessage
 from tests.factories import (
     CustomerFactory,
     CustomerSegmentFactory,
@@ -34,3 +35,17 @@ def campaign(manager, audience):
         segment=CustomerSegmentFactory(created_by=manager, criteria={}),
         status=EmailCampaign.Status.DRAFT,
     )
+
+
+@pytest.fixture
+def sent(campaign, audience, settings):
+    """The campaign sent (to the local outbox) to the manager's five customers."""
+    settings.SENDGRID_API_KEY = ""
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    assert sending.run_send(run_id=run.pk) == "sent"
+    messages = {m.email.split("@")[0]: m for m in EmailMessage.objects.select_related("customer")}
+    assert set(messages) == {"ann", "bob", "cy", "di", "ed"}
+    assert all(m.status == "sent" for m in messages.values())
+    return messages

@@ -592,6 +592,35 @@ def test_the_one_click_link_of_a_step_stops_the_sequence_at_the_next_edge(
     assert received() == each(leads, 0) + each(leads[1:], 1)
 
 
+# Mailgun ---------------------------------------------------------------------------
+
+
+def test_a_sequence_step_goes_through_mailgun_when_the_sequence_picks_it(
+    fake_sendgrid, fake_mailgun, tick, manager, leads
+):
+    sendgrid, mailgun = fake_sendgrid, fake_mailgun  # both configured; SendGrid the default
+    sequence = sequence_build(actor=manager, steps=[(None, 0)], provider="mailgun")
+    step = sequence.steps.select_related("campaign").get()
+    assert step.campaign.provider == "mailgun"
+    enrol(sequence, leads, now=at(MONDAY, 10))
+    assert tick(at(MONDAY, 10)) == 3
+    assert not sendgrid.accepted
+    (request,) = mailgun.accepted
+    deliveries = mailgun.deliveries()
+    assert sorted(d.to[0] for d in deliveries) == sorted(lead.email for lead in leads)
+    for delivery in deliveries:
+        assert len(delivery.to) == 1
+        link = delivery.headers["List-Unsubscribe"][1:-1]
+        assert link in delivery.text
+        message = EmailMessage.objects.get(pk=int(delivery.variables["email_message_id"]))
+        assert message.email == delivery.to[0]
+        assert unsubscribe_token_read(link.rstrip("/").rsplit("/", 1)[1]) == (
+            message.customer_id,
+            message.pk,
+        )
+        assert delivery.variables["campaign_id"] == str(step.campaign_id)
+
+
 # Tracking --------------------------------------------------------------------------------
 
 

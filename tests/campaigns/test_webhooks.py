@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from campaigns import sending, webhooks
+from campaigns import webhooks
 from campaigns.models import EmailCampaign, EmailEvent, EmailMessage
 from campaigns.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from customers.models import Customer, Suppression
@@ -67,20 +67,6 @@ def deliver(client, key, django_capture_on_commit_callbacks):
         return response.json()
 
     return post
-
-
-@pytest.fixture
-def sent(campaign, audience, settings):
-    """The campaign sent (to the local outbox) to the manager's five customers."""
-    settings.SENDGRID_API_KEY = ""
-    campaign.status = EmailCampaign.Status.SENDING
-    campaign.save()
-    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
-    assert sending.run_send(run_id=run.pk) == "sent"
-    messages = {m.email.split("@")[0]: m for m in EmailMessage.objects.select_related("customer")}
-    assert set(messages) == {"ann", "bob", "cy", "di", "ed"}
-    assert all(m.status == "sent" for m in messages.values())
-    return messages
 
 
 _ids = iter(range(10**9))

@@ -22,5 +22,10 @@ def test_a_live_sender_keeps_the_run_to_itself(campaign, manager, audience, fake
 
 def test_the_lease_outlasts_a_slow_provider_request(settings):
     settings.CAMPAIGN_SEND_LEASE_SECONDS = 5
+    settings.SENDGRID_API_KEY = "SG.x"
     settings.SENDGRID_TIMEOUT_SECONDS = 10
+    settings.MAILGUN_API_KEY = ""
+    settings.MAILGUN_TIMEOUT_SECONDS = 60  # not configured: its timeout does not count
     assert sending.lease_seconds() == 30
+    settings.MAILGUN_API_KEY, settings.MAILGUN_DOMAIN = "key-x", "mg.example.com"
+    assert sending.lease_seconds() == 180

@@ -22,8 +22,8 @@ class Recording:
     def send_email(self, email: OutgoingEmail) -> Accepted:
         return Accepted(message_id="rec-single")
 
-    def was_accepted(self, batch_key: str) -> bool:
-        return any(batch.key == batch_key for batch in Recording.batches)
+    def was_accepted(self, in_flight) -> bool:
+        return any(batch.key == in_flight.key for batch in Recording.batches)
 
     def timeout_seconds(self) -> float:
         return 1
