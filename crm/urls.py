@@ -42,6 +42,7 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("documents/", include("documents.urls")),
     path("analytics/", include("analytics.urls")),
+    path("ai/", include("ai.urls")),
     path("d/<str:token>/", document_views.document_share_open, name="document_share_open"),
     path("webhooks/sendgrid/", campaign_public.sendgrid_webhook, name="sendgrid_webhook"),
     path("u/<str:token>/", campaign_public.unsubscribe, name="unsubscribe"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from ai.models import LeadScoringModel, ModelStatus
 from crm.errors import CrmError, ValidationFailed
+from crm.permissions import require_manager
 from crm.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -96,8 +97,12 @@ def model_activate(*, actor: AbstractBaseUser | None, model_id: int) -> LeadScor
     """Make this version the one in use for its scope (global or its team); the previous
     one is retired. Only a version that beat the rule score may be used (a rollback picks
     an earlier one that did)."""
+    if actor is not None:
+        require_manager(actor, "Only managers and admins can activate a scoring model.")
     with transaction.atomic():
-        record = LeadScoringModel.objects.select_for_update().get(pk=model_id)
+        record = LeadScoringModel.objects.select_for_update().filter(pk=model_id).first()
+        if record is None:
+            raise ValidationFailed("This model does not exist.")
         if not record.metrics.get("passed"):
             raise ValidationFailed(
                 f"v{record.version} did not beat the rule score on held-out leads, so it "
@@ -121,8 +126,12 @@ def model_activate(*, actor: AbstractBaseUser | None, model_id: int) -> LeadScor
 def model_deactivate(*, actor: AbstractBaseUser | None, model_id: int) -> LeadScoringModel:
     """Stop using this version; its scope falls back (a team to the global model, the global
     model to the rule score)."""
+    if actor is not None:
+        require_manager(actor, "Only managers and admins can deactivate a scoring model.")
     with transaction.atomic():
-        record = LeadScoringModel.objects.select_for_update().get(pk=model_id)
+        record = LeadScoringModel.objects.select_for_update().filter(pk=model_id).first()
+        if record is None:
+            raise ValidationFailed("This model does not exist.")
         if not record.is_active:
             return record
         record.is_active = False

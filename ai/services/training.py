@@ -37,6 +37,7 @@ from ai.features import Dataset, labelled_dataset
 from ai.models import LeadScoringModel, TrainingRun
 from ai.services.registry import model_activate, model_store
 from crm.models import Team
+from crm.permissions import require_manager
 
 logger = logging.getLogger(__name__)
 BOOTSTRAP_ROUNDS = 200
@@ -336,6 +337,8 @@ def training_run_start(*, actor) -> TrainingRun:
     """Queue a training ("train now"); the page follows its progress."""
     from ai.tasks import train_models
 
+    if actor is not None:
+        require_manager(actor, "Only managers and admins can train the scoring model.")
     with transaction.atomic():
         run = TrainingRun.objects.create(started_by=actor if getattr(actor, "pk", None) else None)
         run_id = run.pk
