@@ -315,24 +315,24 @@ def describe(column: str, value: float) -> str:
         for days in WINDOWS:
             if column == f"{kind}_{days}d":
                 return f"{label}: {int(value)} in {days} days"
-    value_int = int(round(value))
+    n = int(round(value))
     words = {
-        "company_size": f"{value_int} employees" if value >= 0 else "Company size unknown",
-        "log_revenue": f"Annual revenue about {np.expm1(value):,.0f}",
-        "activities_90d": f"{value_int} activities in 90 days",
-        "days_since_activity": (
-            "No activity in the last year" if value >= 365 else f"Last active {value_int} days ago"
+        "company_size": lambda: f"{n} employees" if value >= 0 else "Company size unknown",
+        "log_revenue": lambda: f"Annual revenue about {np.expm1(value):,.0f}",
+        "activities_90d": lambda: f"{n} activities in 90 days",
+        "days_since_activity": lambda: (
+            "No activity in the last year" if value >= 365 else f"Last active {n} days ago"
         ),
-        "emails_received": f"{value_int} emails received",
-        "open_rate": f"Opened {value:.0%} of emails",
-        "click_rate": f"Clicked in {value:.0%} of emails",
-        "deals_before": f"{value_int} earlier deals",
-        "deals_lost_before": f"{value_int} lost deals",
-        "log_open_deal_amount": f"Open deal of about {np.expm1(value):,.0f}",
-        "rule_score": f"Rule score {value_int}",
+        "emails_received": lambda: f"{n} emails received",
+        "open_rate": lambda: f"Opened {value:.0%} of emails",
+        "click_rate": lambda: f"Clicked in {value:.0%} of emails",
+        "deals_before": lambda: f"{n} earlier deals",
+        "deals_lost_before": lambda: f"{n} lost deals",
+        "log_open_deal_amount": lambda: f"Open deal of about {np.expm1(value):,.0f}",
+        "rule_score": lambda: f"Rule score {n}",
     }
     if column in words:
-        return words[column]
+        return words[column]()
     if column.endswith("_score"):
-        return f"{column[: -len('_score')].replace('_', ' ').capitalize()} points: {value_int}"
+        return f"{column[: -len('_score')].replace('_', ' ').capitalize()} points: {n}"
     return f"{column}: {value:g}"
