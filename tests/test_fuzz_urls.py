@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from ai.models import TrainingRun
 from campaigns.models import EmailDraft, OutboxMessage, SequenceEnrollment
 from campaigns.sequences.builder import StepDraft, sequence_save
 from campaigns.sequences.enrolment import customers_enrol
@@ -25,6 +26,7 @@ from tests.factories import (
     CustomerSegmentFactory,
     EmailCampaignFactory,
     EmailTemplateFactory,
+    MarketingDocumentFactory,
     SaleFactory,
     TaskFactory,
 )
@@ -126,7 +128,11 @@ def world(rep, manager, teams):
         to_email=customer.email, from_email="crm@example.com", subject="Hi", message_id="m1"
     )
     rescore = RescoreRun.objects.create(started_by=manager)
+    training = TrainingRun.objects.create(started_by=manager)
+    MarketingDocumentFactory(uploaded_by=manager)
     ids = {
+        "ai/runs/": training.pk,
+        "ai/recommendations/deal/": sale.pk,
         "customers/import/": customer_import.pk,
         "customers/": customer.pk,
         "sales/deals/": sale.pk,
