@@ -35,8 +35,8 @@ FEATURE_DAYS = 14
 BATCH = 20_000
 LATER_KINDS = ["website_visit", "call_answered", "meeting_scheduled", "form_submit"]
 SIZES = np.array([5, 12, 25, 60, 150, 400, 1200, 5000])
-INDUSTRY_EFFECT = {"software": 1.2, "finance": 0.6, "healthcare": 0.3, "government": -1.3,
-                   "education": -0.9, "retail": -0.3}  # fmt: skip
+INDUSTRY_EFFECT = {"software": 1.5, "finance": 0.8, "healthcare": 0.4, "government": -1.6,
+                   "education": -1.2, "retail": -0.4}  # fmt: skip
 
 
 @dataclass
@@ -93,8 +93,8 @@ def lead_history_generate(
             + 0.4 * np.isin(budget, ["50k_250k", "over_250k"])
             + 0.5 * (timeline == "immediate")
             + np.vectorize(lambda i: INDUSTRY_EFFECT.get(i, 0.0))(industry)
-            + 1.8 * np.minimum(pricing_visits, 3) / 3 * (size >= 60)
-            + 1.4 * (meetings > 0) * (authority == "decision_maker")
+            + 2.2 * np.minimum(pricing_visits, 3) / 3 * (size >= 60)
+            + 1.8 * (meetings > 0) * (authority == "decision_maker")
             + 0.25 * np.minimum(clicks, 4)
             - 0.4 * (size < 20)
         )

@@ -3,8 +3,8 @@
 1. The labelled leads (ai.features) are split by time: the oldest 80% train, the most
    recent 20% test; no test lead is ever seen in training.
 2. A RandomForest (class_weight="balanced", bounded n_jobs) is calibrated with
-   CalibratedClassifierCV (3 folds over the training leads, one forest kept:
-   ensemble=False, so its explanations are exact).
+   CalibratedClassifierCV (Platt scaling fitted on 3 folds of the training leads, one
+   forest kept: ensemble=False, so its explanations are exact).
 3. Model and rule score are compared on the same held-out leads: ROC AUC, Brier score
    (the rule score is turned into a probability by an isotonic fit on the training leads,
    which keeps its ranking and so its AUC), precision and lift in the top decile.
@@ -230,7 +230,9 @@ def fit_and_evaluate(dataset: Dataset, *, random_state: int = 0) -> Trained:
     rules = dataset.features["rule_score"].to_numpy(dtype=float)
     split = time_split(dataset.created_age, settings.AI_TEST_FRACTION)
     train, test = split.train, split.test
-    method = "isotonic" if len(train) >= 1000 else "sigmoid"
+    # Platt scaling: strictly increasing, so every factor that moves the forest moves the
+    # calibrated probability too (isotonic steps would flatten many leads' explanations).
+    method = "sigmoid"
     calibrated = CalibratedClassifierCV(_forest(random_state), method=method, cv=3, ensemble=False)
     if y[train].min() == y[train].max():
         raise _NotTrainable("The training leads are all of one outcome.")

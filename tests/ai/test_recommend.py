@@ -73,10 +73,12 @@ def test_recommendations_respect_document_visibility(rep, other_rep, admin_user,
     private = MarketingDocumentFactory(title="Internal pricing deck", is_public=False,
                                        uploaded_by=other_rep)  # fmt: skip
     customer = CustomerFactory(owner=rep)
-    for_rep = {r.document_id for r in document_recommendations(user=rep, customer=customer,
+
+    def shown(user):
+        return {r.document_id for r in document_recommendations(user=user, customer=customer,
                                                                 limit=10)}  # fmt: skip
-    for_admin = {r.document_id for r in document_recommendations(user=admin_user,
-                                                                  customer=customer, limit=10)}  # fmt: skip
+
+    for_rep, for_admin = shown(rep), shown(admin_user)
     assert private.pk not in for_rep
     assert private.pk in for_admin
 
