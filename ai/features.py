@@ -18,6 +18,7 @@ All times are handled as "days before a reference moment" (floats from the datab
 leads.scoring.AgeInDays), so the frames stay numeric and small.
 """
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -302,6 +303,12 @@ def current_features(customer_ids: list[int], *, now: datetime) -> tuple[pd.Data
 
 def describe(column: str, value: float) -> str:
     """A feature's value in words, for the explanations."""
+    return describer(column)(value)
+
+
+@functools.cache
+def describer(column: str):
+    """A function putting a value of `column` into words (made once per column)."""
     if "=" in column:
         field, key = column.split("=", 1)
         label = CATEGORY_LABELS[field].get(key, key)
@@ -310,29 +317,29 @@ def describe(column: str, value: float) -> str:
             "decision_authority": "Authority", "budget_range": "Budget",
             "purchase_timeline": "Timeline",
         }[field]  # fmt: skip
-        return f"{name} is {label}" if value >= 0.5 else f"{name} is not {label}"
+        return lambda v: f"{name} is {label}" if v >= 0.5 else f"{name} is not {label}"
     for kind, label in ActivityType.choices:
         for days in WINDOWS:
             if column == f"{kind}_{days}d":
-                return f"{label}: {int(value)} in {days} days"
-    n = int(round(value))
+                return lambda v, label=label, days=days: f"{label}: {int(v)} in {days} days"
     words = {
-        "company_size": lambda: f"{n} employees" if value >= 0 else "Company size unknown",
-        "log_revenue": lambda: f"Annual revenue about {np.expm1(value):,.0f}",
-        "activities_90d": lambda: f"{n} activities in 90 days",
-        "days_since_activity": lambda: (
-            "No activity in the last year" if value >= 365 else f"Last active {n} days ago"
+        "company_size": lambda v: f"{int(v)} employees" if v >= 0 else "Company size unknown",
+        "log_revenue": lambda v: f"Annual revenue about {np.expm1(v):,.0f}",
+        "activities_90d": lambda v: f"{int(v)} activities in 90 days",
+        "days_since_activity": lambda v: (
+            "No activity in the last year" if v >= 365 else f"Last active {round(v)} days ago"
         ),
-        "emails_received": lambda: f"{n} emails received",
-        "open_rate": lambda: f"Opened {value:.0%} of emails",
-        "click_rate": lambda: f"Clicked in {value:.0%} of emails",
-        "deals_before": lambda: f"{n} earlier deals",
-        "deals_lost_before": lambda: f"{n} lost deals",
-        "log_open_deal_amount": lambda: f"Open deal of about {np.expm1(value):,.0f}",
-        "rule_score": lambda: f"Rule score {n}",
+        "emails_received": lambda v: f"{int(v)} emails received",
+        "open_rate": lambda v: f"Opened {v:.0%} of emails",
+        "click_rate": lambda v: f"Clicked in {v:.0%} of emails",
+        "deals_before": lambda v: f"{int(v)} earlier deals",
+        "deals_lost_before": lambda v: f"{int(v)} lost deals",
+        "log_open_deal_amount": lambda v: f"Open deal of about {np.expm1(v):,.0f}",
+        "rule_score": lambda v: f"Rule score {int(v)}",
     }
     if column in words:
-        return words[column]()
+        return words[column]
     if column.endswith("_score"):
-        return f"{column[: -len('_score')].replace('_', ' ').capitalize()} points: {n}"
-    return f"{column}: {value:g}"
+        name = column[: -len("_score")].replace("_", " ").capitalize()
+        return lambda v: f"{name} points: {int(v)}"
+    return lambda v: f"{column}: {v:g}"

@@ -58,12 +58,13 @@ def lead_history_generate(
     now: datetime | None = None,
     activities_per_lead: float = 10.0,
     history_days: int = 720,
+    newest_days: float = FEATURE_DAYS + 1,
     signal: bool = True,
     won_deal_share: float = 0.5,
     email_prefix: str = "history",
 ) -> History:
-    """`leads` past and current leads created over `history_days`, with their activities,
-    conversions (customer stage, and for a share a won deal) and outcomes."""
+    """`leads` past and current leads created between `newest_days` and `history_days` ago,
+    with their activities, conversions (customer stage, and for a share a won deal)."""
     now = now or timezone.now()
     rng = np.random.default_rng(seed)
     impacts = dict(ScoringRule.objects.filter(factor="engagement").values_list("key", "points"))
@@ -71,7 +72,7 @@ def lead_history_generate(
     start = Customer.objects.count()
     for offset in range(0, leads, BATCH):
         n = min(BATCH, leads - offset)
-        age_days = rng.uniform(FEATURE_DAYS + 1, history_days, n)
+        age_days = rng.uniform(newest_days, history_days, n)
         created = [now - timedelta(days=float(d)) for d in age_days]
         industry = _choice(rng, Industry.values, n)
         authority = _choice(rng, [v for v in DecisionAuthority.values], n)

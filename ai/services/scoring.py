@@ -12,12 +12,13 @@ from datetime import datetime
 import numpy as np
 
 from ai.explain import calibrated_contributions
-from ai.features import current_features, describe
+from ai.features import current_features, describer
 from ai.models import LeadScoringModel, ScoringPreference
 from ai.services.registry import ModelFileRefused, model_load
 
 logger = logging.getLogger(__name__)
 TOP_FACTORS = 3
+MIN_POINTS = 0.05  # smaller moves are not shown
 
 
 def grading_source() -> str:
@@ -25,26 +26,29 @@ def grading_source() -> str:
     return preference.grading_source if preference else ScoringPreference.Source.RULES
 
 
-def _explanation(record, columns, values, contributions, base, probability) -> dict:
-    order = np.argsort(-np.abs(contributions))
-    up, down = [], []
-    for i in order:
-        points = float(contributions[i]) * 100
-        if abs(points) < 0.05:
-            break
-        target = up if points > 0 else down
-        if len(target) < TOP_FACTORS:
-            target.append([describe(columns[i], float(values[i])), round(points, 1)])
-        if len(up) >= TOP_FACTORS and len(down) >= TOP_FACTORS:
-            break
-    return {
-        "model": f"{record.scope_name} v{record.version}",
-        "model_id": record.pk,
-        "probability": round(float(probability), 4),
-        "base": round(base * 100, 1),
-        "up": up,
-        "down": down,
-    }
+def _explanations(record, columns, X, contributions, base, probabilities) -> list[dict]:
+    """Each lead's top factors up and down, in words and percentage points (the arrays
+    are sorted once for all leads; only the shown factors are put into words)."""
+    points = contributions * 100
+    ups = np.argsort(-points, axis=1)[:, :TOP_FACTORS]
+    downs = np.argsort(points, axis=1)[:, :TOP_FACTORS]
+    describers = [describer(column) for column in columns]
+    model = f"{record.scope_name} v{record.version}"
+    base_points = round(base * 100, 1)
+    out = []
+    for row in range(len(X)):
+        values, row_points = X[row], points[row]
+        out.append({
+            "model": model,
+            "model_id": record.pk,
+            "probability": round(float(probabilities[row]), 4),
+            "base": base_points,
+            "up": [[describers[i](float(values[i])), round(float(row_points[i]), 1)]
+                   for i in ups[row] if row_points[i] >= MIN_POINTS],
+            "down": [[describers[i](float(values[i])), round(float(row_points[i]), 1)]
+                     for i in downs[row] if row_points[i] <= -MIN_POINTS],
+        })  # fmt: skip
+    return out
 
 
 def lead_ai_scores(*, customer_ids: list[int], now: datetime) -> dict[int, dict]:
@@ -78,12 +82,11 @@ def lead_ai_scores(*, customer_ids: list[int], now: datetime) -> dict[int, dict]
         probabilities, contributions, base = calibrated_contributions(
             model.forest, model.calibrate, X
         )
+        explanations = _explanations(record, model.features, X, contributions, base, probabilities)
         for row, customer_id in enumerate(group.index):
             answers[int(customer_id)] = {
                 "score": int(round(probabilities[row] * 100)),
-                "explanation": _explanation(
-                    record, model.features, X[row], contributions[row], base, probabilities[row]
-                ),
+                "explanation": explanations[row],
                 "grades": grades,
             }
     return answers
