@@ -14,8 +14,9 @@ plus `AI_FEATURE_DAYS` (the "cut-off"); leads converted before that moment are l
 below takes only rows stamped before the cut-off. Firmographic fields (size, industry, ...)
 are the customer's current values: the CRM keeps no history of them.
 
-All times are handled as "days before a reference moment" (floats from the database, see
-leads.scoring.AgeInDays), so the frames stay numeric and small.
+The counts, recency, engagement points, email rates and deal history are aggregated in
+PostgreSQL (one GROUP BY per table, each row filtered by its own customer's cut-off), so
+1,000,000 activities come back as one row per lead.
 """
 
 import functools
@@ -26,7 +27,21 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min, Q, QuerySet
+from django.db.models import (
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Power
 
 from campaigns.models import EmailMessage
 from crm.models import TeamMembership
@@ -151,50 +166,111 @@ def _converted_age(frame: pd.DataFrame, ids: list[int] | None, ref: datetime) ->
     return converted.where(converted.notna() | ~staged, frame["updated_age"])
 
 
-def _activities(ids: list[int] | None, ref: datetime, oldest_age: float) -> pd.DataFrame:
+class DaysBetween(Func):
+    """Days from `earlier` to `later` (two datetime expressions), as a float."""
+
+    output_field = FloatField()
+
+    def __init__(self, later, earlier):
+        super().__init__(later, earlier)
+
+    def as_postgresql(self, compiler, conn, **extra):
+        return self.as_sql(
+            compiler, conn, arg_joiner=" - ",
+            template="(EXTRACT(EPOCH FROM (%(expressions)s))::double precision / 86400.0::float8)",
+            **extra,
+        )  # fmt: skip
+
+    def as_sqlite(self, compiler, conn, **extra):
+        return self.as_sql(compiler, conn, template="(julianday(%(expressions)s))",
+                           arg_joiner=") - julianday(", **extra)  # fmt: skip
+
+
+class Cutoff:
+    """Each customer's prediction moment, in SQL: its creation + feature_days (training),
+    or one moment for all (scoring). `before(days)` is that moment minus `days`."""
+
+    def __init__(self, *, at: datetime | None = None, feature_days: int | None = None):
+        self.at, self.feature_days = at, feature_days
+
+    def before(self, days: float = 0, prefix: str = "customer__"):
+        if self.at is not None:
+            return self.at - timedelta(days=days)
+        return ExpressionWrapper(
+            F(f"{prefix}created_at") + timedelta(days=self.feature_days - days),
+            output_field=DateTimeField(),
+        )
+
+
+def _activity_aggregates(ids: list[int] | None, cutoff: Cutoff) -> pd.DataFrame:
+    """Per customer, in one GROUP BY: counts per activity type over each window, recency
+    and the decayed engagement points, all as of the customer's cut-off."""
+    moment = cutoff.before(0)
+    before = DaysBetween(moment, F("timestamp"))
+    counts = {
+        f"{kind}_{days}d": Count("pk", filter=Q(activity_type=kind,
+                                                timestamp__gte=cutoff.before(days)))
+        for kind in ActivityType.values
+        for days in WINDOWS
+    }  # fmt: skip
     queryset = (
         LeadActivity.objects.filter(_which("customer_id", ids))
-        .filter(timestamp__gte=ref - timedelta(days=oldest_age + 1))
+        .filter(timestamp__lt=moment, timestamp__gte=cutoff.before(365))
         .order_by()
-        .annotate(age=AgeInDays("timestamp", ref))
-        .values_list("customer_id", "activity_type", "age", "score_impact")
-    )
-    return _fetch(queryset, ["customer_id", "activity_type", "age", "score_impact"])
-
-
-def _emails(ids: list[int] | None, ref: datetime) -> pd.DataFrame:
-    queryset = (
-        EmailMessage.objects.filter(_which("customer_id", ids), sent_at__isnull=False)
-        .order_by()
+        .values("customer_id")
         .annotate(
-            sent=AgeInDays("sent_at", ref),
-            opened=AgeInDays("opened_at", ref),
-            clicked=AgeInDays("clicked_at", ref),
+            **counts,
+            activities_90d=Count("pk", filter=Q(timestamp__gte=cutoff.before(90))),
+            days_since_activity=Min(before),
+            engagement=Sum(
+                F("score_impact") * Power(Value(0.5), before / Value(float(HALF_LIFE_DAYS))),
+                output_field=FloatField(),
+            ),
         )
-        .values_list("customer_id", "sent", "opened", "clicked")
     )
-    return _fetch(queryset, ["customer_id", "sent", "opened", "clicked"])
+    columns = ["customer_id", *counts, "activities_90d", "days_since_activity", "engagement"]
+    return _fetch(queryset.values_list(*columns), columns).set_index("customer_id")
 
 
-def _deals(ids: list[int] | None, ref: datetime) -> pd.DataFrame:
+def _email_aggregates(ids: list[int] | None, cutoff: Cutoff) -> pd.DataFrame:
+    moment = cutoff.before(0)
     queryset = (
-        Sale.objects.filter(_which("customer_id", ids))
+        EmailMessage.objects.filter(_which("customer_id", ids), sent_at__lt=moment)
         .order_by()
-        .annotate(created=AgeInDays("created_at", ref), closed=AgeInDays("closed_at", ref))
-        .values_list("customer_id", "created", "closed", "status", "amount")
+        .values("customer_id")
+        .annotate(
+            received=Count("pk"),
+            opened=Count("pk", filter=Q(opened_at__lt=moment)),
+            clicked=Count("pk", filter=Q(clicked_at__lt=moment)),
+        )
+        .values_list("customer_id", "received", "opened", "clicked")
     )
-    return _fetch(queryset, ["customer_id", "created", "closed", "status", "amount"])
+    columns = ["customer_id", "received", "opened", "clicked"]
+    return _fetch(queryset, columns).set_index("customer_id")
 
 
-def _relative(rows: pd.DataFrame, cutoff: pd.Series, column: str) -> pd.Series:
-    """Days from each row's `column` to its customer's cut-off (positive: before it; NaN
-    for customers not in `cutoff`)."""
-    return rows[column] - rows["customer_id"].map(cutoff)
+def _deal_aggregates(ids: list[int] | None, cutoff: Cutoff) -> pd.DataFrame:
+    moment = cutoff.before(0)
+    still_open = Q(closed_at__isnull=True) | Q(closed_at__gte=moment)
+    queryset = (
+        Sale.objects.filter(_which("customer_id", ids), created_at__lt=moment)
+        .order_by()
+        .values("customer_id")
+        .annotate(
+            deals=Count("pk"),
+            lost=Count("pk", filter=Q(status="LOST", closed_at__lt=moment)),
+            open_amount=Max("amount", filter=still_open),
+        )
+        .values_list("customer_id", "deals", "lost", "open_amount")
+    )
+    columns = ["customer_id", "deals", "lost", "open_amount"]
+    return _fetch(queryset, columns).set_index("customer_id")
 
 
-def build_features(customers: pd.DataFrame, cutoff: pd.Series, *, ids, ref) -> pd.DataFrame:
-    """The feature matrix of `customers` (indexed by id), each as of its cut-off (days before
-    `ref`). Rows dated after a customer's cut-off are ignored."""
+def build_features(customers: pd.DataFrame, cutoff: Cutoff, *, ids) -> pd.DataFrame:
+    """The feature matrix of `customers` (indexed by id), each as of its cut-off: three
+    GROUP BY queries (activities, emails, deals) and the customer rows. Rows dated after
+    a customer's cut-off are never read."""
     index = customers.index
     out = pd.DataFrame(index=index)
     out["company_size"] = pd.to_numeric(customers["company_size"], errors="coerce").fillna(-1)
@@ -205,51 +281,29 @@ def build_features(customers: pd.DataFrame, cutoff: pd.Series, *, ids, ref) -> p
         for value in values:
             out[f"{field}={value}"] = (column == value).astype(np.float32)
 
-    oldest = float(cutoff.max()) + max(WINDOWS[-1], 365) if len(cutoff) else 0.0
-    activities = _activities(ids, ref, oldest)
-    activities["before"] = _relative(activities, cutoff, "age")
-    activities = activities[activities["before"] > 0]  # strictly before the cut-off
+    activities = _activity_aggregates(ids, cutoff).reindex(index)
     for kind in ActivityType.values:
-        of_kind = activities[activities["activity_type"] == kind]
         for days in WINDOWS:
-            counts = of_kind[of_kind["before"] <= days].groupby("customer_id").size()
-            out[f"{kind}_{days}d"] = counts.reindex(index, fill_value=0).astype(np.float32)
-    recent = activities[activities["before"] <= 90].groupby("customer_id").size()
-    out["activities_90d"] = recent.reindex(index, fill_value=0)
-    last = activities.groupby("customer_id")["before"].min()
-    out["days_since_activity"] = last.reindex(index).fillna(RECENCY_CAP_DAYS).clip(upper=365)
-    decayed = activities[activities["before"] <= 365].assign(
-        points=lambda a: a["score_impact"] * np.power(0.5, a["before"] / HALF_LIFE_DAYS)
+            out[f"{kind}_{days}d"] = activities[f"{kind}_{days}d"].fillna(0)
+    out["activities_90d"] = activities["activities_90d"].fillna(0)
+    out["days_since_activity"] = (
+        activities["days_since_activity"].astype(float).fillna(RECENCY_CAP_DAYS).clip(upper=365)
     )
-    engagement = decayed.groupby("customer_id")["points"].sum().round()
-    engagement = engagement.reindex(index, fill_value=0).clip(upper=FACTOR_MAX[Factor.ENGAGEMENT])
+    engagement = activities["engagement"].astype(float).fillna(0).round()
+    engagement = engagement.clip(upper=FACTOR_MAX[Factor.ENGAGEMENT])
 
-    emails = _emails(ids, ref)
-    emails["before"] = _relative(emails, cutoff, "sent")
-    emails = emails[emails["before"] > 0]
-    cut = emails["customer_id"].map(cutoff)
-    emails = emails.assign(
-        was_opened=(emails["opened"] > cut).astype(float),
-        was_clicked=(emails["clicked"] > cut).astype(float),
-    )
-    by_customer = emails.groupby("customer_id")
-    received = by_customer.size().reindex(index, fill_value=0)
-    out["emails_received"] = received
+    emails = _email_aggregates(ids, cutoff).reindex(index).fillna(0)
+    received = emails["received"].astype(float)
     denominator = received.where(received > 0, 1)
-    out["open_rate"] = by_customer["was_opened"].sum().reindex(index, fill_value=0) / denominator
-    out["click_rate"] = by_customer["was_clicked"].sum().reindex(index, fill_value=0) / denominator
+    out["emails_received"] = received
+    out["open_rate"] = emails["opened"].astype(float) / denominator
+    out["click_rate"] = emails["clicked"].astype(float) / denominator
 
-    deals = _deals(ids, ref)
-    deals["before"] = _relative(deals, cutoff, "created")
-    deals = deals[deals["before"] > 0]
-    closed_before = deals["closed"] > deals["customer_id"].map(cutoff)
-    out["deals_before"] = deals.groupby("customer_id").size().reindex(index, fill_value=0)
-    lost = deals[closed_before & (deals["status"] == "LOST")].groupby("customer_id").size()
-    out["deals_lost_before"] = lost.reindex(index, fill_value=0)
-    open_deals = deals[~closed_before]
-    amount = pd.to_numeric(open_deals["amount"], errors="coerce").astype(float)
-    biggest = amount.groupby(open_deals["customer_id"]).max()
-    out["log_open_deal_amount"] = np.log1p(biggest.reindex(index, fill_value=0).clip(lower=0))
+    deals = _deal_aggregates(ids, cutoff).reindex(index)
+    out["deals_before"] = deals["deals"].fillna(0)
+    out["deals_lost_before"] = deals["lost"].fillna(0)
+    amount = pd.to_numeric(deals["open_amount"], errors="coerce").astype(float).fillna(0)
+    out["log_open_deal_amount"] = np.log1p(amount.clip(lower=0))
 
     for column in FIELD_SCORE_COLUMNS:
         out[column] = customers[column].astype(float)
@@ -273,7 +327,6 @@ def labelled_dataset(*, now: datetime, definition: LabelDefinition | None = None
     customers = _customers(None, now)
     converted = _converted_age(customers, None, now)
     created = customers["created_age"].astype(float)
-    cutoff = created - definition.feature_days  # days before now
     days_to_conversion = created - converted  # NaN: never converted
     positive = days_to_conversion <= definition.window_days
     window_over = created >= definition.window_days
@@ -283,8 +336,7 @@ def labelled_dataset(*, now: datetime, definition: LabelDefinition | None = None
     # rate of the most recent leads, which are the held-out ones.
     keep = window_over & ~known_before_cutoff.fillna(False)
     customers = customers[keep]
-    cutoff = cutoff[keep]
-    features = build_features(customers, cutoff, ids=None, ref=now)
+    features = build_features(customers, Cutoff(feature_days=definition.feature_days), ids=None)
     return Dataset(
         features=features,
         labels=positive[keep].astype(int),
@@ -297,8 +349,8 @@ def labelled_dataset(*, now: datetime, definition: LabelDefinition | None = None
 def current_features(customer_ids: list[int], *, now: datetime) -> tuple[pd.DataFrame, pd.Series]:
     """Features of these leads as of now, and each lead's team."""
     customers = _customers(customer_ids, now)
-    cutoff = pd.Series(0.0, index=customers.index)
-    return build_features(customers, cutoff, ids=customer_ids, ref=now), customers["team_id"]
+    features = build_features(customers, Cutoff(at=now), ids=customer_ids)
+    return features, customers["team_id"]
 
 
 def describe(column: str, value: float) -> str:
