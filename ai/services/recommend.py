@@ -304,3 +304,66 @@ def recommended_content_variables(*, customer: Customer, user, **_) -> dict[str,
         "recommended_document_title": top[0].title,
         "recommended_document_url": share_url(top[0].document_id, customer_id=customer.pk),
     }
+
+
+# Offline evaluation ----------------------------------------------------------------------------
+
+
+def recommendations_evaluate(*, split_at: datetime, k: int = 3, limit: int = 5000) -> dict:
+    """Hit rate at k on later engagements: statistics from the engagements before
+    `split_at` only; for each customer who engaged with a document after it (one they had
+    not opened before), does the segment ranking put one of those in its top k? Against
+    the most-popular baseline (the k documents most opened before the split, the same for
+    everyone). Content match is left out: it is what ranks documents without history."""
+    rows = (
+        LeadActivity.objects.filter(details__has_key="document_id")
+        .order_by()
+        .annotate(document=Cast(KT("details__document_id"), IntegerField()))
+        .values_list("customer_id", "document", "timestamp")
+    )
+    frame = pd.DataFrame(list(rows), columns=["customer", "document", "at"])
+    if frame.empty:
+        return {"customers": 0}
+    chains = dict(
+        Document.objects.filter(parent_document__isnull=False).values_list(
+            "pk", "parent_document_id"
+        )
+    )
+    frame["document"] = frame["document"].map(lambda d: chains.get(d, d))
+    profile = pd.DataFrame(
+        list(Customer.objects.values_list("pk", "industry", "company_size", "lifecycle_stage")),
+        columns=["customer", "industry", "size", "stage"],
+    ).set_index("customer")
+    profile["band"] = profile["size"].map(lambda s: size_band(None if pd.isna(s) else int(s)))
+    profile["segment"] = profile["industry"].fillna("") + "|" + profile["band"]
+    frame["segment"] = frame["customer"].map(profile["segment"])
+    before = frame[frame["at"] < split_at].drop_duplicates(["customer", "document"])
+    after = frame[frame["at"] >= split_at].drop_duplicates(["customer", "document"])
+    seen = set(zip(before["customer"], before["document"], strict=True))
+    after = after[[(c, d) not in seen for c, d in zip(after["customer"], after["document"],
+                                                     strict=True)]]  # fmt: skip
+    if after.empty:
+        return {"customers": 0}
+    popular = before.groupby("document")["customer"].nunique().sort_values(ascending=False)
+    by_segment = before.groupby(["segment", "document"])["customer"].nunique()
+    hits = popular_hits = 0
+    targets = after.groupby("customer")["document"].apply(set).iloc[:limit]
+    opened_before = before.groupby("customer")["document"].apply(set)
+    rankings = {
+        segment: part.droplevel(0).sort_values(ascending=False).index.tolist()
+        for segment, part in by_segment.groupby(level=0)
+    }
+    popular_list = popular.index.tolist()
+    for customer, wanted in targets.items():
+        opened = opened_before.get(customer, set())
+        ranked = list(rankings.get(profile["segment"].get(customer), []))
+        ranked += [d for d in popular_list[: k + len(opened) + len(ranked)] if d not in ranked]
+        top = [d for d in ranked if d not in opened][:k]
+        top_popular = [d for d in popular_list[: k + len(opened)] if d not in opened][:k]
+        hits += bool(wanted & set(top))
+        popular_hits += bool(wanted & set(top_popular))
+    return {
+        "customers": len(targets),
+        f"hit_rate_at_{k}": round(hits / len(targets), 4),
+        f"hit_rate_at_{k}_popular": round(popular_hits / len(targets), 4),
+    }

@@ -249,7 +249,11 @@ def _ensure_customers_and_documents(rep) -> None:
 @scenario("recommend_200k", targets={"p95_ms_max": 50}, order=62)
 def recommend_200k() -> dict:
     """Recommendations for one customer among 200k customers and 2,000 documents."""
-    from ai.services.recommend import document_recommendations, engagement_stats_refresh
+    from ai.services.recommend import (
+        document_recommendations,
+        engagement_stats_refresh,
+        recommendations_evaluate,
+    )
 
     database.ensure_database()
     rep = _rep()
@@ -266,7 +270,10 @@ def recommend_200k() -> dict:
             top = document_recommendations(user=rep, customer=customer)
             durations.append((time.perf_counter() - started) * 1000)
             assert top, "no recommendation"
+    # Offline quality on this data (random engagement here, so no better than popular).
+    offline = recommendations_evaluate(split_at=timezone.now() - timedelta(days=120))
     return {
+        **{f"offline_{key}": value for key, value in offline.items()},
         "n": len(durations),
         "customers": Customer.objects.count(),
         "documents": DOCUMENTS,

@@ -101,3 +101,23 @@ def test_share_gives_a_tracked_link_whose_opens_count_for_the_customer(
     assert opened.status_code == 200
     activity = LeadActivity.objects.get(customer=customer)
     assert activity.details["document_id"] == library["popular"].pk
+
+
+def test_offline_hit_rate_beats_most_popular_on_segment_behaviour(rep, teams, manager, tmp_path,
+                                                                  settings):  # fmt: skip
+    from ai.services.recommend import recommendations_evaluate
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    niche = MarketingDocumentFactory(title="Fleet routing", uploaded_by=manager)
+    popular = [MarketingDocumentFactory(uploaded_by=manager) for _ in range(3)]
+    for document in popular:
+        for _ in range(5):
+            _opened(CustomerFactory(industry="retail", company_size=300), document, days_ago=90)
+    for _ in range(2):
+        _opened(CustomerFactory(industry="logistics", company_size=60), niche, days_ago=90)
+    newcomer = CustomerFactory(industry="logistics", company_size=70)
+    _opened(newcomer, niche, days_ago=5)
+
+    result = recommendations_evaluate(split_at=timezone.now() - timedelta(days=30))
+
+    assert result == {"customers": 1, "hit_rate_at_3": 1.0, "hit_rate_at_3_popular": 0.0}
