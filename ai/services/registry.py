@@ -39,7 +39,8 @@ class LoadedModel:
 
     @property
     def forest(self):
-        return self.calibrated.calibrated_classifiers_[0].estimator
+        estimator = self.calibrated.calibrated_classifiers_[0].estimator
+        return getattr(estimator, "estimator", estimator)  # inside its FrozenEstimator
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         calibrator = self.calibrated.calibrated_classifiers_[0].calibrators[0]
