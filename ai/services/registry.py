@@ -39,8 +39,12 @@ class LoadedModel:
 
     @property
     def forest(self):
+        from sklearn.frozen import FrozenEstimator
+
         estimator = self.calibrated.calibrated_classifiers_[0].estimator
-        return getattr(estimator, "estimator", estimator)  # inside its FrozenEstimator
+        if isinstance(estimator, FrozenEstimator):  # models since the one-fit calibration
+            return estimator.estimator
+        return estimator
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         calibrator = self.calibrated.calibrated_classifiers_[0].calibrators[0]

@@ -64,7 +64,6 @@ def _rescore_chunk(
         *FIELD_SCORE_COLUMNS,
         *previous_columns,
         "lead_score__ai_score",
-        "lead_score__ai_explanation",
         "lead_score__total_score",
         "lead_score__grade",
     )
@@ -77,7 +76,7 @@ def _rescore_chunk(
     wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     totals: dict[int, tuple[int | None, int]] = {}
     field_count = len(FIELD_SCORE_COLUMNS)
-    for pk, *values, previous_ai, previous_explanation, previous_total, previous_grade in rows:
+    for pk, *values, previous_ai, previous_total, previous_grade in rows:
         factor_scores = [*values[:field_count], engagement.get(pk, 0)]
         total = max(0, min(100, sum(factor_scores)))
         ai = ai_scores.get(pk)
@@ -86,9 +85,11 @@ def _rescore_chunk(
         if (
             previous_grade == grade
             and list(values[field_count:]) == factor_scores
-            and (previous_ai, previous_explanation or {}) == (ai_score, explanation)
+            and previous_ai == ai_score
         ):
-            unchanged.append(pk)  # most leads on a nightly run: only the timestamp moves
+            # Most leads on a nightly run: only the timestamp moves (an unchanged model
+            # score keeps its explanation; reading every stored one back costs more).
+            unchanged.append(pk)
             continue
         scores.append(
             LeadScore(
