@@ -233,8 +233,13 @@ def document_recommendations(
 ) -> list[Recommendation]:
     """The top documents for this customer (and deal), among those `user` may see."""
     now = now or timezone.now()
+    # Library documents only: one attached to a customer or deal is theirs (a proposal, a
+    # contract), never offered to someone else; and it keeps the visibility check cheap.
+    library = Document.objects.active().filter(
+        document_type__in=TYPES, customer__isnull=True, sale__isnull=True
+    )
     candidates = list(
-        visible_documents(user, Document.objects.active().filter(document_type__in=TYPES))
+        visible_documents(user, library)
         .order_by()
         .values_list("pk", "parent_document_id", "title", "document_type")
     )
