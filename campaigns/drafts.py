@@ -14,6 +14,7 @@ from campaigns.sending.recipients import recipient_values
 from campaigns.templating import render
 from crm.errors import ValidationFailed
 from crm.permissions.campaigns import require_campaign_manager
+from crm.reactions import Question, ask
 from crm.services import audit_record
 from customers.email_gate import EmailKind, email_refusal
 from leads.models import Grade
@@ -39,6 +40,9 @@ def follow_up_draft_prepare(*, assigned_to, customer, grade: str, actions: list[
         "owner_name": _rep_name(assigned_to),
         "owner_email": assigned_to.email or "",
     }
+    if grade == Grade.WARM:
+        # The case-study email offers the customer's top recommended document.
+        values |= ask(Question.RECOMMENDED_CONTENT, {}, customer=customer, user=assigned_to)
     task = (
         Task.objects.filter(customer=customer, assigned_to=assigned_to, completed_at=None,
                             is_auto_created=True)

@@ -26,6 +26,9 @@ VARIABLES = {
     "owner_name": "The name of the rep who owns the customer",
     "owner_email": "The email of the rep who owns the customer",
     "unsubscribe_url": "The recipient's one-click unsubscribe link",
+    "recommended_document_title": "The title of the document recommended for the recipient "
+    "(warm lead emails; empty elsewhere)",
+    "recommended_document_url": "Its tracked share link (warm lead emails; empty elsewhere)",
 }
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)

@@ -33,6 +33,11 @@ Questions (asked by -> answered by):
   (a proposal document attached since the deal entered its stage).
 - IMPORT_SEQUENCES: customers' import confirmation form -> campaigns ({id: name} of the
   sequences the user may enrol imported leads in).
+- LEAD_AI_SCORES: leads.services.rescore (every rescoring, a chunk of leads at a time) ->
+  ai.services.scoring ({customer id: model probability in percent, its explanation, and
+  whether it grades the lead}); nothing when no model is active, and the rule score stands.
+- RECOMMENDED_CONTENT: campaigns.drafts (the warm lead's case-study email) -> ai's
+  recommender (the top document for the customer as template variables).
 
 Not listed here, because they go down the layers and so are plain calls a reader sees at the
 call site: an app calling the services of an app it builds on (campaigns' webhooks, SendGrid's
@@ -69,6 +74,8 @@ class Event(StrEnum):
 class Question(StrEnum):
     DEALS_WITH_PROPOSAL = "deals_with_proposal"  # -> Q over sales.Sale
     IMPORT_SEQUENCES = "import_sequences"  # user -> {id: name}
+    LEAD_AI_SCORES = "lead_ai_scores"  # customer_ids, now -> {id: {score, explanation, grades}}
+    RECOMMENDED_CONTENT = "recommended_content"  # customer, user -> {variable: value}
 
 
 REACTIONS: dict[Event, list[str]] = {
@@ -91,6 +98,8 @@ REACTIONS: dict[Event, list[str]] = {
 ANSWERS: dict[Question, list[str]] = {
     Question.DEALS_WITH_PROPOSAL: ["documents.selectors.sales_with_proposal_attached"],
     Question.IMPORT_SEQUENCES: ["campaigns.sequences.imports.sequences_offered_to_imports"],
+    Question.LEAD_AI_SCORES: ["ai.services.scoring.lead_ai_scores"],
+    Question.RECOMMENDED_CONTENT: ["ai.services.recommend.recommended_content_variables"],
 }
 
 

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "analytics",
     "search",
     "api",
+    "ai",
     "demo",
 ]
 
@@ -310,6 +311,20 @@ ANALYTICS_KEEP_SECONDS = env.int("ANALYTICS_KEEP_SECONDS", default=6 * 60 * 60)
 # phone numbers are matched word for word whatever it is.
 SEARCH_LANGUAGE = env.str("SEARCH_LANGUAGE", default="english")
 
+# AI lead scoring (ai/, README "AI lead scoring"): a lead is labelled once its window has
+# passed or it converted; it is described as of its creation + AI_FEATURE_DAYS. No model
+# below the data thresholds; a model is activated only when its held-out AUC beats the
+# rule score's by AI_ACTIVATION_MARGIN and its Brier score is no worse.
+AI_LABEL_WINDOW_DAYS = env.int("AI_LABEL_WINDOW_DAYS", default=180)
+AI_FEATURE_DAYS = env.int("AI_FEATURE_DAYS", default=14)
+AI_MIN_LABELLED = env.int("AI_MIN_LABELLED", default=200)
+AI_MIN_CONVERSIONS = env.int("AI_MIN_CONVERSIONS", default=40)
+AI_ACTIVATION_MARGIN = env.float("AI_ACTIVATION_MARGIN", default=0.02)
+AI_TEST_FRACTION = env.float("AI_TEST_FRACTION", default=0.2)
+AI_TREES = env.int("AI_TREES", default=100)
+AI_N_JOBS = env.int("AI_N_JOBS", default=2)
+AI_RECOMMEND_EXCLUDE_DAYS = env.int("AI_RECOMMEND_EXCLUDE_DAYS", default=30)
+
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which is
 # enough for a one-machine demo (it polls and loses in-flight tasks on kill -9).
 CELERY_TIMEZONE = TIME_ZONE
@@ -335,6 +350,14 @@ CELERY_BEAT_SCHEDULE = {
     "sales-pipeline-nightly": {
         "task": "sales.pipeline_nightly",
         "schedule": crontab(hour=2, minute=45),
+    },
+    "ai-nightly-training": {
+        "task": "ai.train_nightly",
+        "schedule": crontab(hour=1, minute=30),
+    },
+    "ai-recommendation-statistics": {
+        "task": "ai.refresh_recommendation_stats",
+        "schedule": crontab(hour=1, minute=15),
     },
     "leads-nightly-rescore": {
         "task": "leads.rescore_all",

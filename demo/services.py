@@ -64,10 +64,13 @@ class DemoUsers:
     reps: list[AbstractUser]  # in TEAMS order: each team's senior rep first
 
 
-def demo_seed(*, customers: int, deals: int, seed: int, reset: bool = False) -> Generated:
+def demo_seed(
+    *, customers: int, deals: int, seed: int, reset: bool = False, lead_history: int = 0
+) -> Generated:
     """The whole demo data set; `reset` deletes the customers, deals, campaigns and sequences
     first. Users, teams, tags, the campaign and its template and segment, the sequences and
-    their templates are kept or made."""
+    their templates are kept or made. `lead_history` past leads (demo.ai) give the AI
+    app a history to train its model on, and the recommender documents and engagement."""
     with transaction.atomic():
         if reset:
             demo_data_reset()
@@ -79,6 +82,15 @@ def demo_seed(*, customers: int, deals: int, seed: int, reset: bool = False) -> 
             seed=seed,
             profile=DEMO,
             tags=demo_tags_ensure(),
+        )
+    if lead_history:
+        from demo.ai import demo_ai_ensure
+
+        demo_ai_ensure(
+            owner_ids=[rep.pk for rep in users.reps],
+            uploader=users.managers[CAMPAIGN_MANAGER],
+            leads=lead_history,
+            seed=seed,
         )
     demo_leads_score()
     # The nightly forecast statistics, now: the forecast shows its historical rates and

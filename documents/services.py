@@ -16,6 +16,7 @@ from crm.permissions import visible_customers, visible_sales
 from crm.permissions.documents import check_document_change
 from crm.reactions import Event, react
 from crm.services import audit_record
+from customers.models import Customer
 from documents import filetypes
 from documents.models import Document, DocumentAccess, DocumentCategory
 
@@ -306,15 +307,20 @@ def category_save(*, actor, name: str, parent: DocumentCategory | None,
     return category
 
 
-def document_share_opened(*, document: Document, ip: str | None) -> None:
-    """A customer opened a share link: an access, and a lead activity for that customer."""
+def document_share_opened(
+    *, document: Document, ip: str | None, customer_id: int | None = None
+) -> None:
+    """A customer opened a share link: an access, and a lead activity for that customer (the
+    one the link was made for, else the document's own)."""
     with transaction.atomic():
         _access(document, None, DocumentAccess.Action.SHARE_OPEN, ip, "share link")
-        if document.customer_id:
+        customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
+        customer = customer or (document.customer if document.customer_id else None)
+        if customer is not None:
             from leads.services.activities import lead_activity_record
 
             lead_activity_record(
-                customer=document.customer,
+                customer=customer,
                 activity_type="download",
                 details={"document_id": document.pk, "title": document.title[:200]},
             )

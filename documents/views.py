@@ -23,7 +23,7 @@ from documents.forms import (
     VersionForm,
 )
 from documents.models import Document, DocumentAccess
-from documents.tokens import share_token_read, share_url
+from documents.tokens import share_token_read_full, share_url
 
 PAGE_SIZE = 25
 
@@ -212,7 +212,7 @@ def document_share_link(request, pk: int):
 def document_share_open(request, token: str):
     """What the customer opens: the file, recorded as an access and a lead activity."""
     try:
-        document_id = share_token_read(token)
+        document_id, customer_id = share_token_read_full(token)
     except signing.SignatureExpired:
         return render(request, "documents/share_invalid.html", {"expired": True}, status=410)
     except (signing.BadSignature, KeyError, TypeError, ValueError):
@@ -220,7 +220,9 @@ def document_share_open(request, token: str):
     document = Document.objects.filter(pk=document_id).first()
     if document is None:
         raise Http404("This document is no longer available.")
-    services.document_share_opened(document=document, ip=client_ip(request))
+    services.document_share_opened(
+        document=document, ip=client_ip(request), customer_id=customer_id
+    )
     return _file_response(document)
 
 

@@ -100,6 +100,9 @@ class LeadScore(models.Model):
     source_quality_score = models.PositiveSmallIntegerField(default=0)
     total_score = models.PositiveSmallIntegerField(default=0, db_index=True)
     ai_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    # From ai/ through crm.reactions (LEAD_AI_SCORES): which model, the base value and the
+    # factors pushing the probability up and down, in words and percentage points.
+    ai_explanation = models.JSONField(default=dict, blank=True)
     grade = models.CharField(max_length=4, choices=Grade.choices, default=Grade.COLD)
     last_calculated = models.DateTimeField(default=timezone.now)
 

@@ -247,3 +247,16 @@ def manager_api(api_as, manager):
 @pytest.fixture
 def anonymous_api():
     return ApiClient()
+
+
+@pytest.fixture
+def lead_history(db):
+    """Make a history of past leads (demo.lead_history) whose outcomes follow their profile
+    and early behaviour, or are drawn at random with signal=False."""
+    from demo.lead_history import lead_history_generate
+
+    def make(leads: int = 2500, *, signal: bool = True, seed: int = 17, owner_ids=None):
+        owners = owner_ids or [RepFactory(username=f"history_rep_{seed}").pk]
+        return lead_history_generate(leads=leads, owner_ids=owners, seed=seed, signal=signal)
+
+    return make

@@ -251,3 +251,22 @@ def device_token(user, device_name: str = "Phone") -> str:
     from api.services import device_token_create
 
     return device_token_create(actor=user, device_name=device_name)[1]
+
+
+class MarketingDocumentFactory(factory.django.DjangoModelFactory):
+    """A marketing document with its text already extracted (what the recommender reads)."""
+
+    class Meta:
+        model = "documents.Document"
+
+    title = factory.Sequence(lambda n: f"Case study {n}")
+    document_type = "marketing"
+    file = factory.django.FileField(filename="case.txt", data=b"case study")
+    original_name = "case.txt"
+    file_size = 10
+    mime_type = "text/plain"
+    sha256 = "0" * 64
+    uploaded_by = factory.SubFactory(ManagerFactory)
+    is_public = True
+    processing_status = "done"
+    extracted_text = "A customer story."

@@ -16,6 +16,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern
 
+from ai.models import TrainingRun
 from campaigns.models import EmailDraft, OutboxMessage, SequenceEnrollment
 from campaigns.sequences.builder import StepDraft, sequence_save
 from campaigns.sequences.enrolment import customers_enrol
@@ -26,6 +27,7 @@ from tests.factories import (
     CustomerSegmentFactory,
     EmailCampaignFactory,
     EmailTemplateFactory,
+    MarketingDocumentFactory,
     SaleFactory,
     TaskFactory,
 )
@@ -142,7 +144,11 @@ def world(rep, manager, teams):
         to_email=customer.email, from_email="crm@example.com", subject="Hi", message_id="m1"
     )
     rescore = RescoreRun.objects.create(started_by=manager)
+    training = TrainingRun.objects.create(started_by=manager)
+    MarketingDocumentFactory(uploaded_by=manager)
     ids = {
+        "ai/runs/": training.pk,
+        "ai/recommendations/deal/": sale.pk,
         "customers/import/": customer_import.pk,
         "customers/": customer.pk,
         "sales/deals/": sale.pk,

@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from crm.reactions import Question, ask
 from customers.models import Customer
 from leads.models import LeadScore, RescoreRun, ScoreChange, ScoringRule, grade_for
 from leads.scoring import (
@@ -62,27 +63,41 @@ def _rescore_chunk(
         "pk",
         *FIELD_SCORE_COLUMNS,
         *previous_columns,
+        "lead_score__ai_score",
         "lead_score__total_score",
         "lead_score__grade",
     )
     if engagement is None:
         engagement = engagement_by_customer(ids, now=now)
+    # The model's probability, when ai/ has an active model; it grades the leads instead of
+    # the rule total when the managers chose so ("grades").
+    ai_scores = ask(Question.LEAD_AI_SCORES, {}, customer_ids=ids, now=now)
     scores, changes, unchanged = [], [], []
     wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     totals: dict[int, tuple[int | None, int]] = {}
     field_count = len(FIELD_SCORE_COLUMNS)
-    for pk, *values, previous_total, previous_grade in rows:
+    for pk, *values, previous_ai, previous_total, previous_grade in rows:
         factor_scores = [*values[:field_count], engagement.get(pk, 0)]
         total = max(0, min(100, sum(factor_scores)))
-        grade = grade_for(total)
-        if previous_grade and list(values[field_count:]) == factor_scores:
-            unchanged.append(pk)  # most leads on a nightly run: only the timestamp moves
+        ai = ai_scores.get(pk)
+        ai_score, explanation = (ai["score"], ai["explanation"]) if ai else (None, {})
+        grade = grade_for(ai_score if ai and ai["grades"] else total)
+        if (
+            previous_grade == grade
+            and list(values[field_count:]) == factor_scores
+            and previous_ai == ai_score
+        ):
+            # Most leads on a nightly run: only the timestamp moves (an unchanged model
+            # score keeps its explanation; reading every stored one back costs more).
+            unchanged.append(pk)
             continue
         scores.append(
             LeadScore(
                 customer_id=pk,
                 **dict(zip(SCORE_COLUMNS, factor_scores, strict=True)),
                 total_score=total,
+                ai_score=ai_score,
+                ai_explanation=explanation,
                 grade=previous_grade or UNGRADED,  # grades change only through a claim below
                 last_calculated=now,
             )
@@ -98,7 +113,13 @@ def _rescore_chunk(
             scores,
             update_conflicts=True,
             unique_fields=["customer"],
-            update_fields=[*SCORE_COLUMNS, "total_score", "last_calculated"],
+            update_fields=[
+                *SCORE_COLUMNS,
+                "total_score",
+                "ai_score",
+                "ai_explanation",
+                "last_calculated",
+            ],
             batch_size=RESCORE_CHUNK,
         )
         LeadScore.objects.filter(customer_id__in=unchanged).update(last_calculated=now)

@@ -24,6 +24,8 @@ VALUES = {
     "owner_name": "Rita Rep",
     "owner_email": "rita@example.com",
     "unsubscribe_url": "https://crm.example/u/abc?x=1&y=2",
+    "recommended_document_title": "Logistics case study",
+    "recommended_document_url": "https://crm.example/d/token/",
 }
 
 # Ways out of a placeholder-only language that a full template engine would allow.

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _seed(**options):
+    """The seed without the AI history unless a test asks for it (its own test below)."""
     out = StringIO()
+    options.setdefault("lead_history", 0)
     call_command("seed_demo", stdout=out, allow_without_debug=True, **options)
     return out.getvalue()
 
@@ -167,3 +169,23 @@ def test_seed_demo_builds_the_sequences_with_weeks_of_sends():
     # The step campaigns' counters are the funnel the sequence page shows.
     first = nurture.steps.get(position=0).campaign
     assert first.sent_count == step_messages.filter(campaign=first).count() > 0
+
+
+def test_seed_demo_trains_a_model_with_explanations_and_recommendations(settings, tmp_path):
+    from ai.models import LeadScoringModel
+    from ai.services.recommend import document_recommendations
+    from leads.models import LeadScore
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.AI_TREES = 40
+    _seed(customers=150, deals=100, lead_history=5000)
+    model = LeadScoringModel.objects.get(is_active=True, team=None)
+    assert model.metrics["auc_model"] > model.metrics["auc_rules"]
+    scored = LeadScore.objects.filter(customer__lifecycle_stage="lead").exclude(ai_score=None)
+    assert scored.exists()
+    for score in scored[:50]:
+        assert score.ai_explanation["up"] or score.ai_explanation["down"]
+    customer = Customer.objects.filter(lifecycle_stage="lead", industry="logistics").first()
+    admin = get_user_model().objects.get(username="admin")
+    top = document_recommendations(user=admin, customer=customer)
+    assert top and top[0].reason.startswith("Opened by")

@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--deals", type=int, default=1500)
         parser.add_argument("--seed", type=int, default=2026)
         parser.add_argument(
+            "--lead-history",
+            type=int,
+            default=5000,
+            help="Past leads (converted or not) for the AI model to train on; 0 for none.",
+        )
+        parser.add_argument(
             "--if-empty",
             action="store_true",
             help="Do nothing when customers already exist (used by `make run`).",
@@ -58,7 +64,13 @@ class Command(BaseCommand):
             self._print_logins()
             return
         started = time.monotonic()
-        demo_seed(customers=customers, deals=deals, seed=seed, reset=reset)
+        demo_seed(
+            customers=customers,
+            deals=deals,
+            seed=seed,
+            reset=reset,
+            lead_history=options.get("lead_history", 5000),
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Seeded {customers} customers and {deals} deals in "

@@ -1,0 +1,123 @@
+"""Content recommendations: similar customers' engagement, the text match, recent sends
+left out, document visibility respected, the tracked share link."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ai.models import RecommendationShare
+from ai.services.recommend import document_recommendations, engagement_stats_refresh
+from documents.tokens import share_token_read_full
+from leads.models import LeadActivity
+from tests.factories import CustomerFactory, MarketingDocumentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _opened(customer, document, days_ago=60):
+    LeadActivity.objects.create(
+        customer=customer, activity_type="download", details={"document_id": document.pk},
+        timestamp=timezone.now() - timedelta(days=days_ago),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def library(manager, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    return {
+        "popular": MarketingDocumentFactory(title="Logistics case study", uploaded_by=manager),
+        "fresh": MarketingDocumentFactory(
+            title="Warehouse automation deck",
+            document_type="presentation",
+            extracted_text="warehouse automation forklifts pallets",
+            uploaded_by=manager,
+        ),  # fmt: skip
+        "other": MarketingDocumentFactory(
+            title="Retail brochure", uploaded_by=manager, extracted_text="shop tills"
+        ),  # fmt: skip
+    }
+
+
+def test_similar_customers_engagement_ranks_first_with_its_reason(rep, teams, library):
+    similar = [CustomerFactory(industry="logistics", company_size=60, owner=rep) for _ in range(6)]
+    for customer in similar[:4]:
+        _opened(customer, library["popular"])
+    _opened(CustomerFactory(industry="retail", company_size=60), library["other"])
+    engagement_stats_refresh()
+    customer = CustomerFactory(industry="logistics", company_size=80, owner=rep,
+                               notes="Wants warehouse automation")  # fmt: skip
+
+    top = document_recommendations(user=rep, customer=customer)
+
+    assert [r.document_id for r in top[:2]] == [library["popular"].pk, library["fresh"].pk]
+    assert top[0].reason.startswith("Opened by 4 of 6 similar customers (Logistics")
+    assert top[1].reason.startswith("Matches") and "warehouse" in top[1].reason
+
+
+def test_recent_sends_and_opens_are_left_out(rep, teams, library, settings):
+    customer = CustomerFactory(industry="logistics", owner=rep)
+    RecommendationShare.objects.create(
+        customer=customer, document=library["popular"], shared_by=rep
+    )
+    _opened(customer, library["fresh"], days_ago=3)
+    ids = {r.document_id for r in document_recommendations(user=rep, customer=customer)}
+    assert ids == {library["other"].pk}
+    # Long enough ago, they come back.
+    later = timezone.now() + timedelta(days=settings.AI_RECOMMEND_EXCLUDE_DAYS + 1)
+    ids = {r.document_id for r in document_recommendations(user=rep, customer=customer, now=later)}
+    assert ids == {d.pk for d in library.values()}
+
+
+def test_recommendations_respect_document_visibility(rep, other_rep, admin_user, teams, library):
+    private = MarketingDocumentFactory(title="Internal pricing deck", is_public=False,
+                                       uploaded_by=other_rep)  # fmt: skip
+    customer = CustomerFactory(owner=rep)
+
+    def shown(user):
+        return {r.document_id for r in document_recommendations(user=user, customer=customer,
+                                                                limit=10)}  # fmt: skip
+
+    for_rep, for_admin = shown(rep), shown(admin_user)
+    assert private.pk not in for_rep
+    assert private.pk in for_admin
+
+
+def test_share_gives_a_tracked_link_whose_opens_count_for_the_customer(
+    rep_client, rep, teams, library, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(owner=rep)
+    response = rep_client.post(f"/ai/recommendations/customer/{customer.pk}/share/",
+                               {"document": library["popular"].pk})  # fmt: skip
+    assert response.status_code == 200
+    link = response.context["link"]
+    token = link.rstrip("/").rsplit("/", 1)[-1]
+    assert share_token_read_full(token) == (library["popular"].pk, customer.pk)
+    assert RecommendationShare.objects.filter(customer=customer).count() == 1
+
+    rep_client.logout()
+    with django_capture_on_commit_callbacks(execute=True):
+        opened = rep_client.get(f"/d/{token}/")
+    assert opened.status_code == 200
+    activity = LeadActivity.objects.get(customer=customer)
+    assert activity.details["document_id"] == library["popular"].pk
+
+
+def test_offline_hit_rate_beats_most_popular_on_segment_behaviour(rep, teams, manager, tmp_path,
+                                                                  settings):  # fmt: skip
+    from ai.services.recommend import recommendations_evaluate
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    niche = MarketingDocumentFactory(title="Fleet routing", uploaded_by=manager)
+    popular = [MarketingDocumentFactory(uploaded_by=manager) for _ in range(3)]
+    for document in popular:
+        for _ in range(5):
+            _opened(CustomerFactory(industry="retail", company_size=300), document, days_ago=90)
+    for _ in range(2):
+        _opened(CustomerFactory(industry="logistics", company_size=60), niche, days_ago=90)
+    newcomer = CustomerFactory(industry="logistics", company_size=70)
+    _opened(newcomer, niche, days_ago=5)
+
+    result = recommendations_evaluate(split_at=timezone.now() - timedelta(days=30))
+
+    assert result == {"customers": 1, "hit_rate_at_3": 1.0, "hit_rate_at_3_popular": 0.0}

@@ -1,0 +1,78 @@
+"""Training: the time split, the thresholds, and activation only when the model measurably
+beats the rule score on leads it never saw."""
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from ai.explain import calibrated_contributions, forest_contributions
+from ai.features import labelled_dataset
+from ai.models import LeadScoringModel, ModelStatus
+from ai.services.registry import model_load
+from ai.services.training import models_train, time_split
+
+pytestmark = pytest.mark.django_db
+
+
+def test_time_split_never_puts_a_test_lead_in_training(lead_history, settings):
+    lead_history(600)
+    dataset = labelled_dataset(now=timezone.now())
+    split = time_split(dataset.created_age, settings.AI_TEST_FRACTION)
+    train_ids = set(dataset.features.index[split.train])
+    test_ids = set(dataset.features.index[split.test])
+    assert not train_ids & test_ids
+    assert len(train_ids) + len(test_ids) == len(dataset.labels)
+    # Every training lead is older than every test lead.
+    assert dataset.created_age.iloc[split.train].min() > dataset.created_age.iloc[split.test].max()
+    assert abs(len(test_ids) / len(dataset.labels) - 0.2) < 0.01
+
+
+def test_below_the_thresholds_there_is_no_model(lead_history, settings):
+    lead_history(150)
+    summary = models_train()
+    assert not LeadScoringModel.objects.exists()
+    ready = summary["global"]
+    assert ready["labelled"] < settings.AI_MIN_LABELLED
+    assert "No model" in summary["outcome"]
+    assert (
+        f"{settings.AI_MIN_LABELLED - ready['labelled']} more labelled leads" in summary["outcome"]
+    )
+
+
+def test_on_random_labels_the_model_is_not_activated(lead_history):
+    lead_history(2500, signal=False)
+    models_train()
+    model = LeadScoringModel.objects.get()
+    assert not model.is_active
+    assert model.status == ModelStatus.CANDIDATE
+    assert model.reason.startswith("Not activated")
+    assert model.metrics["passed"] is False
+    assert abs(model.metrics["auc_model"] - 0.5) < 0.1
+
+
+def test_a_model_that_beats_the_rules_is_activated_with_its_evaluation(lead_history, settings):
+    lead_history(3000)
+    summary = models_train()
+    model = LeadScoringModel.objects.get()
+    metrics = model.metrics
+    assert model.is_active and model.status == ModelStatus.ACTIVE, model.reason
+    assert metrics["auc_model"] >= metrics["auc_rules"] + settings.AI_ACTIVATION_MARGIN
+    assert metrics["brier_model"] <= metrics["brier_rules"]
+    assert model.test_count + model.train_count == model.sample_count
+    assert len(metrics["calibration"]) == 10 and len(metrics["lift_model"]) == 10
+    assert model.label_definition["window_days"] == settings.AI_LABEL_WINDOW_DAYS
+    assert model.features == list(labelled_dataset(now=timezone.now()).features.columns)
+    assert "Activated" in summary["outcome"]
+
+    # Explanations add up: base + contributions = the forest's and the calibrated output.
+    loaded = model_load(model)
+    X = labelled_dataset(now=timezone.now()).features.to_numpy(dtype=np.float32)[:300]
+    contributions, base = forest_contributions(loaded.forest, X)
+    np.testing.assert_allclose(
+        base + contributions.sum(axis=1), loaded.forest.predict_proba(X)[:, 1], atol=1e-9
+    )
+    probabilities, scaled, calibrated_base = calibrated_contributions(
+        loaded.forest, loaded.calibrate, X
+    )
+    np.testing.assert_allclose(calibrated_base + scaled.sum(axis=1), probabilities, atol=1e-9)
+    np.testing.assert_allclose(probabilities, loaded.calibrated.predict_proba(X)[:, 1], atol=1e-9)
