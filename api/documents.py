@@ -3,7 +3,6 @@ and download through the permission check (recorded in the access log)."""
 
 import django_filters
 from django.conf import settings
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
@@ -19,6 +18,7 @@ from crm.permissions.documents import visible_documents
 from customers.models import Customer
 from documents import services
 from documents.models import Document, DocumentAccess, DocumentCategory
+from documents.responses import document_file_response
 from sales.models import Sale
 
 # Multipart framing around the file (boundaries, the other fields).
@@ -129,12 +129,4 @@ class DocumentViewSet(mixins.CreateModelMixin, ScopedViewSet):
             document=document, user=request.user, action=DocumentAccess.Action.DOWNLOAD,
             ip=client_ip(request),
         )  # fmt: skip
-        response = FileResponse(
-            document.file.open("rb"),
-            as_attachment=True,
-            filename=document.download_name,
-            content_type=document.mime_type,
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-        return response
+        return document_file_response(document)

@@ -23,6 +23,7 @@ from documents.forms import (
     VersionForm,
 )
 from documents.models import Document, DocumentAccess
+from documents.responses import document_file_response
 from documents.tokens import share_token_read_full, share_url
 
 PAGE_SIZE = 25
@@ -119,7 +120,7 @@ def document_download(request, pk: int):
         document=document, user=request.user, action=DocumentAccess.Action.DOWNLOAD,
         ip=client_ip(request),
     )  # fmt: skip
-    return _file_response(document)
+    return document_file_response(document)
 
 
 def document_preview(request, pk: int):
@@ -129,18 +130,6 @@ def document_preview(request, pk: int):
         raise Http404("No preview.")
     response = FileResponse(document.preview_image.open("rb"), content_type="image/png")
     response["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def _file_response(document: Document) -> FileResponse:
-    response = FileResponse(
-        document.file.open("rb"),
-        as_attachment=True,
-        filename=document.download_name,
-        content_type=document.mime_type,
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
 
@@ -223,7 +212,7 @@ def document_share_open(request, token: str):
     services.document_share_opened(
         document=document, ip=client_ip(request), customer_id=customer_id
     )
-    return _file_response(document)
+    return document_file_response(document)
 
 
 def document_audit(request, pk: int):
