@@ -62,8 +62,12 @@ def test_ctrl_k_enter_opens_the_first_and_all_results(page: Page, login, rep, re
     expect(page).to_have_url(
         re.compile(rf"/customers/{records['customer'].pk}/$|/sales/deals/{records['sale'].pk}/$")
     )
-    # "All results": the page with facets.
+    # "All results": the page with facets. The record's page must have wired its box first
+    # (htmx and search.js load deferred): typing before that sends no request.
+    page.wait_for_load_state("load")
+    page.wait_for_function("window.htmx !== undefined")
     page.keyboard.press("/")
+    expect(box).to_be_focused()
     box.press_sequentially("heron")
     page.locator("#search-dropdown .search-all").click()
     expect(page).to_have_url(re.compile(r"/search/\?q=heron$"))
