@@ -108,6 +108,19 @@ def draft_campaign(manager) -> EmailCampaign:
     )
 
 
+def request_arrivals(processes: CeleryProcesses, worker, fake, count: int, timeout=30.0):
+    """When each of the fake provider's first `count` requests arrived (monotonic seconds),
+    watched closely enough to time the worker's retry backoff."""
+    arrivals, deadline = [], time.monotonic() + timeout
+    while len(arrivals) < count:
+        while len(arrivals) < fake.requests_seen:
+            arrivals.append(time.monotonic())
+        processes.check_alive(worker)
+        assert time.monotonic() < deadline, f"{len(arrivals)} requests\n{processes.logs()}"
+        time.sleep(0.005)
+    return arrivals
+
+
 def run_status(run_id: int) -> str:
     return CampaignRun.objects.values_list("status", flat=True).get(pk=run_id)
 
@@ -184,13 +197,7 @@ def test_rate_limits_and_server_errors_are_retried_by_the_worker_with_backoff(
     with processes.routed():
         campaign_send_now(actor=manager, campaign=campaign)
 
-    arrivals, deadline = [], time.monotonic() + 30
-    while len(arrivals) < 5:  # 429, 500, then the three batches of 10, 10 and 5
-        while len(arrivals) < fake.requests_seen:
-            arrivals.append(time.monotonic())
-        processes.check_alive(worker)
-        assert time.monotonic() < deadline, f"{len(arrivals)} requests\n{processes.logs()}"
-        time.sleep(0.005)
+    arrivals = request_arrivals(processes, worker, fake, 5)  # 429, 500, batches of 10, 10, 5
     run = CampaignRun.objects.get(campaign=campaign)
     wait_for(lambda: run_status(run.pk) == CampaignRun.Status.SENT, timeout=20,
              what="the run to finish", processes=processes, alive=[worker])  # fmt: skip

@@ -17,6 +17,7 @@ from campaigns.tasks import resume_stalled_runs
 from tests.campaigns.test_campaign_worker import (
     customers_of,
     draft_campaign,
+    request_arrivals,
     run_status,
     wait_for,
     wait_until_idle,
@@ -131,13 +132,7 @@ def test_rate_limits_and_server_errors_are_retried_by_the_worker_with_backoff(
     with processes.routed():
         campaign_send_now(actor=manager, campaign=campaign)
 
-    arrivals, deadline = [], time.monotonic() + 30
-    while len(arrivals) < 5:  # 429, 502, then the three batches of 10, 10 and 5
-        while len(arrivals) < fake.requests_seen:
-            arrivals.append(time.monotonic())
-        processes.check_alive(worker)
-        assert time.monotonic() < deadline, f"{len(arrivals)} requests\n{processes.logs()}"
-        time.sleep(0.005)
+    arrivals = request_arrivals(processes, worker, fake, 5)  # 429, 502, batches of 10, 10, 5
     run = CampaignRun.objects.get(campaign=campaign)
     wait_for(lambda: run_status(run.pk) == CampaignRun.Status.SENT, timeout=20,
              what="the run to finish", processes=processes, alive=[worker])  # fmt: skip
