@@ -2,8 +2,8 @@
 that search's migration 0002 installs, and the crm_dup_* key functions of customers' 0010).
 
 Keys, computed per customer:
-- name: lower-case, accents and punctuation off, spaces collapsed ("  José  O'Neil" -> "jose o neil")
-- email: lower-case, "+tag" off, dots off for Gmail ("J.Doe+crm@GoogleMail.com" -> "jdoe@gmail.com")
+- name: lower-case, accents and punctuation off, spaces collapsed ("José  O'Neil" -> "jose o neil")
+- email: lower-case, "+tag" off, dots off for Gmail ("J.Doe+x@GoogleMail.com" -> "jdoe@gmail.com")
 - phone: the last 9 digits, when there are at least 7 ("+1 (555) 010-2000" -> "550102000")
 - company: like the name, with legal forms off ("ACME Corporation" and "Acme Corp." -> "acme")
 - domain: the email's domain, except free-mail ones (gmail.com says nothing about a company)
