@@ -150,7 +150,7 @@ def bulk_merge(request):
     form = BulkMergeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            job = services.bulk_merge_start(
+            services.bulk_merge_start(
                 actor=request.user, min_confidence=form.cleaned_data["min_confidence"]
             )
         except ValidationFailed as error:
