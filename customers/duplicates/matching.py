@@ -15,9 +15,12 @@ DUPLICATE_MAX_BLOCK customers (a placeholder phone, a huge company's "j" names) 
 evidence and is left out, so the work stays proportional to the customers.
 
 Scoring (0-100): 60 x the names' trigram similarity, +60 the same email key, +35 the same
-phone, +10 the same company domain, +15 companies at least 60% alike, -20 companies clearly
-different (under 30%). "Same phone, names 92% alike" is 35 + 55 = 90; two strangers who share
-a phone number by chance score about 20.
+phone, +20 the same name part of two addresses ("jane.doe@acme.example" and
+"jane.doe@gmail.com"; not a role's like "info"), +10 the same company domain, +15 companies
+at least 60% alike, -20 companies clearly different (under 30%), -10 two different phones,
+-30 different numbers in the names ("Store 12" and "Store 13" are two shops). "Same phone,
+names 92% alike" is 35 + 55 = 90; two strangers who share a phone number by chance score
+about 20.
 """
 
 from typing import Any
@@ -33,12 +36,21 @@ FREE_MAIL_DOMAINS = [
     "t-online.de", "orange.fr", "free.fr", "libero.it", "qq.com", "163.com",
 ]  # fmt: skip
 
+# An address's name part says nothing of a person when it is a role's.
+GENERIC_EMAIL_USERS = [
+    "info", "sales", "contact", "admin", "office", "hello", "support", "mail", "team",
+    "billing", "accounts", "enquiries", "inquiries", "noreply", "service", "help",
+]  # fmt: skip
+
 NAME_WEIGHT = 60
 EMAIL_POINTS = 60
 PHONE_POINTS = 35
 DOMAIN_POINTS = 10
 SIMILAR_COMPANY_POINTS = 15
 DIFFERENT_COMPANY_POINTS = -20
+EMAIL_USER_POINTS = 20
+DIFFERENT_PHONE_POINTS = -10
+DIFFERENT_NUMBERS_POINTS = -30
 SIMILAR_COMPANY = 0.6
 DIFFERENT_COMPANY = 0.3
 
@@ -54,11 +66,23 @@ def _score_sql(a: str, b: str) -> tuple[str, str]:
     same_email = f"({a}.email_key = {b}.email_key)"
     same_phone = f"coalesce({a}.phone_key = {b}.phone_key, false)"
     same_domain = f"coalesce({a}.domain = {b}.domain, false)"
+    other_phone = f"coalesce({a}.phone_key <> {b}.phone_key, false)"
+    user_a = f"split_part({a}.email_key, '@', 1)"
+    same_user = (
+        f"(NOT {same_email} AND {user_a} = split_part({b}.email_key, '@', 1)"
+        f" AND length({user_a}) >= 4 AND {user_a} NOT IN ({_generic_list()}))"
+    )
+    digits_a = f"regexp_replace({a}.name_key, '[^0-9]', '', 'g')"
+    digits_b = f"regexp_replace({b}.name_key, '[^0-9]', '', 'g')"
+    other_numbers = f"({digits_a} <> '' AND {digits_b} <> '' AND {digits_a} <> {digits_b})"
     confidence = (
         f"least(100, greatest(0, round({NAME_WEIGHT} * {ns}"
         f" + CASE WHEN {same_email} THEN {EMAIL_POINTS} ELSE 0 END"
         f" + CASE WHEN {same_phone} THEN {PHONE_POINTS} ELSE 0 END"
         f" + CASE WHEN {same_domain} THEN {DOMAIN_POINTS} ELSE 0 END"
+        f" + CASE WHEN {same_user} THEN {EMAIL_USER_POINTS} ELSE 0 END"
+        f" + CASE WHEN {other_phone} THEN {DIFFERENT_PHONE_POINTS} ELSE 0 END"
+        f" + CASE WHEN {other_numbers} THEN {DIFFERENT_NUMBERS_POINTS} ELSE 0 END"
         f" + CASE WHEN {cs} >= {SIMILAR_COMPANY} THEN {SIMILAR_COMPANY_POINTS}"
         f" WHEN {cs} < {DIFFERENT_COMPANY} THEN {DIFFERENT_COMPANY_POINTS} ELSE 0 END)))::int"
     )
@@ -67,9 +91,12 @@ def _score_sql(a: str, b: str) -> tuple[str, str]:
         f"CASE WHEN {same_email} THEN 'same email' END, "
         f"CASE WHEN {same_phone} THEN 'same phone' END, "
         f"CASE WHEN {same_domain} AND NOT {same_email} THEN 'same email domain' END, "
+        f"CASE WHEN {same_user} THEN 'same email name' END, "
         f"CASE WHEN {cs} = 1 THEN 'same company' "
         f"WHEN {cs} >= {SIMILAR_COMPANY} THEN 'companies ' || round(100 * {cs}) || '%% alike' "
         f"WHEN {cs} < {DIFFERENT_COMPANY} THEN 'different companies' END, "
+        f"CASE WHEN {other_phone} THEN 'different phones' END, "
+        f"CASE WHEN {other_numbers} THEN 'different numbers in the names' END, "
         f"CASE WHEN {ns} = 1 THEN 'same name' "
         f"ELSE 'names ' || round(100 * {ns}) || '%% alike' END"
         "], NULL)"
@@ -86,6 +113,10 @@ KEYS_SQL = """
                  crm_dup_company({company}) AS company_key
           {source}) raw
 """
+
+
+def _generic_list() -> str:
+    return ", ".join("'" + user + "'" for user in GENERIC_EMAIL_USERS)  # constants only
 
 
 def _free_list() -> str:
@@ -188,12 +219,16 @@ def scan_finish(cursor, *, job_id: int) -> int:
 
 
 def matches_for(
-    data: dict[str, Any], *, exclude_ids: list[int] | None = None, limit: int = 10
+    data: dict[str, Any],
+    *,
+    exclude_ids: list[int] | None = None,
+    limit: int = 10,
+    min_confidence: int | None = None,
 ) -> list[tuple[int, int, list[str]]]:
     """[(customer id, confidence, reasons)] of the customers likely to be the one `data`
-    describes (name, email, phone, company), best first, at or above
-    DUPLICATE_LIKELY_CONFIDENCE. Found through indexes (the same email or phone key, or a
-    name within trigram reach), so it costs the same on 1,000 customers as on a million."""
+    describes (name, email, phone, company), best first, at or above `min_confidence`
+    (DUPLICATE_LIKELY_CONFIDENCE unless given). Found through indexes (the same email or
+    phone key, or a name within trigram reach), never by reading every customer."""
     if connection.vendor != "postgresql":
         return []
     params = {
@@ -202,7 +237,7 @@ def matches_for(
         "phone": data.get("phone") or "",
         "company": data.get("company") or "",
         "exclude": list(exclude_ids or []) or [0],
-        "min": settings.DUPLICATE_LIKELY_CONFIDENCE,
+        "min": settings.DUPLICATE_LIKELY_CONFIDENCE if min_confidence is None else min_confidence,
         "limit": limit,
     }
     if not params["name"].strip() and not params["email"].strip():

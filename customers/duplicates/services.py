@@ -164,8 +164,8 @@ def duplicate_pairs_refresh_for(*, customer: Customer) -> None:
         },
         exclude_ids=[customer.pk],
         limit=50,
+        min_confidence=settings.DUPLICATE_MIN_CONFIDENCE,
     )
-    found = [(pk, confidence, reasons) for pk, confidence, reasons in found]
     DuplicatePair.objects.filter(status=DuplicatePair.Status.OPEN).filter(
         customer_a=customer
     ).delete()
@@ -184,7 +184,7 @@ def duplicate_pairs_refresh_for(*, customer: Customer) -> None:
                 reasons=reasons,
             )
             for other, confidence, reasons in found
-            if other not in dismissed and confidence >= settings.DUPLICATE_MIN_CONFIDENCE
+            if other not in dismissed
         ],
         ignore_conflicts=True,
     )

@@ -155,3 +155,25 @@ def test_matches_for_a_new_customer_use_the_same_rules(rep):
     assert [pk for pk, _, _ in found] == [existing.pk]
     assert "same phone" in found[0][2]
     assert matching.matches_for({"name": "Alan Turing", "email": "alan@x.example"}) == []
+
+
+def test_numbered_names_are_different_records(rep):
+    a = _customer(owner=rep, name="Corner Shop 12", email="shop12@chain.example", company="Chain")
+    b = _customer(owner=rep, name="Corner Shop 13", email="shop13@chain.example", company="Chain")
+    _scan()
+    assert _pair(a, b) is None
+
+
+def test_the_same_address_name_at_another_domain_counts(rep):
+    a = _customer(
+        owner=rep,
+        name="Jake Camargo",
+        email="jake.camargo@giannelli.example",
+        company="Giannelli Corp",
+    )
+    b = _customer(
+        owner=rep, name="Jake Camagro", email="jake.camargo@gmail.com", company="GIANNELLI CORP"
+    )
+    _scan()
+    pair = _pair(a, b)
+    assert pair is not None and "same email name" in pair.reasons

@@ -221,3 +221,26 @@ def test_default_choices_keep_the_survivors_values_but_fill_its_gaps(rep, teams)
     assert choices["company"] == survivor.pk
     assert choices["last_contact_date"] == other.pk
     assert "industry" not in choices  # the same on both
+
+
+def test_bulk_merge_merges_the_pairs_above_the_confidence_keeping_the_older(
+    admin_user, rep, teams, django_capture_on_commit_callbacks
+):
+    old, new = CustomerFactory(owner=rep), CustomerFactory(owner=rep)
+    Customer.objects.filter(pk=new.pk).update(created_at=old.created_at - timedelta(days=9))
+    high = pair_of(old, new, confidence=97)
+    low_a, low_b = CustomerFactory(owner=rep), CustomerFactory(owner=rep)
+    pair_of(low_a, low_b, confidence=70)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = services.bulk_merge_start(actor=admin_user, min_confidence=90)
+    job.refresh_from_db()
+    assert job.status == "done" and job.merged_count == 1 and job.percent == 100
+    assert not Customer.objects.filter(pk=old.pk).exists()  # the newer id, created earlier
+    merge = CustomerMerge.objects.get()
+    assert merge.survivor_id == new.pk and merge.confidence == high.confidence
+    assert Customer.objects.filter(pk__in=[low_a.pk, low_b.pk]).count() == 2
+
+
+def test_bulk_merge_is_for_admins(manager, teams):
+    with pytest.raises(PermissionDenied):
+        services.bulk_merge_start(actor=manager, min_confidence=90)
