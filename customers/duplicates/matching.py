@@ -67,9 +67,10 @@ def _score_sql(a: str, b: str) -> tuple[str, str]:
     same_phone = f"coalesce({a}.phone_key = {b}.phone_key, false)"
     same_domain = f"coalesce({a}.domain = {b}.domain, false)"
     other_phone = f"coalesce({a}.phone_key <> {b}.phone_key, false)"
-    user_a = f"split_part({a}.email_key, '@', 1)"
+    # Without dots: Gmail's key has none ("jane.doe@acme.example", "janedoe@gmail.com").
+    user_a = f"replace(split_part({a}.email_key, '@', 1), '.', '')"
     same_user = (
-        f"(NOT {same_email} AND {user_a} = split_part({b}.email_key, '@', 1)"
+        f"(NOT {same_email} AND {user_a} = replace(split_part({b}.email_key, '@', 1), '.', '')"
         f" AND length({user_a}) >= 4 AND {user_a} NOT IN ({_generic_list()}))"
     )
     digits_a = f"regexp_replace({a}.name_key, '[^0-9]', '', 'g')"
