@@ -186,6 +186,9 @@ def scan_score_part(cursor, *, part: int, parts: int, job_id: int) -> int:
                   WHERE a.id %% %(parts)s = %(part)s) c
             JOIN dup_keys ka ON ka.id = c.a_id
             JOIN dup_keys kb ON kb.id = c.b_id
+            -- Still there: a merge or a delete since the keys were read drops the pair.
+            JOIN customers_customer ca ON ca.id = c.a_id
+            JOIN customers_customer cb ON cb.id = c.b_id
         ) scored
         WHERE confidence >= %(min)s
         ON CONFLICT (customer_a_id, customer_b_id) DO UPDATE

@@ -67,11 +67,9 @@ def customer_relations() -> list:
     """Every relation from another model to Customer, as Django's model graph has them."""
     from customers.models import Customer
 
-    return [
-        relation
-        for relation in Customer._meta.related_objects
-        if not relation.many_to_many  # tags and sharing are Customer's own fields
-    ]
+    # Customer's own many-to-many fields (tags, sharing) are not among these; another
+    # model's many-to-many to Customer is, and must be listed like any relation.
+    return list(Customer._meta.related_objects)
 
 
 def unhandled_relations() -> list[str]:

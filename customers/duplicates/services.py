@@ -290,6 +290,12 @@ def _conflicting_ids(model, fk: str, *, survivor_id: int, other_id: int) -> list
     """Rows of the merged-away customer that a uniqueness including `fk` forbids on the
     survivor (a row of the survivor already takes their place)."""
     ids: set[int] = set()
+    if (
+        model._meta.get_field(fk).unique
+        and model._base_manager.filter(**{fk: survivor_id}).exists()
+    ):
+        # One row per customer (a one-to-one): the survivor's own stays.
+        ids |= set(model._base_manager.filter(**{fk: other_id}).values_list("pk", flat=True))
     for constraint in model._meta.constraints:
         fields = getattr(constraint, "fields", ())
         if fk not in fields:
@@ -368,6 +374,8 @@ def customers_merge(
         if handling == Handling.KEEP_ASIDE:
             removed += _serialized(model._base_manager.filter(**{fk: other.pk}))
         elif handling == Handling.MOVE:
+            if relation.many_to_many:
+                raise ValidationFailed(f"Merging cannot move the rows of {key} yet.")
             conflicts = _conflicting_ids(model, fk, survivor_id=survivor.pk, other_id=other.pk)
             if conflicts and relation.field.null:
                 model._base_manager.filter(pk__in=conflicts).update(**{fk: None})
