@@ -22,7 +22,7 @@ from crm.permissions.customer_imports import access_customer_import_by_id
 from crm.roles import is_manager_or_admin
 from crm.selectors import audit_events_for
 from customers import csv_import, selectors, services
-from customers.duplicates.selectors import likely_duplicates
+from customers.duplicates.selectors import duplicate_pairs_of, likely_duplicates
 from customers.forms import (
     BulkAssignForm,
     CustomerFilterForm,
@@ -114,6 +114,7 @@ def customer_detail(request, pk: int):
         "note_form": NoteForm(),
         "history": audit_events_for(customer, limit=20),
         "can_edit": editable_customers(request.user).filter(pk=customer.pk).exists(),
+        "duplicate_pairs": duplicate_pairs_of(user=request.user, customer=customer),
     }
     return render(request, "customers/customer_detail.html", context)
 

@@ -4,10 +4,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from crm.permissions import visible_customers
 from crm.permissions.duplicates import visible_customer_merges, visible_duplicate_pairs
+from crm.roles import is_manager_or_admin
 from customers.duplicates import matching
 from customers.duplicates.models import CustomerMerge, DuplicateJob, DuplicatePair
 from customers.duplicates.relations import COUNTED
@@ -107,6 +108,16 @@ def likely_duplicates(
 
 def customer_merges(*, user) -> QuerySet[CustomerMerge]:
     return visible_customer_merges(user).select_related("survivor", "merged_by", "undone_by")
+
+
+def duplicate_pairs_of(*, user, customer: Customer, limit: int = 5) -> list[DuplicatePair]:
+    """The open pairs the customer is in, for its page (managers and admins; a rep gets none
+    without a query)."""
+
+    if not is_manager_or_admin(user):
+        return []
+    pairs = duplicate_queue(user=user).filter(Q(customer_a=customer) | Q(customer_b=customer))
+    return list(pairs[:limit])
 
 
 def latest_job(*, kind: str) -> DuplicateJob | None:

@@ -221,3 +221,15 @@ def test_admin_starts_a_bulk_merge(client, admin_user, teams, django_capture_on_
     assert (
         client.post(reverse("customers:duplicates_bulk"), {"min_confidence": 0}).status_code == 200
     )
+
+
+def test_the_customer_page_links_its_possible_duplicates_for_managers(
+    client, manager, rep, team_pair
+):
+    url = reverse("customers:detail", args=[team_pair.customer_a_id])
+    client.force_login(manager)
+    page = client.get(url).content.decode()
+    assert "data-customer-duplicates" in page
+    assert reverse("customers:duplicates_pair", args=[team_pair.pk]) in page
+    client.force_login(rep)
+    assert "data-customer-duplicates" not in client.get(url).content.decode()
