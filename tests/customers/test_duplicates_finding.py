@@ -177,3 +177,15 @@ def test_the_same_address_name_at_another_domain_counts(rep):
     _scan()
     pair = _pair(a, b)
     assert pair is not None and "same email name" in pair.reasons
+
+
+def test_the_nightly_scan_is_scheduled_with_beat(settings, django_capture_on_commit_callbacks):
+    from crm.celery import app
+    from customers.duplicates.tasks import duplicates_scan_nightly
+
+    entry = settings.CELERY_BEAT_SCHEDULE["customers-duplicates-nightly-scan"]
+    assert entry["task"] == duplicates_scan_nightly.name in app.tasks
+    with django_capture_on_commit_callbacks(execute=False):
+        duplicates_scan_nightly()
+    job = DuplicateJob.objects.get()
+    assert job.status == DuplicateJob.Status.QUEUED and job.started_by is None

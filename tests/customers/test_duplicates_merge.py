@@ -244,3 +244,18 @@ def test_bulk_merge_merges_the_pairs_above_the_confidence_keeping_the_older(
 def test_bulk_merge_is_for_admins(manager, teams):
     with pytest.raises(PermissionDenied):
         services.bulk_merge_start(actor=manager, min_confidence=90)
+
+
+def test_chained_merges_undo_in_reverse_order(rep, teams):
+    a, b, c = (CustomerFactory(owner=rep) for _ in range(3))
+    sale = SaleFactory(customer=c, assigned_to=rep)
+    first = services.customers_merge(actor=rep, survivor_id=b.pk, other_id=c.pk)
+    second = services.customers_merge(actor=rep, survivor_id=a.pk, other_id=b.pk)
+    assert CustomerMerge.objects.get(pk=first.pk).survivor_id == a.pk  # followed its survivor
+    assert sale.__class__.objects.get(pk=sale.pk).customer_id == a.pk
+    services.customer_merge_undo(actor=rep, merge=second)
+    assert CustomerMerge.objects.get(pk=first.pk).survivor_id == b.pk
+    assert sale.__class__.objects.get(pk=sale.pk).customer_id == b.pk
+    services.customer_merge_undo(actor=rep, merge=first)
+    assert sale.__class__.objects.get(pk=sale.pk).customer_id == c.pk
+    assert Customer.objects.filter(pk__in=[a.pk, b.pk, c.pk]).count() == 3
