@@ -233,3 +233,16 @@ def test_the_customer_page_links_its_possible_duplicates_for_managers(
     assert reverse("customers:duplicates_pair", args=[team_pair.pk]) in page
     client.force_login(rep)
     assert "data-customer-duplicates" not in client.get(url).content.decode()
+
+
+def test_the_merges_page_pins_its_queries(
+    client, manager, rep, teams, django_assert_max_num_queries
+):
+    for _ in range(6):
+        a, b = CustomerFactory(owner=rep), CustomerFactory(owner=rep)
+        services.customers_merge(actor=manager, survivor_id=a.pk, other_id=b.pk)
+    client.force_login(manager)
+    client.get(reverse("customers:duplicates_merges"))
+    with django_assert_max_num_queries(10):
+        response = client.get(reverse("customers:duplicates_merges"))
+    assert len(response.context["rows"]) == 6
