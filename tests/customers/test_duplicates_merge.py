@@ -259,3 +259,19 @@ def test_chained_merges_undo_in_reverse_order(rep, teams):
     services.customer_merge_undo(actor=rep, merge=first)
     assert sale.__class__.objects.get(pk=sale.pk).customer_id == c.pk
     assert Customer.objects.filter(pk__in=[a.pk, b.pk, c.pk]).count() == 3
+
+
+def test_the_survivors_lead_score_is_recomputed_with_the_moved_activities(
+    rep, teams, django_capture_on_commit_callbacks
+):
+    from leads.models import LeadActivity
+
+    survivor = CustomerFactory(owner=rep, lifecycle_stage="lead")
+    other = CustomerFactory(owner=rep, lifecycle_stage="lead")
+    for kind in ("meeting_scheduled", "call_answered", "form_submit", "download"):
+        LeadActivity.objects.create(customer=other, activity_type=kind, score_impact=10)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.customers_merge(actor=rep, survivor_id=survivor.pk, other_id=other.pk)
+    score = LeadScore.objects.get(customer=survivor)
+    assert score.engagement_score > 0
+    assert score.last_calculated is not None
