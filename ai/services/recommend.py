@@ -15,12 +15,14 @@ matches the customer:
 """
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, IntegerField, Max
 from django.db.models.fields.json import KT
@@ -42,6 +44,8 @@ MIN_SEGMENT = 5  # fewer similar customers than this: drop the stage from the se
 HISTORY_WEIGHT = 0.75
 CONTENT_WEIGHT = 0.25
 TEXT_CHARS = 20_000  # of each document's extracted text, for the TF-IDF
+STATS_GENERATION_KEY = "ai:engagement-stats:generation"  # the last refresh, in the cache
+SEGMENT_CACHE_SECONDS = 24 * 3600
 WORD = re.compile(r"[a-z][a-z]+")
 
 
@@ -129,21 +133,32 @@ def engagement_stats_refresh(*, now: datetime | None = None) -> int:
     with transaction.atomic():
         EngagementStat.objects.all().delete()
         EngagementStat.objects.bulk_create(rows, batch_size=5000)
+        # The segments cached from the previous rows are no longer read: a new generation
+        # now (this transaction sees its rows) and again after the commit (a reader meanwhile
+        # may have cached the old rows under the first).
+        cache.set(STATS_GENERATION_KEY, f"{now.timestamp()}-writing", None)
+        transaction.on_commit(lambda: cache.set(STATS_GENERATION_KEY, now.timestamp(), None))
     return len(rows)
 
 
 # Content match ---------------------------------------------------------------------------------
 
 _vectors: dict[tuple, tuple[TfidfVectorizer, dict[int, int], object]] = {}
+_vectors_checked = {"at": float("-inf")}
+VECTORS_RECHECK_SECONDS = 60  # a new or changed document is recommended within a minute
 
 
 def _document_vectors():
     """(vectorizer, {chain id: row}, matrix) over every current marketing/presentation
-    document, built once per process and rebuilt when the set of documents changes."""
+    document, built once per process and rebuilt when the set of documents changes (looked
+    at once a minute: the query that tells costs more than the rest of a recommendation)."""
+    if _vectors and time.monotonic() - _vectors_checked["at"] < VECTORS_RECHECK_SECONDS:
+        return next(iter(_vectors.values()))
     documents = Document.objects.active().filter(document_type__in=TYPES)
     signature = tuple(
         documents.aggregate(n=Count("pk"), top=Max("pk"), at=Max("uploaded_at")).values()
     )
+    _vectors_checked["at"] = time.monotonic()
     if signature in _vectors:
         return _vectors[signature]
     rows = list(
@@ -202,14 +217,26 @@ def _excluded(customer: Customer, now: datetime) -> set[int]:
     return {parents.get(pk) or pk for pk in ids}
 
 
+def _segment_stats(industry: str, band: str, stage: str) -> list[tuple[str, int | None, int]]:
+    """The segment's EngagementStat rows, from the cache until the next refresh (they
+    change only then; thousands of rows a segment, read for every recommendation)."""
+    generation = cache.get(STATS_GENERATION_KEY, 0)
+    key = f"ai:segment:{generation}:{industry}:{band}:{stage}"
+    stats = cache.get(key)
+    if stats is None:
+        stats = list(
+            EngagementStat.objects.filter(
+                industry=industry, size_band=band, stage__in=[stage, ""]
+            ).values_list("stage", "document_id", "customers")
+        )
+        cache.set(key, stats, SEGMENT_CACHE_SECONDS)
+    return stats
+
+
 def _segment(customer: Customer) -> tuple[dict[int, int], int, str]:
     """({chain id: customers engaged}, segment size, segment in words)."""
     band = size_band(customer.company_size)
-    stats = list(
-        EngagementStat.objects.filter(
-            industry=customer.industry, size_band=band, stage__in=[customer.lifecycle_stage, ""]
-        ).values_list("stage", "document_id", "customers")
-    )
+    stats = _segment_stats(customer.industry, band, customer.lifecycle_stage)
     fine_size = sum(n for stage, doc, n in stats if stage and doc is None)
     stage = customer.lifecycle_stage if fine_size >= MIN_SEGMENT else ""
     engaged = {doc: n for s, doc, n in stats if s == stage and doc is not None}

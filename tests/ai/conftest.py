@@ -8,3 +8,16 @@ def _small_models(settings, tmp_path):
     settings.AI_TREES = 40
     settings.AI_N_JOBS = 1
     settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The recommender caches segments and documents per process; each test starts without
+    what an earlier test's data left there (the locmem cache outlives a test)."""
+    from django.core.cache import cache
+
+    from ai.services import recommend
+
+    cache.clear()
+    recommend._vectors.clear()
+    recommend._vectors_checked["at"] = float("-inf")

@@ -121,3 +121,21 @@ def test_offline_hit_rate_beats_most_popular_on_segment_behaviour(rep, teams, ma
     result = recommendations_evaluate(split_at=timezone.now() - timedelta(days=30))
 
     assert result == {"customers": 1, "hit_rate_at_3": 1.0, "hit_rate_at_3_popular": 0.0}
+
+
+def test_a_refresh_of_the_statistics_is_read_at_once_despite_the_cached_segment(
+    rep, teams, library
+):
+    similar = [CustomerFactory(industry="logistics", company_size=60, owner=rep) for _ in range(6)]
+    for customer in similar[:4]:
+        _opened(customer, library["popular"])
+    engagement_stats_refresh()
+    customer = CustomerFactory(industry="logistics", company_size=80, owner=rep)
+    assert document_recommendations(user=rep, customer=customer)[0].reason.startswith(
+        "Opened by 4 of 6"
+    )  # the segment is cached now
+    _opened(similar[4], library["popular"])
+    engagement_stats_refresh()
+    assert document_recommendations(user=rep, customer=customer)[0].reason.startswith(
+        "Opened by 5 of 7"
+    )
