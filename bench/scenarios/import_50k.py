@@ -1,5 +1,6 @@
 """A 50,000-row, 30-column export of another CRM imported by the worker: its time and peak
-memory, each step in a process of its own.
+memory, each step in a process of its own; then the same import without keeping the search
+index (its entries not written), for what the index costs (`search_overhead`, a fraction).
 
     python -m bench.scenarios.import_50k upload <path>     # the child processes, run by
     python -m bench.scenarios.import_50k execute <id>      # the scenario (JSON on stdout)
@@ -202,13 +203,19 @@ def _child_upload(path: str) -> dict:
     }
 
 
-def _child_execute(import_id: str) -> dict:
+def _child_execute(import_id: str, search: bool = True) -> dict:
+    from contextlib import ExitStack
+
     from customers import csv_import
 
     _bench_admin()  # connected and warmed up like a worker that has run a task before
     baseline = _peak_mb()
     # The rescore the import queues after commit is another task (lead_rescore_100k).
-    with mock.patch("leads.tasks.rescore_leads.delay") as rescore:
+    with ExitStack() as stack:
+        rescore = stack.enter_context(mock.patch("leads.tasks.rescore_leads.delay"))
+        if not search:  # the cost of keeping the search index: the same import without it
+            stack.enter_context(mock.patch("search.services.customers_index"))
+            stack.enter_context(mock.patch("search.services.records_index"))
         cpu = time.process_time()
         started = time.perf_counter()
         finished = csv_import.customer_import_execute(import_id=int(import_id))
@@ -258,7 +265,11 @@ def _delete_bench_imports() -> None:
     CustomerImport.objects.filter(filename=FILENAME).delete()
 
 
-@scenario("import_50k", targets={"seconds_max": 20, "peak_mb_max": 250}, order=70)
+@scenario(
+    "import_50k",
+    targets={"seconds_max": 20, "peak_mb_max": 250, "search_overhead_max": 0.2},
+    order=70,
+)
 def import_50k() -> dict:
     """A 50,000-row, 30-column HubSpot-shaped CSV export: upload, then the worker's import."""
     from bench import database
@@ -323,7 +334,27 @@ def import_50k() -> dict:
         "row_errors": done.error_count,
     }
     _delete_bench_imports()
+    # The cost of keeping the search index: the same import again without it.
+    row["seconds_without_search"] = _seconds_without_search(existing)
+    row["search_overhead"] = round(row["seconds"] / row["seconds_without_search"] - 1, 3)
     return row
+
+
+def _seconds_without_search(existing: list[str]) -> float:
+    from customers.models import CustomerImport
+
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        path = Path(tmp) / FILENAME
+        write_export(path, rows=ROWS, existing_emails=existing)
+        upload = _run_child("upload", str(path))
+    customer_import = CustomerImport.objects.get(pk=upload["import_id"])
+    _start(customer_import, dict(customer_import.column_mapping))
+    execute = _run_child("execute-without-search", str(customer_import.pk))
+    status = CustomerImport.objects.get(pk=customer_import.pk).status
+    _delete_bench_imports()
+    if status != CustomerImport.Status.DONE:
+        raise AssertionError(f"The import without search ended {status}.")
+    return execute["seconds"]
 
 
 def _check_first_customer(existing: list[str]) -> None:
@@ -363,5 +394,8 @@ if __name__ == "__main__":
 
     setup_django()
     step, argument = sys.argv[1], sys.argv[2]
-    result = _child_upload(argument) if step == "upload" else _child_execute(argument)
+    if step == "upload":
+        result = _child_upload(argument)
+    else:
+        result = _child_execute(argument, search=step != "execute-without-search")
     print(json.dumps(result))
