@@ -13,8 +13,11 @@ from tests.factories import (
     CustomerFactory,
     EmailCampaignFactory,
     EmailTemplateFactory,
+    ManagerFactory,
+    RepFactory,
     SaleFactory,
     TaskFactory,
+    TeamFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -141,12 +144,29 @@ def test_log_a_lead_activity(rep_api, rep, other_rep_api):
     assert other_rep_api.get(url).json()["results"] == []
 
 
+def test_lead_activity_list_queries_are_fixed(rep_api, rep, django_assert_max_num_queries):
+    def log(count):
+        for lead in CustomerFactory.create_batch(count, owner=rep, lifecycle_stage="lead"):
+            LeadActivity.objects.create(customer=lead, activity_type="download",
+                                        recorded_by=rep)  # fmt: skip
+
+    log(3)
+    with django_assert_max_num_queries(6):
+        first = rep_api.get("/api/v1/lead-activities/").json()["results"]
+    log(17)
+    with django_assert_max_num_queries(6):
+        second = rep_api.get("/api/v1/lead-activities/").json()["results"]
+    assert len(first) == 3 and len(second) == 20
+    assert {row["recorded_by"]["id"] for row in second} == {rep.pk}
+
+
 # Teams and users ---------------------------------------------------------------------
 
 
 def test_teams_and_users_in_reach(rep_api, other_rep_api, rep, teammate, manager, teams,
                                   django_assert_max_num_queries):  # fmt: skip
-    teams_seen = rep_api.get("/api/v1/teams/").json()["results"]
+    with django_assert_max_num_queries(7):
+        teams_seen = rep_api.get("/api/v1/teams/").json()["results"]
     assert [t["name"] for t in teams_seen] == ["North"]
     with django_assert_max_num_queries(8):
         users = rep_api.get("/api/v1/users/").json()["results"]
@@ -154,6 +174,23 @@ def test_teams_and_users_in_reach(rep_api, other_rep_api, rep, teammate, manager
     assert {u["role"] for u in users if u["username"] == "manager"} == {"manager"}
     assert other_rep_api.get(f"/api/v1/users/{teammate.pk}/").status_code == 404
     assert other_rep_api.get(f"/api/v1/teams/{teams['mine'].pk}/").status_code == 404
+
+
+def test_team_list_queries_are_fixed(api_as, admin_user, django_assert_max_num_queries):
+    admin_api = api_as(admin_user)  # an admin sees every team: the list grows with them
+
+    def add_teams(count):
+        for _ in range(count):
+            TeamFactory(managers=[ManagerFactory()], members=[RepFactory(), RepFactory()])
+
+    add_teams(1)  # with the fixture's two teams: 3
+    with django_assert_max_num_queries(6):
+        first = admin_api.get("/api/v1/teams/").json()["results"]
+    add_teams(17)
+    with django_assert_max_num_queries(6):
+        second = admin_api.get("/api/v1/teams/").json()["results"]
+    assert len(first) == 3 and len(second) == 20
+    assert all(len(team["members"]) == 2 and len(team["managers"]) == 1 for team in second[2:])
 
 
 # Quick stats ---------------------------------------------------------------------
