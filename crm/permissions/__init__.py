@@ -47,6 +47,7 @@ from crm.permissions.customers import (
 from crm.permissions.sales import (
     access_sale_by_id,
     access_task_by_id,
+    can_attach_to,
     customer_has_deals_beyond_reach,
     editable_sales,
     visible_sales,
@@ -60,6 +61,7 @@ __all__ = [
     "access_task_by_id",
     "assignable_user_list",
     "assignable_users",
+    "can_attach_to",
     "customer_has_deals_beyond_reach",
     "editable_customers",
     "editable_sales",

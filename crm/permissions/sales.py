@@ -46,6 +46,18 @@ def customer_has_deals_beyond_reach(user, customer) -> bool:
     return on_customer.exclude(pk__in=editable_sales(user, on_customer).values("pk")).exists()
 
 
+def can_attach_to(user, *, customer=None, sale=None) -> bool:
+    """May the user attach something (a document) to this deal, or without a deal to this
+    customer? Attaching changes the record, so a share to read is not enough (a proposal
+    on a deal even moves its stage); the rep's own deal on a customer they may only read
+    takes attachments: the deal decides."""
+    if sale is not None:
+        return editable_sales(user).filter(pk=sale.pk).exists()
+    if customer is not None:
+        return editable_customers(user).filter(pk=customer.pk).exists()
+    return True
+
+
 def access_sale_by_id(user, sale_id, *, for_change: bool = False):
     finder = editable_sales if for_change else visible_sales
     return get_object_or_404(finder(user), pk=sale_id)

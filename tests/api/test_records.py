@@ -60,6 +60,18 @@ def test_create_a_task(rep_api, rep, other_rep):
     assert refused.status_code == 400 and "assigned_to" in refused.json()["errors"]
 
 
+def test_a_task_on_a_shared_deal_is_403(rep_api, rep, other_rep):
+    shared = SaleFactory(customer=CustomerFactory(owner=other_rep, shared_with=[rep]),
+                         assigned_to=other_rep)  # fmt: skip
+    assert rep_api.get(f"/api/v1/deals/{shared.pk}/").status_code == 200  # readable
+    due = (timezone.now() + timedelta(days=1)).isoformat()
+    response = rep_api.post("/api/v1/tasks/", {"title": "Call", "sale": shared.pk, "due_at": due},
+                            format="json")  # fmt: skip
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not Task.objects.exists()
+
+
 def test_task_list_queries_are_fixed(rep_api, rep, django_assert_max_num_queries):
     TaskFactory.create_batch(3, assigned_to=rep)
     with django_assert_max_num_queries(7):
@@ -158,6 +170,17 @@ def test_lead_activity_list_queries_are_fixed(rep_api, rep, django_assert_max_nu
         second = rep_api.get("/api/v1/lead-activities/").json()["results"]
     assert len(first) == 3 and len(second) == 20
     assert {row["recorded_by"]["id"] for row in second} == {rep.pk}
+
+
+def test_a_lead_activity_on_a_shared_lead_is_403(rep_api, rep, other_rep):
+    shared = CustomerFactory(owner=other_rep, lifecycle_stage="lead", shared_with=[rep])
+    assert rep_api.get(f"/api/v1/leads/{shared.pk}/").status_code == 200  # readable
+    response = rep_api.post("/api/v1/lead-activities/",
+                            {"customer": shared.pk, "activity_type": "call_answered"},
+                            format="json")  # fmt: skip
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not LeadActivity.objects.exists()
 
 
 # Teams and users ---------------------------------------------------------------------
