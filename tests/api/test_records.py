@@ -262,3 +262,15 @@ def test_managers_read_campaigns_with_funnels(manager_api, rep_api, manager, oth
     opened = next(step for step in rows[0]["funnel"] if step["label"] == "Opened")
     assert opened == {"label": "Opened", "count": 4, "rate": 40.0}
     assert rep_api.get("/api/v1/campaigns/").status_code == 403
+
+
+def test_another_managers_campaign_is_404(manager_api, rep_api, manager, other_manager):
+    mine = EmailCampaignFactory(created_by=manager, template=EmailTemplateFactory(
+        created_by=manager))  # fmt: skip
+    theirs = EmailCampaignFactory(created_by=other_manager, template=EmailTemplateFactory(
+        created_by=other_manager))  # fmt: skip
+    own = manager_api.get(f"/api/v1/campaigns/{mine.pk}/")
+    assert own.status_code == 200 and own.json()["id"] == mine.pk
+    response = manager_api.get(f"/api/v1/campaigns/{theirs.pk}/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert rep_api.get(f"/api/v1/campaigns/{mine.pk}/").status_code == 403
