@@ -29,7 +29,8 @@ from django.utils import timezone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ai.models import EngagementStat, RecommendationShare, SizeBand, size_band
-from crm.errors import ValidationFailed
+from crm.errors import PermissionDenied, ValidationFailed
+from crm.permissions import can_attach_to
 from crm.permissions.documents import visible_documents, visible_library_documents
 from customers.models import Customer, CustomerNote, Industry
 from documents.models import Document
@@ -283,7 +284,12 @@ def recommendation_share(
 ) -> tuple[RecommendationShare, str]:
     """Share a recommended document with the customer: the tracked share link (its opens
     count as this customer's engagement) and a record that leaves it out of the next
-    recommendations for a while."""
+    recommendations for a while. Sharing is done on the customer's (or deal's) behalf, so
+    a share to read is not enough."""
+    if not can_attach_to(actor, customer=customer, sale=sale):
+        raise PermissionDenied(
+            "You may only read this customer (or deal): its owner shares documents with it."
+        )
     document = (
         visible_documents(actor, Document.objects.active().filter(document_type__in=TYPES))
         .filter(pk=document_id)
