@@ -17,7 +17,7 @@ from crm.http import is_htmx
 from crm.permissions import (
     access_customer_by_id,
     access_sale_by_id,
-    can_attach_to,
+    can_share_with,
     require_manager,
 )
 
@@ -98,7 +98,7 @@ def grading_source(request):
 def customer_recommendations(request, pk: int):
     customer = access_customer_by_id(request.user, pk)
     items = selectors.customer_recommendations(user=request.user, customer=customer)
-    can_share = can_attach_to(request.user, customer=customer)
+    can_share = can_share_with(request.user, customer=customer)
     return render(request, "ai/partials/_recommendations.html",
                   {"items": items, "customer": customer, "sale": None,
                    "can_share": can_share})  # fmt: skip
@@ -108,7 +108,7 @@ def customer_recommendations(request, pk: int):
 def sale_recommendations(request, pk: int):
     sale = access_sale_by_id(request.user, pk)
     items = selectors.sale_recommendations(user=request.user, sale=sale)
-    can_share = can_attach_to(request.user, customer=sale.customer, sale=sale)
+    can_share = can_share_with(request.user, customer=sale.customer, sale=sale)
     return render(request, "ai/partials/_recommendations.html",
                   {"items": items, "customer": sale.customer, "sale": sale,
                    "can_share": can_share})  # fmt: skip

@@ -30,7 +30,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ai.models import EngagementStat, RecommendationShare, SizeBand, size_band
 from crm.errors import PermissionDenied, ValidationFailed
-from crm.permissions import can_attach_to
+from crm.permissions import can_share_with
 from crm.permissions.documents import visible_documents, visible_library_documents
 from customers.models import Customer, CustomerNote, Industry
 from documents.models import Document
@@ -286,7 +286,7 @@ def recommendation_share(
     count as this customer's engagement) and a record that leaves it out of the next
     recommendations for a while. Sharing is done on the customer's (or deal's) behalf, so
     a share to read is not enough."""
-    if not can_attach_to(actor, customer=customer, sale=sale):
+    if not can_share_with(actor, customer=customer, sale=sale):
         raise PermissionDenied(
             "You may only read this customer (or deal): its owner shares documents with it."
         )

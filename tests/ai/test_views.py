@@ -186,3 +186,19 @@ def test_the_reps_own_deal_on_a_shared_customer_may_share(client, rep, other_rep
                            {"document": document.pk, "sale": sale.pk})  # fmt: skip
     assert response.status_code == 200 and b"Tracked share link" in response.content
     assert RecommendationShare.objects.get().sale == sale
+
+
+def test_the_customers_owner_may_share_from_another_reps_deal(
+    client, rep, other_rep, teams, manager
+):
+    """The deal is the other rep's, the customer the rep's own: sharing with one's own
+    customer needs no right to change the deal it is sent from."""
+    document = MarketingDocumentFactory(uploaded_by=manager)
+    customer = CustomerFactory(owner=rep)
+    sale = SaleFactory(customer=customer, assigned_to=other_rep)
+    client.force_login(rep)
+    assert b"Share</button>" in client.get(f"/ai/recommendations/deal/{sale.pk}/").content
+    response = client.post(f"/ai/recommendations/customer/{customer.pk}/share/",
+                           {"document": document.pk, "sale": sale.pk})  # fmt: skip
+    assert response.status_code == 200
+    assert RecommendationShare.objects.get().sale == sale
