@@ -12,9 +12,14 @@ from ai.services.preferences import grading_source_set
 from ai.services.recommend import recommendation_share
 from ai.services.registry import model_activate, model_deactivate
 from ai.services.training import training_run_start
-from crm.errors import ValidationFailed
+from crm.errors import PermissionDenied, ValidationFailed
 from crm.http import is_htmx
-from crm.permissions import access_customer_by_id, access_sale_by_id, require_manager
+from crm.permissions import (
+    access_customer_by_id,
+    access_sale_by_id,
+    can_share_with,
+    require_manager,
+)
 
 
 @require_GET
@@ -93,22 +98,27 @@ def grading_source(request):
 def customer_recommendations(request, pk: int):
     customer = access_customer_by_id(request.user, pk)
     items = selectors.customer_recommendations(user=request.user, customer=customer)
+    can_share = can_share_with(request.user, customer=customer)
     return render(request, "ai/partials/_recommendations.html",
-                  {"items": items, "customer": customer, "sale": None})  # fmt: skip
+                  {"items": items, "customer": customer, "sale": None,
+                   "can_share": can_share})  # fmt: skip
 
 
 @require_GET
 def sale_recommendations(request, pk: int):
     sale = access_sale_by_id(request.user, pk)
     items = selectors.sale_recommendations(user=request.user, sale=sale)
+    can_share = can_share_with(request.user, customer=sale.customer, sale=sale)
     return render(request, "ai/partials/_recommendations.html",
-                  {"items": items, "customer": sale.customer, "sale": sale})  # fmt: skip
+                  {"items": items, "customer": sale.customer, "sale": sale,
+                   "can_share": can_share})  # fmt: skip
 
 
 @require_POST
 def share(request, pk: int):
-    """One click: the tracked share link of a recommended document, made for this customer."""
-    customer = access_customer_by_id(request.user, pk, for_change=True)
+    """One click: the tracked share link of a recommended document, made for this customer
+    (refused with the reason when the customer, or the deal, is only shared to read)."""
+    customer = access_customer_by_id(request.user, pk)
     sale = None
     if request.POST.get("sale"):
         try:
@@ -129,4 +139,7 @@ def share(request, pk: int):
     except ValidationFailed as error:
         return render(request, "ai/partials/_share_result.html",
                       {"error": error.message}, status=404)  # fmt: skip
+    except PermissionDenied as error:
+        return render(request, "ai/partials/_share_result.html",
+                      {"error": str(error)}, status=403)  # fmt: skip
     return render(request, "ai/partials/_share_result.html", {"link": link})

@@ -11,16 +11,17 @@ from django.utils import timezone
 
 from campaigns.models import EmailDraft, LeadEmailSettings
 from campaigns.sending.recipients import recipient_values
-from campaigns.templating import render
+from campaigns.templating import render, variables_used
 from crm.errors import ValidationFailed
 from crm.permissions.campaigns import require_campaign_manager
-from crm.reactions import Question, ask
+from crm.reactions import Event, Question, ask, react
 from crm.services import audit_record
 from customers.email_gate import EmailKind, email_refusal
 from leads.models import Grade
 from sales.models import Task
 
 Draft = EmailDraft.Status
+RECOMMENDED_VARIABLES = {"recommended_document_title", "recommended_document_url"}
 
 
 def _rep_name(rep) -> str:
@@ -40,9 +41,16 @@ def follow_up_draft_prepare(*, assigned_to, customer, grade: str, actions: list[
         "owner_name": _rep_name(assigned_to),
         "owner_email": assigned_to.email or "",
     }
+    recommended_document_id = None
     if grade == Grade.WARM:
         # The case-study email offers the customer's top recommended document.
-        values |= ask(Question.RECOMMENDED_CONTENT, {}, customer=customer, user=assigned_to)
+        recommended = ask(Question.RECOMMENDED_CONTENT, {}, customer=customer, user=assigned_to)
+        document_id = recommended.pop("recommended_document_id", None)
+        values |= recommended
+        used = variables_used(template.subject, template.text_body, template.html_body)
+        # Kept only when the email names the document: its sending then counts as a send.
+        if RECOMMENDED_VARIABLES & set(used):
+            recommended_document_id = document_id
     task = (
         Task.objects.filter(customer=customer, assigned_to=assigned_to, completed_at=None,
                             is_auto_created=True)
@@ -57,6 +65,7 @@ def follow_up_draft_prepare(*, assigned_to, customer, grade: str, actions: list[
         subject=render(template.subject, values, html=False)[:300],
         text_body=render(template.text_body, values, html=False),
         html_body=render(template.html_body, values, html=True),
+        recommended_document_id=recommended_document_id,
     )
     if task is not None:
         note = f"Email draft ready to send: {settings.SITE_URL}{draft.get_absolute_url()}"
@@ -92,6 +101,9 @@ def draft_send(*, actor, draft: EmailDraft) -> EmailDraft:
         audit_record(actor=actor, verb="update", instance=locked, changes={"status": "sent"})
         # Sent inside the transaction: if the provider refuses, the draft stays a draft.
         _deliver(locked)
+        if locked.recommended_document_id is not None:
+            react(Event.RECOMMENDED_CONTENT_SENT, customer=locked.customer,
+                  document_id=locked.recommended_document_id, sent_by=locked.rep)  # fmt: skip
     return locked
 
 

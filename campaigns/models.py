@@ -561,6 +561,10 @@ class EmailDraft(models.Model):
     error = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The document the email offers (the recommender's top one, when the template names it);
+    # once sent, the recommender leaves it out for this customer (crm.reactions). An id, not
+    # a foreign key: documents is a sibling app campaigns does not build on.
+    recommended_document_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -27,6 +27,9 @@ Events (raised by -> what follows):
   "enrol the new leads in sequence X" choice (none unless chosen).
 - CUSTOMERS_IMPORTED: customers.csv_import (in the transaction writing the rows) ->
   campaigns enrols the new leads if that choice was made.
+- RECOMMENDED_CONTENT_SENT: campaigns.drafts (a lead email offering a recommended document
+  was sent, in the sending transaction) -> ai records the send, so the recommender leaves
+  the document out for that customer as after a one-click share.
 
 Questions (asked by -> answered by):
 - DEALS_WITH_PROPOSAL: sales.automation's CONTACTED -> PROPOSAL rule -> documents.selectors
@@ -37,7 +40,8 @@ Questions (asked by -> answered by):
   ai.services.scoring ({customer id: model probability in percent, its explanation, and
   whether it grades the lead}); nothing when no model is active, and the rule score stands.
 - RECOMMENDED_CONTENT: campaigns.drafts (the warm lead's case-study email) -> ai's
-  recommender (the top document for the customer as template variables).
+  recommender (the top document for the customer as template variables, and its id, which
+  the draft keeps for RECOMMENDED_CONTENT_SENT).
 
 Not listed here, because they go down the layers and so are plain calls a reader sees at the
 call site: an app calling the services of an app it builds on (campaigns' webhooks, SendGrid's
@@ -67,6 +71,7 @@ class Event(StrEnum):
     LEADS_TURNED_COLD = "leads_turned_cold"  # customer_ids: list[int], now: datetime
     IMPORT_CONFIRMED = "import_confirmed"  # customer_import, actor, sequence_id: str
     CUSTOMERS_IMPORTED = "customers_imported"  # customer_import, created_ids: list[int]
+    RECOMMENDED_CONTENT_SENT = "recommended_content_sent"  # customer, document_id, sent_by
     # model: "customer" | "sale" | "document" | "task" | "template" | "campaign", ids: list[int]
     RECORDS_CHANGED = "records_changed"
 
@@ -75,7 +80,8 @@ class Question(StrEnum):
     DEALS_WITH_PROPOSAL = "deals_with_proposal"  # -> Q over sales.Sale
     IMPORT_SEQUENCES = "import_sequences"  # user -> {id: name}
     LEAD_AI_SCORES = "lead_ai_scores"  # customer_ids, now -> {id: {score, explanation, grades}}
-    RECOMMENDED_CONTENT = "recommended_content"  # customer, user -> {variable: value}
+    # customer, user -> {variable: value, "recommended_document_id": id}
+    RECOMMENDED_CONTENT = "recommended_content"
 
 
 REACTIONS: dict[Event, list[str]] = {
@@ -91,6 +97,7 @@ REACTIONS: dict[Event, list[str]] = {
     Event.LEADS_TURNED_COLD: ["campaigns.sequences.enrolment.cold_leads_enrol"],
     Event.IMPORT_CONFIRMED: ["campaigns.sequences.imports.import_enrolment_choose"],
     Event.CUSTOMERS_IMPORTED: ["campaigns.sequences.imports.imported_leads_enrol"],
+    Event.RECOMMENDED_CONTENT_SENT: ["ai.services.recommend.recommended_content_sent"],
     Event.RECORDS_CHANGED: ["search.services.records_index"],
 }
 

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from crm.errors import TooLarge, ValidationFailed
-from crm.permissions import visible_customers, visible_sales
+from crm.errors import PermissionDenied, TooLarge, ValidationFailed
+from crm.permissions import can_attach_to, visible_customers, visible_sales
 from crm.permissions.documents import check_document_change
 from crm.reactions import Event, react
 from crm.services import audit_record
@@ -60,6 +60,12 @@ def _check_links(actor, customer, sale) -> None:
         raise ValidationFailed("Choose one of your customers.", field="customer")
     if sale is not None and not visible_sales(actor).filter(pk=sale.pk).exists():
         raise ValidationFailed("Choose one of your deals.", field="sale")
+    if not can_attach_to(actor, customer=customer, sale=sale):
+        raise PermissionDenied(
+            "This deal is shared with you to read; you cannot add documents to it."
+            if sale is not None
+            else "This customer is shared with you to read; you cannot add documents to it."
+        )
 
 
 def _process_later(document_id: int) -> None:

@@ -10,9 +10,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from crm.errors import ValidationFailed
+from crm.errors import PermissionDenied, ValidationFailed
 from crm.http import client_ip, is_htmx, querystring_without, safe_next_url
-from crm.permissions import access_customer_by_id, access_sale_by_id, require_admin
+from crm.permissions import (
+    access_customer_by_id,
+    access_sale_by_id,
+    can_attach_to,
+    require_admin,
+)
 from crm.permissions.documents import access_document_by_id, can_change_document
 from documents import selectors, services
 from documents.forms import (
@@ -75,8 +80,8 @@ def document_upload(request):
                 is_public=data["is_public"],
                 ip=client_ip(request),
             )
-        except ValidationFailed as error:
-            results.append({"name": upload.name, "error": error.message})
+        except (ValidationFailed, PermissionDenied) as error:
+            results.append({"name": upload.name, "error": str(error)})
         else:
             results.append({"name": upload.name, "id": document.pk,
                             "url": document.get_absolute_url()})  # fmt: skip
@@ -246,11 +251,18 @@ def _panel_context(request, kind: str, pk: int) -> dict:
     return {"documents": documents[:50], "kind": kind, "attached_to": attached_to}
 
 
+def _can_upload(request, kind: str, attached_to) -> bool:
+    if kind == "sale":
+        return can_attach_to(request.user, sale=attached_to)
+    return can_attach_to(request.user, customer=attached_to)
+
+
 @require_http_methods(["GET"])
 def panel(request, kind: str, pk: int):
     """The documents of a customer or deal, with an upload box (htmx panel on their page)."""
-    context = {**_panel_context(request, kind, pk), "upload_form": UploadForm(),
-               "next": request.GET.get("next", "")}  # fmt: skip
+    context = _panel_context(request, kind, pk)
+    context |= {"upload_form": UploadForm(), "next": request.GET.get("next", ""),
+                "can_upload": _can_upload(request, kind, context["attached_to"])}  # fmt: skip
     return render(request, "documents/partials/_panel.html", context)
 
 

@@ -31,7 +31,8 @@ from django.utils import timezone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ai.models import EngagementStat, RecommendationShare, SizeBand, size_band
-from crm.errors import ValidationFailed
+from crm.errors import PermissionDenied, ValidationFailed
+from crm.permissions import can_share_with
 from crm.permissions.documents import visible_documents, visible_library_documents
 from customers.models import Customer, CustomerNote, Industry
 from documents.models import Document
@@ -310,7 +311,12 @@ def recommendation_share(
 ) -> tuple[RecommendationShare, str]:
     """Share a recommended document with the customer: the tracked share link (its opens
     count as this customer's engagement) and a record that leaves it out of the next
-    recommendations for a while."""
+    recommendations for a while. Sharing is done on the customer's (or deal's) behalf, so
+    a share to read is not enough."""
+    if not can_share_with(actor, customer=customer, sale=sale):
+        raise PermissionDenied(
+            "You may only read this customer (or deal): its owner shares documents with it."
+        )
     document = (
         visible_documents(actor, Document.objects.active().filter(document_type__in=TYPES))
         .filter(pk=document_id)
@@ -324,16 +330,27 @@ def recommendation_share(
     return share, share_url(document.pk, customer_id=customer.pk)
 
 
-def recommended_content_variables(*, customer: Customer, user, **_) -> dict[str, str]:
+def recommended_content_variables(*, customer: Customer, user, **_) -> dict:
     """crm.reactions RECOMMENDED_CONTENT: the warm workflow's case-study email offers the top
-    recommendation ({{ recommended_document_title }}, {{ recommended_document_url }})."""
+    recommendation ({{ recommended_document_title }}, {{ recommended_document_url }}); its
+    id comes back for recommended_content_sent."""
     top = document_recommendations(user=user, customer=customer, limit=1)
     if not top:
         return {}
     return {
         "recommended_document_title": top[0].title,
         "recommended_document_url": share_url(top[0].document_id, customer_id=customer.pk),
+        "recommended_document_id": top[0].document_id,
     }
+
+
+def recommended_content_sent(*, customer: Customer, document_id: int, sent_by, **_) -> None:
+    """crm.reactions RECOMMENDED_CONTENT_SENT: an email offering this document went to the
+    customer, a send like a one-click share, so it is left out of the next recommendations."""
+    document = Document.objects.filter(pk=document_id).only("pk").first()
+    if document is None:  # deleted since the draft was prepared: nothing left to leave out
+        return
+    RecommendationShare.objects.create(customer=customer, document=document, shared_by=sent_by)
 
 
 # Offline evaluation ----------------------------------------------------------------------------

@@ -49,6 +49,8 @@ from crm.permissions.customers import (
 from crm.permissions.sales import (
     access_sale_by_id,
     access_task_by_id,
+    can_attach_to,
+    can_share_with,
     customer_has_deals_beyond_reach,
     editable_sales,
     visible_sales,
@@ -62,6 +64,8 @@ __all__ = [
     "access_task_by_id",
     "assignable_user_list",
     "assignable_users",
+    "can_attach_to",
+    "can_share_with",
     "customer_has_deals_beyond_reach",
     "editable_customers",
     "editable_sales",

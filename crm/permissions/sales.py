@@ -46,6 +46,27 @@ def customer_has_deals_beyond_reach(user, customer) -> bool:
     return on_customer.exclude(pk__in=editable_sales(user, on_customer).values("pk")).exists()
 
 
+def can_attach_to(user, *, customer=None, sale=None) -> bool:
+    """May the user attach something (a document) to this deal, or without a deal to this
+    customer? Attaching changes the record, so a share to read is not enough (a proposal
+    on a deal even moves its stage); the rep's own deal on a customer they may only read
+    takes attachments: the deal decides."""
+    if sale is not None:
+        return editable_sales(user).filter(pk=sale.pk).exists()
+    if customer is not None:
+        return editable_customers(user).filter(pk=customer.pk).exists()
+    return True
+
+
+def can_share_with(user, *, customer, sale=None) -> bool:
+    """May the user send content (a tracked document link) to this customer? It acts on
+    the customer's behalf: whoever may change the customer may, and so may the rep of the
+    deal it is sent from; a share to read is not enough."""
+    if editable_customers(user).filter(pk=customer.pk).exists():
+        return True
+    return sale is not None and editable_sales(user).filter(pk=sale.pk).exists()
+
+
 def access_sale_by_id(user, sale_id, *, for_change: bool = False):
     finder = editable_sales if for_change else visible_sales
     return get_object_or_404(finder(user), pk=sale_id)

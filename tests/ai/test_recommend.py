@@ -4,6 +4,7 @@ left out, document visibility respected, the tracked share link."""
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from ai.models import RecommendationShare
@@ -101,6 +102,87 @@ def test_share_gives_a_tracked_link_whose_opens_count_for_the_customer(
     assert opened.status_code == 200
     activity = LeadActivity.objects.get(customer=customer)
     assert activity.details["document_id"] == library["popular"].pk
+
+
+@pytest.fixture
+def case_study_email(db):
+    """The managers' warm-lead email names the recommended document; drafts wait for the rep."""
+    from campaigns.models import LeadEmailSettings
+    from tests.factories import EmailTemplateFactory
+
+    choice = LeadEmailSettings.current()
+    choice.warm_template = EmailTemplateFactory(
+        subject="How others like {{ company }} did it",
+        text_body="Hi {{ first_name }}, read {{ recommended_document_title }}: "
+        "{{ recommended_document_url }}",
+        html_body="",
+    )
+    choice.send_automatically = False
+    choice.save()
+    return choice
+
+
+def _warm_lead_draft(rep, django_capture_on_commit_callbacks):
+    from campaigns.models import EmailDraft
+    from leads.services.rescore import leads_rescore
+    from tests.leads.helpers import WARM
+
+    lead = CustomerFactory(owner=rep, lifecycle_stage="lead", industry="logistics", **WARM)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_rescore(customer_ids=[lead.pk])
+    return lead, EmailDraft.objects.get(customer=lead)
+
+
+def test_a_sent_case_study_email_counts_as_a_send(
+    rep, teams, library, case_study_email, django_capture_on_commit_callbacks
+):
+    """The warm workflow's email offers the top recommendation; once it is sent, the
+    recommender leaves that document out for the customer, as after a one-click share."""
+    from campaigns.drafts import draft_send
+
+    lead, draft = _warm_lead_draft(rep, django_capture_on_commit_callbacks)
+    rep = draft.rep  # the workflow may give the lead to a teammate: the email is theirs
+    [top] = document_recommendations(user=rep, customer=lead, limit=1)
+    assert top.title in draft.text_body and draft.recommended_document_id == top.document_id
+    assert not RecommendationShare.objects.exists()  # a draft is not a send
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = draft_send(actor=rep, draft=draft)
+
+    assert sent.status == "sent" and top.title in mail.outbox[0].body
+    share = RecommendationShare.objects.get()
+    assert (share.customer, share.document_id, share.shared_by) == (lead, top.document_id, rep)
+    offered = {r.document_id for r in document_recommendations(user=rep, customer=lead)}
+    assert top.document_id not in offered and offered
+
+
+def test_a_discarded_or_refused_case_study_email_is_no_send(
+    rep, teams, library, case_study_email, django_capture_on_commit_callbacks
+):
+    from campaigns.drafts import draft_discard, draft_send
+    from customers.models import Customer
+
+    lead, draft = _warm_lead_draft(rep, django_capture_on_commit_callbacks)
+    draft_discard(actor=rep, draft=draft)
+    second, refused = _warm_lead_draft(rep, django_capture_on_commit_callbacks)
+    Customer.objects.filter(pk=second.pk).update(unsubscribed_at=timezone.now())
+    assert draft_send(actor=rep, draft=refused).status == "refused"
+    assert not RecommendationShare.objects.exists()
+    [top] = document_recommendations(user=draft.rep, customer=lead, limit=1)
+    assert top.document_id == draft.recommended_document_id  # still offered
+
+
+def test_an_email_that_names_no_document_records_none(
+    rep, teams, library, case_study_email, django_capture_on_commit_callbacks
+):
+    from campaigns.drafts import draft_send
+
+    case_study_email.warm_template.text_body = "Hi {{ first_name }}, shall we talk?"
+    case_study_email.warm_template.save()
+    _lead, draft = _warm_lead_draft(rep, django_capture_on_commit_callbacks)
+    assert draft.recommended_document_id is None
+    draft_send(actor=rep, draft=draft)
+    assert not RecommendationShare.objects.exists()
 
 
 def test_offline_hit_rate_beats_most_popular_on_segment_behaviour(rep, teams, manager, tmp_path,

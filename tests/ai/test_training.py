@@ -39,6 +39,19 @@ def test_below_the_thresholds_there_is_no_model(lead_history, settings):
     )
 
 
+def test_below_the_conversions_threshold_there_is_no_model(lead_history, settings):
+    lead_history(600)
+    labels = labelled_dataset(now=timezone.now()).labels
+    assert len(labels) >= settings.AI_MIN_LABELLED  # enough leads: only conversions are short
+    settings.AI_MIN_CONVERSIONS = int(labels.sum()) + 7
+    summary = models_train()
+    assert not LeadScoringModel.objects.exists()
+    assert summary["global"]["conversions"] == settings.AI_MIN_CONVERSIONS - 7
+    assert "No model" in summary["outcome"] and "The rule score stands" in summary["outcome"]
+    assert "training needs 7 more conversions." in summary["outcome"]
+    assert "labelled leads" not in summary["outcome"].split("needs")[1]
+
+
 def test_on_random_labels_the_model_is_not_activated(lead_history):
     lead_history(2500, signal=False)
     models_train()

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from api.models import DeviceToken
+from api.urls import router
 from crm.models import AuditEvent
 from tests.conftest import ApiClient
 from tests.factories import CustomerFactory, device_token
@@ -78,6 +79,40 @@ def test_an_expired_token_is_401(rep_api):
     DeviceToken.objects.update(expiry=timezone.now() - timedelta(seconds=1))
     assert rep_api.get("/api/v1/customers/").status_code == 401
     assert not DeviceToken.objects.exists()  # knox drops it
+
+
+def _every_api_route() -> list[str]:
+    """Each resource of the router as a list URL and, where it has one, a detail URL."""
+    urls = []
+    for prefix, viewset, _basename in router.registry:
+        urls.append(f"/api/v1/{prefix}/")
+        if hasattr(viewset, "retrieve"):
+            urls.append(f"/api/v1/{prefix}/1/")
+    return [*urls, "/api/v1/quick-stats/"]
+
+
+def _no_token(api, user):
+    api.credentials()
+
+
+def _revoked_token(api, user):
+    assert api.delete(TOKEN_URL).status_code == 204  # the device signs out
+
+
+def _expired_token(api, user):
+    DeviceToken.objects.filter(user=user).update(expiry=timezone.now() - timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("spoil", [_no_token, _revoked_token, _expired_token])
+@pytest.mark.parametrize("url", _every_api_route())
+def test_every_route_refuses_a_request_without_a_valid_token(rep_api, rep, url, spoil):
+    assert rep_api.get(url).status_code != 401  # the token worked before it was spoilt
+    spoil(rep_api, rep)
+    response = rep_api.get(url)
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] in {"not_authenticated", "authentication_failed"}
+    assert response["WWW-Authenticate"] == "Token"
 
 
 def test_a_garbage_token_is_401(anonymous_api, rep):

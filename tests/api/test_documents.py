@@ -71,6 +71,37 @@ def test_upload_to_another_reps_deal_is_refused(rep_api, other_rep, media_root):
     assert stored_files(media_root) == []
 
 
+def test_upload_to_a_shared_deal_is_403(rep_api, rep, other_rep, media_root):
+    """A deal on a customer shared with the rep is readable, not writable: a proposal
+    uploaded to it would move its stage (crm.reactions PROPOSAL_ATTACHED)."""
+    customer = CustomerFactory(owner=other_rep, shared_with=[rep])
+    sale = SaleFactory(customer=customer, assigned_to=other_rep, status="CONTACTED")
+    assert rep_api.get(f"/api/v1/deals/{sale.pk}/").status_code == 200  # readable
+    response = _upload(rep_api, "offer.txt", samples.TXT, sale=sale.pk, document_type="proposal")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not Document.objects.exists() and stored_files(media_root) == []
+    sale.refresh_from_db()
+    assert sale.status == "CONTACTED"
+
+
+def test_upload_to_a_shared_customer_is_403(rep_api, rep, other_rep, media_root):
+    customer = CustomerFactory(owner=other_rep, shared_with=[rep])
+    response = _upload(rep_api, "notes.txt", samples.TXT, customer=customer.pk)
+    assert response.status_code == 403
+    assert not Document.objects.exists() and stored_files(media_root) == []
+
+
+def test_upload_to_own_deal_on_another_reps_customer_is_allowed(rep_api, rep, other_rep):
+    """Changing a deal needs its assignment, not the customer: the rep's own deal on a
+    customer shared with them takes documents."""
+    customer = CustomerFactory(owner=other_rep, shared_with=[rep])
+    sale = SaleFactory(customer=customer, assigned_to=rep)
+    response = _upload(rep_api, "offer.txt", samples.TXT, sale=sale.pk)
+    assert response.status_code == 201, response.json()
+    assert response.json()["customer"] == customer.pk
+
+
 def test_an_upload_without_a_file_is_400(rep_api):
     response = rep_api.post(URL, {"title": "x"}, format="multipart")
     assert response.status_code == 400 and "file" in response.json()["errors"]

@@ -13,8 +13,11 @@ from tests.factories import (
     CustomerFactory,
     EmailCampaignFactory,
     EmailTemplateFactory,
+    ManagerFactory,
+    RepFactory,
     SaleFactory,
     TaskFactory,
+    TeamFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +58,18 @@ def test_create_a_task(rep_api, rep, other_rep):
     refused = rep_api.post("/api/v1/tasks/", {"title": "x", "due_at": due,
                            "assigned_to": other_rep.pk}, format="json")  # fmt: skip
     assert refused.status_code == 400 and "assigned_to" in refused.json()["errors"]
+
+
+def test_a_task_on_a_shared_deal_is_403(rep_api, rep, other_rep):
+    shared = SaleFactory(customer=CustomerFactory(owner=other_rep, shared_with=[rep]),
+                         assigned_to=other_rep)  # fmt: skip
+    assert rep_api.get(f"/api/v1/deals/{shared.pk}/").status_code == 200  # readable
+    due = (timezone.now() + timedelta(days=1)).isoformat()
+    response = rep_api.post("/api/v1/tasks/", {"title": "Call", "sale": shared.pk, "due_at": due},
+                            format="json")  # fmt: skip
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not Task.objects.exists()
 
 
 def test_task_list_queries_are_fixed(rep_api, rep, django_assert_max_num_queries):
@@ -141,12 +156,40 @@ def test_log_a_lead_activity(rep_api, rep, other_rep_api):
     assert other_rep_api.get(url).json()["results"] == []
 
 
+def test_lead_activity_list_queries_are_fixed(rep_api, rep, django_assert_max_num_queries):
+    def log(count):
+        for lead in CustomerFactory.create_batch(count, owner=rep, lifecycle_stage="lead"):
+            LeadActivity.objects.create(customer=lead, activity_type="download",
+                                        recorded_by=rep)  # fmt: skip
+
+    log(3)
+    with django_assert_max_num_queries(6):
+        first = rep_api.get("/api/v1/lead-activities/").json()["results"]
+    log(17)
+    with django_assert_max_num_queries(6):
+        second = rep_api.get("/api/v1/lead-activities/").json()["results"]
+    assert len(first) == 3 and len(second) == 20
+    assert {row["recorded_by"]["id"] for row in second} == {rep.pk}
+
+
+def test_a_lead_activity_on_a_shared_lead_is_403(rep_api, rep, other_rep):
+    shared = CustomerFactory(owner=other_rep, lifecycle_stage="lead", shared_with=[rep])
+    assert rep_api.get(f"/api/v1/leads/{shared.pk}/").status_code == 200  # readable
+    response = rep_api.post("/api/v1/lead-activities/",
+                            {"customer": shared.pk, "activity_type": "call_answered"},
+                            format="json")  # fmt: skip
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not LeadActivity.objects.exists()
+
+
 # Teams and users ---------------------------------------------------------------------
 
 
 def test_teams_and_users_in_reach(rep_api, other_rep_api, rep, teammate, manager, teams,
                                   django_assert_max_num_queries):  # fmt: skip
-    teams_seen = rep_api.get("/api/v1/teams/").json()["results"]
+    with django_assert_max_num_queries(7):
+        teams_seen = rep_api.get("/api/v1/teams/").json()["results"]
     assert [t["name"] for t in teams_seen] == ["North"]
     with django_assert_max_num_queries(8):
         users = rep_api.get("/api/v1/users/").json()["results"]
@@ -154,6 +197,23 @@ def test_teams_and_users_in_reach(rep_api, other_rep_api, rep, teammate, manager
     assert {u["role"] for u in users if u["username"] == "manager"} == {"manager"}
     assert other_rep_api.get(f"/api/v1/users/{teammate.pk}/").status_code == 404
     assert other_rep_api.get(f"/api/v1/teams/{teams['mine'].pk}/").status_code == 404
+
+
+def test_team_list_queries_are_fixed(api_as, admin_user, django_assert_max_num_queries):
+    admin_api = api_as(admin_user)  # an admin sees every team: the list grows with them
+
+    def add_teams(count):
+        for _ in range(count):
+            TeamFactory(managers=[ManagerFactory()], members=[RepFactory(), RepFactory()])
+
+    add_teams(1)  # with the fixture's two teams: 3
+    with django_assert_max_num_queries(6):
+        first = admin_api.get("/api/v1/teams/").json()["results"]
+    add_teams(17)
+    with django_assert_max_num_queries(6):
+        second = admin_api.get("/api/v1/teams/").json()["results"]
+    assert len(first) == 3 and len(second) == 20
+    assert all(len(team["members"]) == 2 and len(team["managers"]) == 1 for team in second[2:])
 
 
 # Quick stats ---------------------------------------------------------------------
@@ -202,3 +262,15 @@ def test_managers_read_campaigns_with_funnels(manager_api, rep_api, manager, oth
     opened = next(step for step in rows[0]["funnel"] if step["label"] == "Opened")
     assert opened == {"label": "Opened", "count": 4, "rate": 40.0}
     assert rep_api.get("/api/v1/campaigns/").status_code == 403
+
+
+def test_another_managers_campaign_is_404(manager_api, rep_api, manager, other_manager):
+    mine = EmailCampaignFactory(created_by=manager, template=EmailTemplateFactory(
+        created_by=manager))  # fmt: skip
+    theirs = EmailCampaignFactory(created_by=other_manager, template=EmailTemplateFactory(
+        created_by=other_manager))  # fmt: skip
+    own = manager_api.get(f"/api/v1/campaigns/{mine.pk}/")
+    assert own.status_code == 200 and own.json()["id"] == mine.pk
+    response = manager_api.get(f"/api/v1/campaigns/{theirs.pk}/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert rep_api.get(f"/api/v1/campaigns/{mine.pk}/").status_code == 403

@@ -21,7 +21,7 @@ from documents.models import Document, DocumentAccess, DocumentCategory
 from leads.models import LeadActivity
 from tests.documents import samples
 from tests.documents.conftest import stored_files
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, SaleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -256,6 +256,34 @@ def test_upload_to_a_deal_of_someone_else_is_refused(rep_client, other_rep, medi
     assert response.status_code == 404
     assert not Document.objects.exists()
     assert stored_files(media_root) == []
+
+
+def test_a_deal_shared_to_read_takes_no_documents(rep_client, rep, other_rep, media_root):
+    """Attaching changes the deal (a proposal would even move its stage): the panel offers
+    no upload box and a posted upload is refused with the reason."""
+    shared = CustomerFactory(owner=other_rep, shared_with=[rep])
+    sale = SaleFactory(customer=shared, assigned_to=other_rep, status="CONTACTED")
+    panel = rep_client.get(reverse("documents:panel", args=["sale", sale.pk])).content.decode()
+    assert "data-upload-refused" in panel and "data-upload>" not in panel
+    customer_panel = rep_client.get(reverse("documents:panel", args=["customer", shared.pk]))
+    assert b"data-upload-refused" in customer_panel.content
+    response = rep_client.post(
+        _url("upload"),
+        {"files": samples.upload("offer.txt", samples.TXT), "document_type": "proposal",
+         "sale": sale.pk},
+        HTTP_ACCEPT="application/json",
+    )  # fmt: skip
+    assert response.status_code == 400
+    [result] = response.json()["files"]
+    assert "shared with you to read" in result["error"]
+    assert not Document.objects.exists() and stored_files(media_root) == []
+    sale.refresh_from_db()
+    assert sale.status == "CONTACTED"
+
+
+def test_the_panel_of_ones_own_deal_offers_the_upload_box(rep_client, sale):
+    panel = rep_client.get(reverse("documents:panel", args=["sale", sale.pk])).content.decode()
+    assert "data-upload>" in panel and "data-upload-refused" not in panel
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/phish", "//evil.example/x"])
