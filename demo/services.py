@@ -174,10 +174,13 @@ def demo_tags_ensure() -> list[Tag]:
 
 def demo_leads_score() -> None:
     """Score the leads as of a few past dates and today, so each lead has a score history.
-    The workflows do not run: seeding is not a wave of grade changes."""
+    The workflows do not run: seeding is not a wave of grade changes. The past dates get
+    the rule score only; the model (when trained) scores today's, which is what it shows."""
     today = timezone.now()
     for days_ago in SCORING_HISTORY_DAYS:
-        leads_rescore(now=today - timedelta(days=days_ago), start_workflows=False)
+        leads_rescore(
+            now=today - timedelta(days=days_ago), start_workflows=False, with_model=not days_ago
+        )
 
 
 def demo_campaign_ensure(*, manager: AbstractUser) -> EmailCampaign:

@@ -29,6 +29,7 @@ def leads_rescore(
     now: datetime | None = None,
     progress=None,
     start_workflows: bool = True,
+    with_model: bool = True,
 ) -> list[GradeTransition]:
     """Recompute the scores of the given leads (all leads when None), in chunks.
 
@@ -36,6 +37,8 @@ def leads_rescore(
     or grade changed; returns the grade transitions. start_workflows=False grades without
     the hot/warm/cold workflows: for the first scoring of an existing database (go-live) or
     demo data, where every lead would otherwise be reassigned, tasked and emailed at once.
+    with_model=False: the rule score alone, even with an active model (the demo's past
+    snapshots: scoring with the model is most of a rescoring's time).
     """
     now = now or timezone.now()
     rules = list(ScoringRule.objects.all())
@@ -49,15 +52,16 @@ def leads_rescore(
     for start in range(0, len(ids), RESCORE_CHUNK):
         chunk = ids[start : start + RESCORE_CHUNK]
         transitions += _rescore_chunk(
-            chunk, now=now, rules=rules, engagement=engagement, start_workflows=start_workflows
-        )
+            chunk, now=now, rules=rules, engagement=engagement,
+            start_workflows=start_workflows, with_model=with_model,
+        )  # fmt: skip
         if progress:
             progress(min(start + RESCORE_CHUNK, len(ids)), len(ids))
     return transitions
 
 
 def _rescore_chunk(
-    ids: list[int], *, now, rules, engagement=None, start_workflows=True
+    ids: list[int], *, now, rules, engagement=None, start_workflows=True, with_model=True
 ) -> list[GradeTransition]:
     previous_columns = [f"lead_score__{column}" for column in SCORE_COLUMNS]
     rows = annotate_scores(Customer.objects.filter(pk__in=ids).order_by(), rules=rules).values_list(
@@ -72,7 +76,7 @@ def _rescore_chunk(
         engagement = engagement_by_customer(ids, now=now)
     # The model's probability, when ai/ has an active model; it grades the leads instead of
     # the rule total when the managers chose so ("grades").
-    ai_scores = ask(Question.LEAD_AI_SCORES, {}, customer_ids=ids, now=now)
+    ai_scores = ask(Question.LEAD_AI_SCORES, {}, customer_ids=ids, now=now) if with_model else {}
     scores, changes, unchanged = [], [], []
     wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     totals: dict[int, tuple[int | None, int]] = {}

@@ -115,3 +115,13 @@ def test_the_global_and_a_team_model_are_each_unpickled_once_per_process(
     for _ in range(3):
         assert lead_ai_scores(customer_ids=lead_ids, now=timezone.now())
     assert len(unpickled) == 2
+
+
+def test_a_rescoring_without_the_model_gives_the_rule_score_alone(trained):
+    lead = Customer.objects.leads().order_by("pk").first()
+    leads_rescore(customer_ids=[lead.pk], with_model=False)
+    score = LeadScore.objects.get(customer=lead)
+    assert score.ai_score is None and score.ai_explanation == {}
+    assert score.grade == grade_for(score.total_score)
+    leads_rescore(customer_ids=[lead.pk])
+    assert LeadScore.objects.get(customer=lead).ai_score is not None
