@@ -60,7 +60,9 @@ ASSOCIATION_TYPE_IDS = {
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def millis(moment: datetime) -> int:
@@ -331,9 +333,7 @@ class FakeHubSpot:
 
     def live(self, object_type: str) -> list[RemoteRecord]:
         with self._lock:
-            return [
-                r for r in self.records[object_type].values() if r.archived_at is None
-            ]
+            return [r for r in self.records[object_type].values() if r.archived_at is None]
 
     def get(self, object_type: str, record_id: int) -> RemoteRecord:
         return self.records[object_type][record_id]
@@ -384,14 +384,20 @@ class FakeHubSpot:
             self.requests.append((method, path, now))
             auth = headers.get("Authorization", "")
             scheme, _, token = auth.partition(" ")
-            if scheme != "Bearer" or not token or (
-                self.access_token is not None and token != self.access_token
+            if (
+                scheme != "Bearer"
+                or not token
+                or (self.access_token is not None and token != self.access_token)
             ):
-                return 401, HubSpotError(
+                return (
                     401,
-                    "Authentication credentials not found.",
-                    "INVALID_AUTHENTICATION",
-                ).body, {}
+                    HubSpotError(
+                        401,
+                        "Authentication credentials not found.",
+                        "INVALID_AUTHENTICATION",
+                    ).body,
+                    {},
+                )
             for index, (status, body, part) in enumerate(self._failures):
                 if part in path:
                     del self._failures[index]
@@ -402,12 +408,16 @@ class FakeHubSpot:
                     self._searches.popleft()
                 if len(self._searches) >= self.search_per_second:
                     self.refused_429 += 1
-                    return 429, HubSpotError(
+                    return (
                         429,
-                        "You have reached your secondly limit.",
-                        "RATE_LIMITS",
-                        policyName="SECONDLY",
-                    ).body, {}
+                        HubSpotError(
+                            429,
+                            "You have reached your secondly limit.",
+                            "RATE_LIMITS",
+                            policyName="SECONDLY",
+                        ).body,
+                        {},
+                    )
                 self._searches.append(now)
                 rate = {}
             else:
@@ -415,12 +425,16 @@ class FakeHubSpot:
                     self._window.popleft()
                 if len(self._window) >= self.rate_limit:
                     self.refused_429 += 1
-                    return 429, HubSpotError(
+                    return (
                         429,
-                        "You have reached your ten_secondly_rolling limit.",
-                        "RATE_LIMITS",
-                        policyName="TEN_SECONDLY_ROLLING",
-                    ).body, self._rate_headers(0)
+                        HubSpotError(
+                            429,
+                            "You have reached your ten_secondly_rolling limit.",
+                            "RATE_LIMITS",
+                            policyName="TEN_SECONDLY_ROLLING",
+                        ).body,
+                        self._rate_headers(0),
+                    )
                 self._window.append(now)
                 self._daily += 1
                 rate = self._rate_headers(self.rate_limit - len(self._window))
@@ -445,7 +459,9 @@ class FakeHubSpot:
             raise HubSpotError(404, f"No route for {method} {path}", "OBJECT_NOT_FOUND")
         object_type = segments[3]
         if object_type not in OBJECT_TYPES:
-            raise HubSpotError(400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR")
+            raise HubSpotError(
+                400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
+            )
         rest = segments[4:]
         if not rest and method == "GET":
             return 200, self._list(object_type, query)
@@ -465,7 +481,7 @@ class FakeHubSpot:
         if limit > MAX_PAGE:
             limit = MAX_PAGE
         after = int(query.get("after", ["0"])[0] or 0)
-        archived = query.get("archived", ["false"])[0] == "true"
+        archived = query.get("archived", ["false"])[0].lower() == "true"
         names = self._properties_param(query)
         with_assoc = self._properties_param(query, "associations")
         with self._lock:
@@ -508,7 +524,9 @@ class FakeHubSpot:
             )
         sorts = body.get("sorts") or []
         if len(sorts) > 1:
-            raise HubSpotError(400, "Only one sort rule can be applied to a search.", "VALIDATION_ERROR")
+            raise HubSpotError(
+                400, "Only one sort rule can be applied to a search.", "VALIDATION_ERROR"
+            )
         groups = body.get("filterGroups") or []
         if len(groups) > 5 or any(len(g.get("filters", [])) > 6 for g in groups):
             raise HubSpotError(400, "Too many filter groups or filters.", "VALIDATION_ERROR")
@@ -555,7 +573,9 @@ class FakeHubSpot:
             raise HubSpotError(400, "inputs is required", "VALIDATION_ERROR")
         if len(inputs) > MAX_BATCH:
             raise HubSpotError(
-                400, f"Batch size {len(inputs)} exceeds the limit of {MAX_BATCH}", "VALIDATION_ERROR"
+                400,
+                f"Batch size {len(inputs)} exceeds the limit of {MAX_BATCH}",
+                "VALIDATION_ERROR",
             )
         started = iso(datetime.now(UTC))
         now = datetime.now(UTC)
@@ -570,8 +590,17 @@ class FakeHubSpot:
                         to_id = int(association["to"]["id"])
                         to_type = _type_of_association(object_type, association)
                         self._associate(object_type, record_id, to_type, [to_id])
-                    results.append(self.records[object_type][record_id].public(object_type, list(item.get("properties") or {}), []))
-                return 201, {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso(datetime.now(UTC))}
+                    results.append(
+                        self.records[object_type][record_id].public(
+                            object_type, list(item.get("properties") or {}), []
+                        )
+                    )
+                return 201, {
+                    "status": "COMPLETE",
+                    "results": results,
+                    "startedAt": started,
+                    "completedAt": iso(datetime.now(UTC)),
+                }
             if action in ("update", "read", "archive"):
                 missing = []
                 results = []
@@ -585,23 +614,34 @@ class FakeHubSpot:
                         missing.append(str(item.get("id")))
                         continue
                     if action == "update":
-                        record.properties.update({k: _text(v) for k, v in (item.get("properties") or {}).items()})
+                        record.properties.update(
+                            {k: _text(v) for k, v in (item.get("properties") or {}).items()}
+                        )
                         record.updated_at = now
-                        results.append(record.public(object_type, list(item.get("properties") or {}), []))
+                        results.append(
+                            record.public(object_type, list(item.get("properties") or {}), [])
+                        )
                     elif action == "read":
                         results.append(record.public(object_type, body.get("properties") or [], []))
                     elif record.archived_at is None:
                         record.archived_at = record.updated_at = now
                 if action == "archive":
                     return 204, None
-                answer: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso(datetime.now(UTC))}
+                answer: dict[str, Any] = {
+                    "status": "COMPLETE",
+                    "results": results,
+                    "startedAt": started,
+                    "completedAt": iso(datetime.now(UTC)),
+                }
                 if missing:
                     answer["numErrors"] = 1
                     answer["errors"] = [
                         {
                             "status": "error",
                             "category": "OBJECT_NOT_FOUND",
-                            "message": "Could not get some " + object_type + " objects, they may be deleted or not exist.",
+                            "message": "Could not get some "
+                            + object_type
+                            + " objects, they may be deleted or not exist.",
                             "context": {"ids": missing},
                         }
                     ]
@@ -643,14 +683,23 @@ class FakeHubSpot:
                                 {
                                     "toObjectId": target,
                                     "associationTypes": [
-                                        {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+                                        {
+                                            "category": "HUBSPOT_DEFINED",
+                                            "typeId": type_id,
+                                            "label": None,
+                                        }
                                     ],
                                 }
                                 for target in targets
                             ],
                         }
                     )
-        return {"status": "COMPLETE", "results": results, "startedAt": iso(datetime.now(UTC)), "completedAt": iso(datetime.now(UTC))}
+        return {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso(datetime.now(UTC)),
+            "completedAt": iso(datetime.now(UTC)),
+        }
 
     def _owners(self, query: dict) -> dict:
         limit = min(int(query.get("limit", ["100"])[0]), 500)
