@@ -15,6 +15,7 @@ from integrations.clients.limits import RemoteError, RollingWindow, with_retries
 # A private app starts at 100 requests per 10 s (Free/Starter); the headers then tell ours.
 DEFAULT_WINDOW_LIMIT = 100
 SEARCHES_PER_SECOND = 4  # HubSpot allows 5: one spare for the account's other apps
+SPARE = 0.05  # of the 10-second window, left to the account's other apps
 
 
 class HubSpotClient:
@@ -22,7 +23,9 @@ class HubSpotClient:
         self.client = hubspot.Client.create(
             access_token=access_token, host=settings.HUBSPOT_API_URL.rstrip("/")
         )
-        self.window = RollingWindow(limit=DEFAULT_WINDOW_LIMIT, seconds=10.0, margin=5, sleep=sleep)
+        self.window = RollingWindow(
+            limit=DEFAULT_WINDOW_LIMIT, seconds=10.0, spare=SPARE, sleep=sleep
+        )
         self.searches = RollingWindow(limit=SEARCHES_PER_SECOND, seconds=1.0, sleep=sleep)
         self.sleep = sleep
         self.calls = 0

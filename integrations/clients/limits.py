@@ -19,14 +19,18 @@ class RemoteError(Exception):
 class RollingWindow:
     """At most `limit` calls in any `seconds`-long window; `limit` follows what the remote
     announces (HubSpot's X-HubSpot-RateLimit-Max), less a margin for other apps of the
-    account. `sleep` is injectable so tests can watch the waits."""
+    account (`spare`, a fraction of the limit). `sleep` is injectable."""
 
-    def __init__(self, *, limit: int, seconds: float, margin: int = 0, sleep=time.sleep):
+    def __init__(self, *, limit: int, seconds: float, spare: float = 0.0, sleep=time.sleep):
         self.limit = limit
         self.seconds = seconds
-        self.margin = margin
+        self.spare = spare
         self.sleep = sleep
         self.calls: deque[float] = deque()
+
+    @property
+    def margin(self) -> int:
+        return max(1, int(self.limit * self.spare)) if self.spare else 0
 
     def wait(self) -> None:
         allowed = max(1, self.limit - self.margin)

@@ -196,6 +196,7 @@ class FakeHubSpot:
         self.rate_limit = rate_limit
         self.search_per_second = search_per_second
         self.daily_limit = daily_limit
+        self.delay = 0.0  # seconds each answer waits (a slow HubSpot; a window to kill in)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -244,6 +245,7 @@ class FakeHubSpot:
             self._failures: deque[tuple[int, dict, str]] = deque()
             self.requests: list[tuple[str, str, float]] = []
             self.refused_429 = 0
+            self.delay = 0.0
 
     # -- the remote side, as a HubSpot user would change it ------------------------------------
 
@@ -339,7 +341,7 @@ class FakeHubSpot:
         return self.records[object_type][record_id]
 
     def fail_next(self, status: int, count: int = 1, path: str = "") -> None:
-        """Answer the next `count` requests whose path contains `path` with `status`."""
+        """Answer the next `count` requests to `path` (any path when empty) with `status`."""
         body = (
             HubSpotError(
                 429,
@@ -399,7 +401,7 @@ class FakeHubSpot:
                     {},
                 )
             for index, (status, body, part) in enumerate(self._failures):
-                if part in path:
+                if not part or part == path:
                     del self._failures[index]
                     return status, body, self._rate_headers(0) if status == 429 else {}
             is_search = path.endswith("/search")
@@ -443,6 +445,8 @@ class FakeHubSpot:
         except ValueError:
             return 400, HubSpotError(400, "Invalid input JSON", "VALIDATION_ERROR").body, rate
         query = parse_qs(parts.query)
+        if self.delay:
+            time.sleep(self.delay)
         try:
             status, answer = self._route(method, path, query, body)
         except HubSpotError as error:
