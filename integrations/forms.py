@@ -20,7 +20,10 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = ["name", "provider", "auth_flow", "domain", "conflict_policy", "is_enabled"]
+        fields = [
+            "name", "provider", "auth_flow", "domain", "conflict_policy", "is_enabled",
+            "push_existing",
+        ]  # fmt: skip
         help_texts = {
             "domain": "Salesforce only: login, test, or your My Domain (acme.my) for client "
             "credentials."

@@ -32,6 +32,10 @@ class Connection(models.Model):
         max_length=12, choices=ConflictPolicy.choices, default=ConflictPolicy.NEWEST_WINS
     )
     is_enabled = models.BooleanField(default=True, help_text="Sync every 5 minutes.")
+    push_existing = models.BooleanField(
+        default=False,
+        help_text="On the first sync, also send the CRM's existing customers and deals.",
+    )
     field_map = models.JSONField(default=dict, blank=True)
     stage_map = models.JSONField(default=dict, blank=True)
     # Where incremental sync resumes: per object, the end of the last pulled window (ms),

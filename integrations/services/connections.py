@@ -30,7 +30,8 @@ SECRET_FIELDS = {
     ),
 }  # fmt: skip
 # What the audit trail may record about a connection (never its secrets).
-AUDITED = ["name", "provider", "auth_flow", "domain", "conflict_policy", "is_enabled"]
+AUDITED = ["name", "provider", "auth_flow", "domain", "conflict_policy", "is_enabled",
+           "push_existing"]  # fmt: skip
 
 
 def _check_flow(provider: str, flow: str) -> None:

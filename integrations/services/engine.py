@@ -30,6 +30,8 @@ from sales.services.sync import sales_sync_write
 
 LOCAL_MODELS = {"customer": (Customer, CUSTOMER_FIELDS), "sale": (Sale, SALE_FIELDS)}
 OWNER_FIELD = {"customer": "owner_id", "sale": "assigned_to_id"}
+# Local records looked at per step of a push (and per saved position); sent in full batches.
+PUSH_SCAN = 1000
 TOMBSTONE_RESOURCE = {"customer": Tombstone.Resource.CUSTOMER, "sale": Tombstone.Resource.DEAL}
 
 
@@ -524,16 +526,23 @@ class SyncEngine:
         model = LOCAL_MODELS[spec.local_model][0]
         since = self.connection.cursors.get("pushed_until", {}).get(spec.remote_type)
         if self.run.kind == SyncRun.Kind.FIRST_IMPORT:
-            since = None
+            # The CRM's existing records go to the remote only when asked; otherwise what
+            # changed since the connection was made.
+            since = (
+                None if self.connection.push_existing else self.connection.created_at.isoformat()
+            )
         # No upper bound: a record changed during this run is looked at now and, since the
         # cursor becomes this run's start, again next time (a no-op when nothing differs).
-        window = Q(updated_at__gt=datetime.fromisoformat(since)) if since else Q()
-        repush = self.connection.cursors.get("repush", {}).get(spec.local_model, [])
-        changed = model.objects.filter(window | Q(pk__in=repush), pk__gt=after_id)
+        changed = model.objects.filter(pk__gt=after_id)
+        if since:
+            repush = self.connection.cursors.get("repush", {}).get(spec.local_model, [])
+            changed = changed.filter(
+                Q(updated_at__gt=datetime.fromisoformat(since)) | Q(pk__in=repush)
+            )
         return list(changed.order_by("pk").values_list("pk", flat=True)[:limit])
 
     def _step_push(self, spec: ObjectSpec, cursor, tally: Tally):
-        ids = self._push_candidates(spec, cursor or 0, spec.push_batch)
+        ids = self._push_candidates(spec, cursor or 0, PUSH_SCAN)
         if not ids:
             return None
         local = self._local_values(spec.local_model, ids)
@@ -591,8 +600,12 @@ class SyncEngine:
                 updates.append((link, diff, refs))
             else:
                 tally.skipped += 1
-        self._push_updates(spec, updates, tally)
-        self._push_creates(spec, creates, tally)
+        # Full batches whatever the mix of the scan: records the pull just wrote are
+        # candidates too, with nothing to push.
+        for start in range(0, len(updates), spec.push_batch):
+            self._push_updates(spec, updates[start : start + spec.push_batch], tally)
+        for start in range(0, len(creates), spec.push_batch):
+            self._push_creates(spec, creates[start : start + spec.push_batch], tally)
         return ids[-1]
 
     def _push_updates(self, spec, updates, tally: Tally) -> None:

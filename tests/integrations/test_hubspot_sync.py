@@ -204,3 +204,32 @@ def test_a_hubspot_merge_is_followed(hubspot_connection, fake_hubspot, rep):
     assert customer.email == "ann2@acme.example"
     assert Customer.objects.count() == 2
     assert not SyncLink.objects.filter(connection=hubspot_connection, remote_id=str(ann)).exists()
+
+
+@pytest.mark.parametrize("push_existing", [False, True])
+def test_existing_crm_records_go_to_hubspot_only_when_asked(
+    admin_user, fake_hubspot, rep, push_existing
+):
+    from customers.services import customer_create
+    from integrations.services.connections import connection_create
+    from tests.integrations.conftest import HUBSPOT_TOKEN
+
+    customer_create(actor=admin_user, data={"name": "Old Timer", "email": "old@crm.example"})
+    # Also in HubSpot under the same email: the first sync links the two, no duplicate.
+    ann, _, _ = seed(fake_hubspot, rep)
+    same = customer_create(actor=admin_user, data={"name": "Ann L.", "email": "ANN@acme.example"})
+    connection = connection_create(
+        actor=admin_user,
+        data={"name": "H", "provider": "hubspot", "auth_flow": "token",
+              "push_existing": push_existing},
+        secrets={"access_token": HUBSPOT_TOKEN},
+    )  # fmt: skip
+    run = run_sync(connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    emails = {r.properties.get("email") for r in fake_hubspot.live("contacts")}
+    assert ("old@crm.example" in emails) is push_existing
+    link = SyncLink.objects.get(connection=connection, remote_id=str(ann))
+    assert link.local_id == same.pk and link.note == "Linked by email"
+    assert Customer.objects.filter(email__iexact="ann@acme.example").count() == 1
+    # Unless the CRM wins, a first link takes HubSpot's values.
+    assert Customer.objects.get(pk=same.pk).name == "Ann Lee"
