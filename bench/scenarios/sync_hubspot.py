@@ -153,6 +153,7 @@ def sync_incremental_1k() -> dict:
     from customers.models import Customer
     from customers.services import customers_sync_write
     from integrations.models import SyncLink
+    from sales.models import Sale
     from sales.services.sync import sales_sync_write
     from tests.fakes.hubspot_server import FakeHubSpot
 
@@ -189,8 +190,11 @@ def sync_incremental_1k() -> dict:
                          via="bench")  # fmt: skip
         calls_before = len(fake.requests)
         run, seconds = _run(hubspot)
-        assert Customer.objects.filter(job_title__startswith="Remote").count() == 700
+        pulled = Customer.objects.filter(job_title__startswith="Remote").count()
         pushed = sum(1 for r in fake.live("contacts") if r.properties.get("jobtitle") == "Local")
+        pushed_deals = sum(
+            1 for r in fake.live("deals") if r.properties.get("dealname", "").startswith("Local")
+        )
         minimum = (
             math.ceil(700 / 200) + math.ceil(300 / 200) + math.ceil(300 / 1000)  # pulls
             + math.ceil(700 / 100) + math.ceil(300 / 100)  # pushes
@@ -201,6 +205,8 @@ def sync_incremental_1k() -> dict:
             "seconds": round(seconds, 2),
             "api_calls": len(fake.requests) - calls_before,
             "api_calls_min": minimum,
-            "pulled": run.counts["contacts"]["updated"] + run.counts["deals"]["updated"],
+            "pulled_contacts": pulled,
+            "pulled_deals": Sale.objects.filter(amount=123).count(),
             "pushed_contacts": pushed,
+            "pushed_deals": pushed_deals,
         }

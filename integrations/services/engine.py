@@ -31,6 +31,8 @@ from sales.services.sync import sales_sync_write
 
 LOCAL_MODELS = {"customer": (Customer, CUSTOMER_FIELDS), "sale": (Sale, SALE_FIELDS)}
 OWNER_FIELD = {"customer": "owner_id", "sale": "assigned_to_id"}
+# Remote pages (of 100) applied per step of a first import.
+FIRST_IMPORT_PAGES_PER_STEP = 10
 # Local records looked at per step of a push (and per saved position); sent in full batches.
 PUSH_SCAN = 1000
 TOMBSTONE_RESOURCE = {"customer": Tombstone.Resource.CUSTOMER, "sale": Tombstone.Resource.DEAL}
@@ -212,12 +214,19 @@ class SyncEngine:
     # -- pulling -------------------------------------------------------------------------------
 
     def _step_first(self, spec: ObjectSpec, cursor, tally: Tally):
-        page = self.provider.first_page(spec.remote_type, cursor)
+        # Several pages a step: one transaction and one set of lookups for 1,000 records.
+        records = []
+        for _ in range(FIRST_IMPORT_PAGES_PER_STEP):
+            page = self.provider.first_page(spec.remote_type, cursor)
+            records += page.records
+            cursor = page.next_cursor
+            if cursor is None:
+                break
         if spec.local_model == "customer":
-            self._fill_company_names(page.records)
-        self._apply_remote(spec, page.records, tally)
-        self.run.progress_done += len(page.records)
-        return page.next_cursor
+            self._fill_company_names(records)
+        self._apply_remote(spec, records, tally)
+        self.run.progress_done += len(records)
+        return cursor
 
     def _step_pull(self, spec: ObjectSpec, cursor, tally: Tally):
         start = self.connection.cursors.get("pulled_until", {}).get(spec.remote_type, 0)
