@@ -46,7 +46,7 @@ class HubSpotProvider:
         ObjectSpec("deals", "sale", 100),
     )
     COMPANIES = "companies"
-    OWNERS = "owners"
+    DEAL_PARENT = "contacts"
 
     def __init__(self, *, secrets: dict, field_map: dict, stage_map: dict, sleep=None):
         kwargs = {"sleep": sleep} if sleep else {}
@@ -158,7 +158,10 @@ class HubSpotProvider:
             return Page(records, {"last_id": records[-1].id, "after": 0})
         return Page(records, {"last_id": cursor["last_id"], "after": following})
 
-    def archived_page(self, remote_type: str, cursor) -> Page:
+    def owns_new(self, remote_type: str, values: dict) -> bool:
+        return True
+
+    def archived_page(self, remote_type: str, cursor, **window) -> Page:
         answer = self.client.page(remote_type, after=cursor, properties=["email"], archived=True)
         records = [self.to_remote(remote_type, raw) for raw in answer.get("results", [])]
         for raw, record in zip(answer.get("results", []), records, strict=True):

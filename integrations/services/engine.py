@@ -65,7 +65,7 @@ class SyncEngine:
         self.actor = self.connection.run_as
         self.calls_at_start = run.api_calls
         self.objects: tuple[ObjectSpec, ...] = provider.OBJECTS
-        self.parent_of = {"sale": self.objects[0].remote_type}
+        self.parent_of = {"sale": provider.DEAL_PARENT}
 
     # -- the phases ----------------------------------------------------------------------------
 
@@ -87,8 +87,13 @@ class SyncEngine:
         if "phase" not in position:
             settle = timedelta(seconds=settings.SYNC_SETTLE_SECONDS)
             now = timezone.now()
-            position.update(phase="owners", cursor=None, window_end=_ms(now - settle),
-                            push_end=now.isoformat())  # fmt: skip
+            position.update(
+                phase="owners",
+                cursor=None,
+                window_end=_ms(now - settle),
+                push_end=now.isoformat(),
+                since=dict(self.connection.cursors.get("pulled_until", {})),
+            )
             if self.run.kind == SyncRun.Kind.FIRST_IMPORT:
                 self.run.progress_total = sum(
                     self.provider.total(spec.remote_type) for spec in self.objects
@@ -389,6 +394,7 @@ class SyncEngine:
                 tally.skipped += 1
             if link.pk:
                 changed_links.append(link)
+        creates, create_records = self._drop_duplicate_creates(spec, creates, create_records, tally)
         kept = self._drop_taken_emails(spec, updates, tally, links)
         if len(kept) < len(updates):  # refused records keep their ledger as it was
             dropped = {pk for pk, _ in updates} - {pk for pk, _ in kept}
@@ -487,6 +493,28 @@ class SyncEngine:
                 synced[name] = theirs
         return result, synced, held, opened
 
+    def _drop_duplicate_creates(self, spec, creates, records, tally: Tally):
+        """New customers whose email a customer has already (linked to another remote
+        record: a Salesforce Lead and Contact of one person) or an earlier one of the batch."""
+        if spec.local_model != "customer" or not creates:
+            return creates, records
+        emails = [values["email"].lower() for values in creates]
+        taken = set(
+            Customer.objects.annotate(lower=Lower("email"))
+            .filter(lower__in=emails)
+            .values_list("lower", flat=True)
+        )
+        kept_values, kept_records = [], []
+        for values, record, email in zip(creates, records, emails, strict=True):
+            if email in taken:
+                message = f"A customer linked to another record has the email {email}."
+                tally.fail("pull", record.id, None, message)
+                continue
+            taken.add(email)
+            kept_values.append(values)
+            kept_records.append(record)
+        return kept_values, kept_records
+
     def _drop_taken_emails(self, spec, updates, tally: Tally, links) -> list:
         if spec.local_model != "customer":
             return updates
@@ -511,7 +539,12 @@ class SyncEngine:
     # -- remote deletions ----------------------------------------------------------------------
 
     def _step_archived(self, spec: ObjectSpec, cursor, tally: Tally):
-        page = self.provider.archived_page(spec.remote_type, cursor)
+        page = self.provider.archived_page(
+            spec.remote_type,
+            cursor,
+            start_ms=self.run.position.get("since", {}).get(spec.remote_type, 0),
+            end_ms=self.run.position["window_end"],
+        )
         links = self._links(spec.remote_type, [r.id for r in page.records])
         doomed = [
             link for link in links.values() if link.deleted_at is None and link.local_id is not None
@@ -578,6 +611,12 @@ class SyncEngine:
                 connection=self.connection, local_model=spec.local_model, local_id__in=ids
             ).order_by("deleted_at")  # a live link wins over older deleted ones
         }
+        # A record linked under another remote object (a Salesforce Contact, when this is
+        # Leads) is that object's to push.
+        elsewhere = {
+            pk for pk, link in links.items()
+            if link.deleted_at is None and link.object_type != spec.remote_type
+        }  # fmt: skip
         owners = {
             int(user_id): remote_id
             for remote_id, user_id in SyncLink.objects.filter(
@@ -603,10 +642,14 @@ class SyncEngine:
             if spec.local_model == "sale":
                 refs["parent"] = parents.get(values["customer_id"])
             link = links.get(pk)
+            if pk in elsewhere:
+                continue
             if link is not None and link.deleted_at is not None:
                 tally.skipped += 1
                 continue
             if link is None:
+                if not self.provider.owns_new(spec.remote_type, values):
+                    continue
                 if spec.local_model == "customer" and not values.get("email"):
                     tally.skipped += 1
                 elif spec.local_model == "sale" and not refs["parent"]:
@@ -701,7 +744,7 @@ class SyncEngine:
             links = list(
                 SyncLink.objects.filter(
                     connection=self.connection, local_model=object_spec.local_model,
-                    deleted_at__isnull=True,
+                    object_type=object_spec.remote_type, deleted_at__isnull=True,
                     local_id__in=gone.values("object_id"),
                 )
             )  # fmt: skip

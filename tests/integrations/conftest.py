@@ -39,3 +39,38 @@ def hubspot_connection(admin_user, fake_hubspot):
         },
         secrets={"access_token": HUBSPOT_TOKEN},
     )
+
+
+@pytest.fixture(scope="session")
+def _salesforce_server():
+    from tests.fakes.salesforce_server import FakeSalesforce
+
+    server = FakeSalesforce().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_salesforce(_salesforce_server, settings):
+    """The fake Salesforce, empty, with simple-salesforce routed to it."""
+    _salesforce_server.reset()
+    settings.SALESFORCE_API_URL = _salesforce_server.url
+    settings.SYNC_SETTLE_SECONDS = 0
+    settings.SYNC_RETRY_BASE_SECONDS = 0.01
+    settings.SYNC_TIMEOUT_SECONDS = 5
+    return _salesforce_server
+
+
+@pytest.fixture
+def salesforce_connection(admin_user, fake_salesforce):
+    return connection_create(
+        actor=admin_user,
+        data={
+            "name": "Salesforce",
+            "provider": Connection.Provider.SALESFORCE,
+            "auth_flow": Connection.AuthFlow.CLIENT_CREDENTIALS,
+            "domain": "acme.my",
+            "conflict_policy": Connection.ConflictPolicy.NEWEST_WINS,
+        },
+        secrets={"consumer_key": "test-consumer-key", "consumer_secret": "test-consumer-secret"},
+    )
