@@ -88,6 +88,8 @@ class SyncRun(models.Model):
     api_calls = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Who holds the lease: a worker whose lease was taken over finds its writes refused.
+    lease_token = models.CharField(max_length=32, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -42,6 +42,10 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+class LeaseLost(Exception):
+    """Another worker claimed the run (this one's lease had lapsed)."""
+
+
 @dataclass
 class Tally:
     created: int = 0
@@ -124,8 +128,11 @@ class SyncEngine:
                 counts[name] = counts.get(name, 0) + getattr(tally, name)
         run.api_calls = self.calls_at_start + self.provider.api_calls
         run.lease_until = timezone.now() + timedelta(seconds=settings.SYNC_LEASE_SECONDS)
-        run.save(update_fields=["position", "counts", "api_calls", "lease_until",
-                                "progress_done", "progress_total"])  # fmt: skip
+        self._fenced_update(
+            position=run.position, counts=run.counts, api_calls=run.api_calls,
+            lease_until=run.lease_until, progress_done=run.progress_done,
+            progress_total=run.progress_total,
+        )  # fmt: skip
         SyncFailure.objects.bulk_create(
             SyncFailure(
                 run=run, object_type=key, direction=d, remote_id=r, local_id=local_id, message=m
@@ -154,11 +161,19 @@ class SyncEngine:
             self.connection.first_import_done_at = timezone.now()
         self.connection.save(update_fields=["cursors", "first_import_done_at", "updated_at"])
 
+    def _fenced_update(self, **fields) -> None:
+        """Save the run only while this worker holds its lease: a worker thought dead whose
+        run another took over rolls its page back instead of writing it twice."""
+        held = SyncRun.objects.filter(pk=self.run.pk, lease_token=self.run.lease_token)
+        if not held.update(**fields):
+            raise LeaseLost(f"Sync run {self.run.pk} is held by another worker.")
+
     def _finish(self) -> None:
         self.run.status = SyncRun.Status.SUCCEEDED
         self.run.finished_at = timezone.now()
         self.run.lease_until = None
-        self.run.save(update_fields=["status", "finished_at", "lease_until"])
+        self._fenced_update(status=self.run.status, finished_at=self.run.finished_at,
+                            lease_until=None)  # fmt: skip
 
     # -- owners and companies ------------------------------------------------------------------
 

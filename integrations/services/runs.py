@@ -3,6 +3,7 @@ constraint); a run holds a lease while it works, and a run whose lease ran out (
 died) is claimed again and resumes from its saved position."""
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -54,14 +55,15 @@ def _claim(run_id: int) -> SyncRun | None:
         run.status = SyncRun.Status.RUNNING
         run.started_at = run.started_at or now
         run.lease_until = now + timedelta(seconds=settings.SYNC_LEASE_SECONDS)
-        run.save(update_fields=["status", "started_at", "lease_until"])
+        run.lease_token = uuid.uuid4().hex
+        run.save(update_fields=["status", "started_at", "lease_until", "lease_token"])
         return run
 
 
 def sync_run_execute(*, run_id: int, sleep=None) -> SyncRun | None:
     """Work a run to its end from its saved position; a failure ends it with the remote's
     message (never a secret) and leaves the position for a retry."""
-    from integrations.services.engine import SyncEngine
+    from integrations.services.engine import LeaseLost, SyncEngine
 
     run = _claim(run_id)
     if run is None:
@@ -69,9 +71,12 @@ def sync_run_execute(*, run_id: int, sleep=None) -> SyncRun | None:
     try:
         provider = provider_for(run.connection, sleep=sleep)
         SyncEngine(run, provider).execute()
+    except LeaseLost:
+        logger.warning("sync run %s was taken over by another worker", run.pk)
+        return None
     except Exception as error:
         logger.warning("sync run %s failed: %s", run.pk, type(error).__name__)
-        SyncRun.objects.filter(pk=run.pk).update(
+        SyncRun.objects.filter(pk=run.pk, lease_token=run.lease_token).update(
             status=SyncRun.Status.FAILED,
             error=str(error)[:2000],
             finished_at=timezone.now(),

@@ -90,3 +90,31 @@ def test_the_rate_limiter_stays_under_the_rolling_window(hubspot_connection, fak
     assert len(windowed) > 8
     busiest = max(sum(1 for u in windowed if t <= u < t + 10) for t in windowed)
     assert busiest <= 8
+
+
+def test_a_worker_whose_run_was_taken_over_writes_nothing_more(
+    hubspot_connection, fake_hubspot, monkeypatch
+):
+    from integrations.providers.hubspot import HubSpotProvider
+
+    monkeypatch.setattr("integrations.services.engine.FIRST_IMPORT_PAGES_PER_STEP", 1)
+    fake_hubspot.put_many(
+        "contacts", [{"email": f"t{i}@over.example"} for i in range(250)], at=datetime.now(UTC)
+    )
+    run = sync_start(connection=hubspot_connection)
+    first_page, pages = HubSpotProvider.first_page, []
+
+    def taken_over_after_one_page(self, remote_type, cursor):
+        if remote_type == "contacts":
+            pages.append(cursor)
+            if len(pages) == 2:  # another worker claims the run meanwhile
+                SyncRun.objects.filter(pk=run.pk).update(lease_token="another-worker")
+        return first_page(self, remote_type, cursor)
+
+    monkeypatch.setattr(HubSpotProvider, "first_page", taken_over_after_one_page)
+    assert sync_run_execute(run_id=run.pk) is None
+    assert Customer.objects.count() == 100  # the second page was rolled back
+    run.refresh_from_db()
+    # Left to its new holder: not failed, not finished, its position at the first page.
+    assert run.status == SyncRun.Status.RUNNING
+    assert run.position["phase"] == "first:contacts" and run.position["cursor"] == pages[1]
