@@ -141,13 +141,20 @@ class SyncEngine:
         )
 
     def _phase_done(self, step: str, spec: ObjectSpec | None) -> None:
+        # Fresh and locked: an admin may have settled a conflict (repush) meanwhile.
+        pushed_before = self.connection.cursors.get("repush", {})
+        self.connection = Connection.objects.select_for_update().get(pk=self.connection.pk)
         cursors = self.connection.cursors
         position = self.run.position
         if step == "pull":
             cursors.setdefault("pulled_until", {})[spec.remote_type] = position["window_end"]
         elif step == "push":
             cursors.setdefault("pushed_until", {})[spec.remote_type] = position["push_end"]
-            cursors.get("repush", {}).pop(spec.local_model, None)
+            done = set(pushed_before.get(spec.local_model, []))
+            waiting = cursors.get("repush", {}).get(spec.local_model, [])
+            cursors.setdefault("repush", {})[spec.local_model] = [
+                pk for pk in waiting if pk not in done
+            ]
         elif step == "tombstones":
             cursors["tombstones_until"] = position["push_end"]
         elif step == "first" and spec is self.objects[-1]:
