@@ -133,10 +133,25 @@ def sync_retry(*, actor, run: SyncRun) -> SyncRun:
             run.save(update_fields=["status", "error", "finished_at"])
             _enqueue_on_commit(run.pk)
             return run
-        SyncFailure.objects.filter(run=run, retried_at__isnull=True).update(
-            retried_at=timezone.now()
-        )
-    return sync_start(connection=run.connection, actor=actor)
+        # Records that failed to go out are pushed again whatever their age; a record that
+        # failed to come in is pulled again when it next changes remotely (such failures are
+        # the record's own: no email, no synced contact, an email another customer has).
+        failed = SyncFailure.objects.filter(run=run, retried_at__isnull=True)
+        pushes = failed.filter(direction="push", local_id__isnull=False)
+        connection = Connection.objects.select_for_update().get(pk=run.connection_id)
+        for object_type, local_id in pushes.values_list("object_type", "local_id"):
+            model = _LOCAL_MODEL.get(object_type, "customer")
+            waiting = connection.cursors.setdefault("repush", {}).setdefault(model, [])
+            if local_id not in waiting:
+                waiting.append(local_id)
+        connection.save(update_fields=["cursors", "updated_at"])
+        failed.update(retried_at=timezone.now())
+    return sync_start(connection=connection, actor=actor)
+
+
+# A failure's object type (the remote's) -> the local model it pushes.
+_LOCAL_MODEL = {"contacts": "customer", "Lead": "customer", "Contact": "customer",
+                "deals": "sale", "Opportunity": "sale"}  # fmt: skip
 
 
 def _expected_errors() -> tuple[type[Exception], ...]:

@@ -233,3 +233,25 @@ def test_existing_crm_records_go_to_hubspot_only_when_asked(
     assert Customer.objects.filter(email__iexact="ann@acme.example").count() == 1
     # Unless the CRM wins, a first link takes HubSpot's values.
     assert Customer.objects.get(pk=same.pk).name == "Ann Lee"
+
+
+def test_retry_pushes_the_records_that_failed_to_go_out(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    from customers.services import customer_update
+    from integrations.services.runs import sync_retry
+
+    _, bob, _ = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    customer = Customer.objects.get(email="bob@b.example")
+    customer_update(actor=admin_user, customer=customer, data={"job_title": "Chief"})
+    fake_hubspot.fail_next(400, path="/crm/v3/objects/contacts/batch/update")
+    run = run_sync(hubspot_connection)
+    failure = run.failures.get()
+    assert (failure.direction, failure.local_id) == ("push", customer.pk)
+    assert "jobtitle" not in fake_hubspot.get("contacts", bob).properties
+    retry = sync_retry(actor=admin_user, run=run)
+    sync_run_execute(run_id=retry.pk)
+    assert fake_hubspot.get("contacts", bob).properties["jobtitle"] == "Chief"
+    failure.refresh_from_db()
+    assert failure.retried_at is not None
