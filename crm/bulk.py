@@ -14,15 +14,15 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 
-def _columns_and_defaults(model: type[models.Model], sample: dict[str, Any]):
+def _columns_and_defaults(model: type[models.Model]):
+    # Defaults for every column, not only those the first row lacks: rows may differ in
+    # which fields they give (a CRM sync's records do).
     columns, defaults = [], {}
     now = timezone.now()
     for field in model._meta.concrete_fields:
         if field.primary_key:
             continue
         columns.append(field.attname)
-        if field.attname in sample:
-            continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             defaults[field.attname] = now
         else:
@@ -42,7 +42,7 @@ def bulk_insert(model: type[models.Model], rows: Sequence[dict[str, Any]]) -> li
     """Insert `rows` and return their new primary keys, in order."""
     if not rows:
         return []
-    columns, defaults = _columns_and_defaults(model, rows[0])
+    columns, defaults = _columns_and_defaults(model)
     if connection.vendor != "postgresql":
         objects = [model(**{**defaults, **row}) for row in rows]
         model.objects.bulk_create(objects, batch_size=1000)

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "leads",
     "campaigns",
     "documents",
+    "integrations",
     "analytics",
     "search",
     "api",
@@ -382,11 +383,31 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sales.forecast_statistics",
         "schedule": crontab(hour=3, minute=15),
     },
+    # CRM sync: every enabled HubSpot/Salesforce connection, and runs whose worker died.
+    "integrations-sync-all": {"task": "integrations.sync_all", "schedule": 5 * 60.0},
+    "integrations-resume-stalled": {
+        "task": "integrations.resume_stalled_runs",
+        "schedule": 60.0,
+    },
     "sales-forecast-snapshots": {
         "task": "sales.forecast_snapshots",
         "schedule": crontab(hour=3, minute=0, day_of_week=1),
     },
 }
+# CRM sync (integrations/, README "Syncing with HubSpot and Salesforce"). SYNC_SECRETS_KEY: Fernet
+# key(s) for the connections' secrets, comma-separated for rotation (the first encrypts).
+# HUBSPOT_API_URL / SALESFORCE_API_URL point the official clients elsewhere (tests' fakes).
+SYNC_SECRETS_KEY = env.str("SYNC_SECRETS_KEY", default="")
+HUBSPOT_API_URL = env.str("HUBSPOT_API_URL", default="https://api.hubapi.com")
+SALESFORCE_API_URL = env.str("SALESFORCE_API_URL", default="")
+SYNC_TIMEOUT_SECONDS = env.float("SYNC_TIMEOUT_SECONDS", default=30.0)
+SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=1.0)
+SYNC_MAX_RETRIES = env.int("SYNC_MAX_RETRIES", default=6)
+# A record modified this close to "now" waits for the next run: HubSpot's search index and
+# Salesforce's SystemModstamp settle a few seconds after the write.
+SYNC_SETTLE_SECONDS = env.float("SYNC_SETTLE_SECONDS", default=15.0)
+SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)
+
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL

@@ -44,6 +44,7 @@ urlpatterns = [
     path("analytics/", include("analytics.urls")),
     path("search/", include("search.urls")),
     path("ai/", include("ai.urls")),
+    path("integrations/", include("integrations.urls")),
     path("d/<str:token>/", document_views.document_share_open, name="document_share_open"),
     path("webhooks/sendgrid/", campaign_public.sendgrid_webhook, name="sendgrid_webhook"),
     path("webhooks/mailgun/", campaign_public.mailgun_webhook, name="mailgun_webhook"),

@@ -370,3 +370,64 @@ def suppressions_add(*, entries: list[tuple[str, str, str]], source: str = "") -
         [row for email, row in rows.items() if email not in known], ignore_conflicts=True
     )
     return len(rows) - len(known)
+
+
+def customers_sync_write(
+    *, actor, creates: list[dict[str, Any]], updates: list[tuple[int, dict[str, Any]]], via: str
+) -> list[int]:
+    """Customers brought by a CRM sync (integrations): new ones by COPY, changed fields in one
+    bulk update, one audit row each and one reaction for all (rescored without the grade
+    workflows, so a sync never enrols or emails anyone). `creates` are model field values by
+    attname (owner_id); returns the new ids in order. The caller runs it in its transaction
+    and has checked emails against the unique constraint."""
+    from crm.bulk import bulk_insert
+
+    now = timezone.now()
+    defaults = {
+        "email_consent": EmailConsent.UNKNOWN,
+        "created_at": now,
+        "updated_at": now,
+        "source": Customer.Source.OTHER,
+        "lifecycle_stage": Customer.LifecycleStage.LEAD,
+    }
+    rows = [{**defaults, **row, "owner_id": row.get("owner_id") or actor.pk} for row in creates]
+    created = bulk_insert(Customer, rows)
+    changed: list[tuple[Customer, dict[str, Any]]] = []
+    fields: set[str] = set()
+    current = Customer.objects.in_bulk([pk for pk, _ in updates]) if updates else {}
+    owner_moves = [pk for pk, values in updates if "owner_id" in values and pk in current]
+    sight = _Sight(owner_moves) if owner_moves else None
+    for pk, values in updates:
+        customer = current.get(pk)
+        if customer is None:
+            continue
+        for name, value in values.items():
+            setattr(customer, name, value)
+        customer.updated_at = now
+        fields.update(values)
+        changed.append((customer, values))
+    if changed:
+        Customer.objects.bulk_update(
+            [customer for customer, _ in changed], [*sorted(fields), "updated_at"], batch_size=1000
+        )
+    audit_record_many(
+        actor=actor,
+        verb="create",
+        entries=[
+            (Customer.from_db(None, ["id", "name"], (pk, row.get("name", ""))), {"sync": via})
+            for pk, row in zip(created, rows, strict=True)
+        ],
+    )
+    audit_record_many(
+        actor=actor,
+        verb="update",
+        entries=[
+            (customer, {"sync": via, "fields": sorted(values)}) for customer, values in changed
+        ],
+    )
+    if sight is not None:
+        sight.record_lost()
+    if "owner_id" in fields:
+        crm_cache.bump_on_commit(crm_cache.DEALS)
+    customers_changed([*created, *(c.pk for c, _ in changed)], start_workflows=False)
+    return created

@@ -1,0 +1,42 @@
+"""What the sync engine needs from a provider: its objects, pages of remote records in the
+CRM's terms, and batched writes. integrations.providers.hubspot and .salesforce fill it in."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    remote_type: str  # "contacts", "Lead", ...
+    local_model: str  # "customer", "sale", "company"
+    push_batch: int  # the provider's batch write limit
+
+
+@dataclass
+class Remote:
+    """One remote record: its id, when it last changed, its values in the CRM's terms (local
+    field -> normalised string) and what the engine resolves through other links."""
+
+    id: str
+    modified: datetime | None
+    values: dict[str, str]
+    email: str = ""
+    owner_remote_id: str = ""
+    parent_remote_id: str = ""  # a deal's contact (HubSpot) / account or contact (Salesforce)
+    merged_ids: list[str] = field(default_factory=list)
+    archived: bool = False
+
+
+@dataclass
+class Page:
+    records: list[Remote]
+    next_cursor: object | None  # None: the last page
+
+
+@dataclass
+class PushResult:
+    """Per input position: the remote id written (and its modified time), or an error."""
+
+    ids: list[str | None]
+    modified: list[datetime | None]
+    errors: list[str]

@@ -1,0 +1,301 @@
+"""HubSpot: contacts -> customers, deals -> deals, owners -> users (by email); companies give
+their name to their contacts' company field on the first import.
+
+Changes are pulled by modified-time windows through the search endpoint, which answers at
+most 10,000 results a query and applies one sort rule, so many records sharing one timestamp
+cannot be paged by time (airbytehq/airbyte #43317). Within a window [start, end) we sort by
+id and page with `after`; when the next page would pass the cap, the window is split at the
+last id seen (a new query: id > last) and paging restarts at 0. The saved position is
+(window, last id), so a killed run resumes from there."""
+
+import re
+from datetime import UTC, datetime
+
+from integrations.clients.hubspot import HubSpotClient
+from integrations.clients.limits import RemoteError
+from integrations.mapping import (
+    HUBSPOT_LIFECYCLE,
+    LIFECYCLE_TO_HUBSPOT,
+    normalise,
+    split_name,
+    stage_to_remote,
+)
+from integrations.providers.base import ObjectSpec, Page, PushResult, Remote
+
+SEARCH_CAP = 10_000
+SEARCH_PAGE = 200
+MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate",
+            "companies": "hs_lastmodifieddate"}  # fmt: skip
+# CRM fields that cannot be empty, and the company, which a contact often has only through
+# its associated company (filled in on the first import).
+NO_OPINION_WHEN_EMPTY = ("name", "email", "lifecycle_stage", "title", "status", "company")
+EXISTING_ID = re.compile(r"Existing ID: (\d+)")
+# push_create's error for an input linked to the remote record that already had its email.
+LINKED_EXISTING = "linked-existing"
+
+
+def _moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class HubSpotProvider:
+    OBJECTS = (
+        ObjectSpec("contacts", "customer", 100),
+        ObjectSpec("deals", "sale", 100),
+    )
+    COMPANIES = "companies"
+    DEAL_PARENT = "contacts"
+
+    def __init__(self, *, secrets: dict, field_map: dict, stage_map: dict, sleep=None):
+        kwargs = {"sleep": sleep} if sleep else {}
+        self.client = HubSpotClient(access_token=secrets.get("access_token", ""), **kwargs)
+        self.field_map = field_map
+        self.stage_map = stage_map
+
+    @property
+    def api_calls(self) -> int:
+        return self.client.calls
+
+    def test(self) -> str:
+        answer = self.client.owners(after=None)
+        return f"Connected: {len(answer.get('results', []))} owner(s) visible on the first page."
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _properties(self, remote_type: str) -> list[str]:
+        names = list(self.field_map.get(remote_type, {}))
+        if remote_type == "contacts":
+            names += ["firstname", "lastname", "email", "hubspot_owner_id", "hs_merged_object_ids"]
+        elif remote_type == "deals":
+            names += ["dealstage", "hubspot_owner_id", "hs_merged_object_ids"]
+        else:
+            names += ["name", "domain"]
+        return sorted(set(names))
+
+    def to_remote(self, remote_type: str, raw: dict) -> Remote:
+        properties = raw.get("properties") or {}
+        values: dict[str, str] = {}
+        kinds = _kinds(remote_type)
+        for remote_name, local in self.field_map.get(remote_type, {}).items():
+            value = properties.get(remote_name)
+            if local == "lifecycle_stage":
+                value = HUBSPOT_LIFECYCLE.get(value or "", "")
+            values[local] = normalise(kinds.get(local, "text"), value)
+        record = Remote(
+            id=str(raw["id"]),
+            modified=_moment(raw.get("updatedAt")),
+            values=values,
+            owner_remote_id=properties.get("hubspot_owner_id") or "",
+            merged_ids=[i for i in (properties.get("hs_merged_object_ids") or "").split(";") if i],
+            archived=bool(raw.get("archived")),
+        )
+        if remote_type == "contacts":
+            name = " ".join(
+                part for part in (properties.get("firstname"), properties.get("lastname")) if part
+            )
+            values["name"] = normalise("text", name)
+            record.email = values.get("email", "")
+            companies = (raw.get("associations") or {}).get("companies", {}).get("results", [])
+            if companies:
+                record.parent_remote_id = str(companies[0]["id"])
+        elif remote_type == "deals":
+            values["status"] = self.stage_map.get(properties.get("dealstage") or "", "")
+            contacts = (raw.get("associations") or {}).get("contacts", {}).get("results", [])
+            if contacts:
+                record.parent_remote_id = str(contacts[0]["id"])
+        else:
+            values["name"] = normalise("text", properties.get("name"))
+        for required in NO_OPINION_WHEN_EMPTY:
+            if values.get(required) == "":
+                del values[required]  # an empty remote value is no opinion on a required field
+        return record
+
+    def first_page(self, remote_type: str, cursor) -> Page:
+        associations = {"contacts": ["companies"], "deals": ["contacts"]}.get(remote_type)
+        answer = self.client.page(
+            remote_type,
+            after=cursor,
+            properties=self._properties(remote_type),
+            associations=associations,
+        )
+        records = [self.to_remote(remote_type, raw) for raw in answer.get("results", [])]
+        following = (answer.get("paging") or {}).get("next", {}).get("after")
+        return Page(records, following)
+
+    def total(self, remote_type: str) -> int:
+        return int(self.client.search(remote_type, {"limit": 1}).get("total", 0))
+
+    def changed_page(self, remote_type: str, *, start_ms: int, end_ms: int, cursor) -> Page:
+        """`cursor`: {"last_id": id the current query starts after, "after": offset}."""
+        cursor = cursor or {"last_id": "0", "after": 0}
+        filters = [
+            {"propertyName": MODIFIED[remote_type], "operator": "GTE", "value": str(start_ms)},
+            {"propertyName": MODIFIED[remote_type], "operator": "LT", "value": str(end_ms)},
+            {"propertyName": "hs_object_id", "operator": "GT", "value": str(cursor["last_id"])},
+        ]
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            "properties": self._properties(remote_type),
+            "limit": SEARCH_PAGE,
+        }
+        if cursor["after"]:
+            body["after"] = str(cursor["after"])
+        answer = self.client.search(remote_type, body)
+        raws = answer.get("results", [])
+        records = [self.to_remote(remote_type, raw) for raw in raws]
+        if remote_type == "deals" and records:
+            contacts = self.client.associations("deals", "contacts", [r.id for r in records])
+            for record in records:
+                record.parent_remote_id = (contacts.get(record.id) or [""])[0]
+        if not (answer.get("paging") or {}).get("next"):
+            return Page(records, None)
+        following = cursor["after"] + len(raws)
+        if following + SEARCH_PAGE > SEARCH_CAP:
+            # Split the window at the last id seen: a new query, paging from 0 again.
+            return Page(records, {"last_id": records[-1].id, "after": 0})
+        return Page(records, {"last_id": cursor["last_id"], "after": following})
+
+    def owns_new(self, remote_type: str, values: dict) -> bool:
+        return True
+
+    def archived_page(self, remote_type: str, cursor, **window) -> Page:
+        answer = self.client.page(remote_type, after=cursor, properties=["email"], archived=True)
+        records = [self.to_remote(remote_type, raw) for raw in answer.get("results", [])]
+        for raw, record in zip(answer.get("results", []), records, strict=True):
+            record.modified = _moment(raw.get("archivedAt")) or record.modified
+        return Page(records, (answer.get("paging") or {}).get("next", {}).get("after"))
+
+    def owners(self) -> list[tuple[str, str, str]]:
+        found, after = [], None
+        while True:
+            answer = self.client.owners(after=after)
+            for owner in answer.get("results", []):
+                name = f"{owner.get('firstName') or ''} {owner.get('lastName') or ''}".strip()
+                found.append((str(owner["id"]), (owner.get("email") or "").lower(), name))
+            after = (answer.get("paging") or {}).get("next", {}).get("after")
+            if not after:
+                return found
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _remote_properties(self, remote_type: str, values: dict[str, str], refs: dict) -> dict:
+        properties: dict[str, str] = {}
+        reverse = {local: remote for remote, local in self.field_map.get(remote_type, {}).items()}
+        for local, value in values.items():
+            if local == "name" and remote_type == "contacts":
+                properties["firstname"], properties["lastname"] = split_name(value)
+            elif local == "status":
+                stage = stage_to_remote(self.stage_map, value)
+                if stage:
+                    properties["dealstage"] = stage
+            elif local in ("owner_id", "assigned_to_id"):
+                if refs.get("owner"):
+                    properties["hubspot_owner_id"] = refs["owner"]
+            elif local == "lifecycle_stage":
+                properties["lifecyclestage"] = LIFECYCLE_TO_HUBSPOT.get(value, "lead")
+            elif local == "expected_close_date" and value:
+                properties["closedate"] = f"{value}T00:00:00.000Z"
+            elif local in reverse:
+                properties[reverse[local]] = value
+        if remote_type == "deals" and "dealstage" in properties:
+            properties.setdefault("pipeline", "default")
+        return properties
+
+    def push_create(self, remote_type: str, items: list[tuple[dict, dict]]) -> PushResult:
+        """`items`: (values, refs) where refs holds remote ids: "owner", "parent" (a deal's
+        contact). A contact whose email exists in HubSpot answers 409 for the whole batch;
+        that contact is returned as linked to the existing id and the rest sent again."""
+        ids: list[str | None] = [None] * len(items)
+        modified: list[datetime | None] = [None] * len(items)
+        errors = [""] * len(items)
+        pending = list(range(len(items)))
+        while pending:
+            inputs = []
+            for index in pending:
+                values, refs = items[index]
+                entry: dict = {"properties": self._remote_properties(remote_type, values, refs)}
+                if remote_type == "deals" and refs.get("parent"):
+                    entry["associations"] = [
+                        {
+                            "to": {"id": refs["parent"]},
+                            "types": [{"associationCategory": "HUBSPOT_DEFINED",
+                                       "associationTypeId": 3}],
+                        }
+                    ]  # fmt: skip
+                inputs.append(entry)
+            try:
+                answer = self.client.batch_create(remote_type, inputs)
+            except RemoteError as error:
+                clash = self._clashing(
+                    error, [(i, _email_of(e)) for i, e in zip(pending, inputs, strict=True)]
+                )
+                if clash is None:
+                    for index in pending:
+                        errors[index] = str(error)
+                    break
+                index, existing_id = clash
+                ids[index] = existing_id
+                errors[index] = LINKED_EXISTING
+                pending.remove(index)
+                continue
+            # HubSpot answers batch creates in input order.
+            for index, result in zip(pending, answer.get("results", []), strict=False):
+                ids[index] = str(result["id"])
+                modified[index] = _moment(result.get("updatedAt"))
+            break
+        return PushResult(ids, modified, errors)
+
+    def _clashing(self, error: RemoteError, emails: list[tuple[int, str]]):
+        """(position, existing id) of the input a 409 "Contact already exists" is about."""
+        existing = EXISTING_ID.search(str(error)) if error.status == 409 else None
+        if existing is None:
+            return None
+        answer = self.client.search(
+            "contacts",
+            {"filterGroups": [{"filters": [{"propertyName": "hs_object_id", "operator": "EQ",
+                                            "value": existing.group(1)}]}],
+             "properties": ["email"], "limit": 1},
+        )  # fmt: skip
+        found = answer.get("results") or []
+        email = ((found[0].get("properties") or {}).get("email") or "").lower() if found else ""
+        index = next((i for i, e in emails if e and e == email), None)
+        return None if index is None else (index, existing.group(1))
+
+    def push_update(self, remote_type: str, items: list[tuple[str, dict, dict]]) -> PushResult:
+        inputs = [
+            {"id": remote_id, "properties": self._remote_properties(remote_type, values, refs)}
+            for remote_id, values, refs in items
+        ]
+        try:
+            answer = self.client.batch_update(remote_type, inputs)
+        except RemoteError as error:
+            return PushResult([None] * len(items), [None] * len(items), [str(error)] * len(items))
+        by_id = {str(r["id"]): _moment(r.get("updatedAt")) for r in answer.get("results", [])}
+        missing = {
+            i for e in answer.get("errors", []) for i in (e.get("context") or {}).get("ids", [])
+        }
+        messages = {e.get("message", "") for e in answer.get("errors", [])}
+        return PushResult(
+            [remote_id if remote_id in by_id else None for remote_id, _, _ in items],
+            [by_id.get(remote_id) for remote_id, _, _ in items],
+            [
+                "" if remote_id in by_id else (" ".join(messages) if remote_id in missing else "")
+                for remote_id, _, _ in items
+            ],
+        )
+
+    def push_delete(self, remote_type: str, remote_ids: list[str]) -> None:
+        self.client.batch_archive(remote_type, remote_ids)
+
+
+def _email_of(entry: dict) -> str:
+    return (entry["properties"].get("email") or "").lower()
+
+
+def _kinds(remote_type: str) -> dict[str, str]:
+    from integrations.mapping import CUSTOMER_FIELDS, SALE_FIELDS
+
+    return CUSTOMER_FIELDS if remote_type in ("contacts", "Lead", "Contact") else SALE_FIELDS

@@ -1,0 +1,257 @@
+import pytest
+
+from customers.models import Customer
+from integrations.models import Connection, SyncConflict, SyncLink, SyncRun
+from integrations.services.connections import conflict_resolve
+from integrations.services.runs import sync_run_execute, sync_start
+from sales.models import Sale, StageChange
+
+pytestmark = pytest.mark.django_db
+
+
+def run_sync(connection) -> SyncRun:
+    connection.refresh_from_db()
+    run = sync_start(connection=connection)
+    return sync_run_execute(run_id=run.pk)
+
+
+def seed(fake, rep):
+    fake.add_owner(rep.email, "Rita", "Rep")
+    fake.add_owner("nobody@remote.example", "No", "Body")
+    company = fake.put("companies", {"name": "Acme GmbH", "domain": "acme.example"})
+    ann = fake.put(
+        "contacts",
+        {"email": "ann@acme.example", "firstname": "Ann", "lastname": "Lee", "phone": "+49 1"},
+        associations={"companies": [company]},
+    )
+    bob = fake.put("contacts", {"email": "bob@b.example", "firstname": "Bob", "company": "Bee"})
+    deal = fake.put(
+        "deals",
+        {"dealname": "Big deal", "amount": "1200.5", "dealstage": "contractsent",
+         "closedate": "2027-03-01T00:00:00.000Z"},
+        associations={"contacts": [ann]},
+    )  # fmt: skip
+    return ann, bob, deal
+
+
+def test_first_import_brings_contacts_companies_deals_and_owners(
+    hubspot_connection, fake_hubspot, rep
+):
+    ann, bob, deal = seed(fake_hubspot, rep)
+    run = run_sync(hubspot_connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    customer = Customer.objects.get(email="ann@acme.example")
+    assert (customer.name, customer.company, customer.phone) == ("Ann Lee", "Acme GmbH", "+49 1")
+    assert Customer.objects.get(email="bob@b.example").company == "Bee"
+    sale = Sale.objects.get(title="Big deal")
+    assert (sale.customer, sale.status, str(sale.amount)) == (customer, "NEGOTIATION", "1200.50")
+    assert sale.expected_close_date.isoformat() == "2027-03-01"
+    assert StageChange.objects.filter(sale=sale, to_status="NEGOTIATION").exists()
+    assert run.progress_done == run.progress_total == 3
+    hubspot_connection.refresh_from_db()
+    assert [o["email"] for o in hubspot_connection.unmatched_owners] == ["nobody@remote.example"]
+    assert run.counts["contacts"]["created"] == 2
+    # Nothing local was new, so nothing went to HubSpot.
+    assert fake_hubspot.calls("/batch/create") == 0
+
+
+def test_change_on_each_side_arrives_without_echo(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    ann, bob, deal = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    # Remote change -> CRM
+    fake_hubspot.touch("contacts", ann, {"phone": "+49 2"})
+    run = run_sync(hubspot_connection)
+    assert run.kind == SyncRun.Kind.INCREMENTAL
+    assert Customer.objects.get(email="ann@acme.example").phone == "+49 2"
+    assert fake_hubspot.calls("/batch/update") == 0  # the pulled change is not pushed back
+    # CRM change -> remote
+    from customers.services import customer_update
+
+    customer = Customer.objects.get(email="bob@b.example")
+    customer_update(actor=admin_user, customer=customer, data={"job_title": "CTO"})
+    run = run_sync(hubspot_connection)
+    assert fake_hubspot.get("contacts", bob).properties["jobtitle"] == "CTO"
+    assert run.counts["contacts"]["updated"] == 1
+    updates = fake_hubspot.calls("/batch/update")
+    # Our own write comes back on the next pull and is skipped, not written locally again.
+    before = Customer.objects.get(pk=customer.pk).updated_at
+    run = run_sync(hubspot_connection)
+    assert Customer.objects.get(pk=customer.pk).updated_at == before
+    assert fake_hubspot.calls("/batch/update") == updates
+    link = SyncLink.objects.get(connection=hubspot_connection, remote_id=str(bob))
+    assert link.changed_by == SyncLink.Side.LOCAL
+
+
+def test_new_local_customer_and_deal_are_created_remotely(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    from customers.services import customer_create
+    from sales.services import sale_create
+
+    customer = customer_create(actor=admin_user, data={"name": "Cy New", "email": "cy@new.example"})
+    sale_create(actor=admin_user, data={"title": "Fresh", "customer": customer, "amount": 10})
+    run_sync(hubspot_connection)
+    remote = next(
+        r for r in fake_hubspot.live("contacts") if r.properties.get("email") == "cy@new.example"
+    )
+    assert (remote.properties["firstname"], remote.properties["lastname"]) == ("Cy", "New")
+    deal = next(r for r in fake_hubspot.live("deals") if r.properties.get("dealname") == "Fresh")
+    assert deal.associations["contacts"] == {remote.id}
+    assert deal.properties["dealstage"] == "appointmentscheduled"
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected_local", "expected_remote"),
+    [
+        (Connection.ConflictPolicy.CRM_WINS, "CRM title", "CRM title"),
+        (Connection.ConflictPolicy.REMOTE_WINS, "Remote title", "Remote title"),
+        (Connection.ConflictPolicy.NEWEST_WINS, "Remote title", "Remote title"),
+    ],
+)
+def test_conflict_policies(
+    hubspot_connection, fake_hubspot, rep, admin_user, policy, expected_local, expected_remote
+):
+    ann, _, _ = seed(fake_hubspot, rep)
+    Connection.objects.filter(pk=hubspot_connection.pk).update(conflict_policy=policy)
+    run_sync(hubspot_connection)
+    from customers.services import customer_update
+
+    customer = Customer.objects.get(email="ann@acme.example")
+    customer_update(actor=admin_user, customer=customer, data={"job_title": "CRM title"})
+    # The remote change is the newer one.
+    fake_hubspot.touch("contacts", ann, {"jobtitle": "Remote title"})
+    run_sync(hubspot_connection)
+    assert Customer.objects.get(pk=customer.pk).job_title == expected_local
+    assert fake_hubspot.get("contacts", ann).properties["jobtitle"] == expected_remote
+
+
+def test_manual_policy_queues_the_conflict_until_a_person_settles_it(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    ann, _, _ = seed(fake_hubspot, rep)
+    Connection.objects.filter(pk=hubspot_connection.pk).update(conflict_policy="manual")
+    run_sync(hubspot_connection)
+    from customers.services import customer_update
+
+    customer = Customer.objects.get(email="ann@acme.example")
+    customer_update(
+        actor=admin_user, customer=customer, data={"job_title": "CRM title", "phone": "+1"}
+    )
+    fake_hubspot.touch("contacts", ann, {"jobtitle": "Remote title"})
+    run_sync(hubspot_connection)
+    conflict = SyncConflict.objects.get(connection=hubspot_connection)
+    assert (conflict.field, conflict.local_value, conflict.remote_value) == (
+        "job_title",
+        "CRM title",
+        "Remote title",
+    )
+    # Held on both sides; the field without conflict (phone) went through.
+    assert Customer.objects.get(pk=customer.pk).job_title == "CRM title"
+    assert fake_hubspot.get("contacts", ann).properties["jobtitle"] == "Remote title"
+    assert fake_hubspot.get("contacts", ann).properties["phone"] == "+1"
+    conflict_resolve(actor=admin_user, conflict=conflict, keep="crm")
+    run_sync(hubspot_connection)
+    assert fake_hubspot.get("contacts", ann).properties["jobtitle"] == "CRM title"
+    assert Customer.objects.get(pk=customer.pk).job_title == "CRM title"
+
+
+def test_deletions_both_ways(hubspot_connection, fake_hubspot, rep, admin_user):
+    ann, bob, deal = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    fake_hubspot.archive("contacts", bob)
+    run_sync(hubspot_connection)
+    assert not Customer.objects.filter(email="bob@b.example").exists()
+    from sales.services import sale_delete
+
+    sale_delete(actor=admin_user, sale=Sale.objects.get(title="Big deal"))
+    run_sync(hubspot_connection)
+    assert fake_hubspot.get("deals", deal).archived_at is not None
+    assert fake_hubspot.get("contacts", ann).archived_at is None
+
+
+def test_email_change_on_either_side_does_not_duplicate(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    ann, bob, _ = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    fake_hubspot.touch("contacts", ann, {"email": "ann.lee@acme.example"})
+    run_sync(hubspot_connection)
+    assert Customer.objects.filter(name="Ann Lee").count() == 1
+    assert Customer.objects.get(name="Ann Lee").email == "ann.lee@acme.example"
+    from customers.services import customer_update
+
+    customer_update(actor=admin_user, customer=Customer.objects.get(email="bob@b.example"),
+                    data={"email": "robert@b.example"})  # fmt: skip
+    run_sync(hubspot_connection)
+    assert fake_hubspot.get("contacts", bob).properties["email"] == "robert@b.example"
+    assert len(fake_hubspot.live("contacts")) == 2
+    assert Customer.objects.count() == 2
+
+
+def test_a_hubspot_merge_is_followed(hubspot_connection, fake_hubspot, rep):
+    ann, bob, _ = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    survivor = fake_hubspot.put("contacts", {"email": "ann2@acme.example", "firstname": "Annie"})
+    fake_hubspot.merge("contacts", survivor, ann)
+    run = run_sync(hubspot_connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    link = SyncLink.objects.get(connection=hubspot_connection, remote_id=str(survivor))
+    customer = Customer.objects.get(pk=link.local_id)
+    assert customer.email == "ann2@acme.example"
+    assert Customer.objects.count() == 2
+    assert not SyncLink.objects.filter(connection=hubspot_connection, remote_id=str(ann)).exists()
+
+
+@pytest.mark.parametrize("push_existing", [False, True])
+def test_existing_crm_records_go_to_hubspot_only_when_asked(
+    admin_user, fake_hubspot, rep, push_existing
+):
+    from customers.services import customer_create
+    from integrations.services.connections import connection_create
+    from tests.integrations.conftest import HUBSPOT_TOKEN
+
+    customer_create(actor=admin_user, data={"name": "Old Timer", "email": "old@crm.example"})
+    # Also in HubSpot under the same email: the first sync links the two, no duplicate.
+    ann, _, _ = seed(fake_hubspot, rep)
+    same = customer_create(actor=admin_user, data={"name": "Ann L.", "email": "ANN@acme.example"})
+    connection = connection_create(
+        actor=admin_user,
+        data={"name": "H", "provider": "hubspot", "auth_flow": "token",
+              "push_existing": push_existing},
+        secrets={"access_token": HUBSPOT_TOKEN},
+    )  # fmt: skip
+    run = run_sync(connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    emails = {r.properties.get("email") for r in fake_hubspot.live("contacts")}
+    assert ("old@crm.example" in emails) is push_existing
+    link = SyncLink.objects.get(connection=connection, remote_id=str(ann))
+    assert link.local_id == same.pk and link.note == "Linked by email"
+    assert Customer.objects.filter(email__iexact="ann@acme.example").count() == 1
+    # Unless the CRM wins, a first link takes HubSpot's values.
+    assert Customer.objects.get(pk=same.pk).name == "Ann Lee"
+
+
+def test_retry_pushes_the_records_that_failed_to_go_out(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    from customers.services import customer_update
+    from integrations.services.runs import sync_retry
+
+    _, bob, _ = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    customer = Customer.objects.get(email="bob@b.example")
+    customer_update(actor=admin_user, customer=customer, data={"job_title": "Chief"})
+    fake_hubspot.fail_next(400, path="/crm/v3/objects/contacts/batch/update")
+    run = run_sync(hubspot_connection)
+    failure = run.failures.get()
+    assert (failure.direction, failure.local_id) == ("push", customer.pk)
+    assert "jobtitle" not in fake_hubspot.get("contacts", bob).properties
+    retry = sync_retry(actor=admin_user, run=run)
+    sync_run_execute(run_id=retry.pk)
+    assert fake_hubspot.get("contacts", bob).properties["jobtitle"] == "Chief"
+    failure.refresh_from_db()
+    assert failure.retried_at is not None

@@ -1,0 +1,141 @@
+import pytest
+
+from customers.models import Customer
+from integrations.models import Connection, SyncLink, SyncRun
+from integrations.services.connections import connection_create, connection_test
+from integrations.services.runs import sync_run_execute, sync_start
+from sales.models import Sale
+
+pytestmark = pytest.mark.django_db
+
+
+def run_sync(connection) -> SyncRun:
+    connection.refresh_from_db()
+    run = sync_run_execute(run_id=sync_start(connection=connection).pk)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    return run
+
+
+def seed(fake, rep):
+    fake.put("User", {"Email": rep.email, "Name": "Rita Rep", "IsActive": True})
+    fake.put("User", {"Email": "ghost@sf.example", "Name": "Ghost", "IsActive": True})
+    account = fake.put("Account", {"Name": "Acme Corp"})
+    contact = fake.put(
+        "Contact",
+        {"FirstName": "Cleo", "LastName": "Contact", "Email": "cleo@acme.example",
+         "Phone": "+1 1", "AccountId": account},
+    )  # fmt: skip
+    lead = fake.put(
+        "Lead", {"FirstName": "Lee", "LastName": "Lead", "Email": "lee@lead.example",
+                 "Company": "Leadco"},
+    )  # fmt: skip
+    opportunity = fake.put(
+        "Opportunity",
+        {"Name": "Renewal", "Amount": 5000, "StageName": "Negotiation/Review",
+         "CloseDate": "2027-02-01", "ContactId": contact},
+    )  # fmt: skip
+    return contact, lead, opportunity
+
+
+def test_first_import_brings_leads_contacts_accounts_opportunities_and_users(
+    salesforce_connection, fake_salesforce, rep
+):
+    contact, lead, opportunity = seed(fake_salesforce, rep)
+    run = run_sync(salesforce_connection)
+    cleo = Customer.objects.get(email="cleo@acme.example")
+    assert (cleo.name, cleo.company, cleo.phone) == ("Cleo Contact", "Acme Corp", "+1 1")
+    lee = Customer.objects.get(email="lee@lead.example")
+    assert (lee.company, lee.lifecycle_stage) == ("Leadco", "lead")
+    sale = Sale.objects.get(title="Renewal")
+    assert (sale.customer, sale.status, str(sale.amount)) == (cleo, "NEGOTIATION", "5000.00")
+    salesforce_connection.refresh_from_db()
+    assert [o["email"] for o in salesforce_connection.unmatched_owners] == ["ghost@sf.example"]
+    assert run.progress_total == 3
+    assert fake_salesforce.calls("/composite/sobjects") == 0
+
+
+def test_changes_deletions_and_new_records_both_ways(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    contact, lead, opportunity = seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    fake_salesforce.put("Contact", {"Title": "VP Sales"}, id=contact)
+    run_sync(salesforce_connection)
+    cleo = Customer.objects.get(email="cleo@acme.example")
+    assert cleo.job_title == "VP Sales"
+    assert fake_salesforce.calls("/composite/sobjects") == 0  # no echo
+
+    from customers.services import customer_create, customer_update
+
+    customer_update(actor=admin_user, customer=cleo, data={"phone": "+1 2"})
+    customer_create(actor=admin_user, data={"name": "Nia New", "email": "nia@new.example",
+                                            "lifecycle_stage": "lead"})  # fmt: skip
+    customer_create(actor=admin_user, data={"name": "Carl Customer", "email": "carl@c.example",
+                                            "lifecycle_stage": "customer"})  # fmt: skip
+    run_sync(salesforce_connection)
+    assert fake_salesforce.get("Contact", contact).fields["Phone"] == "+1 2"
+    leads = {r.fields.get("Email") for r in fake_salesforce.live("Lead")}
+    contacts = {r.fields.get("Email") for r in fake_salesforce.live("Contact")}
+    assert "nia@new.example" in leads and "nia@new.example" not in contacts
+    assert "carl@c.example" in contacts and "carl@c.example" not in leads
+
+    fake_salesforce.delete("Lead", lead)
+    from sales.services import sale_delete
+
+    sale_delete(actor=admin_user, sale=Sale.objects.get(title="Renewal"))
+    run_sync(salesforce_connection)
+    assert not Customer.objects.filter(email="lee@lead.example").exists()
+    assert fake_salesforce.get("Opportunity", opportunity).deleted_at is not None
+    assert SyncLink.objects.get(remote_id=opportunity).deleted_at is not None
+
+
+def test_the_username_password_flow_and_a_refused_sign_in(admin_user, fake_salesforce):
+    connection = connection_create(
+        actor=admin_user,
+        data={"name": "SF password", "provider": "salesforce", "auth_flow": "password",
+              "domain": "login"},
+        secrets={"consumer_key": "test-consumer-key", "consumer_secret": "test-consumer-secret",
+                 "username": "admin@example.com", "password": "secret",
+                 "security_token": "TOKEN"},
+    )  # fmt: skip
+    assert connection_test(actor=admin_user, connection=connection)[0]
+    wrong = connection_create(
+        actor=admin_user,
+        data={"name": "SF wrong", "provider": "salesforce", "auth_flow": "password",
+              "domain": "login"},
+        secrets={"consumer_key": "test-consumer-key", "consumer_secret": "test-consumer-secret",
+                 "username": "admin@example.com", "password": "nope-secret-123"},
+    )  # fmt: skip
+    ok, message = connection_test(actor=admin_user, connection=wrong)
+    assert not ok and "authentication failure" in message and "nope-secret-123" not in message
+
+
+def test_5xx_is_retried_and_the_daily_api_usage_stops_a_run(
+    salesforce_connection, fake_salesforce, rep
+):
+    seed(fake_salesforce, rep)
+    fake_salesforce.fail_next(503, count=2)
+    run_sync(salesforce_connection)
+    assert Customer.objects.count() == 2
+    fake_salesforce.used = int(fake_salesforce.daily_limit * 0.95)
+    run = sync_run_execute(run_id=sync_start(connection=salesforce_connection).pk)
+    assert run.status == SyncRun.Status.FAILED
+    assert "API usage" in run.error
+
+
+def test_sobject_collections_carry_200_records_a_call(
+    salesforce_connection, fake_salesforce, admin_user
+):
+    Connection.objects.filter(pk=salesforce_connection.pk).update(push_existing=True)
+    from customers.services import customers_sync_write
+
+    customers_sync_write(
+        actor=admin_user,
+        creates=[{"name": f"P {i}", "email": f"p{i}@push.example", "lifecycle_stage": "customer"}
+                 for i in range(450)],
+        updates=[],
+        via="test",
+    )  # fmt: skip
+    run_sync(salesforce_connection)
+    assert len(fake_salesforce.live("Contact")) == 450
+    assert fake_salesforce.calls("/composite/sobjects") == 3
