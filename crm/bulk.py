@@ -90,7 +90,7 @@ def bulk_upsert(
     database's work (scoring 100,000 leads with their explanations)."""
     if not rows:
         return
-    columns, defaults = _columns_and_defaults(model, rows[0])
+    columns, defaults = _columns_and_defaults(model)
     if connection.vendor != "postgresql":
         model.objects.bulk_create(
             [model(**{**defaults, **row}) for row in rows],
