@@ -39,6 +39,11 @@ Questions (asked by -> answered by):
 - LEAD_AI_SCORES: leads.services.rescore (every rescoring, a chunk of leads at a time) ->
   ai.services.scoring ({customer id: model probability in percent, its explanation, and
   whether it grades the lead}); nothing when no model is active, and the rule score stands.
+- CUSTOMER_MERGE_LINKS: customers.duplicates (a merge, in its transaction) ->
+  integrations moves the merged-away customer's sync ledger links to the survivor (a link in
+  a connection that already links the survivor is detached instead) and answers
+  {"moved": {key: ids}, "detached": {key: ids}} for the merge record; the undo moves them
+  back through the merge record's keys like any other row.
 - RECOMMENDED_CONTENT: campaigns.drafts (the warm lead's case-study email) -> ai's
   recommender (the top document for the customer as template variables, and its id, which
   the draft keeps for RECOMMENDED_CONTENT_SENT).
@@ -82,6 +87,8 @@ class Question(StrEnum):
     LEAD_AI_SCORES = "lead_ai_scores"  # customer_ids, now -> {id: {score, explanation, grades}}
     # customer, user -> {variable: value, "recommended_document_id": id}
     RECOMMENDED_CONTENT = "recommended_content"
+    # survivor_id, other_id -> {"moved": {key: ids}, "detached": {key: ids}}
+    CUSTOMER_MERGE_LINKS = "customer_merge_links"
 
 
 REACTIONS: dict[Event, list[str]] = {
@@ -106,6 +113,7 @@ ANSWERS: dict[Question, list[str]] = {
     Question.DEALS_WITH_PROPOSAL: ["documents.selectors.sales_with_proposal_attached"],
     Question.IMPORT_SEQUENCES: ["campaigns.sequences.imports.sequences_offered_to_imports"],
     Question.LEAD_AI_SCORES: ["ai.services.scoring.lead_ai_scores"],
+    Question.CUSTOMER_MERGE_LINKS: ["integrations.services.links.customer_links_merge"],
     Question.RECOMMENDED_CONTENT: ["ai.services.recommend.recommended_content_variables"],
 }
 

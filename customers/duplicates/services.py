@@ -20,7 +20,7 @@ from crm.models import Tombstone
 from crm.permissions import editable_customers, require_admin, require_manager
 from crm.permissions.duplicates import may_merge, may_own
 from crm.permissions.viewers import customer_viewer_ids, sale_viewer_ids
-from crm.reactions import Event, react
+from crm.reactions import Event, Question, ask, react
 from crm.services import (
     audit_record,
     diff_snapshots,
@@ -389,6 +389,9 @@ def customers_merge(
             if ids:
                 model._base_manager.filter(pk__in=ids).update(**{fk: survivor.pk}, **_touch(model))
                 moved[key] = ids
+    links = ask(Question.CUSTOMER_MERGE_LINKS, {}, survivor_id=survivor.pk, other_id=other.pk)
+    moved.update(links.get("moved", {}))
+    detached.update(links.get("detached", {}))
     added: dict[str, list[int]] = {}
     for name in MANY_TO_MANY:
         mine = set(getattr(survivor, name).values_list("pk", flat=True))

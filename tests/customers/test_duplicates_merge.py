@@ -275,3 +275,30 @@ def test_the_survivors_lead_score_is_recomputed_with_the_moved_activities(
     score = LeadScore.objects.get(customer=survivor)
     assert score.engagement_score > 0
     assert score.last_calculated is not None
+
+
+def test_sync_ledger_links_follow_the_merge_and_come_back_on_undo(rep, teams):
+    """The remote records of the merged-away customer keep syncing with the survivor; in a
+    connection that links the survivor already, the other's link is detached."""
+    from integrations.models import Connection, SyncLink
+
+    survivor, other = CustomerFactory(owner=rep), CustomerFactory(owner=rep)
+    hubspot, salesforce = (
+        Connection.objects.create(name=name, provider=provider, auth_flow="token",
+                                  secrets_encrypted="x", run_as=rep)
+        for name, provider in (("HubSpot", "hubspot"), ("Salesforce", "salesforce"))
+    )  # fmt: skip
+
+    def link(connection, remote_id, customer):
+        return SyncLink.objects.create(connection=connection, object_type="contacts",
+                                       remote_id=remote_id, local_model="customer",
+                                       local_id=customer.pk)  # fmt: skip
+
+    survivors = link(hubspot, "1", survivor)
+    clash, moving = link(hubspot, "2", other), link(salesforce, "3", other)
+    merge = services.customers_merge(actor=rep, survivor_id=survivor.pk, other_id=other.pk)
+    local = dict(SyncLink.objects.values_list("pk", "local_id"))
+    assert local == {survivors.pk: survivor.pk, clash.pk: None, moving.pk: survivor.pk}
+    services.customer_merge_undo(actor=rep, merge=merge)
+    local = dict(SyncLink.objects.values_list("pk", "local_id"))
+    assert local == {survivors.pk: survivor.pk, clash.pk: other.pk, moving.pk: other.pk}
