@@ -27,6 +27,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First: its runserver serves HTTP and websockets together (`make run`).
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "channels",
     "crm",
     "customers",
     "sales",
@@ -149,6 +152,7 @@ API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
 
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
+ASGI_APPLICATION = "crm.asgi.application"
 
 TEMPLATES = [
     {
@@ -208,6 +212,28 @@ else:
             "LOCATION": str(BASE_DIR / "var" / "cache"),
         }
     }
+
+# Real time (crm.realtime, README "Notifications and the live board"): events go from the
+# process that wrote them to every websocket through the channel layer, Redis when REDIS_URL
+# is set. Without it the layer lives inside one process, so the web process's own events
+# (board moves, edits) arrive at once and each socket also reads the event table every
+# REALTIME_POLL_SECONDS for what the worker and beat processes wrote.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="crm")},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REALTIME_POLL_SECONDS = env.float("REALTIME_POLL_SECONDS", default=0 if REDIS_URL else 2)
+# A reconnecting client is sent what it missed, at most this many events; beyond that (a
+# laptop asleep for a day) it is told to reload. Events are kept REALTIME_EVENT_DAYS.
+REALTIME_REPLAY_LIMIT = env.int("REALTIME_REPLAY_LIMIT", default=1000)
+REALTIME_EVENT_DAYS = env.int("REALTIME_EVENT_DAYS", default=7)
+# The hour (TIME_ZONE) the daily notification digest goes to those who chose it.
+NOTIFICATION_DIGEST_HOUR = env.int("NOTIFICATION_DIGEST_HOUR", default=7)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -366,6 +392,14 @@ CELERY_BEAT_SCHEDULE = {
     "sales-forecast-statistics": {
         "task": "sales.forecast_statistics",
         "schedule": crontab(hour=3, minute=15),
+    },
+    "crm-realtime-prune": {
+        "task": "crm.realtime_events_prune",
+        "schedule": crontab(hour=4, minute=10),
+    },
+    "crm-notification-digest": {
+        "task": "crm.notification_digests_send",
+        "schedule": crontab(hour=NOTIFICATION_DIGEST_HOUR, minute=0),
     },
     "sales-forecast-snapshots": {
         "task": "sales.forecast_snapshots",
