@@ -222,7 +222,22 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="crm")},
+            "CONFIG": {
+                # redis-py's pool refuses (not waits) past its size, 100 by default: a wave
+                # of sockets opening at once (a deploy, a network blip) joins its groups
+                # together, a connection each. Its read timeout (5 s by default) must exceed
+                # channels-redis's 5 s blocking pop, or a quiet socket's receive times out
+                # on a busy machine and the consumer dies (measured: bench realtime_fanout).
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env.int("CHANNELS_REDIS_CONNECTIONS", default=1000),
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                    }
+                ],
+                "prefix": env.str("CHANNELS_PREFIX", default="crm"),
+            },
         }
     }
 else:
