@@ -74,6 +74,11 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         """An event from the layer (crm.realtime.events_push)."""
         await self._deliver(message["event"], message["user_ids"], message["for_admins"])
 
+    async def crm_progress(self, message):
+        """A long job's progress (crm.realtime.progress_push): not kept, not replayed."""
+        if may_receive(self.user, user_ids=message["user_ids"], for_admins=True):
+            await self.send_json(message["event"])
+
     async def _deliver_row(self, event):
         await self._deliver(realtime.event_message(event), event.user_ids, event.for_admins)
 

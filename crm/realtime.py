@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 ADMINS_GROUP = "crm.admins"
 MESSAGE_TYPE = "crm.event"  # the consumer's crm_event handler
+PROGRESS_TYPE = "crm.progress"  # its crm_progress handler
 
 
 def user_group(user_id: int) -> str:
@@ -72,6 +73,40 @@ async def _send(layer, events: list[RealtimeEvent]) -> None:
             groups.append(ADMINS_GROUP)
         for group in groups:
             await layer.group_send(group, message)
+
+
+def progress_push(
+    *, subject: str, subject_id: int, status: str, user_ids, after_commit: bool = True
+) -> None:
+    """Tell the open pages of a long job (a campaign's send, a CSV import) to look again at
+    its progress. Not written to the table: a page that missed one still polls, and the
+    job's end is a notification. `after_commit=False` for a job inside its own long
+    transaction (an import), whose progress lives in the cache meanwhile."""
+    message = {
+        "type": PROGRESS_TYPE,
+        "event": {"type": "progress", "object": subject, "id": subject_id, "status": status},
+        "user_ids": sorted(set(user_ids)),
+        "for_admins": True,
+    }
+
+    def push():
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(_send_progress)(layer, message)
+        except Exception:
+            logger.exception("Progress of %s %s not pushed", subject, subject_id)
+
+    if after_commit:
+        transaction.on_commit(push)
+    else:
+        push()
+
+
+async def _send_progress(layer, message: dict) -> None:
+    for group in [*(user_group(user_id) for user_id in message["user_ids"]), ADMINS_GROUP]:
+        await layer.group_send(group, message)
 
 
 def last_event_id() -> int:

@@ -11,7 +11,7 @@ from django_celery_beat.models import ClockedSchedule, PeriodicTask
 from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, SendBatch
 from campaigns.sending.batches import outside_batches
 from campaigns.sending.counters import campaign_counters_refresh
-from campaigns.sending.notices import campaign_author_notify
+from campaigns.sending.notices import campaign_author_notify, campaign_progress_push
 from campaigns.sending.recipients import recipients_insert, recipients_skipped
 from campaigns.states import (
     STOPS_SENDING,
@@ -48,6 +48,7 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
             campaign.updated_at = timezone.now()
             campaign.save(update_fields=["status", "updated_at"])
             campaign_counters_refresh(campaign_ids=[campaign.pk])
+            campaign_progress_push(campaign_id=campaign.pk)
         if run.status == CampaignRun.Status.SENDING:
             send_run_later(run.pk)
     return run
@@ -133,6 +134,7 @@ def run_give_up(*, run_id: int, reason: str) -> None:
         campaign_author_notify(
             campaign_id=run.campaign_id, what=f"paused: the provider kept refusing ({reason})."
         )
+        campaign_progress_push(campaign_id=run.campaign_id)
 
 
 def stalled_runs() -> list[int]:

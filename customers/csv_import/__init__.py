@@ -35,6 +35,7 @@ from crm.models import Notification
 from crm.notifications import Notice
 from crm.permissions import assignable_users
 from crm.reactions import Event, react
+from crm.realtime import progress_push
 from customers.csv_import import files, writes
 from customers.csv_import.headers import (
     IMPORTABLE_FIELDS,
@@ -289,6 +290,17 @@ def _mark_failed(import_id: int, reason: str) -> None:
         _import_finished_notify(CustomerImport.objects.get(pk=import_id))
 
 
+def _import_progress_push(customer_import: CustomerImport, *, after_commit: bool = True) -> None:
+    """Its uploader's open report page looks again (the rows checked, or the end)."""
+    progress_push(
+        subject="import",
+        subject_id=customer_import.pk,
+        status=customer_import.status,
+        user_ids=[customer_import.uploaded_by_id],
+        after_commit=after_commit,
+    )
+
+
 def _import_finished_notify(customer_import: CustomerImport) -> None:
     """Its uploader (crm.reactions IMPORT_FINISHED), after commit."""
     if customer_import.status == CustomerImport.Status.DONE:
@@ -307,6 +319,7 @@ def _import_finished_notify(customer_import: CustomerImport) -> None:
         obj=customer_import,
     )
     react(Event.IMPORT_FINISHED, notices=[notice])
+    _import_progress_push(customer_import)
 
 
 def _progress_key(import_id: int) -> str:
@@ -373,6 +386,7 @@ def customer_import_run(
         for line_number, row in enumerate(rows, start=2):
             if line_number % PROGRESS_EVERY_ROWS == 0:
                 cache.set(_progress_key(locked.pk), line_number - 1, PROGRESS_SECONDS)
+                _import_progress_push(locked, after_commit=False)
             result = cleaner.clean(row)
             if not result.errors:
                 email = result.values["email"]

@@ -23,6 +23,20 @@
     body.dispatchEvent(new CustomEvent(name, { detail: detail, bubbles: true }));
   }
 
+  // A long job's progress: its page looks again now rather than at its next poll, and
+  // reloads when the job changed state (a scheduled send fired, an import finished).
+  function progress(data) {
+    const selector = '[data-live-progress="' + data.object + "-" + data.id + '"]';
+    document.querySelectorAll(selector).forEach(function (element) {
+      if (element.dataset.liveStatus && data.status && element.dataset.liveStatus !== data.status) {
+        window.location.reload();
+      } else if (window.htmx) {
+        window.htmx.trigger(element, "live-progress");
+      }
+    });
+    tell("realtime:progress", data);
+  }
+
   function connect() {
     const socket = new WebSocket(address());
     socket.addEventListener("message", function (message) {
@@ -36,6 +50,8 @@
       } else if (data.type === "reset") {
         lastId = null;  // too much was missed: the page redraws what it shows
         tell("realtime:reset", data);
+      } else if (data.type === "progress") {
+        progress(data);
       } else if (data.type === "event" && !seen.has(data.id)) {
         seen.add(data.id);
         lastId = Math.max(lastId || 0, data.id);

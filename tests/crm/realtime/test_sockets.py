@@ -211,3 +211,49 @@ def test_embedded_mode_polls_the_table_for_other_processes_events(rep, teams, se
         await socket.disconnect()
 
     run(body)
+
+
+def test_campaign_progress_reaches_its_managers_only(manager, other_manager, rep, teams):
+    from campaigns.models import EmailCampaign
+    from campaigns.sending.notices import campaign_progress_push
+    from tests.factories import EmailCampaignFactory
+
+    campaign = EmailCampaignFactory(created_by=manager, status=EmailCampaign.Status.SENDING)
+
+    async def body():
+        mine, _, _ = await open_socket(manager)
+        theirs, _, _ = await open_socket(other_manager)
+        rep_socket, _, _ = await open_socket(rep)
+        await call(campaign_progress_push)(campaign_id=campaign.pk)
+        message = await mine.receive_json_from(timeout=5)
+        assert message == {"type": "progress", "object": "campaign", "id": campaign.pk,
+                           "status": "sending"}  # fmt: skip
+        assert await theirs.receive_nothing(timeout=QUIET)
+        assert await rep_socket.receive_nothing(timeout=QUIET)
+        for socket in (mine, theirs, rep_socket):
+            await socket.disconnect()
+
+    run(body)
+
+
+def test_import_progress_reaches_its_uploader_only(rep, teammate, teams):
+    from customers.csv_import import _import_progress_push
+    from customers.models import CustomerImport
+
+    customer_import = CustomerImport.objects.create(
+        uploaded_by=rep, filename="leads.csv", status=CustomerImport.Status.QUEUED
+    )
+
+    async def body():
+        mine, _, _ = await open_socket(rep)
+        theirs, _, _ = await open_socket(teammate)
+        await call(_import_progress_push)(customer_import, after_commit=False)
+        message = await mine.receive_json_from(timeout=5)
+        assert (message["object"], message["id"], message["status"]) == (
+            "import", customer_import.pk, "queued",
+        )  # fmt: skip
+        assert await theirs.receive_nothing(timeout=QUIET)
+        await mine.disconnect()
+        await theirs.disconnect()
+
+    run(body)
