@@ -3,6 +3,7 @@
 import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers
 from rest_framework.response import Response
@@ -13,6 +14,7 @@ from crm.models import Tombstone
 from crm.permissions import editable_customers, visible_customers
 from crm.permissions.customers import visible_customer_notes
 from customers import services
+from customers.duplicates.selectors import likely_duplicates
 from customers.models import ConsentSource, Customer, CustomerNote, Tag
 
 LIGHT_COLUMNS = {
@@ -56,6 +58,27 @@ class CustomerSerializer(SparseSerializer):
         read_only_fields = fields
 
 
+class LikelyDuplicateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    url = serializers.CharField(help_text="The existing customer in the API")
+    confidence = serializers.IntegerField(help_text="0-100")
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class CustomerCreatedSerializer(CustomerSerializer):
+    """A new customer, with the existing ones it likely duplicates (a warning: it was
+    created all the same). Those out of the caller's sight are only counted."""
+
+    likely_duplicates = LikelyDuplicateSerializer(many=True, read_only=True)
+    likely_duplicates_out_of_sight = serializers.IntegerField(read_only=True)
+
+    class Meta(CustomerSerializer.Meta):
+        fields = [*CustomerSerializer.Meta.fields, "likely_duplicates",
+                  "likely_duplicates_out_of_sight"]  # fmt: skip
+        read_only_fields = fields
+
+
 class CustomerInputSerializer(serializers.ModelSerializer):
     owner = serializers.PrimaryKeyRelatedField(
         queryset=get_user_model().objects.filter(is_active=True), required=False
@@ -89,7 +112,7 @@ class CustomerFilter(django_filters.FilterSet):
     list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
     retrieve=extend_schema(parameters=[FIELDS]),
     create=extend_schema(
-        request=CustomerInputSerializer, responses={201: CustomerSerializer},
+        request=CustomerInputSerializer, responses={201: CustomerCreatedSerializer},
         parameters=[IDEMPOTENCY_KEY],
     ),
     partial_update=extend_schema(
@@ -127,7 +150,25 @@ class CustomerViewSet(
         customer = services.customer_create(
             actor=request.user, data=serializer.validated_data, consent_source=ConsentSource.API
         )
-        return self.created(with_tags(Customer.objects.all()).get(pk=customer.pk))
+        found = likely_duplicates(
+            user=request.user, data=serializer.validated_data, exclude_ids=[customer.pk]
+        )
+        customer = with_tags(Customer.objects.all()).get(pk=customer.pk)
+        customer.likely_duplicates = [
+            {
+                "id": match.customer.pk,
+                "name": match.customer.name,
+                "url": request.build_absolute_uri(
+                    reverse("api:customer-detail", args=[match.customer.pk])
+                ),
+                "confidence": match.confidence,
+                "reasons": match.reasons,
+            }
+            for match in found
+            if match.customer is not None
+        ]
+        customer.likely_duplicates_out_of_sight = sum(1 for m in found if m.customer is None)
+        return self.created(customer, CustomerCreatedSerializer)
 
     def update(self, request, *args, **kwargs):
         customer = self.get_change_object()

@@ -6,6 +6,8 @@ before Django starts; these helpers refuse to drop anything whose name lacks "be
 
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import psycopg
@@ -141,3 +143,23 @@ def drop_database(name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@contextmanager
+def using_database(name: str) -> Iterator[None]:
+    """Run the block on the database `name` (which must contain "bench"): the default
+    connection is closed and reopened on it, then switched back; the cache gets a key prefix
+    of its own meanwhile, so nothing cached for one data set is read for another."""
+    if "bench" not in name:
+        raise RuntimeError(f"Refusing to use {name!r}: its name must contain 'bench'.")
+    original = settings.DATABASES["default"]["NAME"]
+    prefix = cache.key_prefix
+    connections.close_all()
+    settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = name
+    cache.key_prefix = f"{prefix}{name}:"
+    try:
+        yield
+    finally:
+        connections.close_all()
+        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = original
+        cache.key_prefix = prefix

@@ -47,6 +47,8 @@ class AuditEvent(models.Model):
         CREATE = "create", "Created"
         UPDATE = "update", "Updated"
         DELETE = "delete", "Deleted"
+        MERGE = "merge", "Merged"
+        UNMERGE = "unmerge", "Merge undone"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -352,6 +352,17 @@ ANALYTICS_KEEP_SECONDS = env.int("ANALYTICS_KEEP_SECONDS", default=6 * 60 * 60)
 # phone numbers are matched word for word whatever it is.
 SEARCH_LANGUAGE = env.str("SEARCH_LANGUAGE", default="english")
 
+# Duplicate customers (customers/duplicates, README "Duplicate customers"): pairs at or above
+# DUPLICATE_MIN_CONFIDENCE are kept for review; at or above DUPLICATE_LIKELY_CONFIDENCE a new
+# customer (form, import, API) is warned about; a block (a phone, a company and name start)
+# shared by more customers than DUPLICATE_MAX_BLOCK is no evidence and is not compared. A
+# merge can be undone for DUPLICATE_UNDO_DAYS.
+DUPLICATE_MIN_CONFIDENCE = env.int("DUPLICATE_MIN_CONFIDENCE", default=50)
+DUPLICATE_LIKELY_CONFIDENCE = env.int("DUPLICATE_LIKELY_CONFIDENCE", default=60)
+DUPLICATE_MAX_BLOCK = env.int("DUPLICATE_MAX_BLOCK", default=100)
+DUPLICATE_UNDO_DAYS = env.int("DUPLICATE_UNDO_DAYS", default=30)
+DUPLICATE_BULK_MIN_CONFIDENCE = env.int("DUPLICATE_BULK_MIN_CONFIDENCE", default=90)
+
 # AI lead scoring (ai/, README "AI lead scoring"): a lead is labelled once its window has
 # passed or it converted; it is described as of its creation + AI_FEATURE_DAYS. No model
 # below the data thresholds; a model is activated only when its held-out AUC beats the
@@ -403,6 +414,10 @@ CELERY_BEAT_SCHEDULE = {
     "leads-nightly-rescore": {
         "task": "leads.rescore_all",
         "schedule": crontab(hour=2, minute=15),
+    },
+    "customers-duplicates-nightly-scan": {
+        "task": "customers.duplicates_scan_nightly",
+        "schedule": crontab(hour=0, minute=45),
     },
     "sales-forecast-statistics": {
         "task": "sales.forecast_statistics",

@@ -337,3 +337,11 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.reason})"
+
+
+# The duplicates package keeps its models apart; Django finds them through this module.
+from customers.duplicates.models import (  # noqa: E402, F401
+    CustomerMerge,
+    DuplicateJob,
+    DuplicatePair,
+)

@@ -22,6 +22,7 @@ from crm.permissions.customer_imports import access_customer_import_by_id
 from crm.roles import is_manager_or_admin
 from crm.selectors import audit_events_for
 from customers import csv_import, selectors, services
+from customers.duplicates.selectors import duplicate_pairs_of, likely_duplicates
 from customers.forms import (
     BulkAssignForm,
     CustomerFilterForm,
@@ -81,16 +82,27 @@ def customer_options(request):
 
 @require_http_methods(["GET", "POST"])
 def customer_create(request):
+    """The form; when the new customer looks like existing ones, they are shown (with links)
+    and "Create anyway" confirms."""
     form = CustomerForm(request.POST or None, user=request.user)
+    duplicates = []
     if request.method == "POST" and form.is_valid():
-        try:
-            customer = services.customer_create(actor=request.user, **form.service_kwargs())
-        except ValidationFailed as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, f"Customer “{customer}” created.")
-            return redirect("customers:detail", customer.pk)
-    return render(request, "customers/customer_form.html", {"form": form})
+        if not request.POST.get("confirm_duplicates"):
+            duplicates = likely_duplicates(user=request.user, data=form.cleaned_data)
+        if not duplicates:
+            try:
+                customer = services.customer_create(actor=request.user, **form.service_kwargs())
+            except ValidationFailed as error:
+                add_service_error(form, error)
+            else:
+                messages.success(request, f"Customer “{customer}” created.")
+                return redirect("customers:detail", customer.pk)
+    context = {
+        "form": form,
+        "duplicates": [match for match in duplicates if match.customer],
+        "duplicates_out_of_sight": sum(1 for match in duplicates if match.customer is None),
+    }
+    return render(request, "customers/customer_form.html", context)
 
 
 def customer_detail(request, pk: int):
@@ -102,6 +114,7 @@ def customer_detail(request, pk: int):
         "note_form": NoteForm(),
         "history": audit_events_for(customer, limit=20),
         "can_edit": editable_customers(request.user).filter(pk=customer.pk).exists(),
+        "duplicate_pairs": duplicate_pairs_of(user=request.user, customer=customer),
     }
     return render(request, "customers/customer_detail.html", context)
 
@@ -251,6 +264,7 @@ def import_mapping(request, pk: int):
     except ValidationFailed as error:
         mapping_problem = error.message
     context = {
+        "row_duplicates": _preview_duplicates(request.user, mapped_rows),
         "customer_import": customer_import,
         "form": form,
         "preview_rows": csv_import.customer_import_preview(customer_import=customer_import),
@@ -259,6 +273,18 @@ def import_mapping(request, pk: int):
         "mapping_problem": mapping_problem,
     }
     return render(request, "customers/import_mapping.html", context)
+
+
+def _preview_duplicates(user, rows) -> dict[int, list]:
+    """{line: the existing customers the preview row likely duplicates}: a warning beside
+    the exact-email check the import itself makes."""
+    found = {}
+    for row in rows:
+        data = {cell["field"]: cell["value"] for cell in row.cells if not cell["errors"]}
+        matches = likely_duplicates(user=user, data=data, limit=3)
+        if matches:
+            found[row.line] = matches
+    return found
 
 
 def import_report(request, pk: int):

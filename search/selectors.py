@@ -54,6 +54,7 @@ from search.text import ANGLES, MARK_START, MARK_STOP, fold
 OWNER_BOOST = 1.3
 RECENT_BOOST = ((timedelta(days=30), 1.15), (timedelta(days=180), 1.05))
 MAX_HITS = 5000  # matching entries read per search (PostgreSQL); see search()
+NAMES_FIRST_HITS = 200  # names read by the dropdown's first try (names_first)
 TRIGRAM_THRESHOLD = 0.4  # word_similarity: "smiht" ~ "smith" is 0.5, "hauslr" ~ "hausler" 0.71
 HEADLINE_OPTIONS = (
     f"StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=24, MinWords=10, "
@@ -122,6 +123,7 @@ def search(
     limit: int = 20,
     snippets: bool = True,
     max_hits: int = MAX_HITS,
+    names_first: bool = False,
 ) -> SearchResults:
     """The hits of `parsed` the user may see: ranked, `limit` from `offset`, of `kinds` (a
     facet; all by default), with the counts of every kind (for the facets); `snippets`:
@@ -129,7 +131,12 @@ def search(
 
     PostgreSQL reads at most `max_hits` matching entries (and as many matching in a name):
     a word found in half a million records is counted as "N+" and ranked among those,
-    rather than taking seconds to count exactly; `capped` says so."""
+    rather than taking seconds to count exactly; `capped` says so.
+
+    `names_first` (the dropdown): when a name matches, only the names are searched (their
+    own small index) and the counts are "at least"; the whole index is read only when no
+    name the user may see matches. A common word is in tens of thousands of entries, and
+    finding them all costs the dropdown ten times what finding the names does."""
     allowed = searchable_kinds(user)
     if parsed.kinds:
         allowed = [kind for kind in allowed if kind in parsed.kinds]
@@ -138,28 +145,44 @@ def search(
     shown = [kind for kind in allowed if kind in kinds] if kinds else allowed
     postgresql = connection.vendor == "postgresql"
     match = _Matcher(user, parsed, postgresql)
-    results = _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
-    # The typo fallback: nothing found, and nothing excluded (the fallback could not honour it).
-    excludes = any(term.negated for group in parsed.groups for term in group)
-    if postgresql and not results.counts and parsed.words() and not excludes:
-        with transaction.atomic():  # set_config(..., true) lasts for this transaction
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)",
-                    [str(TRIGRAM_THRESHOLD)],
-                )
+    if not postgresql:
+        return _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
+    # Every pass in one transaction, for its settings (set_config(..., true) lasts until the
+    # commit): the typo fallback's threshold, and no sequential scan. The planner cannot
+    # estimate how many entries a prefix matches ("pric:*"); guessing "many", it reads the
+    # table in order until the LIMIT is met, which for a rare word is the whole table. The
+    # GIN indexes are always the better start here.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('enable_seqscan', 'off', true),"
+            " set_config('pg_trgm.word_similarity_threshold', %s, true)",
+            [str(TRIGRAM_THRESHOLD)],
+        )
+        if names_first:
+            names_hits = min(max_hits, NAMES_FIRST_HITS)
+            results = _run(user, parsed, match, allowed, shown, offset, limit, snippets,
+                           names_hits, names_only=True)  # fmt: skip
+            if results.hits:
+                results.capped = True
+                return results
+        results = _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
+        # The typo fallback: nothing found, and nothing excluded (it could not honour that).
+        excludes = any(term.negated for group in parsed.groups for term in group)
+        if not results.counts and parsed.words() and not excludes:
             match = _Matcher(user, parsed, postgresql, fuzzy=True)
             results = _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
-        results.fuzzy = bool(results.counts)
-        results.suggestion = _suggestion(parsed, results.hits)
+            results.fuzzy = bool(results.counts)
+            results.suggestion = _suggestion(parsed, results.hits)
     return results
 
 
-def _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits) -> SearchResults:
+def _run(
+    user, parsed, match, allowed, shown, offset, limit, snippets, max_hits, names_only=False
+) -> SearchResults:
     capped = False
     if match.postgresql:
         counts, hits, capped = _postgres_counts_and_page(
-            user, match, allowed, shown, offset, limit, max_hits
+            user, match, allowed, shown, offset, limit, max_hits, names_only
         )
     else:
         counts = _counts(user, parsed, match, allowed)
@@ -194,7 +217,7 @@ UNION ALL
 """
 
 
-def _postgres_statement(user, match, allowed, shown, offset, limit, max_hits):
+def _postgres_statement(user, match, allowed, shown, offset, limit, max_hits, names_only=False):
     """The matching entries first (`hits`: the GIN index, the filters, nothing else), then
     those the user may see (`visible`: per indexed model, the record's id IN the model's
     queryset filtered by crm.permissions, which the planner checks hit by hit through the
@@ -209,9 +232,10 @@ def _postgres_statement(user, match, allowed, shown, offset, limit, max_hits):
         )
         return entries.order_by().values("id", "record", "record_id", "kind")[:max_hits]
 
-    hits_sql, params = matching(False).query.sql_with_params()
+    hits_sql, params = matching(names_only).query.sql_with_params()
     params = list(params)
-    if not match.fuzzy:  # matches in a name first: kept whatever else a common word matches
+    if not match.fuzzy and not names_only:
+        # Matches in a name first: kept whatever else a common word matches.
         names_sql, names_params = matching(True).query.sql_with_params()
         hits_sql = f"({names_sql}) UNION ({hits_sql})"
         params = [*names_params, *params]
@@ -240,15 +264,13 @@ def _postgres_statement(user, match, allowed, shown, offset, limit, max_hits):
     return statement, [*params, *rank_params, list(shown), limit, offset]
 
 
-def _postgres_counts_and_page(user, match, allowed, shown, offset, limit, max_hits):
-    statement, params = _postgres_statement(user, match, allowed, shown, offset, limit, max_hits)
+def _postgres_counts_and_page(user, match, allowed, shown, offset, limit, max_hits, names_only):
+    statement, params = _postgres_statement(
+        user, match, allowed, shown, offset, limit, max_hits, names_only
+    )
     if statement is None:
         return {}, [], False
-    # The planner cannot estimate how many entries a prefix matches ("pric:*"); guessing
-    # "many", it reads the table in order until the LIMIT is met, which for a rare word is
-    # the whole table. The GIN indexes are always the better start here.
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('enable_seqscan', 'off', true)")
+    with connection.cursor() as cursor:  # in search()'s transaction, with its settings
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     counts = {kind: int(value) for part, kind, value, _ in rows if part == 0 and value}
@@ -280,15 +302,27 @@ class _Matcher:
         """What an entry must satisfy: the words and the field filters."""
         parsed = self.parsed
         q = Q()
-        if self.postgresql and not self.fuzzy:
-            q &= Q(_Match(F(f"{prefix}vector"), self.tsquery()))
-            if names_only:  # through the names' own index (search.postgres.NAMES_VECTOR)
-                names = RawSQL(
+        if self.postgresql and not self.fuzzy and names_only:
+            # The entries themselves (prefix ""), found through the names' own index
+            # (search.postgres.NAMES_VECTOR); the whole query (exclusions, the other fields'
+            # words) is then checked on those few. Spelled so that the planner cannot also
+            # use the index on `vector`: ANDing its bitmap in reads every entry that a
+            # common word is in, ten times the work of the names.
+            q &= Q(
+                RawSQL(
+                    f"coalesce(vector, ''::tsvector) @@ {self.tsquery_sql}",
+                    self.tsquery_params,
+                    output_field=BooleanField(),
+                ),
+                RawSQL(
                     f"{postgres.NAMES_VECTOR} @@ {self.names_sql}",
                     self.names_params,
                     output_field=BooleanField(),
-                )
-                q &= Q(names, chunk=0)
+                ),
+                chunk=0,
+            )
+        elif self.postgresql and not self.fuzzy:
+            q &= Q(_Match(F(f"{prefix}vector"), self.tsquery()))
         elif self.postgresql:
             words = " ".join(parsed.words())
             q &= Q(**{f"{prefix}chunk": 0}) & Q(

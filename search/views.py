@@ -123,7 +123,7 @@ def search_dropdown(request):
     parsed = parse(q)
     results = selectors.search(
         user=request.user, parsed=parsed, limit=DROPDOWN_SIZE, snippets=False,
-        max_hits=DROPDOWN_MAX_HITS,
+        max_hits=DROPDOWN_MAX_HITS, names_first=True,
     )  # fmt: skip
     groups: dict[str, list] = {}
     for hit in _with_links(results.hits):

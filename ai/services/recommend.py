@@ -30,7 +30,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ai.models import EngagementStat, RecommendationShare, SizeBand, size_band
 from crm.errors import ValidationFailed
-from crm.permissions.documents import visible_documents
+from crm.permissions.documents import visible_documents, visible_library_documents
 from customers.models import Customer, CustomerNote, Industry
 from documents.models import Document
 from documents.tokens import share_url
@@ -235,11 +235,9 @@ def document_recommendations(
     now = now or timezone.now()
     # Library documents only: one attached to a customer or deal is theirs (a proposal, a
     # contract), never offered to someone else; and it keeps the visibility check cheap.
-    library = Document.objects.active().filter(
-        document_type__in=TYPES, customer__isnull=True, sale__isnull=True
-    )
+    library = Document.objects.active().filter(document_type__in=TYPES)
     candidates = list(
-        visible_documents(user, library)
+        visible_library_documents(user, library)
         .order_by()
         .values_list("pk", "parent_document_id", "title", "document_type")
     )

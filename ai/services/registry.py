@@ -79,7 +79,8 @@ _cache: dict[tuple[int, str], LoadedModel] = {}
 
 
 def model_load(record: LeadScoringModel) -> LoadedModel:
-    """The model of `record`, after checking its file against the stored sha256."""
+    """The model of `record`, after checking its file against the stored sha256; loaded
+    once per process (unpickling a forest is the expensive part of scoring a few leads)."""
     key = (record.pk, record.sha256)
     if key in _cache:
         return _cache[key]
@@ -93,9 +94,15 @@ def model_load(record: LeadScoringModel) -> LoadedModel:
         raise ModelFileRefused(f"Model v{record.version}: the file does not match its sha256.")
     payload = pickle.loads(data)  # noqa: S301 - the hash above proves this app wrote it
     loaded = LoadedModel(record.pk, payload["calibrated"], payload["features"])
-    _cache.clear()  # one generation of models at a time
     _cache[key] = loaded
     return loaded
+
+
+def loaded_models_keep(record_ids: set[int]) -> None:
+    """Forget the loaded models other than these (the active ones): the global model and
+    every team's stay loaded together, a retired one does not linger in memory."""
+    for key in [key for key in _cache if key[0] not in record_ids]:
+        del _cache[key]
 
 
 def model_activate(*, actor: AbstractBaseUser | None, model_id: int) -> LeadScoringModel:

@@ -14,7 +14,7 @@ import numpy as np
 from ai.explain import calibrated_contributions
 from ai.features import current_features, describer
 from ai.models import LeadScoringModel, ScoringPreference
-from ai.services.registry import ModelFileRefused, model_load
+from ai.services.registry import ModelFileRefused, loaded_models_keep, model_load
 
 logger = logging.getLogger(__name__)
 TOP_FACTORS = 3
@@ -57,6 +57,7 @@ def lead_ai_scores(*, customer_ids: list[int], now: datetime) -> dict[int, dict]
     models = list(LeadScoringModel.objects.active().select_related("team"))
     if not models or not customer_ids:
         return {}
+    loaded_models_keep({record.pk for record in models})
     loaded = {}
     for record in models:
         try:

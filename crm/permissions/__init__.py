@@ -10,6 +10,8 @@ selector, export and API goes through this package, one module per area:
 |                  | teams; `require_manager`, `require_admin`                         |
 | customers        | customers (owned, shared); `access_customer_by_id`                |
 | customer_imports | CSV imports (their uploader); `access_customer_import_by_id`      |
+| duplicates       | the duplicates queue (managers: pairs of their teams' customers), |
+|                  | merging (both customers changeable), undoing a merge              |
 | sales            | deals and tasks; `access_sale_by_id`, `access_task_by_id`         |
 | documents        | documents (the rule, uploader, public, named users);              |
 |                  | `access_document_by_id`                                           |

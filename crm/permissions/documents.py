@@ -51,6 +51,24 @@ def visible_documents(user, queryset: QuerySet | None = None) -> QuerySet:
     )
 
 
+def visible_library_documents(user, queryset: QuerySet | None = None) -> QuerySet:
+    """The library's documents (attached to no customer and no deal) that `user` may open:
+    visible_documents' rule with its customer and deal clauses left out, as they cannot hold.
+    Spelled apart because the planner cannot tell those clauses are empty here and joins
+    every deal to find out (the recommendations' candidates, 70 ms of 100k deals)."""
+    documents = queryset_or_all(queryset, "documents.Document").filter(
+        customer__isnull=True, sale__isnull=True
+    )
+    if not user.is_authenticated:
+        return documents.none()
+    if role_of(user) == Role.ADMIN:
+        return documents
+    shared = documents.model.allowed_users.through.objects.filter(
+        document_id=OuterRef("pk"), user_id=user.pk
+    )
+    return documents.filter(_uploaded_by_team(user) | Q(is_public=True) | Q(Exists(shared)))
+
+
 def editable_documents(user, queryset: QuerySet | None = None) -> QuerySet:
     """Changing a document needs more than reading it: its uploader (of this version or of
     the chain), the uploader's manager, or an admin."""

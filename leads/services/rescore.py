@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from crm.bulk import bulk_upsert
 from crm.reactions import Question, ask
 from customers.models import Customer
 from leads.models import LeadScore, RescoreRun, ScoreChange, ScoringRule, grade_for
@@ -91,17 +92,15 @@ def _rescore_chunk(
             # score keeps its explanation; reading every stored one back costs more).
             unchanged.append(pk)
             continue
-        scores.append(
-            LeadScore(
-                customer_id=pk,
-                **dict(zip(SCORE_COLUMNS, factor_scores, strict=True)),
-                total_score=total,
-                ai_score=ai_score,
-                ai_explanation=explanation,
-                grade=previous_grade or UNGRADED,  # grades change only through a claim below
-                last_calculated=now,
-            )
-        )
+        scores.append({
+            "customer_id": pk,
+            **dict(zip(SCORE_COLUMNS, factor_scores, strict=True)),
+            "total_score": total,
+            "ai_score": ai_score,
+            "ai_explanation": explanation,
+            "grade": previous_grade or UNGRADED,  # grades change only through a claim below
+            "last_calculated": now,
+        })  # fmt: skip
         totals[pk] = (previous_total, total)
         if previous_grade != grade:
             wanted[(previous_grade or UNGRADED, grade)].append(pk)
@@ -109,9 +108,9 @@ def _rescore_chunk(
             changes.append(_score_change(pk, previous_total, total, grade, grade, now))
     transitions = []
     with transaction.atomic():
-        LeadScore.objects.bulk_create(
+        bulk_upsert(
+            LeadScore,
             scores,
-            update_conflicts=True,
             unique_fields=["customer"],
             update_fields=[
                 *SCORE_COLUMNS,
@@ -120,7 +119,6 @@ def _rescore_chunk(
                 "ai_explanation",
                 "last_calculated",
             ],
-            batch_size=RESCORE_CHUNK,
         )
         LeadScore.objects.filter(customer_id__in=unchanged).update(last_calculated=now)
         for (previous, grade), pks in wanted.items():

@@ -87,3 +87,27 @@ def test_without_an_active_model_the_leads_lose_their_model_score(
     with django_capture_on_commit_callbacks(execute=True):
         model_deactivate(actor=manager, model_id=trained.pk)
     assert not LeadScore.objects.exclude(ai_score=None).exists()
+
+
+def test_the_global_and_a_team_model_are_each_unpickled_once_per_process(
+    trained, teams, monkeypatch
+):
+    """Scoring a few leads (after each activity) must not re-read and unpickle every active
+    model file: with a team's model beside the global one, loading one used to evict the other."""
+    registry._cache.clear()
+    global_model = registry.model_load(trained)
+    team_model = registry.model_store(
+        calibrated=global_model.calibrated, features=global_model.features, team=teams["mine"],
+        metrics={"passed": True},
+    )  # fmt: skip
+    LeadScoringModel.objects.filter(pk=team_model.pk).update(is_active=True)
+    unpickled = []
+    real_loads = registry.pickle.loads
+    monkeypatch.setattr(
+        registry.pickle, "loads", lambda data: unpickled.append(1) or real_loads(data)
+    )
+    registry._cache.clear()
+    lead_ids = list(Customer.objects.leads().values_list("pk", flat=True)[:5])
+    for _ in range(3):
+        assert lead_ai_scores(customer_ids=lead_ids, now=timezone.now())
+    assert len(unpickled) == 2

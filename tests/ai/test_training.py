@@ -76,3 +76,24 @@ def test_a_model_that_beats_the_rules_is_activated_with_its_evaluation(lead_hist
     )
     np.testing.assert_allclose(calibrated_base + scaled.sum(axis=1), probabilities, atol=1e-9)
     np.testing.assert_allclose(probabilities, loaded.calibrated.predict_proba(X)[:, 1], atol=1e-9)
+
+
+def test_each_contribution_is_the_sum_of_its_features_moves_along_the_paths():
+    """Per feature, not only in total: walk every tree's path by hand for a few samples."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 5)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 2] > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=7, max_depth=5, random_state=1).fit(X, y)
+    contributions, base = forest_contributions(forest, X[:20])
+    expected = np.zeros_like(contributions)
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        rate = tree.value[:, 0, 1] / tree.value[:, 0, :].sum(axis=1)
+        for row, path in enumerate(estimator.decision_path(X[:20])):
+            nodes = path.indices  # root first: ids grow from parent to child
+            for parent, child in zip(nodes[:-1], nodes[1:], strict=True):
+                expected[row, tree.feature[parent]] += rate[child] - rate[parent]
+    np.testing.assert_allclose(contributions, expected / len(forest.estimators_), atol=1e-12)
+    assert abs(contributions[:, 1]).sum() < abs(contributions[:, 0]).sum()

@@ -48,3 +48,33 @@ def test_a_large_import_analyzes_the_customers(monkeypatch):
     )
     csv_import.customer_import_execute(import_id=customer_import.pk)
     assert Customer in analyzed
+
+
+def test_bulk_upsert_inserts_new_rows_and_updates_only_the_named_fields_of_existing_ones(
+    django_capture_on_commit_callbacks,
+):
+    from django.db import transaction
+    from django.utils import timezone
+
+    from crm.bulk import bulk_upsert
+    from leads.models import LeadScore
+    from tests.factories import CustomerFactory
+
+    old, new = CustomerFactory(), CustomerFactory()
+    LeadScore.objects.create(customer=old, total_score=10, grade="cold", ai_explanation={})
+    now = timezone.now()
+    rows = [
+        {"customer_id": customer.pk, "total_score": score, "grade": "hot", "last_calculated": now,
+         "ai_explanation": {"up": [["Budget “over 100k”", 12.5]], "note": "it's"}}
+        for customer, score in ((old, 80), (new, 55))
+    ]  # fmt: skip
+    with transaction.atomic():  # twice in one transaction: the staging table is dropped
+        bulk_upsert(LeadScore, rows[:1], unique_fields=["customer"],
+                    update_fields=["total_score", "ai_explanation", "last_calculated"])  # fmt: skip
+        bulk_upsert(LeadScore, rows, unique_fields=["customer"],
+                    update_fields=["total_score", "ai_explanation", "last_calculated"])  # fmt: skip
+    updated, inserted = LeadScore.objects.get(customer=old), LeadScore.objects.get(customer=new)
+    assert (updated.total_score, updated.grade) == (80, "cold")  # grade not in update_fields
+    assert (inserted.total_score, inserted.grade) == (55, "hot")
+    assert updated.ai_explanation == rows[0]["ai_explanation"] == inserted.ai_explanation
+    assert LeadScore.objects.count() == 2

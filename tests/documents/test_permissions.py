@@ -4,7 +4,12 @@ import pytest
 from django.http import Http404
 
 from crm.errors import PermissionDenied
-from crm.permissions.documents import access_document_by_id, editable_documents, visible_documents
+from crm.permissions.documents import (
+    access_document_by_id,
+    editable_documents,
+    visible_documents,
+    visible_library_documents,
+)
 from documents import services
 from tests.documents import samples
 
@@ -65,3 +70,22 @@ def test_access_document_by_id(rep, other_rep, make_document):
             access_document_by_id(other_rep, document_id)
         with pytest.raises(Http404):
             access_document_by_id(other_rep, document_id, for_change=True)
+
+
+def test_library_visibility_is_the_rule_on_documents_attached_to_nothing(
+    rep, teammate, other_rep, manager, other_manager, admin_user, customer, make_document
+):
+    own, public = make_document(rep), make_document(teammate, is_public=True)
+    shared = make_document(other_rep)
+    shared.allowed_users.add(rep)
+    teammates = make_document(teammate)
+    on_customer = make_document(rep)
+    on_customer.customer = customer
+    on_customer.save(update_fields=["customer"])
+    library = {own.pk, public.pk, shared.pk, teammates.pk}
+    for user in (rep, teammate, other_rep, manager, other_manager, admin_user):
+        expected = set(visible_documents(user).values_list("pk", flat=True)) & library
+        assert set(visible_library_documents(user).values_list("pk", flat=True)) == expected
+    assert set(visible_library_documents(rep).values_list("pk", flat=True)) == {
+        own.pk, public.pk, shared.pk
+    }  # fmt: skip

@@ -266,3 +266,29 @@ def test_a_word_matching_more_than_max_hits_is_capped_and_names_come_first(rep, 
     assert 3 <= results.total < 7
     assert results.hits[0].object_id == by_name.pk  # matched in a name: always read
     assert not find(rep, "quasar").capped and find(rep, "quasar").total == 7
+
+
+def test_the_dropdown_reads_the_names_first_and_the_rest_only_when_no_name_matches(
+    rep, other_rep, muller
+):
+    in_a_note = CustomerFactory(
+        name="Jon Brandt", owner=rep, lifecycle_stage="customer", notes="Knows Anna, Hannover."
+    )
+    theirs = CustomerFactory(name="Anna Theirs", owner=other_rep, lifecycle_stage="customer")
+    index(in_a_note, theirs)
+    names_first = {"names_first": True, "limit": 8, "snippets": False}
+    # A name matches: the names alone, counted as "at least" (the notes are not read).
+    results = find(rep, "anna", **names_first)
+    assert [(hit.kind, hit.object_id) for hit in results.hits] == [("customer", muller.pk)]
+    assert results.capped and results.counts == {"customer": 1}
+    assert set(found(rep, "anna")) == {("customer", muller.pk), ("customer", in_a_note.pk)}
+    # The whole query holds for the names found: an exclusion, a word in another field.
+    assert found(rep, "anna -hannover", **names_first) == []
+    assert found(rep, "anna vip", **names_first) == [("customer", muller.pk)]
+    # No name the rep may see matches: the whole index, exact counts.
+    results = find(rep, "hannover", **names_first)
+    assert {(hit.kind, hit.object_id) for hit in results.hits} == {
+        ("customer", muller.pk), ("customer", in_a_note.pk)
+    }  # fmt: skip
+    assert not results.capped
+    assert found(rep, "theirs", **names_first) == []

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
-        ('crm', '0003_tombstone'),
+        ('crm', '0004_audit_merge_verbs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
