@@ -140,11 +140,13 @@
     if (dragged || !pending.length) return;
     const events = pending;
     pending = [];
+    delete boardHost.dataset.livePending;
     redraw(events);
   }
 
   document.body.addEventListener("realtime:deal", function (event) {
     pending.push(event.detail);
+    boardHost.dataset.livePending = pending.length;  // waiting for a drag to end
     // A burst (the automation, a bulk change) becomes one request.
     window.setTimeout(redrawPending, 50);
   });

@@ -8,6 +8,7 @@ bell's count), with the 2 s of the issue as the limit of the one that is timed.
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -157,3 +158,34 @@ def test_a_move_appears_on_the_managers_board_and_the_bell_counts_a_task(
     rep_board.locator("#bell summary").click()
     expect(rep_board.locator("#bell .bell-menu")).to_contain_text("Call the buyer")
     expect(manager_board.locator("#bell [data-bell-count]")).to_be_hidden()
+
+
+def test_a_card_being_dragged_waits_and_its_drop_gets_the_conflict(open_page, rep, manager, teams):
+    """The manager is dragging the card when the rep moves it: the manager's board is not
+    redrawn under the drag, and the drop is refused with who moved it meanwhile (409)."""
+    deal = SaleFactory(
+        customer=CustomerFactory(owner=rep), assigned_to=rep, title="Contested deal",
+        status=Sale.Status.NEW,
+    )  # fmt: skip
+    manager_board = open_page(manager, "/sales/pipeline/")
+    rep_board = open_page(rep, "/sales/pipeline/")
+    card = f'[data-sale="{deal.pk}"]'
+    manager_board.locator(f"#board {card} .board-card-title").hover()
+    manager_board.mouse.down()
+    target = manager_board.locator('#board section[data-column="PROPOSAL"]').bounding_box()
+    manager_board.mouse.move(target["x"] + target["width"] / 2, target["y"] + 60, steps=8)
+    expect(manager_board.locator(f"#board {card}")).to_have_class(re.compile("dragging"))
+
+    rep_card = rep_board.locator(f"#board {card}")
+    rep_card.locator("select[name=to_status]").select_option("CONTACTED")
+    rep_card.locator("button[type=submit]").click()
+    # The event has arrived and waits for the drop; the card stays where it was dragged from.
+    expect(manager_board.locator("#board")).to_have_attribute("data-live-pending", "1")
+    expect(manager_board.locator(f"#column-NEW {card}")).to_have_count(1)
+
+    with manager_board.expect_response(lambda r: "/sales/pipeline/move/" in r.url) as answer:
+        manager_board.mouse.up()
+    assert answer.value.status == 409
+    expect(manager_board.locator("[data-board-message]")).to_contain_text("meanwhile")
+    expect(manager_board.locator(f"#column-CONTACTED {card}")).to_be_visible()
+    expect(manager_board.locator(f"#column-PROPOSAL {card}")).to_have_count(0)
