@@ -7,7 +7,7 @@ The apps raise an event of crm.reactions with the notices to send (who, what, wh
 in the app and the daily digest, or off (nothing is written).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -37,7 +37,6 @@ class Notice:
     link: str = ""
     obj: models.Model | None = None
     actor: object = None
-    extra: dict = field(default_factory=dict)
 
 
 def notify(*, notices: list[Notice]) -> None:
