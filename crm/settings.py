@@ -165,6 +165,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "crm.context_processors.role",
+                "crm.context_processors.realtime",
             ],
         },
     },

@@ -128,3 +128,9 @@ def test_board_page_names_the_last_event_it_shows(rep_client, boards):
     body = rep_client.get(reverse("sales:pipeline")).content.decode()
     assert "data-realtime-since=" in body and "data-live-url=" in body
     assert Sale.objects.count() == 2
+
+
+def test_a_page_over_wsgi_opens_no_socket_and_loads_its_bell_once(rep_client):
+    body = rep_client.get(reverse("sales:pipeline")).content.decode()
+    assert "data-realtime-url" not in body and "js/realtime.js" not in body
+    assert 'hx-trigger="load"' in body
