@@ -1,4 +1,5 @@
-# Production image: gunicorn serves the app; the same image runs the Celery worker and beat.
+# Production image: gunicorn with uvicorn workers serves the app, pages and websockets (ASGI);
+# the same image runs the Celery worker and beat.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -13,4 +14,5 @@ RUN SECRET_KEY=build-only-not-secret DEBUG=false python manage.py collectstatic 
 USER crm
 
 EXPOSE 8000
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "crm.wsgi:application"]
+ENV GUNICORN_WORKER_CLASS=uvicorn_worker.UvicornWorker
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "crm.asgi:application"]

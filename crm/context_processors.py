@@ -12,3 +12,12 @@ def role(request) -> dict:
         "is_admin_role": current == Role.ADMIN,
         "is_manager_role": current in (Role.MANAGER, Role.ADMIN),
     }
+
+
+def realtime(request) -> dict:
+    """The websocket's address for pages served by the ASGI application (crm.asgi); a page
+    served over WSGI (crm.wsgi: gunicorn's gthread workers, tests' live server) cannot open
+    one, so it loads its bell once instead of retrying a socket that never opens."""
+    from django.core.handlers.asgi import ASGIRequest
+
+    return {"realtime_url": "/ws/" if isinstance(request, ASGIRequest) else ""}

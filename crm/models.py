@@ -111,3 +111,96 @@ class Tombstone(models.Model):
     def __str__(self) -> str:
         whose = f" for user {self.user_id}" if self.user_id else ""
         return f"{self.resource} {self.object_id} removed{whose}"
+
+
+class Notification(models.Model):
+    """Something that happened that one user should know about; the bell lists the unread."""
+
+    class Kind(models.TextChoices):
+        TASK_ASSIGNED = "task_assigned", "A task assigned to me"
+        LEAD_HOT = "lead_hot", "My lead turned hot"
+        DEAL_CHANGED = "deal_changed", "My deal moved or edited by someone else"
+        DEAL_CLOSED = "deal_closed", "A deal of my team won or lost"
+        DOCUMENT_SHARED = "document_shared", "A document shared with me"
+        CAMPAIGN_ENDED = "campaign_ended", "My campaign finished, paused or failed"
+        IMPORT_FINISHED = "import_finished", "My customer import finished"
+        MODEL_TRAINED = "model_trained", "A lead scoring model trained"
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    text = models.CharField(max_length=300)
+    link = models.CharField(max_length=300, blank=True)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, null=True, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object = GenericForeignKey("content_type", "object_id")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # Set when the daily digest carried it, so no notification is emailed twice.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["recipient", "-id"], name="notification_recipient_idx"),
+            models.Index(
+                fields=["recipient"],
+                condition=models.Q(read_at__isnull=True),
+                name="notification_unread_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient}: {self.text}"
+
+
+class NotificationPreference(models.Model):
+    """How a user wants one kind of notification; no row is "in the app"."""
+
+    class Delivery(models.TextChoices):
+        IN_APP = "in_app", "In the app"
+        DIGEST = "digest", "In the app and a daily email digest"
+        OFF = "off", "Off"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
+    kind = models.CharField(max_length=30, choices=Notification.Kind.choices)
+    delivery = models.CharField(max_length=10, choices=Delivery.choices, default=Delivery.IN_APP)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind"], name="notificationpreference_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.kind}: {self.delivery}"
+
+
+class RealtimeEvent(models.Model):
+    """One thing pushed to the open pages (a deal moved, a notification, progress), written in
+    the transaction that caused it and pushed after its commit; the increasing id lets a
+    client that reconnects ask for what it missed (like Odoo's bus)."""
+
+    class Topic(models.TextChoices):
+        DEAL = "deal", "Deal"
+        NOTIFICATION = "notification", "Notification"
+        PROGRESS = "progress", "Progress"
+
+    topic = models.CharField(max_length=20, choices=Topic.choices)
+    payload = models.JSONField(default=dict)
+    # Who may receive it, decided when it is written (crm.permissions.realtime): these users,
+    # and every admin when `for_admins`.
+    user_ids = models.JSONField(default=list)
+    for_admins = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.topic} event {self.pk}"

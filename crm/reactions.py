@@ -31,6 +31,23 @@ Events (raised by -> what follows):
   was sent, in the sending transaction) -> ai records the send, so the recommender leaves
   the document out for that customer as after a one-click share.
 
+- DEAL_CHANGED: sales.services.deals (a deal created, moved, edited or deleted) -> an
+  event for every open board of the people who may see it, written in the transaction and
+  pushed after commit (crm.realtime).
+- Notifications, each written after commit for its recipients (crm.notifications.notify; the
+  raiser names them, a user's preference may turn a kind off):
+  TASK_ASSIGNED: sales.services.tasks (a task assigned to someone by another user or by
+  automation) -> its assignee;
+  LEAD_TURNED_HOT: leads.services.workflows -> the lead's owner;
+  DEAL_EDITED_BY_OTHER: sales.services.deals (moved or edited by someone other than its
+  assignee, the automation included) -> its assignee;
+  DEAL_CLOSED: sales.services.deals (won or lost) -> the managers of its assignee's team;
+  DOCUMENT_SHARED: documents.services (users added to a document) -> them;
+  CAMPAIGN_ENDED: campaigns' sending (a run finished, paused, or a batch failed) -> the
+  campaign's author;
+  IMPORT_FINISHED: customers.csv_import (an import done or failed) -> its uploader;
+  MODEL_TRAINED: ai.services.training (a model trained, activated or not) -> the managers.
+
 Questions (asked by -> answered by):
 - DEALS_WITH_PROPOSAL: sales.automation's CONTACTED -> PROPOSAL rule -> documents.selectors
   (a proposal document attached since the deal entered its stage).
@@ -44,6 +61,8 @@ Questions (asked by -> answered by):
   a connection that already links the survivor is detached instead) and answers
   {"moved": {key: ids}, "detached": {key: ids}} for the merge record; the undo moves them
   back through the merge record's keys like any other row.
+- SUPPRESSED_ADDRESSES: crm.notifications' daily digest -> customers.selectors (which
+  addresses are on the suppression list: no digest goes there).
 - RECOMMENDED_CONTENT: campaigns.drafts (the warm lead's case-study email) -> ai's
   recommender (the top document for the customer as template variables, and its id, which
   the draft keeps for RECOMMENDED_CONTENT_SENT).
@@ -79,6 +98,18 @@ class Event(StrEnum):
     RECOMMENDED_CONTENT_SENT = "recommended_content_sent"  # customer, document_id, sent_by
     # model: "customer" | "sale" | "document" | "task" | "template" | "campaign", ids: list[int]
     RECORDS_CHANGED = "records_changed"
+    # sale_id, action: "created" | "moved" | "updated" | "deleted", actor, title,
+    # from_status, to_status, viewers_before: set[int] (who saw it before the change)
+    DEAL_CHANGED = "deal_changed"
+    # Notifications: notices: list[crm.notifications.Notice]
+    TASK_ASSIGNED = "task_assigned"
+    LEAD_TURNED_HOT = "lead_turned_hot"
+    DEAL_EDITED_BY_OTHER = "deal_edited_by_other"
+    DEAL_CLOSED = "deal_closed"
+    DOCUMENT_SHARED = "document_shared"
+    CAMPAIGN_ENDED = "campaign_ended"
+    IMPORT_FINISHED = "import_finished"
+    MODEL_TRAINED = "model_trained"
 
 
 class Question(StrEnum):
@@ -89,6 +120,7 @@ class Question(StrEnum):
     RECOMMENDED_CONTENT = "recommended_content"
     # survivor_id, other_id -> {"moved": {key: ids}, "detached": {key: ids}}
     CUSTOMER_MERGE_LINKS = "customer_merge_links"
+    SUPPRESSED_ADDRESSES = "suppressed_addresses"  # emails -> set of lower-cased addresses
 
 
 REACTIONS: dict[Event, list[str]] = {
@@ -106,6 +138,15 @@ REACTIONS: dict[Event, list[str]] = {
     Event.CUSTOMERS_IMPORTED: ["campaigns.sequences.imports.imported_leads_enrol"],
     Event.RECOMMENDED_CONTENT_SENT: ["ai.services.recommend.recommended_content_sent"],
     Event.RECORDS_CHANGED: ["search.services.records_index"],
+    Event.DEAL_CHANGED: ["crm.realtime.deal_changed_publish"],
+    Event.TASK_ASSIGNED: ["crm.notifications.notify"],
+    Event.LEAD_TURNED_HOT: ["crm.notifications.notify"],
+    Event.DEAL_EDITED_BY_OTHER: ["crm.notifications.notify"],
+    Event.DEAL_CLOSED: ["crm.notifications.notify"],
+    Event.DOCUMENT_SHARED: ["crm.notifications.notify"],
+    Event.CAMPAIGN_ENDED: ["crm.notifications.notify"],
+    Event.IMPORT_FINISHED: ["crm.notifications.notify"],
+    Event.MODEL_TRAINED: ["crm.notifications.notify"],
 }
 
 # The answers are OR-ed together: Q objects over the asking app's model, or dicts.
@@ -115,6 +156,7 @@ ANSWERS: dict[Question, list[str]] = {
     Question.LEAD_AI_SCORES: ["ai.services.scoring.lead_ai_scores"],
     Question.CUSTOMER_MERGE_LINKS: ["integrations.services.links.customer_links_merge"],
     Question.RECOMMENDED_CONTENT: ["ai.services.recommend.recommended_content_variables"],
+    Question.SUPPRESSED_ADDRESSES: ["customers.selectors.suppressed_addresses"],
 }
 
 

@@ -27,6 +27,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First: its runserver serves HTTP and websockets together (`make run`).
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "channels",
     "crm",
     "customers",
     "sales",
@@ -150,6 +153,7 @@ API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
 
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
+ASGI_APPLICATION = "crm.asgi.application"
 
 TEMPLATES = [
     {
@@ -162,6 +166,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "crm.context_processors.role",
+                "crm.context_processors.realtime",
             ],
         },
     },
@@ -209,6 +214,43 @@ else:
             "LOCATION": str(BASE_DIR / "var" / "cache"),
         }
     }
+
+# Real time (crm.realtime, README "Notifications and the live board"): events go from the
+# process that wrote them to every websocket through the channel layer, Redis when REDIS_URL
+# is set. Without it the layer lives inside one process, so the web process's own events
+# (board moves, edits) arrive at once and each socket also reads the event table every
+# REALTIME_POLL_SECONDS for what the worker and beat processes wrote.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py's pool refuses (not waits) past its size, 100 by default: a wave
+                # of sockets opening at once (a deploy, a network blip) joins its groups
+                # together, a connection each. Its read timeout (5 s by default) must exceed
+                # channels-redis's 5 s blocking pop, or a quiet socket's receive times out
+                # on a busy machine and the consumer dies (measured: bench realtime_fanout).
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env.int("CHANNELS_REDIS_CONNECTIONS", default=1000),
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                    }
+                ],
+                "prefix": env.str("CHANNELS_PREFIX", default="crm"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REALTIME_POLL_SECONDS = env.float("REALTIME_POLL_SECONDS", default=0 if REDIS_URL else 2)
+# A reconnecting client is sent what it missed, at most this many events; beyond that (a
+# laptop asleep for a day) it is told to reload. Events are kept REALTIME_EVENT_DAYS.
+REALTIME_REPLAY_LIMIT = env.int("REALTIME_REPLAY_LIMIT", default=1000)
+REALTIME_EVENT_DAYS = env.int("REALTIME_EVENT_DAYS", default=7)
+# The hour (TIME_ZONE) the daily notification digest goes to those who chose it.
+NOTIFICATION_DIGEST_HOUR = env.int("NOTIFICATION_DIGEST_HOUR", default=7)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -388,6 +430,14 @@ CELERY_BEAT_SCHEDULE = {
     "integrations-resume-stalled": {
         "task": "integrations.resume_stalled_runs",
         "schedule": 60.0,
+    },
+    "crm-realtime-prune": {
+        "task": "crm.realtime_events_prune",
+        "schedule": crontab(hour=4, minute=10),
+    },
+    "crm-notification-digest": {
+        "task": "crm.notification_digests_send",
+        "schedule": crontab(hour=NOTIFICATION_DIGEST_HOUR, minute=0),
     },
     "sales-forecast-snapshots": {
         "task": "sales.forecast_snapshots",

@@ -14,3 +14,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Each xdist worker's websockets apart: the test databases of two workers have users with
+# the same ids, whose groups would otherwise meet in the shared Redis.
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = (  # noqa: F405
+    f"crm-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+)

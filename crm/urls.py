@@ -34,6 +34,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("notifications/", include("crm.urls_notifications")),
     path("customers/", include("customers.urls")),
     path("sales/", include("sales.urls")),
     path("leads/", include("leads.urls")),

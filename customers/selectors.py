@@ -10,7 +10,7 @@ from crm.permissions import visible_customers
 from crm.permissions.customer_imports import visible_customer_imports
 from crm.permissions.scopes import of_owner
 from customers.csv_import.headers import IMPORTABLE_FIELDS, mapping_columns
-from customers.models import Customer, CustomerImport, EmailConsent
+from customers.models import Customer, CustomerImport, EmailConsent, Suppression
 
 # Sort keys the list accepts, mapped to ORDER BY; anything else falls back to the default.
 CUSTOMER_SORTS = {
@@ -183,3 +183,10 @@ def customer_import_report(*, customer_import: CustomerImport) -> dict[str, Any]
         "rows": shown,
         "more": max(len(customer_import.row_errors) - len(shown), 0),
     }
+
+
+def suppressed_addresses(*, emails) -> set[str]:
+    """Which of `emails` are on the suppression list (lower-cased): no email goes there, a
+    user's notification digest included (crm.reactions SUPPRESSED_ADDRESSES)."""
+    lowered = {email.lower() for email in emails if email}
+    return set(Suppression.objects.filter(email__in=lowered).values_list("email", flat=True))

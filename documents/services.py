@@ -9,9 +9,12 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.errors import PermissionDenied, TooLarge, ValidationFailed
+from crm.models import Notification
+from crm.notifications import Notice
 from crm.permissions import can_attach_to, visible_customers, visible_sales
 from crm.permissions.documents import check_document_change
 from crm.reactions import Event, react
@@ -234,6 +237,7 @@ def document_share(*, actor, document: Document, user_ids: list[int], is_public:
     versions = Document.objects.of_chain(document.chain_id)
     version_ids = list(versions.values_list("pk", flat=True))
     through = Document.allowed_users.through
+    already = set(through.objects.filter(document_id=document.pk).values_list("user_id", flat=True))
     through.objects.filter(document_id__in=version_ids).delete()
     through.objects.bulk_create(
         [through(document_id=version_id, user_id=user.pk)
@@ -243,6 +247,17 @@ def document_share(*, actor, document: Document, user_ids: list[int], is_public:
     _access(document, actor, DocumentAccess.Action.EDIT, ip, "sharing changed")
     changes = {"allowed_users": sorted(u.pk for u in users), "is_public": is_public}
     audit_record(actor=actor, verb="update", instance=document, changes=changes)
+    added = [user.pk for user in users if user.pk not in already]
+    if added:
+        notice = Notice(
+            kind=Notification.Kind.DOCUMENT_SHARED,
+            recipient_ids=added,
+            text=f"{actor.get_full_name() or actor.username} shared “{document.title}” with you.",
+            link=reverse("documents:detail", args=[document.pk]),
+            obj=document,
+            actor=actor,
+        )
+        react(Event.DOCUMENT_SHARED, notices=[notice])
     document.refresh_from_db()
     return document
 

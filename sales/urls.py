@@ -15,6 +15,7 @@ urlpatterns = [
     path("deals/<int:pk>/tasks/", views.sale_task_add, name="task_add"),
     path("pipeline/", views_board.pipeline, name="pipeline"),
     path("pipeline/move/", views_board.pipeline_move, name="pipeline_move"),
+    path("pipeline/live/", views_board.pipeline_live, name="pipeline_live"),
     path("pipeline/column/<str:status>/", views_board.pipeline_column, name="pipeline_column"),
     path("pipeline/settings/", views_board.pipeline_settings, name="pipeline_settings"),
     path("forecast/", views_forecast.forecast, name="forecast"),

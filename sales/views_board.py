@@ -10,6 +10,7 @@ from crm.errors import PermissionDenied, ValidationFailed
 from crm.http import querystring_without
 from crm.permissions import access_sale_by_id
 from crm.permissions.core import require_manager
+from crm.realtime import last_event_id
 from sales import board, services
 from sales.forms import AutomationRuleForm, BoardFilterForm, BoardMoveForm, StageSettingForm
 from sales.models import AutomationRule, Sale, StageSetting
@@ -27,7 +28,8 @@ def _board_context(request, filter_form: BoardFilterForm, statuses=None) -> dict
 
 def pipeline(request):
     filter_form = BoardFilterForm(request.GET, user=request.user)
-    context = _board_context(request, filter_form)
+    # The events this board has seen: its socket asks for every one after it.
+    context = {**_board_context(request, filter_form), "last_event_id": last_event_id()}
     template = (
         "sales/partials/_board.html"
         if request.headers.get("HX-Request") == "true"
@@ -58,6 +60,17 @@ def pipeline_column(request, status: str):
         "stage_choices": Sale.Status.choices,
     }
     return render(request, "sales/partials/_board_cards.html", context)
+
+
+def pipeline_live(request):
+    """The columns a colleague's change touched (`statuses`, the open stages a deal left and
+    entered), as this user sees them with these filters: an open board redraws them when
+    the socket says a deal changed (static/js/board.js). A deal out of this user's sight
+    simply is not in them."""
+    wanted = [s for s in request.GET.get("statuses", "").split(",") if s in Sale.OPEN_STATUSES]
+    filter_form = BoardFilterForm(request.GET, user=request.user)
+    context = _board_context(request, filter_form, statuses=wanted) if wanted else {}
+    return render(request, "sales/partials/_board_live.html", context)
 
 
 @require_POST

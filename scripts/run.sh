@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Web server, Celery worker and beat scheduler together; Ctrl-C stops all three.
+# Web server, Celery worker and beat scheduler together; Ctrl-C stops all three. The web
+# server is daphne's runserver (daphne is first in INSTALLED_APPS): pages and websockets.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELERY="$(dirname "$PY")/celery"

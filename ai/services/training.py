@@ -26,7 +26,9 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
@@ -37,8 +39,11 @@ from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 from ai.features import Dataset, labelled_dataset
 from ai.models import LeadScoringModel, TrainingRun
 from ai.services.registry import model_activate, model_store
-from crm.models import Team
+from crm.models import Notification, Team
+from crm.notifications import Notice
 from crm.permissions import require_manager
+from crm.reactions import Event, react
+from crm.roles import MANAGER_GROUP
 
 logger = logging.getLogger(__name__)
 BOOTSTRAP_ROUNDS = 200
@@ -384,7 +389,26 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "progress", "outcome", "data_summary", "finished_at"])
     run.models_trained.set(summary.get("models", []))
+    if summary.get("models"):
+        _trained_notify(run)
     return run
+
+
+def _trained_notify(run: TrainingRun) -> None:
+    """The managers (and whoever asked for the training), crm.reactions MODEL_TRAINED."""
+    managers = set(
+        get_user_model()
+        .objects.filter(groups__name=MANAGER_GROUP, is_active=True)
+        .values_list("pk", flat=True)
+    )
+    notice = Notice(
+        kind=Notification.Kind.MODEL_TRAINED,
+        recipient_ids=sorted(managers | ({run.started_by_id} - {None})),
+        text=f"Lead scoring training finished: {run.outcome}"[:300],
+        link=reverse("ai:models"),
+        obj=run,
+    )
+    react(Event.MODEL_TRAINED, notices=[notice])
 
 
 def nightly_training_start() -> TrainingRun:

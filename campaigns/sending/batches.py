@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from campaigns.models import CampaignRun, EmailMessage, SendBatch
 from campaigns.sending.leases import lease_renew
+from campaigns.sending.notices import campaign_author_notify
 from campaigns.sending.provider import (
     InFlight,
     OutcomeUnknown,
@@ -176,6 +177,8 @@ def batch_fail(batch: SendBatch, reason: str) -> None:
         status=SendBatch.Status.FAILED, error=reason, finished_at=timezone.now()
     )
     CampaignRun.objects.filter(pk=batch.run_id).update(last_error=reason)
+    campaign_id = CampaignRun.objects.values_list("campaign_id", flat=True).get(pk=batch.run_id)
+    campaign_author_notify(campaign_id=campaign_id, what=f"had a batch fail: {reason}")
 
 
 def batches_reconcile(provider: Provider, run: CampaignRun) -> tuple[list[SendBatch], int]:

@@ -11,6 +11,7 @@ from django_celery_beat.models import ClockedSchedule, PeriodicTask
 from campaigns.models import CampaignRun, EmailCampaign, EmailMessage, SendBatch
 from campaigns.sending.batches import outside_batches
 from campaigns.sending.counters import campaign_counters_refresh
+from campaigns.sending.notices import campaign_author_notify, campaign_progress_push
 from campaigns.sending.recipients import recipients_insert, recipients_skipped
 from campaigns.states import (
     STOPS_SENDING,
@@ -47,6 +48,7 @@ def run_start(*, campaign_id: int, run_key: str) -> CampaignRun | None:
             campaign.updated_at = timezone.now()
             campaign.save(update_fields=["status", "updated_at"])
             campaign_counters_refresh(campaign_ids=[campaign.pk])
+            campaign_progress_push(campaign_id=campaign.pk)
         if run.status == CampaignRun.Status.SENDING:
             send_run_later(run.pk)
     return run
@@ -109,6 +111,10 @@ def run_finish(run: CampaignRun) -> None:
             move_to(campaign, Move.RUN_FINISH, status)
             campaign.save(update_fields=["status"])
         campaign_counters_refresh(campaign_ids=[campaign.pk])
+        total = CampaignRun.objects.values_list("total", flat=True).get(pk=run.pk)
+        campaign_author_notify(
+            campaign_id=campaign.pk, what=f"finished sending to {total:,} recipients."
+        )
 
 
 def run_give_up(*, run_id: int, reason: str) -> None:
@@ -125,6 +131,10 @@ def run_give_up(*, run_id: int, reason: str) -> None:
             pk=run.campaign_id, status__in=sources(Move.RUN_GIVE_UP)
         ).update(status=Status.PAUSED)
         campaign_counters_refresh(campaign_ids=[run.campaign_id])
+        campaign_author_notify(
+            campaign_id=run.campaign_id, what=f"paused: the provider kept refusing ({reason})."
+        )
+        campaign_progress_push(campaign_id=run.campaign_id)
 
 
 def stalled_runs() -> list[int]:

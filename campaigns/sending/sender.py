@@ -7,6 +7,7 @@ from campaigns.models import CampaignRun
 from campaigns.sending import batches
 from campaigns.sending.counters import CountersWhileSending
 from campaigns.sending.leases import lease_hold, lease_release, lease_renew, lease_take
+from campaigns.sending.notices import campaign_progress_push
 from campaigns.sending.provider import (
     LABELS,
     TransientSendError,
@@ -58,6 +59,7 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
         while True:
             stopped = run_stop_if_asked(run)
             if stopped:
+                campaign_progress_push(campaign_id=run.campaign_id)
                 return stopped
             batch = batches.batch_claim(run, sender, skip=unresolved)
             if batch is None:
@@ -67,6 +69,7 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
                     return "waiting for the provider"  # judged on a later resume
                 run_finish(run)
                 counters.refreshed()
+                campaign_progress_push(campaign_id=run.campaign_id)
                 return "sent"
             try:
                 batches.batch_send(provider, run, batch, plan)
@@ -75,6 +78,7 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
                 release = False
                 raise
             counters.changed_by_a_batch()
+            campaign_progress_push(campaign_id=run.campaign_id)
     finally:
         try:
             if counters:

@@ -26,12 +26,16 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError, transaction
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.bulk import analyze
 from crm.errors import ValidationFailed
+from crm.models import Notification
+from crm.notifications import Notice
 from crm.permissions import assignable_users
 from crm.reactions import Event, react
+from crm.realtime import progress_push
 from customers.csv_import import files, writes
 from customers.csv_import.headers import (
     IMPORTABLE_FIELDS,
@@ -273,11 +277,49 @@ def customer_import_execute(*, import_id: int) -> CustomerImport | None:
 
 
 def _mark_failed(import_id: int, reason: str) -> None:
-    CustomerImport.objects.filter(pk=import_id).exclude(status=CustomerImport.Status.DONE).update(
-        status=CustomerImport.Status.FAILED,
-        failure_reason=reason[:2000],
-        finished_at=timezone.now(),
+    failed = (
+        CustomerImport.objects.filter(pk=import_id)
+        .exclude(status=CustomerImport.Status.DONE)
+        .update(
+            status=CustomerImport.Status.FAILED,
+            failure_reason=reason[:2000],
+            finished_at=timezone.now(),
+        )
     )
+    if failed:
+        _import_finished_notify(CustomerImport.objects.get(pk=import_id))
+
+
+def _import_progress_push(customer_import: CustomerImport, *, after_commit: bool = True) -> None:
+    """Its uploader's open report page looks again (the rows checked, or the end)."""
+    progress_push(
+        subject="import",
+        subject_id=customer_import.pk,
+        status=customer_import.status,
+        user_ids=[customer_import.uploaded_by_id],
+        after_commit=after_commit,
+    )
+
+
+def _import_finished_notify(customer_import: CustomerImport) -> None:
+    """Its uploader (crm.reactions IMPORT_FINISHED), after commit."""
+    if customer_import.status == CustomerImport.Status.DONE:
+        text = (
+            f"Your import of {customer_import.filename} finished: "
+            f"{customer_import.created_count:,} created, {customer_import.updated_count:,} "
+            f"updated, {customer_import.error_count:,} with errors."
+        )
+    else:
+        text = f"Your import of {customer_import.filename} failed: {customer_import.failure_reason}"
+    notice = Notice(
+        kind=Notification.Kind.IMPORT_FINISHED,
+        recipient_ids=[customer_import.uploaded_by_id],
+        text=text,
+        link=reverse("customers:import_report", args=[customer_import.pk]),
+        obj=customer_import,
+    )
+    react(Event.IMPORT_FINISHED, notices=[notice])
+    _import_progress_push(customer_import)
 
 
 def _progress_key(import_id: int) -> str:
@@ -344,6 +386,7 @@ def customer_import_run(
         for line_number, row in enumerate(rows, start=2):
             if line_number % PROGRESS_EVERY_ROWS == 0:
                 cache.set(_progress_key(locked.pk), line_number - 1, PROGRESS_SECONDS)
+                _import_progress_push(locked, after_commit=False)
             result = cleaner.clean(row)
             if not result.errors:
                 email = result.values["email"]
@@ -390,6 +433,7 @@ def customer_import_run(
                 "finished_at",
             ]
         )
+        _import_finished_notify(locked)
     cache.delete(_progress_key(locked.pk))
     return locked
 

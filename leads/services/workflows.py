@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import TeamMembership
+from crm.models import Notification, TeamMembership
+from crm.notifications import Notice
 from crm.reactions import Event, react
 from customers.models import Customer
 from customers.services import customer_assign_owner_automatically
@@ -122,6 +124,8 @@ def workflow_run_execute(*, run_id: int) -> WorkflowRun | None:
                 grade=run.grade,
                 actions=actions,
             )
+        if hot and rep is not None:
+            _lead_hot_notify(customer=customer, rep=rep)
         run.assigned_to = rep
         run.actions = actions
         run.status = WorkflowRun.Status.DONE
@@ -138,3 +142,15 @@ def _tasks_for(grade: str, customer: Customer, now: datetime) -> list[tuple[str,
             (f"Prepare an offer for {customer.name}", "HIGH", now + timedelta(days=1)),
         ]
     return [(f"Follow up with {customer.name}", "MEDIUM", now + timedelta(hours=24))]
+
+
+def _lead_hot_notify(*, customer: Customer, rep) -> None:
+    """The rep who now owns the hot lead (after commit, crm.reactions LEAD_TURNED_HOT)."""
+    notice = Notice(
+        kind=Notification.Kind.LEAD_HOT,
+        recipient_ids=[rep.pk],
+        text=f"Your lead {customer.name} turned hot: call them within 2 hours.",
+        link=reverse("leads:detail", args=[customer.pk]),
+        obj=customer,
+    )
+    react(Event.LEAD_TURNED_HOT, notices=[notice])

@@ -24,6 +24,7 @@ from crm.services import (
 from customers.services import customer_record_contact
 from sales.models import Sale, SaleActivity, StageChange, Task
 from sales.services.checks import check_assignee, check_customer
+from sales.services.notices import deal_changed_notify, deal_closed_notify
 from sales.services.tasks import stage_tasks_create
 
 
@@ -94,6 +95,12 @@ def sale_create(*, actor, data: dict[str, Any]) -> Sale:
         changes=model_snapshot(sale, SALE_AUDITED_FIELDS),
     )
     react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
+    react(
+        Event.DEAL_CHANGED, sale_id=sale.pk, action="created", actor=actor, title=sale.title,
+        to_status=sale.status,
+    )  # fmt: skip
+    if sale.assigned_to_id != actor.pk:
+        deal_changed_notify(sale=sale, actor=actor, text=f"gave you the deal “{sale.title}”.")
     crm_cache.bump_on_commit(crm_cache.DEALS)
     return sale
 
@@ -113,6 +120,7 @@ def sale_update(*, actor, sale: Sale, data: dict[str, Any]) -> Sale:
     sale = _lock_editable_sale(actor, sale)
     sale_input_check(actor=actor, data=data, sale=sale)
     before = model_snapshot(sale, SALE_AUDITED_FIELDS)
+    assignee_before = sale.assigned_to_id
     viewers = sale_viewer_ids([sale.pk]) if {"assigned_to", "customer"} & set(data) else None
     for name, value in data.items():
         setattr(sale, name, value)
@@ -128,6 +136,17 @@ def sale_update(*, actor, sale: Sale, data: dict[str, Any]) -> Sale:
             Task.objects.filter(sale=sale).update(customer=sale.customer, updated_at=timezone.now())
         audit_record(actor=actor, verb="update", instance=sale, changes=changes)
         react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
+        react(
+            Event.DEAL_CHANGED, sale_id=sale.pk, action="updated", actor=actor, title=sale.title,
+            from_status=sale.status, to_status=sale.status,
+            viewers_before=(viewers or {}).get(sale.pk),
+        )  # fmt: skip
+        deal_changed_notify(
+            sale=sale,
+            actor=actor,
+            text=f"edited your deal “{sale.title}” ({', '.join(changes)}).",
+            also=[assignee_before] if assignee_before != sale.assigned_to_id else None,
+        )
         crm_cache.bump_on_commit(crm_cache.DEALS)
     return sale
 
@@ -223,6 +242,17 @@ def sale_change_stage(
         stage_tasks_create(sale=sale, status=to_status, now=now)
         deals_advance_later(sale_ids=[sale.pk])
     react(Event.RECORDS_CHANGED, model="sale", ids=[sale.pk])
+    react(
+        Event.DEAL_CHANGED, sale_id=sale.pk, action="moved", actor=actor, title=sale.title,
+        from_status=from_status, to_status=to_status,
+    )  # fmt: skip
+    deal_changed_notify(
+        sale=sale,
+        actor=actor,
+        text=f"moved your deal “{sale.title}” to {sale.get_status_display()}.",
+    )
+    if to_status in Sale.CLOSED_STATUSES:
+        deal_closed_notify(sale=sale, actor=actor)
     crm_cache.bump_on_commit(crm_cache.DEALS)
     return change
 
@@ -233,7 +263,12 @@ def sale_delete(*, actor, sale: Sale) -> None:
     audit_record(
         actor=actor, verb="delete", instance=sale, changes=model_snapshot(sale, SALE_AUDITED_FIELDS)
     )
-    tombstones_record_deleted(resource=Tombstone.Resource.DEAL, viewers=sale_viewer_ids([sale.pk]))
+    viewers = sale_viewer_ids([sale.pk])
+    react(
+        Event.DEAL_CHANGED, sale_id=sale.pk, action="deleted", actor=actor, title=sale.title,
+        from_status=sale.status, viewers_before=viewers.get(sale.pk),
+    )  # fmt: skip
+    tombstones_record_deleted(resource=Tombstone.Resource.DEAL, viewers=viewers)
     tombstones_record_deleted(
         resource=Tombstone.Resource.TASK,
         viewers=task_viewer_ids(sale.tasks.values_list("pk", flat=True)),

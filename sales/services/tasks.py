@@ -13,6 +13,7 @@ from crm.reactions import Event, react
 from crm.services import audit_record
 from sales.models import Sale, StageSetting, Task
 from sales.services.checks import check_assignee, check_customer
+from sales.services.notices import task_assigned_notify
 
 STAGE_TASK_DUE_IN = timedelta(days=2)
 
@@ -39,6 +40,7 @@ def task_create(*, actor, data: dict[str, Any], is_auto_created: bool = False) -
         changes={"title": task.title, "assigned_to": task.assigned_to_id},
     )
     react(Event.RECORDS_CHANGED, model="task", ids=[task.pk])
+    task_assigned_notify(task=task, actor=actor)
     return task
 
 
@@ -63,6 +65,7 @@ def task_create_automatic(
     )
     audit_record(actor=None, verb="create", instance=task, changes={"automatic": True})
     react(Event.RECORDS_CHANGED, model="task", ids=[task.pk])
+    task_assigned_notify(task=task)
     return task
 
 

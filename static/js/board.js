@@ -74,7 +74,9 @@
   });
   boardHost.addEventListener("dragend", function () {
     if (dragged) dragged.classList.remove("dragging");
+    dragged = null;
     boardHost.querySelectorAll(".drop-target").forEach(function (el) { el.classList.remove("drop-target"); });
+    window.setTimeout(redrawPending, 0);  // after the drop's own move has been posted
   });
   boardHost.addEventListener("dragover", function (event) {
     const column = event.target.closest("[data-column]");
@@ -94,6 +96,63 @@
     const card = dragged;
     dragged = null;
     moveCard(card, column.dataset.column);
+  });
+
+  // Live: a deal someone else created, moved, edited or deleted (realtime.js, an event the
+  // server only sends to those who may see the deal). The columns it left and entered are
+  // fetched again as this user sees them with these filters, and the card is highlighted.
+  // Not while a card is being dragged: the redraw waits for the drop, and a drop of a card
+  // moved meanwhile gets the server's 409 "moved by ... meanwhile".
+  const liveMessage = document.getElementById("board-live");
+  const open = new Set(Array.from(boardHost.querySelectorAll("[data-cards]"), function (el) { return el.dataset.cards; }));
+  let pending = [];
+
+  function redraw(events) {
+    const statuses = new Set();
+    events.forEach(function (event) {
+      [event.from, event.to].forEach(function (status) { if (open.has(status)) statuses.add(status); });
+    });
+    const last = events[events.length - 1];
+    if (statuses.size) {
+      const params = new URLSearchParams(window.location.search);
+      params.set("statuses", Array.from(statuses).join(","));
+      htmx.ajax("GET", boardHost.dataset.liveUrl + "?" + params.toString(), { target: "#board", swap: "none" })
+        .then(function () { highlight(events); boardHost.dataset.liveEvent = last.id; });
+    } else {
+      boardHost.dataset.liveEvent = last.id;
+    }
+    if (liveMessage) {
+      const verbs = { created: "created", moved: "moved", updated: "edited", deleted: "deleted" };
+      liveMessage.textContent = last.by_name + " " + (verbs[last.action] || "changed") + " “" + last.title + "”.";
+    }
+  }
+
+  function highlight(events) {
+    events.forEach(function (event) {
+      const card = boardHost.querySelector('[data-sale="' + event.deal + '"]');
+      if (!card) return;
+      card.classList.add("live-changed");
+      window.setTimeout(function () { card.classList.remove("live-changed"); }, 2000);
+    });
+  }
+
+  function redrawPending() {
+    if (dragged || !pending.length) return;
+    const events = pending;
+    pending = [];
+    delete boardHost.dataset.livePending;
+    redraw(events);
+  }
+
+  document.body.addEventListener("realtime:deal", function (event) {
+    pending.push(event.detail);
+    boardHost.dataset.livePending = pending.length;  // waiting for a drag to end
+    // A burst (the automation, a bulk change) becomes one request.
+    window.setTimeout(redrawPending, 50);
+  });
+  // Missed too much while away: draw the whole board again.
+  document.body.addEventListener("realtime:reset", function () {
+    htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#board", swap: "innerHTML" });
   });
 
   // The keyboard form: Won/Lost go through the same dialog.
