@@ -72,11 +72,16 @@ def server_environment(*, database_url: str, redis_url: str, work_dir: Path) -> 
 
 
 def gunicorn_command(app_dir: Path, port: int) -> tuple[list[str], dict[str, str]]:
-    """gunicorn with the project's gunicorn.conf.py and GUNICORN_WORKERS=3; a tree from
-    before that file (issue 14) runs its Dockerfile's command line with three workers."""
+    """gunicorn with the project's gunicorn.conf.py and GUNICORN_WORKERS=3, serving what the
+    Dockerfile serves: the ASGI application on uvicorn's workers where the tree has one
+    (issue 19), else the WSGI application on threads; a tree from before gunicorn.conf.py
+    (issue 14) runs its Dockerfile's command line with three workers."""
     if (app_dir / "gunicorn.conf.py").exists():
         command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
         env = {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(WEB_WORKERS)}
+        if (app_dir / "crm" / "asgi.py").exists():
+            env["GUNICORN_WORKER_CLASS"] = "uvicorn_worker.UvicornWorker"
+            return [*command, "crm.asgi:application"], env
         return [*command, "crm.wsgi:application"], env
     command = [sys.executable, "-m", "gunicorn", "crm.wsgi:application"]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", str(WEB_WORKERS)]
