@@ -11,6 +11,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 os.environ.setdefault(
     "STATEMENT_TIMEOUT_SECONDS", os.environ.get("WEB_STATEMENT_TIMEOUT_SECONDS", "5")
 )
+# A view runs in a thread of its own per request here: connections from a pool per process
+# (crm/settings.py), not one kept per thread.
+os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "10")
 django_asgi = get_asgi_application()  # before importing anything that touches models
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

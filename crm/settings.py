@@ -196,7 +196,16 @@ else:
     # Options given in DATABASE_URL come last, so they win.
     options = DATABASES["default"].setdefault("OPTIONS", {})
     options["options"] = " ".join([*server_options, options.get("options", "")]).strip()
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI (crm/asgi.py turns this on) each page's view runs in a thread of its own and
+    # Django keeps a connection per thread: persistent ones piled up past PostgreSQL's
+    # max_connections (web_load_50 on uvicorn workers: "too many clients" for a third of the
+    # requests). A pool per process shares a bounded set instead.
+    DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+    if DATABASE_POOL_MAX_SIZE:
+        options["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 10}
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    else:
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 FORMS_URLFIELD_ASSUME_HTTPS = True

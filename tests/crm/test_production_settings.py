@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from django.db import connection
 from django.urls import reverse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,3 +51,34 @@ def test_signed_in_pages_are_private_and_not_stored(rep_client):
 def test_a_page_with_its_own_cache_control_keeps_it(client):
     response = client.get(reverse("login"))
     assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_the_asgi_application_takes_its_connections_from_a_pool_of_bounded_size():
+    """Under ASGI each request's view runs in a new thread; with a connection kept per
+    thread 50 users exhausted PostgreSQL's connections (a third of the requests failed)."""
+    script = (
+        "import crm.asgi, threading\n"
+        "from django.db import connection, connections\n"
+        "options = connection.settings_dict['OPTIONS']\n"
+        "print(options['pool']['max_size'], connection.settings_dict['CONN_MAX_AGE'])\n"
+        "def query():\n"
+        "    with connection.cursor() as cursor: cursor.execute('SELECT 1')\n"
+        "    connections.close_all()\n"
+        "threads = [threading.Thread(target=query) for _ in range(30)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(connection.pool.get_stats()['pool_size'])\n"
+    )
+    inherited = {k: v for k, v in os.environ.items() if k != "DATABASE_POOL_MAX_SIZE"}
+    db = connection.settings_dict  # the test database, which exists while this test runs
+    inherited["DATABASE_URL"] = (
+        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**inherited, "DJANGO_SETTINGS_MODULE": "crm.settings", "SECRET_KEY": "x" * 50},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    max_size, conn_max_age, pool_size = result.stdout.split()
+    assert (max_size, conn_max_age) == ("10", "0")
+    assert int(pool_size) <= 10  # 30 threads, at most 10 connections
