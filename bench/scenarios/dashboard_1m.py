@@ -12,16 +12,12 @@ import os
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import caches
-from django.db import connection, connections
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
@@ -53,32 +49,10 @@ STAGE_PATH = list(Sale.OPEN_STATUSES)
 # The 1M database -------------------------------------------------------------------------
 
 
-def _set_database_name(name: str) -> None:
-    # settings.DATABASES["default"] is the connection's settings_dict; set both anyway.
-    settings.DATABASES["default"]["NAME"] = name
-    connection.settings_dict["NAME"] = name
-
-
-@contextmanager
-def database_1m() -> Iterator[None]:
-    """Run the block on the 1M database: the default connection is closed and reopened on
-    it, as Django's test runner switches to the test database, then switched back. The
-    bench cache gets its own key prefix meanwhile, so nothing cached for the 1M data (same
-    user ids) is ever read by the 100k scenarios, or the other way round."""
-    if "bench" not in DATABASE_1M:
-        raise RuntimeError(f"Refusing to use {DATABASE_1M!r}: its name must contain 'bench'.")
-    original = settings.DATABASES["default"]["NAME"]
-    cache = caches["default"]
-    prefix = cache.key_prefix
-    connections.close_all()
-    _set_database_name(DATABASE_1M)
-    cache.key_prefix = f"{prefix}{DATABASE_1M}:"
-    try:
-        yield
-    finally:
-        connections.close_all()
-        _set_database_name(original)
-        cache.key_prefix = prefix
+def database_1m():
+    """Run the block on the 1M database (bench.database.using_database): nothing cached for
+    the 1M data (same user ids) is ever read by the 100k scenarios, or the other way round."""
+    return database.using_database(DATABASE_1M)
 
 
 def _data_is_current(*, customers: int, deals: int) -> bool:

@@ -20,15 +20,11 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import caches
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -93,25 +89,6 @@ PROSE = [
     "shipment",
     "logistics",
 ]
-
-
-@contextmanager
-def _database() -> Iterator[None]:
-    """The default connection on the search bench database, then back (like dashboard_1m)."""
-    if "bench" not in DATABASE:
-        raise RuntimeError(f"Refusing to use {DATABASE!r}: its name must contain 'bench'.")
-    original = settings.DATABASES["default"]["NAME"]
-    cache = caches["default"]
-    prefix = cache.key_prefix
-    connections.close_all()
-    settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = DATABASE
-    cache.key_prefix = f"{prefix}{DATABASE}:"
-    try:
-        yield
-    finally:
-        connections.close_all()
-        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = original
-        cache.key_prefix = prefix
 
 
 def _sentence(rng: random.Random, words: int) -> str:
@@ -258,7 +235,7 @@ def _timed(client, url: str) -> tuple[float, int]:
 )
 def search_1m() -> dict:
     """Global search: 1M deals, 200k customers with notes, 20k documents (SEARCH_BENCH_SCALE)."""
-    with _database():
+    with database.using_database(DATABASE):
         made = _ensure_data()
         users = get_user_model().objects.in_bulk(list(USERS.values()), field_name="username")
         rng = random.Random(SEED)
