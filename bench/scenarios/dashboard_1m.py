@@ -80,7 +80,7 @@ def ensure_data_1m(*, customers: int = CUSTOMERS, deals: int = DEALS) -> dict:
         started = time.perf_counter()
         database.recreate_database()
         # The seed's users, teams, groups, scoring rules and demo campaign, no records.
-        database.seed_demo(customers=0, deals=0)
+        database.seed_demo(customers=0, deals=0, lead_history=0)
         _generate(customers=customers, deals=deals)
         database.analyze()
         generated = time.perf_counter() - started

@@ -110,7 +110,7 @@ def _ensure_data() -> dict:
           f"{DOCUMENTS:,} documents (untimed)…", flush=True)  # fmt: skip
     started = time.perf_counter()
     database.recreate_database()
-    database.seed_demo(customers=0, deals=0)
+    database.seed_demo(customers=0, deals=0, lead_history=0)
     reps = list(
         get_user_model().objects.filter(groups__name="Sales rep").order_by("pk")
         .values_list("pk", flat=True)
