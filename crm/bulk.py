@@ -30,12 +30,25 @@ def _columns_and_defaults(model: type[models.Model]):
     return columns, defaults
 
 
-def _json_columns(model: type[models.Model]) -> set[str]:
-    return {
+def _row_values(model: type[models.Model], columns: list[str], defaults: dict[str, Any]):
+    """A function giving a row's values for COPY, in `columns` order: the defaults where
+    the row has none, JSON columns as JSON text."""
+    json_columns = {
         field.attname
         for field in model._meta.concrete_fields
         if isinstance(field, models.JSONField)
     }
+
+    def values(row: dict[str, Any]) -> list[Any]:
+        out = [row[c] if c in row else defaults[c] for c in columns]
+        if json_columns:
+            out = [
+                json.dumps(value) if column in json_columns else value
+                for column, value in zip(columns, out, strict=True)
+            ]
+        return out
+
+    return values
 
 
 def bulk_insert(model: type[models.Model], rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -60,16 +73,10 @@ def bulk_insert(model: type[models.Model], rows: Sequence[dict[str, Any]]) -> li
         )
         ids = [row[0] for row in cursor.fetchall()]
         column_list = ", ".join(quote(c) for c in [pk_column, *columns])
-        json_columns = _json_columns(model)
+        values = _row_values(model, columns, defaults)
         with cursor.cursor.copy(f"COPY {quote(table)} ({column_list}) FROM STDIN") as copy:
             for pk, row in zip(ids, rows, strict=True):
-                values = [row[c] if c in row else defaults[c] for c in columns]
-                if json_columns:
-                    values = [
-                        json.dumps(value) if column in json_columns else value
-                        for column, value in zip(columns, values, strict=True)
-                    ]
-                copy.write_row([pk, *values])
+                copy.write_row([pk, *values(row)])
     return ids
 
 
@@ -104,7 +111,7 @@ def bulk_upsert(
     table = quote(model._meta.db_table)
     staging = quote(f"upsert_{model._meta.db_table}")
     column_list = ", ".join(quote(model._meta.get_field(c).column) for c in columns)
-    json_columns = _json_columns(model)
+    values = _row_values(model, columns, defaults)
     conflict = ", ".join(quote(model._meta.get_field(f).column) for f in unique_fields)
     updates = ", ".join(
         f"{quote(column)} = EXCLUDED.{quote(column)}"
@@ -117,11 +124,7 @@ def bulk_upsert(
         )
         with cursor.cursor.copy(f"COPY {staging} ({column_list}) FROM STDIN") as copy:
             for row in rows:
-                values = [row[c] if c in row else defaults[c] for c in columns]
-                copy.write_row([
-                    json.dumps(value) if column in json_columns else value
-                    for column, value in zip(columns, values, strict=True)
-                ])  # fmt: skip
+                copy.write_row(values(row))
         cursor.execute(
             f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {staging} "
             f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
