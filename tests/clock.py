@@ -71,18 +71,34 @@ def environ() -> dict[str, str]:
 
 
 def _main() -> None:
-    """`python -m tests.clock celery -A crm worker ...`: travel, then run the program's
-    entry point in this process (its pool children are forked and keep the travel)."""
+    """`python -m tests.clock celery -A crm worker ...` (or `daphne ...`): travel, then run
+    the program's entry point in this process (celery's pool children are forked and keep the
+    travel)."""
     program, *arguments = sys.argv[1:]
-    if program != "celery":
-        raise SystemExit(f"tests.clock runs celery only, not {program!r}")
+    if program not in ENTRY_POINTS:
+        raise SystemExit(f"tests.clock runs {', '.join(ENTRY_POINTS)} only, not {program!r}")
     moment = pinned_moment()
     if moment is not None:
         travel(moment)
+    sys.argv = [program, *arguments]
+    ENTRY_POINTS[program]()
+
+
+def _celery() -> None:
     from celery.__main__ import main
 
-    sys.argv = [program, *arguments]
     main()
+
+
+def _daphne() -> None:
+    from daphne.cli import CommandLineInterface
+
+    CommandLineInterface.entrypoint()
+
+
+# A server in another process must share the test's clock: channels_redis expires a group's
+# members by the sender's clock, so a test ahead of the server would drop its sockets.
+ENTRY_POINTS = {"celery": _celery, "daphne": _daphne}
 
 
 if __name__ == "__main__":

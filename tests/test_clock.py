@@ -54,3 +54,5 @@ def test_processes_run_through_the_clock_only_when_it_is_pinned(monkeypatch):
     assert clock.command("celery")[-1].endswith("/celery")
     monkeypatch.setenv(clock.ENV, "2027-03-01T00:05:00+00:00")
     assert clock.command("celery")[1:] == ["-m", "tests.clock", "celery"]
+    assert clock.command("daphne")[1:] == ["-m", "tests.clock", "daphne"]
+    assert set(clock.ENTRY_POINTS) == {"celery", "daphne"}

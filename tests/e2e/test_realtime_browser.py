@@ -11,7 +11,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -26,6 +25,7 @@ from playwright.sync_api import expect
 
 from sales.models import Sale
 from sales.services import task_create
+from tests import clock
 from tests.e2e.conftest import TIMEOUT_MS
 from tests.factories import CustomerFactory, SaleFactory
 
@@ -52,12 +52,13 @@ def asgi_server(transactional_db, tmp_path):
         "DJANGO_SETTINGS_MODULE": "crm.test_settings",
         "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
+        **clock.environ(),  # at the test's moment when the clock is pinned
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     log = tmp_path / "daphne.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+            [*clock.command("daphne"), "-b", "127.0.0.1", "-p", str(port),
              "crm.asgi:application"],
             cwd=settings.BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT,
             start_new_session=True,
