@@ -1,5 +1,6 @@
-# Production image: gunicorn with uvicorn workers serves the app, pages and websockets (ASGI);
-# the same image runs the Celery worker and beat.
+# Production image: gunicorn's threaded workers serve the pages (WSGI, crm.wsgi); the same
+# image runs the websocket service (docker-compose's `realtime`: uvicorn workers on crm.asgi),
+# the Celery worker and beat.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -13,6 +14,5 @@ RUN SECRET_KEY=build-only-not-secret DEBUG=false python manage.py collectstatic 
     && useradd --system --home /app crm && mkdir -p /app/media && chown -R crm /app/media
 USER crm
 
-EXPOSE 8000
-ENV GUNICORN_WORKER_CLASS=uvicorn_worker.UvicornWorker
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "crm.asgi:application"]
+EXPOSE 8000 8001
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "crm.wsgi:application"]

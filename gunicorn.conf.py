@@ -1,12 +1,11 @@
 """gunicorn's settings for production (the Dockerfile and docker-compose run with them).
 
-The Dockerfile and docker-compose serve the ASGI application (crm.asgi: pages and the
-websockets of notifications and the live board) with uvicorn's gunicorn worker
-(GUNICORN_WORKER_CLASS=uvicorn_worker.UvicornWorker); Django runs each page's view in a
-thread of its own there. Without that variable: sync workers with a few threads each for
-the WSGI application (crm.wsgi, pages only): most of a request's time is waiting on
-PostgreSQL, so threads let a 2-core machine overlap requests without the memory of more
-processes. Every number can be changed from the environment."""
+The pages (crm.wsgi) run on sync workers with a few threads each: most of a request's time
+is waiting on PostgreSQL, so threads let a 2-core machine overlap requests without the
+memory of more processes. The websocket service (docker-compose's `realtime`, crm.asgi) runs
+the same settings with GUNICORN_WORKER_CLASS=uvicorn_worker.UvicornWorker; pages are not
+served there, because an ASGI server runs all of a process's sync views on one thread.
+Every number can be changed from the environment."""
 
 import multiprocessing
 import os

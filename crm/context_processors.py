@@ -15,9 +15,13 @@ def role(request) -> dict:
 
 
 def realtime(request) -> dict:
-    """The websocket's address for pages served by the ASGI application (crm.asgi); a page
-    served over WSGI (crm.wsgi: gunicorn's gthread workers, tests' live server) cannot open
-    one, so it loads its bell once instead of retrying a socket that never opens."""
+    """The websocket's address: REALTIME_URL when set (a separate websocket service, see
+    crm/settings.py); else /ws/ for pages served by the ASGI application (crm.asgi), and none
+    for a page served over WSGI (tests' live server), which loads its bell once instead of
+    retrying a socket that never opens."""
+    from django.conf import settings
     from django.core.handlers.asgi import ASGIRequest
 
+    if settings.REALTIME_URL:
+        return {"realtime_url": settings.REALTIME_URL}
     return {"realtime_url": "/ws/" if isinstance(request, ASGIRequest) else ""}

@@ -4,6 +4,7 @@ With no DATABASE_URL / REDIS_URL the project runs embedded: a SQLite file and ko
 filesystem broker, so `make run` needs nothing installed. Production sets both.
 """
 
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
@@ -254,6 +255,20 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 REALTIME_POLL_SECONDS = env.float("REALTIME_POLL_SECONDS", default=0 if REDIS_URL else 2)
+# Where pages open their websocket. Empty: a page served by the ASGI application (crm.asgi:
+# `make run`, daphne) opens /ws/ on its own server, and a page served over WSGI none. In
+# production pages are served by gunicorn's threads over WSGI (an ASGI server runs every
+# sync view of a process on one thread) and the sockets by a separate ASGI service
+# (docker-compose's `realtime`): set this to its address, `wss://host:port/ws/`, or `/ws/`
+# when a proxy in front sends /ws/ there.
+REALTIME_URL = env.str("REALTIME_URL", default="")
+if REALTIME_URL.startswith(("ws://", "wss://")):
+    # The service on another origin: CSP's 'self' covers a socket to the page's own origin.
+    _realtime = urllib.parse.urlsplit(REALTIME_URL)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["connect-src"] = [
+        SELF,
+        f"{_realtime.scheme}://{_realtime.netloc}",
+    ]
 # A reconnecting client is sent what it missed, at most this many events; beyond that (a
 # laptop asleep for a day) it is told to reload. Events are kept REALTIME_EVENT_DAYS.
 REALTIME_REPLAY_LIMIT = env.int("REALTIME_REPLAY_LIMIT", default=1000)

@@ -1,5 +1,6 @@
-"""The production shape, started on this machine for a load test: collectstatic, gunicorn and
-one Celery worker, as README.md "Production" runs them, against a given database and Redis.
+"""The production shape, started on this machine for a load test: collectstatic, gunicorn (the
+pages), the websocket service and one Celery worker, as README.md "Production" runs them,
+against a given database and Redis.
 
 `production_stack(...)` is a context manager yielding the base URL and the process groups; on
 the way out (an error included) it stops every process it started, by process group, so
@@ -23,6 +24,7 @@ from pathlib import Path
 
 WEB_WORKERS = 3  # issue 14: the load test's web tier is three gunicorn workers
 CELERY_CONCURRENCY = 2  # docker-compose.yml's worker
+REALTIME_WORKERS = 2  # docker-compose.yml's realtime service
 READY_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 20
 # The bench runner's own settings, which the servers must not inherit.
@@ -72,20 +74,35 @@ def server_environment(*, database_url: str, redis_url: str, work_dir: Path) -> 
 
 
 def gunicorn_command(app_dir: Path, port: int) -> tuple[list[str], dict[str, str]]:
-    """gunicorn with the project's gunicorn.conf.py and GUNICORN_WORKERS=3, serving what the
-    Dockerfile serves: the ASGI application on uvicorn's workers where the tree has one
-    (issue 19), else the WSGI application on threads; a tree from before gunicorn.conf.py
-    (issue 14) runs its Dockerfile's command line with three workers."""
+    """gunicorn with the project's gunicorn.conf.py and GUNICORN_WORKERS=3, serving the pages
+    as the tree's Dockerfile does: over WSGI on threads, or on uvicorn's workers for a tree
+    whose Dockerfile served crm.asgi (between issue 19 and the websocket service); a tree
+    from before gunicorn.conf.py (issue 14) runs its Dockerfile's command line."""
     if (app_dir / "gunicorn.conf.py").exists():
         command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
         env = {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(WEB_WORKERS)}
-        if (app_dir / "crm" / "asgi.py").exists():
+        if "crm.asgi:application" in (app_dir / "Dockerfile").read_text():
             env["GUNICORN_WORKER_CLASS"] = "uvicorn_worker.UvicornWorker"
             return [*command, "crm.asgi:application"], env
         return [*command, "crm.wsgi:application"], env
     command = [sys.executable, "-m", "gunicorn", "crm.wsgi:application"]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", str(WEB_WORKERS)]
     return [*command, "--access-logfile", "-"], {}
+
+
+def realtime_command(app_dir: Path, port: int) -> tuple[list[str], dict[str, str]] | None:
+    """The websocket service of docker-compose.yml (gunicorn's uvicorn workers on crm.asgi),
+    with the address the pages are given; None for a tree without one."""
+    compose = app_dir / "docker-compose.yml"
+    if not compose.exists() or "\n  realtime:\n" not in compose.read_text():
+        return None
+    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
+    env = {
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(REALTIME_WORKERS),
+        "GUNICORN_WORKER_CLASS": "uvicorn_worker.UvicornWorker",
+    }
+    return [*command, "crm.asgi:application"], env
 
 
 def _start(command: list[str], *, cwd: Path, env: dict, log: Path) -> subprocess.Popen:
@@ -159,13 +176,16 @@ def production_stack(
     web_command, web_env = gunicorn_command(app_dir, port)
     worker_command = [sys.executable, "-m", "celery", "-A", "crm", "worker", "--loglevel=INFO"]
     worker_command += [f"--concurrency={CELERY_CONCURRENCY}", f"--hostname=web_load_{port}@%h"]
+    services = [("gunicorn", web_command, web_env), ("celery worker", worker_command, {})]
+    realtime_port = free_port()
+    realtime = realtime_command(app_dir, realtime_port)
+    if realtime is not None:
+        env["REALTIME_URL"] = f"ws://127.0.0.1:{realtime_port}/ws/"
+        services.append(("realtime", *realtime))
     url = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
         processes = {}
-        for name, command, extra in (
-            ("gunicorn", web_command, web_env),
-            ("celery worker", worker_command, {}),
-        ):
+        for name, command, extra in services:
             log = work_dir / f"{name.replace(' ', '_')}.log"
             processes[name] = _start(command, cwd=app_dir, env={**env, **extra}, log=log)
             stack.callback(stop, processes[name])

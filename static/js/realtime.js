@@ -13,10 +13,13 @@
   const seen = new Set();
   let delay = 500;
 
+  // "/ws/" on the page's own server, or "wss://host:port/ws/" for a separate service.
   function address() {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const query = lastId === null ? "" : "?last_id=" + lastId;
-    return scheme + window.location.host + body.dataset.realtimeUrl + query;
+    const url = body.dataset.realtimeUrl;
+    const base = /^wss?:\/\//.test(url) ? url : scheme + window.location.host + url;
+    return base + query;
   }
 
   function tell(name, detail) {

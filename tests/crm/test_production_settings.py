@@ -82,3 +82,17 @@ def test_the_asgi_application_takes_its_connections_from_a_pool_of_bounded_size(
     max_size, conn_max_age, pool_size = result.stdout.split()
     assert (max_size, conn_max_age) == ("10", "0")
     assert int(pool_size) <= 10  # 30 threads, at most 10 connections
+
+
+def test_a_websocket_service_elsewhere_is_allowed_by_the_content_security_policy():
+    script = (
+        "from django.conf import settings\n"
+        "print(' '.join(settings.CONTENT_SECURITY_POLICY['DIRECTIVES']['connect-src']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "crm.settings", "SECRET_KEY": "x" * 50,
+             "REALTIME_URL": "wss://live.crm.example.com:8001/ws/"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["'self'", "wss://live.crm.example.com:8001"]

@@ -7,6 +7,7 @@ itself; every wait is on what the pages show (the socket open, the card in its c
 bell's count), with the 2 s of the issue as the limit of the one that is timed.
 """
 
+import copy
 import os
 import re
 import socket
@@ -145,14 +146,7 @@ def test_a_move_appears_on_the_managers_board_and_the_bell_counts_a_task(
     # one runs Playwright's event loop, where the channel layer cannot be called.)
     expect(rep_board.locator("#bell summary")).to_be_visible()
 
-    def assign():
-        try:
-            task_create(actor=manager, data={"title": "Call the buyer", "assigned_to": rep,
-                                             "due_at": timezone.now()})  # fmt: skip
-        finally:
-            connection.close()  # this thread's own connection
-
-    assigning = threading.Thread(target=assign)
+    assigning = threading.Thread(target=_assign_a_task, args=(manager, rep))
     assigning.start()
     assigning.join()
     expect(rep_board.locator("#bell [data-bell-count]")).to_have_text("1")
@@ -190,3 +184,35 @@ def test_a_card_being_dragged_waits_and_its_drop_gets_the_conflict(open_page, re
     expect(manager_board.locator("[data-board-message]")).to_contain_text("meanwhile")
     expect(manager_board.locator(f"#column-CONTACTED {card}")).to_be_visible()
     expect(manager_board.locator(f"#column-PROPOSAL {card}")).to_have_count(0)
+
+
+def _assign_a_task(manager, rep) -> None:
+    try:
+        task_create(actor=manager, data={"title": "Call the buyer", "assigned_to": rep,
+                                         "due_at": timezone.now()})  # fmt: skip
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def test_pages_served_over_wsgi_open_the_separate_websocket_service(
+    login, live_server, asgi_server, settings, rep, manager, teams
+):
+    """The production shape: pages from gunicorn's threads (here the WSGI live server), the
+    socket from the websocket service on a port of its own (REALTIME_URL). The session
+    cookie reaches it (same host), its Origin check passes, and the Content-Security-Policy
+    lets the page connect (the `page` fixture fails on anything the policy blocked)."""
+    host = live_server.url.split("://")[1].rsplit(":", 1)[0]
+    service = f"ws://{host}:{asgi_server.rsplit(':', 1)[1]}"
+    settings.REALTIME_URL = f"{service}/ws/"
+    policy = copy.deepcopy(settings.CONTENT_SECURITY_POLICY)
+    policy["DIRECTIVES"]["connect-src"] = ["'self'", service]  # as crm/settings.py sets it
+    settings.CONTENT_SECURITY_POLICY = policy
+
+    page = login(rep)
+    page.goto("/sales/tasks/")
+    expect(page.locator("body")).to_have_attribute("data-realtime", "open")
+    expect(page.locator("#bell summary")).to_be_visible()
+    assigning = threading.Thread(target=_assign_a_task, args=(manager, rep))
+    assigning.start()
+    assigning.join()
+    expect(page.locator("#bell [data-bell-count]")).to_have_text("1")

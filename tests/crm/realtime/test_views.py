@@ -134,3 +134,9 @@ def test_a_page_over_wsgi_opens_no_socket_and_loads_its_bell_once(rep_client):
     body = rep_client.get(reverse("sales:pipeline")).content.decode()
     assert "data-realtime-url" not in body and "js/realtime.js" not in body
     assert 'hx-trigger="load"' in body
+
+
+def test_with_a_websocket_service_every_page_opens_its_socket_there(rep_client, settings):
+    settings.REALTIME_URL = "wss://live.example.com/ws/"
+    body = rep_client.get(reverse("sales:pipeline")).content.decode()
+    assert 'data-realtime-url="wss://live.example.com/ws/"' in body and "js/realtime.js" in body
