@@ -104,7 +104,10 @@ def pipeline_move(request):
         message = f"“{sale.title}” moved to {change.get_to_status_display()}."
     # Where the card was on screen, where it was dropped, and where it really is now (a
     # conflict: someone else moved it meanwhile).
-    now_in = Sale.objects.filter(pk=sale.pk).values_list("status", flat=True).first()
+    if status == 200:
+        now_in = data["to_status"]
+    else:
+        now_in = Sale.objects.filter(pk=sale.pk).values_list("status", flat=True).first()
     changed = {data["from_status"], data["to_status"], now_in}
     return _move_answer(request, filter_form, message, status, changed)
 

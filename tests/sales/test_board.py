@@ -96,6 +96,9 @@ def test_stale_cards_are_flagged(rep_client, rep):
     assert "Stale" in response.content.decode()
 
 
+MOVE_STATEMENTS = 31
+
+
 def test_moving_a_card_updates_the_totals(rep_client, rep):
     sale = _deal(rep, "NEW", "1000")
     response = rep_client.post(
@@ -112,6 +115,22 @@ def test_moving_a_card_updates_the_totals(rep_client, rep):
     assert "moved to Contacted" in body
     assert body.count('hx-swap-oob="true"') == 3  # the message and the two columns
     assert 'id="column-CONTACTED"' in body and f'data-sale="{sale.pk}"' in body
+
+
+def test_a_move_takes_a_fixed_number_of_statements(rep_client, rep, django_assert_max_num_queries):
+    """The board's dearest request under load (bench web_load_50): the write, its audit,
+    stage tasks, search entries, the live event, and the two columns answered."""
+    for status in ("NEW", "CONTACTED"):
+        for _ in range(10):
+            _deal(rep, status)
+    sale = _deal(rep, "NEW", "1000")
+    with django_assert_max_num_queries(MOVE_STATEMENTS):
+        response = rep_client.post(
+            reverse("sales:pipeline_move"),
+            {"sale": sale.pk, "from_status": "NEW", "to_status": "CONTACTED"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert response.status_code == 200
 
 
 def test_moving_a_deal_someone_else_moved_meanwhile_is_a_conflict(rep_client, rep, teammate):
