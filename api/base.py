@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.cache import get_conditional_response, set_response_etag
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -55,6 +55,23 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="Any unique string: the same key again answers the first answer and "
     "creates nothing twice (kept 24 hours).",
 )
+
+
+def resource_schema(*, request=None, created=None, updated=None, updated_since: bool = True):
+    """The OpenAPI description of a ScopedViewSet: list (with `updated_since` for a resource
+    that syncs) and retrieve take `fields`; create, where it has one, reads `request` and
+    answers 201 with `created`, idempotently; partial_update answers 200 with `updated`."""
+    actions = {
+        "list": extend_schema(parameters=[UPDATED_SINCE, FIELDS] if updated_since else [FIELDS]),
+        "retrieve": extend_schema(parameters=[FIELDS]),
+    }
+    if created is not None:
+        actions["create"] = extend_schema(
+            request=request, responses={201: created}, parameters=[IDEMPOTENCY_KEY]
+        )
+    if updated is not None:
+        actions["partial_update"] = extend_schema(request=request, responses={200: updated})
+    return extend_schema_view(**actions)
 
 
 class ApiView(APIView):

@@ -1,9 +1,9 @@
 """Campaigns and their funnels, for managers (read only)."""
 
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.base import FIELDS, UPDATED_SINCE, ScopedViewSet
+from api.base import ScopedViewSet, resource_schema
 from api.serializers import SparseSerializer, UserBriefField
 from campaigns.models import EmailCampaign
 from campaigns.selectors import campaign_funnel
@@ -37,10 +37,7 @@ class CampaignSerializer(SparseSerializer):
         ]
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-)
+@resource_schema()
 class CampaignViewSet(ScopedViewSet):
     """Managers' campaigns (and their co-managers'), each with its funnel; reps: 403."""
 

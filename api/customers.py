@@ -4,11 +4,11 @@ import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers
 from rest_framework.response import Response
 
-from api.base import FIELDS, IDEMPOTENCY_KEY, UPDATED_SINCE, ScopedViewSet
+from api.base import ScopedViewSet, resource_schema
 from api.serializers import SparseSerializer, UserBriefField
 from crm.models import Tombstone
 from crm.permissions import editable_customers, visible_customers
@@ -108,17 +108,9 @@ class CustomerFilter(django_filters.FilterSet):
         return queryset.search(value)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-    create=extend_schema(
-        request=CustomerInputSerializer, responses={201: CustomerCreatedSerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    ),
-    partial_update=extend_schema(
-        request=CustomerInputSerializer, responses={200: CustomerSerializer}
-    ),
-)  # fmt: skip
+@resource_schema(
+    request=CustomerInputSerializer, created=CustomerCreatedSerializer, updated=CustomerSerializer
+)
 class CustomerViewSet(
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
@@ -209,13 +201,7 @@ class NoteFilter(django_filters.FilterSet):
         fields = ["customer"]
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-    create=extend_schema(
-        request=NoteInputSerializer, responses={201: NoteSerializer}, parameters=[IDEMPOTENCY_KEY]
-    ),
-)
+@resource_schema(request=NoteInputSerializer, created=NoteSerializer)
 class NoteViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """Notes on the customers you see; adding one needs the customer to be yours."""
 

@@ -4,12 +4,12 @@ and download through the permission check (recorded in the access log)."""
 import django_filters
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 
-from api.base import FIELDS, IDEMPOTENCY_KEY, UPDATED_SINCE, ScopedViewSet
+from api.base import ScopedViewSet, resource_schema
 from api.errors import PayloadTooLarge
 from api.serializers import SparseSerializer, UserBriefField, VisibleRelatedField
 from crm.http import client_ip
@@ -66,14 +66,8 @@ class DocumentFilter(django_filters.FilterSet):
         fields = ["document_type", "customer", "sale", "category"]
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-    create=extend_schema(
-        request={"multipart/form-data": DocumentUploadSerializer},
-        responses={201: DocumentSerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    ),
+@resource_schema(
+    request={"multipart/form-data": DocumentUploadSerializer}, created=DocumentSerializer
 )
 class DocumentViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """The latest version of each document you may open (yours, public, shared with you, or

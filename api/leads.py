@@ -5,10 +5,10 @@ import django_filters
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers
 
-from api.base import FIELDS, IDEMPOTENCY_KEY, UPDATED_SINCE, ScopedViewSet
+from api.base import ScopedViewSet, resource_schema
 from api.customers import customer_for_change
 from api.serializers import SparseSerializer, UserBriefField
 from crm.http import json_for_storage
@@ -71,10 +71,7 @@ class LeadFilter(django_filters.FilterSet):
         return queryset.search(value)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-)
+@resource_schema()
 class LeadViewSet(ScopedViewSet):
     """Your leads, best score first; `changed_at` moves when the lead or its score changes."""
 
@@ -124,15 +121,7 @@ class LeadActivityFilter(django_filters.FilterSet):
         fields = ["customer", "activity_type"]
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-    create=extend_schema(
-        request=LeadActivityInputSerializer,
-        responses={201: LeadActivitySerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    ),
-)
+@resource_schema(request=LeadActivityInputSerializer, created=LeadActivitySerializer)
 class LeadActivityViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """What your leads did. Logging one (a call answered) rescores the lead, as on its page."""
 

@@ -1,10 +1,9 @@
 """Teams and users (read only), as far as the user's reach goes."""
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
-from api.base import FIELDS, ScopedViewSet
+from api.base import ScopedViewSet, resource_schema
 from api.serializers import SparseSerializer
 from crm.models import Team
 from crm.permissions.core import visible_teams_of, visible_users
@@ -43,9 +42,7 @@ class UserSerializer(SparseSerializer):
         return str(Role.MANAGER if MANAGER_GROUP in names else Role.REP)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[FIELDS]), retrieve=extend_schema(parameters=[FIELDS])
-)
+@resource_schema(updated_since=False)
 class TeamViewSet(ScopedViewSet):
     """Your team (managers: the teams you manage; admins: all)."""
 
@@ -56,9 +53,7 @@ class TeamViewSet(ScopedViewSet):
     updated_field = "created_at"
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[FIELDS]), retrieve=extend_schema(parameters=[FIELDS])
-)
+@resource_schema(updated_since=False)
 class UserViewSet(ScopedViewSet):
     """You and the people of your team (managers: of the teams you manage; admins: all)."""
 

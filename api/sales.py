@@ -6,12 +6,12 @@ from datetime import datetime, time, timedelta
 import django_filters
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.base import FIELDS, IDEMPOTENCY_KEY, UPDATED_SINCE, ScopedViewSet
+from api.base import ScopedViewSet, resource_schema
 from api.serializers import SparseSerializer, UserBriefField, VisibleRelatedField
 from crm.errors import PermissionDenied
 from crm.models import Tombstone
@@ -88,14 +88,7 @@ class DealFilter(django_filters.FilterSet):
         return queryset.open() if value else queryset.filter(status__in=Sale.CLOSED_STATUSES)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-    create=extend_schema(
-        request=DealInputSerializer, responses={201: DealSerializer}, parameters=[IDEMPOTENCY_KEY]
-    ),
-    partial_update=extend_schema(request=DealInputSerializer, responses={200: DealSerializer}),
-)
+@resource_schema(request=DealInputSerializer, created=DealSerializer, updated=DealSerializer)
 class DealViewSet(
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
@@ -180,15 +173,7 @@ class DealActivityFilter(django_filters.FilterSet):
         fields = ["sale", "kind"]
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-    create=extend_schema(
-        request=DealActivityInputSerializer,
-        responses={201: DealActivitySerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    ),
-)
+@resource_schema(request=DealActivityInputSerializer, created=DealActivitySerializer)
 class DealActivityViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """Calls, emails, meetings and notes on the deals you see; logging one needs the deal to
     be yours (it also moves the customer's last contact and runs the pipeline rules)."""
@@ -282,13 +267,7 @@ class TaskFilter(django_filters.FilterSet):
         return pending.filter(due_at__gte=end)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[UPDATED_SINCE, FIELDS]),
-    retrieve=extend_schema(parameters=[FIELDS]),
-    create=extend_schema(
-        request=TaskInputSerializer, responses={201: TaskSerializer}, parameters=[IDEMPOTENCY_KEY]
-    ),
-)
+@resource_schema(request=TaskInputSerializer, created=TaskSerializer)
 class TaskViewSet(mixins.CreateModelMixin, ScopedViewSet):
     """Tasks assigned to or created by you, and those on your deals (`mine=true`: yours;
     `due=overdue|today|upcoming`; `done=false`)."""
