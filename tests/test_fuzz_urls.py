@@ -8,29 +8,19 @@ which fields and query parameters to fill with hostile values.
 """
 
 import re
-from datetime import time
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
-from django.urls.resolvers import RegexPattern
 
 from ai.models import TrainingRun
-from campaigns.models import EmailDraft, OutboxMessage, SequenceEnrollment
-from campaigns.sequences.builder import StepDraft, sequence_save
-from campaigns.sequences.enrolment import customers_enrol
-from customers.models import Customer, CustomerImport
-from leads.models import RescoreRun
 from tests.factories import (
     CustomerFactory,
-    CustomerSegmentFactory,
-    EmailCampaignFactory,
-    EmailTemplateFactory,
     MarketingDocumentFactory,
     SaleFactory,
     TaskFactory,
 )
+from tests.url_walk import campaign_records, id_for, routes
 
 pytestmark = pytest.mark.django_db
 
@@ -66,31 +56,9 @@ GENERIC_FIELDS = ["next", "customer", "q", "page", "id", "pk", "status", "sale",
 SKIPPED_NAMES = {"logout", "login"}  # they would end the session being fuzzed
 
 
-# A regular-expression route (Django REST framework's routers) read as a path route: an id
-# group becomes <int:...>; what is left with other regex syntax is not walked.
-_REGEX_ID = re.compile(r"\(\?P<(\w+)>(?:\[0-9\]\{1,\d+\}|\[\^/\.\]\+|\\d\+)\)")
-
-
-def _as_path_route(pattern) -> str:
-    text = str(pattern.pattern)
-    if not isinstance(pattern.pattern, RegexPattern):
-        return text
-    text = _REGEX_ID.sub(lambda match: f"<int:{match.group(1)}>", text.lstrip("^").rstrip("$"))
-    return "^" + text if re.search(r"[\\()\[\]*+?|^$]", text) else text
-
-
-def _routes(patterns=None, prefix="", namespace=""):
-    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
-        if isinstance(pattern, URLResolver):
-            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
-            yield from _routes(pattern.url_patterns, prefix + _as_path_route(pattern), inner)
-        elif isinstance(pattern, URLPattern):
-            yield prefix + _as_path_route(pattern), namespace + (pattern.name or "")
-
-
 ROUTES = [
     (route, name)
-    for route, name in _routes()
+    for route, name in routes()
     if name.split(":")[-1] not in SKIPPED_NAMES and "^" not in route
 ]
 
@@ -126,60 +94,27 @@ def world(rep, manager, teams):
     customer = CustomerFactory(owner=rep)
     sale = SaleFactory(customer=customer, assigned_to=rep)
     task = TaskFactory(assigned_to=rep, sale=sale)
-    template = EmailTemplateFactory(created_by=manager)
-    segment = CustomerSegmentFactory(created_by=manager)
-    campaign = EmailCampaignFactory(created_by=manager, template=template, segment=segment)
-    sequence = sequence_save(
-        actor=manager,
-        data={"name": "Fuzz", "window_start": time(9), "window_end": time(17)},
-        steps=[StepDraft(template=template, delay_days=1)],
-    )
-    customers_enrol(sequence=sequence, customers=Customer.objects.filter(pk=customer.pk))
-    customer_import = CustomerImport.objects.create(
-        uploaded_by=rep, filename="c.csv", content="name,email\nA,a@b.example\n",
-        headers=["name", "email"], row_count=1,
-    )  # fmt: skip
-    draft = EmailDraft.objects.create(customer=customer, rep=rep, subject="Hi", text_body="Hi")
-    outbox = OutboxMessage.objects.create(
-        to_email=customer.email, from_email="crm@example.com", subject="Hi", message_id="m1"
-    )
-    rescore = RescoreRun.objects.create(started_by=manager)
     training = TrainingRun.objects.create(started_by=manager)
     MarketingDocumentFactory(uploaded_by=manager)
     ids = {
+        **campaign_records(rep=rep, manager=manager, customer=customer),
         "ai/runs/": training.pk,
         "ai/recommendations/deal/": sale.pk,
-        "customers/import/": customer_import.pk,
         "customers/": customer.pk,
         "sales/deals/": sale.pk,
         "sales/tasks/": task.pk,
         "sales/customers/": customer.pk,
-        "leads/rules/rescore/": rescore.pk,
         "leads/": customer.pk,
-        "campaigns/templates/": template.pk,
-        "campaigns/segments/": segment.pk,
-        "campaigns/customer/": customer.pk,
-        "campaigns/sequences/": sequence.pk,
-        "campaigns/enrolments/": SequenceEnrollment.objects.get().pk,
-        "campaigns/drafts/": draft.pk,
-        "campaigns/outbox/": outbox.pk,
-        "campaigns/": campaign.pk,
         "documents/panel/": sale.pk,
         "api/v1/deals/": sale.pk,
         "api/v1/tasks/": task.pk,
-        "api/v1/campaigns/": campaign.pk,
     }
     return {"ids": ids, "default": customer.pk}
 
 
 def _paths(route: str, world: dict) -> list[str]:
     """The route filled in: with the world's ids, then with hostile ids and strings."""
-    prefix = route.split("<", 1)[0]
-    real_id = next(
-        (pk for start, pk in sorted(world["ids"].items(), key=lambda item: -len(item[0]))
-         if prefix.startswith(start)),
-        world["default"],
-    )  # fmt: skip
+    real_id = id_for(route, world["ids"], world["default"])
 
     def filled(int_value: str, string_value: str | None) -> str:
         def replace(match: re.Match) -> str:

@@ -14,37 +14,30 @@ the overflow (a 500 px page reports 500).
 """
 
 import re
-from datetime import time, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from campaigns.models import EmailDraft, OutboxMessage, SequenceEnrollment
-from campaigns.sequences.builder import StepDraft, sequence_save
-from campaigns.sequences.enrolment import customers_enrol
 from customers import csv_import
-from customers.models import Customer, CustomerImport, CustomerNote
+from customers.models import Customer, CustomerNote
 from documents import services as documents
 from documents.models import Document
-from leads.models import RescoreRun
 from sales.models import Sale, SaleActivity
 from tests.documents import samples
 from tests.factories import (
     CustomerFactory,
-    CustomerSegmentFactory,
-    EmailCampaignFactory,
-    EmailTemplateFactory,
     SaleActivityFactory,
     SaleFactory,
     StageChangeFactory,
     TagFactory,
     TaskFactory,
 )
+from tests.url_walk import campaign_records, id_for, routes
 
 pytestmark = pytest.mark.browser
 
@@ -94,19 +87,10 @@ def browser_context_args():
     return PHONE
 
 
-def _routes(patterns=None, prefix="", namespace=""):
-    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
-        if isinstance(pattern, URLResolver):
-            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
-            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern), inner)
-        elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), namespace + (pattern.name or "")
-
-
 def _walked_routes() -> list[tuple[str, str]]:
     return [
         (route, name)
-        for route, name in _routes()
+        for route, name in routes()
         if name
         and name.split(":")[-1] not in SKIPPED_NAMES
         and not route.startswith(SKIPPED_PREFIXES)
@@ -140,26 +124,6 @@ def world(rep, manager, teams, settings, tmp_path):
     )  # fmt: skip
     for index in range(3):
         SaleFactory(customer=CustomerFactory(owner=rep), assigned_to=rep, title=f"Deal {index}")
-    template = EmailTemplateFactory(created_by=manager, subject=f"News about {LONG_WORD}")
-    segment = CustomerSegmentFactory(created_by=manager)
-    campaign = EmailCampaignFactory(created_by=manager, template=template, segment=segment)
-    sequence = sequence_save(
-        actor=manager,
-        data={"name": "Onboarding", "window_start": time(9), "window_end": time(17)},
-        steps=[StepDraft(template=template, delay_days=1)],
-    )
-    customers_enrol(sequence=sequence, customers=Customer.objects.filter(pk=customer.pk))
-    customer_import = CustomerImport.objects.create(
-        uploaded_by=rep, filename="contacts-exported-from-another-crm-2026-12-05.csv",
-        content=f"name,email,company\nA,{LONG_EMAIL},{LONG_WORD}\n",
-        headers=["name", "email", "company"], row_count=1,
-    )  # fmt: skip
-    draft = EmailDraft.objects.create(
-        customer=customer, rep=rep, subject=f"About {LONG_WORD}", text_body=LONG_WORD * 4
-    )
-    outbox = OutboxMessage.objects.create(
-        to_email=LONG_EMAIL, from_email="crm@example.com", subject=LONG_WORD, message_id="m1"
-    )
     finished_import = csv_import.customer_import_upload(
         actor=rep, duplicate_mode="skip", uploaded_file=SimpleUploadedFile(
             "export.csv", f"name,email,last_contact_date\nGood,good@x.example,2024-01-01\n"
@@ -169,27 +133,28 @@ def world(rep, manager, teams, settings, tmp_path):
         actor=rep, customer_import=finished_import, duplicate_mode="skip",
         mapping=finished_import.column_mapping,
     )  # fmt: skip
-    rescore = RescoreRun.objects.create(started_by=manager)
     document = documents.document_upload(
         actor=rep, upload=samples.upload(f"{LONG_WORD}.pdf", samples.pdf_with_text("Proposal")),
         sale=sale, document_type=Document.Type.PROPOSAL,
     )  # fmt: skip
     return {
-        "customers/import/": customer_import.pk,
+        **campaign_records(
+            rep=rep,
+            manager=manager,
+            customer=customer,
+            text=LONG_WORD,
+            email=LONG_EMAIL,
+            import_file=(
+                "contacts-exported-from-another-crm-2026-12-05.csv",
+                f"name,email,company\nA,{LONG_EMAIL},{LONG_WORD}\n",
+                ["name", "email", "company"],
+            ),
+        ),
         "customers/": customer.pk,
         "sales/deals/": sale.pk,
         "sales/tasks/": task.pk,
         "sales/customers/": customer.pk,
-        "leads/rules/rescore/": rescore.pk,
         "leads/": customer.pk,
-        "campaigns/templates/": template.pk,
-        "campaigns/segments/": segment.pk,
-        "campaigns/customer/": customer.pk,
-        "campaigns/sequences/": sequence.pk,
-        "campaigns/enrolments/": SequenceEnrollment.objects.get().pk,
-        "campaigns/drafts/": draft.pk,
-        "campaigns/outbox/": outbox.pk,
-        "campaigns/": campaign.pk,
         "documents/panel/": sale.pk,
         "documents/": document.pk,
         "": customer.pk,
@@ -201,11 +166,7 @@ def world(rep, manager, teams, settings, tmp_path):
 
 
 def _path(route: str, name: str, ids: dict) -> str:
-    prefix = route.split("<", 1)[0]
-    real_id = ids.get(name) or next(
-        pk for start, pk in sorted(ids.items(), key=lambda item: -len(item[0]))
-        if prefix.startswith(start)
-    )  # fmt: skip
+    real_id = ids.get(name) or id_for(route, ids)
     strings = {"status": "NEW", "kind": "sale", "position": "1", "action": "send"}
 
     def replace(match: re.Match) -> str:
