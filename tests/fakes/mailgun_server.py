@@ -28,18 +28,17 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
 import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, getaddresses
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from tests.fakes.base import FakeServer, QuietHandler, Reply, json_reply
 from tests.fakes.sendgrid_server import is_valid_email
 
 MAX_RECIPIENTS = 1000
@@ -83,19 +82,8 @@ class Delivery:
     message_id: str
 
 
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _json_reply(status: int, body: Any) -> _Reply:
-    return _Reply(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
-
-
-def _message(status: int, message: str) -> _Reply:
-    return _json_reply(status, {"message": message})
+def _message(status: int, message: str) -> Reply:
+    return json_reply(status, {"message": message})
 
 
 def _substitute(text: str, values: dict[str, Any], address: str) -> str:
@@ -205,31 +193,14 @@ def validate_message(fields: list[tuple[str, str]]) -> str | None:
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _write(self, reply: _Reply) -> None:
-        try:
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            if reply.body:
-                self.wfile.write(reply.body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
+class _Handler(QuietHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         fake = self.server.fake
         match = _PATH.match(urlsplit(self.path).path)
         if not match or match["resource"] != "messages" or match["token"]:
-            self._write(_message(404, "Not Found"))
+            self.write(_message(404, "Not Found"))
             return
         reply = fake._messages_post(
             self.headers.get("Authorization"),
@@ -237,17 +208,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Content-Type", ""),
             raw,
         )
-        fake._sleep()
-        self._write(reply)
+        fake.sleep()
+        self.write(reply)
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         match = _PATH.match(parts.path)
         fake = self.server.fake
         if not match:
-            self._write(_message(404, "Not Found"))
+            self.write(_message(404, "Not Found"))
             return
-        self._write(
+        self.write(
             fake._get(
                 self.headers.get("Authorization"),
                 match["domain"],
@@ -258,77 +229,26 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeMailgun
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
-class FakeMailgun:
+class FakeMailgun(FakeServer):
     """A Mailgun server on 127.0.0.1. `api_key` and `domain`, when given, are the only ones
     accepted (401 "Forbidden" and 404 "Domain not found" otherwise). `delay` makes every
     accepted send wait before answering, after it was recorded (a slow server that has
     accepted the mail)."""
 
+    name = "fake-mailgun"
+    handler = _Handler
+
     def __init__(self, *, api_key: str | None = None, domain: str | None = None) -> None:
         self.api_key = api_key
         self.domain = domain
-        self.delay: float = 0.0
+        super().__init__()
         self._lock = threading.Lock()
         self._accepted: list[AcceptedRequest] = []
         self._events: list[dict[str, Any]] = []
         self._suppressions: dict[str, list[dict[str, Any]]] = {k: [] for k in SUPPRESSION_LISTS}
         self._failures: deque[tuple[int, Any, str]] = deque()
         self._requests_seen = 0
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self.suppression_pages_served = 0
-
-    # Lifecycle
-
-    def start(self) -> FakeMailgun:
-        if self._server is not None:
-            raise RuntimeError("FakeMailgun is already running")
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-mailgun",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeMailgun:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeMailgun is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # What tests read
 
@@ -415,23 +335,23 @@ class FakeMailgun:
 
     # Request handling, called from the server's threads
 
-    def _authorized(self, header: str | None, domain: str) -> _Reply | None:
+    def _authorized(self, header: str | None, domain: str) -> Reply | None:
         scheme, _, encoded = (header or "").partition(" ")
         try:
             user, _, key = base64.b64decode(encoded.strip()).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             user, key = "", ""
         if scheme != "Basic" or user != "api" or not key:
-            return _Reply(401, b"Forbidden", {"Content-Type": "text/plain"})
+            return Reply(401, b"Forbidden", {"Content-Type": "text/plain"})
         if self.api_key is not None and key != self.api_key:
-            return _Reply(401, b"Forbidden", {"Content-Type": "text/plain"})
+            return Reply(401, b"Forbidden", {"Content-Type": "text/plain"})
         if self.domain is not None and domain != self.domain:
             return _message(404, f"Domain not found: {domain}")
         return None
 
     def _messages_post(
         self, authorization: str | None, domain: str, content_type: str, raw: bytes
-    ) -> _Reply:
+    ) -> Reply:
         with self._lock:
             self._requests_seen += 1
             failure = self._failures.popleft() if self._failures else None
@@ -453,7 +373,7 @@ class FakeMailgun:
         with self._lock:
             self._accepted.append(request)
             self._events.extend(events)
-        return _json_reply(200, {"id": f"<{message_id}>", "message": "Queued. Thank you."})
+        return json_reply(200, {"id": f"<{message_id}>", "message": "Queued. Thank you."})
 
     @staticmethod
     def _accepted_events(request: AcceptedRequest) -> list[dict[str, Any]]:
@@ -487,10 +407,6 @@ class FakeMailgun:
             )
         return events
 
-    def _sleep(self) -> None:
-        if self.delay > 0:
-            self._stopping.wait(self.delay)
-
     def _get(
         self,
         authorization: str | None,
@@ -498,7 +414,7 @@ class FakeMailgun:
         resource: str,
         token: str | None,
         query: dict[str, str],
-    ) -> _Reply:
+    ) -> Reply:
         refused = self._authorized(authorization, domain)
         if refused is not None:
             return refused
@@ -508,7 +424,7 @@ class FakeMailgun:
             return self._suppressions_get(domain, resource, query)
         return _message(404, "Not Found")
 
-    def _events_get(self, domain: str, token: str | None, query: dict[str, str]) -> _Reply:
+    def _events_get(self, domain: str, token: str | None, query: dict[str, str]) -> Reply:
         if token:  # a paging URL: the query it stands for, and where to start
             try:
                 query = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
@@ -548,7 +464,7 @@ class FakeMailgun:
         following = {**query, "offset": offset + limit}
         next_token = base64.urlsafe_b64encode(json.dumps(following).encode()).decode()
         base = f"{self.url}/v3/{domain}/events"
-        return _json_reply(
+        return json_reply(
             200,
             {
                 "items": page,
@@ -556,7 +472,7 @@ class FakeMailgun:
             },
         )
 
-    def _suppressions_get(self, domain: str, kind: str, query: dict[str, str]) -> _Reply:
+    def _suppressions_get(self, domain: str, kind: str, query: dict[str, str]) -> Reply:
         try:
             limit = int(query.get("limit", DEFAULT_SUPPRESSIONS_LIMIT))
         except ValueError:
@@ -571,7 +487,7 @@ class FakeMailgun:
         page = items[:limit]
         base = f"{self.url}/v3/{domain}/{kind}"
         last = page[-1]["address"] if page else query.get("address", "")
-        return _json_reply(
+        return json_reply(
             200,
             {
                 "items": page,

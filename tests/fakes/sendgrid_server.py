@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.base import FakeServer, QuietHandler, Reply
 
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
@@ -47,13 +47,6 @@ class AcceptedRequest:
     received_at: datetime
 
 
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 def _error(message: str, field_name: str | None = None) -> dict[str, Any]:
     return {"message": message, "field": field_name, "help": None}
 
@@ -62,8 +55,8 @@ def _errors_body(*errors: dict[str, Any]) -> dict[str, Any]:
     return {"errors": list(errors)}
 
 
-def _json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> _Reply:
-    return _Reply(
+def _json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(
         status,
         json.dumps(body).encode(),
         {"Content-Type": "application/json", **(headers or {})},
@@ -314,61 +307,26 @@ def _parse_activity_query(query: str) -> list[tuple[str, str]] | None:
     return clauses
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Silence the per-request access log so test output stays readable.
-        pass
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _write(self, reply: _Reply) -> None:
-        try:
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            if reply.body:
-                self.wfile.write(reply.body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (a timeout test); the fake has nothing left to do.
-            pass
-
+class _Handler(QuietHandler):
     def do_POST(self) -> None:
-        body = self._read_body()
+        body = self.body()
         fake = self.server.fake
         if urlsplit(self.path).path.rstrip("/") != MAIL_SEND_PATH:
-            self._write(_json_reply(404, _errors_body(_error("Not found"))))
+            self.write(_json_reply(404, _errors_body(_error("Not found"))))
             return
         reply = fake._mail_send(self.headers.get("Authorization"), body)
-        fake._sleep()
-        self._write(reply)
+        fake.sleep()
+        self.write(reply)
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         if parts.path.rstrip("/") != MESSAGES_PATH:
-            self._write(_json_reply(404, _errors_body(_error("Not found"))))
+            self.write(_json_reply(404, _errors_body(_error("Not found"))))
             return
-        self._write(self.server.fake._messages(self.headers.get("Authorization"), parts.query))
+        self.write(self.server.fake._messages(self.headers.get("Authorization"), parts.query))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeSendGrid
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that hang up mid-request are expected in timeout tests; anything else is a
-        # bug in the fake and should still print.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
-class FakeSendGrid:
+class FakeSendGrid(FakeServer):
     """A SendGrid v3 server on 127.0.0.1. Use as a context manager or call start()/stop().
 
     `api_key`, when given, is the only bearer token accepted; otherwise any non-empty one is.
@@ -376,58 +334,16 @@ class FakeSendGrid:
     already been recorded: a slow server that has accepted the mail.
     """
 
+    name = "fake-sendgrid"
+    handler = _Handler
+
     def __init__(self, *, api_key: str | None = None) -> None:
         self.api_key = api_key
-        self.delay: float = 0.0
+        super().__init__()
         self._lock = threading.Lock()
         self._accepted: list[AcceptedRequest] = []
         self._failures: deque[tuple[int, Any]] = deque()
         self._requests_seen = 0
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # Lifecycle
-
-    def start(self) -> FakeSendGrid:
-        if self._server is not None:
-            raise RuntimeError("FakeSendGrid is already running")
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-sendgrid",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        # Wake handlers sleeping in `delay` so shutdown does not wait for them.
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeSendGrid:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeSendGrid is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # What tests read
 
@@ -473,7 +389,7 @@ class FakeSendGrid:
 
     # Request handling, called from the server's threads
 
-    def _authorized(self, header: str | None) -> _Reply | None:
+    def _authorized(self, header: str | None) -> Reply | None:
         scheme, _, token = (header or "").partition(" ")
         token = token.strip()
         # The sendgrid client sends "Bearer None" when no key is configured; SendGrid refuses
@@ -489,7 +405,7 @@ class FakeSendGrid:
             )
         return None
 
-    def _mail_send(self, authorization: str | None, raw: bytes) -> _Reply:
+    def _mail_send(self, authorization: str | None, raw: bytes) -> Reply:
         with self._lock:
             self._requests_seen += 1
             failure = self._failures.popleft() if self._failures else None
@@ -497,7 +413,7 @@ class FakeSendGrid:
             status, body = failure
             if isinstance(body, dict | list):
                 return _json_reply(status, body)
-            return _Reply(status, body.encode() if isinstance(body, str) else body)
+            return Reply(status, body.encode() if isinstance(body, str) else body)
         refused = self._authorized(authorization)
         if refused is not None:
             return refused
@@ -511,13 +427,9 @@ class FakeSendGrid:
         message_id = uuid.uuid4().hex[:22]
         with self._lock:
             self._accepted.append(AcceptedRequest(payload, message_id, datetime.now(UTC)))
-        return _Reply(202, b"", {"X-Message-Id": message_id})
+        return Reply(202, b"", {"X-Message-Id": message_id})
 
-    def _sleep(self) -> None:
-        if self.delay > 0:
-            self._stopping.wait(self.delay)
-
-    def _messages(self, authorization: str | None, raw_query: str) -> _Reply:
+    def _messages(self, authorization: str | None, raw_query: str) -> Reply:
         refused = self._authorized(authorization)
         if refused is not None:
             return refused
