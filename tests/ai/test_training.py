@@ -9,7 +9,10 @@ from ai.explain import calibrated_contributions, forest_contributions
 from ai.features import labelled_dataset
 from ai.models import LeadScoringModel, ModelStatus
 from ai.services.registry import model_load
+from ai.services.scoring import lead_ai_scores
 from ai.services.training import models_train, time_split
+from customers.models import Customer
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +113,24 @@ def test_each_contribution_is_the_sum_of_its_features_moves_along_the_paths():
                 expected[row, tree.feature[parent]] += rate[child] - rate[parent]
     np.testing.assert_allclose(contributions, expected / len(forest.estimators_), atol=1e-12)
     assert abs(contributions[:, 1]).sum() < abs(contributions[:, 0]).sum()
+
+
+def test_a_team_with_enough_history_gets_its_own_model_and_its_leads_use_it(
+    lead_history, rep, other_rep, teams
+):
+    lead_history(3000, owner_ids=[rep.pk])  # North's past leads: enough for a model
+    lead_history(100, owner_ids=[other_rep.pk], seed=18)  # South's: too few
+    summary = models_train()
+
+    north = LeadScoringModel.objects.get(team=teams["mine"])
+    global_model = LeadScoringModel.objects.get(team=None)
+    assert north.is_active and global_model.is_active, (north.reason, global_model.reason)
+    assert north.sample_count < global_model.sample_count  # North's leads only
+    assert not LeadScoringModel.objects.filter(team=teams["other"]).exists()
+    assert summary["teams"]["South"]["labelled"] < summary["teams"]["North"]["labelled"]
+
+    north_lead = CustomerFactory(owner=rep, lifecycle_stage=Customer.LifecycleStage.LEAD)
+    south_lead = CustomerFactory(owner=other_rep, lifecycle_stage=Customer.LifecycleStage.LEAD)
+    scores = lead_ai_scores(customer_ids=[north_lead.pk, south_lead.pk], now=timezone.now())
+    assert scores[north_lead.pk]["explanation"]["model_id"] == north.pk
+    assert scores[south_lead.pk]["explanation"]["model_id"] == global_model.pk
