@@ -6,12 +6,16 @@ event is checked against the connection's user (crm.permissions.realtime) before
 """
 
 import asyncio
+import time
 from collections import deque
+from importlib import import_module
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user
 
 from crm import realtime
 from crm.permissions.realtime import may_receive
@@ -22,6 +26,11 @@ from crm.roles import is_admin
 REMEMBERED_IDS = 5000
 # The embedded mode's poll also looks this far back, for events committed out of id order.
 POLL_LOOKBACK_SECONDS = 30
+# A socket outlives the page's session: this often (at the next event) it checks that its
+# session still signs its user in, and reads the user's role again. A logout in another tab,
+# an expired session, a changed password or a deactivated user close it (4401); a demoted
+# admin stops receiving admins' events.
+RECHECK_SECONDS = 60
 
 
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
@@ -31,6 +40,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4401)  # before accept: the handshake is refused
             return
         self.user = user
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
+        self.recheck_at = time.monotonic() + RECHECK_SECONDS
         self.sent_ids: set[int] = set()
         self.sent_order: deque[int] = deque()
         self.cursor = 0
@@ -76,6 +87,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def crm_progress(self, message):
         """A long job's progress (crm.realtime.progress_push): not kept, not replayed."""
+        if not await self._still_signed_in():
+            return
         if may_receive(self.user, user_ids=message["user_ids"], for_admins=True):
             await self.send_json(message["event"])
 
@@ -87,9 +100,24 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         if event_id in self.sent_ids:
             return
         self._remember(event_id)
-        # No query: the user's role was read (and kept on the user) when the socket opened.
+        if not await self._still_signed_in():
+            return
+        # No query: the user's role is kept on the user between rechecks.
         if may_receive(self.user, user_ids=user_ids, for_admins=for_admins):
             await self.send_json(event)
+
+    async def _still_signed_in(self) -> bool:
+        """False (and the socket closed) once the session no longer signs this user in; at
+        most one check every RECHECK_SECONDS."""
+        if time.monotonic() < self.recheck_at:
+            return True
+        self.recheck_at = time.monotonic() + RECHECK_SECONDS
+        user = await database_sync_to_async(_session_user)(self.session_key)
+        if user is None or user.pk != self.user.pk:
+            await self.close(code=4401)
+            return False
+        self.user = user  # its role is read again at the next question
+        return True
 
     def _remember(self, event_id: int) -> None:
         self.sent_ids.add(event_id)
@@ -108,6 +136,15 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             )
             for event in rows:
                 await self._deliver_row(event)
+
+
+def _session_user(session_key: str | None):
+    """The active user the session signs in now (its password unchanged), or None."""
+    if not session_key:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=store))
+    return user if user.is_authenticated and user.is_active else None
 
 
 def _last_id(query_string: bytes) -> int | None:

@@ -13,18 +13,24 @@ WAIT = 5  # seconds an expected message may take on a busy machine
 QUIET = 0.5  # how long "nothing arrives" is watched
 
 
-def session_cookie(user) -> bytes:
+def signed_in(user) -> Client:
     client = Client()
     client.force_login(user)
+    return client
+
+
+def session_cookie(client: Client) -> bytes:
     name = settings.SESSION_COOKIE_NAME
     return f"{name}={client.cookies[name].value}".encode()
 
 
-async def open_socket(user=None, *, last_id=None, origin=SITE_ORIGIN):
-    """(communicator, connected, hello or close code)."""
+async def open_socket(user=None, *, last_id=None, origin=SITE_ORIGIN, client=None):
+    """(communicator, connected, hello or close code); `client`: the session to use."""
     headers = [(b"origin", origin)] if origin else []
-    if user is not None:
-        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
+    if client is None and user is not None:
+        client = await sync_to_async(signed_in)(user)
+    if client is not None:
+        headers.append((b"cookie", session_cookie(client)))
     path = "/ws/" if last_id is None else f"/ws/?last_id={last_id}"
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=WAIT)

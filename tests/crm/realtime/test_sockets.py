@@ -2,12 +2,15 @@
 visibility rule per connection), reconnecting with a last id."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from crm import consumers
 from crm.models import Notification, RealtimeEvent
+from crm.roles import REP_GROUP
 from sales.models import Sale
 from sales.services import sale_change_stage, sale_create, sale_delete, sale_update, task_create
-from tests.crm.realtime.helpers import QUIET, call, next_event, open_socket, run
+from tests.crm.realtime.helpers import QUIET, call, next_event, open_socket, run, signed_in
 from tests.factories import CustomerFactory, SaleFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -257,3 +260,40 @@ def test_import_progress_reaches_its_uploader_only(rep, teammate, teams):
         await theirs.disconnect()
 
     run(body)
+
+
+def test_a_socket_closes_once_its_session_no_longer_signs_its_user_in(rep, manager, teams,
+                                                                     monkeypatch):  # fmt: skip
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0)  # every event checks
+    client = signed_in(rep)
+
+    async def body():
+        socket, _, _ = await open_socket(client=client)
+        await call(client.logout)()  # in another tab
+        await call(task_create)(actor=manager, data={"title": "Call ACME", "assigned_to": rep,
+                                                     "due_at": timezone.now()})  # fmt: skip
+        closed = await socket.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": 4401}
+
+    run(body)
+
+
+def test_a_demoted_admin_stops_receiving_the_admins_events(admin_user, deal, monkeypatch):
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0)
+
+    async def body():
+        socket, _, _ = await open_socket(admin_user)
+        await call(sale_update)(actor=deal.assigned_to, sale=deal, data={"title": "Renamed"})
+        assert (await next_event(socket, "deal"))["deal"] == deal.pk
+        await call(demote)(admin_user)
+        await call(sale_update)(actor=deal.assigned_to, sale=deal, data={"title": "Again"})
+        assert await socket.receive_nothing(timeout=QUIET)
+        await socket.disconnect()
+
+    run(body)
+
+
+def demote(user) -> None:
+    user.is_superuser = False
+    user.save(update_fields=["is_superuser"])
+    user.groups.set([Group.objects.get_or_create(name=REP_GROUP)[0]])
