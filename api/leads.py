@@ -8,7 +8,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers
 
-from api.base import ScopedViewSet, resource_schema
+from api.base import MAX_REMOVED, ScopedViewSet, resource_schema
 from api.customers import customer_for_change
 from api.serializers import SparseSerializer, UserBriefField
 from crm.http import json_for_storage
@@ -82,6 +82,20 @@ class LeadViewSet(ScopedViewSet):
     filterset_class = LeadFilter
     ordering = ("-score", "-id")
     updated_field = "changed_at"
+
+    def removed_since(self, since) -> list[int]:
+        """Deleted or out of reach (tombstones), and the leads that left the lead stage since
+        (converted, lost): changed since and visible, but leads no more. A customer that
+        never was a lead can be among them; a client drops the ids it does not hold."""
+        removed = super().removed_since(since)
+        left = (
+            visible_customers(self.request.user, Customer.objects.exclude(pk__in=removed))
+            .exclude(lifecycle_stage=Customer.LifecycleStage.LEAD)
+            .filter(updated_at__gte=since)
+            .order_by("pk")
+            .values_list("pk", flat=True)[: MAX_REMOVED - len(removed)]
+        )
+        return sorted([*removed, *left])
 
     def base_queryset(self):
         return (

@@ -122,3 +122,16 @@ def test_a_deletion_is_told_only_to_who_saw_it(rep, other_rep, api_as, admin_use
     assert _sync(api_as(rep), "/api/v1/customers/", since)["removed"] == []
     assert _sync(api_as(other_rep), "/api/v1/customers/", since)["removed"] == [theirs_id]
     assert _sync(api_as(admin_user), "/api/v1/customers/", since)["removed"] == [theirs_id]
+
+
+def test_a_lead_that_left_the_lead_stage_is_removed_from_the_leads(rep_api, rep):
+    since = timezone.now() - timedelta(seconds=1)
+    converted = CustomerFactory(owner=rep, lifecycle_stage=Customer.LifecycleStage.LEAD)
+    still_lead = CustomerFactory(owner=rep, lifecycle_stage=Customer.LifecycleStage.LEAD)
+    customer_update(actor=rep, customer=converted,
+                    data={"lifecycle_stage": Customer.LifecycleStage.CUSTOMER})  # fmt: skip
+    body = _sync(rep_api, "/api/v1/leads/", since)
+    assert body["removed"] == [converted.pk]
+    assert [row["id"] for row in body["results"]] == [still_lead.pk]
+    # As a customer it is still theirs: not removed from the customers.
+    assert _sync(rep_api, "/api/v1/customers/", since)["removed"] == []
