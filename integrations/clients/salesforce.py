@@ -100,6 +100,16 @@ class SalesforceClient:
     def deleted(self, sobject: str, start, end) -> dict:
         return self._call(lambda: getattr(self.sf, sobject).deleted(start, end))
 
+    def describe(self, sobject: str) -> dict:
+        return self._call(lambda: getattr(self.sf, sobject).describe())
+
+    def upsert_collection(self, sobject: str, external_id: str, records: list[dict]) -> list:
+        """sObject Collections upsert: up to 200 records of one type, matched on an External
+        ID field, each answered with its id and whether it was `created`."""
+        body = {"allOrNone": False, "records": records}
+        path = f"composite/sobjects/{sobject}/{external_id}"
+        return self._call(lambda: self.sf.restful(path, method="PATCH", json=body))
+
     def collection(self, method: str, records: list[dict] | None = None, ids=None) -> list:
         if method == "DELETE":
             params = {"ids": ",".join(ids), "allOrNone": "false"}

@@ -25,6 +25,13 @@ SYSTEM_FIELDS = {
 }
 
 
+# The CRM's record key on every record the sync creates: a custom field the org's admin adds
+# to Lead, Contact and Opportunity as External ID and Unique (README). Creates are upserts
+# on it, so a batch sent twice (its answer lost, or the worker killed before the ledger kept
+# the new ids) finds the records the first one made.
+EXTERNAL_ID = "CRM_Record_Id__c"
+
+
 def _moment(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -61,6 +68,9 @@ class SalesforceProvider:
         self._client: SalesforceClient | None = None
         self.field_map = field_map
         self.stage_map = stage_map
+        # Objects whose EXTERNAL_ID field was found: read with the rest from then on (a SOQL
+        # naming a field the org lacks fails whole).
+        self.id_fields = {k for k, ok in connection.cursors.get("id_fields", {}).items() if ok}
 
     @property
     def client(self) -> SalesforceClient:
@@ -79,7 +89,10 @@ class SalesforceProvider:
     # -- reading -------------------------------------------------------------------------------
 
     def _fields(self, sobject: str) -> list[str]:
-        return list(dict.fromkeys([*SYSTEM_FIELDS[sobject], *self.field_map.get(sobject, {})]))
+        key = [EXTERNAL_ID] if sobject in self.id_fields else []
+        return list(
+            dict.fromkeys([*SYSTEM_FIELDS[sobject], *self.field_map.get(sobject, {}), *key])
+        )
 
     def _select(self, sobject: str, where: list[str], limit: int = PAGE) -> list[dict]:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
@@ -94,7 +107,8 @@ class SalesforceProvider:
             for remote, local in self.field_map.get(sobject, {}).items()
         }
         record = Remote(id=raw["Id"], modified=_moment(raw.get("SystemModstamp")), values=values,
-                        owner_remote_id=raw.get("OwnerId") or "")  # fmt: skip
+                        owner_remote_id=raw.get("OwnerId") or "",
+                        local_key=raw.get(EXTERNAL_ID) or "")  # fmt: skip
         if sobject in ("Lead", "Contact"):
             name = " ".join(p for p in (raw.get("FirstName"), raw.get("LastName")) if p)
             values["name"] = normalise("text", name)
@@ -185,8 +199,8 @@ class SalesforceProvider:
             elif local in reverse:
                 body[reverse[local]] = value or None
         if creating:
-            if sobject == "Lead":
-                body.setdefault("Company", values.get("company") or "[not provided]")
+            if sobject == "Lead" and not body.get("Company"):  # required on a Lead
+                body["Company"] = values.get("company") or "[not provided]"
             if sobject == "Opportunity":
                 body.setdefault("CloseDate", (date.today() + timedelta(days=30)).isoformat())
                 body.setdefault(
@@ -209,10 +223,28 @@ class SalesforceProvider:
             ) or "Not written.")  # fmt: skip
         return PushResult(ids, modified, errors)
 
-    def push_create(self, remote_type: str, items: list[tuple[dict, dict]]) -> PushResult:
-        records = [self._fields_for(remote_type, v, r, creating=True) for v, r in items]
+    def ensure_id_field(self, remote_type: str) -> None:
+        """The org's EXTERNAL_ID field on the object, External ID and visible to the sync's
+        user; adding a field is the org admin's (it needs their field-level security)."""
+        fields = {f["name"]: f for f in self.client.describe(remote_type).get("fields", [])}
+        found = fields.get(EXTERNAL_ID)
+        if found is None or not found.get("externalId"):
+            state = "is not marked External ID" if found else "is missing (or hidden from the user)"
+            raise RemoteError(
+                f"Salesforce's {remote_type}.{EXTERNAL_ID} {state}: add it as a Text(80) "
+                "field marked External ID and Unique, visible to the sync's user, so records "
+                "the CRM creates there are never created twice."
+            )
+        self.id_fields.add(remote_type)
+
+    def push_create(self, remote_type: str, items: list[tuple[str, dict, dict]]) -> PushResult:
+        """`items`: (key, values, refs); an upsert on EXTERNAL_ID = key, one call a batch."""
+        records = [
+            {**self._fields_for(remote_type, values, refs, creating=True), EXTERNAL_ID: key}
+            for key, values, refs in items
+        ]
         try:
-            answer = self.client.collection("POST", records)
+            answer = self.client.upsert_collection(remote_type, EXTERNAL_ID, records)
         except RemoteError as error:
             return PushResult([None] * len(items), [None] * len(items), [str(error)] * len(items))
         return self._results(answer, len(items))

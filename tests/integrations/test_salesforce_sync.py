@@ -139,3 +139,68 @@ def test_sobject_collections_carry_200_records_a_call(
     run_sync(salesforce_connection)
     assert len(fake_salesforce.live("Contact")) == 450
     assert fake_salesforce.calls("/composite/sobjects") == 3
+
+
+def new_customers(admin_user, count: int, stage: str = "customer", prefix: str = "n"):
+    from customers.services import customer_create
+
+    return [
+        customer_create(
+            actor=admin_user,
+            data={"name": f"New {i}", "email": f"{prefix}{i}@x.example", "lifecycle_stage": stage},
+        )  # fmt: skip
+        for i in range(count)
+    ]
+
+
+def test_creates_are_upserts_on_the_external_id_field(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    """The answer to an accepted upsert is lost; the client sends it again and Salesforce
+    finds the records by our key instead of making them twice."""
+    seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    customers = new_customers(admin_user, 3)
+    lead = new_customers(admin_user, 1, stage="lead", prefix="lead")[0]
+    fake_salesforce.lose_answer_next("/composite/sobjects/Contact/CRM_Record_Id__c")
+    run = run_sync(salesforce_connection)
+    salesforce_connection.refresh_from_db()
+    keys = sorted(r.fields.get("CRM_Record_Id__c") or "" for r in fake_salesforce.live("Contact"))
+    assert keys == sorted(["", *(salesforce_connection.remote_key(c.pk) for c in customers)])
+    assert fake_salesforce.calls("/composite/sobjects/Contact/CRM_Record_Id__c") == 2
+    assert run.counts["Contact"]["created"] == 3
+    (made,) = [r for r in fake_salesforce.live("Lead") if r.fields.get("Email") == lead.email]
+    assert made.fields["Company"] == "[not provided]"  # Salesforce requires one
+    assert salesforce_connection.cursors["id_fields"] == {"Lead": True, "Contact": True}
+    # From now on the key is read with the rest (a SOQL naming a missing field would fail).
+    links = SyncLink.objects.filter(local_id__in=[c.pk for c in customers], object_type="Contact")
+    assert {link.remote_id for link in links} == {
+        r.id for r in fake_salesforce.live("Contact") if r.fields.get("CRM_Record_Id__c")
+    }
+    run_sync(salesforce_connection)
+    assert Customer.objects.count() == 2 + 4
+
+
+def test_without_the_external_id_field_creates_fail_with_the_fix_and_the_rest_syncs(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    contact, _, _ = seed(fake_salesforce, rep)
+    del fake_salesforce.custom_fields["Contact"]["CRM_Record_Id__c"]
+    run_sync(salesforce_connection)
+    (customer,) = new_customers(admin_user, 1)
+    fake_salesforce.put("Contact", {"Title": "CFO"}, id=contact)
+    run = run_sync(salesforce_connection)
+    failure = run.failures.get()
+    assert failure.local_id == customer.pk
+    assert "Contact.CRM_Record_Id__c is missing" in failure.message
+    assert "External ID and Unique" in failure.message
+    assert Customer.objects.get(email="cleo@acme.example").job_title == "CFO"
+    assert len(fake_salesforce.live("Contact")) == 1
+    # Once the admin adds it, a retry sends the customer.
+    from integrations.services.runs import sync_retry
+
+    fake_salesforce.custom_fields["Contact"]["CRM_Record_Id__c"] = {"externalId": True,
+                                                                    "unique": True}  # fmt: skip
+    retry = sync_run_execute(run_id=sync_retry(actor=admin_user, run=run).pk)
+    assert retry.status == SyncRun.Status.SUCCEEDED, retry.error
+    assert customer.email in {r.fields.get("Email") for r in fake_salesforce.live("Contact")}
