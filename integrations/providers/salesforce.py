@@ -18,7 +18,16 @@ from integrations.providers.base import ObjectSpec, Page, PushResult, Remote
 PAGE = 2000
 NO_OPINION_WHEN_EMPTY = ("name", "email", "lifecycle_stage", "title", "status", "company")
 SYSTEM_FIELDS = {
-    "Lead": ["Id", "SystemModstamp", "FirstName", "LastName", "Email", "OwnerId"],
+    "Lead": [
+        "Id",
+        "SystemModstamp",
+        "FirstName",
+        "LastName",
+        "Email",
+        "OwnerId",
+        "IsConverted",
+        "ConvertedContactId",
+    ],
     "Contact": ["Id", "SystemModstamp", "FirstName", "LastName", "Email", "OwnerId", "AccountId"],
     "Opportunity": ["Id", "SystemModstamp", "StageName", "OwnerId", "ContactId"],
     "Account": ["Id", "SystemModstamp", "Name"],
@@ -115,6 +124,8 @@ class SalesforceProvider:
             record.email = values.get("email", "")
             if sobject == "Lead":
                 values["lifecycle_stage"] = "lead"
+                if raw.get("IsConverted") and raw.get("ConvertedContactId"):
+                    record.converted_to = ("Contact", raw["ConvertedContactId"])
             record.parent_remote_id = raw.get("AccountId") or ""
         elif sobject == "Opportunity":
             values["status"] = self.stage_map.get(raw.get("StageName") or "", "")

@@ -343,6 +343,55 @@ class SyncEngine:
                     deleted_at=timezone.now(), note=f"Merged into {survivor}, linked elsewhere"
                 )
 
+    def _follow_conversions(self, spec, records: list[Remote], links: dict, tally: Tally):
+        """A converted Salesforce Lead lives on as a Contact: its customer's link moves to
+        the Contact (which, pulled next, updates that customer instead of making a second
+        one), and a customer still at lifecycle *lead* becomes a prospect. Converted into a
+        Contact linked to another customer, the Lead's link ends (the two customers are a
+        duplicate pair for the CRM's merge). The read-only Lead is not applied, and an
+        unlinked one is not imported: its Contact brings the person."""
+        converted = [r for r in records if r.converted_to]
+        if not converted:
+            return records
+        now = timezone.now()
+        promoted = []
+        for record in converted:
+            tally.skipped += 1
+            link = links.pop(record.id, None)
+            if link is None or link.deleted_at is not None or link.local_id is None:
+                continue
+            object_type, remote_id = record.converted_to
+            taken = SyncLink.objects.filter(
+                connection=self.connection, object_type=object_type, remote_id=remote_id
+            ).first()
+            if taken is not None and taken.deleted_at is None and taken.local_id is not None:
+                SyncLink.objects.filter(pk=link.pk).update(
+                    deleted_at=now,
+                    note=f"Converted into {object_type} {remote_id}, linked to another record",
+                )
+                continue
+            if taken is not None:  # a dead link of the Contact's: ours takes its place
+                taken.delete()
+            synced = {k: v for k, v in link.synced_values.items() if k != "lifecycle_stage"}
+            SyncLink.objects.filter(pk=link.pk).update(
+                object_type=object_type, remote_id=remote_id, synced_values=synced,
+                synced_hash=values_hash(synced), synced_at=now,
+                note=f"Followed the conversion of Lead {record.id}",
+            )  # fmt: skip
+            promoted.append(link.local_id)
+        leads = Customer.objects.filter(pk__in=promoted, lifecycle_stage="lead")
+        updates = [
+            (pk, {"lifecycle_stage": "prospect"}) for pk in leads.values_list("pk", flat=True)
+        ]
+        if updates:
+            customers_sync_write(actor=self.actor, creates=[], updates=updates,
+                                 via=self.connection.get_provider_display())  # fmt: skip
+            SyncLink.objects.filter(
+                connection=self.connection, local_model="customer",
+                local_id__in=[pk for pk, _ in updates], deleted_at__isnull=True,
+            ).update(synced_at=timezone.now())  # fmt: skip
+        return [r for r in records if not r.converted_to]
+
     def _local_values(self, local_model: str, ids) -> dict[int, dict[str, str]]:
         from integrations.mapping import normalise
 
@@ -361,6 +410,7 @@ class SyncEngine:
             return
         model_kinds = LOCAL_MODELS[spec.local_model][1]
         links = self._links(spec.remote_type, [r.id for r in records])
+        records = self._follow_conversions(spec, records, links, tally)
         self._follow_merges(spec, records, links)
         self._resolve_refs(spec, records)
         unlinked = [r for r in records if r.id not in links]

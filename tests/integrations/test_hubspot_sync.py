@@ -305,7 +305,9 @@ def test_a_create_batch_whose_answer_was_lost_is_not_duplicated(
     assert len(fake_hubspot.live("contacts")) == 2 + 120
     assert len(set(keys_of(fake_hubspot))) == len(keys_of(fake_hubspot)) == 120
     links = SyncLink.objects.filter(
-        connection=hubspot_connection, local_id__in=[c.pk for c in customers]
+        connection=hubspot_connection,
+        local_model="customer",
+        local_id__in=[c.pk for c in customers],
     )
     assert links.count() == 120
     for link in links:
@@ -348,7 +350,9 @@ def test_a_worker_taken_for_dead_after_hubspot_took_its_batch_duplicates_nothing
     try:
         assert fake_hubspot.held.wait(timeout=30), "the upsert never reached HubSpot"
         assert len(fake_hubspot.live("contacts")) == 3 + 100  # HubSpot has the first batch
-        assert not SyncLink.objects.filter(local_id__in=[c.pk for c in customers]).exists()
+        assert not SyncLink.objects.filter(
+            local_model="customer", local_id__in=[c.pk for c in customers]
+        ).exists()
         SyncRun.objects.filter(pk=run.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
         second = sync_run_execute(run_id=run.pk)
         assert second.status == SyncRun.Status.SUCCEEDED, second.error
@@ -358,7 +362,7 @@ def test_a_worker_taken_for_dead_after_hubspot_took_its_batch_duplicates_nothing
     assert outcome["first"] is None  # LeaseLost: the first worker's page rolled back
     assert len(fake_hubspot.live("contacts")) == 3 + 150
     assert len(set(keys_of(fake_hubspot))) == len(keys_of(fake_hubspot)) == 151
-    links = SyncLink.objects.filter(local_id__in=[c.pk for c in customers])
+    links = SyncLink.objects.filter(local_model="customer", local_id__in=[c.pk for c in customers])
     assert links.count() == 150 and len({link.remote_id for link in links}) == 150
 
 

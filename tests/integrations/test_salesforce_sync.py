@@ -204,3 +204,66 @@ def test_without_the_external_id_field_creates_fail_with_the_fix_and_the_rest_sy
     retry = sync_run_execute(run_id=sync_retry(actor=admin_user, run=run).pk)
     assert retry.status == SyncRun.Status.SUCCEEDED, retry.error
     assert customer.email in {r.fields.get("Email") for r in fake_salesforce.live("Contact")}
+
+
+def test_a_converted_lead_moves_its_customer_to_the_contact(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    from customers.services import customer_update
+
+    _, lead, _ = seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    lee = Customer.objects.get(email="lee@lead.example")
+    contact = fake_salesforce.convert_lead(lead)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    link = SyncLink.objects.get(
+        connection=salesforce_connection, local_model="customer", local_id=lee.pk
+    )
+    assert (link.object_type, link.remote_id) == ("Contact", contact)
+    assert link.note == f"Followed the conversion of Lead {lead}"
+    assert not SyncLink.objects.filter(remote_id=lead).exists()
+    assert Customer.objects.filter(email="lee@lead.example").count() == 1
+    assert Customer.objects.count() == 2
+    lee.refresh_from_db()
+    assert lee.lifecycle_stage == "prospect"  # no longer a lead in Salesforce
+    # From here on the Contact and the customer sync; the dead Lead is left alone.
+    fake_salesforce.put("Contact", {"Title": "Head of Ops"}, id=contact)
+    run_sync(salesforce_connection)
+    lee.refresh_from_db()
+    assert lee.job_title == "Head of Ops"
+    customer_update(actor=admin_user, customer=lee, data={"phone": "+44 9"})
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    assert fake_salesforce.get("Contact", contact).fields["Phone"] == "+44 9"
+    assert "Phone" not in fake_salesforce.get("Lead", lead).fields
+
+
+def test_a_lead_converted_into_a_contact_linked_elsewhere_leaves_both_customers(
+    salesforce_connection, fake_salesforce, rep
+):
+    contact, lead, _ = seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    fake_salesforce.convert_lead(lead, contact_id=contact)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    cleo = Customer.objects.get(email="cleo@acme.example")
+    assert SyncLink.objects.get(remote_id=contact, deleted_at__isnull=True).local_id == cleo.pk
+    dead = SyncLink.objects.get(remote_id=lead)
+    assert dead.deleted_at is not None and "linked to another record" in dead.note
+    assert Customer.objects.filter(email="lee@lead.example").exists()  # a duplicate pair now
+
+
+def test_the_first_import_takes_a_converted_lead_from_its_contact_only(
+    salesforce_connection, fake_salesforce, rep
+):
+    _, lead, _ = seed(fake_salesforce, rep)
+    contact = fake_salesforce.convert_lead(lead)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    lee = Customer.objects.get(email="lee@lead.example")
+    link = SyncLink.objects.get(
+        connection=salesforce_connection, local_model="customer", local_id=lee.pk
+    )
+    assert (link.object_type, link.remote_id) == ("Contact", contact)
+    assert not SyncLink.objects.filter(remote_id=lead).exists()
