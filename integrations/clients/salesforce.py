@@ -94,8 +94,9 @@ class SalesforceClient:
             )
         return result
 
-    def query(self, soql: str) -> dict:
-        return self._call(lambda: self.sf.query(soql))
+    def query(self, soql: str, *, include_deleted: bool = False) -> dict:
+        """One batch of a SOQL query (queryAll with `include_deleted`: the recycle bin too)."""
+        return self._call(lambda: self.sf.query(soql, include_deleted=include_deleted))
 
     def deleted(self, sobject: str, start, end) -> dict:
         return self._call(lambda: getattr(self.sf, sobject).deleted(start, end))

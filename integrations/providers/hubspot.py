@@ -175,6 +175,10 @@ class HubSpotProvider:
             record.modified = _moment(raw.get("archivedAt")) or record.modified
         return Page(records, (answer.get("paging") or {}).get("next", {}).get("after"))
 
+    def merged_into(self, remote_type: str, deleted_ids: list[str]) -> dict[str, str]:
+        """HubSpot names merged ids on the survivor (`hs_merged_object_ids`), not on them."""
+        return {}
+
     def owners(self) -> list[tuple[str, str, str]]:
         found, after = [], None
         while True:

@@ -16,6 +16,7 @@ from integrations.mapping import stage_to_remote as _stage_to_remote
 from integrations.providers.base import ObjectSpec, Page, PushResult, Remote
 
 PAGE = 2000
+MERGEABLE = ("Lead", "Contact")  # Opportunities cannot be merged; Accounts only name companies
 NO_OPINION_WHEN_EMPTY = ("name", "email", "lifecycle_stage", "title", "status", "company")
 SYSTEM_FIELDS = {
     "Lead": [
@@ -172,6 +173,23 @@ class SalesforceProvider:
             for row in answer.get("deletedRecords", [])
         ]
         return Page(records, None)
+
+    def merged_into(self, remote_type: str, deleted_ids: list[str]) -> dict[str, str]:
+        """Deleted records that a merge took away -> the record they were merged into
+        (MasterRecordId, read with queryAll: deleted records are in the recycle bin)."""
+        if remote_type not in MERGEABLE:
+            return {}
+        found: dict[str, str] = {}
+        for start in range(0, len(deleted_ids), 200):
+            ids = ", ".join(f"'{_id(i)}'" for i in deleted_ids[start : start + 200])
+            rows = self.client.query(
+                f"SELECT Id, MasterRecordId FROM {remote_type} WHERE Id IN ({ids})",
+                include_deleted=True,
+            )
+            found.update(
+                {r["Id"]: r["MasterRecordId"] for r in rows["records"] if r.get("MasterRecordId")}
+            )
+        return found
 
     def owners(self) -> list[tuple[str, str, str]]:
         rows = self.client.query(

@@ -82,8 +82,10 @@ class SyncEngine:
                 "owners", *companies, *(f"first:{t}" for t in types),
                 *(f"push:{t}" for t in types), "done",
             ]  # fmt: skip
+        # Deletions first: a Salesforce merge's survivor, pulled after them, finds the link
+        # its merged-away record had (HubSpot names merged ids on the survivor itself).
         return [
-            "owners", *(f"pull:{t}" for t in types), *(f"archived:{t}" for t in types),
+            "owners", *(f"archived:{t}" for t in types), *(f"pull:{t}" for t in types),
             *(f"push:{t}" for t in types), "tombstones", "done",
         ]  # fmt: skip
 
@@ -323,14 +325,24 @@ class SyncEngine:
                 record.values["customer_id"] = str(parents[record.parent_remote_id])
 
     def _follow_merges(self, spec: ObjectSpec, records: list[Remote], links: dict) -> None:
-        """A HubSpot merge keeps one record and lists the others' ids on it: the link of a
-        merged-away id moves to the surviving id (when that one has none yet)."""
+        """A HubSpot merge keeps one record and lists the others' ids on it."""
         merged = {old: r.id for r in records for old in r.merged_ids}
-        if not merged:
-            return
+        if merged:
+            self._move_links(spec, merged, links)
+
+    def _move_links(self, spec: ObjectSpec, merged: dict[str, str], links: dict) -> int:
+        """Merged-away remote id -> surviving id: each live link of a merged-away id moves to
+        the survivor when that one has none yet (`links`: known links by remote id, looked
+        up here for survivors not in it), and ends otherwise (its local record stays: the
+        CRM's duplicates merge joins the two). How many links moved or ended."""
+        unknown = {survivor for survivor in merged.values() if survivor not in links}
+        if unknown:
+            links.update(self._links(spec.remote_type, unknown))
+        followed = 0
         for old_id, link in self._links(spec.remote_type, merged).items():
             if link.deleted_at is not None:
                 continue
+            followed += 1
             survivor = merged[old_id]
             if survivor not in links:
                 SyncLink.objects.filter(pk=link.pk).update(
@@ -342,6 +354,7 @@ class SyncEngine:
                 SyncLink.objects.filter(pk=link.pk).update(
                     deleted_at=timezone.now(), note=f"Merged into {survivor}, linked elsewhere"
                 )
+        return followed
 
     def _follow_conversions(self, spec, records: list[Remote], links: dict, tally: Tally):
         """A converted Salesforce Lead lives on as a Contact: its customer's link moves to
@@ -662,6 +675,12 @@ class SyncEngine:
         doomed = [
             link for link in links.values() if link.deleted_at is None and link.local_id is not None
         ]
+        # A Salesforce merge deletes the records merged away, naming the survivor on them:
+        # their customers follow it rather than being deleted.
+        merged = self.provider.merged_into(spec.remote_type, [link.remote_id for link in doomed])
+        if merged:
+            tally.updated += self._move_links(spec, merged, {})
+            doomed = [link for link in doomed if link.remote_id not in merged]
         if doomed:
             self._delete_locally(spec, doomed, tally)
         return page.next_cursor

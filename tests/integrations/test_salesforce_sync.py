@@ -267,3 +267,46 @@ def test_the_first_import_takes_a_converted_lead_from_its_contact_only(
     )
     assert (link.object_type, link.remote_id) == ("Contact", contact)
     assert not SyncLink.objects.filter(remote_id=lead).exists()
+
+
+def test_a_salesforce_merge_is_followed_not_taken_for_a_deletion(
+    salesforce_connection, fake_salesforce, rep
+):
+    contact, _, opportunity = seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    cleo = Customer.objects.get(email="cleo@acme.example")
+    survivor = fake_salesforce.put(
+        "Contact", {"FirstName": "Cleo", "LastName": "Merged", "Email": "cleo.m@acme.example"}
+    )
+    fake_salesforce.merge("Contact", survivor, contact)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    link = SyncLink.objects.get(
+        connection=salesforce_connection, local_model="customer", local_id=cleo.pk
+    )
+    assert (link.remote_id, link.deleted_at) == (survivor, None)
+    assert link.note == f"Followed the merge of {contact} into {survivor}"
+    cleo.refresh_from_db()  # not deleted, and now the survivor's
+    assert (cleo.email, cleo.name) == ("cleo.m@acme.example", "Cleo Merged")
+    assert Customer.objects.count() == 2
+    assert Sale.objects.get(title="Renewal").customer == cleo  # its opportunity moved too
+    assert fake_salesforce.get("Opportunity", opportunity).fields["ContactId"] == survivor
+
+
+def test_a_merge_of_two_linked_records_ends_one_link_and_keeps_both_customers(
+    salesforce_connection, fake_salesforce, rep
+):
+    contact, _, _ = seed(fake_salesforce, rep)
+    other = fake_salesforce.put(
+        "Contact", {"FirstName": "Cleo", "LastName": "Twin", "Email": "cleo2@acme.example"}
+    )
+    run_sync(salesforce_connection)
+    fake_salesforce.merge("Contact", contact, other)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    ended = SyncLink.objects.get(connection=salesforce_connection, remote_id=other)
+    assert ended.deleted_at is not None and ended.note == f"Merged into {contact}, linked elsewhere"
+    # Both customers stay: the CRM's duplicates queue merges them, with their history.
+    assert (
+        Customer.objects.filter(email__in=["cleo@acme.example", "cleo2@acme.example"]).count() == 2
+    )
