@@ -135,12 +135,6 @@ class HubSpotClient:
 
     # -- writes (at most 100 inputs a call) -----------------------------------------------------
 
-    def batch_create(self, object_type: str, inputs: list[dict]) -> dict:
-        return self._call(
-            self._objects(object_type).batch_api.create,
-            batch_input_simple_public_object_batch_input_for_create={"inputs": inputs},
-        )[1]
-
     def batch_upsert(self, object_type: str, inputs: list[dict]) -> dict:
         return self._call(
             self._objects(object_type).batch_api.upsert,

@@ -303,21 +303,19 @@ class HubSpotProvider:
         if not pairs:
             return
         try:
-            answer = (
-                self.client.associate_default(
-                    "deals", "contacts", [(deal, contact) for _, deal, contact in pairs]
-                )
-                or {}
+            answer = self.client.associate_default(
+                "deals", "contacts", [(deal, contact) for _, deal, contact in pairs]
             )
         except RemoteError as error:
-            answer = {"errors": [{"message": str(error), "context": {"ids": [
-                i for _, deal, contact in pairs for i in (deal, contact)]}}]}  # fmt: skip
-        for problem in answer.get("errors", []):
+            for index, _, _ in pairs:
+                ids[index], errors[index] = None, f"Not associated with its contact: {error}"
+            return
+        for problem in (answer or {}).get("errors", []):
             named = set((problem.get("context") or {}).get("ids", []))
             for index, deal, contact in pairs:
                 if deal in named or contact in named:
-                    ids[index] = None
-                    errors[index] = "Not associated with its contact: " + problem.get("message", "")
+                    message = problem.get("message", "")
+                    ids[index], errors[index] = None, f"Not associated with its contact: {message}"
 
     def _clashing(self, error: RemoteError, emails: list[tuple[int, str]]):
         """(position, existing id) of the input a 409 "Contact already exists" is about."""
@@ -349,14 +347,21 @@ class HubSpotProvider:
             i for e in answer.get("errors", []) for i in (e.get("context") or {}).get("ids", [])
         }
         messages = {e.get("message", "") for e in answer.get("errors", [])}
-        return PushResult(
-            [remote_id if remote_id in by_id else None for remote_id, _, _ in items],
-            [by_id.get(remote_id) for remote_id, _, _ in items],
-            [
-                "" if remote_id in by_id else (" ".join(messages) if remote_id in missing else "")
-                for remote_id, _, _ in items
-            ],
-        )
+        ids = [remote_id if remote_id in by_id else None for remote_id, _, _ in items]
+        errors = [
+            "" if remote_id in by_id else (" ".join(messages) if remote_id in missing else "")
+            for remote_id, _, _ in items
+        ]
+        if remote_type == "deals":  # a deal of ours left without its contact: associate it
+            self._associate_contacts(
+                [
+                    (r, v, refs if "customer_id" in v and not refs.get("had_parent") else {})
+                    for r, v, refs in items
+                ],
+                ids,
+                errors,
+            )
+        return PushResult(ids, [by_id.get(remote_id) for remote_id, _, _ in items], errors)
 
     def push_delete(self, remote_type: str, remote_ids: list[str]) -> None:
         self.client.batch_archive(remote_type, remote_ids)

@@ -225,6 +225,9 @@ class SalesforceProvider:
             elif local in ("owner_id", "assigned_to_id"):
                 if refs.get("owner"):
                     body["OwnerId"] = refs["owner"]
+            elif local == "customer_id" and sobject == "Opportunity":
+                if refs.get("parent"):  # the deal's customer, as its primary contact
+                    body["ContactId"] = refs["parent"]
             elif local in reverse:
                 body[reverse[local]] = value or None
         if creating:

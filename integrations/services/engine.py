@@ -466,11 +466,14 @@ class SyncEngine:
                 # or, for the first link only, one with the email; afterwards only the remote
                 # id links.
                 claimed.add(local_id)
+                base = self._first_link_base(record, local.get(local_id, {}))
+                if spec.local_model == "sale" and "customer_id" not in record.values:
+                    # Ours, left without its contact (the association failed, or its run
+                    # died first): agreed on none, so the push associates it.
+                    base["customer_id"] = ""
                 link = SyncLink(
                     connection=self.connection, object_type=spec.remote_type, remote_id=record.id,
-                    local_model=spec.local_model, local_id=local_id,
-                    synced_values=self._first_link_base(record, local.get(local_id, {})),
-                    note=note,
+                    local_model=spec.local_model, local_id=local_id, synced_values=base, note=note,
                 )  # fmt: skip
                 new_links.append(link)
             current = local.get(link.local_id)
@@ -798,6 +801,9 @@ class SyncEngine:
                 and not (name == owner_field and not refs["owner"])
             }
             if diff:
+                # Whether the remote had a parent agreed: HubSpot adds an association where
+                # none was, but cannot tell which of several its record's parent would be.
+                refs["had_parent"] = bool(link.synced_values.get("customer_id"))
                 updates.append((link, diff, refs))
             else:
                 tally.skipped += 1

@@ -431,3 +431,27 @@ def test_new_deals_are_associated_with_their_contacts_after_the_upsert(
     made = [r for r in fake_hubspot.live("deals") if r.properties.get("dealname", "")[:1] == "D"]
     assert len(made) == 3 and all(r.associations["contacts"] == {ann} for r in made)
     assert fake_hubspot.calls("/batch/associate/default") == 1  # one call a batch
+
+
+def test_a_deal_whose_association_failed_is_sent_again_onto_the_same_record(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    from integrations.services.runs import sync_retry
+    from sales.services import sale_create
+
+    ann, _, _ = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    customer = Customer.objects.get(email="ann@acme.example")
+    sale = sale_create(actor=admin_user, data={"title": "Tied", "customer": customer,
+                                               "amount": 5})  # fmt: skip
+    fake_hubspot.fail_next(400, path="/crm/v4/associations/deals/contacts/batch/associate/default")
+    run = run_sync(hubspot_connection)
+    failure = run.failures.get()
+    assert failure.local_id == sale.pk and "Not associated" in failure.message
+    (made,) = [r for r in fake_hubspot.live("deals") if r.properties.get("dealname") == "Tied"]
+    assert not made.associations.get("contacts")
+    retry = sync_run_execute(run_id=sync_retry(actor=admin_user, run=run).pk)
+    assert retry.status == SyncRun.Status.SUCCEEDED, retry.error
+    (again,) = [r for r in fake_hubspot.live("deals") if r.properties.get("dealname") == "Tied"]
+    assert again.id == made.id and again.associations["contacts"] == {ann}
+    assert SyncLink.objects.get(local_model="sale", local_id=sale.pk).remote_id == str(made.id)

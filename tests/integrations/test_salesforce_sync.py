@@ -310,3 +310,20 @@ def test_a_merge_of_two_linked_records_ends_one_link_and_keeps_both_customers(
     assert (
         Customer.objects.filter(email__in=["cleo@acme.example", "cleo2@acme.example"]).count() == 2
     )
+
+
+def test_a_deal_moved_to_another_customer_moves_its_opportunitys_contact(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    from sales.services import sale_update
+
+    contact, _, opportunity = seed(fake_salesforce, rep)
+    other = fake_salesforce.put("Contact", {"LastName": "Other", "Email": "o@acme.example"})
+    run_sync(salesforce_connection)
+    sale = Sale.objects.get(title="Renewal")
+    sale_update(actor=admin_user, sale=sale,
+                data={"customer": Customer.objects.get(email="o@acme.example")})  # fmt: skip
+    run_sync(salesforce_connection)
+    assert fake_salesforce.get("Opportunity", opportunity).fields["ContactId"] == other
+    run_sync(salesforce_connection)  # and it stays so: no echo back to the first contact
+    assert Sale.objects.get(pk=sale.pk).customer.email == "o@acme.example"
