@@ -1,8 +1,14 @@
 """Connections to HubSpot and Salesforce, the per-record sync ledger, runs and conflicts."""
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+
+def _record_key() -> str:
+    return secrets.token_hex(4)
 
 
 class Connection(models.Model):
@@ -36,6 +42,10 @@ class Connection(models.Model):
         default=False,
         help_text="On the first sync, also send the CRM's existing customers and deals.",
     )
+    # Starts the key written on every record the sync creates remotely ("<this>-<pk>", in
+    # a property or field with unique values): creates are upserts on it, and a CRM's
+    # records are told apart from another's pushing to the same account (a staging copy).
+    record_key = models.CharField(max_length=16, default=_record_key, editable=False)
     field_map = models.JSONField(default=dict, blank=True)
     stage_map = models.JSONField(default=dict, blank=True)
     # Where incremental sync resumes: per object, the end of the last pulled window (ms),
@@ -58,6 +68,14 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_provider_display()})"
+
+    def remote_key(self, local_id: int) -> str:
+        return f"{self.record_key}-{local_id}"
+
+    def local_id_of(self, remote_key: str) -> int | None:
+        """The local id in a key this connection wrote, or None (another CRM's, or none)."""
+        prefix, _, local_id = remote_key.rpartition("-")
+        return int(local_id) if prefix == self.record_key and local_id.isdigit() else None
 
 
 class SyncRun(models.Model):

@@ -125,12 +125,31 @@ class HubSpotClient:
                 found[str(result["from"]["id"])] = [str(t["toObjectId"]) for t in result["to"]]
         return found
 
+    def property(self, object_type: str, name: str) -> dict:
+        return self._call(self.client.crm.properties.core_api.get_by_name, object_type, name)[1]
+
+    def property_create(self, object_type: str, definition: dict) -> dict:
+        return self._call(
+            self.client.crm.properties.core_api.create, object_type, property_create=definition
+        )[1]
+
     # -- writes (at most 100 inputs a call) -----------------------------------------------------
 
-    def batch_create(self, object_type: str, inputs: list[dict]) -> dict:
+    def batch_upsert(self, object_type: str, inputs: list[dict]) -> dict:
         return self._call(
-            self._objects(object_type).batch_api.create,
-            batch_input_simple_public_object_batch_input_for_create={"inputs": inputs},
+            self._objects(object_type).batch_api.upsert,
+            batch_input_simple_public_object_batch_input_upsert={"inputs": inputs},
+        )[1]
+
+    def associate_default(self, from_type: str, to_type: str, pairs: list[tuple[str, str]]):
+        """The default association between each (from id, to id); associating twice is a
+        no-op, so a batch sent again is harmless."""
+        body = {"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in pairs]}
+        return self._call(
+            self.client.crm.associations.v4.batch_api.create_default,
+            from_type,
+            to_type,
+            batch_input_public_default_association_multi_post=body,
         )[1]
 
     def batch_update(self, object_type: str, inputs: list[dict]) -> dict:

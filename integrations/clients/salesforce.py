@@ -94,11 +94,22 @@ class SalesforceClient:
             )
         return result
 
-    def query(self, soql: str) -> dict:
-        return self._call(lambda: self.sf.query(soql))
+    def query(self, soql: str, *, include_deleted: bool = False) -> dict:
+        """One batch of a SOQL query (queryAll with `include_deleted`: the recycle bin too)."""
+        return self._call(lambda: self.sf.query(soql, include_deleted=include_deleted))
 
     def deleted(self, sobject: str, start, end) -> dict:
         return self._call(lambda: getattr(self.sf, sobject).deleted(start, end))
+
+    def describe(self, sobject: str) -> dict:
+        return self._call(lambda: getattr(self.sf, sobject).describe())
+
+    def upsert_collection(self, sobject: str, external_id: str, records: list[dict]) -> list:
+        """sObject Collections upsert: up to 200 records of one type, matched on an External
+        ID field, each answered with its id and whether it was `created`."""
+        body = {"allOrNone": False, "records": records}
+        path = f"composite/sobjects/{sobject}/{external_id}"
+        return self._call(lambda: self.sf.restful(path, method="PATCH", json=body))
 
     def collection(self, method: str, records: list[dict] | None = None, ids=None) -> list:
         if method == "DELETE":

@@ -25,6 +25,11 @@ class Remote:
     parent_remote_id: str = ""  # a deal's contact (HubSpot) / account or contact (Salesforce)
     merged_ids: list[str] = field(default_factory=list)
     archived: bool = False
+    # The CRM's record key the sync wrote on a record it created (its unique id property).
+    local_key: str = ""
+    # What the record became and lives on as (object type, id): a converted Salesforce Lead's
+    # Contact. The record itself is read-only from then on.
+    converted_to: tuple[str, str] | None = None
 
 
 @dataclass

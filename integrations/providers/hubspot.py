@@ -30,6 +30,12 @@ MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate",
 # its associated company (filled in on the first import).
 NO_OPINION_WHEN_EMPTY = ("name", "email", "lifecycle_stage", "title", "status", "company")
 EXISTING_ID = re.compile(r"Existing ID: (\d+)")
+# The CRM's record key on every record the sync creates, a property with unique values:
+# creates are upserts on it, so a batch sent twice (its answer lost, or the worker killed
+# before the ledger kept the new ids) finds the records the first one made.
+ID_PROPERTY = "crm_record_id"
+PROPERTY_GROUPS = {"contacts": "contactinformation", "companies": "companyinformation",
+                   "deals": "dealinformation"}  # fmt: skip
 # push_create's error for an input linked to the remote record that already had its email.
 LINKED_EXISTING = "linked-existing"
 
@@ -65,7 +71,7 @@ class HubSpotProvider:
     # -- reading -------------------------------------------------------------------------------
 
     def _properties(self, remote_type: str) -> list[str]:
-        names = list(self.field_map.get(remote_type, {}))
+        names = [*self.field_map.get(remote_type, {}), ID_PROPERTY]
         if remote_type == "contacts":
             names += ["firstname", "lastname", "email", "hubspot_owner_id", "hs_merged_object_ids"]
         elif remote_type == "deals":
@@ -90,6 +96,7 @@ class HubSpotProvider:
             owner_remote_id=properties.get("hubspot_owner_id") or "",
             merged_ids=[i for i in (properties.get("hs_merged_object_ids") or "").split(";") if i],
             archived=bool(raw.get("archived")),
+            local_key=properties.get(ID_PROPERTY) or "",
         )
         if remote_type == "contacts":
             name = " ".join(
@@ -168,6 +175,10 @@ class HubSpotProvider:
             record.modified = _moment(raw.get("archivedAt")) or record.modified
         return Page(records, (answer.get("paging") or {}).get("next", {}).get("after"))
 
+    def merged_into(self, remote_type: str, deleted_ids: list[str]) -> dict[str, str]:
+        """HubSpot names merged ids on the survivor (`hs_merged_object_ids`), not on them."""
+        return {}
+
     def owners(self) -> list[tuple[str, str, str]]:
         found, after = [], None
         while True:
@@ -204,30 +215,51 @@ class HubSpotProvider:
             properties.setdefault("pipeline", "default")
         return properties
 
-    def push_create(self, remote_type: str, items: list[tuple[dict, dict]]) -> PushResult:
-        """`items`: (values, refs) where refs holds remote ids: "owner", "parent" (a deal's
-        contact). A contact whose email exists in HubSpot answers 409 for the whole batch;
-        that contact is returned as linked to the existing id and the rest sent again."""
+    def ensure_id_field(self, remote_type: str) -> None:
+        """The unique property holding the CRM's record key, created when missing."""
+        try:
+            found = self.client.property(remote_type, ID_PROPERTY)
+        except RemoteError as error:
+            if error.status != 404:
+                raise
+            try:
+                self.client.property_create(remote_type, {
+                    "name": ID_PROPERTY, "label": "CRM record id", "type": "string",
+                    "fieldType": "text", "groupName": PROPERTY_GROUPS[remote_type],
+                    "hasUniqueValue": True, "formField": False,
+                    "description": "Set by the CRM's sync on the records it creates: "
+                                   "their key in the CRM. Do not edit.",
+                })  # fmt: skip
+                return
+            except RemoteError as clash:
+                if clash.status != 409:  # made meanwhile by another run: read it again
+                    raise
+                found = self.client.property(remote_type, ID_PROPERTY)
+        if not found.get("hasUniqueValue"):
+            raise RemoteError(
+                f"HubSpot's {remote_type} property {ID_PROPERTY} does not require unique "
+                "values, so creates cannot be made safe to repeat: delete it (the sync "
+                "makes it again) or make its values unique."
+            )
+
+    def push_create(self, remote_type: str, items: list[tuple[str, dict, dict]]) -> PushResult:
+        """`items`: (key, values, refs): the CRM's record key (written to ID_PROPERTY: the
+        write is an upsert on it), the values and remote ids in refs: "owner", "parent" (a
+        deal's contact, associated after the upsert, which takes no associations). A
+        contact whose email another contact has answers 409 for the whole batch; that
+        contact is linked to the existing one and the rest sent again."""
         ids: list[str | None] = [None] * len(items)
         modified: list[datetime | None] = [None] * len(items)
         errors = [""] * len(items)
         pending = list(range(len(items)))
         while pending:
-            inputs = []
-            for index in pending:
-                values, refs = items[index]
-                entry: dict = {"properties": self._remote_properties(remote_type, values, refs)}
-                if remote_type == "deals" and refs.get("parent"):
-                    entry["associations"] = [
-                        {
-                            "to": {"id": refs["parent"]},
-                            "types": [{"associationCategory": "HUBSPOT_DEFINED",
-                                       "associationTypeId": 3}],
-                        }
-                    ]  # fmt: skip
-                inputs.append(entry)
+            inputs = [
+                {"idProperty": ID_PROPERTY, "id": items[i][0], "objectWriteTraceId": items[i][0],
+                 "properties": self._remote_properties(remote_type, items[i][1], items[i][2])}
+                for i in pending
+            ]  # fmt: skip
             try:
-                answer = self.client.batch_create(remote_type, inputs)
+                answer = self.client.batch_upsert(remote_type, inputs)
             except RemoteError as error:
                 clash = self._clashing(
                     error, [(i, _email_of(e)) for i, e in zip(pending, inputs, strict=True)]
@@ -241,12 +273,49 @@ class HubSpotProvider:
                 errors[index] = LINKED_EXISTING
                 pending.remove(index)
                 continue
-            # HubSpot answers batch creates in input order.
-            for index, result in zip(pending, answer.get("results", []), strict=False):
+            # HubSpot answers in no promised order: each result names its input's key.
+            by_key = {
+                result.get("objectWriteTraceId")
+                or (result.get("properties") or {}).get(ID_PROPERTY): result
+                for result in answer.get("results", [])
+            }
+            refused = " ".join(e.get("message", "") for e in answer.get("errors", []))
+            for index in pending:
+                result = by_key.get(items[index][0])
+                if result is None:
+                    errors[index] = refused or "HubSpot did not answer for this record."
+                    continue
                 ids[index] = str(result["id"])
                 modified[index] = _moment(result.get("updatedAt"))
             break
+        if remote_type == "deals":
+            self._associate_contacts(items, ids, errors)
         return PushResult(ids, modified, errors)
+
+    def _associate_contacts(self, items, ids: list[str | None], errors: list[str]) -> None:
+        """Deals to their contacts, all of them each time (a no-op for those associated
+        already): a deal whose association failed is left unlinked, so it is sent again."""
+        pairs = [
+            (index, ids[index], refs["parent"])
+            for index, (_, _, refs) in enumerate(items)
+            if ids[index] and refs.get("parent") and errors[index] != LINKED_EXISTING
+        ]
+        if not pairs:
+            return
+        try:
+            answer = self.client.associate_default(
+                "deals", "contacts", [(deal, contact) for _, deal, contact in pairs]
+            )
+        except RemoteError as error:
+            for index, _, _ in pairs:
+                ids[index], errors[index] = None, f"Not associated with its contact: {error}"
+            return
+        for problem in (answer or {}).get("errors", []):
+            named = set((problem.get("context") or {}).get("ids", []))
+            for index, deal, contact in pairs:
+                if deal in named or contact in named:
+                    message = problem.get("message", "")
+                    ids[index], errors[index] = None, f"Not associated with its contact: {message}"
 
     def _clashing(self, error: RemoteError, emails: list[tuple[int, str]]):
         """(position, existing id) of the input a 409 "Contact already exists" is about."""
@@ -278,14 +347,21 @@ class HubSpotProvider:
             i for e in answer.get("errors", []) for i in (e.get("context") or {}).get("ids", [])
         }
         messages = {e.get("message", "") for e in answer.get("errors", [])}
-        return PushResult(
-            [remote_id if remote_id in by_id else None for remote_id, _, _ in items],
-            [by_id.get(remote_id) for remote_id, _, _ in items],
-            [
-                "" if remote_id in by_id else (" ".join(messages) if remote_id in missing else "")
-                for remote_id, _, _ in items
-            ],
-        )
+        ids = [remote_id if remote_id in by_id else None for remote_id, _, _ in items]
+        errors = [
+            "" if remote_id in by_id else (" ".join(messages) if remote_id in missing else "")
+            for remote_id, _, _ in items
+        ]
+        if remote_type == "deals":  # a deal of ours left without its contact: associate it
+            self._associate_contacts(
+                [
+                    (r, v, refs if "customer_id" in v and not refs.get("had_parent") else {})
+                    for r, v, refs in items
+                ],
+                ids,
+                errors,
+            )
+        return PushResult(ids, [by_id.get(remote_id) for remote_id, _, _ in items], errors)
 
     def push_delete(self, remote_type: str, remote_ids: list[str]) -> None:
         self.client.batch_archive(remote_type, remote_ids)

@@ -16,13 +16,30 @@ from integrations.mapping import stage_to_remote as _stage_to_remote
 from integrations.providers.base import ObjectSpec, Page, PushResult, Remote
 
 PAGE = 2000
+MERGEABLE = ("Lead", "Contact")  # Opportunities cannot be merged; Accounts only name companies
 NO_OPINION_WHEN_EMPTY = ("name", "email", "lifecycle_stage", "title", "status", "company")
 SYSTEM_FIELDS = {
-    "Lead": ["Id", "SystemModstamp", "FirstName", "LastName", "Email", "OwnerId"],
+    "Lead": [
+        "Id",
+        "SystemModstamp",
+        "FirstName",
+        "LastName",
+        "Email",
+        "OwnerId",
+        "IsConverted",
+        "ConvertedContactId",
+    ],
     "Contact": ["Id", "SystemModstamp", "FirstName", "LastName", "Email", "OwnerId", "AccountId"],
     "Opportunity": ["Id", "SystemModstamp", "StageName", "OwnerId", "ContactId"],
     "Account": ["Id", "SystemModstamp", "Name"],
 }
+
+
+# The CRM's record key on every record the sync creates: a custom field the org's admin adds
+# to Lead, Contact and Opportunity as External ID and Unique (README). Creates are upserts
+# on it, so a batch sent twice (its answer lost, or the worker killed before the ledger kept
+# the new ids) finds the records the first one made.
+EXTERNAL_ID = "CRM_Record_Id__c"
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -61,6 +78,9 @@ class SalesforceProvider:
         self._client: SalesforceClient | None = None
         self.field_map = field_map
         self.stage_map = stage_map
+        # Objects whose EXTERNAL_ID field was found: read with the rest from then on (a SOQL
+        # naming a field the org lacks fails whole).
+        self.id_fields = {k for k, ok in connection.cursors.get("id_fields", {}).items() if ok}
 
     @property
     def client(self) -> SalesforceClient:
@@ -79,7 +99,10 @@ class SalesforceProvider:
     # -- reading -------------------------------------------------------------------------------
 
     def _fields(self, sobject: str) -> list[str]:
-        return list(dict.fromkeys([*SYSTEM_FIELDS[sobject], *self.field_map.get(sobject, {})]))
+        key = [EXTERNAL_ID] if sobject in self.id_fields else []
+        return list(
+            dict.fromkeys([*SYSTEM_FIELDS[sobject], *self.field_map.get(sobject, {}), *key])
+        )
 
     def _select(self, sobject: str, where: list[str], limit: int = PAGE) -> list[dict]:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
@@ -94,13 +117,16 @@ class SalesforceProvider:
             for remote, local in self.field_map.get(sobject, {}).items()
         }
         record = Remote(id=raw["Id"], modified=_moment(raw.get("SystemModstamp")), values=values,
-                        owner_remote_id=raw.get("OwnerId") or "")  # fmt: skip
+                        owner_remote_id=raw.get("OwnerId") or "",
+                        local_key=raw.get(EXTERNAL_ID) or "")  # fmt: skip
         if sobject in ("Lead", "Contact"):
             name = " ".join(p for p in (raw.get("FirstName"), raw.get("LastName")) if p)
             values["name"] = normalise("text", name)
             record.email = values.get("email", "")
             if sobject == "Lead":
                 values["lifecycle_stage"] = "lead"
+                if raw.get("IsConverted") and raw.get("ConvertedContactId"):
+                    record.converted_to = ("Contact", raw["ConvertedContactId"])
             record.parent_remote_id = raw.get("AccountId") or ""
         elif sobject == "Opportunity":
             values["status"] = self.stage_map.get(raw.get("StageName") or "", "")
@@ -148,6 +174,23 @@ class SalesforceProvider:
         ]
         return Page(records, None)
 
+    def merged_into(self, remote_type: str, deleted_ids: list[str]) -> dict[str, str]:
+        """Deleted records that a merge took away -> the record they were merged into
+        (MasterRecordId, read with queryAll: deleted records are in the recycle bin)."""
+        if remote_type not in MERGEABLE:
+            return {}
+        found: dict[str, str] = {}
+        for start in range(0, len(deleted_ids), 200):
+            ids = ", ".join(f"'{_id(i)}'" for i in deleted_ids[start : start + 200])
+            rows = self.client.query(
+                f"SELECT Id, MasterRecordId FROM {remote_type} WHERE Id IN ({ids})",
+                include_deleted=True,
+            )
+            found.update(
+                {r["Id"]: r["MasterRecordId"] for r in rows["records"] if r.get("MasterRecordId")}
+            )
+        return found
+
     def owners(self) -> list[tuple[str, str, str]]:
         rows = self.client.query(
             "SELECT Id, Email, Name FROM User WHERE IsActive = true ORDER BY Id"
@@ -182,11 +225,14 @@ class SalesforceProvider:
             elif local in ("owner_id", "assigned_to_id"):
                 if refs.get("owner"):
                     body["OwnerId"] = refs["owner"]
+            elif local == "customer_id" and sobject == "Opportunity":
+                if refs.get("parent"):  # the deal's customer, as its primary contact
+                    body["ContactId"] = refs["parent"]
             elif local in reverse:
                 body[reverse[local]] = value or None
         if creating:
-            if sobject == "Lead":
-                body.setdefault("Company", values.get("company") or "[not provided]")
+            if sobject == "Lead" and not body.get("Company"):  # required on a Lead
+                body["Company"] = values.get("company") or "[not provided]"
             if sobject == "Opportunity":
                 body.setdefault("CloseDate", (date.today() + timedelta(days=30)).isoformat())
                 body.setdefault(
@@ -209,10 +255,28 @@ class SalesforceProvider:
             ) or "Not written.")  # fmt: skip
         return PushResult(ids, modified, errors)
 
-    def push_create(self, remote_type: str, items: list[tuple[dict, dict]]) -> PushResult:
-        records = [self._fields_for(remote_type, v, r, creating=True) for v, r in items]
+    def ensure_id_field(self, remote_type: str) -> None:
+        """The org's EXTERNAL_ID field on the object, External ID and visible to the sync's
+        user; adding a field is the org admin's (it needs their field-level security)."""
+        fields = {f["name"]: f for f in self.client.describe(remote_type).get("fields", [])}
+        found = fields.get(EXTERNAL_ID)
+        if found is None or not found.get("externalId"):
+            state = "is not marked External ID" if found else "is missing (or hidden from the user)"
+            raise RemoteError(
+                f"Salesforce's {remote_type}.{EXTERNAL_ID} {state}: add it as a Text(80) "
+                "field marked External ID and Unique, visible to the sync's user, so records "
+                "the CRM creates there are never created twice."
+            )
+        self.id_fields.add(remote_type)
+
+    def push_create(self, remote_type: str, items: list[tuple[str, dict, dict]]) -> PushResult:
+        """`items`: (key, values, refs); an upsert on EXTERNAL_ID = key, one call a batch."""
+        records = [
+            {**self._fields_for(remote_type, values, refs, creating=True), EXTERNAL_ID: key}
+            for key, values, refs in items
+        ]
         try:
-            answer = self.client.collection("POST", records)
+            answer = self.client.upsert_collection(remote_type, EXTERNAL_ID, records)
         except RemoteError as error:
             return PushResult([None] * len(items), [None] * len(items), [str(error)] * len(items))
         return self._results(answer, len(items))

@@ -22,6 +22,7 @@ from crm.bulk import bulk_insert
 from crm.models import Tombstone
 from customers.models import Customer
 from customers.services import customer_delete, customers_sync_write
+from integrations.clients.limits import RemoteError
 from integrations.mapping import CUSTOMER_FIELDS, SALE_FIELDS, python_value, values_hash
 from integrations.models import Connection, SyncConflict, SyncFailure, SyncLink, SyncRun
 from integrations.providers.base import ObjectSpec, Remote
@@ -81,8 +82,10 @@ class SyncEngine:
                 "owners", *companies, *(f"first:{t}" for t in types),
                 *(f"push:{t}" for t in types), "done",
             ]  # fmt: skip
+        # Deletions first: a Salesforce merge's survivor, pulled after them, finds the link
+        # its merged-away record had (HubSpot names merged ids on the survivor itself).
         return [
-            "owners", *(f"pull:{t}" for t in types), *(f"archived:{t}" for t in types),
+            "owners", *(f"archived:{t}" for t in types), *(f"pull:{t}" for t in types),
             *(f"push:{t}" for t in types), "tombstones", "done",
         ]  # fmt: skip
 
@@ -150,11 +153,17 @@ class SyncEngine:
             cursors.setdefault("pulled_until", {})[spec.remote_type] = position["window_end"]
         elif step == "push":
             cursors.setdefault("pushed_until", {})[spec.remote_type] = position["push_end"]
-            done = set(pushed_before.get(spec.local_model, []))
-            waiting = cursors.get("repush", {}).get(spec.local_model, [])
-            cursors.setdefault("repush", {})[spec.local_model] = [
-                pk for pk in waiting if pk not in done
-            ]
+            for remote_type in position.get("id_fields", []):
+                cursors.setdefault("id_fields", {})[remote_type] = True
+            # Settled once every object of the local model has pushed (a customer waiting is
+            # a Salesforce Contact's to send as much as a Lead's).
+            last = [s for s in self.objects if s.local_model == spec.local_model][-1]
+            if spec is last:
+                done = set(pushed_before.get(spec.local_model, []))
+                waiting = cursors.get("repush", {}).get(spec.local_model, [])
+                cursors.setdefault("repush", {})[spec.local_model] = [
+                    pk for pk in waiting if pk not in done
+                ]
         elif step == "tombstones":
             cursors["tombstones_until"] = position["push_end"]
         elif step == "first" and spec is self.objects[-1]:
@@ -316,14 +325,24 @@ class SyncEngine:
                 record.values["customer_id"] = str(parents[record.parent_remote_id])
 
     def _follow_merges(self, spec: ObjectSpec, records: list[Remote], links: dict) -> None:
-        """A HubSpot merge keeps one record and lists the others' ids on it: the link of a
-        merged-away id moves to the surviving id (when that one has none yet)."""
+        """A HubSpot merge keeps one record and lists the others' ids on it."""
         merged = {old: r.id for r in records for old in r.merged_ids}
-        if not merged:
-            return
+        if merged:
+            self._move_links(spec, merged, links)
+
+    def _move_links(self, spec: ObjectSpec, merged: dict[str, str], links: dict) -> int:
+        """Merged-away remote id -> surviving id: each live link of a merged-away id moves to
+        the survivor when that one has none yet (`links`: known links by remote id, looked
+        up here for survivors not in it), and ends otherwise (its local record stays: the
+        CRM's duplicates merge joins the two). How many links moved or ended."""
+        unknown = {survivor for survivor in merged.values() if survivor not in links}
+        if unknown:
+            links.update(self._links(spec.remote_type, unknown))
+        followed = 0
         for old_id, link in self._links(spec.remote_type, merged).items():
             if link.deleted_at is not None:
                 continue
+            followed += 1
             survivor = merged[old_id]
             if survivor not in links:
                 SyncLink.objects.filter(pk=link.pk).update(
@@ -335,6 +354,56 @@ class SyncEngine:
                 SyncLink.objects.filter(pk=link.pk).update(
                     deleted_at=timezone.now(), note=f"Merged into {survivor}, linked elsewhere"
                 )
+        return followed
+
+    def _follow_conversions(self, spec, records: list[Remote], links: dict, tally: Tally):
+        """A converted Salesforce Lead lives on as a Contact: its customer's link moves to
+        the Contact (which, pulled next, updates that customer instead of making a second
+        one), and a customer still at lifecycle *lead* becomes a prospect. Converted into a
+        Contact linked to another customer, the Lead's link ends (the two customers are a
+        duplicate pair for the CRM's merge). The read-only Lead is not applied, and an
+        unlinked one is not imported: its Contact brings the person."""
+        converted = [r for r in records if r.converted_to]
+        if not converted:
+            return records
+        now = timezone.now()
+        promoted = []
+        for record in converted:
+            tally.skipped += 1
+            link = links.pop(record.id, None)
+            if link is None or link.deleted_at is not None or link.local_id is None:
+                continue
+            object_type, remote_id = record.converted_to
+            taken = SyncLink.objects.filter(
+                connection=self.connection, object_type=object_type, remote_id=remote_id
+            ).first()
+            if taken is not None and taken.deleted_at is None and taken.local_id is not None:
+                SyncLink.objects.filter(pk=link.pk).update(
+                    deleted_at=now,
+                    note=f"Converted into {object_type} {remote_id}, linked to another record",
+                )
+                continue
+            if taken is not None:  # a dead link of the Contact's: ours takes its place
+                taken.delete()
+            synced = {k: v for k, v in link.synced_values.items() if k != "lifecycle_stage"}
+            SyncLink.objects.filter(pk=link.pk).update(
+                object_type=object_type, remote_id=remote_id, synced_values=synced,
+                synced_hash=values_hash(synced), synced_at=now,
+                note=f"Followed the conversion of Lead {record.id}",
+            )  # fmt: skip
+            promoted.append(link.local_id)
+        leads = Customer.objects.filter(pk__in=promoted, lifecycle_stage="lead")
+        updates = [
+            (pk, {"lifecycle_stage": "prospect"}) for pk in leads.values_list("pk", flat=True)
+        ]
+        if updates:
+            customers_sync_write(actor=self.actor, creates=[], updates=updates,
+                                 via=self.connection.get_provider_display())  # fmt: skip
+            SyncLink.objects.filter(
+                connection=self.connection, local_model="customer",
+                local_id__in=[pk for pk, _ in updates], deleted_at__isnull=True,
+            ).update(synced_at=timezone.now())  # fmt: skip
+        return [r for r in records if not r.converted_to]
 
     def _local_values(self, local_model: str, ids) -> dict[int, dict[str, str]]:
         from integrations.mapping import normalise
@@ -354,13 +423,19 @@ class SyncEngine:
             return
         model_kinds = LOCAL_MODELS[spec.local_model][1]
         links = self._links(spec.remote_type, [r.id for r in records])
+        records = self._follow_conversions(spec, records, links, tally)
         self._follow_merges(spec, records, links)
         self._resolve_refs(spec, records)
-        by_email = self._first_links_by_email(spec, [r for r in records if r.id not in links])
+        unlinked = [r for r in records if r.id not in links]
+        by_key = self._first_links_by_key(spec, unlinked)
+        by_email = self._first_links_by_email(spec, unlinked)
         local = self._local_values(
             spec.local_model,
-            [link.local_id for link in links.values() if link.local_id] + list(by_email.values()),
+            [link.local_id for link in links.values() if link.local_id]
+            + list(by_key.values())
+            + list(by_email.values()),
         )
+        claimed: set[int] = set()  # first links of this page: one remote record each
         policy = self.connection.conflict_policy
         creates, create_records, updates, new_links, changed_links = [], [], [], [], []
         conflicts: list[SyncConflict] = []
@@ -370,23 +445,35 @@ class SyncEngine:
                 tally.skipped += 1
                 continue
             if link is None:
-                local_id = by_email.get(record.email) if record.email else None
-                if spec.local_model == "customer" and not record.email:
-                    tally.fail("pull", record.id, None, "The record has no email address.")
-                    continue
-                if spec.local_model == "sale" and not record.values.get("customer_id"):
-                    tally.fail("pull", record.id, None, "The deal has no synced contact.")
+                local_id = by_key.get(record.id)
+                note = "Linked by our record key"
+                if local_id is None and record.email:
+                    local_id, note = by_email.get(record.email), "Linked by email"
+                if local_id is not None and local_id in claimed:
+                    message = "Another record of this page was linked to the same one."
+                    tally.fail("pull", record.id, None, message)
                     continue
                 if local_id is None:
-                    creates.append(self._create_values(spec, record, model_kinds))
-                    create_records.append(record)
+                    if spec.local_model == "customer" and not record.email:
+                        tally.fail("pull", record.id, None, "The record has no email address.")
+                    elif spec.local_model == "sale" and not record.values.get("customer_id"):
+                        tally.fail("pull", record.id, None, "The deal has no synced contact.")
+                    else:
+                        creates.append(self._create_values(spec, record, model_kinds))
+                        create_records.append(record)
                     continue
-                # The first link is proposed by email; afterwards only the remote id links.
+                # A record we created (our key on it: its ledger row was lost with a worker)
+                # or, for the first link only, one with the email; afterwards only the remote
+                # id links.
+                claimed.add(local_id)
+                base = self._first_link_base(record, local.get(local_id, {}))
+                if spec.local_model == "sale" and "customer_id" not in record.values:
+                    # Ours, left without its contact (the association failed, or its run
+                    # died first): agreed on none, so the push associates it.
+                    base["customer_id"] = ""
                 link = SyncLink(
                     connection=self.connection, object_type=spec.remote_type, remote_id=record.id,
-                    local_model=spec.local_model, local_id=local_id,
-                    synced_values=self._first_link_base(record, local.get(local_id, {})),
-                    note="Linked by email",
+                    local_model=spec.local_model, local_id=local_id, synced_values=base, note=note,
                 )  # fmt: skip
                 new_links.append(link)
             current = local.get(link.local_id)
@@ -457,6 +544,26 @@ class SyncEngine:
             values["status"] = values.get("status") or Sale.Status.NEW
             values["assigned_to_id"] = values.get("assigned_to_id") or self.actor.pk
         return values
+
+    def _first_links_by_key(self, spec: ObjectSpec, unlinked: list[Remote]) -> dict[str, int]:
+        """Remote records holding our record key (we created them) whose local record exists
+        and is linked to nothing of this connection: remote id -> local id."""
+        keyed = {
+            r.id: local_id
+            for r in unlinked
+            if r.local_key and (local_id := self.connection.local_id_of(r.local_key))
+        }
+        if not keyed:
+            return {}
+        model = LOCAL_MODELS[spec.local_model][0]
+        present = set(model.objects.filter(pk__in=keyed.values()).values_list("pk", flat=True))
+        taken = set(
+            SyncLink.objects.filter(
+                connection=self.connection, local_model=spec.local_model, deleted_at__isnull=True,
+                local_id__in=present,
+            ).values_list("local_id", flat=True)
+        )  # fmt: skip
+        return {r: pk for r, pk in keyed.items() if pk in present and pk not in taken}
 
     def _first_links_by_email(self, spec: ObjectSpec, unlinked: list[Remote]) -> dict[str, int]:
         """Local customers with the email of a remote record not linked yet, and linked to
@@ -571,6 +678,12 @@ class SyncEngine:
         doomed = [
             link for link in links.values() if link.deleted_at is None and link.local_id is not None
         ]
+        # A Salesforce merge deletes the records merged away, naming the survivor on them:
+        # their customers follow it rather than being deleted.
+        merged = self.provider.merged_into(spec.remote_type, [link.remote_id for link in doomed])
+        if merged:
+            tally.updated += self._move_links(spec, merged, {})
+            doomed = [link for link in doomed if link.remote_id not in merged]
         if doomed:
             self._delete_locally(spec, doomed, tally)
         return page.next_cursor
@@ -688,6 +801,9 @@ class SyncEngine:
                 and not (name == owner_field and not refs["owner"])
             }
             if diff:
+                # Whether the remote had a parent agreed: HubSpot adds an association where
+                # none was, but cannot tell which of several its record's parent would be.
+                refs["had_parent"] = bool(link.synced_values.get("customer_id"))
                 updates.append((link, diff, refs))
             else:
                 tally.skipped += 1
@@ -721,11 +837,31 @@ class SyncEngine:
             tally.updated += 1
         links_save(done)
 
+    def _ensure_id_field(self, spec: ObjectSpec) -> None:
+        """Once per connection and object: the remote's unique field for our record keys
+        (made, or checked, by the provider; RemoteError when it cannot be had)."""
+        position = self.run.position.setdefault("id_fields", [])
+        known = self.connection.cursors.get("id_fields", {})
+        if known.get(spec.remote_type) or spec.remote_type in position:
+            return
+        self.provider.ensure_id_field(spec.remote_type)
+        # Kept on the connection when the phase ends (_phase_done), where it is locked anyway.
+        position.append(spec.remote_type)
+
     def _push_creates(self, spec, creates, tally: Tally) -> None:
+        """Creates are upserts on our record key: sent again after a worker died between the
+        remote's answer and the ledger's save, they find the records made the first time."""
         if not creates:
             return
+        try:
+            self._ensure_id_field(spec)
+        except RemoteError as error:
+            for pk, _, _ in creates:
+                tally.fail("push", "", pk, str(error))
+            return
         answer = self.provider.push_create(
-            spec.remote_type, [(values, refs) for _, values, refs in creates]
+            spec.remote_type,
+            [(self.connection.remote_key(pk), values, refs) for pk, values, refs in creates],
         )
         now = timezone.now()
         rows = []

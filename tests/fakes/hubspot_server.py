@@ -9,12 +9,26 @@ Covered, with HubSpot's documented limits and error shapes:
   200, `after` offsets that fail with 400 past 10,000 results; 5 searches a second.
 - `POST /crm/v3/objects/{type}/batch/{create,update,archive,read}`: at most 100 inputs; a
   contact whose email exists already answers 409 with "Existing ID: n"; unknown ids 207.
-- `POST /crm/v4/associations/{from}/{to}/batch/read`, `GET /crm/v3/owners/`.
+- `POST /crm/v3/objects/{type}/batch/upsert`: inputs of `idProperty` (a property with
+  unique values, or a contact's `email`; any other answers 400 "Unable to perform
+  update/upsert by non-unique ... property"), `id` (its value) and `properties`; a record
+  with that value is updated, otherwise one is created holding it; results carry `new` and
+  the input's `objectWriteTraceId`, in no promised order (here: reversed). An id twice in
+  one batch answers 400.
+- `GET /crm/v3/properties/{type}/{name}`, `POST /crm/v3/properties/{type}` (name, label,
+  type, fieldType and groupName required; `hasUniqueValue` only on string and number
+  properties, at most 10 a type; an existing name answers 409). A unique property's value
+  written by a create, update or upsert onto a second record answers 400.
+- `POST /crm/v4/associations/{from}/{to}/batch/read` and `.../batch/associate/default`,
+  `GET /crm/v3/owners/`.
 - Rate limits: a rolling 10-second window per token (`X-HubSpot-RateLimit-Max`,
   `-Remaining`, `-Interval-Milliseconds`, daily headers), 429 with HubSpot's error body.
 
 Tests change the remote side directly (`put`, `touch`, `archive`, `merge`) and inject
-failures (`fail_next`). Every request is logged (`requests`) with its time.
+failures (`fail_next`); `lose_answer_next` applies a request and then drops the connection
+unanswered, `hold_answer_next` applies it and waits for `release()` before answering (a
+window in which to kill the client: the remote has the write, the client has no answer).
+Every request is logged (`requests`) with its time.
 
     with FakeHubSpot(access_token="pat-test") as fake:
         client = hubspot.Client.create(access_token="pat-test", host=fake.url)
@@ -49,6 +63,9 @@ MAX_PAGE = 100
 MAX_SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
 MAX_BATCH = 100
+MAX_UNIQUE_PROPERTIES = 10
+OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
+PORTAL_ID = 4_200_042
 ASSOCIATION_TYPE_IDS = {
     ("contacts", "companies"): 1,
     ("companies", "contacts"): 2,
@@ -216,6 +233,7 @@ class FakeHubSpot:
         return self
 
     def stop(self) -> None:
+        self.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -246,6 +264,11 @@ class FakeHubSpot:
             self.requests: list[tuple[str, str, float]] = []
             self.refused_429 = 0
             self.delay = 0.0
+            # Custom properties created through the properties API, per object type.
+            self.properties: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
+            self._answer_rules: list[tuple[str, str]] = []  # (path, "lose" | "hold")
+            self.held = threading.Event()  # set while an answer is held back
+            self._release = threading.Event()
 
     # -- the remote side, as a HubSpot user would change it ------------------------------------
 
@@ -359,6 +382,30 @@ class FakeHubSpot:
         with self._lock:
             return sum(1 for _, path, _ in self.requests if path_part in path)
 
+    def lose_answer_next(self, path: str) -> None:
+        """Apply the next request to `path`, then close the connection without answering."""
+        with self._lock:
+            self._answer_rules.append((path, "lose"))
+
+    def hold_answer_next(self, path: str) -> None:
+        """Apply the next request to `path`, then hold its answer until `release()`."""
+        with self._lock:
+            self._release.clear()
+            self.held.clear()
+            self._answer_rules.append((path, "hold"))
+
+    def release(self) -> None:
+        self._release.set()
+
+    def unique_values(self, object_type: str, name: str) -> list[str]:
+        """The values a property holds on live records (tests count duplicates with it)."""
+        with self._lock:
+            return [
+                r.properties[name]
+                for r in self.records[object_type].values()
+                if r.archived_at is None and r.properties.get(name)
+            ]
+
     # -- request handling ----------------------------------------------------------------------
 
     def _associate(self, object_type: str, record_id: int, to: str, ids: list[int]) -> None:
@@ -451,6 +498,15 @@ class FakeHubSpot:
             status, answer = self._route(method, path, query, body)
         except HubSpotError as error:
             return error.status, error.body, rate
+        with self._lock:
+            rule = next((r for r in self._answer_rules if r[0] == path), None)
+            if rule is not None:
+                self._answer_rules.remove(rule)
+        if rule is not None and rule[1] == "lose":
+            return None, None, {}  # the handler closes the connection unanswered
+        if rule is not None:
+            self.held.set()
+            self._release.wait(timeout=120)
         return status, answer, rate
 
     def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
@@ -459,6 +515,19 @@ class FakeHubSpot:
             return 200, self._owners(query)
         if segments[:3] == ["crm", "v4", "associations"] and segments[-2:] == ["batch", "read"]:
             return 200, self._association_read(segments[3], segments[4], body)
+        if segments[:3] == ["crm", "v4", "associations"] and segments[-3:] == [
+            "batch", "associate", "default",
+        ]:  # fmt: skip
+            return self._association_default(segments[3], segments[4], body)
+        if segments[:3] == ["crm", "v3", "properties"] and len(segments) in (4, 5):
+            if segments[3] not in OBJECT_TYPES:
+                raise HubSpotError(
+                    400, f"Unable to infer object type from: {segments[3]}", "VALIDATION_ERROR"
+                )
+            if len(segments) == 5 and method == "GET":
+                return 200, self._property_read(segments[3], segments[4])
+            if len(segments) == 4 and method == "POST":
+                return 201, self._property_create(segments[3], body)
         if segments[:3] != ["crm", "v3", "objects"] or len(segments) < 4:
             raise HubSpotError(404, f"No route for {method} {path}", "OBJECT_NOT_FOUND")
         object_type = segments[3]
@@ -584,9 +653,12 @@ class FakeHubSpot:
         started = iso(datetime.now(UTC))
         now = datetime.now(UTC)
         with self._lock:
+            if action == "upsert":
+                return self._upsert(object_type, inputs, now, started)
             if action == "create":
                 if object_type == "contacts":
                     self._check_emails(inputs, exclude=set())
+                self._check_unique(object_type, [(None, i.get("properties") or {}) for i in inputs])
                 results = []
                 for item in inputs:
                     record_id = self.put(object_type, item.get("properties") or {}, at=now)
@@ -610,6 +682,11 @@ class FakeHubSpot:
                 results = []
                 if action == "update" and object_type == "contacts":
                     self._check_emails(inputs, exclude={int(i["id"]) for i in inputs})
+                if action == "update":
+                    self._check_unique(
+                        object_type,
+                        [(int(i["id"]), i.get("properties") or {}) for i in inputs],
+                    )
                 for item in inputs:
                     record_id = int(item.get("id"))
                     record_id = self._merged_into[object_type].get(record_id, record_id)
@@ -652,6 +729,187 @@ class FakeHubSpot:
                     return 207, answer
                 return 200, answer
         raise HubSpotError(404, f"Unknown batch action {action}", "OBJECT_NOT_FOUND")
+
+    def _unique_names(self, object_type: str) -> set[str]:
+        return {n for n, p in self.properties[object_type].items() if p.get("hasUniqueValue")}
+
+    def _check_unique(self, object_type: str, writes: list[tuple[int | None, dict]]) -> None:
+        """A unique property's value may be held by one record only: (record id or None for
+        a new record, the properties it gets)."""
+        names = self._unique_names(object_type)
+        if not names:
+            return
+        for name in names:
+            holders = {
+                r.properties[name]: r.id
+                for r in self.records[object_type].values()
+                if r.archived_at is None and r.properties.get(name)
+            }
+            seen: dict[str, int | None] = {}
+            for record_id, properties in writes:
+                value = _text(properties.get(name))
+                if not value:
+                    continue
+                holder = holders.get(value)
+                if (holder is not None and holder != record_id) or value in seen:
+                    raise HubSpotError(
+                        400,
+                        "Property values were not valid: "
+                        + json.dumps([{"isValid": False, "name": name,
+                                       "error": "INVALID_UNIQUE_VALUE",
+                                       "message": f"{value} already has that value."}]),
+                        "VALIDATION_ERROR",
+                    )  # fmt: skip
+                seen[value] = record_id
+
+    def _upsert(self, object_type: str, inputs: list[dict], now: datetime, started: str):
+        """Create or update by a unique property's value; validated whole before any write."""
+        plan = []
+        for item in inputs:
+            id_property, value = item.get("idProperty"), item.get("id")
+            if not id_property or value in (None, ""):
+                raise HubSpotError(
+                    400, "Some required fields were not set: [idProperty, id]",
+                    "VALIDATION_ERROR",
+                )  # fmt: skip
+            unique = id_property in self._unique_names(object_type) or (
+                object_type == "contacts" and id_property == "email"
+            )
+            if not unique:
+                raise HubSpotError(
+                    400,
+                    f"Unable to perform update/upsert by non-unique {OBJECT_TYPE_IDS[object_type]}"
+                    f" property {id_property} in portal ID {PORTAL_ID}",
+                    "VALIDATION_ERROR",
+                )
+            plan.append((id_property, str(value), item))
+        keys = [(p, v.lower() if p == "email" else v) for p, v, _ in plan]
+        twice = sorted({value for key in keys if keys.count(key) > 1 for value in key[1:]})
+        if twice:
+            raise HubSpotError(
+                400, f"Duplicate IDs found in batch input: {twice}. IDs must be unique",
+                "VALIDATION_ERROR",
+            )  # fmt: skip
+        targets = []
+        for id_property, value, item in plan:
+            match = next(
+                (
+                    r for r in self.records[object_type].values()
+                    if r.archived_at is None
+                    and (r.properties.get(id_property) or "").lower()
+                    == (value.lower() if id_property == "email" else value)
+                ),
+                None,
+            )  # fmt: skip
+            properties = {**(item.get("properties") or {}), id_property: value}
+            targets.append((match, properties, item))
+        if object_type == "contacts":
+            for match, properties, _ in targets:
+                self._check_emails(
+                    [{"properties": properties}], exclude={match.id} if match else set()
+                )
+        self._check_unique(object_type, [(m.id if m else None, p) for m, p, _ in targets])
+        results = []
+        for match, properties, item in targets:
+            record_id = self.put(object_type, properties, id=match.id if match else None, at=now)
+            body = self.records[object_type][record_id].public(object_type, list(properties), [])
+            body["new"] = match is None
+            if item.get("objectWriteTraceId"):
+                body["objectWriteTraceId"] = item["objectWriteTraceId"]
+            results.append(body)
+        return 200, {
+            "status": "COMPLETE",
+            "results": results[::-1],  # HubSpot promises no order
+            "startedAt": started,
+            "completedAt": iso(datetime.now(UTC)),
+        }
+
+    def _property_read(self, object_type: str, name: str) -> dict:
+        with self._lock:
+            found = self.properties[object_type].get(name)
+        if found is None:
+            raise HubSpotError(
+                404, f"Unable to find property {name} on object type {object_type}",
+                "OBJECT_NOT_FOUND",
+            )  # fmt: skip
+        return found
+
+    def _property_create(self, object_type: str, body: dict) -> dict:
+        missing = [
+            k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
+        ]
+        if missing:
+            raise HubSpotError(
+                400, f"Some required fields were not set: {missing}", "VALIDATION_ERROR"
+            )
+        name = body["name"]
+        with self._lock:
+            if name in self.properties[object_type] or name in DEFAULT_PROPERTIES[object_type]:
+                raise HubSpotError(
+                    409, f"Property named '{name}' already exists.", "OBJECT_ALREADY_EXISTS"
+                )
+            if body.get("hasUniqueValue"):
+                if body["type"] not in ("string", "number"):
+                    raise HubSpotError(
+                        400, "Only string and number properties can have unique values.",
+                        "VALIDATION_ERROR",
+                    )  # fmt: skip
+                if len(self._unique_names(object_type)) >= MAX_UNIQUE_PROPERTIES:
+                    raise HubSpotError(
+                        400, f"At most {MAX_UNIQUE_PROPERTIES} unique value properties per "
+                        "object type.", "VALIDATION_ERROR",
+                    )  # fmt: skip
+            now = iso(datetime.now(UTC))
+            created = {
+                "name": name, "label": body["label"], "type": body["type"],
+                "fieldType": body["fieldType"], "groupName": body["groupName"],
+                "description": body.get("description", ""), "options": [],
+                "hasUniqueValue": bool(body.get("hasUniqueValue")),
+                "hidden": bool(body.get("hidden")), "formField": bool(body.get("formField")),
+                "displayOrder": body.get("displayOrder", -1), "calculated": False,
+                "externalOptions": False, "hubspotDefined": False, "archived": False,
+                "createdAt": now, "updatedAt": now,
+                "modificationMetadata": {"archivable": True, "readOnlyDefinition": False,
+                                         "readOnlyValue": False},
+            }  # fmt: skip
+            self.properties[object_type][name] = created
+            return created
+
+    def _association_default(self, from_type: str, to_type: str, body: dict) -> tuple[int, Any]:
+        """The default association between pairs of records (associating twice is a no-op)."""
+        inputs = body.get("inputs") or []
+        if len(inputs) > MAX_BATCH:
+            raise HubSpotError(400, f"Batch size exceeds {MAX_BATCH}", "VALIDATION_ERROR")
+        if (from_type, to_type) not in ASSOCIATION_TYPE_IDS:
+            raise HubSpotError(400, f"Unknown association {from_type} to {to_type}",
+                               "VALIDATION_ERROR")  # fmt: skip
+        results, missing = [], []
+        with self._lock:
+            for item in inputs:
+                from_id, to_id = int(item["from"]["id"]), int(item["to"]["id"])
+                source = self.records[from_type].get(from_id)
+                target = self.records[to_type].get(to_id)
+                if source is None or target is None:
+                    missing.append(str(from_id if source is None else to_id))
+                    continue
+                self._associate(from_type, from_id, to_type, [to_id])
+                type_id = ASSOCIATION_TYPE_IDS[(from_type, to_type)]
+                results.append({
+                    "from": {"id": str(from_id)}, "to": {"id": str(to_id)},
+                    "associationSpec": {"associationCategory": "HUBSPOT_DEFINED",
+                                        "associationTypeId": type_id},
+                })  # fmt: skip
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results,
+                                  "startedAt": iso(datetime.now(UTC)),
+                                  "completedAt": iso(datetime.now(UTC))}  # fmt: skip
+        if missing:
+            answer["numErrors"] = len(missing)
+            answer["errors"] = [
+                {"status": "error", "category": "OBJECT_NOT_FOUND",
+                 "message": "No such object", "context": {"ids": missing}}
+            ]  # fmt: skip
+            return 207, answer
+        return 200, answer
 
     def _check_emails(self, inputs: list[dict], *, exclude: set[int]) -> None:
         by_email = {
@@ -738,6 +996,9 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, headers = self.server.fake.handle(  # type: ignore[attr-defined]
             self.command, self.path, self.headers, raw
         )
+        if status is None:  # the answer is lost: the connection closes unanswered
+            self.close_connection = True
+            return
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         for name, value in headers.items():

@@ -8,11 +8,27 @@ Covered, with Salesforce's limits and error shapes (a JSON array of {message, er
 - `GET /services/data/vXX.X/query/?q=`: the SOQL the sync sends (SELECT fields FROM object
   [WHERE SystemModstamp >= / < datetime AND Id > 'id'] ORDER BY Id [LIMIT n]); batches of
   2,000 with `nextRecordsUrl` (query_more).
+- `GET /services/data/vXX.X/queryAll/?q=`: the same, deleted and merged-away records too
+  (`IsDeleted`, `MasterRecordId`).
 - `GET /services/data/vXX.X/sobjects/{type}/deleted/?start=&end=`: deleted records.
+- `GET /services/data/vXX.X/sobjects/{type}/describe`: the fields, with `externalId` and
+  `unique` (the org's custom fields are `custom_fields`: by default the CRM's external id
+  field `CRM_Record_Id__c`, External ID and Unique, on Lead, Contact and Opportunity).
 - `/services/data/vXX.X/composite/sobjects`: POST (create), PATCH (update), DELETE (?ids=):
-  at most 200 records, per-record results with errors.
+  at most 200 records, per-record results with errors (required fields missing, a unique
+  field's value on a second record: DUPLICATE_VALUE, a converted Lead:
+  CANNOT_UPDATE_CONVERTED_LEAD).
+- `PATCH /services/data/vXX.X/composite/sobjects/{type}/{externalIdField}`: upsert of up to
+  200 records of that type on an External ID field (a field that is not one answers 404
+  NOT_FOUND for the request); per record `created`, or DUPLICATE_EXTERNAL_ID when several
+  records hold the value; `allOrNone` rolls back the whole request on any failure.
 - Every answer carries `Sforce-Limit-Info: api-usage=n/limit`; past the daily limit, 403
-  REQUEST_LIMIT_EXCEEDED. `fail_next` injects failures.
+  REQUEST_LIMIT_EXCEEDED. `fail_next` injects failures; `lose_answer_next` applies a
+  request and drops the connection unanswered.
+
+Tests change the org directly: `put`, `delete`, `convert_lead` (the Lead is kept, read-only,
+with IsConverted and the ids of the Contact and Account it became), `merge` (the merged-away
+records are deleted with MasterRecordId naming the survivor).
 """
 
 from __future__ import annotations
@@ -39,7 +55,24 @@ SOQL = re.compile(
     r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-CONDITION = re.compile(r"^(\w+)\s*(>=|<=|>|<|=|!=)\s*('(?:[^'\\]|\\.)*'|\S+)$")
+EXTERNAL_ID_FIELD = "CRM_Record_Id__c"
+# Fields a create needs, per object (what the org's page layouts cannot waive).
+REQUIRED = {"Contact": ["LastName"], "Lead": ["LastName", "Company"],
+            "Opportunity": ["Name", "StageName", "CloseDate"], "Account": ["Name"]}  # fmt: skip
+STANDARD_FIELDS = {
+    "Lead": ["Id", "FirstName", "LastName", "Email", "Phone", "Company", "Title", "Website",
+             "OwnerId", "IsConverted", "ConvertedContactId", "ConvertedAccountId",
+             "ConvertedDate", "MasterRecordId", "IsDeleted", "SystemModstamp"],
+    "Contact": ["Id", "FirstName", "LastName", "Email", "Phone", "Title", "AccountId",
+                "OwnerId", "MasterRecordId", "IsDeleted", "SystemModstamp"],
+    "Account": ["Id", "Name", "OwnerId", "MasterRecordId", "IsDeleted", "SystemModstamp"],
+    "Opportunity": ["Id", "Name", "Amount", "StageName", "CloseDate", "ContactId",
+                    "AccountId", "OwnerId", "IsDeleted", "SystemModstamp"],
+    "User": ["Id", "Name", "Email", "IsActive"],
+}  # fmt: skip
+CONDITION = re.compile(
+    r"^(\w+)\s*(>=|<=|>|<|=|!=|\s+IN\s+)\s*('(?:[^'\\]|\\.)*'|\([^)]*\)|\S+)$", re.IGNORECASE
+)
 
 
 def iso(moment: datetime) -> str:
@@ -77,6 +110,10 @@ class SObject:
                 body["Id"] = self.id
             elif name == "SystemModstamp" or name == "LastModifiedDate":
                 body[name] = iso(self.modstamp)
+            elif name == "IsDeleted":
+                body[name] = self.deleted_at is not None
+            elif name == "IsConverted":
+                body[name] = bool(self.fields.get(name))
             else:
                 body[name] = self.fields.get(name)
         return body
@@ -148,6 +185,11 @@ class FakeSalesforce:
             self._failures: deque[tuple[int, list]] = deque()
             self.requests: list[tuple[str, str, float]] = []
             self._cursors: dict[str, tuple[list[dict], int]] = {}
+            self.custom_fields: dict[str, dict[str, dict[str, Any]]] = {
+                sobject: {EXTERNAL_ID_FIELD: {"externalId": True, "unique": True}}
+                for sobject in ("Lead", "Contact", "Opportunity")
+            }
+            self._lose: list[str] = []
 
     # -- the remote side -----------------------------------------------------------------------
 
@@ -176,6 +218,61 @@ class FakeSalesforce:
     def delete(self, sobject: str, record_id: str, at: datetime | None = None) -> None:
         with self._lock:
             self.records[sobject][record_id].deleted_at = at or datetime.now(UTC)
+
+    def convert_lead(
+        self,
+        lead_id: str,
+        *,
+        contact_id: str | None = None,
+        account_id: str | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """Salesforce's lead conversion: the Lead becomes a Contact (a new one, or
+        `contact_id`) of an Account (new, named after its Company, or `account_id`); the Lead
+        stays, read-only, IsConverted with the ids it became. The Contact's id."""
+        now = at or datetime.now(UTC)
+        with self._lock:
+            lead = self.records["Lead"][lead_id]
+            if lead.fields.get("IsConverted"):
+                raise ValueError("The Lead is converted already.")
+            account_id = account_id or self.put(
+                "Account", {"Name": lead.fields.get("Company") or "[not provided]"}, at=now
+            )
+            copied = {name: lead.fields.get(name) for name in
+                      ("FirstName", "LastName", "Email", "Phone", "Title", "OwnerId")}  # fmt: skip
+            if contact_id is None:
+                contact_id = self.put("Contact", {**copied, "AccountId": account_id}, at=now)
+            else:  # merged into an existing Contact: only its blank fields are filled
+                contact = self.records["Contact"][contact_id]
+                blanks = {k: v for k, v in copied.items() if not contact.fields.get(k)}
+                self.put("Contact", {**blanks, "AccountId": contact.fields.get("AccountId")
+                                     or account_id}, id=contact_id, at=now)  # fmt: skip
+            lead.fields.update(IsConverted=True, ConvertedContactId=contact_id,
+                               ConvertedAccountId=account_id,
+                               ConvertedDate=now.date().isoformat())  # fmt: skip
+            lead.modstamp = now
+            return contact_id
+
+    def merge(self, sobject: str, master_id: str, merged_id: str, at=None) -> None:
+        """Salesforce's merge (Leads, Contacts, Accounts): the merged record is deleted with
+        MasterRecordId naming the master; its Opportunities move to the master."""
+        now = at or datetime.now(UTC)
+        with self._lock:
+            merged = self.records[sobject][merged_id]
+            merged.fields["MasterRecordId"] = master_id
+            merged.deleted_at = merged.modstamp = now
+            self.records[sobject][master_id].modstamp = now
+            parent_field = {"Contact": "ContactId", "Account": "AccountId"}.get(sobject)
+            for opportunity in self.records["Opportunity"].values():
+                if parent_field and opportunity.fields.get(parent_field) == merged_id:
+                    opportunity.fields[parent_field] = master_id
+                    opportunity.modstamp = now
+
+    def lose_answer_next(self, path_part: str) -> None:
+        """Apply the next request whose path contains `path_part`, then drop the connection
+        without an answer (the remote has the write; the client never learns of it)."""
+        with self._lock:
+            self._lose.append(path_part)
 
     def live(self, sobject: str) -> list[SObject]:
         with self._lock:
@@ -238,6 +335,11 @@ class FakeSalesforce:
             status, answer = self._route(method, path, parse_qs(parts.query), body)
         except SalesforceError as error:
             return error.status, error.body, limit
+        with self._lock:
+            lost = next((part for part in self._lose if part in path), None)
+            if lost is not None:
+                self._lose.remove(lost)
+                return None, None, {}  # the handler closes the connection unanswered
         return status, answer, limit
 
     def _token(self, headers, raw: bytes):
@@ -308,8 +410,14 @@ class FakeSalesforce:
         if not match:
             raise SalesforceError(404, "The requested resource does not exist", "NOT_FOUND")
         rest = match.group(1)
-        if rest == "query" and method == "GET":
-            return 200, self._query(query.get("q", [""])[0])
+        if rest in ("query", "queryAll") and method == "GET":
+            return 200, self._query(query.get("q", [""])[0], include_deleted=rest == "queryAll")
+        described = re.match(r"^sobjects/(\w+)/describe$", rest)
+        if described and method == "GET":
+            return 200, self._describe(described.group(1))
+        upsert = re.match(r"^composite/sobjects/(\w+)/(\w+)$", rest)
+        if upsert and method == "PATCH":
+            return 200, self._upsert(upsert.group(1), upsert.group(2), body)
         if rest.startswith("query/") and method == "GET":
             return 200, self._query_more(rest.split("/", 1)[1])
         deleted = re.match(r"^sobjects/(\w+)/deleted$", rest)
@@ -326,7 +434,7 @@ class FakeSalesforce:
             }
         raise SalesforceError(404, "The requested resource does not exist", "NOT_FOUND")
 
-    def _query(self, soql: str) -> dict:
+    def _query(self, soql: str, include_deleted: bool = False) -> dict:
         parsed = SOQL.match(soql.strip())
         if not parsed:
             raise SalesforceError(400, f"unexpected token: {soql[:40]}", "MALFORMED_QUERY")
@@ -349,7 +457,8 @@ class FakeSalesforce:
             matched = [
                 r
                 for r in self.records[sobject].values()
-                if r.deleted_at is None and all(_holds(r, *c) for c in conditions)
+                if (include_deleted or r.deleted_at is None)
+                and all(_holds(r, *c) for c in conditions)
             ]
             if parsed.group("order"):
                 matched.sort(
@@ -421,23 +530,37 @@ class FakeSalesforce:
                         (t[record_id] for t in self.records.values() if record_id in t), None
                     )
                     if record is None or record.deleted_at:
-                        results.append(
-                            {
-                                "id": record_id,
-                                "success": False,
-                                "errors": [
-                                    {
-                                        "statusCode": "ENTITY_IS_DELETED",
-                                        "message": "entity is deleted",
-                                        "fields": [],
-                                    }
-                                ],
-                            }
-                        )
+                        results.append(_failed("ENTITY_IS_DELETED", "entity is deleted",
+                                               record_id=record_id))  # fmt: skip
                     else:
                         record.deleted_at = datetime.now(UTC)
                         results.append({"id": record_id, "success": True, "errors": []})
             return results
+        records = self._records_of(body)
+        all_or_none = bool((body or {}).get("allOrNone"))
+        now = datetime.now(UTC)
+        with self._lock:
+            plan = []
+            for item in records:
+                sobject = (item.get("attributes") or {}).get("type")
+                if sobject not in PREFIXES:
+                    plan.append((None, None, _failed("INVALID_TYPE", "type is required")))
+                    continue
+                values = {k: v for k, v in item.items() if k not in ("attributes", "Id")}
+                if method == "POST":
+                    plan.append((sobject, None, self._check_write(sobject, None, values)
+                                 or values))  # fmt: skip
+                    continue
+                record = self.records[sobject].get(item.get("Id"))
+                if record is None or record.deleted_at:
+                    error = _failed("ENTITY_IS_DELETED", "entity is deleted",
+                                    record_id=item.get("Id"))  # fmt: skip
+                else:
+                    error = self._check_write(sobject, record, values)
+                plan.append((sobject, record, error or values))
+            return self._apply(plan, all_or_none, now)
+
+    def _records_of(self, body: Any) -> list[dict]:
         records = (body or {}).get("records")
         if not isinstance(records, list) or not records:
             raise SalesforceError(400, "records is required", "INVALID_FIELD")
@@ -445,67 +568,150 @@ class FakeSalesforce:
             raise SalesforceError(
                 400, f"Maximum of {MAX_COLLECTION} records allowed", "EXCEEDED_MAX_SIZE_REQUEST"
             )
+        return records
+
+    def _check_write(self, sobject: str, record: SObject | None, values: dict) -> dict | None:
+        """The per-record error of a create (record None) or an update, or None."""
+        if record is not None and sobject == "Lead" and record.fields.get("IsConverted"):
+            return _failed("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead",
+                           record_id=record.id)  # fmt: skip
+        if record is None:
+            missing = [name for name in REQUIRED.get(sobject, []) if not values.get(name)]
+            if missing:
+                return _failed("REQUIRED_FIELD_MISSING",
+                               f"Required fields are missing: [{', '.join(missing)}]",
+                               fields=missing)  # fmt: skip
+        for name, spec in self.custom_fields.get(sobject, {}).items():
+            value = values.get(name)
+            if not (spec.get("unique") and value):
+                continue
+            holder = next(
+                (r for r in self.records[sobject].values()
+                 if r.deleted_at is None and r is not record
+                 and str(r.fields.get(name) or "").lower() == str(value).lower()),
+                None,
+            )  # fmt: skip
+            if holder is not None:
+                return _failed(
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {name} duplicates value on record with id: "
+                    f"{holder.id}",
+                    fields=[name],
+                    record_id=record.id if record else None,
+                )
+        return None
+
+    def _apply(self, plan: list, all_or_none: bool, now: datetime) -> list[dict]:
+        """plan: (sobject, record or None, values to write or a failed result)."""
+        failed = any(isinstance(item, dict) and item.get("success") is False for *_, item in plan)
         results = []
+        for sobject, record, item in plan:
+            if isinstance(item, dict) and item.get("success") is False:
+                results.append(item)
+            elif all_or_none and failed:
+                results.append(_failed("ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                       "Record rolled back because not all records were valid "
+                                       "and the request was using AllOrNone header"))  # fmt: skip
+            else:
+                record_id = self.put(sobject, item, id=record.id if record else None, at=now)
+                results.append({"id": record_id, "success": True, "errors": []})
+        return results
+
+    def _describe(self, sobject: str) -> dict:
+        if sobject not in PREFIXES:
+            raise SalesforceError(
+                404, f"The requested resource does not exist: {sobject}", "NOT_FOUND"
+            )
+        fields = [
+            {"name": name, "type": "id" if name == "Id" else "string", "custom": False,
+             "externalId": False, "unique": False, "idLookup": name in ("Id", "Email")}
+            for name in STANDARD_FIELDS.get(sobject, ["Id"])
+        ]  # fmt: skip
+        for name, spec in self.custom_fields.get(sobject, {}).items():
+            fields.append({"name": name, "type": "string", "length": 80, "custom": True,
+                           "externalId": bool(spec.get("externalId")),
+                           "unique": bool(spec.get("unique")),
+                           "idLookup": bool(spec.get("externalId"))})  # fmt: skip
+        return {"name": sobject, "custom": False, "createable": True, "updateable": True,
+                "fields": fields}  # fmt: skip
+
+    def _upsert(self, sobject: str, field_name: str, body: Any) -> list[dict]:
+        """sObject Collections upsert on an External ID field: per record, the one record
+        holding the value is updated, or a record is created holding it."""
+        if sobject not in PREFIXES:
+            raise SalesforceError(400, f"sObject type '{sobject}' is not supported.",
+                                  "INVALID_TYPE")  # fmt: skip
+        if not self.custom_fields.get(sobject, {}).get(field_name, {}).get("externalId"):
+            raise SalesforceError(
+                404,
+                f"Provided external ID field does not exist or is not accessible: {field_name}",
+                "NOT_FOUND",
+            )
+        records = self._records_of(body)
+        all_or_none = bool((body or {}).get("allOrNone"))
         now = datetime.now(UTC)
         with self._lock:
+            plan, seen = [], set()
             for item in records:
-                sobject = (item.get("attributes") or {}).get("type")
-                if sobject not in PREFIXES:
-                    results.append(
-                        {
-                            "success": False,
-                            "errors": [
-                                {
-                                    "statusCode": "INVALID_TYPE",
-                                    "message": "type is required",
-                                    "fields": [],
-                                }
-                            ],
-                        }
-                    )
+                if (item.get("attributes") or {}).get("type") != sobject:
+                    plan.append((None, None, _failed(
+                        "INVALID_TYPE", f"Records must all be of type {sobject}")))  # fmt: skip
                     continue
-                values = {k: v for k, v in item.items() if k not in ("attributes", "Id")}
-                if method == "POST":
-                    if sobject in ("Contact", "Lead") and not values.get("LastName"):
-                        results.append(
-                            {
-                                "success": False,
-                                "errors": [
-                                    {
-                                        "statusCode": "REQUIRED_FIELD_MISSING",
-                                        "message": "Required fields are missing: [LastName]",
-                                        "fields": ["LastName"],
-                                    }
-                                ],
-                            }
-                        )
-                        continue
-                    record_id = self.put(sobject, values, at=now)
-                    results.append({"id": record_id, "success": True, "errors": []})
-                else:
-                    record = self.records[sobject].get(item.get("Id"))
-                    if record is None or record.deleted_at:
-                        results.append(
-                            {
-                                "id": item.get("Id"),
-                                "success": False,
-                                "errors": [
-                                    {
-                                        "statusCode": "ENTITY_IS_DELETED",
-                                        "message": "entity is deleted",
-                                        "fields": [],
-                                    }
-                                ],
-                            }
-                        )
-                        continue
-                    record.fields.update(values)
-                    record.modstamp = now
-                    results.append({"id": record.id, "success": True, "errors": []})
+                if item.get("Id"):
+                    plan.append((None, None, _failed(
+                        "INVALID_FIELD", "Don't set the Id field in an upsert by external id",
+                        fields=["Id"])))  # fmt: skip
+                    continue
+                key = str(item.get(field_name) or "")
+                if not key:
+                    plan.append((None, None, _failed(
+                        "MISSING_ARGUMENT", f"{field_name} not specified",
+                        fields=[field_name])))  # fmt: skip
+                    continue
+                if key.lower() in seen:
+                    plan.append((None, None, _failed(
+                        "DUPLICATE_EXTERNAL_ID", f"Duplicate external id specified: {key}",
+                        fields=[field_name])))  # fmt: skip
+                    continue
+                seen.add(key.lower())
+                holders = [
+                    r for r in self.records[sobject].values()
+                    if r.deleted_at is None and str(r.fields.get(field_name) or "").lower()
+                    == key.lower()
+                ]  # fmt: skip
+                if len(holders) > 1:
+                    plan.append((None, None, _failed(
+                        "DUPLICATE_EXTERNAL_ID",
+                        f"{field_name}: more than one record found for external id field: "
+                        f"{[r.id for r in holders]}", fields=[field_name])))  # fmt: skip
+                    continue
+                record = holders[0] if holders else None
+                values = {k: v for k, v in item.items() if k != "attributes"}
+                plan.append((sobject, record,
+                             self._check_write(sobject, record, values) or values))  # fmt: skip
+            results = self._apply(plan, all_or_none, now)
+        for (_, record, _), result in zip(plan, results, strict=True):
+            if result.get("success"):
+                result["created"] = record is None
         return results
 
 
+def _failed(code: str, message: str, *, fields=None, record_id=None) -> dict:
+    result = {
+        "success": False,
+        "errors": [{"statusCode": code, "message": message, "fields": fields or []}],
+    }
+    if record_id:
+        result["id"] = record_id
+    return result
+
+
 def _holds(record: SObject, name: str, operator: str, raw: str) -> bool:
+    if operator.strip().upper() == "IN":
+        wanted = [item.strip().strip("'") for item in raw.strip("()").split(",")]
+        return (record.id if name == "Id" else str(record.fields.get(name) or "")) in wanted
+    if name == "IsDeleted":
+        return str(record.deleted_at is not None).lower() == raw.lower()
     if name in ("SystemModstamp", "LastModifiedDate"):
         left, right = record.modstamp, _parse_moment(raw)
     elif name == "Id":
@@ -527,6 +733,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         status, body, headers = self.server.fake.handle(self.command, self.path, self.headers, raw)  # type: ignore[attr-defined]
+        if status is None:  # the answer is lost: the connection closes unanswered
+            self.close_connection = True
+            return
         data = json.dumps(body).encode()
         self.send_response(status)
         for name, value in headers.items():

@@ -67,3 +67,88 @@ def test_rate_limit_headers_and_429(fake):
     api.get_page(_preload_content=False)
     assert status_of(lambda: api.get_page(_preload_content=False)) == 429
     fake.rate_limit = 190
+
+
+def body_of(call):
+    try:
+        response = call()
+    except Exception as error:  # the generated clients' ApiException
+        return error.status, json.loads(error.body)
+    return response.status, json.loads(response.data)
+
+
+def test_upsert_by_a_unique_property_and_the_properties_api(fake):
+    fake.reset()
+    crm = client(fake).crm
+    unique = {"name": "crm_key", "label": "CRM key", "type": "string", "fieldType": "text",
+              "groupName": "contactinformation", "hasUniqueValue": True}  # fmt: skip
+
+    def upsert(inputs):
+        return body_of(lambda: crm.contacts.batch_api.upsert(
+            batch_input_simple_public_object_batch_input_upsert={"inputs": inputs},
+            _preload_content=False,
+        ))  # fmt: skip
+
+    def create_property(definition):
+        return body_of(lambda: crm.properties.core_api.create(
+            "contacts", property_create=definition, _preload_content=False
+        ))  # fmt: skip
+
+    # Only a property with unique values can key an upsert.
+    status, answer = upsert([{"idProperty": "crm_key", "id": "k-1", "properties": {}}])
+    assert status == 400 and "non-unique 0-1 property crm_key" in answer["message"]
+    status, answer = body_of(lambda: crm.properties.core_api.get_by_name(
+        "contacts", "crm_key", _preload_content=False))  # fmt: skip
+    assert status == 404 and answer["category"] == "OBJECT_NOT_FOUND"
+    assert create_property({**unique, "groupName": ""})[0] == 400
+    assert create_property({**unique, "type": "enumeration"})[0] == 400
+    assert create_property(unique)[0] == 201
+    assert create_property(unique)[0] == 409
+    assert body_of(lambda: crm.properties.core_api.get_by_name(
+        "contacts", "crm_key", _preload_content=False))[1]["hasUniqueValue"] is True  # fmt: skip
+
+    status, answer = upsert([
+        {"idProperty": "crm_key", "id": "k-1", "objectWriteTraceId": "t1",
+         "properties": {"email": "one@y.example"}},
+        {"idProperty": "crm_key", "id": "k-2", "objectWriteTraceId": "t2",
+         "properties": {"email": "two@y.example"}},
+    ])  # fmt: skip
+    assert status == 200
+    made = {r["objectWriteTraceId"]: r for r in answer["results"]}
+    assert [made["t1"]["new"], made["t2"]["new"]] == [True, True]
+    # Sent again: the same records, updated, none made.
+    status, answer = upsert([{"idProperty": "crm_key", "id": "k-1", "objectWriteTraceId": "t1",
+                              "properties": {"firstname": "Uno"}}])  # fmt: skip
+    assert answer["results"][0]["new"] is False
+    assert answer["results"][0]["id"] == made["t1"]["id"]
+    assert len(fake.live("contacts")) == 2
+    assert fake.get("contacts", int(made["t1"]["id"])).properties["firstname"] == "Uno"
+    # One id twice in a batch, a unique value onto a second record, an email taken: refused.
+    twice = {"idProperty": "crm_key", "id": "k-3", "properties": {}}
+    assert upsert([twice, twice])[0] == 400
+    status, answer = body_of(lambda: crm.contacts.batch_api.update(
+        batch_input_simple_public_object_batch_input={"inputs": [
+            {"id": made["t2"]["id"], "properties": {"crm_key": "k-1"}}]},
+        _preload_content=False,
+    ))  # fmt: skip
+    assert status == 400 and "already has that value" in answer["message"]
+    status, answer = upsert([{"idProperty": "crm_key", "id": "k-9",
+                              "properties": {"email": "ONE@y.example"}}])  # fmt: skip
+    assert status == 409 and "Existing ID" in answer["message"]
+    assert len(fake.live("contacts")) == 2
+
+
+def test_a_lost_answer_leaves_the_write_done(fake):
+    import urllib3
+
+    fake.reset()
+    api = client(fake).crm.contacts
+    fake.lose_answer_next("/crm/v3/objects/contacts/batch/create")
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        api.batch_api.create(
+            batch_input_simple_public_object_batch_input_for_create={
+                "inputs": [{"properties": {"email": "lost@y.example"}}]
+            },
+            _preload_content=False,
+        )
+    assert [r.properties["email"] for r in fake.live("contacts")] == ["lost@y.example"]

@@ -52,7 +52,7 @@ def test_first_import_brings_contacts_companies_deals_and_owners(
     assert [o["email"] for o in hubspot_connection.unmatched_owners] == ["nobody@remote.example"]
     assert run.counts["contacts"]["created"] == 2
     # Nothing local was new, so nothing went to HubSpot.
-    assert fake_hubspot.calls("/batch/create") == 0
+    assert fake_hubspot.calls("/batch/upsert") == fake_hubspot.calls("/batch/create") == 0
 
 
 def test_change_on_each_side_arrives_without_echo(
@@ -255,3 +255,203 @@ def test_retry_pushes_the_records_that_failed_to_go_out(
     assert fake_hubspot.get("contacts", bob).properties["jobtitle"] == "Chief"
     failure.refresh_from_db()
     assert failure.retried_at is not None
+
+
+def new_customers(admin_user, count: int, prefix: str = "n") -> list[Customer]:
+    from customers.services import customer_create
+
+    return [
+        customer_create(
+            actor=admin_user, data={"name": f"New {i}", "email": f"{prefix}{i}@x.example"}
+        )
+        for i in range(count)
+    ]
+
+
+def keys_of(fake) -> list[str]:
+    return fake.unique_values("contacts", "crm_record_id")
+
+
+def test_creates_are_upserts_on_our_record_key(hubspot_connection, fake_hubspot, rep, admin_user):
+    seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    customers = new_customers(admin_user, 3)
+    run = run_sync(hubspot_connection)
+    assert run.counts["contacts"]["created"] == 3
+    # The first push made the unique property holding our keys, once per connection.
+    made = fake_hubspot.properties["contacts"]["crm_record_id"]
+    assert made["hasUniqueValue"] and made["type"] == "string"
+    hubspot_connection.refresh_from_db()
+    assert sorted(keys_of(fake_hubspot)) == sorted(
+        hubspot_connection.remote_key(c.pk) for c in customers
+    )
+    assert hubspot_connection.cursors["id_fields"] == {"contacts": True}
+    new_customers(admin_user, 1, prefix="later")
+    run_sync(hubspot_connection)
+    assert fake_hubspot.calls("/crm/v3/properties/") == 2  # one read, one create: not again
+
+
+def test_a_create_batch_whose_answer_was_lost_is_not_duplicated(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    """HubSpot took the batch, the answer never came back, the client sent it again."""
+    seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    customers = new_customers(admin_user, 120)
+    fake_hubspot.lose_answer_next("/crm/v3/objects/contacts/batch/upsert")
+    run = run_sync(hubspot_connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert fake_hubspot.calls("/batch/upsert") == 3  # 100 (answer lost), the same 100, 20
+    assert len(fake_hubspot.live("contacts")) == 2 + 120
+    assert len(set(keys_of(fake_hubspot))) == len(keys_of(fake_hubspot)) == 120
+    links = SyncLink.objects.filter(
+        connection=hubspot_connection,
+        local_model="customer",
+        local_id__in=[c.pk for c in customers],
+    )
+    assert links.count() == 120
+    for link in links:
+        record = fake_hubspot.get("contacts", int(link.remote_id))
+        assert record.properties["crm_record_id"] == hubspot_connection.remote_key(link.local_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_taken_for_dead_after_hubspot_took_its_batch_duplicates_nothing(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    """The first worker's upsert is accepted and its answer held back: it has written no
+    ledger row when its lease lapses and a second worker resumes the run from the saved
+    position, sending the batch again. The first then gets its answer and finds its lease
+    taken: its page rolls back. Each customer has one remote record and one link."""
+    import threading
+    from datetime import timedelta
+
+    from django.db import connection as db_connection
+    from django.utils import timezone
+
+    seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    new_customers(admin_user, 1, prefix="first")
+    run_sync(hubspot_connection)  # the key property exists from here on
+    customers = new_customers(admin_user, 150)
+    fake_hubspot.hold_answer_next("/crm/v3/objects/contacts/batch/upsert")
+    # Queued without the eager task sync_start's on_commit would run here and now.
+    run = SyncRun.objects.create(connection=hubspot_connection, kind=SyncRun.Kind.INCREMENTAL)
+    outcome = {}
+
+    def first_worker():
+        try:
+            outcome["first"] = sync_run_execute(run_id=run.pk)
+        finally:
+            db_connection.close()
+
+    thread = threading.Thread(target=first_worker)
+    thread.start()
+    try:
+        assert fake_hubspot.held.wait(timeout=30), "the upsert never reached HubSpot"
+        assert len(fake_hubspot.live("contacts")) == 3 + 100  # HubSpot has the first batch
+        assert not SyncLink.objects.filter(
+            local_model="customer", local_id__in=[c.pk for c in customers]
+        ).exists()
+        SyncRun.objects.filter(pk=run.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+        second = sync_run_execute(run_id=run.pk)
+        assert second.status == SyncRun.Status.SUCCEEDED, second.error
+    finally:
+        fake_hubspot.release()
+        thread.join(timeout=30)
+    assert outcome["first"] is None  # LeaseLost: the first worker's page rolled back
+    assert len(fake_hubspot.live("contacts")) == 3 + 150
+    assert len(set(keys_of(fake_hubspot))) == len(keys_of(fake_hubspot)) == 151
+    links = SyncLink.objects.filter(local_model="customer", local_id__in=[c.pk for c in customers])
+    assert links.count() == 150 and len({link.remote_id for link in links}) == 150
+
+
+def test_a_deal_we_created_whose_ledger_row_was_lost_is_linked_back_not_imported(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    """A failed run leaves a deal in HubSpot unlinked; the next run pulls it before it
+    pushes: our key on it links it to its deal, where a pull would have made a copy."""
+    from sales.services import sale_create
+
+    ann, _, _ = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    customer = Customer.objects.get(email="ann@acme.example")
+    sale = sale_create(actor=admin_user, data={"title": "Ours", "customer": customer,
+                                               "amount": 10})  # fmt: skip
+    hubspot_connection.refresh_from_db()
+    remote = fake_hubspot.put(
+        "deals",
+        {"dealname": "Ours", "amount": "10.00", "dealstage": "appointmentscheduled",
+         "crm_record_id": hubspot_connection.remote_key(sale.pk)},
+        associations={"contacts": [ann]},
+    )  # fmt: skip
+    # Another CRM's key (a staging copy pushing to the same account) links nothing.
+    fake_hubspot.put(
+        "deals",
+        {"dealname": "Theirs", "dealstage": "appointmentscheduled",
+         "crm_record_id": f"0ther000-{sale.pk}"},
+        associations={"contacts": [ann]},
+    )  # fmt: skip
+    run = run_sync(hubspot_connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    link = SyncLink.objects.get(connection=hubspot_connection, remote_id=str(remote))
+    assert (link.local_id, link.note) == (sale.pk, "Linked by our record key")
+    assert Sale.objects.filter(title="Ours").count() == 1
+    assert Sale.objects.filter(title="Theirs").count() == 1
+    assert len(fake_hubspot.live("deals")) == 3  # and nothing pushed twice
+
+
+def test_a_key_property_without_unique_values_stops_creates_with_a_reason(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    seed(fake_hubspot, rep)
+    fake_hubspot.properties["contacts"]["crm_record_id"] = {
+        "name": "crm_record_id", "type": "string", "hasUniqueValue": False,
+    }  # fmt: skip
+    run_sync(hubspot_connection)
+    (customer,) = new_customers(admin_user, 1)
+    run = run_sync(hubspot_connection)
+    failure = run.failures.get()
+    assert failure.local_id == customer.pk
+    assert "does not require unique values" in failure.message
+    assert len(fake_hubspot.live("contacts")) == 2
+
+
+def test_new_deals_are_associated_with_their_contacts_after_the_upsert(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    from sales.services import sale_create
+
+    ann, _, _ = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    customer = Customer.objects.get(email="ann@acme.example")
+    for i in range(3):
+        sale_create(actor=admin_user, data={"title": f"D{i}", "customer": customer, "amount": 1})
+    run_sync(hubspot_connection)
+    made = [r for r in fake_hubspot.live("deals") if r.properties.get("dealname", "")[:1] == "D"]
+    assert len(made) == 3 and all(r.associations["contacts"] == {ann} for r in made)
+    assert fake_hubspot.calls("/batch/associate/default") == 1  # one call a batch
+
+
+def test_a_deal_whose_association_failed_is_sent_again_onto_the_same_record(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    from integrations.services.runs import sync_retry
+    from sales.services import sale_create
+
+    ann, _, _ = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    customer = Customer.objects.get(email="ann@acme.example")
+    sale = sale_create(actor=admin_user, data={"title": "Tied", "customer": customer,
+                                               "amount": 5})  # fmt: skip
+    fake_hubspot.fail_next(400, path="/crm/v4/associations/deals/contacts/batch/associate/default")
+    run = run_sync(hubspot_connection)
+    failure = run.failures.get()
+    assert failure.local_id == sale.pk and "Not associated" in failure.message
+    (made,) = [r for r in fake_hubspot.live("deals") if r.properties.get("dealname") == "Tied"]
+    assert not made.associations.get("contacts")
+    retry = sync_run_execute(run_id=sync_retry(actor=admin_user, run=run).pk)
+    assert retry.status == SyncRun.Status.SUCCEEDED, retry.error
+    (again,) = [r for r in fake_hubspot.live("deals") if r.properties.get("dealname") == "Tied"]
+    assert again.id == made.id and again.associations["contacts"] == {ann}
+    assert SyncLink.objects.get(local_model="sale", local_id=sale.pk).remote_id == str(made.id)

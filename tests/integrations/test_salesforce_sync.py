@@ -139,3 +139,191 @@ def test_sobject_collections_carry_200_records_a_call(
     run_sync(salesforce_connection)
     assert len(fake_salesforce.live("Contact")) == 450
     assert fake_salesforce.calls("/composite/sobjects") == 3
+
+
+def new_customers(admin_user, count: int, stage: str = "customer", prefix: str = "n"):
+    from customers.services import customer_create
+
+    return [
+        customer_create(
+            actor=admin_user,
+            data={"name": f"New {i}", "email": f"{prefix}{i}@x.example", "lifecycle_stage": stage},
+        )  # fmt: skip
+        for i in range(count)
+    ]
+
+
+def test_creates_are_upserts_on_the_external_id_field(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    """The answer to an accepted upsert is lost; the client sends it again and Salesforce
+    finds the records by our key instead of making them twice."""
+    seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    customers = new_customers(admin_user, 3)
+    lead = new_customers(admin_user, 1, stage="lead", prefix="lead")[0]
+    fake_salesforce.lose_answer_next("/composite/sobjects/Contact/CRM_Record_Id__c")
+    run = run_sync(salesforce_connection)
+    salesforce_connection.refresh_from_db()
+    keys = sorted(r.fields.get("CRM_Record_Id__c") or "" for r in fake_salesforce.live("Contact"))
+    assert keys == sorted(["", *(salesforce_connection.remote_key(c.pk) for c in customers)])
+    assert fake_salesforce.calls("/composite/sobjects/Contact/CRM_Record_Id__c") == 2
+    assert run.counts["Contact"]["created"] == 3
+    (made,) = [r for r in fake_salesforce.live("Lead") if r.fields.get("Email") == lead.email]
+    assert made.fields["Company"] == "[not provided]"  # Salesforce requires one
+    assert salesforce_connection.cursors["id_fields"] == {"Lead": True, "Contact": True}
+    # From now on the key is read with the rest (a SOQL naming a missing field would fail).
+    links = SyncLink.objects.filter(local_id__in=[c.pk for c in customers], object_type="Contact")
+    assert {link.remote_id for link in links} == {
+        r.id for r in fake_salesforce.live("Contact") if r.fields.get("CRM_Record_Id__c")
+    }
+    run_sync(salesforce_connection)
+    assert Customer.objects.count() == 2 + 4
+
+
+def test_without_the_external_id_field_creates_fail_with_the_fix_and_the_rest_syncs(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    contact, _, _ = seed(fake_salesforce, rep)
+    del fake_salesforce.custom_fields["Contact"]["CRM_Record_Id__c"]
+    run_sync(salesforce_connection)
+    (customer,) = new_customers(admin_user, 1)
+    fake_salesforce.put("Contact", {"Title": "CFO"}, id=contact)
+    run = run_sync(salesforce_connection)
+    failure = run.failures.get()
+    assert failure.local_id == customer.pk
+    assert "Contact.CRM_Record_Id__c is missing" in failure.message
+    assert "External ID and Unique" in failure.message
+    assert Customer.objects.get(email="cleo@acme.example").job_title == "CFO"
+    assert len(fake_salesforce.live("Contact")) == 1
+    # Once the admin adds it, a retry sends the customer.
+    from integrations.services.runs import sync_retry
+
+    fake_salesforce.custom_fields["Contact"]["CRM_Record_Id__c"] = {"externalId": True,
+                                                                    "unique": True}  # fmt: skip
+    retry = sync_run_execute(run_id=sync_retry(actor=admin_user, run=run).pk)
+    assert retry.status == SyncRun.Status.SUCCEEDED, retry.error
+    assert customer.email in {r.fields.get("Email") for r in fake_salesforce.live("Contact")}
+
+
+def test_a_converted_lead_moves_its_customer_to_the_contact(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    from customers.services import customer_update
+
+    _, lead, _ = seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    lee = Customer.objects.get(email="lee@lead.example")
+    contact = fake_salesforce.convert_lead(lead)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    link = SyncLink.objects.get(
+        connection=salesforce_connection, local_model="customer", local_id=lee.pk
+    )
+    assert (link.object_type, link.remote_id) == ("Contact", contact)
+    assert link.note == f"Followed the conversion of Lead {lead}"
+    assert not SyncLink.objects.filter(remote_id=lead).exists()
+    assert Customer.objects.filter(email="lee@lead.example").count() == 1
+    assert Customer.objects.count() == 2
+    lee.refresh_from_db()
+    assert lee.lifecycle_stage == "prospect"  # no longer a lead in Salesforce
+    # From here on the Contact and the customer sync; the dead Lead is left alone.
+    fake_salesforce.put("Contact", {"Title": "Head of Ops"}, id=contact)
+    run_sync(salesforce_connection)
+    lee.refresh_from_db()
+    assert lee.job_title == "Head of Ops"
+    customer_update(actor=admin_user, customer=lee, data={"phone": "+44 9"})
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    assert fake_salesforce.get("Contact", contact).fields["Phone"] == "+44 9"
+    assert "Phone" not in fake_salesforce.get("Lead", lead).fields
+
+
+def test_a_lead_converted_into_a_contact_linked_elsewhere_leaves_both_customers(
+    salesforce_connection, fake_salesforce, rep
+):
+    contact, lead, _ = seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    fake_salesforce.convert_lead(lead, contact_id=contact)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    cleo = Customer.objects.get(email="cleo@acme.example")
+    assert SyncLink.objects.get(remote_id=contact, deleted_at__isnull=True).local_id == cleo.pk
+    dead = SyncLink.objects.get(remote_id=lead)
+    assert dead.deleted_at is not None and "linked to another record" in dead.note
+    assert Customer.objects.filter(email="lee@lead.example").exists()  # a duplicate pair now
+
+
+def test_the_first_import_takes_a_converted_lead_from_its_contact_only(
+    salesforce_connection, fake_salesforce, rep
+):
+    _, lead, _ = seed(fake_salesforce, rep)
+    contact = fake_salesforce.convert_lead(lead)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    lee = Customer.objects.get(email="lee@lead.example")
+    link = SyncLink.objects.get(
+        connection=salesforce_connection, local_model="customer", local_id=lee.pk
+    )
+    assert (link.object_type, link.remote_id) == ("Contact", contact)
+    assert not SyncLink.objects.filter(remote_id=lead).exists()
+
+
+def test_a_salesforce_merge_is_followed_not_taken_for_a_deletion(
+    salesforce_connection, fake_salesforce, rep
+):
+    contact, _, opportunity = seed(fake_salesforce, rep)
+    run_sync(salesforce_connection)
+    cleo = Customer.objects.get(email="cleo@acme.example")
+    survivor = fake_salesforce.put(
+        "Contact", {"FirstName": "Cleo", "LastName": "Merged", "Email": "cleo.m@acme.example"}
+    )
+    fake_salesforce.merge("Contact", survivor, contact)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    link = SyncLink.objects.get(
+        connection=salesforce_connection, local_model="customer", local_id=cleo.pk
+    )
+    assert (link.remote_id, link.deleted_at) == (survivor, None)
+    assert link.note == f"Followed the merge of {contact} into {survivor}"
+    cleo.refresh_from_db()  # not deleted, and now the survivor's
+    assert (cleo.email, cleo.name) == ("cleo.m@acme.example", "Cleo Merged")
+    assert Customer.objects.count() == 2
+    assert Sale.objects.get(title="Renewal").customer == cleo  # its opportunity moved too
+    assert fake_salesforce.get("Opportunity", opportunity).fields["ContactId"] == survivor
+
+
+def test_a_merge_of_two_linked_records_ends_one_link_and_keeps_both_customers(
+    salesforce_connection, fake_salesforce, rep
+):
+    contact, _, _ = seed(fake_salesforce, rep)
+    other = fake_salesforce.put(
+        "Contact", {"FirstName": "Cleo", "LastName": "Twin", "Email": "cleo2@acme.example"}
+    )
+    run_sync(salesforce_connection)
+    fake_salesforce.merge("Contact", contact, other)
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0
+    ended = SyncLink.objects.get(connection=salesforce_connection, remote_id=other)
+    assert ended.deleted_at is not None and ended.note == f"Merged into {contact}, linked elsewhere"
+    # Both customers stay: the CRM's duplicates queue merges them, with their history.
+    assert (
+        Customer.objects.filter(email__in=["cleo@acme.example", "cleo2@acme.example"]).count() == 2
+    )
+
+
+def test_a_deal_moved_to_another_customer_moves_its_opportunitys_contact(
+    salesforce_connection, fake_salesforce, rep, admin_user
+):
+    from sales.services import sale_update
+
+    contact, _, opportunity = seed(fake_salesforce, rep)
+    other = fake_salesforce.put("Contact", {"LastName": "Other", "Email": "o@acme.example"})
+    run_sync(salesforce_connection)
+    sale = Sale.objects.get(title="Renewal")
+    sale_update(actor=admin_user, sale=sale,
+                data={"customer": Customer.objects.get(email="o@acme.example")})  # fmt: skip
+    run_sync(salesforce_connection)
+    assert fake_salesforce.get("Opportunity", opportunity).fields["ContactId"] == other
+    run_sync(salesforce_connection)  # and it stays so: no echo back to the first contact
+    assert Sale.objects.get(pk=sale.pk).customer.email == "o@acme.example"
