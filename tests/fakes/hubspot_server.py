@@ -44,9 +44,10 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.base import FakeServer, QuietHandler, Reply
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
 MODIFIED_PROPERTY = {
@@ -194,12 +195,14 @@ def _matches(record: RemoteRecord, object_type: str, condition: dict) -> bool:
     raise HubSpotError(400, f"Unsupported operator {operator}", "VALIDATION_ERROR")
 
 
-class FakeHubSpot:
+class FakeHubSpot(FakeServer):
     """HubSpot's CRM API on 127.0.0.1; a context manager, or start()/stop().
 
     `access_token`: the only bearer token accepted (any non-empty one when None).
     `rate_limit`: requests per rolling 10 s window (190: a Professional account's private
     app). `search_per_second`: HubSpot's search endpoints' own limit (5)."""
+
+    name = "fake-hubspot"
 
     def __init__(
         self,
@@ -213,42 +216,13 @@ class FakeHubSpot:
         self.rate_limit = rate_limit
         self.search_per_second = search_per_second
         self.daily_limit = daily_limit
-        self.delay = 0.0  # seconds each answer waits (a slow HubSpot; a window to kill in)
+        super().__init__()  # `delay`: seconds each answer waits (a window to kill a worker in)
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.reset()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> FakeHubSpot:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         self.release()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeHubSpot:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "FakeHubSpot is not running"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().stop()
 
     def reset(self) -> None:
         with self._lock:
@@ -492,8 +466,7 @@ class FakeHubSpot:
         except ValueError:
             return 400, HubSpotError(400, "Invalid input JSON", "VALIDATION_ERROR").body, rate
         query = parse_qs(parts.query)
-        if self.delay:
-            time.sleep(self.delay)
+        self.sleep()
         try:
             status, answer = self._route(method, path, query, body)
         except HubSpotError as error:
@@ -987,28 +960,23 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-class _Handler(BaseHTTPRequestHandler):
+CONTENT_TYPE = "application/json;charset=utf-8"
+
+
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        status, body, headers = self.server.fake.handle(  # type: ignore[attr-defined]
-            self.command, self.path, self.headers, raw
+        status, body, headers = self.server.fake.handle(
+            self.command, self.path, self.headers, self.body()
         )
         if status is None:  # the answer is lost: the connection closes unanswered
             self.close_connection = True
             return
         data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.write(Reply(status, data, {**headers, "Content-Type": CONTENT_TYPE}))
 
     do_GET = do_POST = do_PATCH = do_DELETE = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+
+FakeHubSpot.handler = _Handler  # defined after the class, which names it

@@ -41,9 +41,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.base import FakeServer, QuietHandler, Reply
 
 PREFIXES = {"Account": "001", "Contact": "003", "User": "005", "Opportunity": "006", "Lead": "00Q"}
 BATCH = 2000
@@ -128,7 +129,9 @@ class SalesforceError(Exception):
         ]
 
 
-class FakeSalesforce:
+class FakeSalesforce(FakeServer):
+    name = "fake-salesforce"
+
     def __init__(
         self,
         *,
@@ -145,36 +148,9 @@ class FakeSalesforce:
         self.password = password
         self.security_token = security_token
         self.daily_limit = daily_limit
+        super().__init__()
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
         self.reset()
-
-    def start(self) -> FakeSalesforce:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeSalesforce:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def reset(self) -> None:
         with self._lock:
@@ -726,26 +702,23 @@ def _holds(record: SObject, name: str, operator: str, raw: str) -> bool:
     }[operator]  # fmt: skip
 
 
-class _Handler(BaseHTTPRequestHandler):
+CONTENT_TYPE = "application/json;charset=UTF-8"
+
+
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        status, body, headers = self.server.fake.handle(self.command, self.path, self.headers, raw)  # type: ignore[attr-defined]
+        status, body, headers = self.server.fake.handle(
+            self.command, self.path, self.headers, self.body()
+        )
         if status is None:  # the answer is lost: the connection closes unanswered
             self.close_connection = True
             return
         data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.write(Reply(status, data, {**headers, "Content-Type": CONTENT_TYPE}))
 
     do_GET = do_POST = do_PATCH = do_DELETE = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+
+FakeSalesforce.handler = _Handler  # defined after the class, which names it
