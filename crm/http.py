@@ -1,5 +1,8 @@
 """Small helpers shared by the views of every app."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -14,6 +17,19 @@ def add_service_error(form: forms.Form, error: ValidationFailed) -> None:
     """Show a service's domain error on the form field it names (or the whole form)."""
     field = error.field if error.field in form.fields else None
     form.add_error(field, error.message)
+
+
+def submitted(request, form: forms.Form, save: Callable[[], Any]) -> tuple[bool, Any]:
+    """(True, what `save` returned) once a POSTed form is valid and the service took it;
+    (False, None) for a GET, an invalid form or the service's refusal, which is added to the
+    form so that the page re-renders with it."""
+    if request.method != "POST" or not form.is_valid():
+        return False, None
+    try:
+        return True, save()
+    except ValidationFailed as error:
+        add_service_error(form, error)
+        return False, None
 
 
 def safe_next_url(request, default: str) -> str:

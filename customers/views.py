@@ -16,6 +16,7 @@ from crm.http import (
     querystring_without,
     safe_next_url,
     spreadsheet_safe,
+    submitted,
 )
 from crm.permissions import access_customer_by_id, editable_customers, require_manager
 from crm.permissions.customer_imports import access_customer_import_by_id
@@ -123,14 +124,11 @@ def customer_detail(request, pk: int):
 def customer_edit(request, pk: int):
     customer = access_customer_by_id(request.user, pk, for_change=True)
     form = CustomerForm(request.POST or None, instance=customer, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.customer_update(actor=request.user, customer=customer, **form.service_kwargs())
-        except ValidationFailed as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, "Changes saved.")
-            return redirect("customers:detail", customer.pk)
+    saved, _ = submitted(request, form, lambda: services.customer_update(
+        actor=request.user, customer=customer, **form.service_kwargs()))  # fmt: skip
+    if saved:
+        messages.success(request, "Changes saved.")
+        return redirect("customers:detail", customer.pk)
     return render(request, "customers/customer_form.html", {"form": form, "customer": customer})
 
 

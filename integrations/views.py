@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm.errors import ValidationFailed
-from crm.http import add_service_error, is_htmx
+from crm.http import is_htmx, submitted
 from integrations import selectors
 from integrations.forms import ConnectionForm, MappingsForm, ResolveForm
 from integrations.services.connections import (
@@ -44,16 +44,11 @@ def connection_list(request):
 def connection_new(request):
     selectors.connections(user=request.user)  # admins only, before any form
     form = ConnectionForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            connection = connection_create(
-                actor=request.user, data=form.settings_data(), secrets=form.secrets()
-            )
-        except ValidationFailed as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, "Connected. Test the connection, then start the first sync.")
-            return redirect("integrations:detail", pk=connection.pk)
+    saved, connection = submitted(request, form, lambda: connection_create(
+        actor=request.user, data=form.settings_data(), secrets=form.secrets()))  # fmt: skip
+    if saved:
+        messages.success(request, "Connected. Test the connection, then start the first sync.")
+        return redirect("integrations:detail", pk=connection.pk)
     return render(request, "integrations/connection_form.html",
                   {"section": "integrations", "form": form, "connection": None})  # fmt: skip
 
@@ -62,18 +57,17 @@ def connection_new(request):
 def connection_edit(request, pk: int):
     connection = _connection(request, pk)
     form = ConnectionForm(request.POST or None, instance=connection, editing=True)
-    if request.method == "POST" and form.is_valid():
+
+    def save():
         data = form.settings_data()
         data.pop("provider")
-        try:
-            connection_update(
-                actor=request.user, connection=connection, data=data, secrets=form.secrets()
-            )
-        except ValidationFailed as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, "Connection saved.")
-            return redirect("integrations:detail", pk=connection.pk)
+        connection_update(
+            actor=request.user, connection=connection, data=data, secrets=form.secrets()
+        )
+
+    if submitted(request, form, save)[0]:
+        messages.success(request, "Connection saved.")
+        return redirect("integrations:detail", pk=connection.pk)
     return render(request, "integrations/connection_form.html",
                   {"section": "integrations", "form": form, "connection": connection})  # fmt: skip
 
@@ -128,19 +122,12 @@ def mappings(request, pk: int):
     connection = _connection(request, pk)
     initial = {"field_map": connection.field_map, "stage_map": connection.stage_map}
     form = MappingsForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            connection_mappings_save(
-                actor=request.user,
-                connection=connection,
-                field_map=form.cleaned_data["field_map"],
-                stage_map=form.cleaned_data["stage_map"],
-            )
-        except ValidationFailed as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, "Mappings saved; they apply from the next sync.")
-            return redirect("integrations:detail", pk=connection.pk)
+    saved, _ = submitted(request, form, lambda: connection_mappings_save(
+        actor=request.user, connection=connection, field_map=form.cleaned_data["field_map"],
+        stage_map=form.cleaned_data["stage_map"]))  # fmt: skip
+    if saved:
+        messages.success(request, "Mappings saved; they apply from the next sync.")
+        return redirect("integrations:detail", pk=connection.pk)
     return render(request, "integrations/mappings.html",
                   {"section": "integrations", "connection": connection, "form": form})  # fmt: skip
 

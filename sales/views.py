@@ -4,7 +4,7 @@ from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.errors import ValidationFailed
-from crm.http import add_service_error, is_htmx, querystring_without, safe_next_url
+from crm.http import add_service_error, is_htmx, querystring_without, safe_next_url, submitted
 from crm.permissions import (
     access_customer_by_id,
     access_sale_by_id,
@@ -90,14 +90,11 @@ def sale_detail(request, pk: int):
 def sale_edit(request, pk: int):
     sale = access_sale_by_id(request.user, pk, for_change=True)
     form = SaleForm(request.POST or None, instance=sale, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.sale_update(actor=request.user, sale=sale, data=form.cleaned_data)
-        except ValidationFailed as error:
-            add_service_error(form, error)
-        else:
-            messages.success(request, "Changes saved.")
-            return redirect("sales:detail", sale.pk)
+    saved, _ = submitted(request, form, lambda: services.sale_update(
+        actor=request.user, sale=sale, data=form.cleaned_data))  # fmt: skip
+    if saved:
+        messages.success(request, "Changes saved.")
+        return redirect("sales:detail", sale.pk)
     return render(request, "sales/sale_form.html", {"form": form, "sale": sale})
 
 
