@@ -19,23 +19,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import (
-    BooleanField,
     Case,
     Count,
     F,
     FloatField,
-    Func,
     Max,
     Q,
     QuerySet,
-    TextField,
     Value,
     When,
 )
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from campaigns.models import EmailCampaign, EmailTemplate
@@ -143,208 +138,249 @@ def search(
     if not parsed.has_terms or not allowed:
         return SearchResults()
     shown = [kind for kind in allowed if kind in kinds] if kinds else allowed
-    postgresql = connection.vendor == "postgresql"
-    match = _Matcher(user, parsed, postgresql)
-    if not postgresql:
-        return _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
-    # Every pass in one transaction, for its settings (set_config(..., true) lasts until the
-    # commit): the typo fallback's threshold, and no sequential scan. The planner cannot
-    # estimate how many entries a prefix matches ("pric:*"); guessing "many", it reads the
-    # table in order until the LIMIT is met, which for a rare word is the whole table. The
-    # GIN indexes are always the better start here.
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('enable_seqscan', 'off', true),"
-            " set_config('pg_trgm.word_similarity_threshold', %s, true)",
-            [str(TRIGRAM_THRESHOLD)],
-        )
-        if names_first:
-            names_hits = min(max_hits, NAMES_FIRST_HITS)
-            results = _run(user, parsed, match, allowed, shown, offset, limit, snippets,
-                           names_hits, names_only=True)  # fmt: skip
-            if results.hits:
-                results.capped = True
-                return results
-        results = _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
-        # The typo fallback: nothing found, and nothing excluded (it could not honour that).
-        excludes = any(term.negated for group in parsed.groups for term in group)
-        if not results.counts and parsed.words() and not excludes:
-            match = _Matcher(user, parsed, postgresql, fuzzy=True)
-            results = _run(user, parsed, match, allowed, shown, offset, limit, snippets, max_hits)
-            results.fuzzy = bool(results.counts)
-            results.suggestion = _suggestion(parsed, results.hits)
+    if connection.vendor != "postgresql":
+        match = _Matcher(user, parsed)
+        return _run(user, parsed, match, allowed, shown, offset, limit, snippets)
+    statement = _Statement(user, parsed, allowed, shown, offset, limit, snippets)
+    if names_first:
+        names = _Read("names", min(max_hits, NAMES_FIRST_HITS))
+        results = statement.run([[names], [_Read("matches", max_hits)]])
+    else:
+        results = statement.run([[_Read("names", max_hits), _Read("matches", max_hits)]])
+    # The typo fallback: nothing found, and nothing excluded (it could not honour that).
+    excludes = any(term.negated for group in parsed.groups for term in group)
+    if not results.counts and parsed.words() and not excludes:
+        results = statement.run([[_Read("similar", max_hits)]])
+        results.fuzzy = bool(results.counts)
+        results.suggestion = _suggestion(parsed, results.hits)
     return results
 
 
-def _run(
-    user, parsed, match, allowed, shown, offset, limit, snippets, max_hits, names_only=False
-) -> SearchResults:
-    capped = False
-    if match.postgresql:
-        counts, hits, capped = _postgres_counts_and_page(
-            user, match, allowed, shown, offset, limit, max_hits, names_only
-        )
-    else:
-        counts = _counts(user, parsed, match, allowed)
-        hits = []
-    results = SearchResults(
-        counts=counts, total=sum(counts.get(kind, 0) for kind in shown), capped=capped
-    )
+def _run(user, parsed, match, allowed, shown, offset, limit, snippets) -> SearchResults:
+    """SQLite: the counts, then the page, then its titles and snippets."""
+    counts = _counts(user, parsed, match, allowed)
+    results = SearchResults(counts=counts, total=sum(counts.get(kind, 0) for kind in shown))
     if results.total and limit:
-        if not match.postgresql:
-            hits = _page(user, parsed, match, shown, offset, limit)
-        results.hits = hits
+        results.hits = _page(user, parsed, match, shown, offset, limit)
         _describe(results.hits, match, snippets)
     return results
 
 
-# PostgreSQL: one statement for the counts and the page ------------------------------------
+# PostgreSQL: one statement for the counts, the page, its titles and snippets ---------------
 
-_POSTGRES_STATEMENT = """
-WITH hits AS MATERIALIZED ({hits}),
-visible AS MATERIALIZED ({visible})
-(SELECT 0 AS part, kind, count(DISTINCT record_id)::float8 AS value, NULL::bigint AS record_id
- FROM visible GROUP BY kind)
+# The snippet of a long text (a piece of a document) comes from a window around the first
+# place a typed word occurs: ts_headline re-parses all the text it is given (7 ms for a
+# piece of 10,000 characters).
+SNIPPET_WINDOW = 1200
+SNIPPET_BEFORE = 300
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One way of finding matching entries, a function of search.postgres: `names` (the
+    names' index), `matches` (the whole index) or `similar` (the trigram index); at most
+    `rows` of them."""
+
+    source: str
+    rows: int
+
+
+_STATEMENT = """
+WITH terms AS MATERIALIZED (SELECT {query} AS query, {names} AS names),
+{stages},
+visible AS MATERIALIZED ({visible}),
+ranked AS MATERIALIZED (
+  SELECT v.kind, v.record, v.record_id, e.id, e.chunk, {rank} AS rank
+  FROM visible v JOIN search_searchentry e ON e.id = v.id CROSS JOIN terms
+),
+page AS MATERIALIZED (
+  SELECT kind, record, record_id, max(rank) AS rank,
+         (array_agg(id ORDER BY rank DESC, chunk))[1] AS best
+  FROM ranked WHERE kind = ANY(%s)
+  GROUP BY kind, record, record_id
+  ORDER BY rank DESC, kind, record_id DESC
+  LIMIT %s OFFSET %s
+)
+SELECT 0 AS part, kind, NULL::bigint AS record_id, count(DISTINCT record_id)::float8 AS value,
+       NULL::text AS title, NULL::text AS subtitle, NULL::text AS marked, NULL::text AS snippet,
+       NULL::bigint AS task_sale, NULL::bigint AS task_customer
+FROM visible GROUP BY kind
 UNION ALL
-(SELECT 1, v.kind, max({rank}) AS value, v.record_id
- FROM visible v JOIN search_searchentry e ON e.id = v.id
- WHERE v.kind = ANY(%s)
- GROUP BY v.kind, v.record_id
- ORDER BY value DESC, v.kind, v.record_id DESC
- LIMIT %s OFFSET %s)
+SELECT 1, p.kind, p.record_id, p.rank, head.title, head.subtitle, {marked}, {snippet},
+       t.sale_id, t.customer_id
+FROM page p
+JOIN search_searchentry head
+  ON head.record = p.record AND head.record_id = p.record_id AND head.chunk = 0
+JOIN search_searchentry best ON best.id = p.best
+LEFT JOIN sales_task t ON t.id = head.task_id
+CROSS JOIN terms
+{window}
 UNION ALL
-(SELECT 2, NULL, count(*)::float8, NULL FROM hits)
+{read_counts}
 """
+# How many entries a read found (and the user could see, in a stage): part 2 of the rows.
+_COUNT = "SELECT 2, '{name}', NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL FROM {table}"
+_READ = "found_{name} AS MATERIALIZED (SELECT * FROM crm_search_{name}({arguments}){gate})"
+# Where the first typed word is in the text: lower() only (unaccent is ten times slower); a
+# word found nowhere (typed without its accent, or matched by its stem only) leaves the
+# whole text to ts_headline.
+_WINDOW = """CROSS JOIN LATERAL (
+  SELECT coalesce(
+    (SELECT min(strpos(lowered, n)) FROM unnest(%s::text[]) n WHERE strpos(lowered, n) > 0),
+    (SELECT min(strpos(lowered, n)) FROM unnest(%s::text[]) n WHERE strpos(lowered, n) > 0)
+  ) AS at FROM (SELECT lower(best.body) AS lowered) l
+) w"""
 
 
-def _postgres_statement(user, match, allowed, shown, offset, limit, max_hits, names_only=False):
-    """The matching entries first (`hits`: the GIN index, the filters, nothing else), then
-    those the user may see (`visible`: per indexed model, the record's id IN the model's
-    queryset filtered by crm.permissions, which the planner checks hit by hit through the
-    primary key), then the counts per kind and the ranked page (ts_rank_cd and the boosts,
-    computed for the visible hits only). MATERIALIZED keeps that order: without it the
-    planner may walk a model's whole table and test every entry instead of asking the GIN
-    index once."""
+class _Statement:
+    """The search as one SQL statement, for one user and query (the typo fallback is a
+    second one, when the first finds nothing).
 
-    def matching(names_only: bool):
-        entries = SearchEntry.objects.filter(
-            match.condition(prefix="", names_only=names_only), kind__in=allowed
+    1. The matching entries, through a GIN index (search.postgres' functions), at most a
+       given number of them, in stages: a stage is read only when the stages before it
+       found nothing the user may see (the dropdown: the names, then the whole index).
+    2. Those the user may see: per indexed model, the record's id IN the model's queryset
+       filtered by crm.permissions, which the planner checks hit by hit through the primary
+       key (MATERIALIZED keeps that order: without it the planner may walk a model's whole
+       table and test every entry instead of asking the GIN index once).
+    3. Their rank (ts_rank_cd and the boosts, for the visible hits only), the counts per
+       kind, and the page: each hit's best entry (a piece of a document's text) gives the
+       snippet, its first entry the title, both highlighted by ts_headline for the rows
+       shown only."""
+
+    def __init__(self, user, parsed: ParsedQuery, allowed, shown, offset, limit, snippets):
+        self.user, self.parsed, self.allowed, self.shown = user, parsed, allowed, shown
+        self.offset, self.limit, self.snippets = offset, limit, snippets
+        self.query_sql, self.query_params = tsquery_sql(parsed)
+        self.names_sql, self.names_params = names_tsquery_sql(parsed)
+        self.branches = _visible_branches(user, allowed)  # once: they may cost queries
+
+    def run(self, stages: list[list[_Read]]) -> SearchResults:
+        if not self.branches:
+            return SearchResults()
+        statement, params = self.sql(stages)
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        fuzzy = stages[0][0].source == "similar"
+        counts: dict[str, int] = {}
+        hits: list[Hit] = []
+        read: dict[str, int] = {}
+        for part, kind, record_id, value, title, subtitle, marked, snippet, sale, customer in rows:
+            if part == 0 and value:
+                counts[kind] = int(value)
+            elif part == 1:
+                hit = Hit(kind=kind, object_id=record_id, rank=value, title=title,
+                          subtitle=subtitle, title_marked=marked or "", snippet=snippet or "",
+                          task_sale_id=sale, task_customer_id=customer)  # fmt: skip
+                if fuzzy:  # no tsquery to highlight with: the words typed, marked in Python
+                    hit.title_marked = _python_mark(title, self.parsed.words())
+                    hit.snippet = _python_snippet(snippet or "", self.parsed.words())
+                hits.append(hit)
+            elif part == 2:
+                read[kind] = int(value)
+        hits.sort(key=lambda hit: (-hit.rank, hit.kind, -hit.object_id))
+        # More may match than was read: a read stopped at its limit, or a later stage was
+        # not read because an earlier one found something.
+        capped = any(read.get(r.source, 0) >= r.rows for stage in stages for r in stage)
+        capped |= len(stages) > 1 and bool(read.get("stage0"))
+        return SearchResults(
+            hits=hits,
+            counts=counts,
+            total=sum(counts.get(kind, 0) for kind in self.shown),
+            capped=capped,
         )
-        return entries.order_by().values("id", "record", "record_id", "kind")[:max_hits]
 
-    hits_sql, params = matching(names_only).query.sql_with_params()
-    params = list(params)
-    if not match.fuzzy and not names_only:
-        # Matches in a name first: kept whatever else a common word matches.
-        names_sql, names_params = matching(True).query.sql_with_params()
-        hits_sql = f"({names_sql}) UNION ({hits_sql})"
-        params = [*names_params, *params]
-    branches = []
-    for branch in BRANCHES:
-        if not any(kind in allowed for kind in branch.kinds):
-            continue
-        visible = branch.visible(user, branch.model.objects.order_by())
-        sql = "SELECT h.id, h.kind, h.record_id FROM hits h WHERE h.record = %s"
-        branch_params = [branch.field]
-        if visible.query.has_filters():
-            try:
-                visible_sql, visible_params = visible.values("pk").query.sql_with_params()
-            except EmptyResultSet:  # nothing of this model is visible to the user
-                continue
-            sql += f" AND h.record_id IN ({visible_sql})"
-            branch_params += list(visible_params)
-        branches.append(sql)
-        params += branch_params
-    if not branches:
-        return None, []
-    rank_sql, rank_params = match.rank_sql()
-    statement = _POSTGRES_STATEMENT.format(
-        hits=hits_sql, visible=" UNION ALL ".join(branches), rank=rank_sql
-    )
-    return statement, [*params, *rank_params, list(shown), limit, offset]
+    def sql(self, stages: list[list[_Read]]) -> tuple[str, list]:
+        params: list = [*self.query_params, *self.names_params]
+        stage_sql, read_counts = [], []
+        for number, stage in enumerate(stages):
+            gate = ""
+            if number:
+                earlier = " UNION ALL ".join(f"SELECT 1 FROM stage{n}" for n in range(number))
+                gate = f" WHERE NOT EXISTS ({earlier})"
+            for read in stage:
+                arguments, arguments_params = self.arguments(read)
+                stage_sql.append(_READ.format(name=read.source, arguments=arguments, gate=gate))
+                params += arguments_params
+                read_counts.append(_COUNT.format(name=read.source, table=f"found_{read.source}"))
+            visible_sql, visible_params = self.visible_sql(
+                " UNION ".join(f"SELECT * FROM found_{read.source}" for read in stage)
+            )
+            stage_sql.append(f"stage{number} AS MATERIALIZED ({visible_sql})")
+            params += visible_params
+            read_counts.append(_COUNT.format(name=f"stage{number}", table=f"stage{number}"))
+        visible = " UNION ALL ".join(f"SELECT * FROM stage{n}" for n in range(len(stages)))
+        fuzzy = stages[0][0].source == "similar"
+        rank_sql, rank_params = self.rank_sql(fuzzy)
+        params += [*rank_params, list(self.shown), self.limit, self.offset]
+        marked, snippet, window = "NULL::text", "NULL::text", ""
+        if fuzzy:
+            snippet = "head.body" if self.snippets else snippet
+        else:
+            marked = _headline_sql("head.title")
+            params += [postgres.SIMPLE, ANGLES, TITLE_HEADLINE_OPTIONS]
+            if self.snippets:
+                snippet = _headline_sql(
+                    f"CASE WHEN length(best.body) <= {SNIPPET_WINDOW} OR w.at IS NULL"
+                    f" THEN best.body ELSE substr(best.body,"
+                    f" greatest(w.at - {SNIPPET_BEFORE}, 1), {SNIPPET_WINDOW}) END"
+                )
+                params += [postgres.language_configuration(), ANGLES, HEADLINE_OPTIONS]
+                window = _WINDOW
+                words = {word.lower() for word in self.parsed.words()}
+                words |= {fold(word) for word in words}
+                params += [sorted(words), sorted({word[: max(4, len(word) - 3)] for word in words})]
+        statement = _STATEMENT.format(
+            query=self.query_sql,
+            names=self.names_sql,
+            stages=",\n".join(stage_sql),
+            visible=visible,
+            rank=rank_sql,
+            marked=marked,
+            snippet=snippet,
+            window=window,
+            read_counts=" UNION ALL ".join(read_counts),
+        )
+        return statement, params
 
-
-def _postgres_counts_and_page(user, match, allowed, shown, offset, limit, max_hits, names_only):
-    statement, params = _postgres_statement(
-        user, match, allowed, shown, offset, limit, max_hits, names_only
-    )
-    if statement is None:
-        return {}, [], False
-    with connection.cursor() as cursor:  # in search()'s transaction, with its settings
-        cursor.execute(statement, params)
-        rows = cursor.fetchall()
-    counts = {kind: int(value) for part, kind, value, _ in rows if part == 0 and value}
-    hits = [
-        Hit(kind=kind, object_id=record_id, rank=value)
-        for part, kind, value, record_id in rows
-        if part == 1
-    ]
-    capped = any(part == 2 and value >= max_hits for part, _, value, _ in rows)
-    return counts, hits, capped
-
-
-# Matching --------------------------------------------------------------------------------
-
-
-class _Matcher:
-    """The conditions and rank on the joined entries (`search_entries__...`) of a branch."""
-
-    def __init__(self, user, parsed: ParsedQuery, postgresql: bool, fuzzy: bool = False):
-        self.user, self.parsed, self.postgresql, self.fuzzy = user, parsed, postgresql, fuzzy
-        if postgresql and not fuzzy:
-            self.tsquery_sql, self.tsquery_params = tsquery_sql(parsed)
-            self.names_sql, self.names_params = names_tsquery_sql(parsed)
-
-    def tsquery(self) -> RawSQL:
-        return RawSQL(self.tsquery_sql, self.tsquery_params, output_field=TextField())
-
-    def condition(self, prefix: str = "search_entries__", names_only: bool = False) -> Q:
-        """What an entry must satisfy: the words and the field filters."""
+    def arguments(self, read: _Read) -> tuple[str, list]:
+        """The function's arguments: what to match, then the field filters and the limit."""
         parsed = self.parsed
-        q = Q()
-        if self.postgresql and not self.fuzzy and names_only:
-            # The entries themselves (prefix ""), found through the names' own index
-            # (search.postgres.NAMES_VECTOR); the whole query (exclusions, the other fields'
-            # words) is then checked on those few. Spelled so that the planner cannot also
-            # use the index on `vector`: ANDing its bitmap in reads every entry that a
-            # common word is in, ten times the work of the names.
-            q &= Q(
-                RawSQL(
-                    f"coalesce(vector, ''::tsvector) @@ {self.tsquery_sql}",
-                    self.tsquery_params,
-                    output_field=BooleanField(),
-                ),
-                RawSQL(
-                    f"{postgres.NAMES_VECTOR} @@ {self.names_sql}",
-                    self.names_params,
-                    output_field=BooleanField(),
-                ),
-                chunk=0,
-            )
-        elif self.postgresql and not self.fuzzy:
-            q &= Q(_Match(F(f"{prefix}vector"), self.tsquery()))
-        elif self.postgresql:
-            words = " ".join(parsed.words())
-            q &= Q(**{f"{prefix}chunk": 0}) & Q(
-                _WordSimilar(Value(words), _folded(F(f"{prefix}names")))
-            )
-        else:
-            q &= _like_condition(parsed, prefix)
-        if parsed.owner_me:
-            q &= Q(**{f"{prefix}owner": self.user})
-        if parsed.stages:
-            q &= Q(**{f"{prefix}stage__in": parsed.stages})
-        for tag in parsed.tags:
-            q &= Q(**{f"{prefix}tags__contains": f" {tag} "})
-        return q
+        sql = "%s::text[], %s::integer, %s::text[], %s::text[], %s::integer"
+        params = [
+            list(self.allowed),
+            self.user.pk if parsed.owner_me else None,
+            list(parsed.stages) or None,
+            [f" {tag} " for tag in parsed.tags] or None,
+            read.rows,
+        ]
+        if read.source == "names":
+            return "(SELECT query FROM terms), (SELECT names FROM terms), " + sql, params
+        if read.source == "matches":
+            return "(SELECT query FROM terms), " + sql, params
+        words = " ".join(parsed.words())
+        return "%s::text, %s::real, " + sql, [words, TRIGRAM_THRESHOLD, *params]
 
-    def rank_sql(self) -> tuple[str, list]:
-        """rank() as SQL over the entry `e` (the PostgreSQL statement)."""
-        if not self.fuzzy:
-            base, params = f"ts_rank_cd(e.vector, {self.tsquery_sql})", list(self.tsquery_params)
-        else:
+    def visible_sql(self, hits: str) -> tuple[str, list]:
+        """The hits (SQL of entries) whose record the user may see."""
+        sql, params = [], []
+        for field_name, visible_sql, visible_params in self.branches:
+            branch = f"SELECT h.* FROM ({hits}) h WHERE h.record = %s"
+            params.append(field_name)
+            if visible_sql is not None:
+                branch += f" AND h.record_id IN ({visible_sql})"
+                params += visible_params
+            sql.append(branch)
+        return " UNION ALL ".join(sql), params
+
+    def rank_sql(self, fuzzy: bool) -> tuple[str, list]:
+        """The rank of the entry `e`: how well it matches, with the boosts."""
+        if fuzzy:
             base = "word_similarity(%s, crm_unaccent(lower(e.names)))"
-            params = [" ".join(self.parsed.words())]
+            params: list = [" ".join(self.parsed.words())]
+        else:
+            base, params = "ts_rank_cd(e.vector, terms.query)", []
         now = timezone.now()
         recent = " ".join("WHEN e.activity_at >= %s THEN %s" for _ in RECENT_BOOST)
         sql = (
@@ -356,29 +392,63 @@ class _Matcher:
             params += [now - age, boost]
         return sql, params
 
+
+def _headline_sql(text: str) -> str:
+    """ts_headline of `text` (SQL) in a configuration, with options (parameters: the
+    configuration, the stand-ins, the options). ts_headline drops what its parser takes for
+    HTML tags; "<" and ">" go in as stand-ins so that a "<script>" in a note comes back, and
+    is shown escaped, as the text it is."""
+    return f"ts_headline(%s::regconfig, translate({text}, '<>', %s), terms.query, %s)"
+
+
+def _visible_branches(user, allowed: list[str]) -> list[tuple[str, str | None, list]]:
+    """Per indexed model with a kind asked for: (its key in the index, the SQL of the ids the
+    user may see or None for all of them, its parameters); none for a model of which the
+    user may see nothing."""
+    branches = []
+    for branch in BRANCHES:
+        if not any(kind in allowed for kind in branch.kinds):
+            continue
+        visible = branch.visible(user, branch.model.objects.order_by())
+        if not visible.query.has_filters():
+            branches.append((branch.field, None, []))
+            continue
+        try:
+            sql, params = visible.values("pk").query.sql_with_params()
+        except EmptyResultSet:  # nothing of this model is visible to the user
+            continue
+        branches.append((branch.field, sql, list(params)))
+    return branches
+
+
+# SQLite (the embedded mode) ----------------------------------------------------------------
+
+
+class _Matcher:
+    """The conditions and rank on the joined entries (`search_entries__...`) of a branch."""
+
+    def __init__(self, user, parsed: ParsedQuery):
+        self.user, self.parsed = user, parsed
+
+    def condition(self, prefix: str = "search_entries__") -> Q:
+        """What an entry must satisfy: the words and the field filters."""
+        parsed = self.parsed
+        q = _like_condition(parsed, prefix)
+        if parsed.owner_me:
+            q &= Q(**{f"{prefix}owner": self.user})
+        if parsed.stages:
+            q &= Q(**{f"{prefix}stage__in": parsed.stages})
+        for tag in parsed.tags:
+            q &= Q(**{f"{prefix}tags__contains": f" {tag} "})
+        return q
+
     def rank(self, prefix: str = "search_entries__"):
-        if self.postgresql and not self.fuzzy:
-            base = Func(
-                F(f"{prefix}vector"),
-                self.tsquery(),
-                function="ts_rank_cd",
-                output_field=FloatField(),
-            )
-        elif self.postgresql:
-            words = " ".join(self.parsed.words())
-            base = Func(
-                Value(words),
-                _folded(F(f"{prefix}names")),
-                function="word_similarity",
-                output_field=FloatField(),
-            )
-        else:
-            first = fold(self.parsed.words()[0]) if self.parsed.words() else ""
-            base = Case(
-                When(**{f"{prefix}chunk": 0, f"{prefix}names__icontains": first}, then=Value(1.0)),
-                default=Value(0.2),
-                output_field=FloatField(),
-            )
+        first = fold(self.parsed.words()[0]) if self.parsed.words() else ""
+        base = Case(
+            When(**{f"{prefix}chunk": 0, f"{prefix}names__icontains": first}, then=Value(1.0)),
+            default=Value(0.2),
+            output_field=FloatField(),
+        )
         now = timezone.now()
         owner = Case(
             When(**{f"{prefix}owner": self.user}, then=Value(OWNER_BOOST)),
@@ -394,27 +464,6 @@ class _Matcher:
             output_field=FloatField(),
         )
         return base * owner * recent
-
-
-class _Match(Func):
-    """tsvector @@ tsquery"""
-
-    arg_joiner = " @@ "
-    template = "(%(expressions)s)"
-    output_field = BooleanField()
-
-
-class _WordSimilar(Func):
-    """query <% text: a word of `text` is similar to the query (pg_trgm, GIN)."""
-
-    arg_joiner = " <%% "
-    template = "(%(expressions)s)"
-    output_field = BooleanField()
-
-
-def _folded(expression):
-    """crm_unaccent(lower(x)): the trigram index's expression (migration 0002)."""
-    return Func(Lower(expression), function="crm_unaccent", output_field=TextField())
 
 
 def _like_condition(parsed: ParsedQuery, prefix: str) -> Q:
@@ -484,66 +533,24 @@ def _field_of(kind: str) -> str:
 
 
 def _describe(hits: list[Hit], match: _Matcher, snippets: bool = True) -> None:
-    """Titles and snippets of the hits shown: one statement; the snippet from the entry that
-    matched (a document's piece of text) or the record's own."""
+    """Titles and snippets of the hits shown (SQLite): one statement; the words marked in
+    Python."""
     wanted = Q()
     for hit in hits:
         wanted |= Q(**{f"{_field_of(hit.kind)}_id": hit.object_id})
-    entries = SearchEntry.objects.filter(wanted).annotate(
+    entries = SearchEntry.objects.filter(wanted, chunk=0).annotate(
         task_sale=F("task__sale_id"), task_customer=F("task__customer_id")
     )
-    if match.postgresql and not match.fuzzy and snippets:
-        entries = entries.filter(Q(chunk=0) | Q(_Match(F("vector"), match.tsquery()))).annotate(
-            matched=_Match(F("vector"), match.tsquery()),
-            snippet=_headline(
-                postgres.language_configuration(), F("body"), match, HEADLINE_OPTIONS
-            ),
-            title_marked=_headline(postgres.SIMPLE, F("title"), match, TITLE_HEADLINE_OPTIONS),
-        )
-    elif match.postgresql and not match.fuzzy:
-        entries = entries.filter(chunk=0).annotate(
-            title_marked=_headline(postgres.SIMPLE, F("title"), match, TITLE_HEADLINE_OPTIONS),
-            snippet=Value(""),
-        )
-    else:
-        entries = entries.filter(chunk=0)
     by_key = {(hit.kind, hit.object_id): hit for hit in hits}
-    best_snippet: dict[tuple, tuple[bool, str]] = {}
-    for entry in entries.order_by("chunk").defer("vector", "plain", "names", "keys"):
-        field_name = _field_of(entry.kind)
-        hit = by_key.get((entry.kind, getattr(entry, f"{field_name}_id")))
+    words = match.parsed.words()
+    for entry in entries.defer("vector", "plain", "names", "keys"):
+        hit = by_key.get((entry.kind, getattr(entry, f"{_field_of(entry.kind)}_id")))
         if hit is None:
             continue
-        matched = getattr(entry, "matched", False)
-        snippet = getattr(entry, "snippet", None)
-        if snippet is None and snippets:
-            snippet = _python_snippet(entry.body, match.parsed.words())
-        if entry.chunk == 0:
-            hit.title, hit.subtitle = entry.title, entry.subtitle
-            hit.title_marked = getattr(entry, "title_marked", None) or _python_mark(
-                entry.title, match.parsed.words()
-            )
-            hit.task_sale_id, hit.task_customer_id = entry.task_sale, entry.task_customer
-        key = (hit.kind, hit.object_id)
-        has_mark = MARK_START in (snippet or "")
-        previous = best_snippet.get(key)
-        if previous is None or (has_mark and not previous[0]) or (matched and not previous[0]):
-            best_snippet[key] = (has_mark or matched, snippet or "")
-    for key, (_, snippet) in best_snippet.items():
-        by_key[key].snippet = snippet
-
-
-def _headline(configuration: str, expression, match: _Matcher, options: str):
-    """ts_headline drops what its parser takes for HTML tags; "<" and ">" go in as stand-ins
-    so that a "<script>" in a note comes back, and is shown escaped, as the text it is."""
-    return Func(
-        RawSQL("%s::regconfig", [configuration], output_field=TextField()),
-        Func(expression, Value("<>"), Value(ANGLES), function="translate"),
-        match.tsquery(),
-        Value(options),
-        function="ts_headline",
-        output_field=TextField(),
-    )
+        hit.title, hit.subtitle = entry.title, entry.subtitle
+        hit.title_marked = _python_mark(entry.title, words)
+        hit.task_sale_id, hit.task_customer_id = entry.task_sale, entry.task_customer
+        hit.snippet = _python_snippet(entry.body, words) if snippets else ""
 
 
 def _python_mark(text: str, words: list[str]) -> str:
