@@ -41,15 +41,27 @@ from crm.roles import is_manager_or_admin
 from customers.models import Customer
 from documents.models import Document
 from sales.models import Sale, Task
-from search import postgres
+from search import frequencies, postgres
 from search.models import Kind, SearchEntry
 from search.query import ParsedQuery, names_tsquery_sql, tsquery_sql
 from search.text import ANGLES, MARK_START, MARK_STOP, fold
 
 OWNER_BOOST = 1.3
 RECENT_BOOST = ((timedelta(days=30), 1.15), (timedelta(days=180), 1.05))
-MAX_HITS = 5000  # matching entries read per search (PostgreSQL); see search()
+MAX_HITS = 2000  # matching entries read per search (PostgreSQL); see search()
 NAMES_FIRST_HITS = 200  # names read by the dropdown's first try (names_first)
+# A GIN index collects every entry holding the words before returning the first: up to
+# this many (estimated by search.frequencies), it is the way to read the matches.
+GIN_MAX_ENTRIES = 20_000
+# Beyond that, the most recently active entries are tested one by one, this many of them
+# (the results page; the dropdown tests fewer), when that should find at least
+# RECENT_MIN_MATCHES of them.
+RECENT_ROWS = 10_000
+RECENT_MIN_MATCHES = 20
+# A phrase: the entries holding its words are read, at most this many per match wanted
+# (and PHRASE_MAX_CANDIDATES), and those where the words stand together kept.
+PHRASE_CANDIDATES = 4
+PHRASE_MAX_CANDIDATES = 4000
 TRIGRAM_THRESHOLD = 0.4  # word_similarity: "smiht" ~ "smith" is 0.5, "hauslr" ~ "hausler" 0.71
 HEADLINE_OPTIONS = (
     f"StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=24, MinWords=10, "
@@ -119,6 +131,7 @@ def search(
     snippets: bool = True,
     max_hits: int = MAX_HITS,
     names_first: bool = False,
+    recent_rows: int = RECENT_ROWS,
 ) -> SearchResults:
     """The hits of `parsed` the user may see: ranked, `limit` from `offset`, of `kinds` (a
     facet; all by default), with the counts of every kind (for the facets); `snippets`:
@@ -131,7 +144,10 @@ def search(
     `names_first` (the dropdown): when a name matches, only the names are searched (their
     own small index) and the counts are "at least"; the whole index is read only when no
     name the user may see matches. A common word is in tens of thousands of entries, and
-    finding them all costs the dropdown ten times what finding the names does."""
+    finding them all costs the dropdown ten times what finding the names does.
+
+    A word held by a large share of the entries (search.frequencies) is looked for among
+    the `recent_rows` most recently active entries instead (see _stages)."""
     allowed = searchable_kinds(user)
     if parsed.kinds:
         allowed = [kind for kind in allowed if kind in parsed.kinds]
@@ -142,11 +158,7 @@ def search(
         match = _Matcher(user, parsed)
         return _run(user, parsed, match, allowed, shown, offset, limit, snippets)
     statement = _Statement(user, parsed, allowed, shown, offset, limit, snippets)
-    if names_first:
-        names = _Read("names", min(max_hits, NAMES_FIRST_HITS))
-        results = statement.run([[names], [_Read("matches", max_hits)]])
-    else:
-        results = statement.run([[_Read("names", max_hits), _Read("matches", max_hits)]])
+    results = statement.run(_stages(parsed, max_hits, names_first, recent_rows))
     # The typo fallback: nothing found, and nothing excluded (it could not honour that).
     excludes = any(term.negated for group in parsed.groups for term in group)
     if not results.counts and parsed.words() and not excludes:
@@ -178,15 +190,76 @@ SNIPPET_BEFORE = 300
 @dataclass(frozen=True)
 class _Read:
     """One way of finding matching entries, a function of search.postgres: `names` (the
-    names' index), `matches` (the whole index) or `similar` (the trigram index); at most
-    `rows` of them."""
+    names' index), `matches` (the whole index), `settled` (the whole index, the `exact`
+    words as typed rather than as prefixes), `recent` (the latest `scan` entries, one by
+    one) or `similar` (the trigram index); at most `rows` of them."""
 
     source: str
     rows: int
+    scan: int = 0
+    exact: frozenset[str] = frozenset()
+
+    @property
+    def function(self) -> str:
+        return "crm_search_matches" if self.source == "settled" else f"crm_search_{self.source}"
+
+
+def _stages(parsed, max_hits: int, names_first: bool, recent_rows: int) -> list[list[_Read]]:
+    """How to read the matches, in stages: a stage is read only when the stages before it
+    found nothing the user may see. The estimates come from PostgreSQL's statistics
+    (search.frequencies).
+
+    - The names' index, unless the words are in too many names ("seats" is in every deal's
+      title).
+    - The latest entries one by one, when the words are in so many entries that a GIN
+      index would take long to collect them all, and the latest hold enough of them.
+    - The whole index, the common words as typed ("omar johnson": 'omar' & 'johnson'): a
+      word as a prefix is every longer word it begins, and a first name begins as many
+      email addresses as there are people of that name, each collected on its own
+      ('omar':* & 'johnson':* took 300 ms, 'omar' & 'johnson' 10 ms).
+    - The whole index, every word a prefix.
+    The dropdown reads one at a time; the results page reads the names with the first of
+    the others."""
+    statistics = frequencies.statistics()
+    entries, names, share = 0.0, 0.0, 0.0
+    exact = set()
+    for group in parsed.groups:
+        group_share = 1.0
+        for term in group:
+            words = term.text.split()
+            if term.phrase:  # exact words, all of them: the rarest one bounds the index
+                cost = min(statistics.entries.entries(w, prefix=False) for w in words)
+                names_cost = min(statistics.names.entries(w, prefix=False) for w in words)
+            else:  # every prefix is collected whole
+                cost = sum(statistics.entries.entries(w) for w in words)
+                names_cost = sum(statistics.names.entries(w) for w in words)
+                if not term.negated:
+                    exact |= {fold(w) for w in words if statistics.entries.is_common(w)}
+            term_share = 1.0
+            for word in words:
+                term_share *= statistics.entries.share(word, prefix=not term.phrase)
+            entries += cost
+            if term.negated:
+                group_share *= 1.0 - term_share
+            else:
+                names += names_cost
+                group_share *= term_share
+        share += group_share
+    names_read = _Read("names", min(max_hits, NAMES_FIRST_HITS) if names_first else max_hits)
+    names_read = names_read if names <= GIN_MAX_ENTRIES else None
+    recent = None
+    if entries > GIN_MAX_ENTRIES and min(share, 1.0) * recent_rows >= RECENT_MIN_MATCHES:
+        recent = _Read("recent", max_hits, scan=recent_rows)
+    settled = _Read("settled", max_hits, exact=frozenset(exact)) if exact else None
+    matches = _Read("matches", max_hits)
+    if names_first:
+        return [[read] for read in (names_read, recent, settled, matches) if read]
+    first = [read for read in (names_read, recent or settled or matches) if read]
+    return [first] + [[read] for read in (settled, matches) if read and read not in first]
 
 
 _STATEMENT = """
-WITH terms AS MATERIALIZED (SELECT {query} AS query, {names} AS names),
+WITH terms AS MATERIALIZED (SELECT {terms}),
 {stages},
 visible AS MATERIALIZED ({visible}),
 ranked AS MATERIALIZED (
@@ -220,7 +293,7 @@ UNION ALL
 """
 # How many entries a read found (and the user could see, in a stage): part 2 of the rows.
 _COUNT = "SELECT 2, '{name}', NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL FROM {table}"
-_READ = "found_{name} AS MATERIALIZED (SELECT * FROM crm_search_{name}({arguments}){gate})"
+_READ = "found_{name} AS MATERIALIZED (SELECT * FROM {function}({arguments}){gate})"
 # Where the first typed word is in the text: lower() only (unaccent is ten times slower); a
 # word found nowhere (typed without its accent, or matched by its stem only) leaves the
 # whole text to ts_headline.
@@ -251,9 +324,27 @@ class _Statement:
     def __init__(self, user, parsed: ParsedQuery, allowed, shown, offset, limit, snippets):
         self.user, self.parsed, self.allowed, self.shown = user, parsed, allowed, shown
         self.offset, self.limit, self.snippets = offset, limit, snippets
-        self.query_sql, self.query_params = tsquery_sql(parsed)
-        self.names_sql, self.names_params = names_tsquery_sql(parsed)
         self.branches = _visible_branches(user, allowed)  # once: they may cost queries
+
+    def terms(self, stages: list[list[_Read]]) -> tuple[str, list]:
+        """The tsqueries the reads need, as the columns of the `terms` row: `query` (every
+        word a prefix), `names` (its positive words), `loose` (its phrases' words in any
+        order), and the same with some words as typed (`settled`, `settled_loose`)."""
+        parsed = self.parsed
+        columns = {"query": tsquery_sql(parsed), "names": names_tsquery_sql(parsed)}
+        exact = next((read.exact for stage in stages for read in stage if read.exact), None)
+        if exact:
+            columns["settled"] = tsquery_sql(parsed, exact=exact)
+        if parsed.has_phrases:
+            columns["loose"] = tsquery_sql(parsed, loose=True)
+            if exact:
+                columns["settled_loose"] = tsquery_sql(parsed, loose=True, exact=exact)
+        sql = ", ".join(f"{column_sql} AS {name}" for name, (column_sql, _) in columns.items())
+        if not parsed.has_phrases:
+            sql += ", NULL::tsquery AS loose, NULL::tsquery AS settled_loose"
+        elif not exact:
+            sql += ", NULL::tsquery AS settled_loose"
+        return sql, [param for _, params in columns.values() for param in params]
 
     def run(self, stages: list[list[_Read]]) -> SearchResults:
         if not self.branches:
@@ -283,7 +374,7 @@ class _Statement:
         # More may match than was read: a read stopped at its limit, or a later stage was
         # not read because an earlier one found something.
         capped = any(read.get(r.source, 0) >= r.rows for stage in stages for r in stage)
-        capped |= len(stages) > 1 and bool(read.get("stage0"))
+        capped |= any(read.get(f"stage{number}") for number in range(len(stages) - 1))
         return SearchResults(
             hits=hits,
             counts=counts,
@@ -292,7 +383,7 @@ class _Statement:
         )
 
     def sql(self, stages: list[list[_Read]]) -> tuple[str, list]:
-        params: list = [*self.query_params, *self.names_params]
+        terms_sql, params = self.terms(stages)
         stage_sql, read_counts = [], []
         for number, stage in enumerate(stages):
             gate = ""
@@ -301,7 +392,11 @@ class _Statement:
                 gate = f" WHERE NOT EXISTS ({earlier})"
             for read in stage:
                 arguments, arguments_params = self.arguments(read)
-                stage_sql.append(_READ.format(name=read.source, arguments=arguments, gate=gate))
+                stage_sql.append(
+                    _READ.format(
+                        name=read.source, function=read.function, arguments=arguments, gate=gate
+                    )
+                )
                 params += arguments_params
                 read_counts.append(_COUNT.format(name=read.source, table=f"found_{read.source}"))
             visible_sql, visible_params = self.visible_sql(
@@ -332,8 +427,7 @@ class _Statement:
                 words |= {fold(word) for word in words}
                 params += [sorted(words), sorted({word[: max(4, len(word) - 3)] for word in words})]
         statement = _STATEMENT.format(
-            query=self.query_sql,
-            names=self.names_sql,
+            terms=terms_sql,
             stages=",\n".join(stage_sql),
             visible=visible,
             rank=rank_sql,
@@ -357,8 +451,15 @@ class _Statement:
         ]
         if read.source == "names":
             return "(SELECT query FROM terms), (SELECT names FROM terms), " + sql, params
-        if read.source == "matches":
-            return "(SELECT query FROM terms), " + sql, params
+        if read.source in ("matches", "settled"):
+            candidates = min(read.rows * PHRASE_CANDIDATES, PHRASE_MAX_CANDIDATES)
+            query, loose = ("settled", "settled_loose") if read.exact else ("query", "loose")
+            return (
+                f"(SELECT {query} FROM terms), (SELECT {loose} FROM terms), %s::integer, " + sql,
+                [candidates, *params],
+            )
+        if read.source == "recent":
+            return "(SELECT query FROM terms), %s::integer, " + sql, [read.scan, *params]
         words = " ".join(parsed.words())
         return "%s::text, %s::real, " + sql, [words, TRIGRAM_THRESHOLD, *params]
 
