@@ -22,6 +22,9 @@ from django.db import connection
 from search.text import fold
 
 REFRESH_SECONDS = 600
+# Below this many entries every way of reading is fast, and the statistics of a small
+# table (every lexeme "common") would only make its searches depend on when ANALYZE ran.
+MIN_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def statistics() -> Statistics:
     with connection.cursor() as cursor:
         cursor.execute(_STATEMENT)
         for table, rows, lexemes, shares in cursor.fetchall():
-            if lexemes and shares:
+            if lexemes and shares and rows >= MIN_ROWS:
                 # the shares end with their minimum and maximum, after the lexemes' own
                 shares = shares[: len(lexemes)]
                 read[table] = Frequencies(max(rows, 0.0), dict(zip(lexemes, shares, strict=True)))

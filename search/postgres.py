@@ -134,15 +134,19 @@ $$""",
     # the words stand together (read from each entry's own tsvector, a piece of a document
     # is thousands of words). Without it, the index went on until `max_rows` phrases were
     # found, and a phrase of two common words is in one entry of fifty that hold both.
+    # `candidates`: how many were read (all of them when fewer than max_candidates).
     "crm_search_matches": f"""(search_query tsquery, loose_query tsquery,
     max_candidates integer, {_FILTER_ARGUMENTS})
-RETURNS {_RETURNS} LANGUAGE sql STABLE ROWS 1000 {_SETTINGS} AS $$
-SELECT e.id, e.record, e.record_id, e.kind FROM (
-  SELECT {_COLUMNS}, e.vector FROM search_searchentry e
-  WHERE e.vector @@ coalesce(loose_query, search_query){_FILTERS}
-  LIMIT CASE WHEN loose_query IS NULL THEN max_rows ELSE max_candidates END
-) e
-WHERE loose_query IS NULL OR e.vector @@ search_query
+RETURNS TABLE (id bigint, record text, record_id bigint, kind text, candidates bigint)
+LANGUAGE sql STABLE ROWS 1000 {_SETTINGS} AS $$
+SELECT c.id, c.record, c.record_id, c.kind, c.candidates FROM (
+  SELECT m.*, count(*) OVER () AS candidates FROM (
+    SELECT {_COLUMNS}, e.vector FROM search_searchentry e
+    WHERE e.vector @@ coalesce(loose_query, search_query){_FILTERS}
+    LIMIT CASE WHEN loose_query IS NULL THEN max_rows ELSE max_candidates END
+  ) m
+) c
+WHERE loose_query IS NULL OR c.vector @@ search_query
 LIMIT max_rows
 $$""",
     "crm_search_recent": f"""(search_query tsquery, scan_rows integer, {_FILTER_ARGUMENTS})

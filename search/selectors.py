@@ -14,8 +14,9 @@ match on the unaccented names (GIN, pg_trgm) with a "did you mean". SQLite (the 
 mode): a LIKE over the folded text of each entry, ranked by a match in the name.
 """
 
+import copy
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.core.exceptions import EmptyResultSet
@@ -53,6 +54,9 @@ NAMES_FIRST_HITS = 200  # names read by the dropdown's first try (names_first)
 # A GIN index collects every entry holding the words before returning the first: up to
 # this many (estimated by search.frequencies), it is the way to read the matches.
 GIN_MAX_ENTRIES = 20_000
+# With a type: filter the names of other types are read too, each from the table to tell
+# its type ("Schmidt type:deal": 8,000 customers' names, no deal's): fewer of them.
+FILTERED_NAMES_MAX_ENTRIES = 2_000
 # Beyond that, the most recently active entries are tested one by one, this many of them
 # (the results page; the dropdown tests fewer), when that should find at least
 # RECENT_MIN_MATCHES of them.
@@ -62,6 +66,7 @@ RECENT_MIN_MATCHES = 20
 # (and PHRASE_MAX_CANDIDATES), and those where the words stand together kept.
 PHRASE_CANDIDATES = 4
 PHRASE_MAX_CANDIDATES = 4000
+CORRECTION_CUTOFF = 0.6  # difflib ratio: "lasren" ~ "larsen" 0.83, "hdadad" ~ "haddad" 0.67
 TRIGRAM_THRESHOLD = 0.4  # word_similarity: "smiht" ~ "smith" is 0.5, "hauslr" ~ "hausler" 0.71
 HEADLINE_OPTIONS = (
     f"StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=24, MinWords=10, "
@@ -161,11 +166,50 @@ def search(
     results = statement.run(_stages(parsed, max_hits, names_first, recent_rows))
     # The typo fallback: nothing found, and nothing excluded (it could not honour that).
     excludes = any(term.negated for group in parsed.groups for term in group)
-    if not results.counts and parsed.words() and not excludes:
-        results = statement.run([[_Read("similar", max_hits)]])
-        results.fuzzy = bool(results.counts)
-        results.suggestion = _suggestion(parsed, results.hits)
+    if results.counts or not parsed.words() or excludes:
+        return results
+    # First the words typed replaced by the closest common words of the names ("Lasren":
+    # "larsen"), searched like any other query; then the names with a word like them.
+    corrected = _corrected(parsed, frequencies.statistics().names)
+    if corrected is not None:
+        statement = statement.for_query(corrected)
+        results = statement.run(_stages(corrected, max_hits, names_first, recent_rows))
+        if results.counts:
+            results.fuzzy = True
+            results.suggestion = _suggestion(parsed, results.hits) or " ".join(corrected.words())
+            return results
+    results = statement.run([[_Read("similar", max_hits)]])
+    results.fuzzy = bool(results.counts)
+    results.suggestion = _suggestion(parsed, results.hits)
     return results
+
+
+def _corrected(parsed: ParsedQuery, names: frequencies.Frequencies) -> ParsedQuery | None:
+    """The query with each word that begins no common word of the names replaced by the
+    closest one (difflib, CORRECTION_CUTOFF); None when no word was replaced."""
+    lexemes = [lexeme for lexeme in names.shares if not lexeme.isdigit()]
+    changed = False
+
+    def correct(word: str) -> str:
+        nonlocal changed
+        folded = fold(word)
+        if any(lexeme.startswith(folded) for lexeme in lexemes):
+            return word
+        near = [lexeme for lexeme in lexemes if abs(len(lexeme) - len(folded)) <= 2]
+        close = difflib.get_close_matches(folded, near, n=1, cutoff=CORRECTION_CUTOFF)
+        if not close:
+            return word
+        changed = True
+        return close[0]
+
+    groups = [
+        [
+            term if term.negated else replace(term, text=" ".join(map(correct, term.text.split())))
+            for term in group
+        ]
+        for group in parsed.groups
+    ]
+    return replace(parsed, groups=groups) if changed else None
 
 
 def _run(user, parsed, match, allowed, shown, offset, limit, snippets) -> SearchResults:
@@ -200,6 +244,11 @@ class _Read:
     exact: frozenset[str] = frozenset()
 
     @property
+    def candidates(self) -> int:
+        """A phrase's reads: the entries holding its words read at most."""
+        return min(self.rows * PHRASE_CANDIDATES, PHRASE_MAX_CANDIDATES)
+
+    @property
     def function(self) -> str:
         return "crm_search_matches" if self.source == "settled" else f"crm_search_{self.source}"
 
@@ -210,7 +259,7 @@ def _stages(parsed, max_hits: int, names_first: bool, recent_rows: int) -> list[
     (search.frequencies).
 
     - The names' index, unless the words are in too many names ("seats" is in every deal's
-      title).
+      title; with a type: filter, fewer).
     - The latest entries one by one, when the words are in so many entries that a GIN
       index would take long to collect them all, and the latest hold enough of them.
     - The whole index, the common words as typed ("omar johnson": 'omar' & 'johnson'): a
@@ -246,7 +295,8 @@ def _stages(parsed, max_hits: int, names_first: bool, recent_rows: int) -> list[
                 group_share *= term_share
         share += group_share
     names_read = _Read("names", min(max_hits, NAMES_FIRST_HITS) if names_first else max_hits)
-    names_read = names_read if names <= GIN_MAX_ENTRIES else None
+    names_max = FILTERED_NAMES_MAX_ENTRIES if parsed.kinds else GIN_MAX_ENTRIES
+    names_read = names_read if names <= names_max else None
     recent = None
     if entries > GIN_MAX_ENTRIES and min(share, 1.0) * recent_rows >= RECENT_MIN_MATCHES:
         recent = _Read("recent", max_hits, scan=recent_rows)
@@ -293,6 +343,11 @@ UNION ALL
 """
 # How many entries a read found (and the user could see, in a stage): part 2 of the rows.
 _COUNT = "SELECT 2, '{name}', NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL FROM {table}"
+_CANDIDATES = (
+    "SELECT 2, '{name}:candidates', NULL, coalesce(max(candidates), 0), NULL, NULL, NULL, NULL,"
+    " NULL, NULL"
+    " FROM found_{name}"
+)
 _READ = "found_{name} AS MATERIALIZED (SELECT * FROM {function}({arguments}){gate})"
 # Where the first typed word is in the text: lower() only (unaccent is ten times slower); a
 # word found nowhere (typed without its accent, or matched by its stem only) leaves the
@@ -325,6 +380,12 @@ class _Statement:
         self.user, self.parsed, self.allowed, self.shown = user, parsed, allowed, shown
         self.offset, self.limit, self.snippets = offset, limit, snippets
         self.branches = _visible_branches(user, allowed)  # once: they may cost queries
+
+    def for_query(self, parsed: ParsedQuery) -> "_Statement":
+        """The same search (user, kinds, page, visibility) for another query."""
+        other = copy.copy(self)
+        other.parsed = parsed
+        return other
 
     def terms(self, stages: list[list[_Read]]) -> tuple[str, list]:
         """The tsqueries the reads need, as the columns of the `terms` row: `query` (every
@@ -373,7 +434,7 @@ class _Statement:
         hits.sort(key=lambda hit: (-hit.rank, hit.kind, -hit.object_id))
         # More may match than was read: a read stopped at its limit, or a later stage was
         # not read because an earlier one found something.
-        capped = any(read.get(r.source, 0) >= r.rows for stage in stages for r in stage)
+        capped = any(self.read_capped(r, read) for stage in stages for r in stage)
         capped |= any(read.get(f"stage{number}") for number in range(len(stages) - 1))
         return SearchResults(
             hits=hits,
@@ -381,6 +442,14 @@ class _Statement:
             total=sum(counts.get(kind, 0) for kind in self.shown),
             capped=capped,
         )
+
+    def read_capped(self, read: _Read, counts: dict[str, int]) -> bool:
+        """Did the read stop before it had looked at everything that could match?"""
+        if counts.get(read.source, 0) >= read.rows:
+            return True
+        if read.source == "recent":
+            return frequencies.statistics().entries.rows > read.scan
+        return counts.get(f"{read.source}:candidates", 0) >= read.candidates
 
     def sql(self, stages: list[list[_Read]]) -> tuple[str, list]:
         terms_sql, params = self.terms(stages)
@@ -399,8 +468,12 @@ class _Statement:
                 )
                 params += arguments_params
                 read_counts.append(_COUNT.format(name=read.source, table=f"found_{read.source}"))
+                if read.source in ("matches", "settled") and self.parsed.has_phrases:
+                    read_counts.append(_CANDIDATES.format(name=read.source))
             visible_sql, visible_params = self.visible_sql(
-                " UNION ".join(f"SELECT * FROM found_{read.source}" for read in stage)
+                " UNION ".join(
+                    f"SELECT id, record, record_id, kind FROM found_{read.source}" for read in stage
+                )
             )
             stage_sql.append(f"stage{number} AS MATERIALIZED ({visible_sql})")
             params += visible_params
@@ -452,11 +525,10 @@ class _Statement:
         if read.source == "names":
             return "(SELECT query FROM terms), (SELECT names FROM terms), " + sql, params
         if read.source in ("matches", "settled"):
-            candidates = min(read.rows * PHRASE_CANDIDATES, PHRASE_MAX_CANDIDATES)
             query, loose = ("settled", "settled_loose") if read.exact else ("query", "loose")
             return (
                 f"(SELECT {query} FROM terms), (SELECT {loose} FROM terms), %s::integer, " + sql,
-                [candidates, *params],
+                [read.candidates, *params],
             )
         if read.source == "recent":
             return "(SELECT query FROM terms), %s::integer, " + sql, [read.scan, *params]
