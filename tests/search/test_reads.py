@@ -1,4 +1,4 @@
-"""How the search reads its matches on PostgreSQL (search.selectors._stages): the names'
+"""How the search reads its matches on PostgreSQL (search.selectors.postgresql._stages): the names'
 index, the latest entries for a common word, common words as typed, phrases from a bounded
 set of candidates, a typo corrected to a common name; and the statistics they are chosen by
 (search.frequencies). Whatever the way, a rep finds and counts only what they may see."""
@@ -10,10 +10,11 @@ from django.db import connection
 from django.utils import timezone
 
 from documents.models import Document
-from search import frequencies, selectors, services
+from search import frequencies, services
 from search.frequencies import Frequencies, Statistics
 from search.models import SearchEntry
 from search.query import parse
+from search.selectors import postgresql as reads
 from tests.factories import CustomerFactory, SaleFactory
 from tests.search.conftest import find, found, index
 
@@ -37,7 +38,7 @@ def common(monkeypatch):
 
 def sources(q: str, **kwargs) -> list[list[str]]:
     options = {"max_hits": 100, "names_first": False, "recent_rows": 1000, **kwargs}
-    stages = selectors._stages(parse(q), **options)
+    stages = reads._stages(parse(q), **options)
     return [[read.source for read in stage] for stage in stages]
 
 
@@ -101,7 +102,7 @@ def test_the_latest_entries_hold_what_a_rep_may_see_only(
     rep, other_rep, teams, common, monkeypatch
 ):
     common(entries={"quasar": 0.5})
-    monkeypatch.setattr(selectors, "RECENT_MIN_MATCHES", 1)
+    monkeypatch.setattr(reads, "RECENT_MIN_MATCHES", 1)
     assert sources("quasar", recent_rows=2)[0] == ["names", "recent"]
     now = timezone.now()
     mine = [CustomerFactory(name=f"Mine {i}", owner=rep, notes="quasar") for i in range(4)]
@@ -127,7 +128,7 @@ def test_nothing_visible_among_the_latest_reads_the_index(
     rep, other_rep, teams, common, monkeypatch
 ):
     common(entries={"quasar": 0.5})
-    monkeypatch.setattr(selectors, "RECENT_MIN_MATCHES", 1)
+    monkeypatch.setattr(reads, "RECENT_MIN_MATCHES", 1)
     now = timezone.now()
     mine = CustomerFactory(name="Mine", owner=rep, notes="quasar")
     theirs = [
@@ -162,7 +163,7 @@ def test_a_phrase_is_kept_from_a_bounded_number_of_candidates(rep, teams, monkey
     assert [hit.object_id for hit in results.hits] == [together.pk] and not results.capped
     assert found(rep, '"contract annual"') == []
     assert found(rep, 'zorbas -"annual contract"') == [("lead", apart.pk)]
-    monkeypatch.setattr(selectors, "PHRASE_MAX_CANDIDATES", 1)
+    monkeypatch.setattr(reads, "PHRASE_MAX_CANDIDATES", 1)
     assert find(rep, '"annual contract"').capped  # more may hold the words: N+
 
 

@@ -1,54 +1,28 @@
-"""Reads of the global search: hits ranked within what the user may see, their counts per
-type, and the snippets of the rows shown.
-
-Visibility is never stored in the index: each branch of the search starts from a model's own
-queryset filtered by crm.permissions (visible_customers, visible_sales, ...) and joins that
-record's entries, so the same SQL statement finds, ranks, filters by visibility and counts,
-and a rep neither sees nor counts another rep's records. The branches are glued with UNION
-ALL: one statement counts every type, one fetches a page of hits, one fetches the page's
-titles and highlighted snippets (ts_headline re-reads the text, so only for the rows shown).
-
-PostgreSQL: the stored weighted tsvectors (GIN), every word a prefix, ts_rank_cd with a small
-boost for the user's own records and recent activity; when that finds nothing, a trigram
-match on the unaccented names (GIN, pg_trgm) with a "did you mean". SQLite (the embedded
-mode): a LIKE over the folded text of each entry, ranked by a match in the name.
-"""
+"""The search on PostgreSQL: how the matches are read (_stages), and the one SQL statement
+that reads them, keeps those the user may see, ranks, counts and highlights (_Statement);
+the typo fallback."""
 
 import copy
 import difflib
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import (
-    Case,
-    Count,
-    F,
-    FloatField,
-    Max,
-    Q,
-    QuerySet,
-    Value,
-    When,
-)
 from django.utils import timezone
 
-from campaigns.models import EmailCampaign, EmailTemplate
-from crm.permissions import visible_customers, visible_sales, visible_tasks
-from crm.permissions.campaigns import visible_campaigns, visible_templates
-from crm.permissions.documents import visible_documents
-from crm.roles import is_manager_or_admin
-from customers.models import Customer
-from documents.models import Document
-from sales.models import Sale, Task
 from search import frequencies, postgres
-from search.models import Kind, SearchEntry
 from search.query import ParsedQuery, names_tsquery_sql, tsquery_sql
+from search.selectors.common import (
+    BRANCHES,
+    OWNER_BOOST,
+    RECENT_BOOST,
+    Hit,
+    SearchResults,
+    python_mark,
+    python_snippet,
+)
 from search.text import ANGLES, MARK_START, MARK_STOP, fold
 
-OWNER_BOOST = 1.3
-RECENT_BOOST = ((timedelta(days=30), 1.15), (timedelta(days=180), 1.05))
 MAX_HITS = 2000  # matching entries read per search (PostgreSQL); see search()
 NAMES_FIRST_HITS = 200  # names read by the dropdown's first try (names_first)
 # A GIN index collects every entry holding the words before returning the first: up to
@@ -75,93 +49,9 @@ HEADLINE_OPTIONS = (
 TITLE_HEADLINE_OPTIONS = f"StartSel={MARK_START}, StopSel={MARK_STOP}, HighlightAll=true"
 
 
-@dataclass(frozen=True)
-class Branch:
-    """One indexed model as the user sees it: its kinds and its permission filter."""
-
-    model: type
-    field: str  # SearchEntry's foreign key to it
-    kinds: tuple[str, ...]
-    visible: object  # crm.permissions' visible_<model>(user, queryset)
-
-
-BRANCHES = (
-    Branch(Customer, "customer", (Kind.CUSTOMER, Kind.LEAD), visible_customers),
-    Branch(Sale, "sale", (Kind.DEAL,), visible_sales),
-    Branch(Document, "document", (Kind.DOCUMENT,), visible_documents),
-    Branch(Task, "task", (Kind.TASK,), visible_tasks),
-    Branch(EmailTemplate, "template", (Kind.TEMPLATE,), visible_templates),
-    Branch(EmailCampaign, "campaign", (Kind.CAMPAIGN,), visible_campaigns),
-)
-MANAGER_KINDS = (Kind.TEMPLATE, Kind.CAMPAIGN)  # reps do not search templates and campaigns
-
-
-@dataclass
-class Hit:
-    kind: str
-    object_id: int
-    rank: float
-    title: str = ""
-    subtitle: str = ""
-    title_marked: str = ""  # with MARK_START/MARK_STOP around matches, not yet escaped
-    snippet: str = ""
-    task_sale_id: int | None = None
-    task_customer_id: int | None = None
-
-
-@dataclass
-class SearchResults:
-    hits: list[Hit] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)  # per kind, all the user may see
-    total: int = 0  # of the kinds asked for
-    fuzzy: bool = False  # found by the typo fallback
-    capped: bool = False  # more matched than were read (max_hits): the counts are "at least"
-    suggestion: str = ""  # "did you mean", with the typos replaced
-
-
-def searchable_kinds(user) -> list[str]:
-    kinds = [kind.value for kind in Kind]
-    if not is_manager_or_admin(user):
-        kinds = [kind for kind in kinds if kind not in MANAGER_KINDS]
-    return kinds
-
-
-def search(
-    *,
-    user,
-    parsed: ParsedQuery,
-    kinds: list[str] | None = None,
-    offset: int = 0,
-    limit: int = 20,
-    snippets: bool = True,
-    max_hits: int = MAX_HITS,
-    names_first: bool = False,
-    recent_rows: int = RECENT_ROWS,
+def postgresql_search(
+    user, parsed, allowed, shown, offset, limit, snippets, max_hits, names_first, recent_rows
 ) -> SearchResults:
-    """The hits of `parsed` the user may see: ranked, `limit` from `offset`, of `kinds` (a
-    facet; all by default), with the counts of every kind (for the facets); `snippets`:
-    with the highlighted passages (the results page; the dropdown shows titles only).
-
-    PostgreSQL reads at most `max_hits` matching entries (and as many matching in a name):
-    a word found in half a million records is counted as "N+" and ranked among those,
-    rather than taking seconds to count exactly; `capped` says so.
-
-    `names_first` (the dropdown): when a name matches, only the names are searched (their
-    own small index) and the counts are "at least"; the whole index is read only when no
-    name the user may see matches. A common word is in tens of thousands of entries, and
-    finding them all costs the dropdown ten times what finding the names does.
-
-    A word held by a large share of the entries (search.frequencies) is looked for among
-    the `recent_rows` most recently active entries instead (see _stages)."""
-    allowed = searchable_kinds(user)
-    if parsed.kinds:
-        allowed = [kind for kind in allowed if kind in parsed.kinds]
-    if not parsed.has_terms or not allowed:
-        return SearchResults()
-    shown = [kind for kind in allowed if kind in kinds] if kinds else allowed
-    if connection.vendor != "postgresql":
-        match = _Matcher(user, parsed)
-        return _run(user, parsed, match, allowed, shown, offset, limit, snippets)
     statement = _Statement(user, parsed, allowed, shown, offset, limit, snippets)
     results = statement.run(_stages(parsed, max_hits, names_first, recent_rows))
     # The typo fallback: nothing found, and nothing excluded (it could not honour that).
@@ -211,18 +101,6 @@ def _corrected(parsed: ParsedQuery, names: frequencies.Frequencies) -> ParsedQue
     ]
     return replace(parsed, groups=groups) if changed else None
 
-
-def _run(user, parsed, match, allowed, shown, offset, limit, snippets) -> SearchResults:
-    """SQLite: the counts, then the page, then its titles and snippets."""
-    counts = _counts(user, parsed, match, allowed)
-    results = SearchResults(counts=counts, total=sum(counts.get(kind, 0) for kind in shown))
-    if results.total and limit:
-        results.hits = _page(user, parsed, match, shown, offset, limit)
-        _describe(results.hits, match, snippets)
-    return results
-
-
-# PostgreSQL: one statement for the counts, the page, its titles and snippets ---------------
 
 # The snippet of a long text (a piece of a document) comes from a window around the first
 # place a typed word occurs: ts_headline re-parses all the text it is given (7 ms for a
@@ -426,8 +304,8 @@ class _Statement:
                           subtitle=subtitle, title_marked=marked or "", snippet=snippet or "",
                           task_sale_id=sale, task_customer_id=customer)  # fmt: skip
                 if fuzzy:  # no tsquery to highlight with: the words typed, marked in Python
-                    hit.title_marked = _python_mark(title, self.parsed.words())
-                    hit.snippet = _python_snippet(snippet or "", self.parsed.words())
+                    hit.title_marked = python_mark(title, self.parsed.words())
+                    hit.snippet = python_snippet(snippet or "", self.parsed.words())
                 hits.append(hit)
             elif part == 2:
                 read[kind] = int(value)
@@ -592,170 +470,6 @@ def _visible_branches(user, allowed: list[str]) -> list[tuple[str, str | None, l
             continue
         branches.append((branch.field, sql, list(params)))
     return branches
-
-
-# SQLite (the embedded mode) ----------------------------------------------------------------
-
-
-class _Matcher:
-    """The conditions and rank on the joined entries (`search_entries__...`) of a branch."""
-
-    def __init__(self, user, parsed: ParsedQuery):
-        self.user, self.parsed = user, parsed
-
-    def condition(self, prefix: str = "search_entries__") -> Q:
-        """What an entry must satisfy: the words and the field filters."""
-        parsed = self.parsed
-        q = _like_condition(parsed, prefix)
-        if parsed.owner_me:
-            q &= Q(**{f"{prefix}owner": self.user})
-        if parsed.stages:
-            q &= Q(**{f"{prefix}stage__in": parsed.stages})
-        for tag in parsed.tags:
-            q &= Q(**{f"{prefix}tags__contains": f" {tag} "})
-        return q
-
-    def rank(self, prefix: str = "search_entries__"):
-        first = fold(self.parsed.words()[0]) if self.parsed.words() else ""
-        base = Case(
-            When(**{f"{prefix}chunk": 0, f"{prefix}names__icontains": first}, then=Value(1.0)),
-            default=Value(0.2),
-            output_field=FloatField(),
-        )
-        now = timezone.now()
-        owner = Case(
-            When(**{f"{prefix}owner": self.user}, then=Value(OWNER_BOOST)),
-            default=Value(1.0),
-            output_field=FloatField(),
-        )
-        recent = Case(
-            *(
-                When(**{f"{prefix}activity_at__gte": now - age}, then=Value(boost))
-                for age, boost in RECENT_BOOST
-            ),
-            default=Value(1.0),
-            output_field=FloatField(),
-        )
-        return base * owner * recent
-
-
-def _like_condition(parsed: ParsedQuery, prefix: str) -> Q:
-    """SQLite: every word of a group in the entry's folded text (`plain`), groups OR-ed."""
-    groups = Q()
-    for group in parsed.groups:
-        q = Q()
-        for term in group:
-            found = Q(**{f"{prefix}plain__contains": fold(term.text)})
-            q &= ~found if term.negated else found
-        groups |= q
-    return groups
-
-
-# The statements ----------------------------------------------------------------------------
-
-
-def _branches(user, match: _Matcher, kinds: list[str]) -> list[QuerySet]:
-    """Per indexed model with a kind asked for: its visible records joined to their matching
-    entries (the conditions in one filter() call, so they hold for the same entry)."""
-    queries = []
-    for branch in BRANCHES:
-        wanted = [kind for kind in branch.kinds if kind in kinds]
-        if not wanted:
-            continue
-        joined = branch.model.objects.filter(match.condition(), search_entries__kind__in=wanted)
-        queries.append(branch.visible(user, joined))
-    return queries
-
-
-def _union(queries: list[QuerySet]) -> QuerySet | None:
-    if not queries:
-        return None
-    first, *rest = queries
-    return first.union(*rest, all=True) if rest else first
-
-
-def _counts(user, parsed, match: _Matcher, kinds: list[str]) -> dict[str, int]:
-    queries = [
-        q.order_by()
-        .values(hit_kind=F("search_entries__kind"))
-        .annotate(hit_count=Count("pk", distinct=True))
-        for q in _branches(user, match, kinds)
-    ]
-    union = _union(queries)
-    if union is None:
-        return {}
-    return {row["hit_kind"]: row["hit_count"] for row in union if row["hit_count"]}
-
-
-def _page(user, parsed, match: _Matcher, kinds: list[str], offset: int, limit: int) -> list[Hit]:
-    queries = [
-        q.order_by()
-        .values(hit_kind=F("search_entries__kind"), hit_id=F("pk"))
-        .annotate(hit_rank=Max(match.rank()))
-        for q in _branches(user, match, kinds)
-    ]
-    union = _union(queries)
-    if union is None:
-        return []
-    rows = union.order_by("-hit_rank", "hit_kind", "-hit_id")[offset : offset + limit]
-    return [Hit(kind=r["hit_kind"], object_id=r["hit_id"], rank=r["hit_rank"]) for r in rows]
-
-
-def _field_of(kind: str) -> str:
-    return next(branch.field for branch in BRANCHES if kind in branch.kinds)
-
-
-def _describe(hits: list[Hit], match: _Matcher, snippets: bool = True) -> None:
-    """Titles and snippets of the hits shown (SQLite): one statement; the words marked in
-    Python."""
-    wanted = Q()
-    for hit in hits:
-        wanted |= Q(**{f"{_field_of(hit.kind)}_id": hit.object_id})
-    entries = SearchEntry.objects.filter(wanted, chunk=0).annotate(
-        task_sale=F("task__sale_id"), task_customer=F("task__customer_id")
-    )
-    by_key = {(hit.kind, hit.object_id): hit for hit in hits}
-    words = match.parsed.words()
-    for entry in entries.defer("vector", "plain", "names", "keys"):
-        hit = by_key.get((entry.kind, getattr(entry, f"{_field_of(entry.kind)}_id")))
-        if hit is None:
-            continue
-        hit.title, hit.subtitle = entry.title, entry.subtitle
-        hit.title_marked = _python_mark(entry.title, words)
-        hit.task_sale_id, hit.task_customer_id = entry.task_sale, entry.task_customer
-        hit.snippet = _python_snippet(entry.body, words) if snippets else ""
-
-
-def _python_mark(text: str, words: list[str]) -> str:
-    """SQLite and the typo fallback: mark where a word occurs (case-insensitive)."""
-    folded = fold(text)
-    lowered = folded if len(folded) == len(text) else text.lower()  # "Müller" ~ "muller"
-    spans = []
-    for word in words:
-        word = fold(word)
-        start = lowered.find(word) if word else -1
-        if start >= 0:
-            spans.append((start, start + len(word)))
-    out, last = [], 0
-    for start, end in sorted(spans):
-        if start < last:
-            continue
-        out += [text[last:start], MARK_START, text[start:end], MARK_STOP]
-        last = end
-    out.append(text[last:])
-    return "".join(out)
-
-
-def _python_snippet(body: str, words: list[str], width: int = 160) -> str:
-    if not body:
-        return ""
-    lowered = body.lower()
-    positions = [lowered.find(w.lower()) for w in words if w and lowered.find(w.lower()) >= 0]
-    start = max(0, min(positions) - width // 3) if positions else 0
-    piece = body[start : start + width]
-    prefix = "… " if start else ""
-    suffix = " …" if start + width < len(body) else ""
-    return prefix + _python_mark(piece, words) + suffix
 
 
 def _suggestion(parsed: ParsedQuery, hits: list[Hit]) -> str:
