@@ -9,6 +9,8 @@ configurations (created by migration 0002, checked again by `search_reindex`).
   "Muller" and back).
 - `crm_<language>` (SEARCH_LANGUAGE, english by default): the same for prose, with the
   language's stemmer ("proposals" finds "proposal").
+- `crm_search_names`, `crm_search_matches`, `crm_search_similar`: the entries matching a
+  query, read through one GIN index each (FUNCTIONS below).
 """
 
 import re
@@ -40,6 +42,7 @@ def install(cursor) -> None:
     )
     configuration_ensure(cursor, SIMPLE, "simple")
     configuration_ensure(cursor, language_configuration(), _language())
+    functions_install(cursor)
 
 
 def configuration_ensure(cursor, name: str, template: str) -> None:
@@ -61,6 +64,8 @@ NAMES_VECTOR = "to_tsvector('crm_simple'::regconfig, names)"
 
 GIN_INDEXES = {
     "search_entry_vector_idx": "USING gin (vector)",
+    # Not GIN, but built after a bulk load like them: crm_search_recent's order.
+    "search_entry_recent_idx": "(activity_at DESC NULLS LAST) WHERE chunk = 0",
     "search_entry_names_idx": f"USING gin ({NAMES_VECTOR}) WHERE chunk = 0",
     "search_entry_names_trgm_idx": "USING gin (crm_unaccent(lower(names)) gin_trgm_ops) "
     "WHERE chunk = 0",
@@ -81,3 +86,97 @@ def gin_indexes_drop() -> None:
     with connection.cursor() as cursor:
         for name in GIN_INDEXES:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+# The first step of every search (search.selectors): the entries that match, at most
+# `max_rows` of them, with the field filters (type:, owner:me, stage:, tag:), read one of
+# four ways:
+# - crm_search_names: through the names' own index (NAMES_VECTOR);
+# - crm_search_matches: through the index of whole entries (`vector`);
+# - crm_search_recent: the most recently active entries, `scan_rows` of them, tested one by
+#   one. For a word that a large share of the entries hold, a GIN index has to collect
+#   every one of them before the first is returned (150 ms for a word in a million
+#   entries), while one entry in a few of the latest holds it;
+# - crm_search_similar: names with a word like the words typed (pg_trgm's word similarity,
+#   at least `threshold`), through the trigram index.
+# Functions for their SET clauses, which hold for the function's own query only:
+# enable_seqscan: the planner cannot tell how many entries a prefix matches ("pric:*");
+# guessing "many", it would read the table in order until the LIMIT is met, which for a
+# rare word is the whole table, where the GIN index is always the better start; work_mem: a
+# bitmap of the 200,000 entries of a common word fits (in the default 4 MB it turns lossy,
+# and every entry of a lossy page is tested again); the trigram threshold. A setting for
+# the whole statement (set_config in a transaction) cost three statements of every search.
+_FILTERS = """
+  AND e.kind = ANY(wanted_kinds)
+  AND (wanted_owner IS NULL OR e.owner_id = wanted_owner)
+  AND (wanted_stages IS NULL OR e.stage = ANY(wanted_stages))
+  AND (wanted_tags IS NULL
+       OR NOT EXISTS (SELECT 1 FROM unnest(wanted_tags) t WHERE strpos(e.tags, t) = 0))"""
+_FILTER_ARGUMENTS = (
+    "wanted_kinds text[], wanted_owner integer, wanted_stages text[], wanted_tags text[], "
+    "max_rows integer"
+)
+_RETURNS = "TABLE (id bigint, record text, record_id bigint, kind text)"
+_COLUMNS = "e.id, e.record::text, e.record_id, e.kind::text"
+_SETTINGS = "SET enable_seqscan = off SET work_mem = '64MB'"
+FUNCTIONS = {
+    # `names_query` holds the positive words; the whole query (exclusions, words of other
+    # fields) is checked on the few names found.
+    "crm_search_names": f"""(search_query tsquery, names_query tsquery, {_FILTER_ARGUMENTS})
+RETURNS {_RETURNS} LANGUAGE sql STABLE ROWS 200 {_SETTINGS} AS $$
+SELECT {_COLUMNS} FROM search_searchentry e
+WHERE {NAMES_VECTOR.replace("names", "e.names")} @@ names_query AND e.chunk = 0{_FILTERS}
+  AND coalesce(e.vector, ''::tsvector) @@ search_query
+LIMIT max_rows
+$$""",
+    # `loose_query` (a query with phrases): the phrases' words in any order, which the GIN
+    # index answers alone; of the first `max_candidates` entries holding them, those where
+    # the words stand together (read from each entry's own tsvector, a piece of a document
+    # is thousands of words). Without it, the index went on until `max_rows` phrases were
+    # found, and a phrase of two common words is in one entry of fifty that hold both.
+    # `candidates`: how many were read (all of them when fewer than max_candidates).
+    "crm_search_matches": f"""(search_query tsquery, loose_query tsquery,
+    max_candidates integer, {_FILTER_ARGUMENTS})
+RETURNS TABLE (id bigint, record text, record_id bigint, kind text, candidates bigint)
+LANGUAGE sql STABLE ROWS 1000 {_SETTINGS} AS $$
+SELECT c.id, c.record, c.record_id, c.kind, c.candidates FROM (
+  SELECT m.*, count(*) OVER () AS candidates FROM (
+    SELECT {_COLUMNS}, e.vector FROM search_searchentry e
+    WHERE e.vector @@ coalesce(loose_query, search_query){_FILTERS}
+    LIMIT CASE WHEN loose_query IS NULL THEN max_rows ELSE max_candidates END
+  ) m
+) c
+WHERE loose_query IS NULL OR c.vector @@ search_query
+LIMIT max_rows
+$$""",
+    "crm_search_recent": f"""(search_query tsquery, scan_rows integer, {_FILTER_ARGUMENTS})
+RETURNS {_RETURNS} LANGUAGE sql STABLE ROWS 200 {_SETTINGS} AS $$
+SELECT {_COLUMNS} FROM (
+  SELECT * FROM search_searchentry e WHERE e.chunk = 0
+  ORDER BY e.activity_at DESC NULLS LAST LIMIT scan_rows
+) e
+WHERE true{_FILTERS} AND e.vector @@ search_query
+LIMIT max_rows
+$$""",
+    "crm_search_similar": f"""(words text, threshold real, {_FILTER_ARGUMENTS})
+RETURNS {_RETURNS} LANGUAGE plpgsql VOLATILE ROWS 200
+{_SETTINGS} SET pg_trgm.word_similarity_threshold = 0.6 AS $$
+BEGIN
+PERFORM set_config('pg_trgm.word_similarity_threshold', threshold::text, true);
+RETURN QUERY SELECT {_COLUMNS} FROM search_searchentry e
+WHERE e.chunk = 0 AND words <% crm_unaccent(lower(e.names)){_FILTERS}
+LIMIT max_rows;
+END
+$$""",
+}
+
+
+def functions_install(cursor) -> None:
+    for name, definition in FUNCTIONS.items():
+        cursor.execute(f"DROP FUNCTION IF EXISTS {name}")
+        cursor.execute(f"CREATE FUNCTION {name}{definition}")
+
+
+def functions_drop(cursor) -> None:
+    for name in FUNCTIONS:
+        cursor.execute(f"DROP FUNCTION IF EXISTS {name}")

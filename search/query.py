@@ -59,6 +59,10 @@ class ParsedQuery:
         return bool(self.groups)
 
     @property
+    def has_phrases(self) -> bool:
+        return any(term.phrase for group in self.groups for term in group)
+
+    @property
     def has_filters(self) -> bool:
         return bool(self.kinds or self.owner_me or self.stages or self.tags)
 
@@ -147,20 +151,38 @@ def names_tsquery_sql(parsed: ParsedQuery) -> tuple[str, list]:
     return "(" + " || ".join(ors) + ")", params
 
 
-def tsquery_sql(parsed: ParsedQuery) -> tuple[str, list]:
+def tsquery_sql(
+    parsed: ParsedQuery, loose: bool = False, exact: frozenset[str] = frozenset()
+) -> tuple[str, list]:
     """The tsquery as SQL with its parameters: each word matched as a prefix, in the simple
-    configuration (names, emails) or stemmed in the language's (prose)."""
+    configuration (names, emails) or stemmed in the language's (prose).
+
+    `exact`: words (folded) matched as themselves only, not as prefixes (search.selectors:
+    a word that is itself common is first looked for as typed), unless excluded.
+
+    `loose`: phrases as their words in any order, and no excluded phrase: what every entry
+    matching the query matches, and the GIN index alone can tell (a phrase needs the
+    positions in the entry's own tsvector, read from the table)."""
     language = postgres.language_configuration()
     ors = []
     params: list = []
     for group in parsed.groups:
         ands = []
         for term in group:
-            if term.phrase:
+            if term.phrase and loose and term.negated:
+                continue
+            if term.phrase and loose:
+                sql = "(plainto_tsquery(%s::regconfig, %s) || plainto_tsquery(%s::regconfig, %s))"
+                params += [postgres.SIMPLE, term.text, language, term.text]
+            elif term.phrase:
                 sql = "(phraseto_tsquery(%s::regconfig, %s) || phraseto_tsquery(%s::regconfig, %s))"
                 params += [postgres.SIMPLE, term.text, language, term.text]
             else:
-                operand = " & ".join(f"'{word}':*" for word in term.text.split())
+                # (an excluded word stays a prefix: the query must not match more)
+                operand = " & ".join(
+                    f"'{word}'" if fold(word) in exact and not term.negated else f"'{word}':*"
+                    for word in term.text.split()
+                )
                 sql = "(to_tsquery(%s::regconfig, %s) || to_tsquery(%s::regconfig, %s))"
                 params += [postgres.SIMPLE, operand, language, operand]
             ands.append(f"!!{sql}" if term.negated else sql)

@@ -5,6 +5,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from search import frequencies
+from search.frequencies import Frequencies, Statistics
 from tests.factories import CustomerFactory, EmailTemplateFactory, SaleFactory
 from tests.search.conftest import index
 
@@ -120,14 +122,36 @@ def test_hostile_queries_never_fail(rep_client, records, q):
         assert b"<script>alert(1)" not in response.content
 
 
+# user, groups, the customers shared with the user's reach, then the search: one statement
+# (reads, counts, page, titles and snippets); the typo fallback one more. A manager: their
+# team, and the co-managers of their templates and of their campaigns (three more).
+PINS = {"rep": (4, 5), "manager": (7, 8)}
+
+
 @pytest.mark.parametrize("url", [RESULTS, DROPDOWN])
-def test_a_fixed_number_of_queries(rep_client, rep, records, url, django_assert_max_num_queries):
+@pytest.mark.parametrize("who", ["rep", "manager"])
+def test_a_fixed_number_of_queries(
+    client, rep, manager, records, url, who, django_assert_max_num_queries
+):
     index(*[CustomerFactory(name=f"Kestrel {i}", owner=rep, notes="pricing") for i in range(30)])
-    rep_client.get(url, {"q": "kestrel"})  # warm the session and the user's caches
-    # session, user, groups, then in one transaction (its BEGIN and COMMIT): set_config, the
-    # counts and the page (one statement), the titles and snippets
-    with django_assert_max_num_queries(8):
-        assert rep_client.get(url, {"q": "kestrel"}).status_code == 200
-    # the typo fallback: the dropdown's names, the whole index, then the trigram pass
-    with django_assert_max_num_queries(10):
-        assert rep_client.get(url, {"q": "kestrrel"}).status_code == 200
+    client.force_login(rep if who == "rep" else manager)
+    client.get(url, {"q": "kestrel"})  # warm the session
+    found, typo = PINS[who]
+    with django_assert_max_num_queries(found):
+        assert client.get(url, {"q": "kestrel"}).status_code == 200
+    with django_assert_max_num_queries(typo):  # the names with a word like "kestrrel"
+        assert client.get(url, {"q": "kestrrel"}).status_code == 200
+
+
+@pytest.mark.parametrize("url", [RESULTS, DROPDOWN])
+def test_a_typo_corrected_then_the_trigram_pass(
+    manager_client, rep, records, url, monkeypatch, django_assert_num_queries
+):
+    """With statistics, a typo is first corrected to the closest common name ("kestner",
+    which nothing holds here), then the names with a word like it: three statements."""
+    statistics = Statistics(names=Frequencies(1_000_000, {"kestner": 0.01}))
+    monkeypatch.setattr(frequencies, "statistics", lambda: statistics)
+    manager_client.get(url, {"q": "kestrel"})
+    with django_assert_num_queries(PINS["manager"][1] + 1):
+        response = manager_client.get(url, {"q": "kestrrel"})
+    assert response.status_code == 200 and b"Kestrel Aviation" in response.content
