@@ -54,6 +54,8 @@ def records(rep, teammate, teams):
     no_at = CustomerFactory(
         owner=rep, name="No at", email="broken", phone="007", website="not a url"
     )
+    # A trunk zero: its tails, then the number as dialled.
+    trunk = CustomerFactory(owner=rep, name="Trunk", email="a.b@c.example", phone="(030) 1234-567")
     sale = SaleFactory(customer=odd, assigned_to=teammate, title="Big «deal»", status="PROPOSAL")
     SaleActivityFactory(sale=sale, text="Called Zoë")
     SaleActivityFactory(sale=sale, text="Sent the offer")
@@ -64,7 +66,7 @@ def records(rep, teammate, teams):
         TaskFactory(assigned_to=rep, title="Lonely task"),
     ]  # fmt: skip
     return {
-        "customer": [odd.pk, plain.pk, no_at.pk],
+        "customer": [odd.pk, plain.pk, no_at.pk, trunk.pk],
         "sale": [sale.pk, bare_sale.pk],
         "task": [task.pk for task in tasks],
     }
