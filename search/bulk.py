@@ -31,7 +31,7 @@ _PHONE = """(CASE WHEN length(f.digits) >= 4 THEN
     || CASE WHEN f.trunk <> f.digits THEN ' ' || f.trunk ELSE '' END
   ELSE '' END)"""
 _EMAIL = """(CASE WHEN position('@' in {e}) > 0 THEN concat_ws(' ', {e}, split_part({e}, '@', 2),
-    regexp_replace(split_part({e}, '@', 1), '[._+\\-]', ' ', 'g'),
+    translate(split_part({e}, '@', 1), '._+-', '    '),
     replace(split_part({e}, '@', 2), '.', ' '))
   ELSE {e} END)"""
 _WEBSITE = "(CASE WHEN f.host <> '' THEN f.host || ' ' || replace(f.host, '.', ' ') ELSE '' END)"
