@@ -7,6 +7,11 @@ The SQL computes exactly what the Python builders do (tests/search/test_bulk.py 
 the two entry by entry): change one, change the other.
 """
 
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
 from django.db import connection
 
 from sales.models import Sale
@@ -148,3 +153,45 @@ def entries_upsert(*, model: str, ids: list[int], body_chars: int) -> int:
             },
         )
         return cursor.rowcount
+
+
+Job = TypeVar("Job")
+_STOP = object()
+
+
+def on_threads(jobs: Iterable[Job], work: Callable[[Job], object], *, workers: int) -> None:
+    """work(job) for every job, on `workers` threads: PostgreSQL runs each connection's
+    statements on one core, and a rebuild is batches that need not wait for each other.
+    Each thread has a connection of its own (Django keeps one per thread), closed when it
+    ends; jobs are read as the threads take them (at most `workers` waiting). The first error
+    stops the rest and is raised here."""
+    waiting: queue.Queue = queue.Queue(maxsize=workers)
+    failed: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            while (job := waiting.get()) is not _STOP:
+                if failed:
+                    continue  # drain what was queued, do nothing more
+                try:
+                    work(job)
+                except BaseException as error:
+                    failed.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for job in jobs:
+            if failed:
+                break
+            waiting.put(job)
+    finally:
+        for _ in threads:
+            waiting.put(_STOP)
+        for thread in threads:
+            thread.join()
+    if failed:
+        raise failed[0]

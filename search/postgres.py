@@ -68,11 +68,17 @@ GIN_INDEXES = {
 
 
 def gin_indexes_create() -> None:
+    for name in GIN_INDEXES:
+        gin_index_create(name)
+
+
+def gin_index_create(name: str) -> None:
+    """One of GIN_INDEXES, unless it is there."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for name, definition in GIN_INDEXES.items():
-            cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON search_searchentry {definition}")
+        definition = GIN_INDEXES[name]
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON search_searchentry {definition}")
 
 
 def gin_indexes_drop() -> None:
