@@ -73,11 +73,25 @@ GIN_INDEXES = {
 
 
 def gin_indexes_create() -> None:
-    from django.db import connection
+    for name in GIN_INDEXES:
+        gin_index_create(name)
 
-    with connection.cursor() as cursor:
-        for name, definition in GIN_INDEXES.items():
-            cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON search_searchentry {definition}")
+
+# What a GIN build collects in memory before it writes it into the index. Less than
+# PostgreSQL's 64MB default is faster here: the 100k seed's vector index took 3.2-3.5 s of
+# CPU with 4-16MB against 4.3-5.0 s with 64MB (and came out 54 MB instead of 56 MB), the
+# sorted keys staying in the processor's cache; the names' indexes do not mind.
+GIN_BUILD_MEMORY = "16MB"
+
+
+def gin_index_create(name: str) -> None:
+    """One of GIN_INDEXES, unless it is there."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [GIN_BUILD_MEMORY])
+        definition = GIN_INDEXES[name]
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON search_searchentry {definition}")
 
 
 def gin_indexes_drop() -> None:

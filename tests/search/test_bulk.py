@@ -1,10 +1,16 @@
 """search.bulk (PostgreSQL's INSERT ... SELECT) builds the same entries as the Python
 builders of search.services (SQLite, documents, templates, campaigns)."""
 
+import io
+import re
+
 import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
 
-from customers.models import CustomerNote
+from customers.models import Customer, CustomerNote
+from sales.models import Sale
 from search import bulk, services
 from search.models import SearchEntry
 from tests.factories import (
@@ -14,6 +20,7 @@ from tests.factories import (
     TagFactory,
     TaskFactory,
 )
+from tests.search.conftest import found
 
 pytestmark = pytest.mark.django_db
 COMPARED = ["kind", "record", "record_id", "customer_id", "sale_id", "task_id", "title",
@@ -54,6 +61,8 @@ def records(rep, teammate, teams):
     no_at = CustomerFactory(
         owner=rep, name="No at", email="broken", phone="007", website="not a url"
     )
+    # A trunk zero: its tails, then the number as dialled.
+    trunk = CustomerFactory(owner=rep, name="Trunk", email="a.b@c.example", phone="(030) 1234-567")
     sale = SaleFactory(customer=odd, assigned_to=teammate, title="Big «deal»", status="PROPOSAL")
     SaleActivityFactory(sale=sale, text="Called Zoë")
     SaleActivityFactory(sale=sale, text="Sent the offer")
@@ -64,7 +73,7 @@ def records(rep, teammate, teams):
         TaskFactory(assigned_to=rep, title="Lonely task"),
     ]  # fmt: skip
     return {
-        "customer": [odd.pk, plain.pk, no_at.pk],
+        "customer": [odd.pk, plain.pk, no_at.pk, trunk.pk],
         "sale": [sale.pk, bare_sale.pk],
         "task": [task.pk for task in tasks],
     }
@@ -83,3 +92,32 @@ def test_sql_and_python_builders_agree(records, model, monkeypatch):
     for record_id in ids:
         assert from_sql[record_id][0] == from_python[record_id][0], record_id
         assert from_sql[record_id][1] == from_python[record_id][1], record_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seeded_records_are_found_by_name_email_phone_digits_and_prose():
+    """The demo seed writes past the services (COPY) and builds the index at its end, on two
+    connections, from an index its campaign and templates alone are in; a reindex from
+    nothing later does the same."""
+    call_command("seed_demo", customers=60, deals=40, lead_history=0, stdout=io.StringIO(),
+                 allow_without_debug=True)  # fmt: skip
+    admin = get_user_model().objects.get(username="admin")
+    customer = Customer.objects.exclude(phone="").order_by("pk").first()
+    digits = re.sub(r"\D", "", customer.phone)[-7:]
+    dashed = f"{digits[:3]}-{digits[3:]}"
+
+    def finds(q: str, kind_and_pk: tuple[str, int]) -> bool:
+        return kind_and_pk in found(admin, q, limit=100)
+
+    key = ("lead" if customer.lifecycle_stage == "lead" else "customer", customer.pk)
+    for q in (customer.name, customer.email, dashed):
+        assert finds(q, key), q
+    sale = Sale.objects.filter(customer=customer).first() or Sale.objects.first()
+    activity = sale.activities.first()
+    assert finds(f'"{activity.text.rstrip(".")}" {sale.title}', ("deal", sale.pk))
+    # Prose written past the services, then a reindex from nothing.
+    CustomerNote.objects.create(customer=customer, text="Prefers quarterly invoicing by courier")
+    SearchEntry.objects.all().delete()
+    call_command("search_reindex", stdout=io.StringIO())
+    for q in (customer.name, customer.email, dashed, "quarterly invoices courier"):
+        assert finds(q, key), q
