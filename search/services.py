@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Prefetch, Q
 
 from campaigns.models import EmailCampaign, EmailTemplate
+from crm.bulk import analyze
 from customers.models import Customer, CustomerNote
 from documents.models import Document
 from sales.models import Sale, SaleActivity, Task
@@ -369,6 +370,9 @@ def search_index_rebuild(
         # IF NOT EXISTS: nothing to do when they are there; and back after a rebuild that
         # was interrupted once it had dropped them. Each on a connection of its own.
         bulk.on_threads(postgres.GIN_INDEXES, postgres.gin_index_create, workers=workers)
+        # The search chooses how to read a word from the planner's statistics (pg_stats,
+        # search.frequencies); after a rebuild they would describe the old index.
+        analyze(SearchEntry)
     return counted["written"]
 
 

@@ -229,3 +229,20 @@ def test_a_bulk_change_is_indexed_right_after_commit(
     finally:
         services.INLINE_LIMIT = settings_limit
     assert find(rep, "bulky").total == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_leaves_fresh_statistics_for_the_search_to_choose_its_reads(rep):
+    """search.frequencies reads pg_stats; a rebuilt index must not be described by none."""
+    CustomerFactory.create_batch(3, owner=rep, notes="renewal pricing discount")
+
+    def statistics() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'search_searchentry'")
+            return cursor.fetchone()[0]
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'search_searchentry'::regclass")
+    assert statistics() == 0
+    services.search_index_rebuild()
+    assert statistics() > 0
