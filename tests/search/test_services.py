@@ -16,7 +16,14 @@ from sales.models import Sale
 from sales.services import sale_activity_add, sale_change_stage, sale_create, task_create
 from search import bulk, postgres, services
 from search.models import SearchEntry
-from tests.factories import CustomerFactory, SaleActivityFactory, SaleFactory, TaskFactory
+from tests.factories import (
+    CustomerFactory,
+    EmailTemplateFactory,
+    MarketingDocumentFactory,
+    SaleActivityFactory,
+    SaleFactory,
+    TaskFactory,
+)
 from tests.search.conftest import find, found
 
 pytestmark = pytest.mark.django_db
@@ -185,14 +192,21 @@ def test_two_connections_write_the_entries_one_does(rep, teammate, teams, monkey
         sale = SaleFactory(customer=customer, assigned_to=teammate, title=f"Parallel deal {i}")
         SaleActivityFactory(sale=sale, text="Discussed the parallel rollout")
         TaskFactory(assigned_to=rep, title=f"Parallel task {i}", sale=sale, customer=customer)
+    # Documents and templates are built in Python: a long text in several pieces.
+    words = " ".join(f"parallel{i}" for i in range(3 * services.CHUNK_CHARS // 9))
+    for i in range(3):
+        MarketingDocumentFactory(uploaded_by=rep, title=f"Parallel doc {i}", extracted_text=words)
+    for i in range(3):
+        EmailTemplateFactory(created_by=teammate, name=f"Parallel template {i}")
     monkeypatch.setattr(services, "BULK_BATCH_SIZE", 2)
     monkeypatch.setattr(services, "BATCH_SIZE", 2)
     services.search_index_rebuild(workers=1)
     one = _entries()
+    assert {record for record, _, chunk in one if chunk > 1} == {"document"}
     SearchEntry.objects.all().delete()
-    assert services.search_index_rebuild(workers=2) == len(one) == 21
+    assert services.search_index_rebuild(workers=2) == len(one)
     assert _entries() == one
-    assert find(rep, "parallel").total == 21
+    assert find(rep, "parallel").total == 24
 
 
 def test_reindex_needs_a_worker():
