@@ -1,12 +1,16 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from ai.services.training import nightly_training_start, training_run_execute
+from ai.services.training_runs import nightly_training_start
 
 
 @shared_task(name="ai.train_models", ignore_result=True, time_limit=2 * 60 * 60)
 def train_models(run_id: int) -> None:
     """One queued training run ("train now" or nightly); a repeated delivery does nothing."""
+    # Imported here: a worker loads pandas and scikit-learn when it first trains, not when
+    # it starts (see ai.services.recommend's _HEAVY).
+    from ai.services.training import training_run_execute
+
     training_run_execute(run_id=run_id)
 
 

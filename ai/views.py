@@ -11,7 +11,7 @@ from ai.forms import GradingSourceForm, ShareForm
 from ai.services.preferences import grading_source_set
 from ai.services.recommend import recommendation_share
 from ai.services.registry import model_activate, model_deactivate
-from ai.services.training import training_run_start
+from ai.services.training_runs import training_run_start
 from crm.errors import PermissionDenied, ValidationFailed
 from crm.http import is_htmx
 from crm.permissions import (

@@ -18,9 +18,9 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -28,7 +28,6 @@ from django.db.models import Count, IntegerField, Max
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ai.models import EngagementStat, RecommendationShare, SizeBand, size_band
 from crm.errors import PermissionDenied, ValidationFailed
@@ -39,6 +38,13 @@ from documents.models import Document
 from documents.tokens import share_url
 from leads.models import LeadActivity
 from sales.models import Sale
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+# _HEAVY: pandas and scikit-learn (with scipy) are imported where they are used, not with
+# this module: the URLconf imports it (ai.views), and every process that reverses a URL,
+# a Celery worker running a CSV import too, would carry 150 MB more for nothing.
 
 TYPES = [Document.Type.MARKETING, Document.Type.PRESENTATION]
 MIN_SEGMENT = 5  # fewer similar customers than this: drop the stage from the segment
@@ -79,6 +85,8 @@ def _band_expression():
 def engagement_stats_refresh(*, now: datetime | None = None) -> int:
     """Rebuild EngagementStat from the activities that name a document (share link opens,
     downloads, email clicks) and the segment sizes: two GROUP BY queries."""
+    import pandas as pd  # here, not above: see _HEAVY
+
     now = now or timezone.now()
     band = _band_expression()
     sizes = (
@@ -144,7 +152,7 @@ def engagement_stats_refresh(*, now: datetime | None = None) -> int:
 
 # Content match ---------------------------------------------------------------------------------
 
-_vectors: dict[tuple, tuple[TfidfVectorizer, dict[int, int], object]] = {}
+_vectors: dict[tuple, tuple["TfidfVectorizer", dict[int, int], object]] = {}
 _vectors_checked = {"at": float("-inf")}
 VECTORS_RECHECK_SECONDS = 60  # a new or changed document is recommended within a minute
 
@@ -171,6 +179,8 @@ def _document_vectors():
         f"{title} {title} {description} {(text or '')[:TEXT_CHARS]}"
         for *_, title, description, text in rows
     ]
+    from sklearn.feature_extraction.text import TfidfVectorizer  # see _HEAVY
+
     vectorizer = TfidfVectorizer(stop_words="english", max_features=20_000, sublinear_tf=True)
     matrix = vectorizer.fit_transform(texts) if texts else None
     positions = {(parent or pk): i for i, (pk, parent, *_rest) in enumerate(rows)}
@@ -362,6 +372,8 @@ def recommendations_evaluate(*, split_at: datetime, k: int = 3, limit: int = 500
     not opened before), does the segment ranking put one of those in its top k? Against
     the most-popular baseline (the k documents most opened before the split, the same for
     everyone). Content match is left out: it is what ranks documents without history."""
+    import pandas as pd  # here, not above: see _HEAVY
+
     rows = (
         LeadActivity.objects.filter(details__has_key="document_id")
         .order_by()

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from sklearn.calibration import CalibratedClassifierCV
@@ -41,7 +40,6 @@ from ai.models import LeadScoringModel, TrainingRun
 from ai.services.registry import model_activate, model_store
 from crm.models import Notification, Team
 from crm.notifications import Notice
-from crm.permissions import require_manager
 from crm.reactions import Event, react
 from crm.roles import MANAGER_GROUP
 
@@ -350,19 +348,6 @@ def models_train(*, now: datetime | None = None, progress: Progress | None = Non
     return summary
 
 
-def training_run_start(*, actor) -> TrainingRun:
-    """Queue a training ("train now"); the page follows its progress."""
-    from ai.tasks import train_models
-
-    if actor is not None:
-        require_manager(actor, "Only managers and admins can train the scoring model.")
-    with transaction.atomic():
-        run = TrainingRun.objects.create(started_by=actor if getattr(actor, "pk", None) else None)
-        run_id = run.pk
-        transaction.on_commit(lambda: train_models.delay(run_id))
-    return run
-
-
 def training_run_execute(*, run_id: int) -> TrainingRun | None:
     """Carry out a queued training once (a repeated delivery finds it claimed)."""
     claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
@@ -409,7 +394,3 @@ def _trained_notify(run: TrainingRun) -> None:
         obj=run,
     )
     react(Event.MODEL_TRAINED, notices=[notice])
-
-
-def nightly_training_start() -> TrainingRun:
-    return training_run_start(actor=None)
