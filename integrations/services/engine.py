@@ -834,8 +834,9 @@ class SyncEngine:
                 # Agreed on only once the remote has it, or the next pull would take the
                 # remote's old parent for a change and move the deal back.
                 del diff["customer_id"]
-                tally.fail("push", link.remote_id, pk, "The deal's new customer is not synced, "
-                           "so the remote deal keeps its former one.")  # fmt: skip
+                message = ("The deal's new customer is not synced as a contact, so the remote "
+                           "deal keeps its former customer.")  # fmt: skip
+                tally.fail("push", link.remote_id, pk, message)
                 if not diff:
                     continue
             elif "customer_id" in diff:

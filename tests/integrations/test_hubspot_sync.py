@@ -595,7 +595,9 @@ def test_a_deal_moved_to_a_customer_hubspot_lacks_fails_and_is_not_moved_back(
     fake_hubspot.fail_next(400, path="/crm/v3/objects/contacts/batch/upsert")
     run = run_sync(hubspot_connection)
     failure = run.failures.get(object_type="deals")
-    assert failure.local_id == sale.pk and "new customer is not synced" in failure.message
+    assert (
+        failure.local_id == sale.pk and "new customer is not synced as a contact" in failure.message
+    )
     assert fake_hubspot.get("deals", deal).properties["amount"] == "7.00"  # the rest went out
     assert fake_hubspot.get("deals", deal).associations["contacts"] == {ann}
     run_sync(hubspot_connection)
