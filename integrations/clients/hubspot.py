@@ -152,6 +152,24 @@ class HubSpotClient:
             batch_input_public_default_association_multi_post=body,
         )[1]
 
+    def dissociate(self, from_type: str, to_type: str, pairs: list[tuple[str, str]]) -> None:
+        """No association (of any label) left between each (from id, to id): the v4 batch
+        archive, which answers 204; removing one already gone is a no-op, so it is safe to
+        send again."""
+        targets: dict[str, list[str]] = {}
+        for source, target in pairs:
+            targets.setdefault(source, []).append(target)
+        inputs = [{"from": {"id": s}, "to": [{"id": t} for t in ts]} for s, ts in targets.items()]
+        for start in range(0, len(inputs), 100):
+            self._call(
+                self.client.crm.associations.v4.batch_api.archive,
+                from_type,
+                to_type,
+                batch_input_public_association_multi_archive={
+                    "inputs": inputs[start : start + 100]
+                },
+            )
+
     def batch_update(self, object_type: str, inputs: list[dict]) -> dict:
         return self._call(
             self._objects(object_type).batch_api.update,

@@ -98,6 +98,17 @@ class SalesforceClient:
         """One batch of a SOQL query (queryAll with `include_deleted`: the recycle bin too)."""
         return self._call(lambda: self.sf.query(soql, include_deleted=include_deleted))
 
+    def query_every(self, soql: str) -> list[dict]:
+        """Every record a SOQL query finds, following its batches (queryMore)."""
+        answer = self.query(soql)
+        records = list(answer.get("records", []))
+        while not answer.get("done", True) and answer.get("nextRecordsUrl"):
+            answer = self._call(
+                lambda url=answer["nextRecordsUrl"]: self.sf.query_more(url, identifier_is_url=True)
+            )
+            records += answer.get("records", [])
+        return records
+
     def deleted(self, sobject: str, start, end) -> dict:
         return self._call(lambda: getattr(self.sf, sobject).deleted(start, end))
 

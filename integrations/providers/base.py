@@ -23,6 +23,9 @@ class Remote:
     email: str = ""
     owner_remote_id: str = ""
     parent_remote_id: str = ""  # a deal's contact (HubSpot) / account or contact (Salesforce)
+    # Every parent a deal has remotely (a HubSpot deal may have several contacts), oldest
+    # first; the engine picks the one that is the deal's customer.
+    parent_remote_ids: list[str] = field(default_factory=list)
     merged_ids: list[str] = field(default_factory=list)
     archived: bool = False
     # The CRM's record key the sync wrote on a record it created (its unique id property).

@@ -110,8 +110,7 @@ class HubSpotProvider:
         elif remote_type == "deals":
             values["status"] = self.stage_map.get(properties.get("dealstage") or "", "")
             contacts = (raw.get("associations") or {}).get("contacts", {}).get("results", [])
-            if contacts:
-                record.parent_remote_id = str(contacts[0]["id"])
+            _set_contacts(record, [str(c["id"]) for c in contacts])
         else:
             values["name"] = normalise("text", properties.get("name"))
         for required in NO_OPINION_WHEN_EMPTY:
@@ -156,7 +155,7 @@ class HubSpotProvider:
         if remote_type == "deals" and records:
             contacts = self.client.associations("deals", "contacts", [r.id for r in records])
             for record in records:
-                record.parent_remote_id = (contacts.get(record.id) or [""])[0]
+                _set_contacts(record, contacts.get(record.id, []))
         if not (answer.get("paging") or {}).get("next"):
             return Page(records, None)
         following = cursor["after"] + len(raws)
@@ -352,19 +351,41 @@ class HubSpotProvider:
             "" if remote_id in by_id else (" ".join(messages) if remote_id in missing else "")
             for remote_id, _, _ in items
         ]
-        if remote_type == "deals":  # a deal of ours left without its contact: associate it
-            self._associate_contacts(
-                [
-                    (r, v, refs if "customer_id" in v and not refs.get("had_parent") else {})
-                    for r, v, refs in items
-                ],
-                ids,
-                errors,
-            )
+        if remote_type == "deals":
+            # A deal moved to another customer (or ours, left without its contact): the new
+            # contact is associated first, then the old one let go, so a failure between the
+            # two leaves the deal with both (the pull keeps the agreed one) and is sent again.
+            moved = [(r, v, refs if "customer_id" in v else {}) for r, v, refs in items]
+            self._associate_contacts(moved, ids, errors)
+            self._dissociate_contacts(moved, ids, errors)
         return PushResult(ids, [by_id.get(remote_id) for remote_id, _, _ in items], errors)
+
+    def _dissociate_contacts(self, items, ids: list[str | None], errors: list[str]) -> None:
+        """Deals from the contact of the customer they were moved away from ("old_parent"):
+        only that association goes, not contacts HubSpot's users added besides."""
+        pairs = [
+            (index, ids[index], refs["old_parent"])
+            for index, (_, _, refs) in enumerate(items)
+            if ids[index] and refs.get("old_parent") and refs["old_parent"] != refs.get("parent")
+        ]
+        if not pairs:
+            return
+        try:
+            self.client.dissociate("deals", "contacts", [(deal, old) for _, deal, old in pairs])
+        except RemoteError as error:
+            for index, _, _ in pairs:
+                ids[index] = None
+                errors[index] = f"Not dissociated from its former contact: {error}"
 
     def push_delete(self, remote_type: str, remote_ids: list[str]) -> None:
         self.client.batch_archive(remote_type, remote_ids)
+
+
+def _set_contacts(record: Remote, contact_ids: list[str]) -> None:
+    """A deal's contacts, oldest first: HubSpot promises no order, and the first is the
+    one taken when none of them is the deal's customer already."""
+    record.parent_remote_ids = sorted(set(contact_ids), key=lambda i: (len(i), i))
+    record.parent_remote_id = record.parent_remote_ids[0] if record.parent_remote_ids else ""
 
 
 def _email_of(entry: dict) -> str:

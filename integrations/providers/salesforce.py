@@ -2,6 +2,10 @@
 Contact), Opportunities -> deals (through their primary ContactId), Users -> users by email;
 Accounts give their name to their contacts' company on the first import.
 
+Opportunity.ContactId can be set on a create only: Salesforce derives it from the primary
+OpportunityContactRole. A deal moved to another customer makes that customer's Contact the
+primary role and deletes the former customer's role.
+
 Reads are SOQL through query/queryMore, keyset-paged by Id (ORDER BY Id, Id > last): a saved
 position is the last Id, valid whatever time passes, where a queryMore locator expires.
 Changes are windows of SystemModstamp; deletions come from getDeleted; writes are sObject
@@ -16,6 +20,8 @@ from integrations.mapping import stage_to_remote as _stage_to_remote
 from integrations.providers.base import ObjectSpec, Page, PushResult, Remote
 
 PAGE = 2000
+ROLE = "OpportunityContactRole"
+COLLECTION = 200  # records an sObject Collections call takes
 MERGEABLE = ("Lead", "Contact")  # Opportunities cannot be merged; Accounts only name companies
 NO_OPINION_WHEN_EMPTY = ("name", "email", "lifecycle_stage", "title", "status", "company")
 SYSTEM_FIELDS = {
@@ -225,9 +231,8 @@ class SalesforceProvider:
             elif local in ("owner_id", "assigned_to_id"):
                 if refs.get("owner"):
                     body["OwnerId"] = refs["owner"]
-            elif local == "customer_id" and sobject == "Opportunity":
-                if refs.get("parent"):  # the deal's customer, as its primary contact
-                    body["ContactId"] = refs["parent"]
+            elif local == "customer_id":
+                continue  # ContactId: on a create below, by contact roles afterwards
             elif local in reverse:
                 body[reverse[local]] = value or None
         if creating:
@@ -290,7 +295,80 @@ class SalesforceProvider:
             answer = self.client.collection("PATCH", records)
         except RemoteError as error:
             return PushResult([None] * len(items), [None] * len(items), [str(error)] * len(items))
-        return self._results(answer, len(items))
+        result = self._results(answer, len(items))
+        if remote_type == "Opportunity":
+            self._move_contact_roles(items, result)
+        return result
+
+    def _move_contact_roles(self, items, result: PushResult) -> None:
+        """Opportunities moved to another customer ("customer_id" in their values): the new
+        customer's Contact ("parent") becomes the primary contact role, made or promoted
+        (Salesforce then demotes the other), and the former customer's ("old_parent") role
+        is deleted; roles of other contacts stay. A failure fails the Opportunity, so the
+        move is sent again; each step finds done what a first attempt did."""
+        moves = {
+            result.ids[index]: (index, refs["parent"], refs.get("old_parent"))
+            for index, (_, values, refs) in enumerate(items)
+            if result.ids[index] and "customer_id" in values and refs.get("parent")
+        }
+        if not moves:
+            return
+        try:
+            roles = self._contact_roles(list(moves))
+        except RemoteError as error:
+            _fail(result, [index for index, _, _ in moves.values()], str(error))
+            return
+        made, promoted, doomed = [], [], []
+        for opportunity, (index, new, old) in moves.items():
+            theirs = [r for r in roles if r["OpportunityId"] == opportunity]
+            role = next((r for r in theirs if r["ContactId"] == new), None)
+            if role is None:
+                made.append((index, {"attributes": {"type": ROLE}, "OpportunityId": opportunity,
+                                     "ContactId": new, "IsPrimary": True}))  # fmt: skip
+            elif not role.get("IsPrimary"):
+                promoted.append(
+                    (index, {"attributes": {"type": ROLE}, "Id": role["Id"], "IsPrimary": True})
+                )
+            if old and old != new:
+                doomed += [(index, r["Id"]) for r in theirs if r["ContactId"] == old]
+        self._write_roles("POST", made, result)
+        self._write_roles("PATCH", promoted, result)
+        # The old role goes only once the new one is primary (else the deal had no contact).
+        self._write_roles("DELETE", [(i, role) for i, role in doomed if result.ids[i]], result)
+
+    def _contact_roles(self, opportunity_ids: list[str]) -> list[dict]:
+        found = []
+        for start in range(0, len(opportunity_ids), COLLECTION):
+            ids = ", ".join(f"'{_id(i)}'" for i in opportunity_ids[start : start + COLLECTION])
+            found += self.client.query_every(
+                f"SELECT Id, OpportunityId, ContactId, IsPrimary FROM {ROLE} "
+                f"WHERE OpportunityId IN ({ids}) ORDER BY Id"
+            )
+        return found
+
+    def _write_roles(self, method: str, writes: list[tuple[int, object]], result) -> None:
+        """`writes`: (the Opportunity's position in `result`, a role record or, to delete,
+        a role id)."""
+        for start in range(0, len(writes), COLLECTION):
+            chunk = writes[start : start + COLLECTION]
+            try:
+                if method == "DELETE":
+                    answer = self.client.collection(method, ids=[role for _, role in chunk])
+                else:
+                    answer = self.client.collection(method, [role for _, role in chunk])
+            except RemoteError as error:
+                _fail(result, [index for index, _ in chunk], str(error))
+                continue
+            written = self._results(answer, len(chunk))
+            for (index, _), error in zip(chunk, written.errors, strict=True):
+                if error:
+                    _fail(result, [index], error)
 
     def push_delete(self, remote_type: str, remote_ids: list[str]) -> None:
         self.client.collection("DELETE", ids=remote_ids)
+
+
+def _fail(result: PushResult, indexes: list[int], message: str) -> None:
+    for index in indexes:
+        result.ids[index] = None
+        result.errors[index] = f"Its contact role was not moved: {message}"

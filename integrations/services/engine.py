@@ -307,22 +307,40 @@ class SyncEngine:
             ).values_list("remote_id", "local_id")
         )  # fmt: skip
 
-    def _resolve_refs(self, spec: ObjectSpec, records: list[Remote]) -> None:
-        """Remote owner and parent ids become local ids in the values ("" when unknown: no
-        opinion about the field)."""
+    def _resolve_refs(self, spec: ObjectSpec, records: list[Remote]) -> dict[str, list[str]]:
+        """Remote owner and parent ids become local ids in the values (left out when unknown:
+        no opinion about the field). A deal's customer is its first linked parent here; the
+        customers of all its linked parents are answered (remote id -> local ids, in the
+        remote's order) for _settle_customer."""
         owners = self._local_ids("owners", {r.owner_remote_id for r in records})
         parents = (
-            self._local_ids(self.parent_of["sale"], {r.parent_remote_id for r in records})
+            self._local_ids(self.parent_of["sale"], {i for r in records for i in _parents_of(r)})
             if spec.local_model == "sale"
             else {}
         )
         owner_field = OWNER_FIELD[spec.local_model]
+        customers: dict[str, list[str]] = {}
         for record in records:
             owner = owners.get(record.owner_remote_id)
             if owner:
                 record.values[owner_field] = str(owner)
-            if spec.local_model == "sale" and parents.get(record.parent_remote_id):
-                record.values["customer_id"] = str(parents[record.parent_remote_id])
+            if spec.local_model != "sale":
+                continue
+            linked = [str(parents[i]) for i in _parents_of(record) if i in parents]
+            customers[record.id] = list(dict.fromkeys(linked))
+            if linked:
+                record.values["customer_id"] = linked[0]
+        return customers
+
+    @staticmethod
+    def _settle_customer(record: Remote, candidates: list[str], agreed: str, mine: str) -> None:
+        """A deal with several remote parents keeps the customer agreed last while that one's
+        parent is among them, else the CRM's current customer if its parent is: a contact
+        added to the deal remotely moves nothing. Otherwise the first (oldest) one stands."""
+        for customer_id in (agreed, mine):
+            if customer_id and customer_id in candidates:
+                record.values["customer_id"] = customer_id
+                return
 
     def _follow_merges(self, spec: ObjectSpec, records: list[Remote], links: dict) -> None:
         """A HubSpot merge keeps one record and lists the others' ids on it."""
@@ -425,7 +443,7 @@ class SyncEngine:
         links = self._links(spec.remote_type, [r.id for r in records])
         records = self._follow_conversions(spec, records, links, tally)
         self._follow_merges(spec, records, links)
-        self._resolve_refs(spec, records)
+        customers = self._resolve_refs(spec, records)
         unlinked = [r for r in records if r.id not in links]
         by_key = self._first_links_by_key(spec, unlinked)
         by_email = self._first_links_by_email(spec, unlinked)
@@ -480,6 +498,11 @@ class SyncEngine:
             if current is None:
                 tally.skipped += 1
                 continue
+            if len(customers.get(record.id, [])) > 1:
+                self._settle_customer(
+                    record, customers[record.id], link.synced_values.get("customer_id", ""),
+                    current.get("customer_id", ""),
+                )  # fmt: skip
             result, synced, held, opened = self._merge(record, link, current, policy)
             for name, (mine, theirs) in opened.items():
                 conflicts.append(SyncConflict(connection=self.connection, link=link, field=name,
@@ -760,11 +783,18 @@ class SyncEngine:
         }
         parents = {}
         if spec.local_model == "sale":
+            # The deals' customers' remote parents, and those of the customers they were
+            # agreed on last (a deal moved to another customer lets go of the old one).
+            customer_ids = {int(v["customer_id"]) for v in local.values() if v["customer_id"]}
+            customer_ids |= {
+                int(link.synced_values["customer_id"]) for link in links.values()
+                if link.synced_values.get("customer_id")
+            }  # fmt: skip
             parents = {
                 str(local_id): remote_id
                 for remote_id, local_id in SyncLink.objects.filter(
-                    connection=self.connection, local_model="customer", deleted_at__isnull=True,
-                    local_id__in=[int(v["customer_id"]) for v in local.values()],
+                    connection=self.connection, object_type=self.parent_of["sale"],
+                    deleted_at__isnull=True, local_id__in=customer_ids,
                 ).values_list("remote_id", "local_id")
             }  # fmt: skip
         updates, creates = [], []
@@ -800,10 +830,18 @@ class SyncEngine:
                 and value != link.synced_values.get(name)
                 and not (name == owner_field and not refs["owner"])
             }
+            if "customer_id" in diff and not refs["parent"]:
+                # Agreed on only once the remote has it, or the next pull would take the
+                # remote's old parent for a change and move the deal back.
+                del diff["customer_id"]
+                message = ("The deal's new customer is not synced as a contact, so the remote "
+                           "deal keeps its former customer.")  # fmt: skip
+                tally.fail("push", link.remote_id, pk, message)
+                if not diff:
+                    continue
+            elif "customer_id" in diff:
+                refs["old_parent"] = parents.get(link.synced_values["customer_id"])
             if diff:
-                # Whether the remote had a parent agreed: HubSpot adds an association where
-                # none was, but cannot tell which of several its record's parent would be.
-                refs["had_parent"] = bool(link.synced_values.get("customer_id"))
                 updates.append((link, diff, refs))
             else:
                 tally.skipped += 1
@@ -916,6 +954,12 @@ class SyncEngine:
                 )
                 tally.deleted += len(chunk)
         return None
+
+
+def _parents_of(record: Remote) -> list[str]:
+    return record.parent_remote_ids or (
+        [record.parent_remote_id] if record.parent_remote_id else []
+    )
 
 
 def links_save(links: list[SyncLink]) -> None:

@@ -21,11 +21,16 @@ Covered, with HubSpot's documented limits and error shapes:
   written by a create, update or upsert onto a second record answers 400.
 - `POST /crm/v4/associations/{from}/{to}/batch/read` and `.../batch/associate/default`,
   `GET /crm/v3/owners/`.
+- `POST /crm/v4/associations/{from}/{to}/batch/archive`: inputs of `from` ({id}) and `to` (a
+  list of {id}); every association (whatever its labels) between each pair is removed, one
+  already gone is a no-op; answers 204 without a body. A malformed input answers 400 naming
+  it, as do an unknown pair of object types and more than 100 inputs (the limit the fake's
+  other association writes keep).
 - Rate limits: a rolling 10-second window per token (`X-HubSpot-RateLimit-Max`,
   `-Remaining`, `-Interval-Milliseconds`, daily headers), 429 with HubSpot's error body.
 
-Tests change the remote side directly (`put`, `touch`, `archive`, `merge`) and inject
-failures (`fail_next`); `lose_answer_next` applies a request and then drops the connection
+Tests change the remote side directly (`put`, `touch`, `archive`, `merge`, `dissociate`) and
+inject failures (`fail_next`); `lose_answer_next` applies a request and then drops the connection
 unanswered, `hold_answer_next` applies it and waits for `release()` before answering (a
 window in which to kill the client: the remote has the write, the client has no answer).
 Every request is logged (`requests`) with its time.
@@ -313,6 +318,15 @@ class FakeHubSpot(FakeServer):
             primary.properties["hs_merged_object_ids"] = ";".join([*known, str(merged_id)])
             primary.updated_at = at or datetime.now(UTC)
 
+    def dissociate(
+        self, object_type: str, record_id: int, to: str, ids: list[int], at=None
+    ) -> None:
+        """A HubSpot user removes associations of a record (both directions). The record counts
+        as modified, as `put` with `associations` does when one is added."""
+        with self._lock:
+            self._dissociate(object_type, record_id, to, ids)
+            self.records[object_type][record_id].updated_at = at or datetime.now(UTC)
+
     def add_owner(self, email: str, first: str = "", last: str = "") -> int:
         with self._lock:
             owner_id = self._new_id()
@@ -389,6 +403,15 @@ class FakeHubSpot(FakeServer):
             other = self.records.get(to, {}).get(int(other_id))
             if other is not None:
                 other.associations.setdefault(object_type, set()).add(record_id)
+
+    def _dissociate(self, object_type: str, record_id: int, to: str, ids: list[int]) -> None:
+        record = self.records[object_type].get(record_id)
+        if record is not None:
+            record.associations.get(to, set()).difference_update(int(i) for i in ids)
+        for other_id in ids:
+            other = self.records.get(to, {}).get(int(other_id))
+            if other is not None:
+                other.associations.get(object_type, set()).discard(record_id)
 
     def _rate_headers(self, remaining: int) -> dict[str, str]:
         return {
@@ -492,6 +515,8 @@ class FakeHubSpot(FakeServer):
             "batch", "associate", "default",
         ]:  # fmt: skip
             return self._association_default(segments[3], segments[4], body)
+        if segments[:3] == ["crm", "v4", "associations"] and segments[-2:] == ["batch", "archive"]:
+            return self._association_archive(segments[3], segments[4], body)
         if segments[:3] == ["crm", "v3", "properties"] and len(segments) in (4, 5):
             if segments[3] not in OBJECT_TYPES:
                 raise HubSpotError(
@@ -884,6 +909,38 @@ class FakeHubSpot(FakeServer):
             return 207, answer
         return 200, answer
 
+    def _association_archive(self, from_type: str, to_type: str, body: dict) -> tuple[int, Any]:
+        """Removes every association between each `from` and the ids of its `to` list (the
+        v4 shape: one source, several targets); validated whole before anything is removed."""
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise HubSpotError(400, "Some required fields were not set: [inputs]",
+                               "VALIDATION_ERROR")  # fmt: skip
+        if len(inputs) > MAX_BATCH:
+            raise HubSpotError(400, f"Batch size exceeds {MAX_BATCH}", "VALIDATION_ERROR")
+        if (from_type, to_type) not in ASSOCIATION_TYPE_IDS:
+            raise HubSpotError(400, f"Unknown association {from_type} to {to_type}",
+                               "VALIDATION_ERROR")  # fmt: skip
+        pairs = []
+        for index, item in enumerate(inputs):
+            source = item.get("from") if isinstance(item, dict) else None
+            targets = item.get("to") if isinstance(item, dict) else None
+            valid = (
+                isinstance(source, dict) and _is_id(source.get("id"))
+                and isinstance(targets, list) and targets
+                and all(isinstance(t, dict) and _is_id(t.get("id")) for t in targets)
+            )  # fmt: skip
+            if not valid:
+                raise HubSpotError(
+                    400, f"Invalid input at inputs[{index}]: expected from {{id}} and to "
+                    "[{id}, ...]", "VALIDATION_ERROR",
+                )  # fmt: skip
+            pairs.append((int(source["id"]), [int(t["id"]) for t in targets]))
+        with self._lock:
+            for from_id, to_ids in pairs:
+                self._dissociate(from_type, from_id, to_type, to_ids)
+        return 204, None
+
     def _check_emails(self, inputs: list[dict], *, exclude: set[int]) -> None:
         by_email = {
             (r.properties.get("email") or "").lower(): r.id
@@ -954,6 +1011,10 @@ def _type_of_association(object_type: str, association: dict) -> str:
         if from_type == object_type and known == type_id:
             return to_type
     raise HubSpotError(400, f"Unknown association type {type_id}", "VALIDATION_ERROR")
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str | int) and str(value).isdigit()
 
 
 def _text(value: Any) -> str:

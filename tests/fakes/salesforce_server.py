@@ -17,7 +17,13 @@ Covered, with Salesforce's limits and error shapes (a JSON array of {message, er
 - `/services/data/vXX.X/composite/sobjects`: POST (create), PATCH (update), DELETE (?ids=):
   at most 200 records, per-record results with errors (required fields missing, a unique
   field's value on a second record: DUPLICATE_VALUE, a converted Lead:
-  CANNOT_UPDATE_CONVERTED_LEAD).
+  CANNOT_UPDATE_CONVERTED_LEAD; a create-only field in an update:
+  INVALID_FIELD_FOR_INSERT_UPDATE; a reference to no live record: INVALID_CROSS_REFERENCE_KEY).
+- Opportunity contact roles: `Opportunity.ContactId` is create-only and derived from the
+  primary OpportunityContactRole (Salesforce's object reference): an Opportunity created with
+  one gets a primary role for it; making a role primary makes the others not, and a change of
+  the primary contact changes the Opportunity's ContactId and SystemModstamp. A role's
+  OpportunityId is create-only too.
 - `PATCH /services/data/vXX.X/composite/sobjects/{type}/{externalIdField}`: upsert of up to
   200 records of that type on an External ID field (a field that is not one answers 404
   NOT_FOUND for the request); per record `created`, or DUPLICATE_EXTERNAL_ID when several
@@ -46,7 +52,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.base import FakeServer, QuietHandler, Reply
 
-PREFIXES = {"Account": "001", "Contact": "003", "User": "005", "Opportunity": "006", "Lead": "00Q"}
+PREFIXES = {"Account": "001", "Contact": "003", "User": "005", "Opportunity": "006", "Lead": "00Q",
+            "OpportunityContactRole": "00K"}  # fmt: skip
+ROLE = "OpportunityContactRole"
 BATCH = 2000
 MAX_COLLECTION = 200
 SOQL = re.compile(
@@ -59,7 +67,13 @@ SOQL = re.compile(
 EXTERNAL_ID_FIELD = "CRM_Record_Id__c"
 # Fields a create needs, per object (what the org's page layouts cannot waive).
 REQUIRED = {"Contact": ["LastName"], "Lead": ["LastName", "Company"],
-            "Opportunity": ["Name", "StageName", "CloseDate"], "Account": ["Name"]}  # fmt: skip
+            "Opportunity": ["Name", "StageName", "CloseDate"], "Account": ["Name"],
+            ROLE: ["OpportunityId", "ContactId"]}  # fmt: skip
+# Fields a create may set and an update may not ("Create" without "Update" in the reference).
+CREATE_ONLY = {"Opportunity": ["ContactId"], ROLE: ["OpportunityId"]}
+# Reference fields and the object whose live record each must name.
+REFERENCES = {"Opportunity": {"ContactId": "Contact"},
+              ROLE: {"OpportunityId": "Opportunity", "ContactId": "Contact"}}  # fmt: skip
 STANDARD_FIELDS = {
     "Lead": ["Id", "FirstName", "LastName", "Email", "Phone", "Company", "Title", "Website",
              "OwnerId", "IsConverted", "ConvertedContactId", "ConvertedAccountId",
@@ -70,6 +84,8 @@ STANDARD_FIELDS = {
     "Opportunity": ["Id", "Name", "Amount", "StageName", "CloseDate", "ContactId",
                     "AccountId", "OwnerId", "IsDeleted", "SystemModstamp"],
     "User": ["Id", "Name", "Email", "IsActive"],
+    ROLE: ["Id", "OpportunityId", "ContactId", "IsPrimary", "Role", "IsDeleted",
+           "SystemModstamp"],
 }  # fmt: skip
 CONDITION = re.compile(
     r"^(\w+)\s*(>=|<=|>|<|=|!=|\s+IN\s+)\s*('(?:[^'\\]|\\.)*'|\([^)]*\)|\S+)$", re.IGNORECASE
@@ -189,11 +205,57 @@ class FakeSalesforce(FakeServer):
                 self.records[sobject][record.id] = record
             record.fields.update(fields)
             record.modstamp = now
+            if sobject == "Opportunity" and fields.get("ContactId"):
+                # Made on a create (or, from a test, by a user): the primary contact role.
+                self._make_primary(record.id, fields["ContactId"], now)
+            elif sobject == ROLE:
+                if fields.get("IsPrimary"):
+                    for other in self._roles(record.fields.get("OpportunityId")):
+                        if other is not record and other.fields.get("IsPrimary"):
+                            other.fields["IsPrimary"] = False
+                            other.modstamp = now
+                self._derive_contact(record.fields.get("OpportunityId"), now)
             return record.id
 
     def delete(self, sobject: str, record_id: str, at: datetime | None = None) -> None:
         with self._lock:
-            self.records[sobject][record_id].deleted_at = at or datetime.now(UTC)
+            record = self.records[sobject][record_id]
+            record.deleted_at = at or datetime.now(UTC)
+            if sobject == ROLE:
+                self._derive_contact(record.fields.get("OpportunityId"), record.deleted_at)
+
+    def roles(self, opportunity_id: str) -> dict[str, bool]:
+        """An opportunity's live contact roles: contact id -> whether it is the primary."""
+        with self._lock:
+            return {
+                r.fields["ContactId"]: bool(r.fields.get("IsPrimary"))
+                for r in self._roles(opportunity_id)
+            }
+
+    def _roles(self, opportunity_id: str | None) -> list[SObject]:
+        return [
+            r for r in self.records[ROLE].values()
+            if r.deleted_at is None and r.fields.get("OpportunityId") == opportunity_id
+        ]  # fmt: skip
+
+    def _make_primary(self, opportunity_id: str, contact_id: str, now: datetime) -> None:
+        role = next(
+            (r for r in self._roles(opportunity_id) if r.fields.get("ContactId") == contact_id),
+            None,
+        )
+        self.put(ROLE, {"OpportunityId": opportunity_id, "ContactId": contact_id,
+                        "IsPrimary": True}, id=role.id if role else None, at=now)  # fmt: skip
+
+    def _derive_contact(self, opportunity_id: str | None, now: datetime) -> None:
+        """Opportunity.ContactId follows the primary contact role (none: empty)."""
+        opportunity = self.records["Opportunity"].get(opportunity_id or "")
+        if opportunity is None:
+            return
+        primary = next((r for r in self._roles(opportunity.id) if r.fields.get("IsPrimary")), None)
+        contact_id = primary.fields.get("ContactId") if primary else None
+        if opportunity.fields.get("ContactId") != contact_id:
+            opportunity.fields["ContactId"] = contact_id
+            opportunity.modstamp = now
 
     def convert_lead(
         self,
@@ -238,10 +300,15 @@ class FakeSalesforce(FakeServer):
             merged.fields["MasterRecordId"] = master_id
             merged.deleted_at = merged.modstamp = now
             self.records[sobject][master_id].modstamp = now
-            parent_field = {"Contact": "ContactId", "Account": "AccountId"}.get(sobject)
+            if sobject == "Contact":  # its roles, and with them the ContactId they give
+                for role in self.records[ROLE].values():
+                    if role.deleted_at is None and role.fields.get("ContactId") == merged_id:
+                        role.fields["ContactId"] = master_id
+                        role.modstamp = now
+                        self._derive_contact(role.fields.get("OpportunityId"), now)
             for opportunity in self.records["Opportunity"].values():
-                if parent_field and opportunity.fields.get(parent_field) == merged_id:
-                    opportunity.fields[parent_field] = master_id
+                if sobject == "Account" and opportunity.fields.get("AccountId") == merged_id:
+                    opportunity.fields["AccountId"] = master_id
                     opportunity.modstamp = now
 
     def lose_answer_next(self, path_part: str) -> None:
@@ -509,7 +576,7 @@ class FakeSalesforce(FakeServer):
                         results.append(_failed("ENTITY_IS_DELETED", "entity is deleted",
                                                record_id=record_id))  # fmt: skip
                     else:
-                        record.deleted_at = datetime.now(UTC)
+                        self.delete(record.type, record_id)
                         results.append({"id": record_id, "success": True, "errors": []})
             return results
         records = self._records_of(body)
@@ -557,6 +624,23 @@ class FakeSalesforce(FakeServer):
                 return _failed("REQUIRED_FIELD_MISSING",
                                f"Required fields are missing: [{', '.join(missing)}]",
                                fields=missing)  # fmt: skip
+        else:
+            fixed = [name for name in CREATE_ONLY.get(sobject, []) if name in values]
+            if fixed:
+                return _failed(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {', '.join(fixed)}. Please check the "
+                    "security settings of this field and verify that it is read/write for "
+                    "your profile or permission set.",
+                    fields=fixed, record_id=record.id,
+                )  # fmt: skip
+        for name, target in REFERENCES.get(sobject, {}).items():
+            referenced = self.records[target].get(values.get(name) or "")
+            if values.get(name) and (referenced is None or referenced.deleted_at):
+                return _failed(
+                    "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {name}",
+                    fields=[name], record_id=record.id if record else None,
+                )  # fmt: skip
         for name, spec in self.custom_fields.get(sobject, {}).items():
             value = values.get(name)
             if not (spec.get("unique") and value):

@@ -74,7 +74,7 @@ def body_of(call):
         response = call()
     except Exception as error:  # the generated clients' ApiException
         return error.status, json.loads(error.body)
-    return response.status, json.loads(response.data)
+    return response.status, json.loads(response.data) if response.data else None
 
 
 def test_upsert_by_a_unique_property_and_the_properties_api(fake):
@@ -152,3 +152,31 @@ def test_a_lost_answer_leaves_the_write_done(fake):
             _preload_content=False,
         )
     assert [r.properties["email"] for r in fake.live("contacts")] == ["lost@y.example"]
+
+
+def test_association_archive_takes_the_v4_shape_and_answers_204(fake):
+    fake.reset()
+    batch = client(fake).crm.associations.v4.batch_api
+    ann = fake.put("contacts", {"email": "ann@y.example"})
+    bob = fake.put("contacts", {"email": "bob@y.example"})
+    deal = fake.put("deals", {"dealname": "D"}, associations={"contacts": [ann, bob]})
+
+    def archive(inputs, from_type="deals", to_type="contacts"):
+        return body_of(lambda: batch.archive(
+            from_type, to_type, batch_input_public_association_multi_archive={"inputs": inputs},
+            _preload_content=False,
+        ))  # fmt: skip
+
+    # v3's shape (one `to` object, not a list), no `from`, no inputs, an unknown pair: 400.
+    assert archive([{"from": {"id": str(deal)}, "to": {"id": str(ann)}}])[0] == 400
+    assert archive([{"to": [{"id": str(ann)}]}])[0] == 400
+    assert archive([])[0] == 400
+    assert (
+        archive([{"from": {"id": str(deal)}, "to": [{"id": str(ann)}]}], to_type="owners")[0] == 400
+    )
+    assert fake.get("deals", deal).associations["contacts"] == {ann, bob}
+    assert archive([{"from": {"id": str(deal)}, "to": [{"id": str(ann)}]}]) == (204, None)
+    assert fake.get("deals", deal).associations["contacts"] == {bob}
+    assert deal not in fake.get("contacts", ann).associations["deals"]
+    # Gone already: a no-op.
+    assert archive([{"from": {"id": str(deal)}, "to": [{"id": str(ann)}]}])[0] == 204

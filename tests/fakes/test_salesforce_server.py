@@ -93,3 +93,33 @@ def test_merged_records_are_deleted_naming_their_master(fake, sf):
     )
     assert every["records"][0]["MasterRecordId"] == keep
     assert every["records"][0]["IsDeleted"] is True
+
+
+def test_an_opportunitys_contact_is_its_primary_contact_role(fake, sf):
+    one = fake.put("Contact", {"LastName": "One"})
+    two = fake.put("Contact", {"LastName": "Two"})
+    (made,) = sf.restful("composite/sobjects", method="POST", json={"allOrNone": False, "records": [
+        {"attributes": {"type": "Opportunity"}, "Name": "O", "StageName": "Prospecting",
+         "CloseDate": "2027-01-01", "ContactId": one},
+    ]})  # fmt: skip
+    opportunity = made["id"]
+    assert fake.roles(opportunity) == {one: True}
+    # ContactId is create-only; the primary role is what changes it.
+    assert codes(update(sf, "Opportunity", opportunity, ContactId=two)) == [
+        "INVALID_FIELD_FOR_INSERT_UPDATE"
+    ]
+    before = fake.get("Opportunity", opportunity).modstamp
+    (role,) = sf.restful("composite/sobjects", method="POST", json={"allOrNone": False, "records": [
+        {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": opportunity,
+         "ContactId": two, "IsPrimary": True},
+    ]})  # fmt: skip
+    assert fake.roles(opportunity) == {one: False, two: True}
+    rows = sf.query(f"SELECT Id, ContactId FROM Opportunity WHERE Id = '{opportunity}'")
+    assert rows["records"][0]["ContactId"] == two
+    assert fake.get("Opportunity", opportunity).modstamp > before
+    assert codes(update(sf, "OpportunityContactRole", role["id"], OpportunityId=opportunity)) == [
+        "INVALID_FIELD_FOR_INSERT_UPDATE"
+    ]
+    sf.restful("composite/sobjects", method="DELETE", params={"ids": role["id"]})
+    assert fake.roles(opportunity) == {one: False}
+    assert fake.get("Opportunity", opportunity).fields["ContactId"] is None

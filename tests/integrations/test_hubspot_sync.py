@@ -455,3 +455,150 @@ def test_a_deal_whose_association_failed_is_sent_again_onto_the_same_record(
     (again,) = [r for r in fake_hubspot.live("deals") if r.properties.get("dealname") == "Tied"]
     assert again.id == made.id and again.associations["contacts"] == {ann}
     assert SyncLink.objects.get(local_model="sale", local_id=sale.pk).remote_id == str(made.id)
+
+
+def deal_writes(fake) -> int:
+    """Calls that write a deal or its associations."""
+    return sum(
+        fake.calls(path)
+        for path in (
+            "/deals/batch/update",
+            "/deals/batch/upsert",
+            "/deals/contacts/batch/associate",
+            "/deals/contacts/batch/archive",
+        )
+    )
+
+
+def test_a_deal_moved_to_another_customer_moves_its_association_and_stays_moved(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    from sales.services import sale_update
+
+    ann, bob, deal = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    sale = Sale.objects.get(title="Big deal")
+    bobs = Customer.objects.get(email="bob@b.example")
+    sale_update(actor=admin_user, sale=sale, data={"customer": bobs})
+    run = run_sync(hubspot_connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert run.counts["deals"]["updated"] == 1 and run.failures.count() == 0
+    # HubSpot's deal now belongs to Bob's contact only, on both sides of the association.
+    assert fake_hubspot.get("deals", deal).associations["contacts"] == {bob}
+    assert deal not in fake_hubspot.get("contacts", ann).associations.get("deals", set())
+    assert deal in fake_hubspot.get("contacts", bob).associations["deals"]
+    link = SyncLink.objects.get(connection=hubspot_connection, remote_id=str(deal))
+    assert link.synced_values["customer_id"] == str(bobs.pk)
+    # The next sync pulls the deal (our own write) and finds nothing to do either way.
+    writes, updated_at = deal_writes(fake_hubspot), Sale.objects.get(pk=sale.pk).updated_at
+    run = run_sync(hubspot_connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    sale.refresh_from_db()
+    assert sale.customer_id == bobs.pk and sale.updated_at == updated_at
+    assert run.counts["deals"]["updated"] == run.counts["deals"]["created"] == 0
+    assert deal_writes(fake_hubspot) == writes
+    assert fake_hubspot.get("deals", deal).associations["contacts"] == {bob}
+
+
+def test_a_deal_moved_to_another_contact_in_hubspot_moves_to_that_customer(
+    hubspot_connection, fake_hubspot, rep
+):
+    ann, bob, deal = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    fake_hubspot.put("deals", {}, id=deal, associations={"contacts": [bob]})
+    fake_hubspot.dissociate("deals", deal, "contacts", [ann])
+    writes = deal_writes(fake_hubspot)
+    run = run_sync(hubspot_connection)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    sale = Sale.objects.get(title="Big deal")
+    assert sale.customer.email == "bob@b.example"
+    assert run.counts["deals"]["updated"] == 1
+    assert deal_writes(fake_hubspot) == writes  # the pulled move is not pushed back
+    assert fake_hubspot.get("deals", deal).associations["contacts"] == {bob}
+    run = run_sync(hubspot_connection)
+    assert Sale.objects.get(pk=sale.pk).customer.email == "bob@b.example"
+    assert run.counts["deals"]["updated"] == 0 and deal_writes(fake_hubspot) == writes
+
+
+def test_a_deal_with_several_contacts_keeps_its_customer_while_that_one_is_among_them(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    """The CRM's deal has one customer, HubSpot's deal any number of contacts: the pull
+    keeps the agreed customer (or the CRM's current one) while its contact is associated,
+    takes the oldest linked contact otherwise; a move in the CRM replaces only the old
+    customer's contact, leaving the others HubSpot's users added."""
+    from sales.services import sale_update
+
+    ann, bob, deal = seed(fake_hubspot, rep)
+    cy = fake_hubspot.put("contacts", {"email": "cy@c.example", "firstname": "Cy"})
+    run_sync(hubspot_connection)
+    sale = Sale.objects.get(title="Big deal")
+    anns, bobs, cys = (Customer.objects.get(email=e) for e in
+                       ("ann@acme.example", "bob@b.example", "cy@c.example"))  # fmt: skip
+    # Cy (a newer contact than Bob) is added in HubSpot, then Ann removed.
+    fake_hubspot.put("deals", {"amount": "1300"}, id=deal, associations={"contacts": [cy]})
+    run_sync(hubspot_connection)
+    assert Sale.objects.get(pk=sale.pk).customer_id == anns.pk
+    fake_hubspot.put("deals", {}, id=deal, associations={"contacts": [bob]})
+    fake_hubspot.dissociate("deals", deal, "contacts", [ann])
+    run_sync(hubspot_connection)
+    assert Sale.objects.get(pk=sale.pk).customer_id == bobs.pk  # the oldest of Bob and Cy
+    # Moved in the CRM to Cy, associated already: Bob's contact goes, Cy's stays.
+    sale_update(actor=admin_user, sale=Sale.objects.get(pk=sale.pk), data={"customer": cys})
+    run = run_sync(hubspot_connection)
+    assert run.failures.count() == 0
+    assert fake_hubspot.get("deals", deal).associations["contacts"] == {cy}
+    run = run_sync(hubspot_connection)
+    assert Sale.objects.get(pk=sale.pk).customer_id == cys.pk
+    assert run.counts["deals"]["updated"] == 0
+
+
+def test_a_move_whose_old_association_could_not_be_removed_is_sent_again_not_reverted(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    from integrations.services.runs import sync_retry
+    from sales.services import sale_update
+
+    ann, bob, deal = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    sale = Sale.objects.get(title="Big deal")
+    bobs = Customer.objects.get(email="bob@b.example")
+    sale_update(actor=admin_user, sale=sale, data={"customer": bobs})
+    fake_hubspot.fail_next(400, path="/crm/v4/associations/deals/contacts/batch/archive")
+    run = run_sync(hubspot_connection)
+    failure = run.failures.get()
+    assert failure.local_id == sale.pk and "Not dissociated" in failure.message
+    assert fake_hubspot.get("deals", deal).associations["contacts"] == {ann, bob}
+    # Meanwhile the pull finds both contacts, the agreed one among them: no move back.
+    fake_hubspot.touch("deals", deal, {"amount": "99"})
+    run_sync(hubspot_connection)
+    assert Sale.objects.get(pk=sale.pk).customer_id == bobs.pk
+    retry = sync_run_execute(run_id=sync_retry(actor=admin_user, run=run).pk)
+    assert retry.status == SyncRun.Status.SUCCEEDED, retry.error
+    assert fake_hubspot.get("deals", deal).associations["contacts"] == {bob}
+    link = SyncLink.objects.get(connection=hubspot_connection, remote_id=str(deal))
+    assert link.synced_values["customer_id"] == str(bobs.pk)
+
+
+def test_a_deal_moved_to_a_customer_hubspot_lacks_fails_and_is_not_moved_back(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    from customers.services import customer_create
+    from sales.services import sale_update
+
+    ann, _, deal = seed(fake_hubspot, rep)
+    run_sync(hubspot_connection)
+    sale = Sale.objects.get(title="Big deal")
+    dee = customer_create(actor=admin_user, data={"name": "Dee", "email": "dee@d.example"})
+    sale_update(actor=admin_user, sale=sale, data={"customer": dee, "amount": 7})
+    # HubSpot refuses Dee's contact: the deal's move cannot go out in this run.
+    fake_hubspot.fail_next(400, path="/crm/v3/objects/contacts/batch/upsert")
+    run = run_sync(hubspot_connection)
+    failure = run.failures.get(object_type="deals")
+    assert (
+        failure.local_id == sale.pk and "new customer is not synced as a contact" in failure.message
+    )
+    assert fake_hubspot.get("deals", deal).properties["amount"] == "7.00"  # the rest went out
+    assert fake_hubspot.get("deals", deal).associations["contacts"] == {ann}
+    run_sync(hubspot_connection)
+    assert Sale.objects.get(pk=sale.pk).customer_id == dee.pk

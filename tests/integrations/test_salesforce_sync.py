@@ -312,18 +312,60 @@ def test_a_merge_of_two_linked_records_ends_one_link_and_keeps_both_customers(
     )
 
 
-def test_a_deal_moved_to_another_customer_moves_its_opportunitys_contact(
+def opportunity_writes(fake) -> int:
+    """Calls that write records (Opportunities, their contact roles, anything else)."""
+    return sum(1 for method, path, _ in fake.requests
+               if method != "GET" and "/composite/sobjects" in path)  # fmt: skip
+
+
+def test_a_deal_moved_to_another_customer_moves_its_opportunitys_contact_role(
     salesforce_connection, fake_salesforce, rep, admin_user
 ):
+    """Opportunity.ContactId is create-only, derived from the primary contact role: the move
+    makes the new customer's Contact the primary role and deletes the old one's."""
     from sales.services import sale_update
 
     contact, _, opportunity = seed(fake_salesforce, rep)
     other = fake_salesforce.put("Contact", {"LastName": "Other", "Email": "o@acme.example"})
     run_sync(salesforce_connection)
     sale = Sale.objects.get(title="Renewal")
-    sale_update(actor=admin_user, sale=sale,
-                data={"customer": Customer.objects.get(email="o@acme.example")})  # fmt: skip
+    others = Customer.objects.get(email="o@acme.example")
+    sale_update(actor=admin_user, sale=sale, data={"customer": others, "amount": 6000})
+    run = run_sync(salesforce_connection)
+    assert run.failures.count() == 0 and run.counts["Opportunity"]["updated"] == 1
+    assert fake_salesforce.roles(opportunity) == {other: True}
+    record = fake_salesforce.get("Opportunity", opportunity)
+    assert (record.fields["ContactId"], record.fields["Amount"]) == (other, "6000.00")
+    link = SyncLink.objects.get(connection=salesforce_connection, remote_id=opportunity)
+    assert link.synced_values["customer_id"] == str(others.pk)
+    # And it stays so: the next sync pulls the Opportunity back and changes nothing.
+    writes, updated_at = (
+        opportunity_writes(fake_salesforce),
+        Sale.objects.get(pk=sale.pk).updated_at,
+    )
+    run = run_sync(salesforce_connection)
+    sale.refresh_from_db()
+    assert (sale.customer_id, sale.updated_at) == (others.pk, updated_at)
+    assert run.counts["Opportunity"]["updated"] == run.counts["Opportunity"]["created"] == 0
+    assert opportunity_writes(fake_salesforce) == writes
+    assert fake_salesforce.roles(opportunity) == {other: True}
+
+
+def test_an_opportunity_given_another_primary_contact_in_salesforce_moves_its_deal(
+    salesforce_connection, fake_salesforce, rep
+):
+    contact, _, opportunity = seed(fake_salesforce, rep)
+    other = fake_salesforce.put("Contact", {"LastName": "Other", "Email": "o@acme.example"})
     run_sync(salesforce_connection)
-    assert fake_salesforce.get("Opportunity", opportunity).fields["ContactId"] == other
-    run_sync(salesforce_connection)  # and it stays so: no echo back to the first contact
+    writes = opportunity_writes(fake_salesforce)
+    role = {"OpportunityId": opportunity, "ContactId": other, "IsPrimary": True}
+    fake_salesforce.put("OpportunityContactRole", role)  # a user adds Other, as primary
+    assert fake_salesforce.roles(opportunity) == {contact: False, other: True}
+    run = run_sync(salesforce_connection)
+    sale = Sale.objects.get(title="Renewal")
+    assert sale.customer.email == "o@acme.example"
+    assert run.counts["Opportunity"]["updated"] == 1
+    run = run_sync(salesforce_connection)
     assert Sale.objects.get(pk=sale.pk).customer.email == "o@acme.example"
+    assert run.counts["Opportunity"]["updated"] == 0
+    assert opportunity_writes(fake_salesforce) == writes  # nothing pushed back
