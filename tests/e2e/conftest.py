@@ -6,6 +6,7 @@ database). Playwright's sync API runs an event loop in the main thread, so Djang
 """
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -82,9 +83,23 @@ def page(browser, live_server, transactional_db, browser_context_args):
             else None
         ),
     )
+    in_flight: set = set()
+    page.on("request", lambda request: in_flight.add(request))
+    page.on("requestfinished", lambda request: in_flight.discard(request))
+    page.on("requestfailed", lambda request: in_flight.discard(request))
     yield page
+    requests_finish(page, in_flight)
     context.close()
     assert not problems, "\n".join(problems)
+
+
+def requests_finish(page, in_flight: set) -> None:
+    """Wait for the page's requests still in flight (a debounced search the test did not
+    wait for): the live server would be running their SQL while the test database is
+    flushed, and the two deadlock (the flush's TRUNCATE against the request's locks)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while in_flight and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # lets Playwright deliver the "requestfinished" events
 
 
 @pytest.fixture
