@@ -470,9 +470,8 @@ def deal_writes(fake) -> int:
     )
 
 
-def test_a_deal_moved_to_another_customer_moves_its_association_and_stays_moved(
-    hubspot_connection, fake_hubspot, rep, admin_user
-):
+def _big_deal_moved_to_bob(hubspot_connection, fake_hubspot, rep, admin_user):
+    """Synced once, then "Big deal" moved in the CRM from Ann's customer to Bob's."""
     from sales.services import sale_update
 
     ann, bob, deal = seed(fake_hubspot, rep)
@@ -480,6 +479,15 @@ def test_a_deal_moved_to_another_customer_moves_its_association_and_stays_moved(
     sale = Sale.objects.get(title="Big deal")
     bobs = Customer.objects.get(email="bob@b.example")
     sale_update(actor=admin_user, sale=sale, data={"customer": bobs})
+    return ann, bob, deal, sale, bobs
+
+
+def test_a_deal_moved_to_another_customer_moves_its_association_and_stays_moved(
+    hubspot_connection, fake_hubspot, rep, admin_user
+):
+    ann, bob, deal, sale, bobs = _big_deal_moved_to_bob(
+        hubspot_connection, fake_hubspot, rep, admin_user
+    )
     run = run_sync(hubspot_connection)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     assert run.counts["deals"]["updated"] == 1 and run.failures.count() == 0
@@ -557,13 +565,10 @@ def test_a_move_whose_old_association_could_not_be_removed_is_sent_again_not_rev
     hubspot_connection, fake_hubspot, rep, admin_user
 ):
     from integrations.services.runs import sync_retry
-    from sales.services import sale_update
 
-    ann, bob, deal = seed(fake_hubspot, rep)
-    run_sync(hubspot_connection)
-    sale = Sale.objects.get(title="Big deal")
-    bobs = Customer.objects.get(email="bob@b.example")
-    sale_update(actor=admin_user, sale=sale, data={"customer": bobs})
+    ann, bob, deal, sale, bobs = _big_deal_moved_to_bob(
+        hubspot_connection, fake_hubspot, rep, admin_user
+    )
     fake_hubspot.fail_next(400, path="/crm/v4/associations/deals/contacts/batch/archive")
     run = run_sync(hubspot_connection)
     failure = run.failures.get()
