@@ -386,15 +386,22 @@ class SyncEngine:
             return records
         now = timezone.now()
         promoted = []
+        targets: dict[str, set[str]] = {}
+        for record in converted:
+            targets.setdefault(record.converted_to[0], set()).add(record.converted_to[1])
+        # The converted-into records' links, read once for the page.
+        links_of_targets = {
+            (object_type, remote_id): target
+            for object_type, remote_ids in targets.items()
+            for remote_id, target in self._links(object_type, remote_ids).items()
+        }
         for record in converted:
             tally.skipped += 1
             link = links.pop(record.id, None)
             if link is None or link.deleted_at is not None or link.local_id is None:
                 continue
             object_type, remote_id = record.converted_to
-            taken = SyncLink.objects.filter(
-                connection=self.connection, object_type=object_type, remote_id=remote_id
-            ).first()
+            taken = links_of_targets.get((object_type, remote_id))
             if taken is not None and taken.deleted_at is None and taken.local_id is not None:
                 SyncLink.objects.filter(pk=link.pk).update(
                     deleted_at=now,
@@ -409,6 +416,7 @@ class SyncEngine:
                 synced_hash=values_hash(synced), synced_at=now,
                 note=f"Followed the conversion of Lead {record.id}",
             )  # fmt: skip
+            links_of_targets[(object_type, remote_id)] = link  # live now: the next Lead sees it
             promoted.append(link.local_id)
         leads = Customer.objects.filter(pk__in=promoted, lifecycle_stage="lead")
         updates = [
