@@ -21,19 +21,29 @@ from search import postgres
 _CLEAN = "translate({}, U&'\\E000\\E001\\E002\\E003', '    ')"
 # A customer's email, phone and website, normalised once per row in a LATERAL subquery
 # (OFFSET 0 keeps PostgreSQL from folding it into the expressions that use it, which would
-# evaluate the regular expressions again at every mention: the phone's digits once per
-# tail, a third of the whole build).
+# evaluate the regular expressions again at every mention). The phone as search.text reads
+# it: without an extension; its digits, and the national ones after a country code written
+# apart (search.text._INTERNATIONAL).
 _NORMALISED = """CROSS JOIN LATERAL (
-  SELECT email, trunk, ltrim(trunk, '0') AS digits, regexp_replace(
+  SELECT email, digits, national, ltrim(country || national, '0') AS joined, regexp_replace(
     coalesce(substring(lower({website}) from
       '^(?:[a-z][a-z0-9+.\\-]*:)?(?://)?(?:[^@/]*@)?([^/:?#\\s]+)'), ''), '^www\\.', '') AS host
-  FROM (SELECT lower(trim({email})) AS email, regexp_replace({phone}, '\\D', '', 'g') AS trunk
+  FROM (SELECT email, ltrim(regexp_replace(number, '\\D', '', 'g'), '0') AS digits,
+      coalesce(parts[1], '') AS country,
+      ltrim(regexp_replace(coalesce(parts[2], ''), '\\D', '', 'g'), '0') AS national
+    FROM (SELECT lower(trim({email})) AS email, number, regexp_match(number,
+        '^\\s*(?:\\+|00)\\s*(\\d{{1,3}})(?:[\\s.\\-/]+|(?=\\())(?:\\(0\\))?(.*)$') AS parts
+      FROM (SELECT regexp_replace(coalesce({phone}, ''),
+        '\\s*(?:ext\\.?|extension|x|#)\\s*\\d+\\s*$', '', 'i') AS number OFFSET 0) n
+      OFFSET 0) m
     OFFSET 0) raw
   OFFSET 0) f"""
-_PHONE = """(CASE WHEN length(f.digits) >= 4 THEN
-    array_to_string(ARRAY(SELECT substr(f.digits, i)
-      FROM generate_series(1, length(f.digits) - 3) i ORDER BY i), ' ')
-    || CASE WHEN f.trunk <> f.digits THEN ' ' || f.trunk ELSE '' END
+_PHONE = """(CASE WHEN length(f.digits) >= 4 THEN f.digits
+    || CASE WHEN length(f.joined) >= 4 AND f.joined <> f.digits
+         THEN ' ' || f.joined ELSE '' END
+    || CASE WHEN length(f.national) >= 4 AND f.national NOT IN (f.digits, f.joined)
+         THEN ' ' || f.national ELSE '' END
+    || ' r' || reverse(f.digits)
   ELSE '' END)"""
 _EMAIL = """(CASE WHEN position('@' in {e}) > 0 THEN concat_ws(' ', {e}, split_part({e}, '@', 2),
     translate(split_part({e}, '@', 1), '._+-', '    '),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from search import postgres
 from search.models import Kind
-from search.text import fold, phone_runs_to_digits
+from search.text import fold, phone_query_alternatives, phone_runs_to_digits
 
 MAX_QUERY_CHARS = 300  # a 10,000-character paste is cut, not an error
 MAX_TERMS = 12
@@ -151,6 +151,16 @@ def names_tsquery_sql(parsed: ParsedQuery) -> tuple[str, list]:
     return "(" + " || ".join(ors) + ")", params
 
 
+def _operand(word: str, exact: bool) -> str:
+    """A word of the tsquery: as typed or as a prefix; digits also as the end of a phone
+    number (search.text.phone_terms)."""
+    typed = f"'{word}'" if exact else f"'{word}':*"
+    ends = phone_query_alternatives(word)
+    if not ends:
+        return typed
+    return "(" + " | ".join([typed, *(f"'{end}':*" for end in ends)]) + ")"
+
+
 def tsquery_sql(
     parsed: ParsedQuery, loose: bool = False, exact: frozenset[str] = frozenset()
 ) -> tuple[str, list]:
@@ -180,7 +190,7 @@ def tsquery_sql(
             else:
                 # (an excluded word stays a prefix: the query must not match more)
                 operand = " & ".join(
-                    f"'{word}'" if fold(word) in exact and not term.negated else f"'{word}':*"
+                    _operand(word, exact=fold(word) in exact and not term.negated)
                     for word in term.text.split()
                 )
                 sql = "(to_tsquery(%s::regconfig, %s) || to_tsquery(%s::regconfig, %s))"

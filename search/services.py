@@ -303,10 +303,37 @@ def _vectorize(entry_ids: list[int]) -> None:
 
 
 def customers_index(*, customer_ids: list[int], **_event) -> None:
-    """CUSTOMERS_CHANGED: the customers, and their deals (which show the customer's name)."""
-    records_index(model="customer", ids=customer_ids)
-    sale_ids = Sale.objects.filter(customer_id__in=customer_ids).values_list("pk", flat=True)
-    records_index(model="sale", ids=list(sale_ids))
+    """CUSTOMERS_CHANGED: the customers, and their deals (which show the customer's name).
+    Many customers (an import) are indexed after commit, each task finding its customers'
+    deals itself: the import does not wait for their deals to be looked up."""
+    ids = list(customer_ids)
+    if len(ids) > INLINE_LIMIT:
+        from search.tasks import index_customers
+
+        _after_commit(index_customers, ids)
+        return
+    search_entries_refresh(model="customer", ids=ids)
+    records_index(model="sale", ids=_deal_ids(ids))
+
+
+@transaction.atomic
+def customers_entries_refresh(*, ids: Iterable[int]) -> int:
+    """Rebuild the entries of these customers and of their deals; how many were written."""
+    ids = list(ids)
+    written = search_entries_refresh(model="customer", ids=ids)
+    return written + search_entries_refresh(model="sale", ids=_deal_ids(ids))
+
+
+def _deal_ids(customer_ids: list[int]) -> list[int]:
+    if connection.vendor != "postgresql":
+        return list(Sale.objects.filter(customer_id__in=customer_ids).values_list("pk", flat=True))
+    # One array parameter: thousands of IN (%s, ...) placeholders cost more to build and
+    # parse than the lookup itself (0.5 s for the 49,000 customers of an import).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Sale._meta.db_table} WHERE customer_id = ANY(%s)", [customer_ids]
+        )
+        return [pk for (pk,) in cursor.fetchall()]
 
 
 def records_index(*, model: str, ids: list[int]) -> None:
@@ -321,9 +348,14 @@ def records_index(*, model: str, ids: list[int]) -> None:
         return
     from search.tasks import index_records
 
+    _after_commit(index_records, ids, model)
+
+
+def _after_commit(task, ids: list[int], *arguments) -> None:
+    """`task.delay(*arguments, batch)` for each TASK_BATCH of the ids, once committed."""
     for start in range(0, len(ids), TASK_BATCH):
         batch = ids[start : start + TASK_BATCH]
-        transaction.on_commit(lambda batch=batch: index_records.delay(model, batch))
+        transaction.on_commit(lambda batch=batch: task.delay(*arguments, batch))
 
 
 def search_index_rebuild(

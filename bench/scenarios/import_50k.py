@@ -208,18 +208,21 @@ def _child_execute(import_id: str, search: bool = True) -> dict:
     from contextlib import ExitStack
 
     from customers import csv_import
-    from search.tasks import index_records
+    from search import tasks
 
     _bench_admin()  # connected and warmed up like a worker that has run a task before
     baseline = _peak_mb()
     # The rescore the import queues after commit is another task (lead_rescore_100k). The
     # search index tasks it queues are the index's cost: run below, timed on their own.
-    queued: list[tuple[str, list[int]]] = []
+    queued: list[tuple] = []  # (task, its arguments)
     with ExitStack() as stack:
         rescore = stack.enter_context(mock.patch("leads.tasks.rescore_leads.delay"))
-        stack.enter_context(
-            mock.patch.object(index_records, "delay", lambda *task: queued.append(task))
-        )
+        for task in (tasks.index_records, tasks.index_customers):
+            stack.enter_context(
+                mock.patch.object(
+                    task, "delay", lambda *arguments, task=task: queued.append((task, arguments))
+                )
+            )
         if not search:  # the cost of keeping the search index: the same import without it
             stack.enter_context(mock.patch("search.services.customers_index"))
             stack.enter_context(mock.patch("search.services.records_index"))
@@ -230,8 +233,8 @@ def _child_execute(import_id: str, search: bool = True) -> dict:
         cpu = time.process_time() - cpu
     # What a worker does with them, one after another (what they cost, not when they run).
     index_started = time.perf_counter()
-    for model, ids in queued:
-        index_records(model, ids)
+    for task, arguments in queued:
+        task(*arguments)
     index_seconds = time.perf_counter() - index_started
     return {
         "seconds": round(seconds, 3),

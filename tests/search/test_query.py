@@ -1,4 +1,7 @@
+import pytest
+
 from search.query import parse
+from search.text import phone_query_alternatives, phone_terms
 
 
 def test_words_phrases_exclusions_and_or_groups():
@@ -39,3 +42,27 @@ def test_hostile_input_is_reduced_to_safe_words():
 def test_a_group_of_exclusions_only_is_dropped():
     assert not parse("-spam").has_terms
     assert parse("-spam or acme").words() == ["acme"]
+
+
+@pytest.mark.parametrize(
+    ("phone", "terms"),
+    [
+        ("+49 30 123-4567", ["49301234567", "301234567", "r76543210394"]),
+        ("+44 (0)20 7946-0958 ext. 12",
+         ["4402079460958", "442079460958", "2079460958", "r8590649702044"]),
+        ("0049 (30) 1234", ["49301234", "301234", "r43210394"]),
+        ("(030) 1234-567", ["301234567", "r765432103"]),
+        ("+4930123", ["4930123", "r3210394"]),  # the country code's length is unknown
+        ("555-0199 x204", ["5550199", "r9910555"]),
+        ("12", []),
+        ("", []),
+    ],
+)  # fmt: skip
+def test_a_phone_number_is_indexed_as_its_digits_national_digits_and_reversed(phone, terms):
+    assert phone_terms(phone) == terms
+
+
+def test_digits_typed_also_match_the_end_of_a_number():
+    assert phone_query_alternatives("4567") == ["r7654"]
+    assert phone_query_alternatives("456") == []
+    assert phone_query_alternatives("45a7") == []

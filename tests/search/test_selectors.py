@@ -83,6 +83,37 @@ def test_a_phone_number_in_any_format(rep, muller, query):
     assert found(rep, query) == [("customer", muller.pk)]
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["020 7946 0958", "+44 20 7946 0958", "+44 (0)20 7946-0958", "7946 0958", "0958", "2079",
+     "44 20 79"],
+)  # fmt: skip
+def test_a_number_with_a_trunk_zero_and_an_extension(rep, teams, query):
+    london = CustomerFactory(
+        name="Kit", phone="+44 (0)20 7946-0958 ext. 12", owner=rep, lifecycle_stage="customer"
+    )
+    index(london)
+    assert found(rep, query) == [("customer", london.pk)]
+
+
+@pytest.mark.parametrize("query", ["555 28", "555-288-2736", "288 2736", "2736", "1 555 288"])
+def test_a_number_is_found_by_its_beginning_or_its_end(rep, teams, query):
+    boston = CustomerFactory(
+        name="Lou", phone="+1 555 288 2736", owner=rep, lifecycle_stage="customer"
+    )
+    index(boston)
+    assert found(rep, query) == [("customer", boston.pk)]
+
+
+def test_digits_inside_a_number_match_no_other_number(rep, teams):
+    """ "2882" begins no form of the number and does not end it: not found, where every
+    tail of the digits used to be a word (search.text.phone_terms)."""
+    index(
+        CustomerFactory(name="Lou", phone="+1 555 288 2736", owner=rep, lifecycle_stage="customer")
+    )
+    assert found(rep, "2882") == []
+
+
 @pytest.mark.parametrize("query", ["mueller-bau.de", "anna@mueller-bau.de", "@mueller-bau.de"])
 def test_an_email_and_its_domain(rep, muller, query):
     assert found(rep, query) == [("customer", muller.pk)]

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 
 from campaigns.services import template_save
 from customers import csv_import
-from customers.models import CustomerNote
+from customers.models import Customer, CustomerNote
 from customers.services import customer_create, customer_delete, customer_note_add, customer_update
 from documents import services as document_services
 from sales.models import Sale
@@ -243,6 +243,29 @@ def test_a_bulk_change_is_indexed_right_after_commit(
     finally:
         services.INLINE_LIMIT = settings_limit
     assert find(rep, "bulky").total == 3
+
+
+def test_many_changed_customers_and_their_deals_are_indexed_after_commit(
+    rep, teams, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """An import's customers (crm.reactions CUSTOMERS_CHANGED): the tasks after commit find
+    the customers' deals themselves; the deals show the customer's new name."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    monkeypatch.setattr(services, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(services, "TASK_BATCH", 2)
+    customers = [
+        CustomerFactory(owner=rep, name=f"Bulky {i}", lifecycle_stage="customer") for i in range(3)
+    ]
+    deal = SaleFactory(customer=customers[2], assigned_to=rep, title="Renewal")
+    Customer.objects.filter(pk=customers[2].pk).update(name="Quokka Ltd")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.customers_index(customer_ids=[c.pk for c in customers])
+    assert len(callbacks) == 2  # tasks of TASK_BATCH customers
+    assert found(rep, "bulky") == []  # not yet: after commit
+    for callback in callbacks:
+        callback()
+    assert find(rep, "bulky").total == 2
+    assert set(found(rep, "quokka")) == {("customer", customers[2].pk), ("deal", deal.pk)}
 
 
 @pytest.mark.django_db(transaction=True)
