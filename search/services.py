@@ -398,6 +398,8 @@ def search_index_rebuild(
     else:
         for batch in _rebuild_batches(chosen):
             refresh(batch)
+    for name in chosen:
+        _orphans_delete(name)
     if on_own:
         # IF NOT EXISTS: nothing to do when they are there; and back after a rebuild that
         # was interrupted once it had dropped them. Each on a connection of its own.
@@ -408,9 +410,17 @@ def search_index_rebuild(
     return counted["written"]
 
 
+def _orphans_delete(model: str) -> None:
+    """The entries of `model` whose record is gone without Django's delete cascade (raw SQL,
+    or deleted while a task indexed it: the entries have no constraint in the database)."""
+    records = INDEXED[model].model.objects.values("pk")
+    SearchEntry.objects.filter(record=model).exclude(record_id__in=records).delete()
+
+
 def _rebuild_batches(models: list[str]) -> Iterator[tuple[str, list[int]]]:
     """(model, ids) for every record of these models, in key order. Entries are rewritten in
-    place (no empty index while it runs); those of deleted records went with them, those of
+    place (no empty index while it runs); those of deleted records went with them (or go
+    after the rebuild: _orphans_delete), those of
     a document's old versions go with its batch."""
     for name in models:
         indexed = INDEXED[name]

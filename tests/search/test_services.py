@@ -132,6 +132,19 @@ def test_reindex_rebuilds_everything_with_a_progress_bar(rep, teams):
     assert SearchEntry.objects.count() == 3
 
 
+def test_an_entry_whose_record_is_gone_is_never_shown_and_a_reindex_removes_it(rep, teams):
+    """No constraint in the database ties an entry to its record (search.models): a record
+    deleted by raw SQL leaves its entry, which no search returns nor counts."""
+    gone, kept = _customer(rep), CustomerFactory(owner=rep, name="Ferreira Kept")
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM customers_customer WHERE id = %s", [gone.pk])
+    assert SearchEntry.objects.filter(record="customer", record_id=gone.pk).exists()
+    assert find(rep, "ferreira").total == 0
+    call_command("search_reindex", stdout=io.StringIO())
+    assert found(rep, "ferreira") == [("lead", kept.pk)]
+    assert not SearchEntry.objects.filter(record="customer", record_id=gone.pk).exists()
+
+
 def _gin_indexes() -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'search_searchentry'")
