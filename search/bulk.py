@@ -76,15 +76,17 @@ SELECT CASE WHEN c.lifecycle_stage = 'lead' THEN 'lead' ELSE 'customer' END AS k
   coalesce(' ' || t.folded || ' ', '') AS tags, c.updated_at AS activity_at
 FROM customers_customer c
 {_NORMALISED.format(email="c.email", phone="c.phone", website="c.website")}
-LEFT JOIN LATERAL (
-  SELECT string_agg(tag.name, ' ' ORDER BY tag.name) AS names,
+LEFT JOIN (
+  SELECT ct.customer_id, string_agg(tag.name, ' ' ORDER BY tag.name) AS names,
          string_agg(replace(lower(crm_unaccent(tag.name)), ' ', '-'), ' ' ORDER BY tag.name)
            AS folded
   FROM customers_customer_tags ct JOIN customers_tag tag ON tag.id = ct.tag_id
-  WHERE ct.customer_id = c.id) t ON true
-LEFT JOIN LATERAL (
-  SELECT string_agg(note.text, E'\\n' ORDER BY note.created_at DESC, note.id DESC) AS texts
-  FROM customers_customernote note WHERE note.customer_id = c.id) n ON true
+  WHERE ct.customer_id = ANY(%(ids)s) GROUP BY ct.customer_id) t ON t.customer_id = c.id
+LEFT JOIN (
+  SELECT note.customer_id,
+    string_agg(note.text, E'\\n' ORDER BY note.created_at DESC, note.id DESC) AS texts
+  FROM customers_customernote note
+  WHERE note.customer_id = ANY(%(ids)s) GROUP BY note.customer_id) n ON n.customer_id = c.id
 WHERE c.id = ANY(%(ids)s)
 """
 
@@ -128,7 +130,7 @@ UPSERT = """
 INSERT INTO search_searchentry (record, record_id, kind, customer_id, sale_id, task_id, chunk,
   title, subtitle, names, keys, body, owner_id, stage, tags, activity_at, plain, vector)
 SELECT %(record)s, coalesce(customer_id, sale_id, task_id), kind, customer_id, sale_id,
-  task_id, 0, title, subtitle, names, keys, body, owner_id, stage, tags, activity_at, '',
+  task_id, 0, title, subtitle, names, '', body, owner_id, stage, tags, activity_at, '',
   setweight(to_tsvector(%(simple)s::regconfig, names), 'A')
   || setweight(to_tsvector(%(simple)s::regconfig, keys || ' ' || tags), 'B')
   || setweight(to_tsvector(%(language)s::regconfig, body), 'C')

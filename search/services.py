@@ -286,14 +286,15 @@ def _write(field: str, ids: list[int], entries: list[SearchEntry]) -> int:
 
 
 def _vectorize(entry_ids: list[int]) -> None:
-    """The weighted tsvector of each entry, computed where the configurations live."""
+    """The weighted tsvector of each entry, computed where the configurations live; the
+    `keys` it is made of are not kept (search.models)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE search_searchentry SET vector = "
             "setweight(to_tsvector(%s::regconfig, names), 'A') "
             "|| setweight(to_tsvector(%s::regconfig, keys || ' ' || tags), 'B') "
             "|| setweight(to_tsvector(%s::regconfig, body), "
-            "CASE WHEN chunk = 0 THEN 'C' ELSE 'D' END::\"char\") "
+            "CASE WHEN chunk = 0 THEN 'C' ELSE 'D' END::\"char\"), keys = '' "
             "WHERE id = ANY(%s)",
             [postgres.SIMPLE, postgres.SIMPLE, postgres.language_configuration(), entry_ids],
         )

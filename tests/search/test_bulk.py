@@ -121,3 +121,18 @@ def test_seeded_records_are_found_by_name_email_phone_digits_and_prose():
     call_command("search_reindex", stdout=io.StringIO())
     for q in (customer.name, customer.email, dashed, "quarterly invoices courier"):
         assert finds(q, key), q
+
+
+@pytest.mark.parametrize("in_sql", [True, False])
+def test_the_keys_text_is_not_kept_once_its_words_are_in_the_vector(
+    rep, teams, monkeypatch, in_sql
+):
+    if not in_sql:
+        monkeypatch.setattr(bulk, "supports", lambda model: False)
+    customer = CustomerFactory(owner=rep, name="Keyless", email="kim@keys.example")
+    services.search_entries_refresh(model="customer", ids=[customer.pk])
+    entry = SearchEntry.objects.get(record="customer", record_id=customer.pk)
+    assert entry.keys == ""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT vector::text FROM search_searchentry WHERE id = %s", [entry.pk])
+        assert "'keys.example':" in cursor.fetchone()[0]
