@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 
 from campaigns.models import EmailCampaign, EmailTemplate
 from crm.bulk import analyze
@@ -414,8 +414,10 @@ def search_index_rebuild(
 def _orphans_delete(model: str) -> None:
     """The entries of `model` whose record is gone without Django's delete cascade (raw SQL,
     or deleted while a task indexed it: the entries have no constraint in the database)."""
-    records = INDEXED[model].model.objects.values("pk")
-    SearchEntry.objects.filter(record=model).exclude(record_id__in=records).delete()
+    # NOT EXISTS, an anti-join: NOT IN (SELECT ...) over a million records does not fit
+    # work_mem as a hash and is tested entry by entry against the whole list.
+    record = INDEXED[model].model.objects.filter(pk=OuterRef("record_id"))
+    SearchEntry.objects.filter(~Exists(record), record=model).delete()
 
 
 def _rebuild_batches(models: list[str]) -> Iterator[tuple[str, list[int]]]:
