@@ -14,36 +14,45 @@ from typing import TypeVar
 
 from django.db import connection
 
-from sales.models import Sale
-from search import postgres
+from customers.models import Customer
+from sales.models import Sale, Task
+from search import postgres, text
 
 # translate(x, MARKS, SPACES): the characters search.text.clean() removes.
 _CLEAN = "translate({}, U&'\\E000\\E001\\E002\\E003', '    ')"
 # A customer's email, phone and website, normalised once per row in a LATERAL subquery
 # (OFFSET 0 keeps PostgreSQL from folding it into the expressions that use it, which would
 # evaluate the regular expressions again at every mention). The phone as search.text reads
-# it: without an extension; its digits, and the national ones after a country code written
-# apart (search.text._INTERNATIONAL).
-_NORMALISED = """CROSS JOIN LATERAL (
+# it: other whitespace as spaces, without an extension; its digits, and after a country
+# code written apart (search.text._INTERNATIONAL) the national ones and both joined.
+_SPACES = "U&'" + "".join(f"\\{ord(c):04X}" for c in text.PHONE_SPACES) + "'"
+_NORMALISED = (
+    """CROSS JOIN LATERAL (
   SELECT email, digits, national, ltrim(country || national, '0') AS joined, regexp_replace(
     coalesce(substring(lower({website}) from
       '^(?:[a-z][a-z0-9+.\\-]*:)?(?://)?(?:[^@/]*@)?([^/:?#\\s]+)'), ''), '^www\\.', '') AS host
-  FROM (SELECT email, ltrim(regexp_replace(number, '\\D', '', 'g'), '0') AS digits,
+  FROM (SELECT email, ltrim(regexp_replace(number, '[^0-9]', '', 'g'), '0') AS digits,
       coalesce(parts[1], '') AS country,
-      ltrim(regexp_replace(coalesce(parts[2], ''), '\\D', '', 'g'), '0') AS national
+      ltrim(regexp_replace(coalesce(parts[2], ''), '[^0-9]', '', 'g'), '0') AS national
     FROM (SELECT lower(trim({email})) AS email, number, regexp_match(number,
-        '^\\s*(?:\\+|00)\\s*(\\d{{1,3}})(?:[\\s.\\-/]+|(?=\\())(?:\\(0\\))?(.*)$') AS parts
-      FROM (SELECT regexp_replace(coalesce({phone}, ''),
-        '\\s*(?:ext\\.?|extension|x|#)\\s*\\d+\\s*$', '', 'i') AS number OFFSET 0) n
+        '^ *(?:\\+|00) *([0-9]{{1,3}})(?:[ .\\-/]+|(?=\\())(?:\\(0\\))?(.*)$') AS parts
+      FROM (SELECT regexp_replace(
+          translate(coalesce({phone}, ''), """
+    + _SPACES
+    + """, '"""
+    + " " * len(text.PHONE_SPACES)
+    + """'),
+          ' *(?:ext\\.?|extension|x|#) *[0-9]+ *$', '', 'i') AS number OFFSET 0) n
       OFFSET 0) m
     OFFSET 0) raw
   OFFSET 0) f"""
-_PHONE = """(CASE WHEN length(f.digits) >= 4 THEN f.digits
+)
+_PHONE = f"""(CASE WHEN length(f.digits) >= 4 THEN f.digits
     || CASE WHEN length(f.joined) >= 4 AND f.joined <> f.digits
          THEN ' ' || f.joined ELSE '' END
     || CASE WHEN length(f.national) >= 4 AND f.national NOT IN (f.digits, f.joined)
          THEN ' ' || f.national ELSE '' END
-    || ' r' || reverse(f.digits)
+    || ' {text.PHONE_SUFFIX_MARK}' || reverse(f.digits)
   ELSE '' END)"""
 _EMAIL = """(CASE WHEN position('@' in {e}) > 0 THEN concat_ws(' ', {e}, split_part({e}, '@', 2),
     translate(split_part({e}, '@', 1), '._+-', '    '),
@@ -146,9 +155,19 @@ def supports(model: str) -> bool:
     return connection.vendor == "postgresql" and model in SOURCES
 
 
+# The entries of those of the ids whose record is gone: deleted while a task indexed them,
+# or by raw SQL (the entries have no foreign-key constraint: search.models).
+GONE = """
+DELETE FROM search_searchentry e WHERE e.record = %(record)s AND e.record_id = ANY(%(ids)s)
+  AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.id = e.record_id)
+"""
+TABLES = {"customer": Customer._meta.db_table, "sale": Sale._meta.db_table,
+          "task": Task._meta.db_table}  # fmt: skip
+
+
 def entries_upsert(*, model: str, ids: list[int], body_chars: int) -> int:
-    """Write the entries of these records (chunk 0: these models have no pieces); records
-    that are gone have none (ON DELETE CASCADE took them)."""
+    """Write the entries of these records (chunk 0: these models have no pieces); those of
+    records that are gone are removed (GONE)."""
     status_case = "CASE s.status " + " ".join(
         f"WHEN '{value}' THEN '{label}'" for value, label in Sale.Status.choices
     ) + " END"  # fmt: skip
@@ -164,7 +183,9 @@ def entries_upsert(*, model: str, ids: list[int], body_chars: int) -> int:
                 "language": postgres.language_configuration(),
             },
         )
-        return cursor.rowcount
+        written = cursor.rowcount
+        cursor.execute(GONE.format(table=TABLES[model]), {"record": model, "ids": ids})
+        return written
 
 
 Job = TypeVar("Job")

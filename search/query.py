@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 
 from search import postgres
 from search.models import Kind
-from search.text import fold, phone_query_alternatives, phone_runs_to_digits
+from search.text import (
+    PHONE_SUFFIX_MARK,
+    fold,
+    phone_query_alternatives,
+    phone_runs_to_digits,
+)
 
 MAX_QUERY_CHARS = 300  # a 10,000-character paste is cut, not an error
 MAX_TERMS = 12
@@ -153,7 +158,10 @@ def names_tsquery_sql(parsed: ParsedQuery) -> tuple[str, list]:
 
 def _operand(word: str, exact: bool) -> str:
     """A word of the tsquery: as typed or as a prefix; digits also as the end of a phone
-    number (search.text.phone_terms)."""
+    number (search.text.phone_terms). A word that could begin the reversed digits of a
+    number ("0", "0r…") is taken as typed: as a prefix it would find every number."""
+    folded = word.lower()
+    exact = exact or folded.startswith(PHONE_SUFFIX_MARK) or PHONE_SUFFIX_MARK.startswith(folded)
     typed = f"'{word}'" if exact else f"'{word}':*"
     ends = phone_query_alternatives(word)
     if not ends:

@@ -1,8 +1,10 @@
 """Keeping the index current: the other apps' services say which records changed
 (crm.reactions: CUSTOMERS_CHANGED, RECORDS_CHANGED) and these functions rebuild their entries
 in the caller's transaction, so a search never shows what was rolled back and a committed
-change is found at once. Deletes need nothing: an entry goes with its record (ON DELETE
-CASCADE). `search_reindex` (the management command) rebuilds everything in batches.
+change is found at once. Deletes need nothing: an entry goes with its record (Django's
+delete cascades to it; one left by a raw delete is never shown, and goes at the next refresh
+of that record or reindex). `search_reindex` (the management command) rebuilds everything in
+batches.
 
 One batch is one read of the records (with their notes, tags and activities prefetched), one
 INSERT ... ON CONFLICT UPDATE of their entries, one DELETE of the entries they no longer have
@@ -27,7 +29,16 @@ from documents.models import Document
 from sales.models import Sale, SaleActivity, Task
 from search import bulk, postgres
 from search.models import Kind, SearchEntry
-from search.text import clean, email_terms, fold, join, phone_terms, tag_field, website_terms
+from search.text import (
+    clean,
+    email_terms,
+    fold,
+    join,
+    phone_terms,
+    tag_field,
+    website_terms,
+    without_phone_suffixes,
+)
 
 BATCH_SIZE = 1000
 BULK_BATCH_SIZE = 5000  # search.bulk's INSERT ... SELECT
@@ -260,7 +271,8 @@ def _write(field: str, ids: list[int], entries: list[SearchEntry]) -> int:
     postgresql = connection.vendor == "postgresql"
     if not postgresql:
         for entry in entries:
-            entry.plain = fold(" ".join((entry.names, entry.keys, entry.body, entry.tags)))
+            keys = without_phone_suffixes(entry.keys)
+            entry.plain = fold(" ".join((entry.names, keys, entry.body, entry.tags)))
     if entries:
         for entry in entries:
             entry.record, entry.record_id = field, getattr(entry, f"{field}_id")

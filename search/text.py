@@ -16,15 +16,29 @@ _UNSAFE = re.compile(f"[\x00{MARK_START}{MARK_STOP}{ANGLES}]")
 
 PHONE_MIN_DIGITS = 4  # the shortest piece of a number one may type ("…4567")
 _PHONE_RUN = re.compile(r"\+?\(?\d[\d\s().\-/]*\d")
+# Whitespace other than the plain space, which a pasted number may hold (a no-break or
+# narrow no-break space in "+33 1 23 45 67 89", a line break): read as a space before the
+# patterns below, here and in search.bulk's SQL, whose regular expressions would not take
+# them for spaces as Python's do.
+PHONE_SPACES = (
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_TO_SPACE = str.maketrans(PHONE_SPACES, " " * len(PHONE_SPACES))
 # "+49 30 …", "0044 (0)20 …": a country code written apart from the number, and a trunk
 # zero in brackets after it; the rest is the number as dialled at home. (Written without
-# separators, "+4930…", the country code's length is unknown: no national form.)
-_INTERNATIONAL = re.compile(r"^\s*(?:\+|00)\s*(\d{1,3})(?:[\s.\-/]+|(?=\())(?:\(0\))?(.*)$")
+# separators, "+4930…", the country code's length is unknown: no national form.) ASCII
+# digits only, like PostgreSQL's [0-9] in search.bulk.
+_INTERNATIONAL = re.compile(
+    r"^ *(?:\+|00) *([0-9]{1,3})(?:[ .\-/]+|(?=\())(?:\(0\))?(.*)$", re.ASCII
+)
 # An extension after the number ("… ext. 12", "… x12") is left out of its words.
-_EXTENSION = re.compile(r"\s*(?:ext\.?|extension|x|#)\s*\d+\s*$", re.IGNORECASE)
-# The reversed digits are one word with this letter before them (never a word of their
-# own: the parser reads "r6372882555" as one word of letters and digits).
-PHONE_SUFFIX_MARK = "r"
+_EXTENSION = re.compile(r" *(?:ext\.?|extension|x|#) *[0-9]+ *$", re.IGNORECASE | re.ASCII)
+# The reversed digits are one word with these characters before them (the parser reads
+# "0r6372882555" as one word of letters and digits), which no word typed begins with: a
+# code such as "R6" must not find every number ending in 6.
+PHONE_SUFFIX_MARK = "0r"
+_PHONE_SUFFIX_WORD = re.compile(rf"(?<!\S){PHONE_SUFFIX_MARK}[0-9]+(?!\S)")
 
 
 def clean(text: str | None, limit: int | None = None) -> str:
@@ -41,7 +55,7 @@ def fold(text: str) -> str:
 
 def phone_digits(phone: str) -> str:
     """The number's digits without leading zeros: "+49 (030) 123-45" -> "4903012345"."""
-    return re.sub(r"\D", "", phone or "").lstrip("0")
+    return re.sub(r"[^0-9]", "", phone or "").lstrip("0")
 
 
 def phone_terms(phone: str) -> list[str]:
@@ -54,7 +68,7 @@ def phone_terms(phone: str) -> list[str]:
     Not every tail of the digits, as before: each was a word of its own that no other
     record shares, and a GIN index pays for each distinct word (a 50,000-row import spent
     more on eight tails a number than on all its other words)."""
-    phone = _EXTENSION.sub("", phone or "")
+    phone = _EXTENSION.sub("", (phone or "").translate(_TO_SPACE))
     digits = phone_digits(phone)
     if len(digits) < PHONE_MIN_DIGITS:
         return []
@@ -71,10 +85,16 @@ def phone_terms(phone: str) -> list[str]:
 
 def phone_query_alternatives(word: str) -> list[str]:
     """What a word typed into the box also is, when it is the digits of a number's end: the
-    reversed form phone_terms indexes ("4567" -> "r7654")."""
+    reversed form phone_terms indexes ("4567" -> "0r7654")."""
     if len(word) >= PHONE_MIN_DIGITS and word.isascii() and word.isdigit():
         return [PHONE_SUFFIX_MARK + word[::-1]]
     return []
+
+
+def without_phone_suffixes(text: str) -> str:
+    """The text without the reversed digits of phone_terms: the embedded mode's substring
+    search finds a number's end in its digits, and would find the reversed ones too."""
+    return _PHONE_SUFFIX_WORD.sub(" ", text)
 
 
 def email_terms(email: str) -> list[str]:

@@ -5,6 +5,14 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def lock_briefly(apps, schema_editor):
+    """Dropping a foreign key locks the table it points to as well (customers, deals, tasks,
+    documents, campaigns, users): a busy database gets an error after ten seconds, to run
+    the migration again, rather than every request waiting behind it."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET LOCAL lock_timeout = '10s'")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -17,6 +25,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(lock_briefly, migrations.RunPython.noop),
         migrations.AlterField(
             model_name='searchentry',
             name='campaign',

@@ -27,6 +27,8 @@ assert found(rep, "mül") == [("lead", "Anna Müller")], found(rep, "mül")
 assert found(rep, "muller") == [("lead", "Anna Müller")]
 assert found(rep, "mueller-bau.de") == [("lead", "Anna Müller")]
 assert found(rep, "030 123 4567") == [("lead", "Anna Müller")]
+assert found(rep, "4567") == [("lead", "Anna Müller")]
+assert found(rep, "6543") == []  # the reversed digits are left out of the substring search
 assert found(rep, "crane") == [("lead", "Anna Müller")]
 assert found(rep, "anna -crane") == []
 assert found(rep, '"anna müller" or nobody') == [("lead", "Anna Müller")]

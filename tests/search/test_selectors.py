@@ -105,6 +105,14 @@ def test_a_number_is_found_by_its_beginning_or_its_end(rep, teams, query):
     assert found(rep, query) == [("customer", boston.pk)]
 
 
+@pytest.mark.parametrize("query", ["r6", "R63", "0", "0r", "0R6", "0r63"])
+def test_a_code_typed_like_the_reversed_digits_finds_no_number(rep, teams, query):
+    """The reversed digits begin with a mark (search.text) that a word typed only matches
+    as typed, never as a prefix."""
+    index(CustomerFactory(name="Lou", phone="+1 555 288 2736", owner=rep))
+    assert found(rep, query) == []
+
+
 def test_digits_inside_a_number_match_no_other_number(rep, teams):
     """ "2882" begins no form of the number and does not end it: not found, where every
     tail of the digits used to be a word (search.text.phone_terms)."""
