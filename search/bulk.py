@@ -14,8 +14,7 @@ from typing import TypeVar
 
 from django.db import connection
 
-from customers.models import Customer
-from sales.models import Sale, Task
+from sales.models import Sale
 from search import postgres, text
 
 # translate(x, MARKS, SPACES): the characters search.text.clean() removes.
@@ -148,6 +147,7 @@ ON CONFLICT (record, record_id, chunk) DO UPDATE SET kind = EXCLUDED.kind, title
   subtitle = EXCLUDED.subtitle, names = EXCLUDED.names, keys = EXCLUDED.keys,
   body = EXCLUDED.body, owner_id = EXCLUDED.owner_id, stage = EXCLUDED.stage,
   tags = EXCLUDED.tags, activity_at = EXCLUDED.activity_at, vector = EXCLUDED.vector
+RETURNING record_id
 """
 
 
@@ -155,14 +155,10 @@ def supports(model: str) -> bool:
     return connection.vendor == "postgresql" and model in SOURCES
 
 
-# The entries of those of the ids whose record is gone: deleted while a task indexed them,
-# or by raw SQL (the entries have no foreign-key constraint: search.models).
-GONE = """
-DELETE FROM search_searchentry e WHERE e.record = %(record)s AND e.record_id = ANY(%(ids)s)
-  AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.id = e.record_id)
-"""
-TABLES = {"customer": Customer._meta.db_table, "sale": Sale._meta.db_table,
-          "task": Task._meta.db_table}  # fmt: skip
+# The entries of records that are gone (deleted while a task indexed them, or by raw SQL:
+# the entries have no foreign-key constraint, search.models): the ids the upsert wrote none
+# for, usually none at all.
+GONE = "DELETE FROM search_searchentry WHERE record = %s AND record_id = ANY(%s)"
 
 
 def entries_upsert(*, model: str, ids: list[int], body_chars: int) -> int:
@@ -183,9 +179,10 @@ def entries_upsert(*, model: str, ids: list[int], body_chars: int) -> int:
                 "language": postgres.language_configuration(),
             },
         )
-        written = cursor.rowcount
-        cursor.execute(GONE.format(table=TABLES[model]), {"record": model, "ids": ids})
-        return written
+        written = {record_id for (record_id,) in cursor.fetchall()}
+        if gone := [pk for pk in ids if pk not in written]:
+            cursor.execute(GONE, [model, gone])
+        return len(written)
 
 
 Job = TypeVar("Job")
