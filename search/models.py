@@ -38,6 +38,19 @@ class Kind(models.TextChoices):
     CAMPAIGN = "campaign", "Campaigns"
 
 
+def _record_key(model) -> models.ForeignKey:
+    """The entry's record when it is one of `model`'s (partial index in Meta; no constraint
+    in the database: see above)."""
+    return models.ForeignKey(
+        model,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="search_entries",
+        db_index=False,
+        db_constraint=False,
+    )
+
+
 class SearchEntry(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     # Which record: `record` is the indexed model's key in search.services.INDEXED
@@ -47,54 +60,12 @@ class SearchEntry(models.Model):
     # only. No constraint in the database (see above).
     record = models.CharField(max_length=10)
     record_id = models.BigIntegerField()
-    customer = models.ForeignKey(
-        Customer,
-        on_delete=models.CASCADE,
-        null=True,
-        related_name="search_entries",
-        db_index=False,
-        db_constraint=False,
-    )
-    sale = models.ForeignKey(
-        Sale,
-        on_delete=models.CASCADE,
-        null=True,
-        related_name="search_entries",
-        db_index=False,
-        db_constraint=False,
-    )
-    document = models.ForeignKey(
-        Document,
-        on_delete=models.CASCADE,
-        null=True,
-        related_name="search_entries",
-        db_index=False,
-        db_constraint=False,
-    )
-    task = models.ForeignKey(
-        Task,
-        on_delete=models.CASCADE,
-        null=True,
-        related_name="search_entries",
-        db_index=False,
-        db_constraint=False,
-    )
-    template = models.ForeignKey(
-        EmailTemplate,
-        on_delete=models.CASCADE,
-        null=True,
-        related_name="search_entries",
-        db_index=False,
-        db_constraint=False,
-    )
-    campaign = models.ForeignKey(
-        EmailCampaign,
-        on_delete=models.CASCADE,
-        null=True,
-        related_name="search_entries",
-        db_index=False,
-        db_constraint=False,
-    )
+    customer = _record_key(Customer)
+    sale = _record_key(Sale)
+    document = _record_key(Document)
+    task = _record_key(Task)
+    template = _record_key(EmailTemplate)
+    campaign = _record_key(EmailCampaign)
     # 0: the record itself; 1, 2, ...: consecutive pieces of a document's extracted text
     # (a tsvector must stay under 1 MB, and a long text would pass it).
     chunk = models.PositiveIntegerField(default=0)
