@@ -56,12 +56,18 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
             html=run.campaign.template.html_body, text=run.campaign.template.text_body
         )
         plan = SubstitutionPlan(subject=run.campaign.effective_subject, html=html, text=text)
+        claimed_up_to = 0  # where this sender's last claim ended
         while True:
             stopped = run_stop_if_asked(run)
             if stopped:
                 campaign_progress_push(campaign_id=run.campaign_id)
                 return stopped
-            batch = batches.batch_claim(run, sender, skip=unresolved)
+            batch = batches.batch_claim(run, sender, skip=unresolved, after=claimed_up_to)
+            if batch is None and claimed_up_to:
+                # Nothing after the last batch: the run is done only if nothing is queued
+                # before it either (one claim from the run's first message).
+                claimed_up_to = 0
+                batch = batches.batch_claim(run, sender, skip=unresolved)
             if batch is None:
                 if not lease_renew(run_id, sender):
                     return "lease lost"
@@ -71,6 +77,7 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
                 counters.refreshed()
                 campaign_progress_push(campaign_id=run.campaign_id)
                 return "sent"
+            claimed_up_to = batch.last_message_id
             try:
                 batches.batch_send(provider, run, batch, plan)
             except TransientSendError:
