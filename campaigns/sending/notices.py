@@ -37,3 +37,23 @@ def campaign_progress_push(*, campaign_id: int) -> None:
             status=row["status"],
             user_ids=campaign_audience(row["created_by_id"]),
         )
+
+
+class CampaignProgress:
+    """A sender's live progress hints, one after each batch: who may see the campaign (its
+    author and their co-managers) is read once a sender, and the status is the one the
+    sender has just read between batches, instead of two queries a batch. A manager who
+    joins or leaves the author's teams mid-send is heard by the next sender (a hint names
+    only the campaign and its status; its page checks access when it fetches)."""
+
+    def __init__(self, *, campaign_id: int, author_id: int | None):
+        self.campaign_id = campaign_id
+        self.author_id = author_id
+        self._audience: list[int] | None = None
+
+    def push(self, *, status: str) -> None:
+        if self._audience is None:
+            self._audience = campaign_audience(self.author_id)
+        progress_push(
+            subject="campaign", subject_id=self.campaign_id, status=status, user_ids=self._audience
+        )
