@@ -73,17 +73,45 @@ def test_each_batch_costs_seven_statements(campaign, manager, audience, fake_sen
     assert (five_batches - one_batch) / 4 == 7 + 2 * 2
 
 
-def test_the_campaign_page_hears_of_the_start_each_batch_and_the_end(
-    campaign, manager, audience, fake_sendgrid, settings, monkeypatch
-):
+@pytest.fixture
+def hints(monkeypatch):
+    """The progress hints the campaign's pages are sent: (status, user ids)."""
     heard = []
     monkeypatch.setattr(
         notices, "progress_push", lambda **hint: heard.append((hint["status"], hint["user_ids"]))
     )
+    return heard
+
+
+def test_the_campaign_page_hears_of_the_start_the_batches_once_a_second_and_the_end(
+    campaign, manager, audience, fake_sendgrid, settings, hints, monkeypatch
+):
     settings.CAMPAIGN_BATCH_SIZE = 2
+    monkeypatch.setattr(notices, "monotonic", lambda: 0)  # a fast send: one second
     campaign.status = EmailCampaign.Status.SENDING
     campaign.save()
     run = sending.run_start(campaign_id=campaign.pk, run_key="once")
     assert sending.run_send(run_id=run.pk) == "sent"
-    audience_ids = [manager.pk]
-    assert heard == [("sending", audience_ids)] * 4 + [("sent", audience_ids)]
+    # The start; the first batch (the two others follow within the second); the end.
+    assert hints == [("sending", [manager.pk])] * 2 + [("sent", [manager.pk])]
+
+
+def test_a_slow_send_hints_after_each_batch_and_a_pause_at_once(
+    campaign, manager, audience, fake_sendgrid, settings, hints, monkeypatch, pause_after_a_batch
+):
+    settings.CAMPAIGN_BATCH_SIZE = 2
+    seconds = iter(range(0, 1000, 2))  # each batch takes two seconds
+    monkeypatch.setattr(notices, "monotonic", lambda: next(seconds))
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="once")
+    assert sending.run_send(run_id=run.pk) == "sent"
+    assert hints == [("sending", [manager.pk])] * 4 + [("sent", [manager.pk])]
+    hints.clear()
+    monkeypatch.setattr(notices, "monotonic", lambda: 0)  # all within a second
+    pause_after_a_batch(campaign)
+    campaign.status = EmailCampaign.Status.SENDING
+    campaign.save()
+    run = sending.run_start(campaign_id=campaign.pk, run_key="again")
+    assert sending.run_send(run_id=run.pk) == "paused"
+    assert hints == [("sending", [manager.pk]), ("paused", [manager.pk])]
