@@ -2,6 +2,8 @@
 send finished, paused after the provider kept refusing, or a batch failed; and the live
 progress its open pages follow."""
 
+from time import monotonic
+
 from django.urls import reverse
 
 from campaigns.models import EmailCampaign
@@ -37,3 +39,35 @@ def campaign_progress_push(*, campaign_id: int) -> None:
             status=row["status"],
             user_ids=campaign_audience(row["created_by_id"]),
         )
+
+
+# While a sender sends, its hints go at most this often (a change of status at once): each
+# makes every open page of the campaign count the run's messages again, and the pages poll
+# every 2 s anyway. One a batch was ten a second, 0.38 s of a 105,000-recipient send.
+HINT_EVERY_SECONDS = 1.0
+
+
+class CampaignProgress:
+    """A sender's live progress hints: after a batch, at most one a second, and at once when
+    the status changed (paused, cancelled). Who may see the campaign (its author and their
+    co-managers) is read once a sender, and the status is the one the sender has just read
+    between batches, instead of two queries a batch. A manager who joins or leaves the
+    author's teams mid-send is heard by the next sender (a hint names only the campaign and
+    its status; its page checks access when it fetches)."""
+
+    def __init__(self, *, campaign_id: int, author_id: int | None):
+        self.campaign_id = campaign_id
+        self.author_id = author_id
+        self._audience: list[int] | None = None
+        self._last: tuple[str, float] | None = None  # the status hinted, and when
+
+    def push(self, *, status: str) -> None:
+        now = monotonic()
+        if self._last and self._last[0] == status and now - self._last[1] < HINT_EVERY_SECONDS:
+            return
+        if self._audience is None:
+            self._audience = campaign_audience(self.author_id)
+        progress_push(
+            subject="campaign", subject_id=self.campaign_id, status=status, user_ids=self._audience
+        )
+        self._last = (status, now)

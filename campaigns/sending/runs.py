@@ -72,9 +72,14 @@ def send_run_later(run_id: int) -> None:
     transaction.on_commit(lambda: send_run.delay(run_id))
 
 
-def run_stop_if_asked(run: CampaignRun) -> str | None:
-    """Between batches: "paused" or "cancelled" when the campaign was, else None."""
-    status = EmailCampaign.objects.values_list("status", flat=True).get(pk=run.campaign_id)
+def campaign_status(run: CampaignRun) -> str:
+    """The run's campaign's status now (a manager may pause or cancel it mid-send)."""
+    return EmailCampaign.objects.values_list("status", flat=True).get(pk=run.campaign_id)
+
+
+def run_stop_if_asked(run: CampaignRun, *, status: str) -> str | None:
+    """Between batches, `status` the campaign's as just read (campaign_status): "paused" or
+    "cancelled" when it was, else None."""
     if status == Status.PAUSED:
         CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.SENDING).update(
             status=CampaignRun.Status.PAUSED

@@ -7,7 +7,7 @@ from campaigns.models import CampaignRun
 from campaigns.sending import batches
 from campaigns.sending.counters import CountersWhileSending
 from campaigns.sending.leases import lease_hold, lease_release, lease_renew, lease_take
-from campaigns.sending.notices import campaign_progress_push
+from campaigns.sending.notices import CampaignProgress, campaign_progress_push
 from campaigns.sending.provider import (
     LABELS,
     TransientSendError,
@@ -15,7 +15,7 @@ from campaigns.sending.provider import (
     provider_for_new_run,
     provider_named,
 )
-from campaigns.sending.runs import run_finish, run_give_up, run_stop_if_asked
+from campaigns.sending.runs import campaign_status, run_finish, run_give_up, run_stop_if_asked
 from campaigns.templating import SubstitutionPlan, with_unsubscribe_link
 
 
@@ -56,12 +56,24 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
             html=run.campaign.template.html_body, text=run.campaign.template.text_body
         )
         plan = SubstitutionPlan(subject=run.campaign.effective_subject, html=html, text=text)
+        progress = CampaignProgress(
+            campaign_id=run.campaign_id, author_id=run.campaign.created_by_id
+        )
+        claimed_up_to = 0  # where this sender's last claim ended
+        batch = None
         while True:
-            stopped = run_stop_if_asked(run)
+            status = campaign_status(run)
+            stopped = run_stop_if_asked(run, status=status)
+            if stopped or batch:
+                progress.push(status=status)  # the batch just sent, or the stop
             if stopped:
-                campaign_progress_push(campaign_id=run.campaign_id)
                 return stopped
-            batch = batches.batch_claim(run, sender, skip=unresolved)
+            batch = batches.batch_claim(run, sender, skip=unresolved, after=claimed_up_to)
+            if batch is None and claimed_up_to:
+                # Nothing after the last batch: the run is done only if nothing is queued
+                # before it either (one claim from the run's first message).
+                claimed_up_to = 0
+                batch = batches.batch_claim(run, sender, skip=unresolved)
             if batch is None:
                 if not lease_renew(run_id, sender):
                     return "lease lost"
@@ -71,6 +83,7 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
                 counters.refreshed()
                 campaign_progress_push(campaign_id=run.campaign_id)
                 return "sent"
+            claimed_up_to = batch.last_message_id
             try:
                 batches.batch_send(provider, run, batch, plan)
             except TransientSendError:
@@ -78,7 +91,6 @@ def run_send(*, run_id: int, sender: str | None = None, hold_seconds: float = 0)
                 release = False
                 raise
             counters.changed_by_a_batch()
-            campaign_progress_push(campaign_id=run.campaign_id)
     finally:
         try:
             if counters:

@@ -1,10 +1,19 @@
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
+from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
 from campaigns import sending
 from campaigns.models import EmailCampaign, EmailMessage
-from campaigns.tokens import unsubscribe_token
+from campaigns.tokens import (
+    unsubscribe_token,
+    unsubscribe_token_read,
+    unsubscribe_url,
+    unsubscribe_url_maker,
+)
 from customers.models import Suppression
 
 pytestmark = pytest.mark.django_db
@@ -73,3 +82,19 @@ def test_a_token_for_a_deleted_customer_says_so(client, audience):
     ann.delete()
     response = client.post(reverse("unsubscribe", args=[token]))
     assert response.status_code == 400 and "no longer" in response.content.decode()
+
+
+@pytest.mark.parametrize("message_id", [None, 7, 123_456_789])
+def test_a_batchs_links_carry_the_very_tokens_unsubscribe_token_signs(message_id, settings):
+    """The links of a campaign's batch are made once per batch's key and timestamp; each is
+    the token the signer makes for the same second, so every link sent before still reads,
+    and a link sent now reads with the signer's own check (and its age limit)."""
+    with time_machine.travel(datetime(2026, 12, 6, 5, 0, tzinfo=UTC), tick=False):
+        link = unsubscribe_url_maker()(42, message_id)
+        assert link == unsubscribe_url(42, message_id)
+        token = link.rstrip("/").rsplit("/", 1)[1]
+        assert token == unsubscribe_token(42, message_id)
+        assert unsubscribe_token_read(token) == (42, message_id)
+    settings.SECRET_KEY = "another-key"
+    with pytest.raises(signing.BadSignature):
+        unsubscribe_token_read(token)
