@@ -19,7 +19,7 @@ from django.contrib.auth import get_user
 
 from crm import realtime
 from crm.permissions.realtime import may_receive
-from crm.roles import is_admin
+from crm.roles import is_admin, role_of
 
 # Ids already sent on this connection: an event can come both from the layer and from a
 # replay or a poll. Enough for minutes of traffic; older ones cannot come twice.
@@ -144,7 +144,12 @@ def _session_user(session_key: str | None):
         return None
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     user = get_user(SimpleNamespace(session=store))
-    return user if user.is_authenticated and user.is_active else None
+    if not (user.is_authenticated and user.is_active):
+        return None
+    # Its role read here, in the worker thread, and kept on it: the consumer asks it of every
+    # event with no query (a query on the event loop raises SynchronousOnlyOperation).
+    role_of(user)
+    return user
 
 
 def _last_id(query_string: bytes) -> int | None:
