@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 
@@ -130,6 +131,19 @@ def bulk_upsert(
             f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
         )
         cursor.execute(f"DROP TABLE {staging}")  # ON COMMIT DROP waits for the outermost commit
+
+
+def filter_in(queryset: models.QuerySet, field: str, values: Sequence) -> models.QuerySet:
+    """queryset.filter(<field>__in=values), on PostgreSQL as one array parameter
+    (`= ANY(%s)`): for thousands of values, building and parsing as many IN placeholders
+    costs more than the lookups themselves (0.5 s for an import's 49,000 customers)."""
+    if connection.vendor != "postgresql":
+        return queryset.filter(**{f"{field}__in": values})
+    quote, meta = connection.ops.quote_name, queryset.model._meta
+    column = f"{quote(meta.db_table)}.{quote(meta.get_field(field).column)}"
+    return queryset.filter(
+        RawSQL(f"{column} = ANY(%s)", (list(values),), output_field=models.BooleanField())
+    )
 
 
 def analyze(*tables: type[models.Model]) -> None:

@@ -11,9 +11,8 @@ left queued for the next claim.
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import BooleanField, Case, F, QuerySet, Value, When
-from django.db.models.expressions import RawSQL
+from django.db import transaction
+from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 
 from campaigns.models import CampaignRun, EmailMessage, SendBatch
@@ -30,6 +29,7 @@ from campaigns.sending.provider import (
 )
 from campaigns.sending.recipients import recipients_personalised
 from campaigns.templating import SubstitutionPlan
+from crm.bulk import filter_in
 from customers.email_gate import EmailKind, Refusal, with_email_refusal
 
 Message = EmailMessage.Status
@@ -175,7 +175,9 @@ def batch_mark_sent(
     if message_ids is None:
         messages = batch_messages(batch, *statuses)
     else:
-        messages = _messages_by_id(message_ids).filter(status__in=statuses)
+        messages = filter_in(EmailMessage.objects.all(), "id", message_ids).filter(
+            status__in=statuses
+        )
     # An event may have moved a message on (delivered, opened) before this commit: that
     # status stays, sent_at is added.
     messages.filter(sent_at__isnull=True).update(
@@ -210,17 +212,6 @@ def batch_fail(batch: SendBatch, reason: str) -> None:
     CampaignRun.objects.filter(pk=batch.run_id).update(last_error=reason)
     campaign_id = CampaignRun.objects.values_list("campaign_id", flat=True).get(pk=batch.run_id)
     campaign_author_notify(campaign_id=campaign_id, what=f"had a batch fail: {reason}")
-
-
-def _messages_by_id(ids: list[int]) -> QuerySet:
-    """The messages `ids`; on PostgreSQL as one array parameter (id = ANY(%s)): 1,000
-    placeholders cost Django and psycopg more than the UPDATE's lookups."""
-    if connection.vendor != "postgresql":
-        return EmailMessage.objects.filter(pk__in=ids)
-    table = EmailMessage._meta.db_table
-    return EmailMessage.objects.filter(
-        RawSQL(f'"{table}"."id" = ANY(%s)', (ids,), output_field=BooleanField())
-    )
 
 
 def batches_reconcile(provider: Provider, run: CampaignRun) -> tuple[list[SendBatch], int]:

@@ -2,9 +2,11 @@
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from crm.bulk import analyze, bulk_insert
+from crm.bulk import analyze, bulk_insert, filter_in
 from customers.models import Customer
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +80,14 @@ def test_bulk_upsert_inserts_new_rows_and_updates_only_the_named_fields_of_exist
     assert (inserted.total_score, inserted.grade) == (55, "hot")
     assert updated.ai_explanation == rows[0]["ai_explanation"] == inserted.ai_explanation
     assert LeadScore.objects.count() == 2
+
+
+def test_filter_in_passes_the_values_as_one_array(rep):
+    customers = CustomerFactory.create_batch(3, owner=rep)
+    wanted = [customers[0].pk, customers[2].pk, 0]
+    with CaptureQueriesContext(connection) as queries:
+        found = set(filter_in(Customer.objects.all(), "id", wanted).values_list("pk", flat=True))
+    assert found == {customers[0].pk, customers[2].pk}
+    assert "= ANY(" in queries[0]["sql"]
+    owned = filter_in(Customer.objects.all(), "owner", [rep.pk]).update(notes="seen")
+    assert owned == 3
