@@ -135,6 +135,7 @@ WHERE t.id = ANY(%(ids)s)
 SOURCES = {"customer": CUSTOMERS, "sale": SALES, "task": TASKS}
 
 UPSERT = """
+WITH written AS (
 INSERT INTO search_searchentry (record, record_id, kind, customer_id, sale_id, task_id, chunk,
   title, subtitle, names, keys, body, owner_id, stage, tags, activity_at, plain, vector)
 SELECT %(record)s, coalesce(customer_id, sale_id, task_id), kind, customer_id, sale_id,
@@ -147,7 +148,11 @@ ON CONFLICT (record, record_id, chunk) DO UPDATE SET kind = EXCLUDED.kind, title
   subtitle = EXCLUDED.subtitle, names = EXCLUDED.names, keys = EXCLUDED.keys,
   body = EXCLUDED.body, owner_id = EXCLUDED.owner_id, stage = EXCLUDED.stage,
   tags = EXCLUDED.tags, activity_at = EXCLUDED.activity_at, vector = EXCLUDED.vector
-RETURNING record_id
+RETURNING record_id, names
+), words AS (
+{words}
+)
+SELECT record_id FROM written
 """
 
 
@@ -169,8 +174,12 @@ def entries_upsert(*, model: str, ids: list[int], body_chars: int) -> int:
     ) + " END"  # fmt: skip
     source = SOURCES[model].replace("%(status_case)s", status_case)
     with connection.cursor() as cursor:
+        upsert = UPSERT.format(
+            source=source,
+            words=postgres.WORDS_INSERT.format(entries="SELECT names FROM written"),
+        )
         cursor.execute(
-            UPSERT.format(source=source),
+            upsert,
             {
                 "record": model,
                 "ids": ids,

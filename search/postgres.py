@@ -10,7 +10,7 @@ configurations (created by migration 0002, checked again by `search_reindex`).
 - `crm_<language>` (SEARCH_LANGUAGE, english by default): the same for prose, with the
   language's stemmer ("proposals" finds "proposal").
 - `crm_search_names`, `crm_search_matches`, `crm_search_similar`: the entries matching a
-  query, read through one GIN index each (FUNCTIONS below).
+  query, read through GIN indexes (FUNCTIONS below).
 """
 
 import re
@@ -67,9 +67,21 @@ GIN_INDEXES = {
     # Not GIN, but built after a bulk load like them: crm_search_recent's order.
     "search_entry_recent_idx": "(activity_at DESC NULLS LAST) WHERE chunk = 0",
     "search_entry_names_idx": f"USING gin ({NAMES_VECTOR}) WHERE chunk = 0",
-    "search_entry_names_trgm_idx": "USING gin (crm_unaccent(lower(names)) gin_trgm_ops) "
-    "WHERE chunk = 0",
 }
+# The trigrams of the names' words (search.models.NameWord), for the typo fallback.
+WORDS_INDEX = "search_nameword_trgm_idx"
+WORDS_INDEX_DEFINITION = "ON search_nameword USING gin (word gin_trgm_ops)"
+# The words of the names of `entries` (SQL giving a `names` column) not yet known. Inserted
+# after the entries, in their transaction; a word another transaction is adding waits for
+# it to commit, a word known already does not.
+WORDS_INSERT = f"""INSERT INTO search_nameword (word)
+SELECT DISTINCT unnest(tsvector_to_array({NAMES_VECTOR})) FROM ({{entries}}) written
+ON CONFLICT (word) DO NOTHING"""
+# After a rebuild of every entry: the words no name has any more.
+WORDS_PRUNE = f"""WITH live AS MATERIALIZED (
+  SELECT DISTINCT unnest(tsvector_to_array({NAMES_VECTOR})) AS word
+  FROM search_searchentry WHERE chunk = 0)
+DELETE FROM search_nameword w WHERE NOT EXISTS (SELECT 1 FROM live WHERE live.word = w.word)"""
 
 
 def gin_indexes_create() -> None:
@@ -112,7 +124,7 @@ def gin_indexes_drop() -> None:
 #   every one of them before the first is returned (150 ms for a word in a million
 #   entries), while one entry in a few of the latest holds it;
 # - crm_search_similar: names with a word like the words typed (pg_trgm's word similarity,
-#   at least `threshold`), through the trigram index.
+#   at least `threshold`), through the trigram index of the names' words.
 # Functions for their SET clauses, which hold for the function's own query only:
 # enable_seqscan: the planner cannot tell how many entries a prefix matches ("pric:*");
 # guessing "many", it would read the table in order until the LIMIT is met, which for a
@@ -133,6 +145,7 @@ _FILTER_ARGUMENTS = (
 _RETURNS = "TABLE (id bigint, record text, record_id bigint, kind text)"
 _COLUMNS = "e.id, e.record::text, e.record_id, e.kind::text"
 _SETTINGS = "SET enable_seqscan = off SET work_mem = '64MB'"
+SIMILAR_WORDS = 20
 FUNCTIONS = {
     # `names_query` holds the positive words; the whole query (exclusions, words of other
     # fields) is checked on the few names found.
@@ -172,13 +185,28 @@ SELECT {_COLUMNS} FROM (
 WHERE true{_FILTERS} AND e.vector @@ search_query
 LIMIT max_rows
 $$""",
+    # The names' words like each word typed (at most SIMILAR_WORDS each, the likest
+    # first), then the names holding any of them through the names' index, of which those
+    # like the words typed together (the same test as the rank's).
     "crm_search_similar": f"""(words text, threshold real, {_FILTER_ARGUMENTS})
 RETURNS {_RETURNS} LANGUAGE plpgsql VOLATILE ROWS 200
 {_SETTINGS} SET pg_trgm.word_similarity_threshold = 0.6 AS $$
 BEGIN
 PERFORM set_config('pg_trgm.word_similarity_threshold', threshold::text, true);
-RETURN QUERY SELECT {_COLUMNS} FROM search_searchentry e
-WHERE e.chunk = 0 AND words <% crm_unaccent(lower(e.names)){_FILTERS}
+RETURN QUERY
+WITH typed AS (
+  SELECT DISTINCT t FROM regexp_split_to_table(crm_unaccent(lower(words)), '\\s+') t
+  WHERE t <> ''
+), near AS (
+  SELECT DISTINCT n.word FROM typed CROSS JOIN LATERAL (
+    SELECT w.word FROM search_nameword w WHERE typed.t <% w.word
+    ORDER BY typed.t <<-> w.word, w.word LIMIT {SIMILAR_WORDS}) n
+), wanted AS (
+  SELECT string_agg(quote_literal(near.word), ' | ')::tsquery AS query FROM near
+)
+SELECT {_COLUMNS} FROM search_searchentry e, wanted
+WHERE {NAMES_VECTOR.replace("names", "e.names")} @@ wanted.query AND e.chunk = 0
+  AND words <% crm_unaccent(lower(e.names)){_FILTERS}
 LIMIT max_rows;
 END
 $$""",

@@ -293,7 +293,15 @@ def _write(field: str, ids: list[int], entries: list[SearchEntry]) -> int:
     if by_last:
         SearchEntry.objects.filter(stale, record=field).delete()
     if postgresql and entries:
-        _vectorize([entry.pk for entry in entries])
+        entry_ids = [entry.pk for entry in entries]
+        _vectorize(entry_ids)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                postgres.WORDS_INSERT.format(
+                    entries="SELECT names FROM search_searchentry WHERE id = ANY(%s) AND chunk = 0"
+                ),
+                [entry_ids],
+            )
     return len(entries)
 
 
@@ -406,6 +414,9 @@ def search_index_rebuild(
             refresh(batch)
     for name in chosen:
         _orphans_delete(name)
+    if postgresql and set(chosen) == set(INDEXED):
+        with connection.cursor() as cursor:
+            cursor.execute(postgres.WORDS_PRUNE)
     if on_own:
         # IF NOT EXISTS: nothing to do when they are there; and back after a rebuild that
         # was interrupted once it had dropped them. Each on a connection of its own.

@@ -340,6 +340,7 @@ def import_50k() -> dict:
     if execute["rescore_queued"] != 1:
         raise AssertionError(f"The import queued {execute['rescore_queued']} rescores, not 1.")
     _check_first_customer(existing)
+    _check_searchable()
     created = Customer.objects.filter(email__endswith=f"@{DOMAIN}").count()
     expected_errors = ROWS // 100
     expected_skipped = ROWS // 100
@@ -416,12 +417,25 @@ def _import_again(existing: list[str], *, search: bool) -> dict:
     _start(customer_import, dict(customer_import.column_mapping))
     execute = _run_child("execute" if search else "execute-without-search", str(customer_import.pk))
     status = CustomerImport.objects.get(pk=customer_import.pk).status
+    if search:
+        _check_searchable()
     _delete_bench_imports()
     if status != CustomerImport.Status.DONE:
         raise AssertionError(
             f"The import ({'with' if search else 'without'} search) ended {status}."
         )
     return execute
+
+
+def _check_searchable() -> None:
+    """Every imported customer has its search entry once the import and its tasks are done."""
+    from customers.models import Customer
+    from search.models import SearchEntry
+
+    imported = Customer.objects.filter(email__endswith=f"@{DOMAIN}")
+    entries = SearchEntry.objects.filter(customer__in=imported, chunk=0).count()
+    if entries != imported.count():
+        raise AssertionError(f"{entries} search entries for {imported.count()} imported customers.")
 
 
 def _check_first_customer(existing: list[str]) -> None:
@@ -445,6 +459,7 @@ def _check_first_customer(existing: list[str]) -> None:
 
 def _start(customer_import, mapping) -> None:
     """Confirm the mapping as the page would; the queued task is the `execute` child."""
+    from bench import database
     from customers import csv_import
 
     with mock.patch("customers.tasks.run_customer_import.delay"):
@@ -454,6 +469,7 @@ def _start(customer_import, mapping) -> None:
             mapping=mapping,
             duplicate_mode="skip",
         )
+    database.checkpoint()
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from customers.models import CustomerNote
+from customers.models import Customer, CustomerNote
 from documents.models import Document
 from search import services
-from search.models import SearchEntry
+from search.models import NameWord, SearchEntry
 from tests.factories import (
     CustomerFactory,
     EmailCampaignFactory,
@@ -331,3 +331,24 @@ def test_the_dropdown_reads_the_names_first_and_the_rest_only_when_no_name_match
     }  # fmt: skip
     assert not results.capped
     assert found(rep, "theirs", **names_first) == []
+
+
+def test_the_fallback_finds_names_by_their_words_like_the_ones_typed(rep, teams):
+    """search.models.NameWord: the names' words, unaccented, each once; a typo finds the
+    names holding a word like it, and only those the typed words match together."""
+    both = CustomerFactory(name="Jürgen Hausler", owner=rep)
+    first_only = CustomerFactory(name="Jürgen Quast", owner=rep)
+    index(both, first_only)
+    words = set(NameWord.objects.values_list("word", flat=True))
+    assert {"jurgen", "hausler", "quast"} <= words
+    assert set(found(rep, "Hauslr")) == {("lead", both.pk)}
+    assert found(rep, "Jurgn Hauslr")[0] == ("lead", both.pk)
+
+
+def test_a_name_changed_is_found_by_a_typo_of_its_new_word(rep, teams):
+    customer = CustomerFactory(name="Petra Okonkwo", owner=rep)
+    index(customer)
+    Customer.objects.filter(pk=customer.pk).update(name="Petra Szymanska")
+    index(customer)
+    assert found(rep, "Szymansk") != [] and found(rep, "Szymanksa") == [("lead", customer.pk)]
+    assert found(rep, "Okonkow") == []  # the old word is still known, its name is gone

@@ -15,7 +15,7 @@ from documents import services as document_services
 from sales.models import Sale
 from sales.services import sale_activity_add, sale_change_stage, sale_create, task_create
 from search import bulk, postgres, services
-from search.models import SearchEntry
+from search.models import NameWord, SearchEntry
 from tests.factories import (
     CustomerFactory,
     EmailTemplateFactory,
@@ -296,3 +296,15 @@ def test_a_rebuild_leaves_fresh_statistics_for_the_search_to_choose_its_reads(re
     assert statistics() == 0
     services.search_index_rebuild()
     assert statistics() > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_reindex_forgets_the_words_no_name_has_any_more(rep):
+    customer = CustomerFactory(owner=rep, name="Wilhelmina Quorra")
+    services.search_index_rebuild()
+    Customer.objects.filter(pk=customer.pk).update(name="Wilhelmina Zed")
+    services.search_index_rebuild(models=["customer"])
+    assert {"quorra", "zed"} <= set(NameWord.objects.values_list("word", flat=True))
+    services.search_index_rebuild()
+    words = set(NameWord.objects.values_list("word", flat=True))
+    assert "zed" in words and "quorra" not in words
