@@ -455,6 +455,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.resume_stalled_runs",
         "schedule": 60.0,
     },
+    # The search index is an unlogged table: rebuilt when a crash emptied it (search.models).
+    "search-recover-index": {"task": "search.recover_index", "schedule": 5 * 60.0},
     "crm-realtime-prune": {
         "task": "crm.realtime_events_prune",
         "schedule": crontab(hour=4, minute=10),

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
 
@@ -29,6 +30,7 @@ from documents.models import Document
 from sales.models import Sale, SaleActivity, Task
 from search import bulk, postgres
 from search.models import Kind, SearchEntry
+from search.selectors import INDEX_RECOVERING_KEY
 from search.text import (
     clean,
     email_terms,
@@ -425,6 +427,28 @@ def search_index_rebuild(
         # search.frequencies); after a rebuild they would describe the old index.
         analyze(SearchEntry)
     return counted["written"]
+
+
+RECOVERY_SECONDS = 2 * 60 * 60  # what a rebuild may take before another may start
+
+
+def search_index_recover() -> bool:
+    """Rebuild the index when it is empty while there are records to find: PostgreSQL
+    empties the entries' table when it restarts after a crash (the table is unlogged:
+    search.models), and a restored physical backup or a promoted replica has it empty too.
+    Run by beat every few minutes (crm.settings); True when it rebuilt. Meanwhile
+    search.selectors.index_recovering() says so, for the search page to tell its users."""
+    if connection.vendor != "postgresql" or SearchEntry.objects.exists():
+        return False
+    if not any(indexed.model.objects.exists() for indexed in INDEXED.values()):
+        return False
+    if not cache.add(INDEX_RECOVERING_KEY, True, timeout=RECOVERY_SECONDS):
+        return False  # another worker is rebuilding it
+    try:
+        search_index_rebuild()
+    finally:
+        cache.delete(INDEX_RECOVERING_KEY)
+    return True
 
 
 def _orphans_delete(model: str) -> None:

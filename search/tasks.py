@@ -1,7 +1,11 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from search.services import customers_entries_refresh, search_entries_refresh
+from search.services import (
+    customers_entries_refresh,
+    search_entries_refresh,
+    search_index_recover,
+)
 
 _RETRIED = {
     "autoretry_for": (OperationalError,),
@@ -22,3 +26,11 @@ def index_records(model: str, ids: list[int]) -> None:
 def index_customers(ids: list[int]) -> None:
     """Customers and their deals (an import's)."""
     customers_entries_refresh(ids=ids)
+
+
+@shared_task(
+    name="search.recover_index", ignore_result=True, time_limit=2 * 60 * 60, soft_time_limit=None
+)
+def recover_index() -> None:
+    """Every few minutes (beat): the index rebuilt when PostgreSQL emptied it in a crash."""
+    search_index_recover()

@@ -113,6 +113,7 @@ def search_results(request):
         "all_url": "?" + urlencode({"q": q[:1000]}),
         "querystring": querystring.urlencode(),
         "parsed": parsed,
+        "recovering": selectors.index_recovering(),
     }
     return render(request, "search/search_results.html", context)
 

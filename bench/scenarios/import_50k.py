@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_SECONDS = 600
 SEED = 20_261_205
 WORKER_CONCURRENCY = 2  # docker-compose.yml's worker: celery worker --concurrency=2
-REPEATS = 2  # runs with and without the search index, interleaved
+REPEATS = 3  # runs with and without the search index, interleaved
 # What a HubSpot contacts export looks like (30 columns; the sample that came with issue 15
 # had 24 of these).
 HEADERS = [

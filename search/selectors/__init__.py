@@ -11,12 +11,14 @@ them, so a rep neither sees nor counts another rep's records.
   small boost for the user's own records and recent activity; the matches read in the way
   their number calls for (the names' index, the latest entries, the whole index), in one
   statement with the counts, the page and its highlights (ts_headline, for the rows shown
-  only); when that finds nothing, a typo corrected to a common name, else a trigram match
-  on the unaccented names (GIN, pg_trgm), with a "did you mean".
+  only); when that finds nothing, a typo corrected to a common name, else the names holding
+  a word like those typed (the trigrams of the names' words: search.models.NameWord), with
+  a "did you mean".
 - sqlite (the embedded mode): a LIKE over the folded text of each entry, ranked by a match
   in the name.
 """
 
+from django.core.cache import cache
 from django.db import connection
 
 from search.query import ParsedQuery
@@ -24,7 +26,14 @@ from search.selectors.common import Hit, SearchResults, searchable_kinds
 from search.selectors.postgresql import MAX_HITS, RECENT_ROWS, postgresql_search
 from search.selectors.sqlite import Matcher, sqlite_search
 
-__all__ = ["Hit", "SearchResults", "search", "searchable_kinds"]
+__all__ = ["Hit", "SearchResults", "index_recovering", "search", "searchable_kinds"]
+
+# Set while search.services.search_index_recover rebuilds an index a crash emptied.
+INDEX_RECOVERING_KEY = "search:recovering"
+
+
+def index_recovering() -> bool:
+    return bool(cache.get(INDEX_RECOVERING_KEY))
 
 
 def search(

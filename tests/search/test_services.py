@@ -3,6 +3,7 @@
 import io
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
@@ -14,8 +15,9 @@ from customers.services import customer_create, customer_delete, customer_note_a
 from documents import services as document_services
 from sales.models import Sale
 from sales.services import sale_activity_add, sale_change_stage, sale_create, task_create
-from search import bulk, postgres, services
+from search import bulk, postgres, services, tasks
 from search.models import NameWord, SearchEntry
+from search.selectors import INDEX_RECOVERING_KEY
 from tests.factories import (
     CustomerFactory,
     EmailTemplateFactory,
@@ -308,3 +310,50 @@ def test_a_full_reindex_forgets_the_words_no_name_has_any_more(rep):
     services.search_index_rebuild()
     words = set(NameWord.objects.values_list("word", flat=True))
     assert "zed" in words and "quorra" not in words
+
+
+# An unlogged index (search.models): emptied by a crash, rebuilt by beat -------------------
+
+
+def test_the_entries_table_is_unlogged():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = 'search_searchentry'")
+        assert cursor.fetchone() == ("u",)
+
+
+def test_an_index_a_crash_emptied_is_rebuilt_and_the_search_page_says_so_meanwhile(
+    rep, rep_client, teams, monkeypatch
+):
+    customer = CustomerFactory(owner=rep, name="Ottilie Brandvold")  # factories index nothing
+    assert not SearchEntry.objects.exists()
+    seen_while_rebuilding = []
+    rebuild = services.search_index_rebuild
+
+    def observed_rebuild(**kwargs):
+        page = rep_client.get("/search/", {"q": "ottilie"})
+        seen_while_rebuilding.append("being rebuilt" in page.content.decode())
+        return rebuild(**kwargs)
+
+    monkeypatch.setattr(services, "search_index_rebuild", observed_rebuild)
+    assert services.search_index_recover() is True
+    assert seen_while_rebuilding == [True]
+    assert found(rep, "ottilie") == [("lead", customer.pk)]
+    assert "being rebuilt" not in rep_client.get("/search/", {"q": "ottilie"}).content.decode()
+    assert services.search_index_recover() is False  # not empty: nothing to do
+
+
+def test_nothing_is_rebuilt_without_records_or_while_another_worker_rebuilds(rep, monkeypatch):
+    monkeypatch.setattr(services, "search_index_rebuild", lambda **_: pytest.fail("rebuilt"))
+    assert services.search_index_recover() is False  # no records at all
+    CustomerFactory(owner=rep)
+    cache.set(INDEX_RECOVERING_KEY, True)
+    try:
+        assert services.search_index_recover() is False
+    finally:
+        cache.delete(INDEX_RECOVERING_KEY)
+
+
+def test_beat_checks_the_index_every_few_minutes(settings):
+    schedule = settings.CELERY_BEAT_SCHEDULE["search-recover-index"]
+    assert schedule["task"] == tasks.recover_index.name
+    assert schedule["schedule"] <= 10 * 60

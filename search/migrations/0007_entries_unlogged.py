@@ -1,0 +1,24 @@
+"""PostgreSQL only: the entries in an unlogged table (search.models says why). Rewrites the
+table under an exclusive lock: a search waits until it is done (seconds for a million
+entries); the lock is waited for ten seconds at most, then the migration fails, to be run
+again, rather than every request waiting behind it."""
+
+from django.db import migrations
+
+
+def unlogged(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET LOCAL lock_timeout = '10s'")
+        schema_editor.execute("ALTER TABLE search_searchentry SET UNLOGGED")
+
+
+def logged(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET LOCAL lock_timeout = '10s'")
+        schema_editor.execute("ALTER TABLE search_searchentry SET LOGGED")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("search", "0006_name_words")]
+
+    operations = [migrations.RunPython(unlogged, logged)]
