@@ -20,10 +20,11 @@ deleted by raw SQL, or while a task indexed it, leaves an entry no search return
 For the same reason the table is unlogged on PostgreSQL (migration 0007): its rows and its
 indexes (three GIN) are not written to the write-ahead log, which was an eighth of what
 indexing an import cost (0.3 s of 2.3 s for 49,000 customers). The price: PostgreSQL empties
-an unlogged table when it restarts after a crash, and a physical backup or a replica has it
-empty. search.services.search_index_recover, run by beat every five minutes, then rebuilds
-the index (about 100 s per million records), and the search page says that results may be
-incomplete meanwhile; a clean restart and pg_dump keep the entries.
+an unlogged table when it restarts after a crash (a physical backup restored has it empty,
+a streaming replica cannot read it). search.services.search_index_recover, run by beat
+every five minutes, then rebuilds the index (about 100 s per million records), and the
+search page says that results may be incomplete meanwhile; a clean restart and pg_dump keep
+the entries.
 """
 
 from django.conf import settings

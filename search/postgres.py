@@ -3,7 +3,7 @@ configurations (created by migration 0002, checked again by `search_reindex`).
 
 - `crm_unaccent(text)`: unaccent() is only STABLE (it reads a dictionary that could change),
   so it cannot appear in an index expression; this IMMUTABLE wrapper names its dictionary
-  explicitly and may. The trigram index (typo fallback) is built on it.
+  explicitly and may.
 - `crm_simple`: the simple configuration with unaccent before it for words: names, emails,
   phone digits and companies are matched word for word, accents ignored ("Müller" finds
   "Muller" and back).
@@ -73,10 +73,26 @@ WORDS_INDEX = "search_nameword_trgm_idx"
 WORDS_INDEX_DEFINITION = "ON search_nameword USING gin (word gin_trgm_ops)"
 # The words of the names of `entries` (SQL giving a `names` column) not yet known. Inserted
 # after the entries, in their transaction; a word another transaction is adding waits for
-# it to commit, a word known already does not.
+# it to commit, a word known already does not. In order: two transactions adding the same
+# new words wait for each other in one order, never each for the other (a deadlock).
 WORDS_INSERT = f"""INSERT INTO search_nameword (word)
-SELECT DISTINCT unnest(tsvector_to_array({NAMES_VECTOR})) FROM ({{entries}}) written
+SELECT DISTINCT unnest(tsvector_to_array({NAMES_VECTOR})) AS word FROM ({{entries}}) written
+ORDER BY word
 ON CONFLICT (word) DO NOTHING"""
+# Unlogged like the entries, so a crash that empties them empties it: its one row says the
+# index holds every record (written by a full rebuild and by migration 0008).
+INTACT_TABLE = "search_index_intact"
+INTACT_MARK = f"INSERT INTO {INTACT_TABLE} VALUES (true) ON CONFLICT DO NOTHING"
+
+
+def index_intact() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {INTACT_TABLE})")
+        return cursor.fetchone()[0]
+
+
 # After a rebuild of every entry: the words no name has any more.
 WORDS_PRUNE = f"""WITH live AS MATERIALIZED (
   SELECT DISTINCT unnest(tsvector_to_array({NAMES_VECTOR})) AS word
@@ -145,6 +161,9 @@ _FILTER_ARGUMENTS = (
 _RETURNS = "TABLE (id bigint, record text, record_id bigint, kind text)"
 _COLUMNS = "e.id, e.record::text, e.record_id, e.kind::text"
 _SETTINGS = "SET enable_seqscan = off SET work_mem = '64MB'"
+# The typo fallback: the names' words like the longest SIMILAR_TYPED words typed (a pasted
+# sentence would otherwise read thousands of names), at most SIMILAR_WORDS for each.
+SIMILAR_TYPED = 4
 SIMILAR_WORDS = 20
 FUNCTIONS = {
     # `names_query` holds the positive words; the whole query (exclusions, words of other
@@ -195,8 +214,10 @@ BEGIN
 PERFORM set_config('pg_trgm.word_similarity_threshold', threshold::text, true);
 RETURN QUERY
 WITH typed AS (
-  SELECT DISTINCT t FROM regexp_split_to_table(crm_unaccent(lower(words)), '\\s+') t
-  WHERE t <> ''
+  SELECT t FROM (
+    SELECT DISTINCT t FROM regexp_split_to_table(crm_unaccent(lower(words)), '\\s+') t
+    WHERE t <> '') d
+  ORDER BY length(t) DESC, t LIMIT {SIMILAR_TYPED}
 ), near AS (
   SELECT DISTINCT n.word FROM typed CROSS JOIN LATERAL (
     SELECT w.word FROM search_nameword w WHERE typed.t <% w.word
@@ -206,7 +227,7 @@ WITH typed AS (
 )
 SELECT {_COLUMNS} FROM search_searchentry e, wanted
 WHERE {NAMES_VECTOR.replace("names", "e.names")} @@ wanted.query AND e.chunk = 0
-  AND words <% crm_unaccent(lower(e.names)){_FILTERS}
+  AND crm_unaccent(lower(words)) <% crm_unaccent(lower(e.names)){_FILTERS}
 LIMIT max_rows;
 END
 $$""",

@@ -383,9 +383,11 @@ def search_index_rebuild(
     told after each."""
     postgresql = connection.vendor == "postgresql"
     if postgresql:
-        with connection.cursor() as cursor:
+        # One transaction: a search meanwhile never finds a function dropped, not yet made.
+        with transaction.atomic(), connection.cursor() as cursor:
             postgres.install(cursor)
     chosen = list(models or INDEXED)
+    every_model = set(chosen) == set(INDEXED)
     total = sum(INDEXED[name].model.objects.count() for name in chosen)
     # Not inside a caller's transaction (a test's): other connections would not see its
     # records, and its pending foreign-key checks forbid CREATE INDEX.
@@ -409,38 +411,41 @@ def search_index_rebuild(
             if progress:
                 progress(counted["done"], total)
 
-    if workers > 1:
-        bulk.on_threads(_rebuild_batches(chosen), refresh, workers=workers)
-    else:
-        for batch in _rebuild_batches(chosen):
-            refresh(batch)
+    try:
+        if workers > 1:
+            bulk.on_threads(_rebuild_batches(chosen), refresh, workers=workers)
+        else:
+            for batch in _rebuild_batches(chosen):
+                refresh(batch)
+    finally:
+        if on_own:
+            # IF NOT EXISTS: nothing to do when they are there; back when they were dropped
+            # above, even if the rebuild failed. Each on a connection of its own.
+            bulk.on_threads(postgres.GIN_INDEXES, postgres.gin_index_create, workers=workers)
     for name in chosen:
         _orphans_delete(name)
-    if postgresql and set(chosen) == set(INDEXED):
+    if postgresql and every_model:
         with connection.cursor() as cursor:
             cursor.execute(postgres.WORDS_PRUNE)
+            cursor.execute(postgres.INTACT_MARK)
     if on_own:
-        # IF NOT EXISTS: nothing to do when they are there; and back after a rebuild that
-        # was interrupted once it had dropped them. Each on a connection of its own.
-        bulk.on_threads(postgres.GIN_INDEXES, postgres.gin_index_create, workers=workers)
         # The search chooses how to read a word from the planner's statistics (pg_stats,
         # search.frequencies); after a rebuild they would describe the old index.
         analyze(SearchEntry)
     return counted["written"]
 
 
-RECOVERY_SECONDS = 2 * 60 * 60  # what a rebuild may take before another may start
+RECOVERY_SECONDS = 30 * 60  # what a rebuild may take before another worker may start one
 
 
 def search_index_recover() -> bool:
-    """Rebuild the index when it is empty while there are records to find: PostgreSQL
-    empties the entries' table when it restarts after a crash (the table is unlogged:
-    search.models), and a restored physical backup or a promoted replica has it empty too.
-    Run by beat every few minutes (crm.settings); True when it rebuilt. Meanwhile
+    """Rebuild the index when a crash of PostgreSQL emptied it. Its table is unlogged
+    (search.models), and so is the one-row table saying it is intact (postgres.INTACT_TABLE):
+    a restart after a crash empties both, as does a physical backup restored. A full rebuild
+    writes the row again once it has succeeded, so one that failed half-way is tried again.
+    Run by beat every five minutes (crm.settings); True when it rebuilt. Meanwhile
     search.selectors.index_recovering() says so, for the search page to tell its users."""
-    if connection.vendor != "postgresql" or SearchEntry.objects.exists():
-        return False
-    if not any(indexed.model.objects.exists() for indexed in INDEXED.values()):
+    if connection.vendor != "postgresql" or postgres.index_intact():
         return False
     if not cache.add(INDEX_RECOVERING_KEY, True, timeout=RECOVERY_SECONDS):
         return False  # another worker is rebuilding it

@@ -28,9 +28,7 @@ def index_customers(ids: list[int]) -> None:
     customers_entries_refresh(ids=ids)
 
 
-@shared_task(
-    name="search.recover_index", ignore_result=True, time_limit=2 * 60 * 60, soft_time_limit=None
-)
+@shared_task(name="search.recover_index", ignore_result=True, time_limit=30 * 60)
 def recover_index() -> None:
     """Every few minutes (beat): the index rebuilt when PostgreSQL emptied it in a crash."""
     search_index_recover()

@@ -428,7 +428,7 @@ class _Statement:
     def rank_sql(self, fuzzy: bool) -> tuple[str, list]:
         """The rank of the entry `e`: how well it matches, with the boosts."""
         if fuzzy:
-            base = "word_similarity(%s, crm_unaccent(lower(e.names)))"
+            base = "word_similarity(crm_unaccent(lower(%s)), crm_unaccent(lower(e.names)))"
             params: list = [" ".join(self.parsed.words())]
         else:
             base, params = "ts_rank_cd(e.vector, terms.query)", []

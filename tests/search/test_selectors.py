@@ -352,3 +352,7 @@ def test_a_name_changed_is_found_by_a_typo_of_its_new_word(rep, teams):
     index(customer)
     assert found(rep, "Szymansk") != [] and found(rep, "Szymanksa") == [("lead", customer.pk)]
     assert found(rep, "Okonkow") == []  # the old word is still known, its name is gone
+
+
+def test_a_typo_typed_with_its_accent_is_found_too(rep, muller):
+    assert found(rep, "Müler") == [("customer", muller.pk)]

@@ -6,7 +6,7 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from campaigns.services import template_save
 from customers import csv_import
@@ -321,11 +321,21 @@ def test_the_entries_table_is_unlogged():
         assert cursor.fetchone() == ("u",)
 
 
+def _crash() -> None:
+    """What PostgreSQL does to unlogged tables when it restarts after a crash."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE search_searchentry, {postgres.INTACT_TABLE}")
+
+
 def test_an_index_a_crash_emptied_is_rebuilt_and_the_search_page_says_so_meanwhile(
     rep, rep_client, teams, monkeypatch
 ):
-    customer = CustomerFactory(owner=rep, name="Ottilie Brandvold")  # factories index nothing
-    assert not SearchEntry.objects.exists()
+    customers = [CustomerFactory(owner=rep, name=f"Ottilie Brandvold {i}") for i in range(3)]
+    services.search_index_rebuild()
+    assert services.search_index_recover() is False  # intact: nothing to do
+    _crash()
+    # Before beat comes by, someone saves a record: the table is no longer empty.
+    newer = _customer(rep, name="Ottilie Newcomer")
     seen_while_rebuilding = []
     rebuild = services.search_index_rebuild
 
@@ -337,15 +347,36 @@ def test_an_index_a_crash_emptied_is_rebuilt_and_the_search_page_says_so_meanwhi
     monkeypatch.setattr(services, "search_index_rebuild", observed_rebuild)
     assert services.search_index_recover() is True
     assert seen_while_rebuilding == [True]
-    assert found(rep, "ottilie") == [("lead", customer.pk)]
+    assert {pk for _, pk in found(rep, "ottilie")} == {c.pk for c in [*customers, newer]}
     assert "being rebuilt" not in rep_client.get("/search/", {"q": "ottilie"}).content.decode()
-    assert services.search_index_recover() is False  # not empty: nothing to do
+    assert services.search_index_recover() is False
 
 
-def test_nothing_is_rebuilt_without_records_or_while_another_worker_rebuilds(rep, monkeypatch):
+def test_a_rebuild_that_failed_half_way_is_tried_again(rep, monkeypatch):
+    customers = CustomerFactory.create_batch(3, owner=rep, name="Halvard Quist")
+    _crash()
+    monkeypatch.setattr(services, "BULK_BATCH_SIZE", 1)
+    refresh, calls = services.search_entries_refresh, []
+
+    def failing_second(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("the worker lost its connection")
+        return refresh(**kwargs)
+
+    monkeypatch.setattr(services, "search_entries_refresh", failing_second)
+    with pytest.raises(OperationalError):
+        services.search_index_recover()
+    assert SearchEntry.objects.exists()  # the first batch is in
+    assert services.search_index_recover() is True
+    assert len(found(rep, "halvard")) == len(customers)
+
+
+def test_nothing_is_rebuilt_while_intact_or_while_another_worker_rebuilds(rep, monkeypatch):
     monkeypatch.setattr(services, "search_index_rebuild", lambda **_: pytest.fail("rebuilt"))
-    assert services.search_index_recover() is False  # no records at all
     CustomerFactory(owner=rep)
+    assert services.search_index_recover() is False  # intact (migration 0008)
+    _crash()
     cache.set(INDEX_RECOVERING_KEY, True)
     try:
         assert services.search_index_recover() is False
