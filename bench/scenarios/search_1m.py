@@ -37,6 +37,7 @@ from demo.generators import dataset_generate
 from demo.profiles import BENCH_1M, COMPANY_WORDS, FIRST_NAMES, LAST_NAMES
 from documents.models import Document
 from sales.models import Sale
+from search import postgres
 from search.models import SearchEntry
 from search.services import search_index_rebuild
 
@@ -102,6 +103,7 @@ def _ensure_data() -> dict:
         and Sale.objects.count() == DEALS
         and Document.objects.count() == DOCUMENTS
         and SearchEntry.objects.exists()
+        and postgres.index_intact()  # not emptied by a crash (search.models), nor half-built
     )
     made = {"generated_seconds": 0.0, "index_seconds": None}
     if current:
