@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from sklearn.calibration import CalibratedClassifierCV
@@ -366,16 +367,18 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
             status=TrainingRun.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()
         )
         raise
-    run = TrainingRun.objects.get(pk=run_id)
-    run.status = TrainingRun.Status.DONE
-    run.progress = 100
-    run.outcome = summary.get("outcome", "")
-    run.data_summary = {k: v for k, v in summary.items() if k != "models"}
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "progress", "outcome", "data_summary", "finished_at"])
-    run.models_trained.set(summary.get("models", []))
-    if summary.get("models"):
-        _trained_notify(run)
+    # One transaction: a page (or a test) that sees the run done sees its models with it.
+    with transaction.atomic():
+        run = TrainingRun.objects.get(pk=run_id)
+        run.status = TrainingRun.Status.DONE
+        run.progress = 100
+        run.outcome = summary.get("outcome", "")
+        run.data_summary = {k: v for k, v in summary.items() if k != "models"}
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "progress", "outcome", "data_summary", "finished_at"])
+        run.models_trained.set(summary.get("models", []))
+        if summary.get("models"):
+            _trained_notify(run)
     return run
 
 

@@ -134,3 +134,37 @@ def test_a_team_with_enough_history_gets_its_own_model_and_its_leads_use_it(
     scores = lead_ai_scores(customer_ids=[north_lead.pk, south_lead.pk], now=timezone.now())
     assert scores[north_lead.pk]["explanation"]["model_id"] == north.pk
     assert scores[south_lead.pk]["explanation"]["model_id"] == global_model.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_is_seen_done_only_with_its_models(lead_history, monkeypatch):
+    """Another connection (the run's page polling) never sees a run done without the models
+    it trained: the two are committed together."""
+    from django.db import connections
+
+    from ai.models import TrainingRun
+    from ai.services import training
+
+    lead_history(1500)
+    run = TrainingRun.objects.create()
+    seen: list[tuple[str, int]] = []
+    original_set = type(run.models_trained).set
+
+    def observed_set(manager, objs, **kwargs):
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute(
+                    "SELECT status, (SELECT count(*) FROM ai_trainingrun_models_trained m "
+                    "WHERE m.trainingrun_id = r.id) FROM ai_trainingrun r WHERE r.id = %s",
+                    [run.pk],
+                )
+                seen.append(cursor.fetchone())
+        finally:
+            other.close()
+        return original_set(manager, objs, **kwargs)
+
+    monkeypatch.setattr(type(run.models_trained), "set", observed_set)
+    done = training.training_run_execute(run_id=run.pk)
+    assert done.status == TrainingRun.Status.DONE and done.models_trained.exists()
+    assert seen and seen[0][0] != TrainingRun.Status.DONE  # not yet, while its models are set
