@@ -11,6 +11,10 @@ Events (raised by -> what follows):
   start_workflows=False (an import) they are graded without the grade workflows, so an
   import never enrols anyone in nurture or sends a hot/warm email by itself;
   -> search rebuilds their entries and their deals' (in the transaction).
+- CUSTOMERS_INSERTED: customers.csv_import (each batch of new customers it writes, with
+  their values, in the import's transaction) -> search writes their entries meanwhile, on a
+  connection of its own; CUSTOMERS_CHANGED at the import's end waits for them
+  (search.alongside).
 - RECORDS_CHANGED: the services that change what the global search finds (customers' notes
   and owners, deals and their activities, tasks, documents and their text, email templates
   and campaigns) -> search rebuilds those records' entries (in the transaction). Deletes
@@ -88,6 +92,8 @@ from django.utils.module_loading import import_string
 
 class Event(StrEnum):
     CUSTOMERS_CHANGED = "customers_changed"  # customer_ids: list[int], start_workflows: bool
+    # customers: list[dict] (the values written, by attname, with "id" and "tag_names")
+    CUSTOMERS_INSERTED = "customers_inserted"
     PROPOSAL_ATTACHED = "proposal_attached"  # sale_ids: list[int]
     # assigned_to: User, customer: Customer, tasks: [(title, priority, due_at)], grade: str,
     # actions: list[str] (the workflow run's record; reactions add what they did)
@@ -128,6 +134,7 @@ REACTIONS: dict[Event, list[str]] = {
         "leads.services.rescore.lead_rescore_later",
         "search.services.customers_index",
     ],
+    Event.CUSTOMERS_INSERTED: ["search.alongside.new_customers_index"],
     Event.PROPOSAL_ATTACHED: ["sales.services.deals.deals_advance_later"],
     Event.LEAD_NEEDS_FOLLOW_UP: [
         "sales.services.tasks.follow_up_tasks_create",

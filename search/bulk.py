@@ -66,7 +66,11 @@ def _email(column: str) -> str:
 
 _CUSTOMER_BODY = _CLEAN.format("concat_ws(E'\\n', c.notes, n.texts)")
 
-CUSTOMERS = f"""
+
+def _customers(*, rows: str, tagged: str, notes: str, where: str) -> str:
+    """The customers' entries from `rows` (their columns, as c), `tagged` (customer_id and
+    the name of each of their tags) and `notes` (customer_id and their notes' texts)."""
+    return f"""
 SELECT CASE WHEN c.lifecycle_stage = 'lead' THEN 'lead' ELSE 'customer' END AS kind,
   c.id AS customer_id, NULL::bigint AS sale_id, NULL::bigint AS task_id,
   left({_CLEAN.format("c.name")}, 300) AS title,
@@ -74,29 +78,62 @@ SELECT CASE WHEN c.lifecycle_stage = 'lead' THEN 'lead' ELSE 'customer' END AS k
     AS subtitle,
   {_CLEAN.format("c.name")} AS names,
   {
-    _CLEAN.format(
-        f"concat_ws(' ', {_EMAIL.format(e='f.email')}, {_PHONE}, c.company, "
-        f"{_WEBSITE}, c.job_title, t.names)"
-    )
-} AS keys,
+        _CLEAN.format(
+            f"concat_ws(' ', {_EMAIL.format(e='f.email')}, {_PHONE}, c.company, "
+            f"{_WEBSITE}, c.job_title, t.names)"
+        )
+    } AS keys,
   left({_CUSTOMER_BODY}, %(body_chars)s) AS body,
   c.owner_id, c.lifecycle_stage AS stage,
   coalesce(' ' || t.folded || ' ', '') AS tags, c.updated_at AS activity_at
-FROM customers_customer c
+FROM {rows}
 {_NORMALISED.format(email="c.email", phone="c.phone", website="c.website")}
 LEFT JOIN (
-  SELECT ct.customer_id, string_agg(tag.name, ' ' ORDER BY tag.name) AS names,
-         string_agg(replace(lower(crm_unaccent(tag.name)), ' ', '-'), ' ' ORDER BY tag.name)
-           AS folded
+  SELECT tagged.customer_id, string_agg(tagged.name, ' ' ORDER BY tagged.name) AS names,
+         string_agg(replace(lower(crm_unaccent(tagged.name)), ' ', '-'), ' '
+           ORDER BY tagged.name) AS folded
+  FROM ({tagged}) tagged GROUP BY tagged.customer_id) t ON t.customer_id = c.id
+LEFT JOIN ({notes}) n ON n.customer_id = c.id
+{where}
+"""
+
+
+CUSTOMERS = _customers(
+    rows="customers_customer c",
+    tagged="""SELECT ct.customer_id, tag.name
   FROM customers_customer_tags ct JOIN customers_tag tag ON tag.id = ct.tag_id
-  WHERE ct.customer_id = ANY(%(ids)s) GROUP BY ct.customer_id) t ON t.customer_id = c.id
-LEFT JOIN (
-  SELECT note.customer_id,
+  WHERE ct.customer_id = ANY(%(ids)s)""",
+    notes="""SELECT note.customer_id,
     string_agg(note.text, E'\\n' ORDER BY note.created_at DESC, note.id DESC) AS texts
   FROM customers_customernote note
-  WHERE note.customer_id = ANY(%(ids)s) GROUP BY note.customer_id) n ON n.customer_id = c.id
-WHERE c.id = ANY(%(ids)s)
-"""
+  WHERE note.customer_id = ANY(%(ids)s) GROUP BY note.customer_id""",
+    where="WHERE c.id = ANY(%(ids)s)",
+)
+# Customers not yet committed (an import's, written by its transaction: search.alongside),
+# from their values, given as one array per column. They have no notes of their own yet.
+NEW_CUSTOMER_COLUMNS = {
+    "id": "bigint",
+    "name": "text",
+    "email": "text",
+    "phone": "text",
+    "company": "text",
+    "website": "text",
+    "job_title": "text",
+    "notes": "text",
+    "lifecycle_stage": "text",
+    "owner_id": "integer",
+    "updated_at": "timestamptz",
+}
+NEW_CUSTOMERS = _customers(
+    rows="unnest({}) AS c({})".format(
+        ", ".join(f"%({column})s::{kind}[]" for column, kind in NEW_CUSTOMER_COLUMNS.items()),
+        ", ".join(NEW_CUSTOMER_COLUMNS),
+    ),
+    tagged="""SELECT * FROM unnest(%(tagged_ids)s::bigint[], %(tag_names)s::text[])
+    AS tagged(customer_id, name)""",
+    notes="SELECT NULL::bigint AS customer_id, NULL::text AS texts LIMIT 0",
+    where="",
+)
 
 SALES = f"""
 SELECT 'deal' AS kind, NULL::bigint AS customer_id, s.id AS sale_id, NULL::bigint AS task_id,
@@ -173,25 +210,42 @@ def entries_upsert(*, model: str, ids: list[int], body_chars: int) -> int:
         f"WHEN '{value}' THEN '{label}'" for value, label in Sale.Status.choices
     ) + " END"  # fmt: skip
     source = SOURCES[model].replace("%(status_case)s", status_case)
+    written = _upsert(model, source, {"ids": ids, "body_chars": body_chars})
+    if gone := [pk for pk in ids if pk not in written]:
+        with connection.cursor() as cursor:
+            cursor.execute(GONE, [model, gone])
+    return len(written)
+
+
+def new_customers_upsert(*, customers: list[dict], body_chars: int) -> int:
+    """Write the entries of customers from their values (NEW_CUSTOMER_COLUMNS, and
+    "tag_names"), not from their rows: those of an import still writing them
+    (search.alongside)."""
+    parameters: dict = {
+        column: [customer[column] for customer in customers] for column in NEW_CUSTOMER_COLUMNS
+    }
+    parameters["tagged_ids"] = [c["id"] for c in customers for _ in c["tag_names"]]
+    parameters["tag_names"] = [name for c in customers for name in c["tag_names"]]
+    parameters["body_chars"] = body_chars
+    return len(_upsert("customer", NEW_CUSTOMERS, parameters))
+
+
+def _upsert(model: str, source: str, parameters: dict) -> set[int]:
+    """The ids of the records whose entries `source` gave and UPSERT wrote."""
+    upsert = UPSERT.format(
+        source=source, words=postgres.WORDS_INSERT.format(entries="SELECT names FROM written")
+    )
     with connection.cursor() as cursor:
-        upsert = UPSERT.format(
-            source=source,
-            words=postgres.WORDS_INSERT.format(entries="SELECT names FROM written"),
-        )
         cursor.execute(
             upsert,
             {
+                **parameters,
                 "record": model,
-                "ids": ids,
-                "body_chars": body_chars,
                 "simple": postgres.SIMPLE,
                 "language": postgres.language_configuration(),
             },
         )
-        written = {record_id for (record_id,) in cursor.fetchall()}
-        if gone := [pk for pk in ids if pk not in written]:
-            cursor.execute(GONE, [model, gone])
-        return len(written)
+        return {record_id for (record_id,) in cursor.fetchall()}
 
 
 Job = TypeVar("Job")

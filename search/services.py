@@ -28,10 +28,11 @@ from crm.bulk import analyze, filter_in
 from customers.models import Customer, CustomerNote
 from documents.models import Document
 from sales.models import Sale, SaleActivity, Task
-from search import bulk, postgres
+from search import alongside, bulk, postgres
 from search.models import Kind, SearchEntry
 from search.selectors import INDEX_RECOVERING_KEY
 from search.text import (
+    BODY_CHARS,
     clean,
     email_terms,
     fold,
@@ -49,7 +50,6 @@ TASK_BATCH = 5000
 REBUILD_WORKERS = 2  # connections a rebuild writes on at once (the bench machine's cores)
 BULK_LOAD_SHARE = 10  # a rebuild builds the GIN indexes at its end when the index holds
 # fewer entries than a tenth of the records it indexes
-BODY_CHARS = 100_000  # notes and activities of one record kept searchable
 CHUNK_CHARS = 10_000  # a piece of a document's text: its tsvector stays far under 1 MB,
 # and ts_headline, which re-reads the piece that matched, stays quick
 TITLE_CHARS = 300
@@ -327,9 +327,14 @@ def _vectorize(entry_ids: list[int]) -> None:
 
 def customers_index(*, customer_ids: list[int], **_event) -> None:
     """CUSTOMERS_CHANGED: the customers, and their deals (which show the customer's name).
-    Many customers (an import) are indexed after commit, each task finding its customers'
-    deals itself: the import does not wait for their deals to be looked up."""
+    Many customers (those an import updates) are indexed after commit, each task finding its
+    customers' deals itself: the import does not wait for their deals to be looked up. Those
+    an import creates have their entries already (search.alongside)."""
     ids = list(customer_ids)
+    if written := alongside.written_alongside(ids):
+        ids = [pk for pk in ids if pk not in written]
+    if not ids:
+        return
     if len(ids) > INLINE_LIMIT:
         from search.tasks import index_customers
 
@@ -355,9 +360,10 @@ def _deal_ids(customer_ids: list[int]) -> list[int]:
 def records_index(*, model: str, ids: list[int]) -> None:
     """RECORDS_CHANGED: any indexed model's records. A change made by a person (a few
     records) is indexed in the caller's transaction: found the moment it is saved. A bulk
-    change (a CSV import, a bulk reassignment: more than INLINE_LIMIT records) is indexed
-    right after it commits, by tasks of TASK_BATCH records, so that a 50,000-row import does
-    not take twice as long; its records become searchable a few seconds later."""
+    change (a bulk reassignment, the customers a CSV import updates: more than INLINE_LIMIT
+    records) is indexed right after it commits, by tasks of TASK_BATCH records, so that it
+    does not take twice as long; its records become searchable a few seconds later. (The
+    customers an import creates are indexed while it runs: search.alongside.)"""
     ids = list(ids)
     if len(ids) <= INLINE_LIMIT:
         search_entries_refresh(model=model, ids=ids)
@@ -462,7 +468,13 @@ def _orphans_delete(model: str) -> None:
     # NOT EXISTS, an anti-join: NOT IN (SELECT ...) over a million records does not fit
     # work_mem as a hash and is tested entry by entry against the whole list.
     record = INDEXED[model].model.objects.filter(pk=OuterRef("record_id"))
-    SearchEntry.objects.filter(~Exists(record), record=model).delete()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Not the entries of the customers an import is writing (search.alongside):
+            # committed before them, they look like orphans until it commits.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [alongside.IMPORT_LOCK])
+        SearchEntry.objects.filter(~Exists(record), record=model).delete()
 
 
 def _rebuild_batches(models: list[str]) -> Iterator[tuple[str, list[int]]]:

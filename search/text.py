@@ -14,6 +14,7 @@ MARK_STOP = "\ue001"
 ANGLES = "\ue002\ue003"
 _UNSAFE = re.compile(f"[\x00{MARK_START}{MARK_STOP}{ANGLES}]")
 
+BODY_CHARS = 100_000  # notes and activities of one record kept searchable
 PHONE_MIN_DIGITS = 4  # the shortest piece of a number one may type ("…4567")
 _PHONE_RUN = re.compile(r"\+?\(?\d[\d\s().\-/]*\d")
 # Whitespace other than the plain space, which a pasted number may hold (a no-break or

@@ -32,9 +32,12 @@ def test_real_worker_imports_a_csv_file(real_worker, django_user_model):
     from customers import csv_import
     from customers.models import Customer, CustomerImport
     from customers.tasks import run_customer_import
+    from search.models import SearchEntry
     from tests.factories import RepFactory
 
-    real_worker.worker(pool="solo")
+    # Prefork, as in docker-compose.yml: the child that runs the import writes its search
+    # entries alongside it on a thread of its own (search.alongside), started after the fork.
+    real_worker.worker()
     rep = RepFactory(username="importer")
     text = "name,email\n" + "".join(f"Person {i},p{i}@worker.example\n" for i in range(1500))
     customer_import = csv_import.customer_import_upload(
@@ -49,7 +52,12 @@ def test_real_worker_imports_a_csv_file(real_worker, django_user_model):
         time.sleep(0.3)
     done = CustomerImport.objects.get(pk=customer_import.pk)
     assert (done.status, done.created_count, done.processed_rows) == ("done", 1500, 1500)
-    assert Customer.objects.filter(email__endswith="@worker.example").count() == 1500
+    imported = Customer.objects.filter(email__endswith="@worker.example")
+    assert imported.count() == 1500
+    assert SearchEntry.objects.filter(customer__in=imported, title="Person 1499").count() == 1
+    assert SearchEntry.objects.filter(customer__in=imported).count() == 1500
+    logs = "".join(log.read_text(errors="replace") for _, _, log in real_worker.processes)
+    assert "alongside their import failed" not in logs  # not by tasks after commit
 
 
 @pytest.mark.worker

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from crm.bulk import bulk_insert
 from crm.permissions import editable_customers
+from crm.reactions import Event, react
 from crm.services import audit_record_many
 from customers.csv_import.rows import RowResult
 from customers.models import ConsentSource, Customer, CustomerImport, EmailConsent
@@ -35,7 +36,8 @@ class ImportWriter:
         self.updated_ids: list[int] = []
         self.skipped = 0
         self.update_fields: set[str] = set()
-        self.tag_ids: dict[str, int] = {}
+        self.tag_ids: dict[str, int] = {}  # by lower-cased name
+        self.tag_names: dict[str, str] = {}  # the tag's own name, by lower-cased name
         # Every new customer's row has the same columns (COPY takes them from the first).
         self.create_defaults: dict[str, Any] = {
             name: Customer._meta.get_field(name).get_default() for name in model_fields
@@ -72,12 +74,17 @@ class ImportWriter:
                 )
             else:
                 updates.append((current, result))
-        created = self._create(creates)
+        created_rows = self._create(creates)
+        created = [row["id"] for row in created_rows]
         updated = self._update(updates)
         self._attach_tags(
             [(pk, result.tag_names) for pk, result in zip(created, creates, strict=True)],
             new=True,
         )
+        if created_rows:
+            for row, result in zip(created_rows, creates, strict=True):
+                row["tag_names"] = self._own_tag_names(result.tag_names)
+            react(Event.CUSTOMERS_INSERTED, customers=created_rows)
         self._attach_tags(
             [(customer.pk, result.tag_names) for customer, result in updates], new=False
         )
@@ -113,7 +120,8 @@ class ImportWriter:
         owner = self.owners.get(result.owner_key) if result.owner_key else None
         return owner.pk if owner is not None else None
 
-    def _create(self, creates: list[RowResult]) -> list[int]:
+    def _create(self, creates: list[RowResult]) -> list[dict[str, Any]]:
+        """The new customers' rows as written, with their "id"."""
         rows = []
         for result in creates:
             row = {**self.create_defaults, **result.values}
@@ -126,7 +134,9 @@ class ImportWriter:
             rows.append(row)
         ids = bulk_insert(Customer, rows)
         self.created_ids.extend(ids)
-        return ids
+        for pk, row in zip(ids, rows, strict=True):
+            row["id"] = pk
+        return rows
 
     def _update(
         self, updates: list[tuple[Customer, RowResult]]
@@ -168,6 +178,10 @@ class ImportWriter:
         self.updated_ids.extend(customer.pk for customer, _ in changed)
         return changed
 
+    def _own_tag_names(self, names: list[str]) -> list[str]:
+        """The tags' names as the CRM has them (an existing "VIP" for "vip"), each once."""
+        return list({name.lower(): self.tag_names[name.lower()] for name in names}.values())
+
     def _attach_tags(self, tags_for: list[tuple[int, list[str]]], *, new: bool) -> None:
         """Link the customers to their tags (made when missing); for new customers by COPY,
         since they have no links yet."""
@@ -176,6 +190,7 @@ class ImportWriter:
         if missing:
             for tag in tags_get_or_create(missing):
                 self.tag_ids[tag.name.lower()] = tag.pk
+                self.tag_names[tag.name.lower()] = tag.name
         links = {
             (customer_id, self.tag_ids[name.lower()])
             for customer_id, names in tags_for
