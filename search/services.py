@@ -15,6 +15,7 @@ weighted tsvectors in the database:
     notes and descriptions (C), document text (D) with `crm_<SEARCH_LANGUAGE>`.
 """
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from search.text import (
     website_terms,
     without_phone_suffixes,
 )
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 BULK_BATCH_SIZE = 5000  # search.bulk's INSERT ... SELECT
@@ -442,6 +445,7 @@ def search_index_rebuild(
 
 
 RECOVERY_SECONDS = 30 * 60  # what a rebuild may take before another worker may start one
+IMPORTS_WAIT_SECONDS = 10 * 60  # a rebuild's wait for the imports writing entries alongside
 
 
 def search_index_recover() -> bool:
@@ -469,11 +473,15 @@ def _orphans_delete(model: str) -> None:
     # work_mem as a hash and is tested entry by entry against the whole list.
     record = INDEXED[model].model.objects.filter(pk=OuterRef("record_id"))
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Not the entries of the customers an import is writing (search.alongside):
-            # committed before them, they look like orphans until it commits.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [alongside.IMPORT_LOCK])
+        # Not the entries of the customers an import is writing (search.alongside):
+        # committed before them, they look like orphans until it commits.
+        if (
+            model == "customer"
+            and bulk.supports(model)
+            and not alongside.imports_finished(timeout=IMPORTS_WAIT_SECONDS)
+        ):
+            log.warning("Orphan customer entries kept: imports were still writing entries")
+            return
         SearchEntry.objects.filter(~Exists(record), record=model).delete()
 
 

@@ -417,12 +417,10 @@ class _Statement:
         """The hits (SQL of entries) whose record the user may see."""
         sql, params = [], []
         for field_name, visible_sql, visible_params in self.branches:
-            branch = f"SELECT h.* FROM ({hits}) h WHERE h.record = %s"
-            params.append(field_name)
-            if visible_sql is not None:
-                branch += f" AND h.record_id IN ({visible_sql})"
-                params += visible_params
-            sql.append(branch)
+            sql.append(
+                f"SELECT h.* FROM ({hits}) h WHERE h.record = %s AND h.record_id IN ({visible_sql})"
+            )
+            params += [field_name, *visible_params]
         return " UNION ALL ".join(sql), params
 
     def rank_sql(self, fuzzy: bool) -> tuple[str, list]:
@@ -452,18 +450,16 @@ def _headline_sql(text: str) -> str:
     return f"ts_headline(%s::regconfig, translate({text}, '<>', %s), terms.query, %s)"
 
 
-def _visible_branches(user, allowed: list[str]) -> list[tuple[str, str | None, list]]:
+def _visible_branches(user, allowed: list[str]) -> list[tuple[str, str, list]]:
     """Per indexed model with a kind asked for: (its key in the index, the SQL of the ids the
-    user may see or None for all of them, its parameters); none for a model of which the
-    user may see nothing."""
+    user may see, its parameters); none for a model of which the user may see nothing. For
+    an admin, who may see every record, that is the records that exist: an entry may
+    outlive its record for a while (search.alongside, search.models)."""
     branches = []
     for branch in BRANCHES:
         if not any(kind in allowed for kind in branch.kinds):
             continue
         visible = branch.visible(user, branch.model.objects.order_by())
-        if not visible.query.has_filters():
-            branches.append((branch.field, None, []))
-            continue
         try:
             sql, params = visible.values("pk").query.sql_with_params()
         except EmptyResultSet:  # nothing of this model is visible to the user

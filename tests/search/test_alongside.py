@@ -3,6 +3,7 @@ connection of their own, and are searchable the moment it commits."""
 
 import threading
 import time
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -65,11 +66,14 @@ def _drained() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _alongside_thread_closed():
-    """Its connection closed after each test (the test database is dropped at the end)."""
+def _alongside_thread_done(monkeypatch):
+    """Many rows, as in an import of thousands: what is not written alongside is queued as
+    tasks after commit (not indexed in the import's transaction, which would hide it). What
+    the thread was given is done before the test database is emptied."""
+    monkeypatch.setattr(services, "INLINE_LIMIT", 0)
     yield
-    alongside._writes().clear()
-    alongside._pool().submit(alongside._connection_close).result(timeout=60)
+    _drained()
+    alongside._batches().clear()
 
 
 @pytest.fixture
@@ -99,7 +103,7 @@ def test_an_imports_new_customers_are_found_when_it_commits_with_no_index_task(
     )
     done = csv_import.customer_import_execute(import_id=customer_import.pk)
     assert (done.status, done.created_count) == ("done", 3)
-    assert queued_tasks == []  # nothing left to index after commit
+    assert queued_tasks == []  # nothing left to index after commit: written alongside
     zoe = Customer.objects.get(email__startswith="zoe.muller")
     orla = Customer.objects.get(email="orla@byrne.example")
     for q in (
@@ -124,6 +128,7 @@ def test_entries_written_alongside_are_those_built_from_the_customers_rows(
     csv_import.customer_import_execute(import_id=customer_import.pk)
     ids = _imported_ids()
     assert len(ids) == 3
+    assert queued_tasks == []  # every entry written alongside, from the values
     written = _entries(ids)
     assert Customer.objects.get(email="orla@byrne.example").tags.count() == 0
     SearchEntry.objects.filter(record="customer").delete()
@@ -133,9 +138,8 @@ def test_entries_written_alongside_are_those_built_from_the_customers_rows(
 
 @pytest.mark.django_db(transaction=True)
 def test_customers_an_import_updates_are_indexed_after_commit_and_its_new_ones_alongside(
-    rep, teams, queued_tasks, monkeypatch
+    rep, teams, queued_tasks
 ):
-    monkeypatch.setattr(services, "INLINE_LIMIT", 0)  # as in an import of thousands
     existing = CustomerFactory(owner=rep, email="orla@byrne.example", name="Old Name")
     customer_import = _queued_import(rep, EXPORT, mode="update")
     csv_import.customer_import_execute(import_id=customer_import.pk)
@@ -149,15 +153,17 @@ def test_customers_an_import_updates_are_indexed_after_commit_and_its_new_ones_a
 def test_a_batch_that_cannot_be_written_alongside_is_indexed_after_commit(
     rep, teams, queued_tasks, monkeypatch
 ):
-    monkeypatch.setattr(services, "INLINE_LIMIT", 0)
+    tried = []
 
-    def refused(**_):
+    def refused(**written):
+        tried.append(written)
         raise OperationalError("the connection was lost")
 
     monkeypatch.setattr(bulk, "new_customers_upsert", refused)
     customer_import = _queued_import(rep, EXPORT)
     done = csv_import.customer_import_execute(import_id=customer_import.pk)
     assert done.status == "done"
+    assert len(tried) == 1  # tried alongside, then left to the tasks
     ids = sorted(_imported_ids())
     assert [(name, sorted(arguments[0])) for name, arguments in queued_tasks] == [
         ("customers", ids)
@@ -165,20 +171,28 @@ def test_a_batch_that_cannot_be_written_alongside_is_indexed_after_commit(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("failing", ["its second batch", "a reaction after its last"])
 def test_entries_of_an_import_that_rolled_back_are_never_found_then_removed(
-    rep, teams, queued_tasks, monkeypatch
+    rep, admin_user, teams, queued_tasks, monkeypatch, failing
 ):
-    monkeypatch.setattr(csv_import, "BATCH_ROWS", 1)
-    batches = {"written": 0}
-    original = writes.ImportWriter.write
+    if failing == "its second batch":
+        monkeypatch.setattr(csv_import, "BATCH_ROWS", 1)
+        written = {"batches": 0}
+        original = writes.ImportWriter.write
 
-    def fails_on_the_second_batch(self, batch, errors):
-        if batch and batches["written"] == 1:
+        def write(self, batch, errors):
+            if batch and written["batches"] == 1:
+                raise RuntimeError("the disk is full")
+            original(self, batch, errors)
+            written["batches"] += bool(batch)
+
+        monkeypatch.setattr(writes.ImportWriter, "write", write)
+    else:  # after CUSTOMERS_CHANGED took the entries written alongside as its own
+
+        def enrol(**_):
             raise RuntimeError("the disk is full")
-        original(self, batch, errors)
-        batches["written"] += bool(batch)
 
-    monkeypatch.setattr(writes.ImportWriter, "write", fails_on_the_second_batch)
+        monkeypatch.setattr("campaigns.sequences.imports.imported_leads_enrol", enrol)
     customer_import = _queued_import(rep, EXPORT)
     with pytest.raises(RuntimeError):
         csv_import.customer_import_execute(import_id=customer_import.pk)
@@ -187,8 +201,10 @@ def test_entries_of_an_import_that_rolled_back_are_never_found_then_removed(
     _drained()
     orphan = SearchEntry.objects.get(record="customer", title="Zoë Müller-Ünal")
     assert found(rep, "Müller") == []
+    assert found(admin_user, "Müller") == []  # who may see every customer that exists
     # The next change to customers in this thread removes it.
-    monkeypatch.setattr(writes.ImportWriter, "write", original)
+    monkeypatch.undo()
+    monkeypatch.setattr(services, "INLINE_LIMIT", 0)
     csv_import.customer_import_execute(
         import_id=_queued_import(rep, "name,email\nNext One,next@one.example\n").pk
     )
@@ -197,9 +213,12 @@ def test_entries_of_an_import_that_rolled_back_are_never_found_then_removed(
     assert [kind for kind, _ in found(rep, "next one")] == ["lead"]
 
 
-def test_inside_a_callers_transaction_the_import_is_indexed_by_its_own_transaction(rep, teams):
+def test_inside_a_callers_transaction_the_import_is_indexed_by_its_own_transaction(
+    rep, teams, monkeypatch
+):
     """A test's transaction (or any caller's) may roll the import back after it: its entries
     are written in it, not alongside, where they would outlive it."""
+    monkeypatch.setattr(services, "INLINE_LIMIT", 500)  # in it, then
     with mock.patch.object(alongside, "_pool") as pool:
         customer_import = _queued_import(rep, EXPORT)
         csv_import.customer_import_execute(import_id=customer_import.pk)
@@ -208,11 +227,17 @@ def test_inside_a_callers_transaction_the_import_is_indexed_by_its_own_transacti
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rebuild_keeps_the_entries_of_an_import_not_yet_committed(rep, teams):
+def test_a_rebuild_keeps_the_entries_of_an_import_not_yet_committed(rep, teams, monkeypatch):
     """A full rebuild removes the entries whose customer it cannot see; those of an import
     writing alongside are such until it commits: the rebuild waits for it."""
-    importing, commit = threading.Event(), threading.Event()
+    importing, commit, asked_again = threading.Event(), threading.Event(), threading.Event()
     made: dict = {}
+
+    def pause(seconds: float) -> None:  # the rebuild, asking again for the imports' lock
+        asked_again.set()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(alongside, "time", SimpleNamespace(monotonic=time.monotonic, sleep=pause))
 
     def an_import() -> None:
         try:
@@ -233,7 +258,7 @@ def test_a_rebuild_keeps_the_entries_of_an_import_not_yet_committed(rep, teams):
                 _drained()
                 importing.set()
                 assert commit.wait(timeout=60)
-                alongside.written_alongside([customer.pk])
+                made["written"] = alongside.written_alongside([customer.pk])
         finally:
             connection.close()
 
@@ -243,26 +268,16 @@ def test_a_rebuild_keeps_the_entries_of_an_import_not_yet_committed(rep, teams):
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=an_import)]
+    threads = [threading.Thread(target=an_import), threading.Thread(target=rebuild)]
     threads[0].start()
     assert importing.wait(timeout=60)
     assert SearchEntry.objects.filter(record="customer", record_id=made["id"]).exists()
-    threads.append(threading.Thread(target=rebuild))
     threads[1].start()
-    deadline = time.monotonic() + 60
-    while not _waiting_for_an_advisory_lock():  # the rebuild, at its removal of orphans
-        assert threads[1].is_alive() and time.monotonic() < deadline
-        time.sleep(0.05)
+    assert asked_again.wait(timeout=60)  # at its removal of orphans, the import not done
+    assert threads[1].is_alive()
     commit.set()
     for thread in threads:
         thread.join(timeout=60)
+    assert made["written"] == {made["id"]}
     assert SearchEntry.objects.filter(record="customer", record_id=made["id"]).exists()
     assert found(rep, "pangolin") == [("lead", made["id"])]
-
-
-def _waiting_for_an_advisory_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)"
-        )
-        return cursor.fetchone()[0]

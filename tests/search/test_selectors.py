@@ -356,3 +356,28 @@ def test_a_name_changed_is_found_by_a_typo_of_its_new_word(rep, teams):
 
 def test_a_typo_typed_with_its_accent_is_found_too(rep, muller):
     assert found(rep, "Müler") == [("customer", muller.pk)]
+
+
+@pytest.mark.parametrize("kind", ["customer", "deal"])
+def test_an_entry_whose_record_is_gone_is_shown_to_nobody_not_even_an_admin(
+    rep, admin_user, teams, kind
+):
+    """Entries have no constraint in the database (search.models): one may outlive its
+    record a while (an import that rolled back, search.alongside; raw SQL)."""
+    from django.db import connection
+
+    customer = CustomerFactory(owner=rep, name="Vanishing Vole", lifecycle_stage="customer")
+    deal = SaleFactory(customer=customer, assigned_to=rep, title="Vanishing Vole deal")
+    index(customer, deal)
+    assert len(found(admin_user, "vanishing vole")) == 2
+    with connection.cursor() as cursor:
+        if kind == "customer":
+            cursor.execute("DELETE FROM sales_sale WHERE id = %s", [deal.pk])
+            cursor.execute("DELETE FROM customers_customer WHERE id = %s", [customer.pk])
+        else:
+            cursor.execute("DELETE FROM sales_sale WHERE id = %s", [deal.pk])
+    assert SearchEntry.objects.filter(record_id__in=[customer.pk, deal.pk]).count() == 2
+    left = [] if kind == "customer" else [("customer", customer.pk)]
+    assert found(admin_user, "vanishing vole") == left
+    assert find(admin_user, "vanishing vole").total == len(left)
+    assert found(rep, "vanishing vole") == left
