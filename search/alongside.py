@@ -5,7 +5,7 @@ Why: an import is one transaction, single-threaded, half Python and half waiting
 database connection, so while it runs one of the machine's cores is mostly idle. Written
 after its commit, by tasks, the entries of a 50,000-row import took 1.9-2.6 s more (15-25 %
 of the import) before its rows could be found. Written here, while the import checks its
-next rows, they cost it 0-12 % (bench import_50k), and its rows are searchable the moment
+next rows, they cost it 3-7 % (bench import_50k), and its rows are searchable the moment
 it commits.
 
 How: the import raises CUSTOMERS_INSERTED for each batch of new customers it writes (in its
