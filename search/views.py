@@ -138,5 +138,6 @@ def search_dropdown(request):
         "groups": [(labels[kind], hits) for kind, hits in groups.items()],
         "results": results,
         "all_results": all_results.urlencode(),
+        "recovering": selectors.index_recovering(),
     }
     return render(request, "search/partials/_dropdown.html", context)

@@ -340,15 +340,17 @@ def test_an_index_a_crash_emptied_is_rebuilt_and_the_search_page_says_so_meanwhi
     rebuild = services.search_index_rebuild
 
     def observed_rebuild(**kwargs):
-        page = rep_client.get("/search/", {"q": "ottilie"})
-        seen_while_rebuilding.append("being rebuilt" in page.content.decode())
+        for url in ("/search/", "/search/dropdown/"):  # the page and the header's dropdown
+            page = rep_client.get(url, {"q": "ottilie"})
+            seen_while_rebuilding.append("being rebuilt" in page.content.decode())
         return rebuild(**kwargs)
 
     monkeypatch.setattr(services, "search_index_rebuild", observed_rebuild)
     assert services.search_index_recover() is True
-    assert seen_while_rebuilding == [True]
+    assert seen_while_rebuilding == [True, True]
     assert {pk for _, pk in found(rep, "ottilie")} == {c.pk for c in [*customers, newer]}
-    assert "being rebuilt" not in rep_client.get("/search/", {"q": "ottilie"}).content.decode()
+    for url in ("/search/", "/search/dropdown/"):
+        assert "being rebuilt" not in rep_client.get(url, {"q": "ottilie"}).content.decode()
     assert services.search_index_recover() is False
 
 
