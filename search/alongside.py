@@ -28,6 +28,7 @@ Only in a transaction of the import's own (its Celery task): inside a caller's t
 (a test's), which may roll back what the import did, the entries would outlive it.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -38,6 +39,7 @@ from django.db import connection, transaction
 
 from customers.models import Customer
 from search import bulk
+from search.models import orphan_entries
 from search.text import BODY_CHARS
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,6 @@ _state = threading.local()  # .batches: handed to the thread, kept until their i
 _places = threading.BoundedSemaphore(IN_FLIGHT)
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
-_defaults: dict | None = None
 
 
 def new_customers_index(*, customers: list[dict], **_event) -> None:
@@ -160,13 +161,7 @@ def _write(customers: list[dict]) -> list[int]:
 def _orphans_delete(ids: list[int]) -> None:
     """On the thread: the entries of customers an import wrote and never committed."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM search_searchentry e WHERE e.record = 'customer' "
-                "AND e.record_id = ANY(%s) "
-                "AND NOT EXISTS (SELECT 1 FROM customers_customer c WHERE c.id = e.record_id)",
-                [ids],
-            )
+        orphan_entries("customer", Customer).filter(record_id__in=ids).delete()
     except Exception:  # left for search_reindex; no search shows them meanwhile
         log.exception("Removing %s entries of an import that rolled back failed", len(ids))
     finally:
@@ -197,14 +192,16 @@ def _pool() -> ThreadPoolExecutor:
 def _values(customer: dict) -> dict:
     """What the entries need of a customer as written: a column the import did not write
     holds the model's default."""
-    global _defaults
-    if _defaults is None:
-        _defaults = {
-            column: Customer._meta.get_field(column.removesuffix("_id")).get_default()
-            for column in bulk.NEW_CUSTOMER_COLUMNS
-            if column != "id"
-        }
-    values = {column: customer.get(column, default) for column, default in _defaults.items()}
+    values = {column: customer.get(column, default) for column, default in _defaults().items()}
     values["id"] = customer["id"]
     values["tag_names"] = customer["tag_names"]
     return values
+
+
+@functools.cache
+def _defaults() -> dict:
+    return {
+        column: Customer._meta.get_field(column.removesuffix("_id")).get_default()
+        for column in bulk.NEW_CUSTOMER_COLUMNS
+        if column != "id"
+    }

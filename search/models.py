@@ -145,3 +145,13 @@ class NameWord(models.Model):
 
     def __str__(self) -> str:
         return self.word
+
+
+def orphan_entries(record: str, model) -> models.QuerySet:
+    """The entries of `record` (search.services.INDEXED's key, `model` its model) whose record
+    is gone without Django's delete cascade (raw SQL, deleted while a task indexed it, an
+    import that rolled back: the entries have no constraint in the database). NOT EXISTS, an
+    anti-join: NOT IN (SELECT ...) over a million records does not fit work_mem as a hash
+    and is tested entry by entry against the whole list."""
+    exists = model.objects.filter(pk=models.OuterRef("record_id"))
+    return SearchEntry.objects.filter(~models.Exists(exists), record=record)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Prefetch, Q
 
 from campaigns.models import EmailCampaign, EmailTemplate
 from crm.bulk import analyze, filter_in
@@ -30,7 +30,7 @@ from customers.models import Customer, CustomerNote
 from documents.models import Document
 from sales.models import Sale, SaleActivity, Task
 from search import alongside, bulk, postgres
-from search.models import Kind, SearchEntry
+from search.models import Kind, SearchEntry, orphan_entries
 from search.selectors import INDEX_RECOVERING_KEY
 from search.text import (
     BODY_CHARS,
@@ -469,9 +469,6 @@ def search_index_recover() -> bool:
 def _orphans_delete(model: str) -> None:
     """The entries of `model` whose record is gone without Django's delete cascade (raw SQL,
     or deleted while a task indexed it: the entries have no constraint in the database)."""
-    # NOT EXISTS, an anti-join: NOT IN (SELECT ...) over a million records does not fit
-    # work_mem as a hash and is tested entry by entry against the whole list.
-    record = INDEXED[model].model.objects.filter(pk=OuterRef("record_id"))
     with transaction.atomic():
         # Not the entries of the customers an import is writing (search.alongside):
         # committed before them, they look like orphans until it commits.
@@ -482,7 +479,7 @@ def _orphans_delete(model: str) -> None:
         ):
             log.warning("Orphan customer entries kept: imports were still writing entries")
             return
-        SearchEntry.objects.filter(~Exists(record), record=model).delete()
+        orphan_entries(model, INDEXED[model].model).delete()
 
 
 def _rebuild_batches(models: list[str]) -> Iterator[tuple[str, list[int]]]:

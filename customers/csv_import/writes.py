@@ -11,7 +11,7 @@ from crm.permissions import editable_customers
 from crm.reactions import Event, react
 from crm.services import audit_record_many
 from customers.csv_import.rows import RowResult
-from customers.models import ConsentSource, Customer, CustomerImport, EmailConsent
+from customers.models import ConsentSource, Customer, CustomerImport, EmailConsent, Tag
 from customers.services import tags_get_or_create
 
 NOT_YOURS = "A customer with this email exists and is not yours."
@@ -36,8 +36,7 @@ class ImportWriter:
         self.updated_ids: list[int] = []
         self.skipped = 0
         self.update_fields: set[str] = set()
-        self.tag_ids: dict[str, int] = {}  # by lower-cased name
-        self.tag_names: dict[str, str] = {}  # the tag's own name, by lower-cased name
+        self.tags: dict[str, Tag] = {}  # by lower-cased name
         # Every new customer's row has the same columns (COPY takes them from the first).
         self.create_defaults: dict[str, Any] = {
             name: Customer._meta.get_field(name).get_default() for name in model_fields
@@ -180,19 +179,18 @@ class ImportWriter:
 
     def _own_tag_names(self, names: list[str]) -> list[str]:
         """The tags' names as the CRM has them (an existing "VIP" for "vip"), each once."""
-        return list({name.lower(): self.tag_names[name.lower()] for name in names}.values())
+        return list({name.lower(): self.tags[name.lower()].name for name in names}.values())
 
     def _attach_tags(self, tags_for: list[tuple[int, list[str]]], *, new: bool) -> None:
         """Link the customers to their tags (made when missing); for new customers by COPY,
         since they have no links yet."""
         wanted = {name.lower(): name for _, names in tags_for for name in names}
-        missing = [name for key, name in wanted.items() if key not in self.tag_ids]
+        missing = [name for key, name in wanted.items() if key not in self.tags]
         if missing:
             for tag in tags_get_or_create(missing):
-                self.tag_ids[tag.name.lower()] = tag.pk
-                self.tag_names[tag.name.lower()] = tag.name
+                self.tags[tag.name.lower()] = tag
         links = {
-            (customer_id, self.tag_ids[name.lower()])
+            (customer_id, self.tags[name.lower()].pk)
             for customer_id, names in tags_for
             for name in names
         }
